@@ -1,0 +1,10 @@
+/** Tests run against a real SoftHSMv2 token created per test file (see test/helpers). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
+  // PKCS#11 modules are process-wide: each test file gets its own worker process.
+  maxWorkers: 2,
+  testTimeout: 30000,
+};

@@ -1,0 +1,107 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** Where the PKCS#11 module and token come from. */
+export type HsmConfig =
+  | {
+      /** No module configured: SoftHSMv2 with a token the service creates under the data directory. */
+      readonly kind: 'embedded-softhsm';
+      readonly modulePath: string;
+      readonly tokenLabel: string;
+      readonly tokenDir: string;
+    }
+  | {
+      /** Any vendor's PKCS#11 module with an initialised token. */
+      readonly kind: 'external';
+      readonly modulePath: string;
+      readonly tokenLabel: string;
+      /** Read once at start-up; never logged. */
+      readonly pin: string;
+    };
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly databasePath: string;
+  readonly hsm: HsmConfig;
+  /** Logged-in PKCS#11 sessions kept open; each runs one operation at a time. */
+  readonly hsmSessions: number;
+  /** Region name reported as `realm` in key details. */
+  readonly region: string;
+  readonly logLevel: string;
+  /** Largest request body accepted, in bytes. */
+  readonly bodyLimitBytes: number;
+  /** Keys a project may hold (KMS.1105 beyond it). */
+  readonly maxKeysPerProject: number;
+  /** How often pending deletions and interrupted key creations are swept, in milliseconds. */
+  readonly sweepIntervalMs: number;
+}
+
+export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}`);
+  return value;
+}
+
+function readPin(env: Env): string | undefined {
+  if (env.KMS_PKCS11_PIN) return env.KMS_PKCS11_PIN;
+  const file = env.KMS_PKCS11_PIN_FILE;
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    // The path is configuration, not a secret; the file's content never reaches a message.
+    throw new ConfigError(`KMS_PKCS11_PIN_FILE cannot be read: ${file} (${(error as NodeJS.ErrnoException).code})`);
+  }
+  const pin = text.trim();
+  if (!pin) throw new ConfigError(`KMS_PKCS11_PIN_FILE is empty: ${file}`);
+  return pin;
+}
+
+/** Reads the whole configuration once; throws {@link ConfigError} on the first bad value. */
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(env.KMS_DATA_DIR || 'data');
+  const modulePath = env.KMS_PKCS11_MODULE;
+  const tokenLabel = env.KMS_PKCS11_TOKEN_LABEL || 'kms';
+  if (tokenLabel.length > 32) throw new ConfigError('KMS_PKCS11_TOKEN_LABEL must be at most 32 characters');
+  const pin = readPin(env);
+
+  let hsm: HsmConfig;
+  if (modulePath) {
+    if (!pin) throw new ConfigError('KMS_PKCS11_MODULE is set: set KMS_PKCS11_PIN or KMS_PKCS11_PIN_FILE too');
+    hsm = { kind: 'external', modulePath, tokenLabel, pin };
+  } else {
+    if (pin) throw new ConfigError('a PIN is configured without KMS_PKCS11_MODULE; the embedded token manages its own PIN');
+    hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.join(dataDir, 'softhsm') };
+  }
+
+  return Object.freeze({
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    host: env.KMS_HOST || '127.0.0.1',
+    dataDir,
+    databasePath: path.join(dataDir, 'kms.sqlite'),
+    hsm: Object.freeze(hsm),
+    hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 4, 1, 256),
+    region: env.KMS_REGION || 'local',
+    logLevel: env.KMS_LOG_LEVEL || 'info',
+    bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
+    maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
+    sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+  });
+}

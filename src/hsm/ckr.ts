@@ -1,0 +1,79 @@
+import * as pkcs11 from 'pkcs11js';
+
+/**
+ * What a PKCS#11 return value means for the caller: the one table that turns CKR codes into
+ * recovery actions and KMS codes.
+ */
+export type CkrClass =
+  /** The session is unusable: drop it, open a new one, retry once. */
+  | 'session'
+  /** The module or device is in trouble: re-initialise the module, flush the handle cache, retry once. */
+  | 'module'
+  /** A cached object handle is stale (another process destroyed or re-created the object): look it up again. */
+  | 'handle'
+  /** Decryption failed authentication: the caller's ciphertext or additional data is wrong (400). */
+  | 'bad-ciphertext'
+  /** The HSM is out of sessions or memory: a retryable 503. */
+  | 'busy'
+  /** The PIN is wrong or locked: a configuration error at start-up. */
+  | 'pin'
+  /** Anything else: a 500 with the cause in the log. */
+  | 'internal';
+
+// PKCS#11 3.0 codes that pkcs11js (2.40) does not name.
+const CKR_AEAD_DECRYPT_FAILED = 0x35;
+
+const TABLE: ReadonlyMap<number, CkrClass> = new Map<number, CkrClass>([
+  [pkcs11.CKR_SESSION_HANDLE_INVALID, 'session'],
+  [pkcs11.CKR_SESSION_CLOSED, 'session'],
+  [pkcs11.CKR_USER_NOT_LOGGED_IN, 'session'],
+  // A session left with an operation active (an interrupted call) cannot start another one.
+  [pkcs11.CKR_OPERATION_ACTIVE, 'session'],
+
+  [pkcs11.CKR_DEVICE_ERROR, 'module'],
+  [pkcs11.CKR_DEVICE_REMOVED, 'module'],
+  [pkcs11.CKR_TOKEN_NOT_PRESENT, 'module'],
+  [pkcs11.CKR_TOKEN_NOT_RECOGNIZED, 'module'],
+  [pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED, 'module'],
+
+  [pkcs11.CKR_OBJECT_HANDLE_INVALID, 'handle'],
+  [pkcs11.CKR_KEY_HANDLE_INVALID, 'handle'],
+
+  [pkcs11.CKR_ENCRYPTED_DATA_INVALID, 'bad-ciphertext'],
+  [pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE, 'bad-ciphertext'],
+  [CKR_AEAD_DECRYPT_FAILED, 'bad-ciphertext'],
+
+  [pkcs11.CKR_SESSION_COUNT, 'busy'],
+  [pkcs11.CKR_DEVICE_MEMORY, 'busy'],
+  [pkcs11.CKR_HOST_MEMORY, 'busy'],
+
+  [pkcs11.CKR_PIN_INCORRECT, 'pin'],
+  [pkcs11.CKR_PIN_LOCKED, 'pin'],
+]);
+
+/** The CKR code of a pkcs11js error, or undefined for errors that did not come from the module. */
+export function ckrOf(error: unknown): number | undefined {
+  if (error instanceof pkcs11.Pkcs11Error) return error.code;
+  return undefined;
+}
+
+/**
+ * Classifies a failure of a PKCS#11 call. `decrypting` matters because SoftHSM reports a GCM tag
+ * that does not verify as CKR_GENERAL_ERROR: during decryption that is the caller's bad ciphertext.
+ */
+export function classifyCkr(error: unknown, decrypting = false): CkrClass {
+  const code = ckrOf(error);
+  if (code === undefined) return 'internal';
+  if (decrypting && code === pkcs11.CKR_GENERAL_ERROR) return 'bad-ciphertext';
+  return TABLE.get(code) ?? 'internal';
+}
+
+/** A readable name for the log, e.g. "CKR_DEVICE_ERROR (0x30)". */
+export function ckrName(error: unknown): string {
+  const code = ckrOf(error);
+  if (code === undefined) return error instanceof Error ? error.message : String(error);
+  const name = Object.keys(pkcs11).find(
+    (key) => key.startsWith('CKR_') && (pkcs11 as unknown as Record<string, unknown>)[key] === code,
+  );
+  return `${name ?? 'CKR_UNKNOWN'} (0x${code.toString(16)})`;
+}

@@ -1,0 +1,397 @@
+import { randomBytes } from 'node:crypto';
+import * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import type { Logger } from 'pino';
+import { KmsError } from '../errors';
+import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
+import type { Hsm, MaterialRef, SealedData } from './hsm';
+import { PoolClosedError, SessionPool, type Lease } from './session-pool';
+import {
+  AES_KEY_GEN,
+  ALL_SECRET_KEYS_TEMPLATE,
+  findMaterialTemplate,
+  gcmMechanism,
+  masterKeyTemplate,
+  parseObjectLabel,
+} from './templates';
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const FIND_BATCH = 1000;
+// Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); pkcs11js does not name them.
+const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
+
+export interface Pkcs11HsmOptions {
+  readonly modulePath: string;
+  readonly tokenLabel: string;
+  /** The user PIN. Kept in memory for logins after a re-initialisation; never logged. */
+  readonly pin: string;
+  readonly sessions: number;
+  /** When the token does not exist, initialise a free slot's token with this label (embedded SoftHSM only). */
+  readonly createTokenIfMissing?: boolean;
+  readonly logger: Logger;
+}
+
+/** Fails start-up: wrong module, missing token, wrong PIN. The message never holds the PIN. */
+export class HsmStartError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HsmStartError';
+  }
+}
+
+function materialKey(ref: MaterialRef): string {
+  return `${ref.keyId}/${ref.version}`;
+}
+
+/**
+ * The one implementation of {@link Hsm}, over graphene-pk11 and pkcs11js. It is the only code in
+ * the service that makes PKCS#11 calls.
+ *
+ * Request paths use pkcs11js' asynchronous forms (the call runs on a libuv worker thread), so that a
+ * network HSM's round trip does not stall the event loop; set-up and key administration are
+ * synchronous. Object handles are cached per key and the token is enumerated once at start-up,
+ * because a find gets slower as the token fills.
+ */
+export class Pkcs11Hsm implements Hsm {
+  private readonly module: graphene.Module;
+  private readonly lib: pkcs11.PKCS11;
+  private slot: graphene.Slot;
+  private readonly pool: SessionPool;
+  private readonly handles = new Map<string, Buffer>();
+  private recovering: Promise<void> | undefined;
+  private closed = false;
+
+  private constructor(private readonly options: Pkcs11HsmOptions) {
+    try {
+      this.module = graphene.Module.load(options.modulePath);
+      this.module.initialize();
+    } catch (error) {
+      throw new HsmStartError(`cannot load PKCS#11 module ${options.modulePath}: ${ckrName(error)}`, { cause: error });
+    }
+    this.lib = this.module.lib;
+    try {
+      this.slot = this.findSlot(options.createTokenIfMissing === true);
+    } catch (error) {
+      this.finalizeQuietly();
+      throw error;
+    }
+    this.pool = new SessionPool({
+      size: options.sessions,
+      open: () => this.openSession(),
+      close: (session) => this.lib.C_CloseSession(session),
+    });
+  }
+
+  /** Loads the module, finds (or creates) the token, logs in and enumerates the token's keys. */
+  static async open(options: Pkcs11HsmOptions): Promise<Pkcs11Hsm> {
+    const hsm = new Pkcs11Hsm(options);
+    try {
+      const lease = await hsm.pool.acquire();
+      try {
+        hsm.enumerate(lease.session);
+      } finally {
+        hsm.pool.release(lease);
+      }
+    } catch (error) {
+      await hsm.close();
+      if (classifyCkr(error) === 'pin') throw new HsmStartError(`PKCS#11 login refused: ${ckrName(error)}`);
+      throw error instanceof HsmStartError ? error : new HsmStartError(`PKCS#11 start-up failed: ${ckrName(error)}`, { cause: error });
+    }
+    options.logger.info(
+      { module: options.modulePath, token: options.tokenLabel, sessions: options.sessions, keys: hsm.handles.size },
+      'HSM ready',
+    );
+    return hsm;
+  }
+
+  listKeys(): MaterialRef[] {
+    return [...this.handles.keys()].map((key) => {
+      const [keyId, version] = key.split('/');
+      return { keyId: keyId!, version: Number(version) };
+    });
+  }
+
+  async generateKey(ref: MaterialRef): Promise<void> {
+    const handle = await this.withSession('generate key', (lease) =>
+      this.lib.C_GenerateKeyAsync(lease.session, AES_KEY_GEN, masterKeyTemplate(ref)),
+    );
+    this.handles.set(materialKey(ref), handle);
+  }
+
+  async destroyKey(ref: MaterialRef): Promise<boolean> {
+    return this.withSession('destroy key', async (lease) => {
+      const found = this.find(lease.session, ref);
+      this.handles.delete(materialKey(ref));
+      if (!found) return false;
+      this.lib.C_DestroyObject(lease.session, found);
+      return true;
+    });
+  }
+
+  async hasKey(ref: MaterialRef): Promise<boolean> {
+    return this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
+  }
+
+  async random(length: number): Promise<Buffer> {
+    return this.withSession('generate random', async (lease) => this.lib.C_GenerateRandom(lease.session, Buffer.alloc(length)));
+  }
+
+  async encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
+    return this.withKey(ref, 'encrypt', false, async (lease, key) => {
+      const iv = this.lib.C_GenerateRandom(lease.session, Buffer.alloc(IV_BYTES));
+      this.lib.C_EncryptInit(lease.session, gcmMechanism(iv, aad), key);
+      const ciphertext = await this.lib.C_EncryptAsync(lease.session, plaintext, Buffer.alloc(plaintext.length + TAG_BYTES));
+      return { iv, ciphertext };
+    });
+  }
+
+  async decrypt(ref: MaterialRef, sealed: SealedData, aad: Buffer): Promise<Buffer> {
+    if (sealed.iv.length !== IV_BYTES || sealed.ciphertext.length < TAG_BYTES) throw new KmsError('KMS.2201');
+    return this.withKey(ref, 'decrypt', true, async (lease, key) => {
+      this.lib.C_DecryptInit(lease.session, gcmMechanism(sealed.iv, aad), key);
+      // SoftHSM wants room for the whole input (tag included) before it strips the tag.
+      return this.lib.C_DecryptAsync(lease.session, sealed.ciphertext, Buffer.alloc(sealed.ciphertext.length));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pool.close();
+    await this.pool.drained();
+    this.finalizeQuietly();
+  }
+
+  // ---- sessions, retries and recovery ------------------------------------------------------------
+
+  /**
+   * Runs `operation` on a leased session. A lost session is replaced and the operation retried once;
+   * a module-level failure re-initialises the module first. What still fails becomes a KmsError.
+   */
+  private async withSession<T>(what: string, operation: (lease: Lease) => Promise<T>, decrypting = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.recovering) await this.recovering;
+      let lease: Lease;
+      try {
+        lease = await this.pool.acquire();
+      } catch (error) {
+        if (error instanceof PoolClosedError) throw new KmsError('KMS.0104', { cause: error });
+        const kind = classifyCkr(error);
+        if (attempt === 1 && kind === 'module') {
+          await this.recover(this.pool.currentGeneration, what, error);
+          continue;
+        }
+        throw this.failure(what, kind, error);
+      }
+      try {
+        const result = await operation(lease);
+        this.pool.release(lease);
+        return result;
+      } catch (error) {
+        const kind = error instanceof KmsError ? undefined : classifyCkr(error, decrypting);
+        if (kind === undefined || kind === 'bad-ciphertext' || kind === 'handle') {
+          // The failed call ended the operation (PKCS#11 11.8/11.9): the session is healthy.
+          this.pool.release(lease);
+        } else {
+          this.pool.discard(lease);
+        }
+        if (kind === undefined || kind === 'handle') throw error;
+        if (attempt === 1 && kind === 'session') {
+          this.options.logger.warn({ operation: what, cause: ckrName(error) }, 'HSM session lost; retrying on a new session');
+          continue;
+        }
+        if (attempt === 1 && kind === 'module') {
+          await this.recover(lease.generation, what, error);
+          continue;
+        }
+        throw this.failure(what, kind, error);
+      }
+    }
+  }
+
+  /**
+   * Runs an operation with the key's cached handle. A stale handle (the object was destroyed or
+   * re-created by another process) gets one fresh lookup; a key that is not there is KMS.0207.
+   */
+  private async withKey<T>(
+    ref: MaterialRef,
+    what: string,
+    decrypting: boolean,
+    operation: (lease: Lease, key: Buffer) => Promise<T>,
+  ): Promise<T> {
+    const cacheKey = materialKey(ref);
+    for (let attempt = 1; ; attempt++) {
+      const cached = this.handles.get(cacheKey);
+      try {
+        return await this.withSession(
+          what,
+          async (lease) => {
+            const key = cached ?? this.find(lease.session, ref);
+            if (!key) throw new KmsError('KMS.0207', { cause: new Error(`no key material for ${cacheKey} in the token`) });
+            if (!cached) this.handles.set(cacheKey, key);
+            return operation(lease, key);
+          },
+          decrypting,
+        );
+      } catch (error) {
+        if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
+        this.handles.delete(cacheKey);
+        if (attempt === 1 && cached) continue;
+        throw new KmsError('KMS.0207', { cause: error });
+      }
+    }
+  }
+
+  /** Re-initialises the module once per failed generation; concurrent callers share the work. */
+  private recover(failedGeneration: number, what: string, cause: unknown): Promise<void> {
+    if (this.recovering) return this.recovering;
+    if (failedGeneration !== this.pool.currentGeneration) return Promise.resolve();
+    this.options.logger.error({ operation: what, cause: ckrName(cause) }, 'HSM module failure; re-initialising the module');
+    this.recovering = (async () => {
+      this.pool.reset();
+      // Finalising while another thread is inside the module is undefined behaviour: wait for them.
+      await this.pool.drained();
+      this.handles.clear();
+      try {
+        this.lib.C_Finalize();
+      } catch {
+        // Already finalised or the device is gone; initialising again is what matters.
+      }
+      try {
+        this.module.initialize();
+        this.slot = this.findSlot(false);
+      } catch (error) {
+        this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
+      }
+    })().finally(() => {
+      this.recovering = undefined;
+    });
+    return this.recovering;
+  }
+
+  private failure(what: string, kind: CkrClass, cause: unknown): KmsError {
+    if (kind === 'bad-ciphertext') return new KmsError('KMS.2201', { cause });
+    this.options.logger.error({ operation: what, cause: ckrName(cause) }, 'HSM operation failed');
+    if (kind === 'internal' || kind === 'pin') return new KmsError('KMS.0103', { cause });
+    return new KmsError('KMS.0104', { cause });
+  }
+
+  // ---- token, slot and objects -------------------------------------------------------------------
+
+  private findSlot(createIfMissing: boolean): graphene.Slot {
+    const matching = this.tokenSlots();
+    if (matching.length > 1) throw new HsmStartError(`more than one token is labelled "${this.options.tokenLabel}"`);
+    if (matching[0]) return matching[0];
+    if (!createIfMissing) throw new HsmStartError(`no token labelled "${this.options.tokenLabel}" in ${this.options.modulePath}`);
+    this.initialiseToken();
+    const created = this.tokenSlots()[0];
+    if (!created) throw new HsmStartError(`token "${this.options.tokenLabel}" was initialised but cannot be found`);
+    return created;
+  }
+
+  private tokenSlots(): graphene.Slot[] {
+    const slots = this.module.getSlots(true);
+    const found: graphene.Slot[] = [];
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots.items(i);
+      if (slot.getToken().label === this.options.tokenLabel) found.push(slot);
+    }
+    return found;
+  }
+
+  /**
+   * Initialises the first uninitialised token (SoftHSM always offers one) with our label and PIN.
+   * The SO PIN is random and forgotten: the embedded token is managed through the user PIN alone.
+   */
+  private initialiseToken(): void {
+    const slots = this.module.getSlots(true);
+    let free: graphene.Slot | undefined;
+    for (let i = 0; i < slots.length && !free; i++) {
+      const slot = slots.items(i);
+      if ((slot.getToken().flags & pkcs11.CKF_TOKEN_INITIALIZED) === 0) free = slot;
+    }
+    if (!free) throw new HsmStartError('no uninitialised token is available to create the embedded token');
+    const soPin = randomBytes(24).toString('hex');
+    this.lib.C_InitToken(free.handle, soPin, this.options.tokenLabel);
+    const created = this.tokenSlots()[0];
+    if (!created) throw new HsmStartError('the new token cannot be found after initialisation');
+    const session = this.lib.C_OpenSession(created.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+    try {
+      this.lib.C_Login(session, pkcs11.CKU_SO, soPin);
+      this.lib.C_InitPIN(session, this.options.pin);
+      this.lib.C_Logout(session);
+    } finally {
+      this.lib.C_CloseSession(session);
+    }
+    this.options.logger.info({ token: this.options.tokenLabel }, 'initialised a new token');
+  }
+
+  private openSession(): Buffer {
+    const session = this.lib.C_OpenSession(this.slot.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+    try {
+      // Login is per application, not per session: only the first session (or the first after every
+      // session was closed) needs it.
+      const { state } = this.lib.C_GetSessionInfo(session);
+      if (!USER_SESSION_STATES.has(state)) {
+        try {
+          this.lib.C_Login(session, pkcs11.CKU_USER, this.options.pin);
+        } catch (error) {
+          if (ckrOf(error) !== pkcs11.CKR_USER_ALREADY_LOGGED_IN) throw error;
+        }
+      }
+    } catch (error) {
+      try {
+        this.lib.C_CloseSession(session);
+      } catch {
+        // Closing is best effort; the login failure is what the caller needs.
+      }
+      throw error;
+    }
+    return session;
+  }
+
+  /** One fresh lookup by CKA_ID; always ends the search with C_FindObjectsFinal. */
+  private find(session: Buffer, ref: MaterialRef): Buffer | undefined {
+    this.lib.C_FindObjectsInit(session, findMaterialTemplate(ref));
+    try {
+      const [handle] = this.lib.C_FindObjects(session, 2);
+      return handle;
+    } finally {
+      this.lib.C_FindObjectsFinal(session);
+    }
+  }
+
+  /** Reads every secret key of the token once and caches the handles of ours. */
+  private enumerate(session: Buffer): void {
+    const all: Buffer[] = [];
+    this.lib.C_FindObjectsInit(session, ALL_SECRET_KEYS_TEMPLATE);
+    try {
+      for (;;) {
+        const batch = this.lib.C_FindObjects(session, FIND_BATCH);
+        all.push(...batch);
+        if (batch.length < FIND_BATCH) break;
+      }
+    } finally {
+      this.lib.C_FindObjectsFinal(session);
+    }
+    for (const handle of all) {
+      const [label] = this.lib.C_GetAttributeValue(session, handle, [{ type: pkcs11.CKA_LABEL }]);
+      const ref = label?.value instanceof Buffer ? parseObjectLabel(label.value.toString('utf8')) : undefined;
+      if (ref) this.handles.set(materialKey(ref), handle);
+    }
+  }
+
+  private finalizeQuietly(): void {
+    try {
+      this.module.finalize();
+    } catch {
+      // Finalising a module that lost its device can fail; the process is letting go of it anyway.
+    }
+    try {
+      this.module.close();
+    } catch {
+      // As above.
+    }
+  }
+}

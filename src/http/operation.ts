@@ -1,0 +1,18 @@
+import type { RequestContext } from '../kms/context';
+
+/**
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>`. Routes are lists of these; the app
+ * mounts them all the same way (context → authorisation → service call → JSON reply).
+ */
+export interface Operation {
+  /** The path's last segment, e.g. "create-datakey". */
+  readonly name: string;
+  /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
+  readonly action: string;
+  readonly run: (ctx: RequestContext, body: unknown) => unknown;
+}
+
+/** Declares an operation. The body type is what openapi.yaml validated before `run` sees it. */
+export function operation<Body>(name: string, action: string, run: (ctx: RequestContext, body: Body) => unknown): Operation {
+  return { name, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
+}

@@ -1,0 +1,66 @@
+import { KmsError } from '../errors';
+
+/**
+ * What a data key ciphertext is bound to. The GCM additional data carries all of it, so a blob opens
+ * only under the same key, material version and project, with the same encryption_context and
+ * additional_authenticated_data the caller gave at encryption.
+ */
+export interface Binding {
+  readonly keyId: string;
+  readonly materialVersion: number;
+  readonly projectId: string;
+  /** Canonical JSON of encryption_context, or '' when none was given. */
+  readonly context: string;
+  /** additional_authenticated_data as UTF-8, or '' when none was given. */
+  readonly aad: string;
+}
+
+export const MAX_CONTEXT_CHARS = 8192;
+export const MAX_AAD_BYTES = 128;
+const DOMAIN = 'huawei-kms-compatible/datakey/v1';
+
+/**
+ * The canonical form of an encryption_context: string keys and string values, keys sorted by code
+ * point, compact JSON. An empty object is the same as none. Anything else is KMS.0208.
+ */
+export function canonicalContext(context: unknown): string {
+  if (context === undefined || context === null) return '';
+  if (typeof context !== 'object' || Array.isArray(context)) {
+    throw new KmsError('KMS.0208', { detail: 'encryption_context must be an object of string values.' });
+  }
+  const entries = Object.entries(context as Record<string, unknown>);
+  if (entries.length === 0) return '';
+  for (const [, value] of entries) {
+    if (typeof value !== 'string') {
+      throw new KmsError('KMS.0208', { detail: 'encryption_context values must be strings.' });
+    }
+  }
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const canonical = JSON.stringify(Object.fromEntries(entries));
+  if (canonical.length > MAX_CONTEXT_CHARS) {
+    throw new KmsError('KMS.0208', { detail: `encryption_context must be at most ${MAX_CONTEXT_CHARS} characters.` });
+  }
+  return canonical;
+}
+
+/** Checks additional_authenticated_data (at most 128 bytes of UTF-8); absent is ''. */
+export function checkedAad(aad: string | undefined): string {
+  if (aad === undefined) return '';
+  if (Buffer.byteLength(aad, 'utf8') > MAX_AAD_BYTES) {
+    throw new KmsError('KMS.0308', { detail: `additional_authenticated_data must be at most ${MAX_AAD_BYTES} bytes.` });
+  }
+  return aad;
+}
+
+/** The GCM additional data: every field length-prefixed, so no two bindings encode alike. */
+export function encodeBinding(binding: Binding): Buffer {
+  const parts = [DOMAIN, binding.keyId, String(binding.materialVersion), binding.projectId, binding.context, binding.aad];
+  const buffers: Buffer[] = [];
+  for (const part of parts) {
+    const bytes = Buffer.from(part, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    buffers.push(length, bytes);
+  }
+  return Buffer.concat(buffers);
+}

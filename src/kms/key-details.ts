@@ -1,0 +1,26 @@
+import type { KeyDetails } from './api-types';
+import type { KeyRecord } from '../store/key-store';
+
+/** The API's view of a key record. Dates are milliseconds since the epoch, as strings. */
+export function keyDetails(record: KeyRecord, realm: string): KeyDetails {
+  return {
+    key_id: record.keyId,
+    // Until identities land (a domain owns projects), a project is its own domain.
+    domain_id: record.projectId,
+    key_alias: record.alias,
+    realm,
+    key_spec: record.keySpec,
+    key_usage: record.keyUsage,
+    key_description: record.description,
+    creation_date: String(record.creationDate),
+    scheduled_deletion_date: record.scheduledDeletionDate === null ? '' : String(record.scheduledDeletionDate),
+    key_state: record.state,
+    default_key_flag: '0',
+    key_type: '1',
+    expiration_time: '',
+    origin: record.origin,
+    key_rotation_enabled: 'false',
+    sys_enterprise_project_id: '0',
+    keystore_id: '0',
+  };
+}

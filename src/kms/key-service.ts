@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { KmsError } from '../errors';
+import type { Hsm } from '../hsm/hsm';
+import { DuplicateAliasError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
+import type {
+  CreateKeyRequest,
+  CreateKeyResponse,
+  DeletionStateResponse,
+  DescribeKeyResponse,
+  KeyStateResponse,
+  ListKeysRequest,
+  ListKeysResponse,
+  OperateKeyRequest,
+  ScheduleKeyDeletionRequest,
+  UpdateKeyAliasRequest,
+  UpdateKeyAliasResponse,
+  UpdateKeyDescriptionRequest,
+  UpdateKeyDescriptionResponse,
+} from './api-types';
+import type { Clock, RequestContext } from './context';
+import { keyDetails } from './key-details';
+
+export const KEY_STATE = {
+  pendingActivation: '1',
+  enabled: '2',
+  disabled: '3',
+  pendingDeletion: '4',
+  pendingImport: '5',
+} as const satisfies Record<string, KeyState>;
+
+const DAY_MS = 86_400_000;
+const MIN_PENDING_DAYS = 7;
+const MAX_PENDING_DAYS = 1096;
+const MAX_LIST_LIMIT = 1000;
+
+export interface KeyServiceDeps {
+  readonly store: KeyStore;
+  readonly hsm: Hsm;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly region: string;
+  readonly maxKeysPerProject: number;
+}
+
+/** Parses a JSON-string integer the schema already limited to digits; anything else is `code`. */
+function wholeNumber(value: string, code: ConstructorParameters<typeof KmsError>[0], min: number, max: number): number {
+  const parsed = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(parsed >= min && parsed <= max)) throw new KmsError(code);
+  return parsed;
+}
+
+/**
+ * The key lifecycle: creating customer master keys in the HSM and moving them through their states.
+ * Keys of one project are invisible to every other project (KMS.0207, as if they did not exist).
+ */
+export class KeyService {
+  constructor(private readonly deps: KeyServiceDeps) {}
+
+  /**
+   * Creates a CMK. The record is written first (invisible, reserving the alias), then the HSM
+   * generates the material, then the record becomes visible: a crash in between leaves an
+   * invisible record that reconciliation rolls back, never a usable key without a record.
+   */
+  async createKey(ctx: RequestContext, request: CreateKeyRequest): Promise<CreateKeyResponse> {
+    const { store, hsm, clock, logger } = this.deps;
+    checkAlias(request.key_alias);
+    if ((request.key_spec ?? 'AES_256') !== 'AES_256') {
+      throw new KmsError('KMS.0308', { detail: 'key_spec: only AES_256 is supported.' });
+    }
+    if ((request.key_usage ?? 'ENCRYPT_DECRYPT') !== 'ENCRYPT_DECRYPT') {
+      throw new KmsError('KMS.0308', { detail: 'key_usage: only ENCRYPT_DECRYPT is supported.' });
+    }
+    if ((request.origin ?? 'kms') !== 'kms') {
+      throw new KmsError('KMS.0308', { detail: 'origin: only kms is supported; importing key material is not.' });
+    }
+    if (store.countKeys(ctx.projectId) >= this.deps.maxKeysPerProject) throw new KmsError('KMS.1105');
+
+    const record: KeyRecord = {
+      keyId: randomUUID(),
+      projectId: ctx.projectId,
+      alias: request.key_alias,
+      description: request.key_description ?? '',
+      keySpec: 'AES_256',
+      keyUsage: 'ENCRYPT_DECRYPT',
+      origin: 'kms',
+      state: KEY_STATE.enabled,
+      creationDate: clock(),
+      scheduledDeletionDate: null,
+      materialVersion: 0,
+    };
+    try {
+      store.insertProvisioning(record);
+    } catch (error) {
+      if (error instanceof DuplicateAliasError) throw new KmsError('KMS.1104');
+      throw error;
+    }
+    const material = { keyId: record.keyId, version: record.materialVersion };
+    try {
+      await hsm.generateKey(material);
+    } catch (error) {
+      store.remove(record.keyId);
+      throw error;
+    }
+    store.markProvisioned(record.keyId);
+    logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
+    return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
+  }
+
+  describeKey(ctx: RequestContext, request: OperateKeyRequest): DescribeKeyResponse {
+    return { key_info: keyDetails(this.visibleKey(ctx, request.key_id), this.deps.region) };
+  }
+
+  listKeys(ctx: RequestContext, request: ListKeysRequest): ListKeysResponse {
+    const limit = request.limit === undefined ? MAX_LIST_LIMIT : wholeNumber(request.limit, 'KMS.1601', 1, MAX_LIST_LIMIT);
+    const offset = request.marker === undefined || request.marker === '' ? 0 : wholeNumber(request.marker, 'KMS.1602', 0, 2 ** 31);
+    const state = request.key_state as KeyState | undefined;
+    // Every key here is AES_256; a filter for another spec matches nothing ("ALL" matches all).
+    if (request.key_spec !== undefined && request.key_spec !== 'ALL' && request.key_spec !== 'AES_256') {
+      return { keys: [], key_details: [], next_marker: '', truncated: 'false', total: 0 };
+    }
+    const { records, total } = this.deps.store.list(ctx.projectId, {
+      ...(state ? { state } : {}),
+      offset,
+      limit,
+    });
+    const truncated = offset + records.length < total;
+    return {
+      keys: records.map((record) => record.keyId),
+      key_details: records.map((record) => keyDetails(record, this.deps.region)),
+      next_marker: truncated ? String(offset + records.length) : '',
+      truncated: String(truncated),
+      total,
+    };
+  }
+
+  enableKey(ctx: RequestContext, request: OperateKeyRequest): KeyStateResponse {
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+      if (current.state !== KEY_STATE.disabled) throw new KmsError('KMS.1201');
+      return { state: KEY_STATE.enabled };
+    });
+    return { key_info: { key_id: record.keyId, key_state: record.state } };
+  }
+
+  disableKey(ctx: RequestContext, request: OperateKeyRequest): KeyStateResponse {
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+      if (current.state !== KEY_STATE.enabled) throw new KmsError('KMS.1301');
+      return { state: KEY_STATE.disabled };
+    });
+    return { key_info: { key_id: record.keyId, key_state: record.state } };
+  }
+
+  /** The key is unusable at once; its HSM material is destroyed when the window ends (maintenance.ts). */
+  scheduleKeyDeletion(ctx: RequestContext, request: ScheduleKeyDeletionRequest): DeletionStateResponse {
+    const days = wholeNumber(request.pending_days, 'KMS.1401', MIN_PENDING_DAYS, MAX_PENDING_DAYS);
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.1402');
+      return { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: this.deps.clock() + days * DAY_MS };
+    });
+    this.deps.logger.info(
+      { requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId, deletionDate: record.scheduledDeletionDate },
+      'key deletion scheduled',
+    );
+    return { key_id: record.keyId, key_state: record.state };
+  }
+
+  /** A cancelled deletion leaves the key disabled, as Huawei KMS does: enabling it is a second, deliberate step. */
+  cancelKeyDeletion(ctx: RequestContext, request: OperateKeyRequest): DeletionStateResponse {
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state !== KEY_STATE.pendingDeletion) throw new KmsError('KMS.1501');
+      return { state: KEY_STATE.disabled, scheduledDeletionDate: null };
+    });
+    return { key_id: record.keyId, key_state: record.state };
+  }
+
+  updateKeyAlias(ctx: RequestContext, request: UpdateKeyAliasRequest): UpdateKeyAliasResponse {
+    checkAlias(request.key_alias);
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+      return { alias: request.key_alias };
+    });
+    return { key_info: { key_id: record.keyId, key_alias: record.alias } };
+  }
+
+  updateKeyDescription(ctx: RequestContext, request: UpdateKeyDescriptionRequest): UpdateKeyDescriptionResponse {
+    const record = this.transition(ctx, request.key_id, (current) => {
+      if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+      return { description: request.key_description };
+    });
+    return { key_info: { key_id: record.keyId, key_description: record.description } };
+  }
+
+  /**
+   * The key a data-key operation may use: it exists in the caller's project and is enabled.
+   * KMS.0207 when it does not exist, KMS.0209 when disabled, KMS.0210 when pending deletion.
+   */
+  usableKey(ctx: RequestContext, keyId: string): KeyRecord {
+    const record = this.visibleKey(ctx, keyId);
+    if (record.state === KEY_STATE.enabled) return record;
+    if (record.state === KEY_STATE.disabled) throw new KmsError('KMS.0209');
+    if (record.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+    throw new KmsError('KMS.1301');
+  }
+
+  /** A key of the caller's project that still exists: a key whose deletion window ended is gone. */
+  private visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
+    const record = this.deps.store.get(ctx.projectId, keyId);
+    if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
+    return record;
+  }
+
+  private transition(ctx: RequestContext, keyId: string, decide: (current: KeyRecord) => KeyUpdate): KeyRecord {
+    const now = this.deps.clock();
+    try {
+      return this.deps.store.transition(ctx.projectId, keyId, (current) => {
+        if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
+        return decide(current);
+      });
+    } catch (error) {
+      if (error instanceof DuplicateAliasError) throw new KmsError('KMS.1104');
+      throw error;
+    }
+  }
+}
+
+/** Whether a key's deletion window has ended (its material is destroyed or about to be). */
+export function isDestroyed(record: KeyRecord, now: number): boolean {
+  return record.state === KEY_STATE.pendingDeletion && record.scheduledDeletionDate !== null && record.scheduledDeletionDate <= now;
+}
+
+/** Aliases ending in /default name the cloud services' default keys, which users cannot create. */
+function checkAlias(alias: string): void {
+  if (alias.endsWith('/default')) throw new KmsError('KMS.1101', { detail: 'Aliases ending in /default are reserved.' });
+}

@@ -1,0 +1,105 @@
+import type { Logger } from 'pino';
+import type { Hsm } from '../hsm/hsm';
+import type { KeyRecord, KeyStore } from '../store/key-store';
+import type { Clock } from './context';
+
+export interface MaintenanceDeps {
+  readonly store: KeyStore;
+  readonly hsm: Hsm;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /**
+   * How old an unfinished key creation must be before it is rolled back. Another process sharing
+   * the data directory may be in the middle of creating it; a creation takes milliseconds.
+   */
+  readonly provisioningGraceMs?: number;
+}
+
+export interface ReconcileReport {
+  /** Interrupted key creations rolled back (material destroyed, record removed). */
+  readonly rolledBack: number;
+  /** Keys whose deletion window had ended and whose material was destroyed now. */
+  readonly deleted: number;
+}
+
+const DEFAULT_GRACE_MS = 60_000;
+
+/**
+ * Keeps the database and the token telling the same story: finishes what a crash interrupted and
+ * destroys key material when a deletion window ends. Every step is idempotent, so running it twice,
+ * or in two processes, is harmless.
+ */
+export class KeyMaintenance {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<ReconcileReport> | undefined;
+
+  constructor(private readonly deps: MaintenanceDeps) {}
+
+  /** One pass: roll back interrupted creations, then carry out due deletions. */
+  run(): Promise<ReconcileReport> {
+    // One pass at a time: the timer may fire while a slow HSM is still busy with the last one.
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Compares the token with the database once at start-up and logs what does not match. */
+  reportMismatches(): void {
+    const { store, hsm, logger } = this.deps;
+    const inToken = new Set(hsm.listKeys().map((ref) => `${ref.keyId}/${ref.version}`));
+    const inStore = new Set(store.allMaterials().map((ref) => `${ref.keyId}/${ref.version}`));
+    const missing = [...inStore].filter((ref) => !inToken.has(ref));
+    const unknown = [...inToken].filter((ref) => !inStore.has(ref));
+    if (missing.length > 0) {
+      logger.error({ count: missing.length, materials: missing.slice(0, 20) }, 'keys in the database have no material in the token');
+    }
+    if (unknown.length > 0) {
+      // Left alone on purpose: a restored database backup may be older than the token.
+      logger.warn({ count: unknown.length, materials: unknown.slice(0, 20) }, 'token holds KMS key material that no record names');
+    }
+  }
+
+  /** Runs {@link run} every `intervalMs` until {@link stop}. */
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => {
+      this.run().catch((error: unknown) => this.deps.logger.error({ err: error }, 'key maintenance failed'));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a pass under way. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async pass(): Promise<ReconcileReport> {
+    const { store, clock, logger } = this.deps;
+    const now = clock();
+    let rolledBack = 0;
+    for (const record of store.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
+      await this.destroyMaterials(record);
+      store.remove(record.keyId);
+      rolledBack++;
+      logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
+    }
+    let deleted = 0;
+    for (const record of store.dueForDeletion(now)) {
+      // Material first, record second: a crash between the two leaves a record whose window has
+      // ended, which the API already treats as gone and the next pass removes.
+      await this.destroyMaterials(record);
+      store.remove(record.keyId);
+      deleted++;
+      logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
+    }
+    return { rolledBack, deleted };
+  }
+
+  private async destroyMaterials(record: KeyRecord): Promise<void> {
+    for (const version of this.deps.store.materialVersions(record.keyId)) {
+      await this.deps.hsm.destroyKey({ keyId: record.keyId, version });
+    }
+  }
+}

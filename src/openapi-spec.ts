@@ -1,0 +1,50 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { isKmsCode, type KmsCode } from './errors';
+
+/** openapi.yaml at the repository root: the one description of the API's contract. */
+export const OPENAPI_PATH = path.resolve(__dirname, '..', 'openapi.yaml');
+
+interface SchemaObject {
+  $ref?: string;
+  properties?: Record<string, SchemaObject>;
+  'x-kms-error-code'?: string;
+}
+
+export interface OpenApiDocument {
+  paths: Record<string, { post?: { requestBody?: { content?: Record<string, { schema?: SchemaObject }> } } }>;
+  components: { schemas: Record<string, SchemaObject> };
+}
+
+/** For each operation name (the path's last segment), the KMS code each body field's failure gets. */
+export type FieldErrorCodes = ReadonlyMap<string, ReadonlyMap<string, KmsCode>>;
+
+export function loadOpenApiDocument(file = OPENAPI_PATH): OpenApiDocument {
+  return parse(readFileSync(file, 'utf8')) as OpenApiDocument;
+}
+
+function resolve(document: OpenApiDocument, schema: SchemaObject | undefined): SchemaObject | undefined {
+  const ref = schema?.$ref;
+  if (!ref) return schema;
+  const name = ref.replace('#/components/schemas/', '');
+  return document.components.schemas[name];
+}
+
+/** Reads every `x-kms-error-code` of every request body field; fails fast on a code the catalogue lacks. */
+export function fieldErrorCodes(document: OpenApiDocument): FieldErrorCodes {
+  const byOperation = new Map<string, Map<string, KmsCode>>();
+  for (const [route, item] of Object.entries(document.paths)) {
+    const operation = route.split('/').pop()!;
+    const body = resolve(document, item.post?.requestBody?.content?.['application/json']?.schema);
+    const fields = new Map<string, KmsCode>();
+    for (const [field, property] of Object.entries(body?.properties ?? {})) {
+      const code = resolve(document, property)?.['x-kms-error-code'];
+      if (code === undefined) continue;
+      if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${operation}.${field} names unknown error code ${code}`);
+      fields.set(field, code);
+    }
+    byOperation.set(operation, fields);
+  }
+  return byOperation;
+}

@@ -1,0 +1,247 @@
+import Database from 'better-sqlite3';
+
+/**
+ * Key metadata in an embedded SQLite database (WAL, so that readers never wait for the writer and
+ * several processes may share one data directory). The HSM is the authority for key material; this
+ * store says which keys exist, whose they are and what state they are in.
+ */
+
+/** key_state as the API spells it: 1 pending activation, 2 enabled, 3 disabled, 4 pending deletion, 5 pending import. */
+export type KeyState = '1' | '2' | '3' | '4' | '5';
+
+export interface KeyRecord {
+  readonly keyId: string;
+  readonly projectId: string;
+  readonly alias: string;
+  readonly description: string;
+  readonly keySpec: string;
+  readonly keyUsage: string;
+  readonly origin: string;
+  readonly state: KeyState;
+  /** Milliseconds since the epoch. */
+  readonly creationDate: number;
+  /** When the key material will be destroyed (state 4 only), in milliseconds since the epoch. */
+  readonly scheduledDeletionDate: number | null;
+  /** The material version new data keys are encrypted under. */
+  readonly materialVersion: number;
+}
+
+/** Columns a state transition may change. */
+export type KeyUpdate = Partial<Pick<KeyRecord, 'alias' | 'description' | 'state' | 'scheduledDeletionDate'>>;
+
+export class DuplicateAliasError extends Error {
+  constructor() {
+    super('alias already used in this project');
+    this.name = 'DuplicateAliasError';
+  }
+}
+
+interface KeyRow {
+  key_id: string;
+  project_id: string;
+  key_alias: string;
+  key_description: string;
+  key_spec: string;
+  key_usage: string;
+  origin: string;
+  key_state: KeyState;
+  creation_date: number;
+  scheduled_deletion_date: number | null;
+  material_version: number;
+}
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE keys (
+  key_id                  TEXT PRIMARY KEY,
+  project_id              TEXT NOT NULL,
+  key_alias               TEXT NOT NULL,
+  key_description         TEXT NOT NULL DEFAULT '',
+  key_spec                TEXT NOT NULL,
+  key_usage               TEXT NOT NULL,
+  origin                  TEXT NOT NULL,
+  key_state               TEXT NOT NULL,
+  creation_date           INTEGER NOT NULL,
+  scheduled_deletion_date INTEGER,
+  material_version        INTEGER NOT NULL DEFAULT 0,
+  -- 0 while the HSM key is being generated: invisible to the API, and rolled back by reconciliation
+  -- when a crash interrupted the creation.
+  provisioned             INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (project_id, key_alias)
+) STRICT;
+CREATE INDEX keys_by_project ON keys (project_id, creation_date, key_id);
+CREATE INDEX keys_pending_deletion ON keys (scheduled_deletion_date) WHERE key_state = '4';
+
+CREATE TABLE key_materials (
+  key_id     TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  version    INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, version)
+) STRICT;
+`;
+
+function toRecord(row: KeyRow): KeyRecord {
+  return {
+    keyId: row.key_id,
+    projectId: row.project_id,
+    alias: row.key_alias,
+    description: row.key_description,
+    keySpec: row.key_spec,
+    keyUsage: row.key_usage,
+    origin: row.origin,
+    state: row.key_state,
+    creationDate: row.creation_date,
+    scheduledDeletionDate: row.scheduled_deletion_date,
+    materialVersion: row.material_version,
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+export class KeyStore {
+  private readonly db: Database.Database;
+  private readonly statements;
+
+  private constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a key the API reported as created survives a power cut, not only a process crash.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+    this.statements = {
+      get: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE key_id = ? AND project_id = ? AND provisioned = 1'),
+      insert: this.db.prepare(
+        `INSERT INTO keys (key_id, project_id, key_alias, key_description, key_spec, key_usage, origin, key_state,
+                           creation_date, scheduled_deletion_date, material_version, provisioned)
+         VALUES (@keyId, @projectId, @alias, @description, @keySpec, @keyUsage, @origin, @state,
+                 @creationDate, @scheduledDeletionDate, @materialVersion, 0)`,
+      ),
+      insertMaterial: this.db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, ?, ?)'),
+      markProvisioned: this.db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
+      remove: this.db.prepare('DELETE FROM keys WHERE key_id = ?'),
+      count: this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM keys WHERE project_id = ?'),
+      update: this.db.prepare(
+        `UPDATE keys SET key_alias = @alias, key_description = @description, key_state = @state,
+                         scheduled_deletion_date = @scheduledDeletionDate
+         WHERE key_id = @keyId`,
+      ),
+      unprovisioned: this.db.prepare<[number], KeyRow>('SELECT * FROM keys WHERE provisioned = 0 AND creation_date <= ?'),
+      dueForDeletion: this.db.prepare<[number], KeyRow>(
+        "SELECT * FROM keys WHERE key_state = '4' AND scheduled_deletion_date <= ? AND provisioned = 1",
+      ),
+      materials: this.db.prepare<[string], { version: number }>('SELECT version FROM key_materials WHERE key_id = ? ORDER BY version'),
+      allMaterials: this.db.prepare<[], { key_id: string; version: number }>(
+        'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1',
+      ),
+    };
+  }
+
+  static open(file: string): KeyStore {
+    return new KeyStore(file);
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version === SCHEMA_VERSION) return;
+    if (version > SCHEMA_VERSION) throw new Error(`database schema ${version} is newer than this service (${SCHEMA_VERSION})`);
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  }
+
+  /**
+   * Records a key whose HSM material is about to be generated. It stays invisible until
+   * {@link markProvisioned}. Throws {@link DuplicateAliasError}.
+   */
+  insertProvisioning(record: KeyRecord): void {
+    try {
+      this.db.transaction(() => {
+        this.statements.insert.run(record);
+        this.statements.insertMaterial.run(record.keyId, record.materialVersion, record.creationDate);
+      }).immediate();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new DuplicateAliasError();
+      throw error;
+    }
+  }
+
+  markProvisioned(keyId: string): void {
+    this.statements.markProvisioned.run(keyId);
+  }
+
+  /** Forgets a key and its material versions. */
+  remove(keyId: string): void {
+    this.statements.remove.run(keyId);
+  }
+
+  get(projectId: string, keyId: string): KeyRecord | undefined {
+    const row = this.statements.get.get(keyId, projectId);
+    return row && toRecord(row);
+  }
+
+  countKeys(projectId: string): number {
+    return this.statements.count.get(projectId)!.n;
+  }
+
+  /** One page of a project's keys, oldest first, and how many match in all. */
+  list(projectId: string, options: { state?: KeyState; offset: number; limit: number }): { records: KeyRecord[]; total: number } {
+    const where = options.state ? 'project_id = ? AND provisioned = 1 AND key_state = ?' : 'project_id = ? AND provisioned = 1';
+    const params = options.state ? [projectId, options.state] : [projectId];
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM keys WHERE ${where}`).get(...params) as { n: number }).n;
+    const rows = this.db
+      .prepare(`SELECT * FROM keys WHERE ${where} ORDER BY creation_date, key_id LIMIT ? OFFSET ?`)
+      .all(...params, options.limit, options.offset) as KeyRow[];
+    return { records: rows.map(toRecord), total };
+  }
+
+  /**
+   * Reads a key and applies `decide(record)`'s update in one write transaction, so that two
+   * requests (or two processes) cannot both act on the same old state. `decide` throws to refuse.
+   * Throws {@link DuplicateAliasError} when the update takes an alias already in use.
+   */
+  transition(projectId: string, keyId: string, decide: (record: KeyRecord | undefined) => KeyUpdate): KeyRecord {
+    try {
+      return this.db.transaction(() => {
+        const current = this.get(projectId, keyId);
+        const update = decide(current);
+        if (!current) throw new Error('decide() must refuse a missing key');
+        const next: KeyRecord = { ...current, ...update };
+        this.statements.update.run(next);
+        return next;
+      }).immediate();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new DuplicateAliasError();
+      throw error;
+    }
+  }
+
+  /** Keys whose creation started at or before `before` and never finished (a crash or an HSM failure). */
+  unprovisioned(before: number): KeyRecord[] {
+    return this.statements.unprovisioned.all(before).map(toRecord);
+  }
+
+  /** Keys pending deletion whose window has ended at `now`. */
+  dueForDeletion(now: number): KeyRecord[] {
+    return this.statements.dueForDeletion.all(now).map(toRecord);
+  }
+
+  /** The material versions of one key. */
+  materialVersions(keyId: string): number[] {
+    return this.statements.materials.all(keyId).map((row) => row.version);
+  }
+
+  /** Every material version of every visible key, for reconciliation with the token. */
+  allMaterials(): Array<{ keyId: string; version: number }> {
+    return this.statements.allMaterials.all().map((row) => ({ keyId: row.key_id, version: row.version }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
