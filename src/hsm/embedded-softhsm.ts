@@ -22,18 +22,30 @@ function writePrivateFile(file: string, content: string): void {
  * Prepares the embedded SoftHSM under `dir`: its configuration (SOFTHSM2_CONF is set for this
  * process before the module is loaded), its token directory, and the token's user PIN, generated
  * on first start. The token itself is initialised by the HSM layer when it does not exist yet.
+ *
+ * When SOFTHSM2_CONF is already set, that SoftHSM configuration is used as it is: the operator
+ * chose where tokens live, and the embedded token is created there under its label.
  */
 export function prepareEmbeddedSoftHsm(dir: string): EmbeddedSoftHsm {
-  const tokenDir = path.join(dir, 'tokens');
-  mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
-
-  const confPath = path.join(dir, 'softhsm2.conf');
-  const conf = readFileSync(CONF_TEMPLATE, 'utf8').replaceAll('@TOKEN_DIR@', tokenDir);
-  if (!existsSync(confPath) || readFileSync(confPath, 'utf8') !== conf) writePrivateFile(confPath, conf);
-  process.env.SOFTHSM2_CONF = confPath;
-
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const confPath = process.env.SOFTHSM2_CONF || writeConfiguration(dir);
   const pinPath = path.join(dir, 'user.pin');
   if (!existsSync(pinPath)) writePrivateFile(pinPath, `${randomBytes(24).toString('hex')}\n`);
   const pin = readFileSync(pinPath, 'utf8').trim();
   return { pin, confPath };
+}
+
+function writeConfiguration(dir: string): string {
+  const tokenDir = path.join(dir, 'tokens');
+  mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
+  const confPath = path.join(dir, 'softhsm2.conf');
+  const conf = softHsmConfiguration(tokenDir);
+  if (!existsSync(confPath) || readFileSync(confPath, 'utf8') !== conf) writePrivateFile(confPath, conf);
+  process.env.SOFTHSM2_CONF = confPath;
+  return confPath;
+}
+
+/** The SoftHSM configuration for tokens kept in `tokenDir`, from the template in hsm/. */
+export function softHsmConfiguration(tokenDir: string): string {
+  return readFileSync(CONF_TEMPLATE, 'utf8').replaceAll('@TOKEN_DIR@', tokenDir);
 }

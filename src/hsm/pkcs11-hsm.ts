@@ -313,7 +313,8 @@ export class Pkcs11Hsm implements Hsm {
     }
     if (!free) throw new HsmStartError('no uninitialised token is available to create the embedded token');
     const soPin = randomBytes(24).toString('hex');
-    this.lib.C_InitToken(free.handle, soPin, this.options.tokenLabel);
+    // PKCS#11 labels are 32 bytes padded with blanks; pkcs11js would pad with NULs, which other tools do not match.
+    this.lib.C_InitToken(free.handle, soPin, this.options.tokenLabel.padEnd(32, ' '));
     const created = this.tokenSlots()[0];
     if (!created) throw new HsmStartError('the new token cannot be found after initialisation');
     const session = this.lib.C_OpenSession(created.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);

@@ -1,0 +1,47 @@
+/** A minimal KMS client over fetch: what a test sends is exactly what goes on the wire. */
+export interface KmsResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  // Response bodies are JSON of known shape per endpoint; tests read the fields they assert on.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly body: any;
+}
+
+export interface KmsClient {
+  call(operation: string, body?: unknown): Promise<KmsResponse>;
+  raw(operation: string, init: RequestInit): Promise<KmsResponse>;
+  readonly project: string;
+}
+
+export function kmsClient(baseUrl: string | (() => string), project = 'project-a'): KmsClient {
+  const base = (): string => (typeof baseUrl === 'function' ? baseUrl() : baseUrl);
+  const raw = async (operation: string, init: RequestInit): Promise<KmsResponse> => {
+    const response = await fetch(`${base()}/v1.0/${project}/kms/${operation}`, init);
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: the test sees the text.
+    }
+    return { status: response.status, headers: response.headers, body };
+  };
+  return {
+    project,
+    raw,
+    call: (operation, body = {}) =>
+      raw(operation, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json;charset=UTF-8' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      }),
+  };
+}
+
+/** Asserts the KMS error body and status, and returns the body for further checks. */
+export function expectKmsError(response: KmsResponse, status: number, code: string): void {
+  expect({ status: response.status, code: response.body?.error?.error_code }).toEqual({ status, code });
+  expect(response.body.error_code).toBe(code);
+  expect(typeof response.body.error_msg).toBe('string');
+  expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
+}

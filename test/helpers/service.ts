@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig, type Config } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import { startService, type RunningService } from '../../src/server';
+
+/** Everything the service logged, as text, so tests can check what it says and what it never says. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.lines.push(chunk.toString('utf8'));
+    done();
+  }
+  get text(): string {
+    return this.lines.join('');
+  }
+}
+
+/** A clock the test moves by hand. */
+export class TestClock {
+  constructor(public now = Date.now()) {}
+  readonly read = (): number => this.now;
+  advanceDays(days: number): void {
+    this.now += days * 86_400_000;
+  }
+}
+
+export interface TestService {
+  readonly service: RunningService;
+  readonly config: Config;
+  readonly logs: LogCapture;
+  readonly clock: TestClock;
+  readonly dataDir: string;
+  /** Closes the service and starts it again on the same data directory (and token). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A fresh data directory, so a fresh SoftHSM token and database, for one test file. */
+export function makeDataDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'kms-test-'));
+}
+
+/**
+ * Starts the real service on the embedded defaults (SoftHSMv2, a token made in a temporary
+ * directory for this run) on a free loopback port, with responses checked against openapi.yaml.
+ */
+export async function startTestService(options: { env?: Record<string, string>; dataDir?: string } = {}): Promise<TestService> {
+  const dataDir = options.dataDir ?? makeDataDir();
+  // Tokens of all test files share the run's SoftHSM directory (global-setup.ts): one label each.
+  const tokenLabel = `kms-test-${randomBytes(6).toString('hex')}`;
+  const config = loadConfig({ KMS_DATA_DIR: dataDir, PORT: '0', KMS_PKCS11_TOKEN_LABEL: tokenLabel, ...options.env });
+  const logs = new LogCapture();
+  const clock = new TestClock();
+  const logger = createLogger('debug', logs);
+  const start = (): Promise<RunningService> => startService(config, { logger, clock: clock.read, validateResponses: true });
+  let service = await start();
+  const handle: TestService = {
+    get service() {
+      return service;
+    },
+    config,
+    logs,
+    clock,
+    dataDir,
+    async restart() {
+      await service.close();
+      service = await start();
+    },
+    async stop() {
+      await service.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}

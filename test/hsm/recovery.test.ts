@@ -1,0 +1,62 @@
+import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { startTestService, type TestService } from '../helpers/service';
+import { SideChannel } from '../helpers/side-channel';
+
+let t: TestService;
+let side: SideChannel;
+let kms: KmsClient;
+let keyId: string;
+
+beforeAll(async () => {
+  t = await startTestService();
+  side = new SideChannel(t.config.hsm.tokenLabel);
+  kms = kmsClient(() => t.service.url);
+  keyId = (await kms.call('create-key', { key_alias: 'recovery' })).body.key_info.key_id;
+});
+
+afterAll(async () => {
+  await t.stop();
+});
+
+/** A data key round trip: proves the service's sessions, login and key handle all work. */
+async function roundTrip(): Promise<void> {
+  const created = await kms.call('create-datakey', { key_id: keyId });
+  expect(created.status).toBe(200);
+  const opened = await kms.call('decrypt-datakey', { key_id: keyId, cipher_text: created.body.cipher_text, datakey_cipher_length: '32' });
+  expect(opened.status).toBe(200);
+  expect(opened.body.data_key).toBe(created.body.plain_text);
+}
+
+describe('the HSM layer recovers from what real HSMs do', () => {
+  it('replaces sessions the HSM closed (and logs back in) without failing a request', async () => {
+    await roundTrip();
+    side.closeAllSessions();
+    await roundTrip();
+    expect(t.logs.text).toContain('HSM session lost');
+  });
+
+  it('re-initialises the module after it was finalised underneath the service', async () => {
+    await roundTrip();
+    side.finalize();
+    await roundTrip();
+    expect(t.logs.text).toContain('re-initialising the module');
+    // Keys created after the recovery work too: the slot and login were found again.
+    const created = await kms.call('create-key', { key_alias: 'after-recovery' });
+    expect(created.status).toBe(200);
+  });
+
+  it('treats a key whose object another process destroyed as gone (404), not as a server error', async () => {
+    const doomed = (await kms.call('create-key', { key_alias: 'destroyed-elsewhere' })).body.key_info.key_id;
+    expect((await kms.call('create-datakey', { key_id: doomed })).status).toBe(200); // handle now cached
+    side.withSession((session) => side.destroy(session, side.findKey(session, { keyId: doomed, version: 0 })!));
+    expectKmsError(await kms.call('create-datakey', { key_id: doomed }), 404, 'KMS.0207');
+    // Other keys are unaffected.
+    await roundTrip();
+  });
+
+  it('serves many concurrent requests through a small pool of sessions', async () => {
+    const results = await Promise.all(Array.from({ length: 64 }, () => kms.call('create-datakey', { key_id: keyId })));
+    expect(results.map((response) => response.status)).toEqual(Array(64).fill(200));
+    expect(new Set(results.map((response) => response.body.plain_text)).size).toBe(64);
+  });
+});
