@@ -29,6 +29,9 @@ export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
   const app = express();
   app.disable('x-powered-by');
+  // Paths are exact, as the API defines them: /kms/LIST-KEYS or a trailing slash is not an operation.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
   app.set('etag', false);
 
   app.use(requestLog(deps.logger));
@@ -43,7 +46,7 @@ export function buildApp(deps: AppDeps): Express {
     }),
   );
 
-  const router = express.Router();
+  const router = express.Router({ caseSensitive: true, strict: true });
   for (const op of [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)]) mount(router, op);
   app.use(router);
 

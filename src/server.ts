@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
@@ -61,9 +62,15 @@ export async function startService(config: Config, options: StartOptions): Promi
   maintenance.start(config.sweepIntervalMs);
 
   const app = buildApp({ keys, dataKeys, logger, bodyLimitBytes: config.bodyLimitBytes, validateResponses: options.validateResponses ?? false });
-  const server: Server = await new Promise((resolve, reject) => {
-    const listening = app.listen(config.port, config.host, () => resolve(listening));
-    listening.once('error', reject);
+  let draining = false;
+  const server: Server = createServer((req, res) => {
+    // While stopping, every response closes its connection, so clients move to another instance.
+    if (draining) res.shouldKeepAlive = false;
+    app(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -72,10 +79,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      draining = true;
+      await drain(server);
       await maintenance.stop();
       await hsm.close();
       store.close();
@@ -83,4 +88,25 @@ export async function startService(config: Config, options: StartOptions): Promi
     })());
 
   return { url, port, hsm, store, maintenance, close };
+}
+
+const IDLE_GRACE_MS = 500;
+const DRAIN_LIMIT_MS = 30_000;
+
+/**
+ * Stops accepting connections and waits for requests in flight. http.Server#close would also cut
+ * idle keep-alive connections at once, racing a request already on its way over one of them; so
+ * the listener is closed first, idle connections are closed after a short grace, and connections
+ * still busy after the limit are cut.
+ */
+function drain(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    const idle = setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS);
+    const limit = setTimeout(() => server.closeAllConnections(), DRAIN_LIMIT_MS);
+    NetServer.prototype.close.call(server, () => {
+      clearTimeout(idle);
+      clearTimeout(limit);
+      resolve();
+    });
+  });
 }

@@ -7,10 +7,11 @@ interface ValidatorError {
   errors: Array<{ path: string; message: string; errorCode?: string }>;
 }
 
-/** What body-parser throws for a body it cannot take. */
+/** What body-parser throws for a body it cannot take (an http-errors error; `type` is not always set). */
 interface BodyParserError {
-  type: string;
+  type?: string;
   status: number;
+  expose: boolean;
 }
 
 function isValidatorError(error: unknown): error is ValidatorError {
@@ -18,7 +19,9 @@ function isValidatorError(error: unknown): error is ValidatorError {
 }
 
 function isBodyParserError(error: unknown): error is BodyParserError {
-  return typeof error === 'object' && error !== null && typeof (error as BodyParserError).type === 'string' && typeof (error as BodyParserError).status === 'number';
+  if (typeof error !== 'object' || error === null) return false;
+  const { status, expose } = error as BodyParserError;
+  return typeof status === 'number' && status >= 400 && status < 500 && expose === true;
 }
 
 const BODY_PARSER_CODES: Readonly<Record<string, KmsCode>> = {
@@ -38,8 +41,9 @@ export function toKmsError(error: unknown, operation: string | undefined, fieldC
   if (error instanceof KmsError) return error;
   if (isValidatorError(error)) return fromValidator(error, operation, fieldCodes);
   if (isBodyParserError(error)) {
-    const code = BODY_PARSER_CODES[error.type];
-    if (code) return new KmsError(code, { cause: error });
+    // A body that cannot be read (bad JSON, a corrupt compressed stream, ...) is the caller's bad message.
+    const code = (error.type && BODY_PARSER_CODES[error.type]) || (error.status === 413 ? 'KMS.0203' : 'KMS.0202');
+    return new KmsError(code, { cause: error });
   }
   return new KmsError('KMS.0103', { cause: error });
 }

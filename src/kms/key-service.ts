@@ -20,6 +20,7 @@ import type {
 } from './api-types';
 import type { Clock, RequestContext } from './context';
 import { keyDetails } from './key-details';
+import { finishDeletion } from './maintenance';
 
 export const KEY_STATE = {
   pendingActivation: '1',
@@ -74,7 +75,8 @@ export class KeyService {
     if ((request.origin ?? 'kms') !== 'kms') {
       throw new KmsError('KMS.0308', { detail: 'origin: only kms is supported; importing key material is not.' });
     }
-    if (store.countKeys(ctx.projectId) >= this.deps.maxKeysPerProject) throw new KmsError('KMS.1105');
+    if (store.countKeys(ctx.projectId, clock()) >= this.deps.maxKeysPerProject) throw new KmsError('KMS.1105');
+    await this.releaseAlias(ctx, request.key_alias);
 
     const record: KeyRecord = {
       keyId: randomUUID(),
@@ -123,6 +125,7 @@ export class KeyService {
       ...(state ? { state } : {}),
       offset,
       limit,
+      now: this.deps.clock(),
     });
     const truncated = offset + records.length < total;
     return {
@@ -175,8 +178,9 @@ export class KeyService {
     return { key_id: record.keyId, key_state: record.state };
   }
 
-  updateKeyAlias(ctx: RequestContext, request: UpdateKeyAliasRequest): UpdateKeyAliasResponse {
+  async updateKeyAlias(ctx: RequestContext, request: UpdateKeyAliasRequest): Promise<UpdateKeyAliasResponse> {
     checkAlias(request.key_alias);
+    await this.releaseAlias(ctx, request.key_alias);
     const record = this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
       return { alias: request.key_alias };
@@ -202,6 +206,15 @@ export class KeyService {
     if (record.state === KEY_STATE.disabled) throw new KmsError('KMS.0209');
     if (record.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
     throw new KmsError('KMS.1301');
+  }
+
+  /**
+   * A key whose deletion window has ended is gone, but its record keeps its alias until the sweep
+   * removes it: finish that deletion now, so the alias is free the moment the window ends.
+   */
+  private async releaseAlias(ctx: RequestContext, alias: string): Promise<void> {
+    const holder = this.deps.store.getByAlias(ctx.projectId, alias);
+    if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletion(this.deps.store, this.deps.hsm, holder);
   }
 
   /** A key of the caller's project that still exists: a key whose deletion window ended is gone. */

@@ -89,8 +89,7 @@ export class KeyMaintenance {
     for (const record of store.dueForDeletion(now)) {
       // Material first, record second: a crash between the two leaves a record whose window has
       // ended, which the API already treats as gone and the next pass removes.
-      await this.destroyMaterials(record);
-      store.remove(record.keyId);
+      await finishDeletion(store, this.deps.hsm, record);
       deleted++;
       logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
     }
@@ -98,8 +97,19 @@ export class KeyMaintenance {
   }
 
   private async destroyMaterials(record: KeyRecord): Promise<void> {
-    for (const version of this.deps.store.materialVersions(record.keyId)) {
-      await this.deps.hsm.destroyKey({ keyId: record.keyId, version });
-    }
+    await destroyMaterials(this.deps.store, this.deps.hsm, record);
   }
+}
+
+/** Destroys every material version of a key in the token; versions already gone are skipped. */
+export async function destroyMaterials(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
+  for (const version of store.materialVersions(record.keyId)) {
+    await hsm.destroyKey({ keyId: record.keyId, version });
+  }
+}
+
+/** Completes the deletion of a key whose window has ended: material first, then the record. */
+export async function finishDeletion(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
+  await destroyMaterials(store, hsm, record);
+  store.remove(record.keyId);
 }

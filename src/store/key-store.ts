@@ -52,6 +52,9 @@ interface KeyRow {
 
 const SCHEMA_VERSION = 1;
 
+/** A key still exists unless its deletion window has ended (bound parameter: now, in ms). */
+const EXISTS = "NOT (key_state = '4' AND scheduled_deletion_date <= ?)";
+
 const SCHEMA = `
 CREATE TABLE keys (
   key_id                  TEXT PRIMARY KEY,
@@ -70,7 +73,7 @@ CREATE TABLE keys (
   provisioned             INTEGER NOT NULL DEFAULT 0,
   UNIQUE (project_id, key_alias)
 ) STRICT;
-CREATE INDEX keys_by_project ON keys (project_id, creation_date, key_id);
+CREATE INDEX keys_by_project ON keys (project_id, creation_date);
 CREATE INDEX keys_pending_deletion ON keys (scheduled_deletion_date) WHERE key_state = '4';
 
 CREATE TABLE key_materials (
@@ -124,7 +127,8 @@ export class KeyStore {
       insertMaterial: this.db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, ?, ?)'),
       markProvisioned: this.db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
       remove: this.db.prepare('DELETE FROM keys WHERE key_id = ?'),
-      count: this.db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM keys WHERE project_id = ?'),
+      count: this.db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${EXISTS}`),
+      byAlias: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE project_id = ? AND key_alias = ? AND provisioned = 1'),
       update: this.db.prepare(
         `UPDATE keys SET key_alias = @alias, key_description = @description, key_state = @state,
                          scheduled_deletion_date = @scheduledDeletionDate
@@ -185,17 +189,28 @@ export class KeyStore {
     return row && toRecord(row);
   }
 
-  countKeys(projectId: string): number {
-    return this.statements.count.get(projectId)!.n;
+  /** Keys of a project that exist at `now` (creations under way count: they hold their place). */
+  countKeys(projectId: string, now: number): number {
+    return this.statements.count.get(projectId, now)!.n;
   }
 
-  /** One page of a project's keys, oldest first, and how many match in all. */
-  list(projectId: string, options: { state?: KeyState; offset: number; limit: number }): { records: KeyRecord[]; total: number } {
-    const where = options.state ? 'project_id = ? AND provisioned = 1 AND key_state = ?' : 'project_id = ? AND provisioned = 1';
-    const params = options.state ? [projectId, options.state] : [projectId];
+  /** The visible key holding `alias` in a project, whatever its state. */
+  getByAlias(projectId: string, alias: string): KeyRecord | undefined {
+    const row = this.statements.byAlias.get(projectId, alias);
+    return row && toRecord(row);
+  }
+
+  /** One page of a project's keys that exist at `now`, oldest first, and how many match in all. */
+  list(projectId: string, options: { state?: KeyState; offset: number; limit: number; now: number }): { records: KeyRecord[]; total: number } {
+    let where = `project_id = ? AND provisioned = 1 AND ${EXISTS}`;
+    const params: Array<string | number> = [projectId, options.now];
+    if (options.state) {
+      where += ' AND key_state = ?';
+      params.push(options.state);
+    }
     const total = (this.db.prepare(`SELECT count(*) AS n FROM keys WHERE ${where}`).get(...params) as { n: number }).n;
     const rows = this.db
-      .prepare(`SELECT * FROM keys WHERE ${where} ORDER BY creation_date, key_id LIMIT ? OFFSET ?`)
+      .prepare(`SELECT * FROM keys WHERE ${where} ORDER BY creation_date, rowid LIMIT ? OFFSET ?`)
       .all(...params, options.limit, options.offset) as KeyRow[];
     return { records: rows.map(toRecord), total };
   }

@@ -80,7 +80,7 @@ describe('a customer master key in the token', () => {
 
   it('gets its own CKA_ID, distinct from every other key', async () => {
     const client = kmsClient(t.service.url);
-    const ids = [];
+    const ids: string[] = [];
     for (const alias of ['unique-1', 'unique-2']) ids.push((await client.call('create-key', { key_alias: alias })).body.key_info.key_id);
     side.withSession((session) => {
       const [first, second] = ids.map((keyId) => side.findKey(session, { keyId, version: 0 }));

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Makes sure Debian's SoftHSMv2 is installed: idempotent, quiet when it already is.
+#
+#   hsm/ensure-softhsm.sh                          install softhsm2 if its module is missing
+#   hsm/ensure-softhsm.sh --init-token LABEL FILE  also initialise a token LABEL whose user PIN is
+#                                                  in FILE (for running the service against SoftHSM
+#                                                  as an "external" module: KMS_PKCS11_MODULE=...)
+#
+# The service's embedded default needs only the install: it creates its own token under its data
+# directory on first start. Installing needs root (or sudo).
+set -euo pipefail
+
+MODULE=/usr/lib/softhsm/libsofthsm2.so
+
+if [ ! -f "$MODULE" ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    echo "SoftHSMv2 is not installed and this user cannot install it: run 'apt-get install softhsm2' as root." >&2
+    exit 1
+  fi
+  echo "Installing SoftHSMv2 (Debian package softhsm2)..." >&2
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null
+fi
+[ -f "$MODULE" ] || { echo "softhsm2 is installed but $MODULE is missing" >&2; exit 1; }
+
+if [ "${1:-}" = "--init-token" ]; then
+  label=${2:?usage: $0 --init-token LABEL PIN_FILE}
+  pin_file=${3:?usage: $0 --init-token LABEL PIN_FILE}
+  if softhsm2-util --show-slots 2>/dev/null | grep -Eq "Label:[[:space:]]+${label}[[:space:]]*$"; then
+    echo "Token '$label' already exists." >&2
+    exit 0
+  fi
+  pin=$(tr -d '\r\n' < "$pin_file")
+  # The SO PIN is random and not kept: the service needs only the user PIN.
+  so_pin=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  softhsm2-util --init-token --free --label "$label" --so-pin "$so_pin" --pin "$pin" >/dev/null
+  echo "Initialised token '$label'." >&2
+fi

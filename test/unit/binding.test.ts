@@ -1,0 +1,43 @@
+import { canonicalContext, checkedAad, encodeBinding, type Binding } from '../../src/kms/binding';
+
+describe('encryption_context canonical form', () => {
+  it('sorts keys, so the order a client sends them in does not matter', () => {
+    expect(canonicalContext({ b: '2', a: '1' })).toBe('{"a":"1","b":"2"}');
+    expect(canonicalContext({ a: '1', b: '2' })).toBe(canonicalContext({ b: '2', a: '1' }));
+  });
+
+  it('treats absent and empty alike', () => {
+    expect(canonicalContext(undefined)).toBe('');
+    expect(canonicalContext({})).toBe('');
+  });
+
+  it.each([[['a']], ['text'], [{ a: 1 }], [{ a: { nested: 'x' } }], [{ big: 'x'.repeat(8200) }]])('refuses %j with KMS.0208', (context) => {
+    expect(() => canonicalContext(context)).toThrow(expect.objectContaining({ code: 'KMS.0208' }));
+  });
+});
+
+describe('additional_authenticated_data', () => {
+  it('allows up to 128 bytes of UTF-8, counted in bytes', () => {
+    expect(checkedAad('x'.repeat(128))).toHaveLength(128);
+    expect(() => checkedAad('é'.repeat(65))).toThrow(expect.objectContaining({ code: 'KMS.0308' }));
+  });
+});
+
+describe('GCM additional data', () => {
+  const base: Binding = { keyId: 'k', materialVersion: 0, projectId: 'p', context: '', aad: '' };
+
+  it('differs whenever any bound field differs, even when the fields concatenate alike', () => {
+    const variants: Binding[] = [
+      base,
+      { ...base, keyId: 'k2' },
+      { ...base, materialVersion: 1 },
+      { ...base, projectId: 'p2' },
+      { ...base, context: '{"a":"1"}' },
+      { ...base, aad: 'x' },
+      { ...base, projectId: 'px', context: '' },
+      { ...base, projectId: 'p', context: 'x' },
+    ];
+    const encoded = new Set(variants.map((binding) => encodeBinding(binding).toString('hex')));
+    expect(encoded.size).toBe(variants.length);
+  });
+});
