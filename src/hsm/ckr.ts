@@ -53,8 +53,10 @@ const TABLE: ReadonlyMap<number, CkrClass> = new Map<number, CkrClass>([
 
 /** The CKR code of a pkcs11js error, or undefined for errors that did not come from the module. */
 export function ckrOf(error: unknown): number | undefined {
-  if (error instanceof pkcs11.Pkcs11Error) return error.code;
-  return undefined;
+  // By shape, not instanceof, so that errors from another copy of the module's classes still count.
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  return name === 'Pkcs11Error' && typeof code === 'number' ? code : undefined;
 }
 
 /**

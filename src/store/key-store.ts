@@ -101,7 +101,9 @@ function toRecord(row: KeyRow): KeyRecord {
 }
 
 function isUniqueViolation(error: unknown): boolean {
-  return error instanceof Database.SqliteError && error.code === 'SQLITE_CONSTRAINT_UNIQUE';
+  // By code, not instanceof: the native addon keeps the SqliteError class of its first loader, which
+  // is not the one a second module registry (Jest gives one per test file) sees.
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export class KeyStore {
