@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { kmsClient } from '../helpers/client';
@@ -38,6 +39,18 @@ function startProcess(dataDir: string): Promise<Started> {
   });
 }
 
+/** POSTs over a keep-alive agent, so that requests travel on connections the server already accepted. */
+function post(agent: Agent, url: string, operation: string, body: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}/v1.0/project-a/kms/${operation}`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(JSON.stringify(body));
+  });
+}
+
 function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
@@ -57,12 +70,16 @@ describe('the service process on its embedded defaults', () => {
     expect(statSync(path.join(dataDir, 'softhsm', 'user.pin')).mode & 0o777).toBe(0o600);
     expect(statSync(path.join(dataDir, 'kms.sqlite')).isFile()).toBe(true);
 
-    const inFlight = Array.from({ length: 20 }, () => kms.call('create-datakey', { key_id: keyId }));
-    await Promise.race(inFlight); // the server is busy with them
+    // Twenty open connections; then twenty requests on them, and SIGTERM while they are in flight.
+    // (A connection the server has not accepted yet is refused once it stops listening, as it should be.)
+    const agent = new Agent({ keepAlive: true, maxSockets: 20 });
+    const send = () => Promise.all(Array.from({ length: 20 }, () => post(agent, first.url, 'create-datakey', { key_id: keyId })));
+    expect(await send()).toEqual(Array(20).fill(200));
+    const inFlight = send();
     const exited = exitOf(first.child);
     first.child.kill('SIGTERM');
-    const responses = await Promise.all(inFlight);
-    expect(responses.map((response) => response.status)).toEqual(Array(20).fill(200));
+    expect(await inFlight).toEqual(Array(20).fill(200));
+    agent.destroy();
     expect(await exited).toBe(0);
     expect(first.output()).toContain('KMS stopped');
 
