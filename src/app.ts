@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { KmsError } from './errors';
 import { authorise } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
+import { InFlight } from './http/in-flight';
 import type { Operation } from './http/operation';
 import { requestLog } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
@@ -19,6 +20,8 @@ export interface AppDeps {
   readonly bodyLimitBytes: number;
   /** Check every response against openapi.yaml too (the tests turn this on). */
   readonly validateResponses?: boolean;
+  /** Operations under way, for a shutdown that waits for them. */
+  readonly inFlight?: InFlight;
 }
 
 /**
@@ -47,7 +50,8 @@ export function buildApp(deps: AppDeps): Express {
   );
 
   const router = express.Router({ caseSensitive: true, strict: true });
-  for (const op of [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)]) mount(router, op);
+  const inFlight = deps.inFlight ?? new InFlight();
+  for (const op of [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)]) mount(router, op, inFlight);
   app.use(router);
 
   app.use(() => {
@@ -57,9 +61,9 @@ export function buildApp(deps: AppDeps): Express {
   return app;
 }
 
-function mount(router: express.Router, op: Operation): void {
+function mount(router: express.Router, op: Operation, inFlight: InFlight): void {
   router.post(`/v1.0/:project_id/kms/${op.name}`, async (req, res) => {
     const ctx = authorise(req, res, op.action);
-    res.json(await op.run(ctx, req.body));
+    res.json(await inFlight.track(async () => op.run(ctx, req.body)));
   });
 }

@@ -97,7 +97,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
     hsm: Object.freeze(hsm),
-    hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 4, 1, 256),
+    hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
     region: env.KMS_REGION || 'local',
     logLevel: env.KMS_LOG_LEVEL || 'info',
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),

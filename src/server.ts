@@ -4,6 +4,7 @@ import { Server as NetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
+import { InFlight } from './http/in-flight';
 import type { Config } from './config';
 import { prepareEmbeddedSoftHsm } from './hsm/embedded-softhsm';
 import { Pkcs11Hsm } from './hsm/pkcs11-hsm';
@@ -61,7 +62,15 @@ export async function startService(config: Config, options: StartOptions): Promi
   await maintenance.run();
   maintenance.start(config.sweepIntervalMs);
 
-  const app = buildApp({ keys, dataKeys, logger, bodyLimitBytes: config.bodyLimitBytes, validateResponses: options.validateResponses ?? false });
+  const inFlight = new InFlight();
+  const app = buildApp({
+    keys,
+    dataKeys,
+    logger,
+    inFlight,
+    bodyLimitBytes: config.bodyLimitBytes,
+    validateResponses: options.validateResponses ?? false,
+  });
   let draining = false;
   const server: Server = createServer((req, res) => {
     // While stopping, every response closes its connection, so clients move to another instance.
@@ -81,6 +90,8 @@ export async function startService(config: Config, options: StartOptions): Promi
     (closing ??= (async () => {
       draining = true;
       await drain(server);
+      // Clients that hung up leave their operations running: let them finish before the HSM closes.
+      await inFlight.idle();
       await maintenance.stop();
       await hsm.close();
       store.close();

@@ -18,6 +18,12 @@ import {
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const FIND_BATCH = 1000;
+/**
+ * Asynchronous calls run on libuv worker threads, several at a time: the module must lock its own
+ * state. Without CKF_OS_LOCKING_OK a module may assume a single thread (SoftHSM then runs without
+ * mutexes and corrupts its heap under concurrent calls).
+ */
+const INITIALIZE_OPTIONS: pkcs11.InitializationOptions = { flags: pkcs11.CKF_OS_LOCKING_OK };
 // Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); pkcs11js does not name them.
 const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
 
@@ -65,7 +71,7 @@ export class Pkcs11Hsm implements Hsm {
   private constructor(private readonly options: Pkcs11HsmOptions) {
     try {
       this.module = graphene.Module.load(options.modulePath);
-      this.module.initialize();
+      this.module.initialize(INITIALIZE_OPTIONS);
     } catch (error) {
       throw new HsmStartError(`cannot load PKCS#11 module ${options.modulePath}: ${ckrName(error)}`, { cause: error });
     }
@@ -259,7 +265,7 @@ export class Pkcs11Hsm implements Hsm {
         // Already finalised or the device is gone; initialising again is what matters.
       }
       try {
-        this.module.initialize();
+        this.module.initialize(INITIALIZE_OPTIONS);
         this.slot = this.findSlot(false);
       } catch (error) {
         this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
