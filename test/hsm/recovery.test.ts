@@ -54,6 +54,18 @@ describe('the HSM layer recovers from what real HSMs do', () => {
     await roundTrip();
   });
 
+  it('stays sound under sustained concurrent HSM calls on several threads', async () => {
+    // Without CKF_OS_LOCKING_OK at C_Initialize, SoftHSM ran unlocked and corrupted its heap here.
+    const ref = { keyId, version: 0 };
+    const aad = Buffer.from('load');
+    for (let wave = 0; wave < 40; wave++) {
+      const plaintexts = await Promise.all(Array.from({ length: 256 }, () => t.service.hsm.random(32)));
+      const sealed = await Promise.all(plaintexts.map((plaintext) => t.service.hsm.encrypt(ref, plaintext, aad)));
+      const opened = await Promise.all(sealed.map((data) => t.service.hsm.decrypt(ref, data, aad)));
+      expect(opened.every((plaintext, i) => plaintext.equals(plaintexts[i]!))).toBe(true);
+    }
+  });
+
   it('serves many concurrent requests through a small pool of sessions', async () => {
     const results = await Promise.all(Array.from({ length: 64 }, () => kms.call('create-datakey', { key_id: keyId })));
     expect(results.map((response) => response.status)).toEqual(Array(64).fill(200));
