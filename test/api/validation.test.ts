@@ -2,7 +2,7 @@
  * Request validation: every malformed request gets the KMS code the API names for it (400 unless
  * noted), in the documented error body, without echoing what was sent, and never a 5xx.
  */
-import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import { KMS_ERRORS, type KmsCode } from '../../src/errors';
 
@@ -29,16 +29,8 @@ afterAll(async () => {
 });
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */
-async function request(path: string, init: RequestInit = {}): Promise<KmsResponse> {
-  const response = await fetch(`${t.service.url}${path}`, init);
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Not JSON: the test sees the text.
-  }
-  return { status: response.status, headers: response.headers, body };
+function request(path: string, init: RequestInit = {}): Promise<KmsResponse> {
+  return fetchResponse(`${t.service.url}${path}`, init);
 }
 
 function postJson(path: string, body: string): Promise<KmsResponse> {

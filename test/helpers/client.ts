@@ -13,19 +13,22 @@ export interface KmsClient {
   readonly project: string;
 }
 
+/** Sends a request to any URL; the body is parsed when it is JSON and left as text when not. */
+export async function fetchResponse(url: string, init: RequestInit = {}): Promise<KmsResponse> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: the test sees the text.
+  }
+  return { status: response.status, headers: response.headers, body };
+}
+
 export function kmsClient(baseUrl: string | (() => string), project = 'project-a'): KmsClient {
   const base = (): string => (typeof baseUrl === 'function' ? baseUrl() : baseUrl);
-  const raw = async (operation: string, init: RequestInit): Promise<KmsResponse> => {
-    const response = await fetch(`${base()}/v1.0/${project}/kms/${operation}`, init);
-    const text = await response.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // Not JSON: the test sees the text.
-    }
-    return { status: response.status, headers: response.headers, body };
-  };
+  const raw = (operation: string, init: RequestInit): Promise<KmsResponse> => fetchResponse(`${base()}/v1.0/${project}/kms/${operation}`, init);
   return {
     project,
     raw,
