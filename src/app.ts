@@ -1,21 +1,28 @@
-import express, { type Express } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
+import type { AuditLog } from './audit/audit-log';
 import { KmsError } from './errors';
-import { authorise } from './http/authenticate';
+import type { Authenticator } from './identity/authenticator';
+import { auditRecord, auditStart } from './http/audit-trail';
+import { authenticate, authorise, keepRawBody } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
+import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import type { Operation } from './http/operation';
-import { requestLog } from './http/request-log';
+import { locals, requestLog } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
+import type { RequestContext } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { KeyService } from './kms/key-service';
-import { fieldErrorCodes, loadOpenApiDocument } from './openapi-spec';
+import { fieldErrorCodes, loadOpenApiDocument, type FieldErrorCodes } from './openapi-spec';
 
 export interface AppDeps {
   readonly keys: KeyService;
   readonly dataKeys: DataKeyService;
+  readonly authenticator: Authenticator;
+  readonly audit: AuditLog;
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
   /** Check every response against openapi.yaml too (the tests turn this on). */
@@ -24,21 +31,42 @@ export interface AppDeps {
   readonly inFlight?: InFlight;
 }
 
+interface OperationDeps {
+  readonly inFlight: InFlight;
+  readonly audit: AuditLog;
+  readonly fieldCodes: FieldErrorCodes;
+}
+
 /**
  * The HTTP application as a function of its dependencies:
- * request id and access log → JSON body (size-limited) → OpenAPI validation → operations → errors.
+ * request id and access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * OpenAPI validation → operations (authorisation, audit) → errors.
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
+  const fieldCodes = fieldErrorCodes(document);
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
   // Paths are exact, as the API defines them: /kms/LIST-KEYS or a trailing slash is not an operation.
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
-  app.set('etag', false);
 
   app.use(requestLog(deps.logger));
-  app.use(express.json({ limit: deps.bodyLimitBytes }));
+  const parseJson = express.json({ limit: deps.bodyLimitBytes, verify: keepRawBody });
+  app.use((req: Request, res: Response, next: NextFunction) =>
+    parseJson(req, res, (error?: unknown) => {
+      // An oversized body is refused at once; any other bad body only once we know who sent it.
+      if (error && (error as { type?: unknown }).type !== 'entity.too.large') {
+        locals(res).bodyError = error;
+        next();
+      } else {
+        next(error);
+      }
+    }),
+  );
+  app.use(authenticate(deps.authenticator));
+  app.use((_req: Request, res: Response, next: NextFunction) => next(locals(res).bodyError));
   app.use(
     OpenApiValidator.middleware({
       // A parsed copy: the validator dereferences it in place, and the field-code map reads the original.
@@ -50,20 +78,36 @@ export function buildApp(deps: AppDeps): Express {
   );
 
   const router = express.Router({ caseSensitive: true, strict: true });
-  const inFlight = deps.inFlight ?? new InFlight();
-  for (const op of [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)]) mount(router, op, inFlight);
+  const operationDeps: OperationDeps = { inFlight: deps.inFlight ?? new InFlight(), audit: deps.audit, fieldCodes };
+  for (const op of [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)]) mount(router, op, operationDeps);
   app.use(router);
 
   app.use(() => {
     throw new KmsError('KMS.0201');
   });
-  app.use(errorHandler(deps.logger, fieldErrorCodes(document)));
+  app.use(errorHandler(deps.logger, fieldCodes));
   return app;
 }
 
-function mount(router: express.Router, op: Operation, inFlight: InFlight): void {
+/**
+ * One operation: authorise → run the service call → audit → reply. The audit record is written
+ * before the response is sent, for failures as for successes.
+ */
+function mount(router: express.Router, op: Operation, deps: OperationDeps): void {
   router.post(`/v1.0/:project_id/kms/${op.name}`, async (req, res) => {
-    const ctx = authorise(req, res, op.action);
-    res.json(await inFlight.track(async () => op.run(ctx, req.body)));
+    const start = auditStart();
+    const audit = (status: number, result: string, response?: unknown): void =>
+      deps.audit.append(auditRecord(start, req, op, { principal: locals(res).principal, requestId: locals(res).requestId, status, result, response }));
+    let response: unknown;
+    try {
+      const ctx: RequestContext = authorise(req, res, op.action);
+      response = await deps.inFlight.track(async () => op.run(ctx, req.body));
+    } catch (error) {
+      const kmsError = toKmsError(error, op.name, deps.fieldCodes);
+      audit(kmsError.status, kmsError.code);
+      throw kmsError;
+    }
+    audit(200, 'OK', response);
+    res.json(response);
   });
 }

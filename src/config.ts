@@ -24,6 +24,12 @@ export interface Config {
   readonly host: string;
   readonly dataDir: string;
   readonly databasePath: string;
+  /** The hash-chained audit trail (JSON lines). */
+  readonly auditLogPath: string;
+  /** Where the first start writes the admin credential of the default project (mode 0600). */
+  readonly adminCredentialsPath: string;
+  /** The project the first start's admin credential belongs to. */
+  readonly defaultProjectId: string;
   readonly hsm: HsmConfig;
   /** Logged-in PKCS#11 sessions kept open; each runs one operation at a time. */
   readonly hsmSessions: number;
@@ -74,6 +80,11 @@ function readPin(env: Env): string | undefined {
   return pin;
 }
 
+function projectId(value: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) throw new ConfigError('KMS_DEFAULT_PROJECT_ID must be 1 to 64 letters, digits, "_" or "-"');
+  return value;
+}
+
 /** Reads the whole configuration once; throws {@link ConfigError} on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.KMS_DATA_DIR || 'data');
@@ -96,6 +107,9 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.KMS_HOST || '127.0.0.1',
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
+    auditLogPath: path.join(dataDir, 'audit.log'),
+    adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
+    defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
     region: env.KMS_REGION || 'local',

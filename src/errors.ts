@@ -10,6 +10,8 @@ export interface CatalogueEntry {
 }
 
 export const KMS_ERRORS = {
+  // The API gateway's authentication failure (flat body, 401), as Huawei Cloud's gateway answers it.
+  'APIGW.0301': { status: 401, message: 'Incorrect IAM authentication information.' },
   'KMS.0100': { status: 500, message: 'Get-status error.' },
   'KMS.0101': { status: 500, message: 'KMS error.' },
   'KMS.0102': { status: 500, message: 'Abnormal KMS I/O.' },

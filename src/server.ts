@@ -1,17 +1,23 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { Server as NetServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
+import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import { InFlight } from './http/in-flight';
+import { AuditLog } from './audit/audit-log';
 import type { Config } from './config';
-import { prepareEmbeddedSoftHsm } from './hsm/embedded-softhsm';
-import { Pkcs11Hsm } from './hsm/pkcs11-hsm';
+import { openHsm } from './hsm/open-hsm';
+import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
+import { ensureSystemKeys } from './hsm/system-keys';
+import { InFlight } from './http/in-flight';
+import { Authenticator } from './identity/authenticator';
+import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { KeyService } from './kms/key-service';
 import { KeyMaintenance } from './kms/maintenance';
+import { CredentialStore } from './store/credential-store';
+import { openDatabase } from './store/database';
 import { KeyStore } from './store/key-store';
 
 export interface RunningService {
@@ -19,8 +25,9 @@ export interface RunningService {
   readonly port: number;
   readonly hsm: Pkcs11Hsm;
   readonly store: KeyStore;
+  readonly credentials: CredentialService;
   readonly maintenance: KeyMaintenance;
-  /** Stops accepting requests, lets those in flight finish, then closes the HSM and the database. */
+  /** Stops accepting requests, lets those in flight finish, then closes the HSM, the audit log and the database. */
   close(): Promise<void>;
 }
 
@@ -30,31 +37,27 @@ export interface StartOptions {
   readonly validateResponses?: boolean;
 }
 
-/** Opens the HSM, then the store, then serves: config → HSM → store → app → listen. */
+/** Opens the HSM, then the database, then serves: config → HSM → store → app → listen. */
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const hsmConfig = config.hsm;
-  const pin = hsmConfig.kind === 'embedded-softhsm' ? prepareEmbeddedSoftHsm(hsmConfig.tokenDir).pin : hsmConfig.pin;
-  const hsm = await Pkcs11Hsm.open({
-    modulePath: hsmConfig.modulePath,
-    tokenLabel: hsmConfig.tokenLabel,
-    pin,
-    sessions: config.hsmSessions,
-    createTokenIfMissing: hsmConfig.kind === 'embedded-softhsm',
-    logger,
-  });
-
-  let store: KeyStore;
+  const hsm = await openHsm(config, logger);
+  let db: Database.Database;
+  let audit: AuditLog;
   try {
-    store = KeyStore.open(config.databasePath);
+    db = openDatabase(config.databasePath);
+    audit = new AuditLog(config.auditLogPath);
   } catch (error) {
     await hsm.close();
     throw error;
   }
+  await ensureSystemKeys(hsm, db);
 
+  const store = new KeyStore(db);
+  const credentials = new CredentialService(new CredentialStore(db), hsm, clock);
+  await bootstrapAdminCredential(config, credentials, logger);
   const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
   const dataKeys = new DataKeyService({ keys, hsm });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
@@ -66,6 +69,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   const app = buildApp({
     keys,
     dataKeys,
+    authenticator: new Authenticator(credentials, clock),
+    audit,
     logger,
     inFlight,
     bodyLimitBytes: config.bodyLimitBytes,
@@ -94,11 +99,39 @@ export async function startService(config: Config, options: StartOptions): Promi
       await inFlight.idle();
       await maintenance.stop();
       await hsm.close();
-      store.close();
+      audit.close();
+      db.close();
       logger.info('KMS stopped');
     })());
 
-  return { url, port, hsm, store, maintenance, close };
+  return { url, port, hsm, store, credentials, maintenance, close };
+}
+
+/**
+ * On the very first start there is no credential, so nobody could call the service: create an
+ * admin credential (an AK/SK pair and a token, allowed everything) for the default project and
+ * write it where only the service's user can read it.
+ */
+async function bootstrapAdminCredential(config: Config, credentials: CredentialService, logger: Logger): Promise<void> {
+  if (!credentials.isEmpty() || existsSync(config.adminCredentialsPath)) return;
+  const options = { projectId: config.defaultProjectId, actions: ['kms:*'], description: 'admin credential created on first start' };
+  const accessKey = await credentials.createAccessKey(options);
+  const token = credentials.createToken(options);
+  const content = {
+    project_id: config.defaultProjectId,
+    access_key: accessKey.access_key,
+    secret_key: accessKey.secret_key,
+    token: token.token,
+    token_id: token.token_id,
+    actions: options.actions,
+  };
+  const temporary = `${config.adminCredentialsPath}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 });
+  renameSync(temporary, config.adminCredentialsPath);
+  logger.warn(
+    { file: config.adminCredentialsPath, projectId: config.defaultProjectId, accessKey: accessKey.access_key, tokenId: token.token_id },
+    'created the admin credential of the default project; keep the file safe, or delete it once you have made your own credentials',
+  );
 }
 
 const IDLE_GRACE_MS = 500;

@@ -30,7 +30,7 @@ export function errorHandler(logger: Logger, fieldCodes: FieldErrorCodes) {
       logger.info({ requestId, code: kmsError.code, detail: kmsError.detail }, 'request refused');
     }
     const body = { error_code: kmsError.code, error_msg: kmsError.publicMessage };
-    res.status(kmsError.status).json({ error: body, ...body });
+    res.status(kmsError.status).json({ error: body, ...body, request_id: requestId });
   };
 }
 

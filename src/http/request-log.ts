@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
+import type { Principal } from '../kms/context';
 
 /** res.locals keys this service uses, typed in one place. */
 export interface KmsLocals {
   requestId: string;
+  /** Set once the request is authenticated. */
+  principal?: Principal;
+  /** A request body that could not be parsed, answered once the request is authenticated. */
+  bodyError?: unknown;
   /** Set by the error handler, so the access log can name the KMS code of a failure. */
   errorCode?: string;
 }

@@ -1,9 +1,13 @@
 /** Who is asking, for which project: what every service call receives from the HTTP layer. */
 export interface Principal {
-  /** How the caller proved who it is. Until authentication lands every caller is anonymous. */
-  readonly kind: 'anonymous' | 'access-key' | 'token';
-  /** The access key or token id; never a secret. */
+  /** How the caller proved who it is. */
+  readonly kind: 'access-key' | 'token';
+  /** The access key or the token's id; never a secret. */
   readonly id: string;
+  /** The project the credential belongs to. */
+  readonly projectId: string;
+  /** Action patterns the credential allows (see identity/permissions.ts). */
+  readonly actions: readonly string[];
 }
 
 export interface RequestContext {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Hsm } from '../hsm/hsm';
+import { isSystemKey } from '../hsm/system-keys';
 import type { KeyRecord, KeyStore } from '../store/key-store';
 import type { Clock } from './context';
 
@@ -47,7 +48,7 @@ export class KeyMaintenance {
   /** Compares the token with the database once at start-up and logs what does not match. */
   reportMismatches(): void {
     const { store, hsm, logger } = this.deps;
-    const inToken = new Set(hsm.listKeys().map((ref) => `${ref.keyId}/${ref.version}`));
+    const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId)).map((ref) => `${ref.keyId}/${ref.version}`));
     const inStore = new Set(store.allMaterials().map((ref) => `${ref.keyId}/${ref.version}`));
     const missing = [...inStore].filter((ref) => !inToken.has(ref));
     const unknown = [...inToken].filter((ref) => !inStore.has(ref));

@@ -50,39 +50,8 @@ interface KeyRow {
   material_version: number;
 }
 
-const SCHEMA_VERSION = 1;
-
 /** A key still exists unless its deletion window has ended (bound parameter: now, in ms). */
 const EXISTS = "NOT (key_state = '4' AND scheduled_deletion_date <= ?)";
-
-const SCHEMA = `
-CREATE TABLE keys (
-  key_id                  TEXT PRIMARY KEY,
-  project_id              TEXT NOT NULL,
-  key_alias               TEXT NOT NULL,
-  key_description         TEXT NOT NULL DEFAULT '',
-  key_spec                TEXT NOT NULL,
-  key_usage               TEXT NOT NULL,
-  origin                  TEXT NOT NULL,
-  key_state               TEXT NOT NULL,
-  creation_date           INTEGER NOT NULL,
-  scheduled_deletion_date INTEGER,
-  material_version        INTEGER NOT NULL DEFAULT 0,
-  -- 0 while the HSM key is being generated: invisible to the API, and rolled back by reconciliation
-  -- when a crash interrupted the creation.
-  provisioned             INTEGER NOT NULL DEFAULT 0,
-  UNIQUE (project_id, key_alias)
-) STRICT;
-CREATE INDEX keys_by_project ON keys (project_id, creation_date);
-CREATE INDEX keys_pending_deletion ON keys (scheduled_deletion_date) WHERE key_state = '4';
-
-CREATE TABLE key_materials (
-  key_id     TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
-  version    INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  PRIMARY KEY (key_id, version)
-) STRICT;
-`;
 
 function toRecord(row: KeyRow): KeyRecord {
   return {
@@ -110,14 +79,8 @@ export class KeyStore {
   private readonly db: Database.Database;
   private readonly statements;
 
-  private constructor(file: string) {
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a key the API reported as created survives a power cut, not only a process crash.
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+  constructor(db: Database.Database) {
+    this.db = db;
     this.statements = {
       get: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE key_id = ? AND project_id = ? AND provisioned = 1'),
       insert: this.db.prepare(
@@ -145,20 +108,6 @@ export class KeyStore {
         'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1',
       ),
     };
-  }
-
-  static open(file: string): KeyStore {
-    return new KeyStore(file);
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version === SCHEMA_VERSION) return;
-    if (version > SCHEMA_VERSION) throw new Error(`database schema ${version} is newer than this service (${SCHEMA_VERSION})`);
-    this.db.transaction(() => {
-      this.db.exec(SCHEMA);
-      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-    }).immediate();
   }
 
   /**
@@ -256,9 +205,5 @@ export class KeyStore {
   /** Every material version of every visible key, for reconciliation with the token. */
   allMaterials(): Array<{ keyId: string; version: number }> {
     return this.statements.allMaterials.all().map((row) => ({ keyId: row.key_id, version: row.version }));
-  }
-
-  close(): void {
-    this.db.close();
   }
 }

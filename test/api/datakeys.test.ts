@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 // The encrypt-datakey example of the API reference: a 64-byte DEK, its SHA-256, lower-case hex.
@@ -24,7 +24,7 @@ async function createKey(client: KmsClient, alias: string): Promise<string> {
 
 beforeAll(async () => {
   t = await startTestService();
-  kms = kmsClient(() => t.service.url, 'project-a');
+  kms = t.client('project-a');
   keyId = await createKey(kms, 'datakeys');
 });
 
@@ -287,7 +287,7 @@ describe('key states and projects', () => {
   });
 
   it("hides a project's keys and blobs from another project (KMS.0207)", async () => {
-    const other = kmsClient(() => t.service.url, 'project-b');
+    const other = t.client('project-b');
     const blob = (await kms.call('create-datakey', { key_id: keyId })).body.cipher_text;
     expectKmsError(await other.call('create-datakey', { key_id: keyId }), 404, 'KMS.0207');
     expectKmsError(await other.call('decrypt-datakey', { key_id: keyId, cipher_text: blob, datakey_cipher_length: '32' }), 404, 'KMS.0207');

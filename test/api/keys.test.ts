@@ -3,8 +3,8 @@
  * create, describe, list, enable/disable, scheduled deletion, aliases and descriptions, and
  * isolation between projects.
  */
-import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { expectKmsError, type KmsClient, type KmsResponse } from '../helpers/client';
+import { lazyClient, startTestService, type TestService } from '../helpers/service';
 
 const KEY_ID = /^[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}$/;
 const REQUEST_ID = /^[0-9a-f]{32}$/;
@@ -40,8 +40,8 @@ let aliasCounter = 0;
 
 beforeAll(async () => {
   t = await startTestService();
-  a = kmsClient(() => t.service.url, 'project-a');
-  b = kmsClient(() => t.service.url, 'project-b');
+  a = lazyClient(() => t, 'project-a');
+  b = lazyClient(() => t, 'project-b');
 });
 
 afterAll(async () => {
@@ -192,7 +192,7 @@ describe('list-keys', () => {
   });
 
   describe('pagination in a project of five keys', () => {
-    const project = kmsClient(() => t.service.url, 'project-paging');
+    const project = lazyClient(() => t, 'project-paging');
     let created: string[];
 
     beforeAll(async () => {
@@ -356,7 +356,7 @@ describe('schedule-key-deletion and cancel-key-deletion', () => {
 
   describe('when the deletion window ends', () => {
     // Its own project: moving the clock must not end other scenarios' windows by surprise.
-    const project = kmsClient(() => t.service.url, 'project-deletion');
+    const project = lazyClient(() => t, 'project-deletion');
 
     it('the key is gone at once, and the sweep destroys its material in the HSM', async () => {
       const pendingDays = 7;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
@@ -7,7 +7,7 @@ let kms: KmsClient;
 
 beforeAll(async () => {
   t = await startTestService();
-  kms = kmsClient(() => t.service.url);
+  kms = t.client();
 });
 
 afterAll(async () => {

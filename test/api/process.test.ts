@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { kmsClient } from '../helpers/client';
+import { expectKmsError, kmsClient } from '../helpers/client';
 import { makeDataDir } from '../helpers/service';
 
 /**
@@ -17,6 +17,19 @@ interface Started {
 }
 
 const ROOT = path.resolve(__dirname, '..', '..');
+
+interface AdminCredentials {
+  project_id: string;
+  access_key: string;
+  secret_key: string;
+  token: string;
+}
+
+function readAdminCredentials(dataDir: string): AdminCredentials {
+  const file = path.join(dataDir, 'admin-credentials.json');
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  return JSON.parse(readFileSync(file, 'utf8')) as AdminCredentials;
+}
 
 function startProcess(dataDir: string): Promise<Started> {
   const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'debug' };
@@ -40,9 +53,10 @@ function startProcess(dataDir: string): Promise<Started> {
 }
 
 /** POSTs over a keep-alive agent, so that requests travel on connections the server already accepted. */
-function post(agent: Agent, url: string, operation: string, body: unknown): Promise<number> {
+function post(agent: Agent, url: string, admin: AdminCredentials, operation: string, body: unknown): Promise<number> {
   return new Promise((resolve, reject) => {
-    const outgoing = request(`${url}/v1.0/project-a/kms/${operation}`, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (response) => {
+    const headers = { 'content-type': 'application/json', 'x-auth-token': admin.token };
+    const outgoing = request(`${url}/v1.0/${admin.project_id}/kms/${operation}`, { method: 'POST', agent, headers }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode ?? 0));
     });
@@ -61,7 +75,11 @@ describe('the service process on its embedded defaults', () => {
 
   it('creates its token and database on first start, finishes requests in flight on SIGTERM, and keeps everything for the next start', async () => {
     const first = await startProcess(dataDir);
-    const kms = kmsClient(first.url);
+    // The first start made an admin credential of the default project, readable by its owner only.
+    const admin = readAdminCredentials(dataDir);
+    expect(admin).toMatchObject({ project_id: 'default', access_key: expect.stringMatching(/^[A-Z0-9]{20}$/) });
+    const kms = kmsClient(first.url, admin.project_id, { 'x-auth-token': admin.token });
+    expectKmsError(await kmsClient(first.url, admin.project_id).call('list-keys'), 401, 'APIGW.0301');
     const keyId = (await kms.call('create-key', { key_alias: 'process' })).body.key_info.key_id;
     const dataKey = (await kms.call('create-datakey', { key_id: keyId })).body;
 
@@ -73,7 +91,7 @@ describe('the service process on its embedded defaults', () => {
     // Twenty open connections; then twenty requests on them, and SIGTERM while they are in flight.
     // (A connection the server has not accepted yet is refused once it stops listening, as it should be.)
     const agent = new Agent({ keepAlive: true, maxSockets: 20 });
-    const send = () => Promise.all(Array.from({ length: 20 }, () => post(agent, first.url, 'create-datakey', { key_id: keyId })));
+    const send = () => Promise.all(Array.from({ length: 20 }, () => post(agent, first.url, admin, 'create-datakey', { key_id: keyId })));
     expect(await send()).toEqual(Array(20).fill(200));
     const inFlight = send();
     const exited = exitOf(first.child);
@@ -84,7 +102,7 @@ describe('the service process on its embedded defaults', () => {
     expect(first.output()).toContain('KMS stopped');
 
     const second = await startProcess(dataDir);
-    const opened = await kmsClient(second.url).call('decrypt-datakey', {
+    const opened = await kmsClient(second.url, admin.project_id, { 'x-auth-token': admin.token }).call('decrypt-datakey', {
       key_id: keyId,
       cipher_text: dataKey.cipher_text,
       datakey_cipher_length: '32',
@@ -95,10 +113,11 @@ describe('the service process on its embedded defaults', () => {
     expect(await exitedAgain).toBe(0);
 
     // Neither the PIN nor a data key ever reached the log.
-    const pin = require('node:fs').readFileSync(path.join(dataDir, 'softhsm', 'user.pin'), 'utf8').trim();
+    const pin = readFileSync(path.join(dataDir, 'softhsm', 'user.pin'), 'utf8').trim();
     const logs = first.output() + second.output();
-    expect(logs).not.toContain(pin);
-    expect(logs).not.toContain(dataKey.plain_text);
+    for (const secret of [pin, dataKey.plain_text, admin.secret_key, admin.token]) expect(logs).not.toContain(secret);
+    // The second start found the credential and made no new one.
+    expect(readAdminCredentials(dataDir)).toEqual(admin);
   });
 
   it('refuses to start, with a clear message, when the configured module cannot be loaded', async () => {

@@ -18,7 +18,7 @@ let keyId: string;
 
 beforeAll(async () => {
   t = await startTestService();
-  a = kmsClient(() => t.service.url, 'project-a');
+  a = t.client('project-a');
   const created = await a.call('create-key', { key_alias: 'validation' });
   expect(created.status).toBe(200);
   keyId = created.body.key_info.key_id;
@@ -30,7 +30,13 @@ afterAll(async () => {
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */
 function request(path: string, init: RequestInit = {}): Promise<KmsResponse> {
-  return fetchResponse(`${t.service.url}${path}`, init);
+  const headers = { 'x-auth-token': t.token('project-a'), ...(init.headers as Record<string, string> | undefined) };
+  return fetchResponse(`${t.service.url}${path}`, { ...init, headers });
+}
+
+/** A client of a project whose id the service must refuse, authenticated as project-a. */
+function clientOfBadProject(project: string): KmsClient {
+  return kmsClient(() => t.service.url, project, { 'x-auth-token': t.token('project-a') });
 }
 
 function postJson(path: string, body: string): Promise<KmsResponse> {
@@ -233,23 +239,24 @@ describe('methods and URLs', () => {
     ['a dot', 'p.x'],
     ['65 characters', 'p'.repeat(65)],
   ])('a project_id with %s is KMS.0201', async (_label, project) => {
-    expectKmsError(await kmsClient(() => t.service.url, project).call('list-keys', {}), 400, 'KMS.0201');
+    expectKmsError(await clientOfBadProject(project).call('list-keys', {}), 400, 'KMS.0201');
   });
 
   it('a project_id of letters, digits, "_" and "-" up to 64 characters is accepted', async () => {
     const project = `Ab0_-${'p'.repeat(59)}`;
     expect(project).toHaveLength(64);
-    const response = await kmsClient(() => t.service.url, project).call('list-keys', {});
+    const response = await t.client(project).call('list-keys', {});
     expect(response.status).toBe(200);
     expect(response.body.total).toBe(0);
   });
 });
 
 describe('the error body', () => {
-  it('has the nested {error:{error_code, error_msg}} and the same values at the top level', async () => {
+  it('has the nested {error:{error_code, error_msg}}, the same values at the top level, and the request id', async () => {
     const response = await a.call('describe-key', { key_id: 'bad' });
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(Object.keys(response.body).sort()).toEqual(['error', 'error_code', 'error_msg']);
+    expect(Object.keys(response.body).sort()).toEqual(['error', 'error_code', 'error_msg', 'request_id']);
+    expect(response.body.request_id).toBe(response.headers.get('x-request-id'));
     expect(Object.keys(response.body.error).sort()).toEqual(['error_code', 'error_msg']);
     expect(response.body.error).toEqual({ error_code: response.body.error_code, error_msg: response.body.error_msg });
     expect(response.body.error_code).toBe('KMS.0205');
@@ -280,7 +287,7 @@ describe('error messages never echo the request', () => {
     ['a bad marker', () => a.call('list-keys', { marker: SECRET }), 400, 'KMS.1602'],
     ['an unsupported key_spec', () => a.call('create-key', { key_alias: 'secret-spec', key_spec: SECRET }), 400, 'KMS.0308'],
     ['invalid JSON', () => a.call('describe-key', `{"key_id": ${SECRET}}`), 400, 'KMS.0202'],
-    ['a bad project_id', () => kmsClient(() => t.service.url, `${SECRET}%20`).call('list-keys', {}), 400, 'KMS.0201'],
+    ['a bad project_id', () => clientOfBadProject(`${SECRET}%20`).call('list-keys', {}), 400, 'KMS.0201'],
     ['an unknown operation', () => a.call(`${SECRET.toLowerCase()}-op`, {}), 400, 'KMS.0201'],
   ];
 

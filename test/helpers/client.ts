@@ -26,9 +26,17 @@ export async function fetchResponse(url: string, init: RequestInit = {}): Promis
   return { status: response.status, headers: response.headers, body };
 }
 
-export function kmsClient(baseUrl: string | (() => string), project = 'project-a'): KmsClient {
+/**
+ * A client of one project. `authHeaders` go with every request (an X-Auth-Token, usually); headers
+ * a test passes win over them, so a test can also send none or a wrong one.
+ */
+export function kmsClient(baseUrl: string | (() => string), project = 'project-a', authHeaders: Record<string, string> = {}): KmsClient {
   const base = (): string => (typeof baseUrl === 'function' ? baseUrl() : baseUrl);
-  const raw = (operation: string, init: RequestInit): Promise<KmsResponse> => fetchResponse(`${base()}/v1.0/${project}/kms/${operation}`, init);
+  const raw = (operation: string, init: RequestInit): Promise<KmsResponse> =>
+    fetchResponse(`${base()}/v1.0/${project}/kms/${operation}`, {
+      ...init,
+      headers: { ...authHeaders, ...(init.headers as Record<string, string> | undefined) },
+    });
   return {
     project,
     raw,

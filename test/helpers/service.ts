@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startService, type RunningService } from '../../src/server';
+import { kmsClient, type KmsClient } from './client';
 
 /** Everything the service logged, as text, so tests can check what it says and what it never says. */
 export class LogCapture extends Writable {
@@ -34,6 +35,10 @@ export interface TestService {
   readonly logs: LogCapture;
   readonly clock: TestClock;
   readonly dataDir: string;
+  /** A client of `project` authenticated by a token allowed `actions` (everything by default). */
+  client(project?: string, actions?: readonly string[]): KmsClient;
+  /** The X-Auth-Token of a credential of `project` allowed `actions` (made once, then reused). */
+  token(project?: string, actions?: readonly string[]): string;
   /** Closes the service and starts it again on the same data directory (and token). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -58,6 +63,16 @@ export async function startTestService(options: { env?: Record<string, string>; 
   const logger = createLogger('debug', logs);
   const start = (): Promise<RunningService> => startService(config, { logger, clock: clock.read, validateResponses: true });
   let service = await start();
+  const tokens = new Map<string, string>();
+  const token = (project = 'project-a', actions: readonly string[] = ['kms:*']): string => {
+    const key = `${project} ${actions.join(',')}`;
+    let value = tokens.get(key);
+    if (!value) {
+      value = service.credentials.createToken({ projectId: project, actions }).token;
+      tokens.set(key, value);
+    }
+    return value;
+  };
   const handle: TestService = {
     get service() {
       return service;
@@ -66,6 +81,9 @@ export async function startTestService(options: { env?: Record<string, string>; 
     logs,
     clock,
     dataDir,
+    token,
+    client: (project = 'project-a', actions?: readonly string[]) =>
+      kmsClient(() => service.url, project, { 'x-auth-token': token(project, actions) }),
     async restart() {
       await service.close();
       service = await start();
@@ -76,4 +94,16 @@ export async function startTestService(options: { env?: Record<string, string>; 
     },
   };
   return handle;
+}
+
+/**
+ * A client that finds the service when it sends, for clients declared before `beforeAll` has
+ * started the service (in a describe block).
+ */
+export function lazyClient(service: () => TestService, project = 'project-a', actions?: readonly string[]): KmsClient {
+  return {
+    project,
+    call: (operation, body) => service().client(project, actions).call(operation, body),
+    raw: (operation, init) => service().client(project, actions).raw(operation, init),
+  };
 }

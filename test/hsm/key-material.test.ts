@@ -1,5 +1,4 @@
 import * as pkcs11 from 'pkcs11js';
-import { kmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
@@ -17,7 +16,7 @@ afterAll(async () => {
 
 describe('a customer master key in the token', () => {
   it('is a private, sensitive, never-extractable AES-256 token object that can only encrypt and decrypt', async () => {
-    const created = await kmsClient(t.service.url).call('create-key', { key_alias: 'attributes' });
+    const created = await t.client().call('create-key', { key_alias: 'attributes' });
     const keyId: string = created.body.key_info.key_id;
 
     side.withSession((session) => {
@@ -79,7 +78,7 @@ describe('a customer master key in the token', () => {
   });
 
   it('gets its own CKA_ID, distinct from every other key', async () => {
-    const client = kmsClient(t.service.url);
+    const client = t.client();
     const ids: string[] = [];
     for (const alias of ['unique-1', 'unique-2']) ids.push((await client.call('create-key', { key_alias: alias })).body.key_info.key_id);
     side.withSession((session) => {

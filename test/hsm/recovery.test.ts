@@ -1,4 +1,4 @@
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
@@ -10,7 +10,7 @@ let keyId: string;
 beforeAll(async () => {
   t = await startTestService();
   side = new SideChannel(t.config.hsm.tokenLabel);
-  kms = kmsClient(() => t.service.url);
+  kms = t.client();
   keyId = (await kms.call('create-key', { key_alias: 'recovery' })).body.key_info.key_id;
 });
 

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, fstatSync, writeSync } from 'node:fs';
+
+/**
+ * The audit trail: one JSON line per request that reached the KMS rules, appended to a file and
+ * hash-chained. Each line carries `prev`, the hash of the line before (64 zeros for the first), and
+ * `hash` = SHA-256(prev + "\n" + the line's JSON without `hash`). Editing or removing a line breaks
+ * the chain at that point; `verifyAuditLog` finds where.
+ *
+ * Records name who, what, which key, and how it ended; never a secret, a data key or a plaintext.
+ */
+
+export interface AuditRecord {
+  /** ISO 8601 time the request arrived. */
+  readonly time: string;
+  readonly request_id: string;
+  readonly principal: { readonly kind: string; readonly id: string };
+  readonly project_id: string;
+  /** The operation, e.g. "create-datakey". */
+  readonly action: string;
+  /** The permission it needs, e.g. "kms:dek:create". */
+  readonly permission: string;
+  readonly key_id: string | null;
+  readonly status: number;
+  /** "OK", or the KMS error code the request ended with. */
+  readonly result: string;
+  readonly latency_ms: number;
+  readonly client: string | null;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function chainHash(prev: string, lineWithoutHash: string): string {
+  return createHash('sha256').update(`${prev}\n${lineWithoutHash}`, 'utf8').digest('hex');
+}
+
+/** The `hash` of the file's last complete line, read from its end. */
+function lastHash(file: string): string {
+  if (!existsSync(file)) return GENESIS_HASH;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return GENESIS_HASH;
+    // Records are well under 4 KiB; read enough of the tail to hold the last one whole.
+    const length = Math.min(size, 65_536);
+    const tail = Buffer.alloc(length);
+    readSync(fd, tail, 0, length, size - length);
+    const lines = tail.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+    const last = lines[lines.length - 1];
+    const hash = last ? (JSON.parse(last) as { hash?: unknown }).hash : undefined;
+    if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw new Error(`the audit log's last line has no hash: ${file}`);
+    return hash;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class AuditLog {
+  private fd: number | undefined;
+  private prev: string;
+
+  constructor(file: string) {
+    this.prev = lastHash(file);
+    this.fd = openSync(file, 'a', 0o600);
+  }
+
+  /**
+   * Appends one record. The line is written with one write(2) call before the response is sent, so
+   * a crash never leaves half a line, and a record the client saw an answer for is in the file.
+   */
+  append(record: AuditRecord): void {
+    if (this.fd === undefined) throw new Error('the audit log is closed');
+    const withPrev = JSON.stringify({ ...record, prev: this.prev });
+    const hash = chainHash(this.prev, withPrev);
+    const line = `${withPrev.slice(0, -1)},"hash":"${hash}"}\n`;
+    writeSync(this.fd, line);
+    this.prev = hash;
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
+
+export type AuditVerdict =
+  | { readonly ok: true; readonly records: number }
+  | { readonly ok: false; readonly records: number; readonly line: number; readonly reason: string };
+
+/** Checks the whole chain; reports the first line (1-based) where it breaks. */
+export function verifyAuditLog(file: string): AuditVerdict {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  let prev = GENESIS_HASH;
+  for (let i = 0; i < lines.length; i++) {
+    const fail = (reason: string): AuditVerdict => ({ ok: false, records: i, line: i + 1, reason });
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(lines[i]!) as Record<string, unknown>;
+    } catch {
+      return fail('not a JSON record');
+    }
+    const { hash, ...rest } = parsed;
+    if (rest.prev !== prev) return fail('prev does not match the hash of the line before: a line was removed, added or reordered');
+    if (hash !== chainHash(prev, JSON.stringify(rest))) return fail('hash does not match the record: the line was edited');
+    prev = hash as string;
+  }
+  return { ok: true, records: lines.length };
+}

@@ -1,0 +1,126 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * SDK-HMAC-SHA256, the request signature of the official Huawei Cloud SDKs, checked from the
+ * server's side. The algorithm (huawei-kms-api.md §3a):
+ *
+ *   CanonicalRequest = METHOD \n CanonicalURI \n CanonicalQuery \n CanonicalHeaders \n SignedHeaders \n hex(SHA-256(body))
+ *   StringToSign     = "SDK-HMAC-SHA256" \n X-Sdk-Date \n hex(SHA-256(CanonicalRequest))
+ *   Signature        = hex(HMAC-SHA256(secret key, StringToSign))
+ *
+ * The SDKs differ in which headers they sign, so the list is always taken from the request.
+ */
+
+export const ALGORITHM = 'SDK-HMAC-SHA256';
+
+export interface SignedRequest {
+  readonly method: string;
+  /** The path as received, still percent-encoded, without the query. */
+  readonly path: string;
+  /** The raw query string, without '?', or ''. */
+  readonly query: string;
+  /** Header values by lower-case name, as received. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The exact body bytes received. */
+  readonly body: Buffer;
+}
+
+export interface AuthorizationHeader {
+  readonly accessKey: string;
+  /** Lower-case header names, in the order the client signed them. */
+  readonly signedHeaders: string[];
+  readonly signature: string;
+}
+
+/** Parses `SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex`; undefined when malformed. */
+export function parseAuthorization(value: string): AuthorizationHeader | undefined {
+  const match = /^SDK-HMAC-SHA256\s+(.*)$/.exec(value.trim());
+  if (!match) return undefined;
+  const fields = new Map<string, string>();
+  for (const part of match[1]!.split(',')) {
+    const at = part.indexOf('=');
+    if (at > 0) fields.set(part.slice(0, at).trim(), part.slice(at + 1).trim());
+  }
+  const accessKey = fields.get('Access');
+  const signedHeaders = fields.get('SignedHeaders');
+  const signature = fields.get('Signature');
+  if (!accessKey || !signedHeaders || !signature || !/^[0-9a-f]{64}$/i.test(signature)) return undefined;
+  return { accessKey, signedHeaders: signedHeaders.split(';').map((name) => name.toLowerCase()), signature: signature.toLowerCase() };
+}
+
+/** RFC 3986 encoding: unreserved characters kept, everything else %XX with upper-case hex. */
+function encode(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // A malformed escape is signed as sent; the signature then simply does not match.
+  }
+}
+
+/** The path decoded, split on '/', each segment re-encoded, and always a trailing '/'. */
+export function canonicalUri(path: string): string {
+  const uri = decode(path).split('/').map(encode).join('/');
+  return uri.endsWith('/') ? uri : `${uri}/`;
+}
+
+/** Pairs sorted by key, then by value, each side encoded, joined with '&'. */
+export function canonicalQuery(query: string): string {
+  if (!query) return '';
+  const pairs = query
+    .split('&')
+    .filter(Boolean)
+    .map((pair) => {
+      const at = pair.indexOf('=');
+      const key = decode((at < 0 ? pair : pair.slice(0, at)).replace(/\+/g, ' '));
+      const value = at < 0 ? '' : decode(pair.slice(at + 1).replace(/\+/g, ' '));
+      return [encode(key), encode(value)] as const;
+    });
+  pairs.sort(([k1, v1], [k2, v2]) => (k1 < k2 ? -1 : k1 > k2 ? 1 : v1 < v2 ? -1 : v1 > v2 ? 1 : 0));
+  return pairs.map(([key, value]) => `${key}=${value}`).join('&');
+}
+
+function headerValue(headers: SignedRequest['headers'], name: string): string {
+  const value = headers[name];
+  return (Array.isArray(value) ? value.join(',') : (value ?? '')).trim();
+}
+
+export function canonicalRequest(request: SignedRequest, signedHeaders: readonly string[]): string {
+  const canonicalHeaders = signedHeaders.map((name) => `${name}:${headerValue(request.headers, name)}\n`).join('');
+  const payloadHash = createHash('sha256').update(request.body).digest('hex');
+  return [
+    request.method.toUpperCase(),
+    canonicalUri(request.path),
+    canonicalQuery(request.query),
+    canonicalHeaders,
+    signedHeaders.join(';'),
+    payloadHash,
+  ].join('\n');
+}
+
+export function stringToSign(canonical: string, sdkDate: string): string {
+  return `${ALGORITHM}\n${sdkDate}\n${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+}
+
+export function sign(secretKey: Buffer | string, request: SignedRequest, signedHeaders: readonly string[], sdkDate: string): string {
+  return createHmac('sha256', secretKey).update(stringToSign(canonicalRequest(request, signedHeaders), sdkDate)).digest('hex');
+}
+
+/** Constant-time comparison of the expected and the received signature. */
+export function signaturesMatch(expected: string, received: string): boolean {
+  const a = Buffer.from(expected, 'hex');
+  const b = Buffer.from(received, 'hex');
+  return a.length === 32 && b.length === 32 && timingSafeEqual(a, b);
+}
+
+/** Parses X-Sdk-Date (`YYYYMMDDTHHMMSSZ`, UTC) into milliseconds, or undefined. */
+export function parseSdkDate(value: string): number | undefined {
+  const match = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!match) return undefined;
+  const [, y, mo, d, h, mi, s] = match.map(Number) as [number, number, number, number, number, number, number];
+  const time = Date.UTC(y, mo - 1, d, h, mi, s);
+  return Number.isNaN(time) ? undefined : time;
+}

@@ -1,0 +1,81 @@
+import Database from 'better-sqlite3';
+
+/**
+ * The service's embedded SQLite database: one file in the data directory, in WAL mode so that
+ * readers never wait for the writer and several processes (the service, the command-line tool) can
+ * share it. Migrations run in order, each in one transaction, recorded in PRAGMA user_version.
+ */
+
+const MIGRATIONS: readonly string[] = [
+  // 1: key metadata.
+  `CREATE TABLE keys (
+  key_id                  TEXT PRIMARY KEY,
+  project_id              TEXT NOT NULL,
+  key_alias               TEXT NOT NULL,
+  key_description         TEXT NOT NULL DEFAULT '',
+  key_spec                TEXT NOT NULL,
+  key_usage               TEXT NOT NULL,
+  origin                  TEXT NOT NULL,
+  key_state               TEXT NOT NULL,
+  creation_date           INTEGER NOT NULL,
+  scheduled_deletion_date INTEGER,
+  material_version        INTEGER NOT NULL DEFAULT 0,
+  -- 0 while the HSM key is being generated: invisible to the API, and rolled back by reconciliation
+  -- when a crash interrupted the creation.
+  provisioned             INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (project_id, key_alias)
+) STRICT;
+CREATE INDEX keys_by_project ON keys (project_id, creation_date);
+CREATE INDEX keys_pending_deletion ON keys (scheduled_deletion_date) WHERE key_state = '4';
+
+CREATE TABLE key_materials (
+  key_id     TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  version    INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, version)
+) STRICT;`,
+  // 2: credentials. Secret keys are sealed by the HSM; tokens are kept as SHA-256 hashes only.
+  `
+CREATE TABLE credentials (
+  id            TEXT PRIMARY KEY,  -- the access key, or the token's id
+  kind          TEXT NOT NULL CHECK (kind IN ('aksk', 'token')),
+  project_id    TEXT NOT NULL,
+  actions       TEXT NOT NULL,     -- JSON array of action patterns
+  description   TEXT NOT NULL DEFAULT '',
+  sealed_secret BLOB,              -- aksk: the secret key, sealed under the HSM's credential key
+  token_hash    TEXT UNIQUE,       -- token: hex SHA-256 of the token
+  enabled       INTEGER NOT NULL DEFAULT 1,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER
+) STRICT;
+`,
+];
+
+export function openDatabase(file: string): Database.Database {
+  const db = new Database(file);
+  try {
+    db.pragma('journal_mode = WAL');
+    // FULL: what the API reported as done survives a power cut, not only a process crash.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+function migrate(db: Database.Database): void {
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`the database's schema (${version}) is newer than this service's (${MIGRATIONS.length})`);
+    }
+    for (let next = version; next < MIGRATIONS.length; next++) {
+      db.exec(MIGRATIONS[next]!);
+      db.pragma(`user_version = ${next + 1}`);
+    }
+  }).immediate();
+}
