@@ -1,0 +1,123 @@
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
+import { runCli } from '../helpers/cli';
+import { kmsClient } from '../helpers/client';
+import { startTestService, type TestService } from '../helpers/service';
+
+let t: TestService;
+
+beforeAll(async () => {
+  t = await startTestService();
+});
+
+afterAll(async () => {
+  await t.stop();
+});
+
+type Line = AuditRecord & { prev: string; hash: string };
+
+function auditLines(): Line[] {
+  return readFileSync(t.config.auditLogPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Line);
+}
+
+function byRequestId(requestId: string | null): Line {
+  const found = auditLines().filter((line) => line.request_id === requestId);
+  expect(found).toHaveLength(1);
+  return found[0]!;
+}
+
+describe('the audit trail', () => {
+  it('records every request that reaches an operation, successes and refusals, with who, what, which key and how it ended', async () => {
+    const token = t.token('project-a');
+    const client = t.client('project-a');
+    const created = await client.call('create-key', { key_alias: 'audited' });
+    const keyId: string = created.body.key_info.key_id;
+    const dataKey = await client.call('create-datakey', { key_id: keyId });
+    const refused = await client.call('enable-key', { key_id: keyId });
+    const forbidden = await t.client('project-a', ['kms:dek:*']).call('disable-key', { key_id: keyId });
+
+    const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
+    expect(byRequestId(created.headers.get('x-request-id'))).toMatchObject({
+      principal: { kind: 'token', id: tokenId },
+      project_id: 'project-a',
+      action: 'create-key',
+      permission: 'kms:cmk:create',
+      key_id: keyId,
+      status: 200,
+      result: 'OK',
+      client: expect.stringMatching(/127\.0\.0\.1/),
+      latency_ms: expect.any(Number),
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    expect(byRequestId(dataKey.headers.get('x-request-id'))).toMatchObject({ action: 'create-datakey', permission: 'kms:dek:create', key_id: keyId, result: 'OK' });
+    expect(byRequestId(refused.headers.get('x-request-id'))).toMatchObject({ action: 'enable-key', status: 400, result: 'KMS.1201' });
+    expect(byRequestId(forbidden.headers.get('x-request-id'))).toMatchObject({ action: 'disable-key', status: 403, result: 'KMS.0307' });
+
+    // Never a secret: not the token, not the data key, not its ciphertext.
+    const text = readFileSync(t.config.auditLogPath, 'utf8');
+    for (const secret of [token, dataKey.body.plain_text, dataKey.body.cipher_text]) expect(text).not.toContain(secret);
+  });
+
+  it('does not record requests that never got past authentication', async () => {
+    const before = auditLines().length;
+    const anonymous = await kmsClient(t.service.url, 'project-a').call('list-keys');
+    expect(anonymous.status).toBe(401);
+    expect(auditLines()).toHaveLength(before);
+  });
+
+  it('chains every record to the one before, across restarts', async () => {
+    const before = auditLines();
+    await t.restart();
+    await t.client('project-a').call('list-keys');
+    const after = auditLines();
+    expect(after.length).toBe(before.length + 1);
+    expect(after[after.length - 1]!.prev).toBe(before[before.length - 1]!.hash);
+    expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length });
+  });
+
+  describe('npm run kms -- audit verify', () => {
+    function tamperedCopy(change: (lines: string[]) => string[]): string {
+      const file = path.join(t.dataDir, `audit-copy-${Math.random().toString(16).slice(2)}.log`);
+      copyFileSync(t.config.auditLogPath, file);
+      const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      writeFileSync(file, `${change(lines).join('\n')}\n`);
+      return file;
+    }
+
+    it('passes the log as written', async () => {
+      const result = await runCli(t, ['audit', 'verify']);
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, records: auditLines().length });
+    });
+
+    it('catches an edited line', async () => {
+      const file = tamperedCopy((lines) => lines.map((line, i) => (i === 1 ? line.replace('"status":200', '"status":201') : line)));
+      const result = await runCli(t, ['audit', 'verify', '--file', file]);
+      expect(result.code).toBe(1);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, line: 2, reason: expect.stringContaining('edited') });
+    });
+
+    it('catches a deleted line', async () => {
+      const file = tamperedCopy((lines) => lines.filter((_, i) => i !== 2));
+      const result = await runCli(t, ['audit', 'verify', '--file', file]);
+      expect(result.code).toBe(1);
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, line: 3, reason: expect.stringContaining('removed') });
+    });
+
+    it('catches a line whose hash was recomputed after an edit (the next line no longer follows)', async () => {
+      const file = tamperedCopy((lines) => {
+        const record = JSON.parse(lines[0]!) as Record<string, unknown>;
+        record.result = 'KMS.9999';
+        delete record.hash;
+        const rest = record;
+        const rewritten = JSON.stringify({ ...rest, hash: chainHash(rest.prev as string, JSON.stringify(rest)) });
+        return [rewritten, ...lines.slice(1)];
+      });
+      expect(verifyAuditLog(file)).toMatchObject({ ok: false, line: 2 });
+    });
+  });
+});

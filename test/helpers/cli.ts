@@ -1,0 +1,25 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { TestService } from './service';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the operator's command line (`npm run kms -- ...`) in its own process, on the data
+ * directory and token of a running test service, as an operator would beside the service.
+ */
+export function runCli(t: TestService, args: string[]): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: t.dataDir, KMS_PKCS11_TOKEN_LABEL: t.config.hsm.tokenLabel };
+  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'cli.ts'), ...args], { cwd: ROOT, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
