@@ -1,0 +1,66 @@
+/**
+ * The ceiling: the least a server can do to answer create-datakey on this HSM. Plain node:http,
+ * one logged-in PKCS#11 session, the CMK's handle found once, and per request exactly the HSM work
+ * of create-datakey (random bytes for the data key and the IV, one AES-256-GCM encryption), called
+ * synchronously. No validation, authentication, audit or blob format. The benchmark compares the
+ * service with this, run in the same way, on the same token.
+ *
+ * Environment: SOFTHSM2_CONF, BENCH_MODULE, BENCH_TOKEN_LABEL, BENCH_PIN_FILE, BENCH_KEY_LABEL, PORT.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import * as pkcs11 from 'pkcs11js';
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+
+const lib = new pkcs11.PKCS11();
+lib.load(env('BENCH_MODULE'));
+lib.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
+const label = env('BENCH_TOKEN_LABEL');
+const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.replace(/\0+$/, '').trim() === label);
+if (!slot) throw new Error(`no token ${label}`);
+const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+lib.C_Login(session, pkcs11.CKU_USER, readFileSync(env('BENCH_PIN_FILE'), 'utf8').trim());
+lib.C_FindObjectsInit(session, [
+  { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
+  { type: pkcs11.CKA_LABEL, value: env('BENCH_KEY_LABEL') },
+]);
+const [key] = lib.C_FindObjects(session, 1);
+lib.C_FindObjectsFinal(session);
+if (!key) throw new Error(`no key ${env('BENCH_KEY_LABEL')}`);
+const keyId = env('BENCH_KEY_LABEL').split('/')[1]!;
+const aad = Buffer.from(`bench/${keyId}`);
+
+const server = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));
+    const dataKey = random.subarray(0, 32);
+    const iv = random.subarray(32);
+    const gcm: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
+    lib.C_EncryptInit(session, { mechanism: pkcs11.CKM_AES_GCM, parameter: gcm }, key);
+    const sealed = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
+    const body = JSON.stringify({
+      key_id: keyId,
+      plain_text: dataKey.toString('hex').toUpperCase(),
+      cipher_text: Buffer.concat([iv, sealed]).toString('hex').toUpperCase(),
+    });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  });
+});
+server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ listening: server.address() })}\n`);
+});
+const stop = (): void => {
+  server.close();
+  lib.C_Logout(session);
+  lib.C_CloseSession(session);
+  lib.C_Finalize();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..');
+
+export interface Server {
+  readonly name: string;
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Milliseconds from spawn until it answered that it listens. */
+  readonly startupMs: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server process and waits for the line that says where it listens: the service's
+ * "KMS listening" log line (with "url") or the bench servers' {"listening": address}.
+ */
+export function startServer(name: string, args: string[], env: NodeJS.ProcessEnv): Promise<Server> {
+  const started = Date.now();
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const url = /"url":"(http:[^"]+)"/.exec(output)?.[1] ?? portUrl(output);
+      if (!url) return;
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+      child.off('exit', onExit);
+      resolve({
+        name,
+        url,
+        child,
+        startupMs: Date.now() - started,
+        stop: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+          }),
+      });
+    };
+    const onExit = (code: number | null): void => reject(new Error(`${name} exited (${code}) before listening:\n${output}`));
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.once('exit', onExit);
+  });
+}
+
+function portUrl(output: string): string | undefined {
+  const port = /"listening":\{[^}]*"port":(\d+)/.exec(output)?.[1];
+  return port ? `http://127.0.0.1:${port}` : undefined;
+}
+
+/** Resets the peak resident set size the kernel keeps for a process (VmHWM), where allowed. */
+export function resetPeakRss(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  } catch {
+    // Not permitted here: the peak then covers the process's whole life, which is still an upper bound.
+  }
+}
+
+/** Peak resident set size of a process, in MB (VmHWM from /proc). */
+export function peakRssMb(pid: number): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+}
+
+export function currentRssMb(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+}

@@ -1,0 +1,174 @@
+/**
+ * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--smoke] [--scaling] [--network-hsm MS] [--out FILE]
+ *
+ * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
+ * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
+ * same throwaway token: the ceiling (bench/ceiling-server.ts: only the HSM work of create-datakey)
+ * and a no-op node:http server. Prints one table and writes it as JSON.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { load, signedHeaders, type Credential, type LoadResult } from './load';
+import { peakRssMb, resetPeakRss, ROOT, startServer, type Server } from './processes';
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    rounds: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+    scaling: { type: 'boolean', default: false },
+    'network-hsm': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+
+const smoke = args.smoke === true;
+const durationSeconds = Number(args.duration ?? (smoke ? 1 : 5));
+const connectionCounts = (args.connections ?? '1,32').split(',').map(Number);
+const rounds = Number(args.rounds ?? (smoke ? 1 : 3));
+const peakConnections = Math.max(...connectionCounts);
+const TSX = require.resolve('tsx/cli');
+
+interface Row extends LoadResult {
+  readonly server: string;
+  readonly endpoint: string;
+  readonly connections: number;
+  readonly peakRssMb: number;
+}
+
+/** POSTs a signed request to the service (setup only; the load itself goes through autocannon). */
+function call(url: string, credential: Credential, operation: string, body: unknown): Promise<Record<string, unknown>> {
+  const path = `/v1.0/${credential.projectId}/kms/${operation}`;
+  const text = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}${path}`, { method: 'POST', headers: signedHeaders(url, credential, path, text) }, (response) => {
+      let data = '';
+      response.on('data', (chunk: Buffer) => (data += chunk.toString()));
+      response.on('end', () =>
+        response.statusCode === 200 ? resolve(JSON.parse(data) as Record<string, unknown>) : reject(new Error(`${operation}: ${response.statusCode} ${data}`)),
+      );
+    });
+    outgoing.on('error', reject);
+    outgoing.end(text);
+  });
+}
+
+async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ server: Server; credential: Credential }> {
+  const env: NodeJS.ProcessEnv = { KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'info', SOFTHSM2_CONF: '', ...extraEnv };
+  const server = await startServer('service', [path.join(ROOT, 'dist', 'main.js')], env);
+  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
+  return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };
+}
+
+/** The bodies of the five measured operations, for one CMK. */
+async function workload(url: string, credential: Credential, keyId: string): Promise<Array<{ endpoint: string; body: string }>> {
+  const sealed = (await call(url, credential, 'create-datakey', { key_id: keyId })) as { cipher_text: string };
+  const dek = Buffer.alloc(32, 7);
+  const plainText = dek.toString('hex') + createHash('sha256').update(dek).digest('hex');
+  return [
+    { endpoint: 'create-datakey', body: JSON.stringify({ key_id: keyId }) },
+    { endpoint: 'create-datakey-without-plaintext', body: JSON.stringify({ key_id: keyId }) },
+    { endpoint: 'encrypt-datakey', body: JSON.stringify({ key_id: keyId, plain_text: plainText, datakey_plain_length: '32' }) },
+    { endpoint: 'decrypt-datakey', body: JSON.stringify({ key_id: keyId, cipher_text: sealed.cipher_text, datakey_cipher_length: '32' }) },
+    { endpoint: 'describe-key', body: JSON.stringify({ key_id: keyId }) },
+  ];
+}
+
+async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
+  resetPeakRss(server.child.pid!);
+  const result = await load({ url: server.url, path: pathname, body, connections, durationSeconds, ...(credential ? { credential } : {}) });
+  if (result.non2xx > 0 || result.errors > 0) {
+    throw new Error(`${server.name} ${endpoint}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
+  }
+  return { server: server.name, endpoint, connections, peakRssMb: peakRssMb(server.child.pid!), ...result };
+}
+
+function printTable(rows: readonly Row[]): void {
+  const header = ['server', 'endpoint', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB'];
+  const lines = rows.map((row) => [row.server, row.endpoint, String(row.connections), String(row.requestsPerSecond), String(row.p50Ms), String(row.p99Ms), String(row.peakRssMb)]);
+  const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i]!.length)));
+  const format = (cells: string[]): string => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+  console.log(format(header));
+  console.log(widths.map((width) => '-'.repeat(width)).join('  '));
+  for (const line of lines) console.log(format(line));
+}
+
+async function mainRun(report: Record<string, unknown>): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-'));
+  const servers: Server[] = [];
+  try {
+    const { server: service, credential } = await startKms(dataDir);
+    servers.push(service);
+    const keyId = ((await call(service.url, credential, 'create-key', { key_alias: 'bench' })) as { key_info: { key_id: string } }).key_info.key_id;
+    const bodies = await workload(service.url, credential, keyId);
+    const softhsm = path.join(dataDir, 'softhsm');
+    const ceiling = await startServer('ceiling', [TSX, path.join(ROOT, 'bench', 'ceiling-server.ts')], {
+      SOFTHSM2_CONF: path.join(softhsm, 'softhsm2.conf'),
+      BENCH_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+      BENCH_TOKEN_LABEL: 'kms',
+      BENCH_PIN_FILE: path.join(softhsm, 'user.pin'),
+      BENCH_KEY_LABEL: `kms/${keyId}/v0`,
+    });
+    servers.push(ceiling);
+    const noop = await startServer('no-op', [TSX, path.join(ROOT, 'bench', 'noop-server.ts')], {});
+    servers.push(noop);
+
+    const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
+    const createBody = bodies[0]!.body;
+    // Warm up every server's code paths before anything is recorded.
+    for (const server of [service, ceiling, noop]) {
+      await load({ url: server.url, path: kmsPath('create-datakey'), body: createBody, connections: peakConnections, durationSeconds: 1, ...(server === service ? { credential } : {}) });
+    }
+
+    const rows: Row[] = [];
+    for (const connections of connectionCounts) {
+      for (const { endpoint, body } of bodies) rows.push(await measure(service, endpoint, kmsPath(endpoint), body, connections, credential));
+      rows.push(await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), createBody, connections));
+      rows.push(await measure(noop, 'no-op', '/', '{}', connections));
+    }
+    printTable(rows);
+
+    // The machine is shared and noisy: compare service and ceiling in alternating rounds of one run.
+    const ratioRounds: Array<{ service: number; ceiling: number }> = [];
+    for (let round = 0; round < rounds; round++) {
+      const c = await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), createBody, peakConnections);
+      const s = await measure(service, 'create-datakey', kmsPath('create-datakey'), createBody, peakConnections, credential);
+      ratioRounds.push({ service: s.requestsPerSecond, ceiling: c.requestsPerSecond });
+    }
+    const sum = (pick: (round: { service: number; ceiling: number }) => number): number => ratioRounds.reduce((total, round) => total + pick(round), 0);
+    const ratio = Math.round((sum((round) => round.service) / sum((round) => round.ceiling)) * 100) / 100;
+    console.log(
+      `\ncreate-datakey at ${peakConnections} connections, ${rounds} alternating rounds: service/ceiling = ${ratio} (${ratioRounds
+        .map((round) => `${round.service}/${round.ceiling}`)
+        .join(', ')})`,
+    );
+    report.table = rows;
+    report.ratio = { endpoint: 'create-datakey', connections: peakConnections, rounds: ratioRounds, serviceOverCeiling: ratio };
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const report: Record<string, unknown> = {
+    when: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
+  };
+  await mainRun(report);
+  const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwritten: ${path.relative(process.cwd(), out)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
