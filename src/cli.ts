@@ -7,6 +7,7 @@ import { openHsm } from './hsm/open-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
 import { CredentialService } from './identity/credentials';
 import { systemClock } from './kms/context';
+import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { openDatabase } from './store/database';
 
@@ -44,7 +45,7 @@ async function withCredentials<T>(config: Config, work: (credentials: Credential
     const hsm = await openHsm(config, logger, 1);
     try {
       await ensureSystemKeys(hsm, db);
-      return await work(new CredentialService(new CredentialStore(db), hsm, systemClock));
+      return await work(new CredentialService(new CredentialStore(db, new ChangeWatch(db)), hsm, systemClock));
     } finally {
       await hsm.close();
     }

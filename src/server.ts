@@ -16,6 +16,7 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { KeyService } from './kms/key-service';
 import { KeyMaintenance } from './kms/maintenance';
+import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { openDatabase } from './store/database';
 import { KeyStore } from './store/key-store';
@@ -55,8 +56,9 @@ export async function startService(config: Config, options: StartOptions): Promi
   }
   await ensureSystemKeys(hsm, db);
 
-  const store = new KeyStore(db);
-  const credentials = new CredentialService(new CredentialStore(db), hsm, clock);
+  const changes = new ChangeWatch(db);
+  const store = new KeyStore(db, changes);
+  const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
   await bootstrapAdminCredential(config, credentials, logger);
   const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
   const dataKeys = new DataKeyService({ keys, hsm });

@@ -18,7 +18,7 @@ export interface MaterialRef {
 }
 
 export interface SealedData {
-  /** The 96-bit IV the HSM used: fresh random bytes from the HSM for every call. */
+  /** The 96-bit IV: fresh bytes from the HSM's random generator for every call, never reused. */
   readonly iv: Buffer;
   /** AES-GCM ciphertext followed by the 128-bit tag. */
   readonly ciphertext: Buffer;

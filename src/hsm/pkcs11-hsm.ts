@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
 import type { Hsm, MaterialRef, SealedData } from './hsm';
+import { RandomPool } from './random-pool';
 import { PoolClosedError, SessionPool, type Lease } from './session-pool';
 import {
   AES_KEY_GEN,
@@ -65,6 +66,9 @@ export class Pkcs11Hsm implements Hsm {
   private slot: graphene.Slot;
   private readonly pool: SessionPool;
   private readonly handles = new Map<string, Buffer>();
+  private readonly randomPool = new RandomPool((length) =>
+    this.withSession('generate random', async (lease) => this.lib.C_GenerateRandom(lease.session, Buffer.alloc(length))),
+  );
   private recovering: Promise<void> | undefined;
   private closed = false;
 
@@ -139,13 +143,13 @@ export class Pkcs11Hsm implements Hsm {
     return this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
   }
 
-  async random(length: number): Promise<Buffer> {
-    return this.withSession('generate random', async (lease) => this.lib.C_GenerateRandom(lease.session, Buffer.alloc(length)));
+  random(length: number): Promise<Buffer> {
+    return this.randomPool.take(length);
   }
 
   async encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
+    const iv = await this.randomPool.take(IV_BYTES);
     return this.withKey(ref, 'encrypt', false, async (lease, key) => {
-      const iv = this.lib.C_GenerateRandom(lease.session, Buffer.alloc(IV_BYTES));
       this.lib.C_EncryptInit(lease.session, gcmMechanism(iv, aad), key);
       const ciphertext = await this.lib.C_EncryptAsync(lease.session, plaintext, Buffer.alloc(plaintext.length + TAG_BYTES));
       return { iv, ciphertext };

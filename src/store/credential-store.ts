@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { ChangeCursor, type ChangeWatch } from './change-watch';
 
 /** Credential records. No secret is stored in the clear: see database.ts, migration 2. */
 
@@ -48,8 +49,16 @@ function toRecord(row: CredentialRow): CredentialRecord {
 
 export class CredentialStore {
   private readonly statements;
+  /**
+   * Credentials by id and by token hash: every request reads one. Cleared by this store's own
+   * writes and whenever another process (the command-line tool) has written to the database, so
+   * disabling a credential takes effect on the next request.
+   */
+  private readonly cache = new Map<string, CredentialRecord>();
+  private readonly watch: ChangeCursor;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, changes: ChangeWatch) {
+    this.watch = new ChangeCursor(changes);
     this.statements = {
       insert: db.prepare(
         `INSERT INTO credentials (id, kind, project_id, actions, description, sealed_secret, token_hash, enabled, created_at, expires_at)
@@ -67,16 +76,26 @@ export class CredentialStore {
 
   insert(record: Omit<CredentialRecord, 'enabled'>): void {
     this.statements.insert.run({ ...record, actions: JSON.stringify(record.actions) });
+    this.cache.clear();
   }
 
   get(id: string): CredentialRecord | undefined {
-    const row = this.statements.get.get(id);
-    return row && toRecord(row);
+    return this.cached(`id:${id}`, () => this.statements.get.get(id));
   }
 
   getByTokenHash(tokenHash: string): CredentialRecord | undefined {
-    const row = this.statements.byTokenHash.get(tokenHash);
-    return row && toRecord(row);
+    return this.cached(`token:${tokenHash}`, () => this.statements.byTokenHash.get(tokenHash));
+  }
+
+  private cached(cacheKey: string, read: () => CredentialRow | undefined): CredentialRecord | undefined {
+    if (this.watch.changedElsewhere()) this.cache.clear();
+    const hit = this.cache.get(cacheKey);
+    if (hit) return hit;
+    const row = read();
+    if (!row) return undefined; // Unknown ids are not cached: a flood of them must not grow the cache.
+    const record = toRecord(row);
+    this.cache.set(cacheKey, record);
+    return record;
   }
 
   list(projectId?: string): CredentialRecord[] {
@@ -86,11 +105,13 @@ export class CredentialStore {
 
   /** Returns false when there is no such credential. */
   setEnabled(id: string, enabled: boolean): boolean {
+    this.cache.clear();
     return this.statements.setEnabled.run(enabled ? 1 : 0, id).changes === 1;
   }
 
   /** Returns false when there is no such credential. */
   remove(id: string): boolean {
+    this.cache.clear();
     return this.statements.remove.run(id).changes === 1;
   }
 

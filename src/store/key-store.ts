@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { ChangeCursor, type ChangeWatch } from './change-watch';
 
 /**
  * Key metadata in an embedded SQLite database (WAL, so that readers never wait for the writer and
@@ -78,9 +79,16 @@ function isUniqueViolation(error: unknown): boolean {
 export class KeyStore {
   private readonly db: Database.Database;
   private readonly statements;
+  /**
+   * Visible key records by project and id: every data key request reads one. Cleared by this
+   * store's own writes and whenever another process has written to the database.
+   */
+  private readonly cache = new Map<string, KeyRecord>();
+  private readonly watch: ChangeCursor;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, changes: ChangeWatch) {
     this.db = db;
+    this.watch = new ChangeCursor(changes);
     this.statements = {
       get: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE key_id = ? AND project_id = ? AND provisioned = 1'),
       insert: this.db.prepare(
@@ -128,16 +136,33 @@ export class KeyStore {
 
   markProvisioned(keyId: string): void {
     this.statements.markProvisioned.run(keyId);
+    this.written();
   }
 
   /** Forgets a key and its material versions. */
   remove(keyId: string): void {
     this.statements.remove.run(keyId);
+    this.written();
   }
 
   get(projectId: string, keyId: string): KeyRecord | undefined {
+    if (this.watch.changedElsewhere()) this.cache.clear();
+    const cacheKey = `${projectId}/${keyId}`;
+    const cached = this.cache.get(cacheKey);
+    if (cached) return cached;
+    const record = this.read(projectId, keyId);
+    if (record) this.cache.set(cacheKey, record);
+    return record;
+  }
+
+  private read(projectId: string, keyId: string): KeyRecord | undefined {
     const row = this.statements.get.get(keyId, projectId);
     return row && toRecord(row);
+  }
+
+  /** Every write goes through here: the cache must never outlive what it copied. */
+  private written(): void {
+    this.cache.clear();
   }
 
   /** Keys of a project that exist at `now` (creations under way count: they hold their place). */
@@ -174,11 +199,13 @@ export class KeyStore {
   transition(projectId: string, keyId: string, decide: (record: KeyRecord | undefined) => KeyUpdate): KeyRecord {
     try {
       return this.db.transaction(() => {
-        const current = this.get(projectId, keyId);
+        // Read inside the write transaction, never from the cache: another process may have moved on.
+        const current = this.read(projectId, keyId);
         const update = decide(current);
         if (!current) throw new Error('decide() must refuse a missing key');
         const next: KeyRecord = { ...current, ...update };
         this.statements.update.run(next);
+        this.written();
         return next;
       }).immediate();
     } catch (error) {

@@ -17,15 +17,20 @@ afterAll(async () => {
 
 type Line = AuditRecord & { prev: string; hash: string };
 
-function auditLines(): Line[] {
+/**
+ * The audit log's lines. The service writes the records of one event-loop turn at the end of that
+ * turn; this test shares the service's event loop, so one turn of waiting is enough to see them.
+ */
+async function auditLines(): Promise<Line[]> {
+  await new Promise((resolve) => setImmediate(resolve));
   return readFileSync(t.config.auditLogPath, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Line);
 }
 
-function byRequestId(requestId: string | null): Line {
-  const found = auditLines().filter((line) => line.request_id === requestId);
+async function byRequestId(requestId: string | null): Promise<Line> {
+  const found = (await auditLines()).filter((line) => line.request_id === requestId);
   expect(found).toHaveLength(1);
   return found[0]!;
 }
@@ -41,7 +46,7 @@ describe('the audit trail', () => {
     const forbidden = await t.client('project-a', ['kms:dek:*']).call('disable-key', { key_id: keyId });
 
     const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
-    expect(byRequestId(created.headers.get('x-request-id'))).toMatchObject({
+    expect(await byRequestId(created.headers.get('x-request-id'))).toMatchObject({
       principal: { kind: 'token', id: tokenId },
       project_id: 'project-a',
       action: 'create-key',
@@ -53,9 +58,9 @@ describe('the audit trail', () => {
       latency_ms: expect.any(Number),
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
-    expect(byRequestId(dataKey.headers.get('x-request-id'))).toMatchObject({ action: 'create-datakey', permission: 'kms:dek:create', key_id: keyId, result: 'OK' });
-    expect(byRequestId(refused.headers.get('x-request-id'))).toMatchObject({ action: 'enable-key', status: 400, result: 'KMS.1201' });
-    expect(byRequestId(forbidden.headers.get('x-request-id'))).toMatchObject({ action: 'disable-key', status: 403, result: 'KMS.0307' });
+    expect(await byRequestId(dataKey.headers.get('x-request-id'))).toMatchObject({ action: 'create-datakey', permission: 'kms:dek:create', key_id: keyId, result: 'OK' });
+    expect(await byRequestId(refused.headers.get('x-request-id'))).toMatchObject({ action: 'enable-key', status: 400, result: 'KMS.1201' });
+    expect(await byRequestId(forbidden.headers.get('x-request-id'))).toMatchObject({ action: 'disable-key', status: 403, result: 'KMS.0307' });
 
     // Never a secret: not the token, not the data key, not its ciphertext.
     const text = readFileSync(t.config.auditLogPath, 'utf8');
@@ -63,17 +68,17 @@ describe('the audit trail', () => {
   });
 
   it('does not record requests that never got past authentication', async () => {
-    const before = auditLines().length;
+    const before = (await auditLines()).length;
     const anonymous = await kmsClient(t.service.url, 'project-a').call('list-keys');
     expect(anonymous.status).toBe(401);
-    expect(auditLines()).toHaveLength(before);
+    expect(await auditLines()).toHaveLength(before);
   });
 
   it('chains every record to the one before, across restarts', async () => {
-    const before = auditLines();
+    const before = await auditLines();
     await t.restart();
     await t.client('project-a').call('list-keys');
-    const after = auditLines();
+    const after = await auditLines();
     expect(after.length).toBe(before.length + 1);
     expect(after[after.length - 1]!.prev).toBe(before[before.length - 1]!.hash);
     expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length });
@@ -91,7 +96,7 @@ describe('the audit trail', () => {
     it('passes the log as written', async () => {
       const result = await runCli(t, ['audit', 'verify']);
       expect(result.code).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, records: auditLines().length });
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, records: (await auditLines()).length });
     });
 
     it('catches an edited line', async () => {
