@@ -54,22 +54,43 @@ function portUrl(output: string): string | undefined {
   return port ? `http://127.0.0.1:${port}` : undefined;
 }
 
-/** Resets the peak resident set size the kernel keeps for a process (VmHWM), where allowed. */
-export function resetPeakRss(pid: number): void {
+/** A process and its descendants (a cluster's workers), from /proc. */
+function processTree(pid: number): number[] {
+  let children: number[] = [];
   try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
-    // Not permitted here: the peak then covers the process's whole life, which is still an upper bound.
+    // The process has gone, or the kernel does not offer the list: count the process alone.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+function statusKb(pid: number, field: string): number {
+  try {
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
   }
 }
 
-/** Peak resident set size of a process, in MB (VmHWM from /proc). */
-export function peakRssMb(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+/** Resets the peak resident set size the kernel keeps (VmHWM) for a process and its children, where allowed. */
+export function resetPeakRss(pid: number): void {
+  for (const member of processTree(pid)) {
+    try {
+      writeFileSync(`/proc/${member}/clear_refs`, '5');
+    } catch {
+      // Not permitted here: the peak then covers the process's whole life, which is still an upper bound.
+    }
+  }
 }
 
+/** Peak resident set size of a process and its children together, in MB (sum of VmHWM). */
+export function peakRssMb(pid: number): number {
+  return Math.round(processTree(pid).reduce((total, member) => total + statusKb(member, 'VmHWM'), 0) / 1024);
+}
+
+/** Current resident set size of a process and its children together, in MB. */
 export function currentRssMb(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Math.round(Number(match[1]) / 1024) : NaN;
+  return Math.round(processTree(pid).reduce((total, member) => total + statusKb(member, 'VmRSS'), 0) / 1024);
 }

@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     scaling: { type: 'boolean', default: false },
     'network-hsm': { type: 'string' },
+    workers: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -59,7 +60,14 @@ function call(url: string, credential: Credential, operation: string, body: unkn
 }
 
 async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ server: Server; credential: Credential }> {
-  const env: NodeJS.ProcessEnv = { KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'info', SOFTHSM2_CONF: '', ...extraEnv };
+  const env: NodeJS.ProcessEnv = {
+    KMS_DATA_DIR: dataDir,
+    PORT: '0',
+    KMS_LOG_LEVEL: 'info',
+    SOFTHSM2_CONF: '',
+    ...(args.workers ? { KMS_WORKERS: args.workers } : {}),
+    ...extraEnv,
+  };
   const server = await startServer('service', [path.join(ROOT, 'dist', 'main.js')], env);
   const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
   return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };

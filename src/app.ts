@@ -1,7 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
-import type { AuditLog } from './audit/audit-log';
+import type { AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
 import type { Authenticator } from './identity/authenticator';
 import { auditRecord, auditStart } from './http/audit-trail';
@@ -22,7 +22,7 @@ export interface AppDeps {
   readonly keys: KeyService;
   readonly dataKeys: DataKeyService;
   readonly authenticator: Authenticator;
-  readonly audit: AuditLog;
+  readonly audit: AuditSink;
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
   /** Check every response against openapi.yaml too (the tests turn this on). */
@@ -33,7 +33,7 @@ export interface AppDeps {
 
 interface OperationDeps {
   readonly inFlight: InFlight;
-  readonly audit: AuditLog;
+  readonly audit: AuditSink;
   readonly fieldCodes: FieldErrorCodes;
 }
 

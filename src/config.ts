@@ -31,8 +31,10 @@ export interface Config {
   /** The project the first start's admin credential belongs to. */
   readonly defaultProjectId: string;
   readonly hsm: HsmConfig;
-  /** Logged-in PKCS#11 sessions kept open; each runs one operation at a time. */
+  /** Logged-in PKCS#11 sessions kept open per process; each runs one operation at a time. */
   readonly hsmSessions: number;
+  /** Server processes (Node cluster workers) sharing the port; 1 serves from the main process. */
+  readonly workers: number;
   /** Region name reported as `realm` in key details. */
   readonly region: string;
   readonly logLevel: string;
@@ -112,6 +114,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
+    workers: integer(env, 'KMS_WORKERS', 1, 1, 64),
     region: env.KMS_REGION || 'local',
     logLevel: env.KMS_LOG_LEVEL || 'info',
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),

@@ -1,7 +1,68 @@
-import { ConfigError, loadConfig } from './config';
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { AuditLog } from './audit/audit-log';
+import { IpcAuditSink, isAuditMessage, type AuditMessage } from './audit/audit-sink';
+import { ConfigError, loadConfig, type Config } from './config';
 import { HsmStartError } from './hsm/pkcs11-hsm';
 import { createLogger } from './logger';
-import { startService } from './server';
+import { initialiseDataDirectory, startService, type StartOptions } from './server';
+
+/** Runs until SIGTERM or SIGINT, then stops gracefully and exits 0 (1 if stopping failed). */
+function onSignals(logger: Logger, stop: () => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping: finishing requests in flight');
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handle('SIGTERM'));
+  process.on('SIGINT', () => handle('SIGINT'));
+}
+
+async function serve(config: Config, logger: Logger, options: Omit<StartOptions, 'logger'> = {}): Promise<void> {
+  const service = await startService(config, { logger, ...options });
+  onSignals(logger, () => service.close());
+}
+
+/**
+ * The primary of a cluster: prepares the data directory once, owns the audit log (workers send
+ * their records here, so the hash chain has one writer), forks the workers and restarts any that
+ * dies, and on a signal stops them all before closing the log.
+ */
+async function primary(config: Config, logger: Logger): Promise<void> {
+  await initialiseDataDirectory(config, logger);
+  const audit = new AuditLog(config.auditLogPath);
+  let stopping = false;
+  const fork = (index: number): Worker => cluster.fork({ KMS_WORKER_INDEX: String(index) });
+  const indexOf = new Map<Worker, number>();
+  for (let index = 0; index < config.workers; index++) indexOf.set(fork(index), index);
+
+  cluster.on('message', (_worker, message: unknown) => {
+    if (isAuditMessage(message)) for (const record of message.records) audit.append(record);
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    const index = indexOf.get(worker) ?? 0;
+    indexOf.delete(worker);
+    if (stopping) return;
+    logger.error({ worker: index, code, signal }, 'worker died; starting another');
+    indexOf.set(fork(index), index);
+  });
+  onSignals(logger, async () => {
+    stopping = true;
+    const exited = [...indexOf.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+    for (const worker of indexOf.keys()) worker.process.kill('SIGTERM');
+    await Promise.all(exited);
+    audit.close();
+    logger.info('KMS stopped');
+  });
+}
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -10,23 +71,11 @@ async function main(): Promise<void> {
   // This must happen before anything uses the thread pool.
   process.env.UV_THREADPOOL_SIZE ??= String(config.hsmSessions + 4);
   const logger = createLogger(config.logLevel);
-  const service = await startService(config, { logger });
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping: finishing requests in flight');
-    service.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  if (config.workers <= 1) return serve(config, logger);
+  if (cluster.isPrimary) return primary(config, logger);
+  const index = Number(process.env.KMS_WORKER_INDEX ?? 0);
+  const auditSink = new IpcAuditSink((message: AuditMessage, done) => process.send!(message, undefined, {}, done));
+  return serve(config, logger.child({ worker: index }), { auditSink, maintenance: index === 0 });
 }
 
 main().catch((error: unknown) => {

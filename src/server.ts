@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
 import { AuditLog } from './audit/audit-log';
+import type { AuditSink } from './audit/audit-sink';
 import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
@@ -36,6 +37,13 @@ export interface StartOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly validateResponses?: boolean;
+  /**
+   * Where audit records go. By default the service owns the audit log; a cluster worker sends its
+   * records to the primary instead (audit-sink.ts).
+   */
+  readonly auditSink?: AuditSink;
+  /** Run the deletion and reconciliation sweeps (one process of a cluster does). Default true. */
+  readonly maintenance?: boolean;
 }
 
 /** Opens the HSM, then the database, then serves: config → HSM → store → app → listen. */
@@ -46,15 +54,16 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   const hsm = await openHsm(config, logger);
   let db: Database.Database;
-  let audit: AuditLog;
+  let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = new AuditLog(config.auditLogPath);
+    audit = options.auditSink ?? new AuditLog(config.auditLogPath);
   } catch (error) {
     await hsm.close();
     throw error;
   }
   await ensureSystemKeys(hsm, db);
+  const runMaintenance = options.maintenance ?? true;
 
   const changes = new ChangeWatch(db);
   const store = new KeyStore(db, changes);
@@ -63,9 +72,11 @@ export async function startService(config: Config, options: StartOptions): Promi
   const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
   const dataKeys = new DataKeyService({ keys, hsm });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
-  maintenance.reportMismatches();
-  await maintenance.run();
-  maintenance.start(config.sweepIntervalMs);
+  if (runMaintenance) {
+    maintenance.reportMismatches();
+    await maintenance.run();
+    maintenance.start(config.sweepIntervalMs);
+  }
 
   const inFlight = new InFlight();
   const app = buildApp({
@@ -101,12 +112,36 @@ export async function startService(config: Config, options: StartOptions): Promi
       await inFlight.idle();
       await maintenance.stop();
       await hsm.close();
-      audit.close();
+      await audit.close();
       db.close();
       logger.info('KMS stopped');
     })());
 
   return { url, port, hsm, store, credentials, maintenance, close };
+}
+
+/**
+ * What the first start of a data directory must do once, before several processes serve it: the
+ * embedded token, the system keys, the admin credential, and one reconciliation pass.
+ */
+export async function initialiseDataDirectory(config: Config, logger: Logger): Promise<void> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const hsm = await openHsm(config, logger, 1);
+  try {
+    const db = openDatabase(config.databasePath);
+    try {
+      await ensureSystemKeys(hsm, db);
+      const changes = new ChangeWatch(db);
+      await bootstrapAdminCredential(config, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
+      const maintenance = new KeyMaintenance({ store: new KeyStore(db, changes), hsm, clock: systemClock, logger });
+      maintenance.reportMismatches();
+      await maintenance.run();
+    } finally {
+      db.close();
+    }
+  } finally {
+    await hsm.close();
+  }
 }
 
 /**

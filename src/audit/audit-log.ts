@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AuditSink } from './audit-sink';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, fstatSync, writeSync } from 'node:fs';
 
 /**
@@ -55,7 +56,7 @@ function lastHash(file: string): string {
   }
 }
 
-export class AuditLog {
+export class AuditLog implements AuditSink {
   private fd: number | undefined;
   private prev: string;
   private pending: string[] = [];
