@@ -1,5 +1,6 @@
 /**
- * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--smoke] [--scaling] [--network-hsm MS] [--out FILE]
+ * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
+ *                  [--scaling 10,1000,10000] [--network-hsm MS] [--only-extra]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -21,9 +22,10 @@ const { values: args } = parseArgs({
     connections: { type: 'string' },
     rounds: { type: 'string' },
     smoke: { type: 'boolean', default: false },
-    scaling: { type: 'boolean', default: false },
+    scaling: { type: 'string' },
     'network-hsm': { type: 'string' },
     workers: { type: 'string' },
+    'only-extra': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -34,6 +36,8 @@ const connectionCounts = (args.connections ?? '1,32').split(',').map(Number);
 const rounds = Number(args.rounds ?? (smoke ? 1 : 3));
 const peakConnections = Math.max(...connectionCounts);
 const TSX = require.resolve('tsx/cli');
+const SHIM = path.join(ROOT, 'bench', 'shim', 'build', 'libkms-delay-shim.so');
+const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
 
 interface Row extends LoadResult {
   readonly server: string;
@@ -163,13 +167,116 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
   }
 }
 
+/** The service's environment for a token reached through the latency shim, after a first embedded start made the token. */
+function shimEnv(dataDir: string, delayMs: number): NodeJS.ProcessEnv {
+  const softhsm = path.join(dataDir, 'softhsm');
+  return {
+    SOFTHSM2_CONF: path.join(softhsm, 'softhsm2.conf'),
+    KMS_PKCS11_MODULE: SHIM,
+    KMS_PKCS11_TOKEN_LABEL: 'kms',
+    KMS_PKCS11_PIN_FILE: path.join(softhsm, 'user.pin'),
+    KMS_SHIM_MODULE: SOFTHSM,
+    KMS_SHIM_DELAY_US: String(Math.round(delayMs * 1000)),
+  };
+}
+
+/**
+ * A physical HSM answers each call in about a millisecond. The shim (bench/shim) forwards to
+ * SoftHSM and sleeps that long inside each crypto call, in native code: a server that makes HSM calls
+ * on its event loop serialises on them; one that makes them on worker threads overlaps them.
+ */
+async function networkHsmRun(report: Record<string, unknown>, delayMs: number): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-net-'));
+  const servers: Server[] = [];
+  try {
+    const first = await startKms(dataDir);
+    const keyId = ((await call(first.server.url, first.credential, 'create-key', { key_alias: 'net' })) as { key_info: { key_id: string } }).key_info.key_id;
+    await first.server.stop();
+    const { server: service, credential } = await startKms(dataDir, shimEnv(dataDir, delayMs));
+    servers.push(service);
+    const bodies = await workload(service.url, credential, keyId);
+    const env = shimEnv(dataDir, delayMs);
+    const ceiling = await startServer('ceiling', [TSX, path.join(ROOT, 'bench', 'ceiling-server.ts')], {
+      ...env,
+      BENCH_MODULE: SHIM,
+      BENCH_TOKEN_LABEL: 'kms',
+      BENCH_PIN_FILE: env.KMS_PKCS11_PIN_FILE,
+      BENCH_KEY_LABEL: `kms/${keyId}/v0`,
+    });
+    servers.push(ceiling);
+    const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
+    await load({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential });
+    const rows: Row[] = [];
+    for (const { endpoint, body } of bodies.filter((entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey')) {
+      rows.push(await measure(service, endpoint, kmsPath(endpoint), body, peakConnections, credential));
+    }
+    rows.push(await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), bodies[0]!.body, peakConnections));
+    console.log(`\nnetwork HSM: ${delayMs} ms in every crypto call (shim over SoftHSM)`);
+    printTable(rows);
+    report.networkHsm = { delayMs, table: rows };
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Creates `count` CMKs through the API, `parallel` at a time. */
+async function createKeys(url: string, credential: Credential, count: number, parallel = 16): Promise<string[]> {
+  const ids: string[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const index = next++;
+      const created = (await call(url, credential, 'create-key', { key_alias: `scale-${index}` })) as { key_info: { key_id: string } };
+      ids.push(created.key_info.key_id);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return ids;
+}
+
+/** Data key speed and start-up time with 10, 1,000 and 10,000 CMKs in the token. */
+async function scalingRun(report: Record<string, unknown>, sizes: number[]): Promise<void> {
+  const results: Array<Record<string, unknown>> = [];
+  for (const size of sizes) {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-scale-'));
+    let service: Server | undefined;
+    try {
+      const first = await startKms(dataDir, { KMS_MAX_KEYS_PER_PROJECT: String(size + 10) });
+      const began = Date.now();
+      const ids = await createKeys(first.server.url, first.credential, size);
+      const creationSeconds = (Date.now() - began) / 1000;
+      await first.server.stop();
+      const restarted = await startKms(dataDir);
+      service = restarted.server;
+      // A key from the middle of the token, so that no lookup is lucky.
+      const bodies = await workload(service.url, restarted.credential, ids[Math.floor(ids.length / 2)]!);
+      const kmsPath = (endpoint: string): string => `/v1.0/${restarted.credential.projectId}/kms/${endpoint}`;
+      await load({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential: restarted.credential });
+      const rows: Row[] = [];
+      for (const { endpoint, body } of bodies.filter((entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey')) {
+        rows.push(await measure(service, endpoint, kmsPath(endpoint), body, peakConnections, restarted.credential));
+      }
+      results.push({ keys: size, startupMs: service.startupMs, creationSeconds, table: rows });
+      console.log(`\n${size} CMKs in the token: start-up ${service.startupMs} ms (created in ${creationSeconds} s)`);
+      printTable(rows);
+    } finally {
+      await service?.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  report.scaling = results;
+}
+
 async function main(): Promise<void> {
   const report: Record<string, unknown> = {
     when: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
   };
-  await mainRun(report);
+  if (!args['only-extra']) await mainRun(report);
+  if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));
+  if (args.scaling !== undefined) await scalingRun(report, args.scaling.split(',').map(Number));
   const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
