@@ -44,6 +44,8 @@ export interface LoadOptions {
   readonly body: string;
   readonly connections: number;
   readonly durationSeconds: number;
+  /** A number of requests to send instead of a duration. */
+  readonly amount?: number;
   /** Sign every request as the SDKs do; without it requests go unauthenticated (bench servers). */
   readonly credential?: Credential;
 }
@@ -55,6 +57,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     url: options.url,
     connections: options.connections,
     duration: options.durationSeconds,
+    ...(options.amount ? { amount: options.amount } : {}),
     requests: [
       {
         method: 'POST',

@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
- *                  [--scaling 10,1000,10000] [--network-hsm MS] [--only-extra]
+ *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--only-extra]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, signedHeaders, type Credential, type LoadResult } from './load';
-import { peakRssMb, resetPeakRss, ROOT, startServer, type Server } from './processes';
+import { currentRssMb, peakRssMb, resetPeakRss, ROOT, startServer, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,6 +26,7 @@ const { values: args } = parseArgs({
     'network-hsm': { type: 'string' },
     workers: { type: 'string' },
     'only-extra': { type: 'boolean', default: false },
+    soak: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -268,6 +269,37 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
   report.scaling = results;
 }
 
+/**
+ * Memory under sustained load: `total` create-datakey requests in four equal parts, with the
+ * server's resident set size after each part. Growth from the first part to the last is a leak.
+ */
+async function soakRun(report: Record<string, unknown>, total: number): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-soak-'));
+  let service: Server | undefined;
+  try {
+    const started = await startKms(dataDir);
+    service = started.server;
+    const { credential } = started;
+    const keyId = ((await call(service.url, credential, 'create-key', { key_alias: 'soak' })) as { key_info: { key_id: string } }).key_info.key_id;
+    const quarters: Array<{ requests: number; requestsPerSecond: number; rssMb: number; peakRssMb: number }> = [];
+    const pathname = `/v1.0/${credential.projectId}/kms/create-datakey`;
+    const body = JSON.stringify({ key_id: keyId });
+    for (let quarter = 0; quarter < 4; quarter++) {
+      const result = await load({ url: service.url, path: pathname, body, connections: peakConnections, durationSeconds: 0, amount: total / 4, credential });
+      if (result.non2xx > 0 || result.errors > 0) throw new Error(`soak: ${result.non2xx} non-2xx, ${result.errors} errors`);
+      quarters.push({ requests: result.requests, requestsPerSecond: result.requestsPerSecond, rssMb: currentRssMb(service.child.pid!), peakRssMb: peakRssMb(service.child.pid!) });
+    }
+    console.log(`\nsoak: ${total} create-datakey requests at ${peakConnections} connections, RSS after each quarter:`);
+    for (const [index, quarter] of quarters.entries()) {
+      console.log(`  ${index + 1}: ${quarter.requests} requests, ${quarter.requestsPerSecond} req/s, RSS ${quarter.rssMb} MB, peak ${quarter.peakRssMb} MB`);
+    }
+    report.soak = { total, connections: peakConnections, quarters };
+  } finally {
+    await service?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const report: Record<string, unknown> = {
     when: new Date().toISOString(),
@@ -277,6 +309,7 @@ async function main(): Promise<void> {
   if (!args['only-extra']) await mainRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));
   if (args.scaling !== undefined) await scalingRun(report, args.scaling.split(',').map(Number));
+  if (args.soak !== undefined) await soakRun(report, Number(args.soak));
   const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);

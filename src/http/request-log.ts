@@ -19,21 +19,23 @@ export function locals(res: Response): KmsLocals {
 }
 
 /**
- * Gives every request an id (returned as X-Request-Id, as Huawei Cloud does) and writes one access
- * log line when it ends: method, path, status, KMS code, duration. Never bodies or headers.
+ * Gives every request an id (returned as X-Request-Id, as Huawei Cloud does) and, at debug level,
+ * writes one access log line when it ends: method, path, status, KMS code, duration. Never bodies
+ * or headers. (Failures are logged by the error handler at any level; the audit log records every
+ * operation.)
  */
 export function requestLog(logger: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
-    const started = process.hrtime.bigint();
     const requestId = randomUUID().replace(/-/g, '');
     locals(res).requestId = requestId;
     res.setHeader('X-Request-Id', requestId);
-    res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const entry = { requestId, method: req.method, path: req.path, status: res.statusCode, code: locals(res).errorCode, ms: Math.round(ms * 100) / 100 };
-      if (res.statusCode >= 500) logger.error(entry, 'request failed');
-      else logger.debug(entry, 'request');
-    });
+    if (logger.isLevelEnabled('debug')) {
+      const started = process.hrtime.bigint();
+      res.on('finish', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        logger.debug({ requestId, method: req.method, path: req.path, status: res.statusCode, code: locals(res).errorCode, ms: Math.round(ms * 100) / 100 }, 'request');
+      });
+    }
     next();
   };
 }
