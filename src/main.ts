@@ -56,7 +56,11 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   });
   onSignals(logger, async () => {
     stopping = true;
-    const exited = [...indexOf.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+    // A worker's last audit batch may still be in the IPC pipe when it exits: its channel's
+    // 'disconnect' comes after every message on it has been read.
+    const done = (worker: Worker, event: 'exit' | 'disconnect'): Promise<void> =>
+      new Promise((resolve) => (worker.isDead() && (event === 'exit' || !worker.isConnected()) ? resolve() : worker.once(event, () => resolve())));
+    const exited = [...indexOf.keys()].flatMap((worker) => [done(worker, 'exit'), done(worker, 'disconnect')]);
     for (const worker of indexOf.keys()) worker.process.kill('SIGTERM');
     await Promise.all(exited);
     audit.close();

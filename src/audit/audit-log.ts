@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AuditSink } from './audit-sink';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, fstatSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 
 /**
  * The audit trail: one JSON line per request that reached the KMS rules, appended to a file and
@@ -35,18 +35,32 @@ export function chainHash(prev: string, lineWithoutHash: string): string {
   return createHash('sha256').update(`${prev}\n${lineWithoutHash}`, 'utf8').digest('hex');
 }
 
-/** The `hash` of the file's last complete line, read from its end. */
+const TAIL_BYTES = 65_536;
+
+/**
+ * The `hash` of the file's last complete line, read from its end. A crash or power cut during a
+ * write can leave an incomplete last line: it is moved to `<file>.partial-<time>` and cut off, so
+ * the chain goes on from the last whole record (and verify still passes).
+ */
 function lastHash(file: string): string {
   if (!existsSync(file)) return GENESIS_HASH;
-  const fd = openSync(file, 'r');
+  const fd = openSync(file, 'r+');
   try {
     const size = fstatSync(fd).size;
     if (size === 0) return GENESIS_HASH;
-    // Records are well under 4 KiB; read enough of the tail to hold the last one whole.
-    const length = Math.min(size, 65_536);
+    const length = Math.min(size, TAIL_BYTES);
     const tail = Buffer.alloc(length);
     readSync(fd, tail, 0, length, size - length);
-    const lines = tail.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+    let end = length;
+    if (tail[length - 1] !== 0x0a) {
+      const lastNewline = tail.lastIndexOf(0x0a);
+      if (lastNewline < 0 && size > length) throw new Error(`the audit log ends in a line longer than ${TAIL_BYTES} bytes: ${file}`);
+      end = lastNewline + 1;
+      writeFileSync(`${file}.partial-${Date.now()}`, tail.subarray(end));
+      ftruncateSync(fd, size - (length - end));
+      if (end === 0) return GENESIS_HASH; // the file held one incomplete line and nothing else
+    }
+    const lines = tail.subarray(0, end).toString('utf8').split('\n').filter((line) => line.trim() !== '');
     const last = lines[lines.length - 1];
     const hash = last ? (JSON.parse(last) as { hash?: unknown }).hash : undefined;
     if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw new Error(`the audit log's last line has no hash: ${file}`);
@@ -61,6 +75,8 @@ export class AuditLog implements AuditSink {
   private prev: string;
   private pending: string[] = [];
   private flushScheduled = false;
+  /** The last write failure, until a write succeeds again: new records are refused meanwhile. */
+  private failure: unknown;
 
   constructor(file: string) {
     this.prev = lastHash(file);
@@ -75,6 +91,11 @@ export class AuditLog implements AuditSink {
    */
   append(record: AuditRecord): void {
     if (this.fd === undefined) throw new Error('the audit log is closed');
+    // Fail closed: when records cannot be written, operations are refused rather than unaudited.
+    if (this.failure !== undefined) {
+      this.flush();
+      if (this.failure !== undefined) throw new Error('the audit log cannot be written', { cause: this.failure });
+    }
     const withPrev = JSON.stringify({ ...record, prev: this.prev });
     const hash = chainHash(this.prev, withPrev);
     this.pending.push(`${withPrev.slice(0, -1)},"hash":"${hash}"}\n`);
@@ -85,18 +106,26 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes the pending lines now. */
+  /** Writes the pending lines now; on failure they stay pending, in order, for the next attempt. */
   flush(): void {
     this.flushScheduled = false;
     if (this.fd === undefined || this.pending.length === 0) return;
-    const batch = this.pending.join('');
+    const batch = Buffer.from(this.pending.join(''), 'utf8');
     this.pending = [];
-    writeSync(this.fd, batch);
+    let written = 0;
+    try {
+      while (written < batch.length) written += writeSync(this.fd, batch, written, batch.length - written);
+      this.failure = undefined;
+    } catch (error) {
+      this.failure = error;
+      this.pending.unshift(batch.subarray(written).toString('utf8'));
+    }
   }
 
   close(): void {
     if (this.fd === undefined) return;
     this.flush();
+    if (this.failure !== undefined) throw new Error('the audit log could not be written before closing', { cause: this.failure });
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = undefined;

@@ -123,19 +123,31 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   async generateKey(ref: MaterialRef): Promise<void> {
-    const handle = await this.withSession('generate key', (lease) =>
-      this.lib.C_GenerateKeyAsync(lease.session, AES_KEY_GEN, masterKeyTemplate(ref)),
-    );
-    this.handles.set(materialKey(ref), handle);
+    let retrying = false;
+    await this.withSession('generate key', async (lease) => {
+      // A failure can come after the HSM made the key: a retry must find it, not make a second one.
+      const existing = retrying ? this.find(lease.session, ref) : undefined;
+      retrying = true;
+      const handle = existing ?? (await this.lib.C_GenerateKeyAsync(lease.session, AES_KEY_GEN, masterKeyTemplate(ref)));
+      // Cached before the lease goes back, so a module re-initialisation (which waits for every
+      // lease) cannot run in between and leave a handle of the old module in the cache.
+      this.handles.set(materialKey(ref), handle);
+    });
   }
 
   async destroyKey(ref: MaterialRef): Promise<boolean> {
     return this.withSession('destroy key', async (lease) => {
-      const found = this.find(lease.session, ref);
       this.handles.delete(materialKey(ref));
-      if (!found) return false;
-      this.lib.C_DestroyObject(lease.session, found);
-      return true;
+      const found = this.findAll(lease.session, ref);
+      for (const handle of found) {
+        try {
+          this.lib.C_DestroyObject(lease.session, handle);
+        } catch (error) {
+          // Another process destroyed it between our find and our destroy: it is gone either way.
+          if (classifyCkr(error) !== 'handle') throw error;
+        }
+      }
+      return found.length > 0;
     });
   }
 
@@ -274,6 +286,8 @@ export class Pkcs11Hsm implements Hsm {
       } catch (error) {
         this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
       }
+      // Only now may sessions be opened again: before, they would belong to the old module.
+      this.pool.resume();
     })().finally(() => {
       this.recovering = undefined;
     });
@@ -364,10 +378,14 @@ export class Pkcs11Hsm implements Hsm {
 
   /** One fresh lookup by CKA_ID; always ends the search with C_FindObjectsFinal. */
   private find(session: Buffer, ref: MaterialRef): Buffer | undefined {
+    return this.findAll(session, ref)[0];
+  }
+
+  /** Every object with the material's CKA_ID (normally one; more only after an interrupted creation elsewhere). */
+  private findAll(session: Buffer, ref: MaterialRef): Buffer[] {
     this.lib.C_FindObjectsInit(session, findMaterialTemplate(ref));
     try {
-      const [handle] = this.lib.C_FindObjects(session, 2);
-      return handle;
+      return this.lib.C_FindObjects(session, 16);
     } finally {
       this.lib.C_FindObjectsFinal(session);
     }

@@ -34,6 +34,8 @@ export class SessionPool {
   private leased = 0;
   private generation = 0;
   private closed = false;
+  /** Between reset() and resume(): the module is being re-initialised, so no session may be opened. */
+  private paused = false;
   private drainedWaiters: Array<() => void> = [];
 
   constructor(private readonly options: SessionPoolOptions) {}
@@ -51,7 +53,7 @@ export class SessionPool {
     if (this.closed) return Promise.reject(new PoolClosedError());
     const lease = this.idle.pop();
     if (lease) return Promise.resolve(this.lend(lease));
-    if (this.live < this.options.size) {
+    if (this.live < this.options.size && !this.paused) {
       try {
         return Promise.resolve(this.lend(this.openLease()));
       } catch (error) {
@@ -84,11 +86,20 @@ export class SessionPool {
     this.afterReturn();
   }
 
-  /** Forgets every session: the module was re-initialised and their handles mean nothing now. */
+  /**
+   * Forgets every session, because the module is about to be re-initialised and their handles will
+   * mean nothing; callers wait until resume().
+   */
   reset(): void {
     this.generation++;
     this.idle.length = 0;
     this.live = 0;
+    this.paused = true;
+  }
+
+  /** The module is initialised again: open sessions for the callers that waited. */
+  resume(): void {
+    this.paused = false;
     this.serveWaiters();
   }
 
@@ -117,7 +128,7 @@ export class SessionPool {
   }
 
   private serveWaiters(): void {
-    while (this.waiters.length > 0 && this.live < this.options.size && !this.closed) {
+    while (this.waiters.length > 0 && this.live < this.options.size && !this.closed && !this.paused) {
       const waiter = this.waiters.shift()!;
       try {
         waiter.resolve(this.lend(this.openLease()));

@@ -56,10 +56,10 @@ function fromValidator(error: ValidatorError, operation: string | undefined, fie
   const first = error.errors[0];
   if (!first) return new KmsError('KMS.0308', { cause: error });
   // Paths look like "/body/key_id" or "/body/encryption_context/k1"; "/params/project_id" is the URL.
-  const [, location, field, ...nested] = first.path.split('/');
-  // AJV messages name constraints ("must match pattern ..."), never the value sent.
-  const where = [field, ...nested].filter(Boolean).join('.');
-  const detail = where ? `${where}: ${first.message}.` : `${first.message}.`;
+  const [, location, field] = first.path.split('/');
+  // AJV messages name constraints ("must match pattern ..."), never the value sent; deeper path
+  // segments would (they are the caller's encryption_context keys), so only the field is named.
+  const detail = field ? `${field}: ${first.message}.` : `${first.message}.`;
   if (location === 'params' || location === 'path') return new KmsError('KMS.0201', { detail, cause: error });
   if (first.errorCode?.startsWith('required')) return new KmsError('KMS.0204', { detail, cause: error });
   if (!field) return new KmsError('KMS.0202', { detail: 'The body must be a JSON object.', cause: error });

@@ -45,7 +45,10 @@ export function parseAuthorization(value: string): AuthorizationHeader | undefin
   const signedHeaders = fields.get('SignedHeaders');
   const signature = fields.get('Signature');
   if (!accessKey || !signedHeaders || !signature || !/^[0-9a-f]{64}$/i.test(signature)) return undefined;
-  return { accessKey, signedHeaders: signedHeaders.split(';').map((name) => name.toLowerCase()), signature: signature.toLowerCase() };
+  const names = signedHeaders.split(';').map((name) => name.toLowerCase());
+  // Header names are tokens; anything else (e.g. "constructor") is not a header a client signed.
+  if (!names.every((name) => /^[a-z0-9-]+$/.test(name))) return undefined;
+  return { accessKey, signedHeaders: names, signature: signature.toLowerCase() };
 }
 
 /** RFC 3986 encoding: unreserved characters kept, everything else %XX with upper-case hex. */
@@ -84,7 +87,8 @@ export function canonicalQuery(query: string): string {
 }
 
 function headerValue(headers: SignedRequest['headers'], name: string): string {
-  const value = headers[name];
+  // Own properties only: Node's header object inherits from Object.prototype.
+  const value = Object.hasOwn(headers, name) ? headers[name] : undefined;
   return (Array.isArray(value) ? value.join(',') : (value ?? '')).trim();
 }
 

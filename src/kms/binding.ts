@@ -16,6 +16,8 @@ export interface Binding {
 }
 
 export const MAX_CONTEXT_CHARS = 8192;
+/** A UTF-16 surrogate without its partner: it has no UTF-8 form, so two such strings could bind alike. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 export const MAX_AAD_BYTES = 128;
 const DOMAIN = 'huawei-kms-compatible/datakey/v1';
 
@@ -30,9 +32,12 @@ export function canonicalContext(context: unknown): string {
   }
   const entries = Object.entries(context as Record<string, unknown>);
   if (entries.length === 0) return '';
-  for (const [, value] of entries) {
+  for (const [key, value] of entries) {
     if (typeof value !== 'string') {
       throw new KmsError('KMS.0208', { detail: 'encryption_context values must be strings.' });
+    }
+    if (LONE_SURROGATE.test(key) || LONE_SURROGATE.test(value)) {
+      throw new KmsError('KMS.0208', { detail: 'encryption_context must be well-formed Unicode.' });
     }
   }
   entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -46,6 +51,7 @@ export function canonicalContext(context: unknown): string {
 /** Checks additional_authenticated_data (at most 128 bytes of UTF-8); absent is ''. */
 export function checkedAad(aad: string | undefined): string {
   if (aad === undefined) return '';
+  if (LONE_SURROGATE.test(aad)) throw new KmsError('KMS.0308', { detail: 'additional_authenticated_data must be well-formed Unicode.' });
   if (Buffer.byteLength(aad, 'utf8') > MAX_AAD_BYTES) {
     throw new KmsError('KMS.0308', { detail: `additional_authenticated_data must be at most ${MAX_AAD_BYTES} bytes.` });
   }

@@ -101,10 +101,19 @@ export class KeyService {
     try {
       await hsm.generateKey(material);
     } catch (error) {
-      store.remove(record.keyId);
+      // The HSM may have made the key before failing: destroy it, then forget the record. If that
+      // fails too, the record stays invisible and reconciliation finishes the job, material first.
+      await hsm.destroyKey(material).then(
+        () => store.remove(record.keyId),
+        () => undefined,
+      );
       throw error;
     }
-    store.markProvisioned(record.keyId);
+    if (!store.markProvisioned(record.keyId)) {
+      // Reconciliation took the creation for a crashed one (the HSM took over a minute): undo it.
+      await hsm.destroyKey(material).catch(() => undefined);
+      throw new KmsError('KMS.0103', { cause: new Error(`creation of ${record.keyId} was rolled back while the HSM generated the key`) });
+    }
     logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
     return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
   }

@@ -134,9 +134,11 @@ export class KeyStore {
     }
   }
 
-  markProvisioned(keyId: string): void {
-    this.statements.markProvisioned.run(keyId);
+  /** Makes a new key visible. False when its record is gone (reconciliation rolled it back meanwhile). */
+  markProvisioned(keyId: string): boolean {
+    const changed = this.statements.markProvisioned.run(keyId).changes === 1;
     this.written();
+    return changed;
   }
 
   /** Forgets a key and its material versions. */

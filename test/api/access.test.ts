@@ -39,6 +39,22 @@ describe('authentication', () => {
     expectKmsError(malformed, 401, 'APIGW.0301');
   });
 
+  it('refuses a signature over headers named like Object.prototype members with 401, not 500', async () => {
+    const date = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    for (const name of ['constructor', '__proto__', 'toString']) {
+      const response = await withToken(undefined).raw('list-keys', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-sdk-date': date,
+          authorization: `SDK-HMAC-SHA256 Access=AKNOTKNOWN, SignedHeaders=${name};x-sdk-date, Signature=${'0'.repeat(64)}`,
+        },
+        body: '{}',
+      });
+      expectKmsError(response, 401, 'APIGW.0301');
+    }
+  });
+
   it('authenticates before it reads the body: an unauthenticated bad body is 401, not 400', async () => {
     expectKmsError(await withToken(undefined).call('create-key', '{not json'), 401, 'APIGW.0301');
     expectKmsError(await withToken(undefined).call('create-key', { key_alias: '' }), 401, 'APIGW.0301');

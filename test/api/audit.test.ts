@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
@@ -124,5 +124,19 @@ describe('the audit trail', () => {
       });
       expect(verifyAuditLog(file)).toMatchObject({ ok: false, line: 2 });
     });
+  });
+});
+
+describe('after a crash in the middle of an audit write', () => {
+  it('moves the incomplete last line aside and goes on from the last whole record', async () => {
+    await t.service.close();
+    const file = t.config.auditLogPath;
+    const records = verifyAuditLog(file).records;
+    writeFileSync(file, `${readFileSync(file, 'utf8')}{"time":"2026-11-25T00:00:00.000Z","request_id":"cut-off-in-the-mid`);
+    await t.restart(); // the service is closed already: this starts it again on the same data directory
+    await t.client('project-a').call('list-keys');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(verifyAuditLog(file)).toEqual({ ok: true, records: records + 1 });
+    expect(readdirSync(t.dataDir).filter((name) => name.startsWith('audit.log.partial-'))).toHaveLength(1);
   });
 });

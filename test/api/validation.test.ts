@@ -289,6 +289,7 @@ describe('error messages never echo the request', () => {
     ['invalid JSON', () => a.call('describe-key', `{"key_id": ${SECRET}}`), 400, 'KMS.0202'],
     ['a bad project_id', () => clientOfBadProject(`${SECRET}%20`).call('list-keys', {}), 400, 'KMS.0201'],
     ['an unknown operation', () => a.call(`${SECRET.toLowerCase()}-op`, {}), 400, 'KMS.0201'],
+    ['an encryption_context key with a bad value', () => a.call('create-datakey', { key_id: keyId, encryption_context: { [SECRET]: 1 } }), 400, 'KMS.0208'],
   ];
 
   it.each(secretRequests)('%s', async (_label, send, status, code) => {

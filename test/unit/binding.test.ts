@@ -17,6 +17,12 @@ describe('encryption_context canonical form', () => {
 });
 
 describe('additional_authenticated_data', () => {
+  it('refuses strings that are not well-formed Unicode, which would encode like U+FFFD', () => {
+    expect(() => checkedAad('\uD800')).toThrow(expect.objectContaining({ code: 'KMS.0308' }));
+    expect(() => canonicalContext({ k: 'a\uDC00' })).toThrow(expect.objectContaining({ code: 'KMS.0208' }));
+    expect(checkedAad('\uD83D\uDE00')).toBe('\uD83D\uDE00'); // a proper pair is fine
+  });
+
   it('allows up to 128 bytes of UTF-8, counted in bytes', () => {
     expect(checkedAad('x'.repeat(128))).toHaveLength(128);
     expect(() => checkedAad('é'.repeat(65))).toThrow(expect.objectContaining({ code: 'KMS.0308' }));

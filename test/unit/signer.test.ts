@@ -96,6 +96,11 @@ describe('SDK-HMAC-SHA256 known answers', () => {
 });
 
 describe('the Authorization header and X-Sdk-Date', () => {
+  it('signs only headers the request has: names inherited from Object.prototype are empty', () => {
+    const request = { method: 'POST', path: '/', query: '', headers: { 'x-sdk-date': '20060102T150405Z' }, body: Buffer.alloc(0) };
+    expect(canonicalRequest(request, ['constructor', 'x-sdk-date'])).toContain('constructor:\n');
+  });
+
   it('parses what the SDKs send, and refuses anything else', () => {
     const signature = 'a'.repeat(64);
     expect(parseAuthorization(`SDK-HMAC-SHA256 Access=AK1, SignedHeaders=content-type;Host;x-sdk-date, Signature=${signature}`)).toEqual({
@@ -106,6 +111,7 @@ describe('the Authorization header and X-Sdk-Date', () => {
     expect(parseAuthorization(`SDK-HMAC-SM3 Access=AK1, SignedHeaders=x-sdk-date, Signature=${signature}`)).toBeUndefined();
     expect(parseAuthorization('SDK-HMAC-SHA256 Access=AK1, SignedHeaders=x-sdk-date, Signature=zz')).toBeUndefined();
     expect(parseAuthorization(`SDK-HMAC-SHA256 SignedHeaders=x-sdk-date, Signature=${signature}`)).toBeUndefined();
+    expect(parseAuthorization(`SDK-HMAC-SHA256 Access=AK1, SignedHeaders=x_sdk_date;x-sdk-date, Signature=${signature}`)).toBeUndefined();
   });
 
   it('reads X-Sdk-Date as UTC', () => {
