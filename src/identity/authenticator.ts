@@ -43,12 +43,25 @@ export class Authenticator {
       throw refused(`Signature expired: signed at ${sdkDate}, more than 15 minutes from the server's time.`);
     }
 
-    const credential = await this.credentials.accessKey(parsed.accessKey);
+    const credential = await this.unsealed(parsed.accessKey);
     // An unknown access key costs the same HMAC as a known one, so timing tells nothing either.
     const expected = sign(credential?.secret ?? UNKNOWN_KEY_SECRET, request, parsed.signedHeaders, sdkDate);
     if (!credential || !signaturesMatch(expected, parsed.signature)) throw refused('Verify AK/SK signature failed.');
     const { record } = credential;
     return { kind: 'access-key', id: record.id, projectId: record.projectId, actions: record.actions };
+  }
+
+  /**
+   * The credential and its secret. A secret that cannot be unsealed is refused like a wrong one
+   * (401, nothing said about the key), unless the HSM is unavailable, which is the server's 503.
+   */
+  private async unsealed(accessKey: string): Promise<Awaited<ReturnType<CredentialService['accessKey']>>> {
+    try {
+      return await this.credentials.accessKey(accessKey);
+    } catch (error) {
+      if (error instanceof KmsError && error.code === 'KMS.0104') throw error;
+      throw new KmsError('APIGW.0301', { detail: 'Verify AK/SK signature failed.', cause: error });
+    }
   }
 
   private byToken(token: string): Principal {
