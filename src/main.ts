@@ -7,6 +7,8 @@ import { HsmStartError } from './hsm/pkcs11-hsm';
 import { createLogger } from './logger';
 import { initialiseDataDirectory, startService, type StartOptions } from './server';
 
+const SHUTDOWN_LIMIT_MS = 60_000;
+
 /** Runs until SIGTERM or SIGINT, then stops gracefully and exits 0 (1 if stopping failed). */
 function onSignals(logger: Logger, stop: () => Promise<void>): void {
   let stopping = false;
@@ -14,6 +16,11 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'stopping: finishing requests in flight');
+    // A hung HSM call must not keep the process alive for ever.
+    setTimeout(() => {
+      logger.error({ afterMs: SHUTDOWN_LIMIT_MS }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, SHUTDOWN_LIMIT_MS).unref();
     stop().then(
       () => process.exit(0),
       (error: unknown) => {

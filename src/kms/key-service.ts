@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
-import { DuplicateAliasError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
+import { DuplicateAliasError, QuotaExceededError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
 import type {
   CreateKeyRequest,
   CreateKeyResponse,
@@ -75,7 +75,6 @@ export class KeyService {
     if ((request.origin ?? 'kms') !== 'kms') {
       throw new KmsError('KMS.0308', { detail: 'origin: only kms is supported; importing key material is not.' });
     }
-    if (store.countKeys(ctx.projectId, clock()) >= this.deps.maxKeysPerProject) throw new KmsError('KMS.1105');
     await this.releaseAlias(ctx, request.key_alias);
 
     const record: KeyRecord = {
@@ -92,9 +91,10 @@ export class KeyService {
       materialVersion: 0,
     };
     try {
-      store.insertProvisioning(record);
+      store.insertProvisioning(record, this.deps.maxKeysPerProject);
     } catch (error) {
       if (error instanceof DuplicateAliasError) throw new KmsError('KMS.1104');
+      if (error instanceof QuotaExceededError) throw new KmsError('KMS.1105');
       throw error;
     }
     const material = { keyId: record.keyId, version: record.materialVersion };

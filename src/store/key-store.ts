@@ -30,6 +30,13 @@ export interface KeyRecord {
 /** Columns a state transition may change. */
 export type KeyUpdate = Partial<Pick<KeyRecord, 'alias' | 'description' | 'state' | 'scheduledDeletionDate'>>;
 
+export class QuotaExceededError extends Error {
+  constructor() {
+    super('the project has as many keys as it may');
+    this.name = 'QuotaExceededError';
+  }
+}
+
 export class DuplicateAliasError extends Error {
   constructor() {
     super('alias already used in this project');
@@ -120,11 +127,13 @@ export class KeyStore {
 
   /**
    * Records a key whose HSM material is about to be generated. It stays invisible until
-   * {@link markProvisioned}. Throws {@link DuplicateAliasError}.
+   * {@link markProvisioned}. Throws {@link DuplicateAliasError} or {@link QuotaExceededError}.
    */
-  insertProvisioning(record: KeyRecord): void {
+  insertProvisioning(record: KeyRecord, maxKeysInProject: number): void {
     try {
       this.db.transaction(() => {
+        // Counted inside the write transaction, so concurrent creations cannot overshoot the quota.
+        if (this.countKeys(record.projectId, record.creationDate) >= maxKeysInProject) throw new QuotaExceededError();
         this.statements.insert.run(record);
         this.statements.insertMaterial.run(record.keyId, record.materialVersion, record.creationDate);
       }).immediate();

@@ -55,7 +55,7 @@ describe('a crash in the middle of create-key', () => {
       creationDate: t.clock.now,
       scheduledDeletionDate: null,
       materialVersion: 0,
-    });
+    }, 1000);
     if (steps === 'record+hsm') await t.service.hsm.generateKey({ keyId, version: 0 });
     return keyId;
   }
