@@ -9,7 +9,7 @@ import { authenticate, authorise, keepRawBody } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
-import type { Operation } from './http/operation';
+import { operationNameOf, type Operation } from './http/operation';
 import { locals, requestLog } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
@@ -107,7 +107,7 @@ function requestValidation(document: OpenApiDocument, validateResponses: boolean
   }
   const whole = validator(document, true);
   return (req, res, next) => {
-    const operation = /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/.exec(req.path)?.[1];
+    const operation = operationNameOf(req.path);
     ((operation && byOperation.get(operation)) || whole)(req, res, next);
   };
 }

@@ -3,12 +3,8 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { FieldErrorCodes } from '../openapi-spec';
 import { toKmsError } from './error-mapping';
+import { operationNameOf } from './operation';
 import { locals } from './request-log';
-
-/** The operation name of a KMS path, used to find the error code of a failing field. */
-function operationOf(path: string): string | undefined {
-  return /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/.exec(path)?.[1];
-}
 
 /**
  * The one place that turns errors into responses: the KMS body with the catalogue's status. Client
@@ -21,7 +17,7 @@ export function errorHandler(logger: Logger, fieldCodes: FieldErrorCodes) {
       next(error);
       return;
     }
-    const kmsError = toKmsError(error, operationOf(req.path), fieldCodes);
+    const kmsError = toKmsError(error, operationNameOf(req.path), fieldCodes);
     const { requestId } = locals(res);
     locals(res).errorCode = kmsError.code;
     if (kmsError.status >= 500) {

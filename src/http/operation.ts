@@ -16,3 +16,8 @@ export interface Operation {
 export function operation<Body>(name: string, action: string, run: (ctx: RequestContext, body: Body) => unknown): Operation {
   return { name, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
 }
+
+/** The operation name of an API path (`/v1.0/{project_id}/kms/<name>`), or undefined. */
+export function operationNameOf(path: string): string | undefined {
+  return /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/.exec(path)?.[1];
+}
