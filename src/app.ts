@@ -39,8 +39,8 @@ interface OperationDeps {
 
 /**
  * The HTTP application as a function of its dependencies:
- * request id and access log → body (size-limited, raw bytes kept) → authentication → body errors →
- * OpenAPI validation → operations (authorisation, audit) → errors.
+ * request id → body (size-limited, raw bytes kept) → authentication → body errors → OpenAPI
+ * validation → operations (authorisation, audit) → errors.
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
@@ -52,21 +52,19 @@ export function buildApp(deps: AppDeps): Express {
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
 
-  app.use(requestLog(deps.logger));
+  // Request id, body, authentication: one middleware, one pass through Express's layers.
+  const identify = requestLog(deps.logger);
   const parseJson = express.json({ limit: deps.bodyLimitBytes, verify: keepRawBody });
-  app.use((req: Request, res: Response, next: NextFunction) =>
-    parseJson(req, res, (error?: unknown) => {
-      // An oversized body is refused at once; any other bad body only once we know who sent it.
-      if (error && (error as { type?: unknown }).type !== 'entity.too.large') {
-        locals(res).bodyError = error;
-        next();
-      } else {
-        next(error);
-      }
-    }),
-  );
-  app.use(authenticate(deps.authenticator));
-  app.use((_req: Request, res: Response, next: NextFunction) => next(locals(res).bodyError));
+  const authenticateRequest = authenticate(deps.authenticator);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    identify(req, res, () =>
+      parseJson(req, res, (error?: unknown) => {
+        // An oversized body is refused at once; any other bad body only once we know who sent it.
+        if (error && (error as { type?: unknown }).type === 'entity.too.large') return next(error);
+        authenticateRequest(req, res, (authError?: unknown) => next(authError ?? error)).catch(next);
+      }),
+    );
+  });
   app.use(requestValidation(document, deps.validateResponses ?? false));
 
   const router = express.Router({ caseSensitive: true, strict: true });

@@ -8,8 +8,6 @@ export interface KmsLocals {
   requestId: string;
   /** Set once the request is authenticated. */
   principal?: Principal;
-  /** A request body that could not be parsed, answered once the request is authenticated. */
-  bodyError?: unknown;
   /** Set by the error handler, so the access log can name the KMS code of a failure. */
   errorCode?: string;
 }
