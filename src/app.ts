@@ -9,7 +9,7 @@ import { authenticate, authorise, keepRawBody } from './http/authenticate';
 import { errorHandler } from './http/error-handler';
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
-import { operationNameOf, type Operation } from './http/operation';
+import { operationNameOf, operationPathOf, type Operation } from './http/operation';
 import { locals, requestLog } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
@@ -67,10 +67,8 @@ export function buildApp(deps: AppDeps): Express {
   });
   app.use(requestValidation(document, deps.validateResponses ?? false));
 
-  const router = express.Router({ caseSensitive: true, strict: true });
   const operations = new Map([...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)].map((op) => [op.name, op]));
-  mount(router, operations, { inFlight: deps.inFlight ?? new InFlight(), audit: deps.audit, fieldCodes });
-  app.use(router);
+  app.use(operationHandler(operations, { inFlight: deps.inFlight ?? new InFlight(), audit: deps.audit, fieldCodes }));
 
   app.use(() => {
     throw new KmsError('KMS.0201');
@@ -111,20 +109,24 @@ function requestValidation(document: OpenApiDocument, validateResponses: boolean
 }
 
 /**
- * Every operation behind one route (a map lookup, not thirteen patterns tried in turn):
- * authorise → run the service call → audit → reply. The audit record is appended before the
- * response is sent, for failures as for successes.
+ * Every operation behind one handler (the validator has already matched the path and method; a
+ * map lookup finds the operation): authorise → run the service call → audit → reply. The audit
+ * record is appended before the response is sent, for failures as for successes.
  */
-function mount(router: express.Router, operations: ReadonlyMap<string, Operation>, deps: OperationDeps): void {
-  router.post('/v1.0/:project_id/kms/:operation', async (req, res, next) => {
-    const op = operations.get(String(req.params.operation));
-    if (!op) return next();
+function operationHandler(operations: ReadonlyMap<string, Operation>, deps: OperationDeps): express.RequestHandler {
+  return async (req, res, next) => {
+    const path = operationPathOf(req.path);
+    const op = path && req.method === 'POST' ? operations.get(path.operation) : undefined;
+    if (!path || !op) return next();
+    const { projectId } = path;
     const start = auditStart();
     const audit = (status: number, result: string, response?: unknown): void =>
-      deps.audit.append(auditRecord(start, req, op, { principal: locals(res).principal, requestId: locals(res).requestId, status, result, response }));
+      deps.audit.append(
+        auditRecord(start, req, op, { projectId, principal: locals(res).principal, requestId: locals(res).requestId, status, result, response }),
+      );
     let response: unknown;
     try {
-      const ctx: RequestContext = authorise(req, res, op.action);
+      const ctx: RequestContext = authorise(req, res, projectId, op.action);
       response = await deps.inFlight.track(async () => op.run(ctx, req.body));
     } catch (error) {
       const kmsError = toKmsError(error, op.name, deps.fieldCodes);
@@ -133,5 +135,5 @@ function mount(router: express.Router, operations: ReadonlyMap<string, Operation
     }
     audit(200, 'OK', response);
     res.json(response);
-  });
+  };
 }

@@ -26,13 +26,13 @@ export function auditRecord(
   start: AuditStart,
   req: Request,
   op: Operation,
-  outcome: { principal: Principal | undefined; requestId: string; status: number; result: string; response?: unknown },
+  outcome: { projectId: string; principal: Principal | undefined; requestId: string; status: number; result: string; response?: unknown },
 ): AuditRecord {
   return {
     time: start.time,
     request_id: outcome.requestId,
     principal: outcome.principal ? { kind: outcome.principal.kind, id: outcome.principal.id } : { kind: 'none', id: '' },
-    project_id: String(req.params.project_id),
+    project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
     key_id: keyIdOf(req.body, outcome.response),

@@ -34,10 +34,9 @@ export function authenticate(authenticator: Authenticator) {
  * the service's request context. A credential of another project gets the same 403 whether or not
  * the key it names exists there.
  */
-export function authorise(req: Request, res: Response, action: string): RequestContext {
+export function authorise(req: Request, res: Response, projectId: string, action: string): RequestContext {
   const { principal, requestId } = locals(res);
   if (!principal) throw new KmsError('APIGW.0301');
-  const projectId = String(req.params.project_id);
   const headerProject = req.get('x-project-id');
   if (headerProject !== undefined && headerProject !== projectId) {
     throw new KmsError('KMS.0321', { detail: 'X-Project-Id does not match the project in the URL.' });

@@ -17,7 +17,15 @@ export function operation<Body>(name: string, action: string, run: (ctx: Request
   return { name, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
 }
 
-/** The operation name of an API path (`/v1.0/{project_id}/kms/<name>`), or undefined. */
+const OPERATION_PATH = /^\/v1\.0\/([^/]+)\/kms\/([a-z-]+)$/;
+
+/** The project and operation name of an API path (`/v1.0/{project_id}/kms/<name>`), or undefined. */
+export function operationPathOf(path: string): { projectId: string; operation: string } | undefined {
+  const match = OPERATION_PATH.exec(path);
+  return match ? { projectId: match[1]!, operation: match[2]! } : undefined;
+}
+
+/** The operation name of an API path, or undefined. */
 export function operationNameOf(path: string): string | undefined {
-  return /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/.exec(path)?.[1];
+  return operationPathOf(path)?.operation;
 }
