@@ -81,8 +81,7 @@ export class KeyMaintenance {
     const now = clock();
     let rolledBack = 0;
     for (const record of store.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
-      await this.destroyMaterials(record);
-      store.remove(record.keyId);
+      await finishDeletion(store, this.deps.hsm, record);
       rolledBack++;
       logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
     }
@@ -97,20 +96,15 @@ export class KeyMaintenance {
     return { rolledBack, deleted };
   }
 
-  private async destroyMaterials(record: KeyRecord): Promise<void> {
-    await destroyMaterials(this.deps.store, this.deps.hsm, record);
-  }
 }
 
-/** Destroys every material version of a key in the token; versions already gone are skipped. */
-export async function destroyMaterials(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
+/**
+ * Removes a key for good, material first (every version; those already gone are skipped), then
+ * the record: for a key whose deletion window has ended, and for a creation that never finished.
+ */
+export async function finishDeletion(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
   for (const version of store.materialVersions(record.keyId)) {
     await hsm.destroyKey({ keyId: record.keyId, version });
   }
-}
-
-/** Completes the deletion of a key whose window has ended: material first, then the record. */
-export async function finishDeletion(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
-  await destroyMaterials(store, hsm, record);
   store.remove(record.keyId);
 }

@@ -66,7 +66,8 @@ function post(agent: Agent, url: string, admin: AdminCredentials, operation: str
 }
 
 function exitOf(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': the child's last log lines may still be in its stdout pipe at 'exit'.
+  return new Promise((resolve) => child.once('close', (code) => resolve(code)));
 }
 
 describe('the service process on its embedded defaults', () => {
