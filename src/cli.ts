@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { verifyAuditLog } from './audit/audit-log';
-import { ConfigError, loadConfig, type Config } from './config';
+import { loadConfig, type Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
 import { CredentialService } from './identity/credentials';
@@ -128,7 +128,7 @@ main(process.argv.slice(2)).catch((error: unknown) => {
     process.exitCode = 2;
     return;
   }
-  const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`kms: ${message}\n`);
   process.exitCode = 1;
 });
