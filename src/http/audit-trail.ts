@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import type { AuditRecord } from '../audit/audit-log';
 import type { Principal } from '../kms/context';
 import type { Operation } from './operation';
@@ -24,7 +24,8 @@ function keyIdOf(body: unknown, result: unknown): string | null {
 /** The audit record of one request that reached an operation: identifiers and outcome only. */
 export function auditRecord(
   start: AuditStart,
-  req: Request,
+  req: IncomingMessage,
+  body: unknown,
   op: Operation,
   outcome: { projectId: string; principal: Principal | undefined; requestId: string; status: number; result: string; response?: unknown },
 ): AuditRecord {
@@ -35,7 +36,7 @@ export function auditRecord(
     project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
-    key_id: keyIdOf(req.body, outcome.response),
+    key_id: keyIdOf(body, outcome.response),
     status: outcome.status,
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,

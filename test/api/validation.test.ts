@@ -242,6 +242,16 @@ describe('methods and URLs', () => {
     expectKmsError(await clientOfBadProject(project).call('list-keys', {}), 400, 'KMS.0201');
   });
 
+  it('a percent-encoded project_id is KMS.0201, not another project', async () => {
+    expectKmsError(await postJson('/v1.0/project%2Da/kms/list-keys', '{}'), 400, 'KMS.0201');
+  });
+
+  it('a query parameter is KMS.0308, without naming it', async () => {
+    const response = await postJson(`/v1.0/project-a/kms/list-keys?${SECRET}=1`, '{}');
+    expectKmsError(response, 400, 'KMS.0308');
+    expect(JSON.stringify(response.body)).not.toContain(SECRET);
+  });
+
   it('a project_id of letters, digits, "_" and "-" up to 64 characters is accepted', async () => {
     const project = `Ab0_-${'p'.repeat(59)}`;
     expect(project).toHaveLength(64);
