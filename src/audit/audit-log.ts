@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuditSink } from './audit-sink';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 
@@ -32,7 +32,7 @@ export interface AuditRecord {
 export const GENESIS_HASH = '0'.repeat(64);
 
 export function chainHash(prev: string, lineWithoutHash: string): string {
-  return createHash('sha256').update(`${prev}\n${lineWithoutHash}`, 'utf8').digest('hex');
+  return hash('sha256', `${prev}\n${lineWithoutHash}`, 'hex');
 }
 
 const TAIL_BYTES = 65_536;
@@ -96,10 +96,11 @@ export class AuditLog implements AuditSink {
       this.flush();
       if (this.failure !== undefined) throw new Error('the audit log cannot be written', { cause: this.failure });
     }
-    const withPrev = JSON.stringify({ ...record, prev: this.prev });
-    const hash = chainHash(this.prev, withPrev);
-    this.pending.push(`${withPrev.slice(0, -1)},"hash":"${hash}"}\n`);
-    this.prev = hash;
+    // The record's JSON with `prev` added last, as JSON.stringify({ ...record, prev }) writes it.
+    const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${this.prev}"}`;
+    const lineHash = chainHash(this.prev, withPrev);
+    this.pending.push(`${withPrev.slice(0, -1)},"hash":"${lineHash}"}\n`);
+    this.prev = lineHash;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());

@@ -10,8 +10,16 @@ export function isValidActionPattern(pattern: string): boolean {
   return ACTION_PATTERN.test(pattern);
 }
 
+/** Compiled patterns, by pattern: a credential's few patterns are checked on every request. */
+const compiled = new Map<string, RegExp>();
+
 function toRegExp(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  let regExp = compiled.get(pattern);
+  if (!regExp) {
+    regExp = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    compiled.set(pattern, regExp);
+  }
+  return regExp;
 }
 
 /** Whether any of `patterns` allows `action`. */

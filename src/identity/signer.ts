@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * SDK-HMAC-SHA256, the request signature of the official Huawei Cloud SDKs, checked from the
@@ -64,9 +64,12 @@ function decode(text: string): string {
   }
 }
 
+/** Paths that encoding leaves as they are: unreserved characters and '/' only (every API path). */
+const PLAIN_PATH = /^[A-Za-z0-9\-._~/]*$/;
+
 /** The path decoded, split on '/', each segment re-encoded, and always a trailing '/'. */
 export function canonicalUri(path: string): string {
-  const uri = decode(path).split('/').map(encode).join('/');
+  const uri = PLAIN_PATH.test(path) ? path : decode(path).split('/').map(encode).join('/');
   return uri.endsWith('/') ? uri : `${uri}/`;
 }
 
@@ -94,7 +97,7 @@ function headerValue(headers: SignedRequest['headers'], name: string): string {
 
 export function canonicalRequest(request: SignedRequest, signedHeaders: readonly string[]): string {
   const canonicalHeaders = signedHeaders.map((name) => `${name}:${headerValue(request.headers, name)}\n`).join('');
-  const payloadHash = createHash('sha256').update(request.body).digest('hex');
+  const payloadHash = hash('sha256', request.body, 'hex');
   return [
     request.method.toUpperCase(),
     canonicalUri(request.path),
@@ -106,7 +109,7 @@ export function canonicalRequest(request: SignedRequest, signedHeaders: readonly
 }
 
 export function stringToSign(canonical: string, sdkDate: string): string {
-  return `${ALGORITHM}\n${sdkDate}\n${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
+  return `${ALGORITHM}\n${sdkDate}\n${hash('sha256', canonical, 'hex')}`;
 }
 
 export function sign(secretKey: Buffer | string, request: SignedRequest, signedHeaders: readonly string[], sdkDate: string): string {
