@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { makeDataDir } from '../helpers/service';
+import { verifyAuditLog } from '../../src/audit/audit-log';
 
 /**
  * The service as users run it: `src/main.ts` in its own process on the embedded defaults, with no
@@ -31,8 +32,8 @@ function readAdminCredentials(dataDir: string): AdminCredentials {
   return JSON.parse(readFileSync(file, 'utf8')) as AdminCredentials;
 }
 
-function startProcess(dataDir: string): Promise<Started> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'debug' };
+function startProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'debug', ...extraEnv };
   delete env.SOFTHSM2_CONF;
   const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
   let output = '';
@@ -59,6 +60,28 @@ function post(agent: Agent, url: string, admin: AdminCredentials, operation: str
     const outgoing = request(`${url}/v1.0/${admin.project_id}/kms/${operation}`, { method: 'POST', agent, headers }, (response) => {
       response.resume();
       response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(JSON.stringify(body));
+  });
+}
+
+/** POSTs on a connection of its own, so that the cluster's primary hands each to a worker in turn. */
+interface Reply {
+  key_info?: { key_id: string };
+  cipher_text?: string;
+  plain_text?: string;
+  data_key?: string;
+  error_code?: string;
+}
+
+function postAlone(url: string, admin: AdminCredentials, operation: string, body: unknown): Promise<{ status: number; body: Reply }> {
+  return new Promise((resolve, reject) => {
+    const headers = { 'content-type': 'application/json', 'x-auth-token': admin.token };
+    const outgoing = request(`${url}/v1.0/${admin.project_id}/kms/${operation}`, { method: 'POST', agent: false, headers }, (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Reply }));
     });
     outgoing.on('error', reject);
     outgoing.end(JSON.stringify(body));
@@ -136,5 +159,49 @@ describe('the service process on its embedded defaults', () => {
     expect(await exitOf(child)).toBe(1);
     expect(output).toContain('cannot load PKCS#11 module /nonexistent/libpkcs11.so');
     expect(output).not.toContain('do-not-print-this-pin');
+  });
+
+  it('with KMS_WORKERS=2, serves from both workers: keys, data keys, state changes and one audit chain shared', async () => {
+    const clusterDir = makeDataDir();
+    let started: Started | undefined;
+    try {
+      started = await startProcess(clusterDir, { KMS_WORKERS: '2' });
+      const admin = readAdminCredentials(clusterDir);
+      const { url } = started;
+      const call = (operation: string, body: unknown) => postAlone(url, admin, operation, body);
+      const id = (await call('create-key', { key_alias: 'cluster' })).body.key_info!.key_id;
+
+      // Every request on a connection of its own: a key made by one worker, used by both.
+      const created = await Promise.all(Array.from({ length: 12 }, () => call('create-datakey', { key_id: id })));
+      expect(created.map((r) => r.status)).toEqual(Array(12).fill(200));
+      const opened = await Promise.all(
+        created.map((r) => call('decrypt-datakey', { key_id: id, cipher_text: r.body.cipher_text, datakey_cipher_length: '32' })),
+      );
+      expect(opened.map((r) => r.body.data_key)).toEqual(created.map((r) => r.body.plain_text));
+
+      // A key disabled through one worker is refused by both at once.
+      expect((await call('disable-key', { key_id: id })).status).toBe(200);
+      const refused = await Promise.all(Array.from({ length: 8 }, () => call('create-datakey', { key_id: id })));
+      expect(refused.map((r) => [r.status, r.body.error_code])).toEqual(Array(8).fill([400, 'KMS.0209']));
+
+      // Both workers answered (each access log line names the worker that wrote it).
+      const servedBy = new Set(
+        started
+          .output()
+          .split('\n')
+          .filter((line) => line.includes('"msg":"request"'))
+          .map((line) => (JSON.parse(line) as { worker: number }).worker),
+      );
+      expect(servedBy.size).toBe(2);
+
+      const exited = exitOf(started.child);
+      started.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      // One chain, every record of both workers in it: 1 + 12 + 12 + 1 + 8 operations.
+      expect(verifyAuditLog(path.join(clusterDir, 'audit.log'))).toEqual({ ok: true, records: 34 });
+    } finally {
+      if (started?.child.exitCode === null) started.child.kill('SIGTERM');
+      rmSync(clusterDir, { recursive: true, force: true });
+    }
   });
 });
