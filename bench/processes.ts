@@ -94,3 +94,34 @@ export function peakRssMb(pid: number): number {
 export function currentRssMb(pid: number): number {
   return Math.round(processTree(pid).reduce((total, member) => total + statusKb(member, 'VmRSS'), 0) / 1024);
 }
+
+function pssKb(pid: number): number {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Proportional set size of a process and its children together, in MB: each shared page counted
+ * once in all (divided among the processes that map it). For a cluster this is the memory it
+ * occupies; a sum of RSS counts the pages the workers share (Node's code, the libraries) once per
+ * worker.
+ */
+export function currentPssMb(pid: number): number {
+  return Math.round(processTree(pid).reduce((total, member) => total + pssKb(member), 0) / 1024);
+}
+
+/** Samples the tree's PSS every `intervalMs` until stopped; `stop()` returns the highest seen, in MB. */
+export function samplePeakPss(pid: number, intervalMs = 250): { stop(): number } {
+  let peak = currentPssMb(pid);
+  const timer = setInterval(() => (peak = Math.max(peak, currentPssMb(pid))), intervalMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.max(peak, currentPssMb(pid));
+    },
+  };
+}

@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, signedHeaders, type Credential, type LoadResult } from './load';
-import { currentRssMb, peakRssMb, resetPeakRss, ROOT, startServer, type Server } from './processes';
+import { loadConfig } from '../src/config';
+import { currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -45,6 +46,8 @@ interface Row extends LoadResult {
   readonly endpoint: string;
   readonly connections: number;
   readonly peakRssMb: number;
+  /** Peak proportional set size of the server's processes together (see processes.ts). */
+  readonly peakPssMb: number;
 }
 
 /** POSTs a signed request to the service (setup only; the load itself goes through autocannon). */
@@ -64,7 +67,7 @@ function call(url: string, credential: Credential, operation: string, body: unkn
   });
 }
 
-async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ server: Server; credential: Credential }> {
+async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, name = 'service'): Promise<{ server: Server; credential: Credential }> {
   const env: NodeJS.ProcessEnv = {
     KMS_DATA_DIR: dataDir,
     PORT: '0',
@@ -73,7 +76,7 @@ async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Prom
     ...(args.workers ? { KMS_WORKERS: args.workers } : {}),
     ...extraEnv,
   };
-  const server = await startServer('service', [path.join(ROOT, 'dist', 'main.js')], env);
+  const server = await startServer(name, [path.join(ROOT, 'dist', 'main.js')], env);
   const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
   return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };
 }
@@ -94,16 +97,17 @@ async function workload(url: string, credential: Credential, keyId: string): Pro
 
 async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
   resetPeakRss(server.child.pid!);
+  const pss = samplePeakPss(server.child.pid!);
   const result = await load({ url: server.url, path: pathname, body, connections, durationSeconds, ...(credential ? { credential } : {}) });
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${server.name} ${endpoint}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
   }
-  return { server: server.name, endpoint, connections, peakRssMb: peakRssMb(server.child.pid!), ...result };
+  return { server: server.name, endpoint, connections, peakRssMb: peakRssMb(server.child.pid!), peakPssMb: pss.stop(), ...result };
 }
 
 function printTable(rows: readonly Row[]): void {
-  const header = ['server', 'endpoint', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB'];
-  const lines = rows.map((row) => [row.server, row.endpoint, String(row.connections), String(row.requestsPerSecond), String(row.p50Ms), String(row.p99Ms), String(row.peakRssMb)]);
+  const header = ['server', 'endpoint', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB'];
+  const lines = rows.map((row) => [row.server, row.endpoint, String(row.connections), String(row.requestsPerSecond), String(row.p50Ms), String(row.p99Ms), String(row.peakRssMb), String(row.peakPssMb)]);
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i]!.length)));
   const format = (cells: string[]): string => cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   console.log(format(header));
@@ -113,6 +117,7 @@ function printTable(rows: readonly Row[]): void {
 
 async function mainRun(report: Record<string, unknown>): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-'));
+  const singleDataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-single-'));
   const servers: Server[] = [];
   try {
     const { server: service, credential } = await startKms(dataDir);
@@ -130,6 +135,15 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     servers.push(ceiling);
     const noop = await startServer('no-op', [TSX, path.join(ROOT, 'bench', 'noop-server.ts')], {});
     servers.push(noop);
+    // The default runs one worker per CPU; the ratio rounds also measure one process alone.
+    let single: { server: Server; body: string; credential: Credential } | undefined;
+    if (!args.workers && loadConfig({}).workers > 1) {
+      const started = await startKms(singleDataDir, { KMS_WORKERS: '1' }, 'service-1');
+      servers.push(started.server);
+      const singleKey = ((await call(started.server.url, started.credential, 'create-key', { key_alias: 'bench' })) as { key_info: { key_id: string } }).key_info.key_id;
+      single = { server: started.server, body: JSON.stringify({ key_id: singleKey }), credential: started.credential };
+      await load({ url: single.server.url, path: `/v1.0/${single.credential.projectId}/kms/create-datakey`, body: single.body, connections: peakConnections, durationSeconds: 1, credential: single.credential });
+    }
 
     const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
     const createBody = bodies[0]!.body;
@@ -147,24 +161,41 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     printTable(rows);
 
     // The machine is shared and noisy: compare service and ceiling in alternating rounds of one run.
-    const ratioRounds: Array<{ service: number; ceiling: number }> = [];
+    type RatioRound = { service: number; ceiling: number; singleProcess?: number };
+    const ratioRounds: RatioRound[] = [];
     for (let round = 0; round < rounds; round++) {
       const c = await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), createBody, peakConnections);
       const s = await measure(service, 'create-datakey', kmsPath('create-datakey'), createBody, peakConnections, credential);
-      ratioRounds.push({ service: s.requestsPerSecond, ceiling: c.requestsPerSecond });
+      const one = single
+        ? await measure(single.server, 'create-datakey', `/v1.0/${single.credential.projectId}/kms/create-datakey`, single.body, peakConnections, single.credential)
+        : undefined;
+      ratioRounds.push({ service: s.requestsPerSecond, ceiling: c.requestsPerSecond, ...(one ? { singleProcess: one.requestsPerSecond } : {}) });
     }
-    const sum = (pick: (round: { service: number; ceiling: number }) => number): number => ratioRounds.reduce((total, round) => total + pick(round), 0);
-    const ratio = Math.round((sum((round) => round.service) / sum((round) => round.ceiling)) * 100) / 100;
+    const sum = (pick: (round: RatioRound) => number): number => ratioRounds.reduce((total, round) => total + pick(round), 0);
+    const ratioOf = (pick: (round: RatioRound) => number): number => Math.round((sum(pick) / sum((round) => round.ceiling)) * 100) / 100;
+    const ratio = ratioOf((round) => round.service);
+    const singleRatio = single ? ratioOf((round) => round.singleProcess ?? 0) : undefined;
     console.log(
       `\ncreate-datakey at ${peakConnections} connections, ${rounds} alternating rounds: service/ceiling = ${ratio} (${ratioRounds
         .map((round) => `${round.service}/${round.ceiling}`)
         .join(', ')})`,
     );
+    if (singleRatio !== undefined) {
+      console.log(`  one service process (KMS_WORKERS=1) in the same rounds: ${singleRatio} (${ratioRounds.map((round) => round.singleProcess).join(', ')})`);
+    }
     report.table = rows;
-    report.ratio = { endpoint: 'create-datakey', connections: peakConnections, rounds: ratioRounds, serviceOverCeiling: ratio };
+    report.ratio = {
+      endpoint: 'create-datakey',
+      connections: peakConnections,
+      workers: loadConfig(args.workers ? { KMS_WORKERS: args.workers } : {}).workers,
+      rounds: ratioRounds,
+      serviceOverCeiling: ratio,
+      ...(singleRatio !== undefined ? { singleProcessOverCeiling: singleRatio } : {}),
+    };
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
+    rmSync(singleDataDir, { recursive: true, force: true });
   }
 }
 
@@ -281,17 +312,28 @@ async function soakRun(report: Record<string, unknown>, total: number): Promise<
     service = started.server;
     const { credential } = started;
     const keyId = ((await call(service.url, credential, 'create-key', { key_alias: 'soak' })) as { key_info: { key_id: string } }).key_info.key_id;
-    const quarters: Array<{ requests: number; requestsPerSecond: number; rssMb: number; peakRssMb: number }> = [];
+    const quarters: Array<{ requests: number; requestsPerSecond: number; rssMb: number; peakRssMb: number; pssMb: number; peakPssMb: number }> = [];
     const pathname = `/v1.0/${credential.projectId}/kms/create-datakey`;
     const body = JSON.stringify({ key_id: keyId });
     for (let quarter = 0; quarter < 4; quarter++) {
+      const pss = samplePeakPss(service.child.pid!, 1000);
       const result = await load({ url: service.url, path: pathname, body, connections: peakConnections, durationSeconds: 0, amount: total / 4, credential });
       if (result.non2xx > 0 || result.errors > 0) throw new Error(`soak: ${result.non2xx} non-2xx, ${result.errors} errors`);
-      quarters.push({ requests: result.requests, requestsPerSecond: result.requestsPerSecond, rssMb: currentRssMb(service.child.pid!), peakRssMb: peakRssMb(service.child.pid!) });
+      const peakPssMb = pss.stop();
+      quarters.push({
+        requests: result.requests,
+        requestsPerSecond: result.requestsPerSecond,
+        rssMb: currentRssMb(service.child.pid!),
+        peakRssMb: peakRssMb(service.child.pid!),
+        pssMb: currentPssMb(service.child.pid!),
+        peakPssMb,
+      });
     }
-    console.log(`\nsoak: ${total} create-datakey requests at ${peakConnections} connections, RSS after each quarter:`);
+    console.log(`\nsoak: ${total} create-datakey requests at ${peakConnections} connections, memory after each quarter (RSS summed over the processes, and PSS):`);
     for (const [index, quarter] of quarters.entries()) {
-      console.log(`  ${index + 1}: ${quarter.requests} requests, ${quarter.requestsPerSecond} req/s, RSS ${quarter.rssMb} MB, peak ${quarter.peakRssMb} MB`);
+      console.log(
+        `  ${index + 1}: ${quarter.requests} requests, ${quarter.requestsPerSecond} req/s, RSS ${quarter.rssMb} MB (peak ${quarter.peakRssMb}), PSS ${quarter.pssMb} MB (peak ${quarter.peakPssMb})`,
+      );
     }
     report.soak = { total, connections: peakConnections, quarters };
   } finally {

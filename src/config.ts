@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /** Where the PKCS#11 module and token come from. */
@@ -66,6 +67,19 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   return value;
 }
 
+/**
+ * KMS_WORKERS: server processes sharing the port. The default, `auto`, is one per CPU up to
+ * MAX_AUTO_WORKERS: each worker holds its own HSM sessions (KMS_PKCS11_SESSIONS each) and memory,
+ * and more than a few rarely pay on one host.
+ */
+const MAX_AUTO_WORKERS = 4;
+
+function workerCount(env: Env): number {
+  const raw = env.KMS_WORKERS;
+  if (raw === undefined || raw === '' || raw === 'auto') return Math.min(availableParallelism(), MAX_AUTO_WORKERS);
+  return integer(env, 'KMS_WORKERS', 1, 1, 64);
+}
+
 function readPin(env: Env): string | undefined {
   if (env.KMS_PKCS11_PIN) return env.KMS_PKCS11_PIN;
   const file = env.KMS_PKCS11_PIN_FILE;
@@ -114,7 +128,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
-    workers: integer(env, 'KMS_WORKERS', 1, 1, 64),
+    workers: workerCount(env),
     region: env.KMS_REGION || 'local',
     logLevel: env.KMS_LOG_LEVEL || 'info',
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
