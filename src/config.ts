@@ -34,6 +34,12 @@ export interface Config {
   readonly hsm: HsmConfig;
   /** Logged-in PKCS#11 sessions kept open per process; each runs one operation at a time. */
   readonly hsmSessions: number;
+  /**
+   * How encrypt and decrypt are called: `async` on libuv worker threads, so that a slow (network)
+   * HSM never blocks the event loop; `sync` on the event loop, for an in-process module that answers
+   * in microseconds, where the thread hop costs more than the call.
+   */
+  readonly hsmCryptoCalls: 'async' | 'sync';
   /** Server processes (Node cluster workers) sharing the port; 1 serves from the main process. */
   readonly workers: number;
   /** Region name reported as `realm` in key details. */
@@ -78,6 +84,14 @@ function workerCount(env: Env): number {
   const raw = env.KMS_WORKERS;
   if (raw === undefined || raw === '' || raw === 'auto') return Math.min(availableParallelism(), MAX_AUTO_WORKERS);
   return integer(env, 'KMS_WORKERS', 1, 1, 64);
+}
+
+/** KMS_PKCS11_CRYPTO_CALLS: `auto` (the default) is sync for the embedded SoftHSM, async for any other module. */
+function cryptoCalls(env: Env, kind: HsmConfig['kind']): 'async' | 'sync' {
+  const raw = env.KMS_PKCS11_CRYPTO_CALLS || 'auto';
+  if (raw === 'async' || raw === 'sync') return raw;
+  if (raw !== 'auto') throw new ConfigError(`KMS_PKCS11_CRYPTO_CALLS must be auto, async or sync, got "${raw}"`);
+  return kind === 'embedded-softhsm' ? 'sync' : 'async';
 }
 
 function readPin(env: Env): string | undefined {
@@ -128,6 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
+    hsmCryptoCalls: cryptoCalls(env, hsm.kind),
     workers: workerCount(env),
     region: env.KMS_REGION || 'local',
     logLevel: env.KMS_LOG_LEVEL || 'info',

@@ -12,6 +12,7 @@ export function openHsm(config: Config, logger: Logger, sessions = config.hsmSes
     tokenLabel: hsm.tokenLabel,
     pin,
     sessions,
+    cryptoCalls: config.hsmCryptoCalls,
     createTokenIfMissing: hsm.kind === 'embedded-softhsm',
     logger,
   });

@@ -34,6 +34,12 @@ export interface Pkcs11HsmOptions {
   /** The user PIN. Kept in memory for logins after a re-initialisation; never logged. */
   readonly pin: string;
   readonly sessions: number;
+  /**
+   * `async` runs C_Encrypt/C_Decrypt on libuv worker threads (a network HSM's millisecond never
+   * blocks the event loop); `sync` calls them inline, which costs a fast in-process module half as
+   * much CPU (measured with SoftHSM: 28 µs against 56 µs per encryption). Default async.
+   */
+  readonly cryptoCalls?: 'async' | 'sync';
   /** When the token does not exist, initialise a free slot's token with this label (embedded SoftHSM only). */
   readonly createTokenIfMissing?: boolean;
   readonly logger: Logger;
@@ -69,10 +75,12 @@ export class Pkcs11Hsm implements Hsm {
   private readonly randomPool = new RandomPool((length) =>
     this.withSession('generate random', async (lease) => this.lib.C_GenerateRandom(lease.session, Buffer.alloc(length))),
   );
+  private readonly syncCrypto: boolean;
   private recovering: Promise<void> | undefined;
   private closed = false;
 
   private constructor(private readonly options: Pkcs11HsmOptions) {
+    this.syncCrypto = options.cryptoCalls === 'sync';
     try {
       this.module = graphene.Module.load(options.modulePath);
       this.module.initialize(INITIALIZE_OPTIONS);
@@ -163,7 +171,8 @@ export class Pkcs11Hsm implements Hsm {
     const iv = await this.randomPool.take(IV_BYTES);
     return this.withKey(ref, 'encrypt', false, async (lease, key) => {
       this.lib.C_EncryptInit(lease.session, gcmMechanism(iv, aad), key);
-      const ciphertext = await this.lib.C_EncryptAsync(lease.session, plaintext, Buffer.alloc(plaintext.length + TAG_BYTES));
+      const out = Buffer.alloc(plaintext.length + TAG_BYTES);
+      const ciphertext = this.syncCrypto ? this.lib.C_Encrypt(lease.session, plaintext, out) : await this.lib.C_EncryptAsync(lease.session, plaintext, out);
       return { iv, ciphertext };
     });
   }
@@ -173,7 +182,8 @@ export class Pkcs11Hsm implements Hsm {
     return this.withKey(ref, 'decrypt', true, async (lease, key) => {
       this.lib.C_DecryptInit(lease.session, gcmMechanism(sealed.iv, aad), key);
       // SoftHSM wants room for the whole input (tag included) before it strips the tag.
-      return this.lib.C_DecryptAsync(lease.session, sealed.ciphertext, Buffer.alloc(sealed.ciphertext.length));
+      const out = Buffer.alloc(sealed.ciphertext.length);
+      return this.syncCrypto ? this.lib.C_Decrypt(lease.session, sealed.ciphertext, out) : this.lib.C_DecryptAsync(lease.session, sealed.ciphertext, out);
     });
   }
 

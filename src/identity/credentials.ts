@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { hash, randomBytes, randomInt } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
 import { CREDENTIAL_SEALING_KEY } from '../hsm/system-keys';
@@ -59,7 +59,7 @@ function randomString(alphabet: string, length: number): string {
 }
 
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 function sealingAad(id: string, projectId: string): Buffer {

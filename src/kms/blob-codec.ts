@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { KmsError } from '../errors';
 
 /**
@@ -86,5 +86,5 @@ export function decodeBlob(bytes: Buffer): Blob {
 }
 
 function sha256(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
+  return hash('sha256', data, 'buffer');
 }

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { KmsError, type KmsCode } from '../errors';
 import type { Hsm } from '../hsm/hsm';
 import type { KeyRecord } from '../store/key-store';
@@ -30,7 +30,7 @@ export interface DataKeyServiceDeps {
 }
 
 const hex = (bytes: Buffer): string => bytes.toString('hex').toUpperCase();
-const sha256 = (bytes: Buffer): Buffer => createHash('sha256').update(bytes).digest();
+const sha256 = (bytes: Buffer): Buffer => hash('sha256', bytes, 'buffer');
 
 /** A JSON-string length in [1, 1024] bytes, or KMS.0308 naming the field. */
 function byteLength(value: string, field: string): number {

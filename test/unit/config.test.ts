@@ -17,3 +17,22 @@ describe('KMS_WORKERS', () => {
     expect(() => loadConfig({ KMS_WORKERS: value })).toThrow(ConfigError);
   });
 });
+
+describe('KMS_PKCS11_CRYPTO_CALLS', () => {
+  const external = { KMS_PKCS11_MODULE: '/usr/lib/vendor/libpkcs11.so', KMS_PKCS11_PIN: '1234' };
+
+  it('defaults to inline calls for the embedded SoftHSM and worker threads for any other module', () => {
+    expect(loadConfig({}).hsmCryptoCalls).toBe('sync');
+    expect(loadConfig(external).hsmCryptoCalls).toBe('async');
+    expect(loadConfig({ ...external, KMS_PKCS11_CRYPTO_CALLS: 'auto' }).hsmCryptoCalls).toBe('async');
+  });
+
+  it('can be set either way', () => {
+    expect(loadConfig({ KMS_PKCS11_CRYPTO_CALLS: 'async' }).hsmCryptoCalls).toBe('async');
+    expect(loadConfig({ ...external, KMS_PKCS11_CRYPTO_CALLS: 'sync' }).hsmCryptoCalls).toBe('sync');
+  });
+
+  it('refuses anything else', () => {
+    expect(() => loadConfig({ KMS_PKCS11_CRYPTO_CALLS: 'threads' })).toThrow(ConfigError);
+  });
+});
