@@ -97,7 +97,8 @@ async function workload(url: string, credential: Credential, keyId: string): Pro
 
 async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
   resetPeakRss(server.child.pid!);
-  const pss = samplePeakPss(server.child.pid!);
+  // Reading smaps_rollup costs about a millisecond of CPU per process: once a second is enough.
+  const pss = samplePeakPss(server.child.pid!, 1000);
   const result = await load({ url: server.url, path: pathname, body, connections, durationSeconds, ...(credential ? { credential } : {}) });
   if (result.non2xx > 0 || result.errors > 0) {
     throw new Error(`${server.name} ${endpoint}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
