@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import { AuditLog } from './audit/audit-log';
 import { IpcAuditSink, isAuditMessage, type AuditMessage } from './audit/audit-sink';
 import { ConfigError, loadConfig, type Config } from './config';
-import { HsmStartError } from './hsm/pkcs11-hsm';
+import { HsmStartError } from './hsm/start-error';
 import { createLogger } from './logger';
-import { initialiseDataDirectory, startService, type StartOptions } from './server';
+import type { StartOptions } from './server';
 
 const SHUTDOWN_LIMIT_MS = 60_000;
 
@@ -33,7 +33,12 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
   process.on('SIGINT', () => handle('SIGINT'));
 }
 
+/**
+ * The service itself is loaded only where it runs: a cluster's primary never loads the HSM
+ * module, the database or the HTTP stack, so it stays small.
+ */
 async function serve(config: Config, logger: Logger, options: Omit<StartOptions, 'logger'> = {}): Promise<void> {
+  const { startService } = await import('./server');
   const service = await startService(config, { logger, ...options });
   onSignals(logger, () => service.close());
 }
@@ -44,11 +49,18 @@ async function serve(config: Config, logger: Logger, options: Omit<StartOptions,
  * dies, and on a signal stops them all before closing the log.
  */
 async function primary(config: Config, logger: Logger): Promise<void> {
-  await initialiseDataDirectory(config, logger);
+  await initialiseInWorker();
   const audit = new AuditLog(config.auditLogPath);
   let stopping = false;
   const fork = (index: number): Worker => cluster.fork({ KMS_WORKER_INDEX: String(index) });
   const indexOf = new Map<Worker, number>();
+  // Ready once every worker listens: a client that connects earlier would find only the first.
+  let waitingFor = config.workers;
+  cluster.on('listening', (_worker, address) => {
+    if (--waitingFor !== 0) return;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+    logger.info({ url: `http://${host}:${address.port}`, dataDir: config.dataDir, workers: config.workers }, 'KMS listening');
+  });
   for (let index = 0; index < config.workers; index++) indexOf.set(fork(index), index);
 
   cluster.on('message', (_worker, message: unknown) => {
@@ -75,6 +87,27 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   });
 }
 
+/**
+ * Prepares the data directory in a worker of its own that exits when done: the HSM module (and,
+ * with SoftHSM, every token object) is loaded there, not in the long-lived primary. A failure
+ * has already been reported by that worker; the primary then exits too.
+ */
+function initialiseInWorker(): Promise<void> {
+  const initialiser = cluster.fork({ KMS_CLUSTER_ROLE: 'initialise' });
+  return new Promise((resolve) => {
+    initialiser.once('exit', (code) => {
+      if (code === 0) resolve();
+      else process.exit(1);
+    });
+  });
+}
+
+async function initialise(config: Config, logger: Logger): Promise<void> {
+  const { initialiseDataDirectory } = await import('./server');
+  await initialiseDataDirectory(config, logger);
+  process.exit(0);
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   // Every asynchronous PKCS#11 call occupies a libuv worker thread for its whole duration: give the
@@ -84,9 +117,10 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   if (config.workers <= 1) return serve(config, logger);
   if (cluster.isPrimary) return primary(config, logger);
+  if (process.env.KMS_CLUSTER_ROLE === 'initialise') return initialise(config, logger);
   const index = Number(process.env.KMS_WORKER_INDEX ?? 0);
   const auditSink = new IpcAuditSink((message: AuditMessage, done) => process.send!(message, undefined, {}, done));
-  return serve(config, logger.child({ worker: index }), { auditSink, maintenance: index === 0 });
+  return serve(config, logger.child({ worker: index }), { auditSink, maintenance: index === 0, clusterWorker: true });
 }
 
 main().catch((error: unknown) => {

@@ -44,6 +44,11 @@ export interface StartOptions {
   readonly auditSink?: AuditSink;
   /** Run the deletion and reconciliation sweeps (one process of a cluster does). Default true. */
   readonly maintenance?: boolean;
+  /**
+   * A cluster worker: it logs "worker listening", and the primary says "KMS listening" (with the
+   * URL) once every worker listens.
+   */
+  readonly clusterWorker?: boolean;
 }
 
 /** Opens the HSM, then the database, then serves: config → HSM → store → app → listen. */
@@ -101,7 +106,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, dataDir: config.dataDir }, 'KMS listening');
+  if (options.clusterWorker) logger.info({ port }, 'worker listening');
+  else logger.info({ url, dataDir: config.dataDir }, 'KMS listening');
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>

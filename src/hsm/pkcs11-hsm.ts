@@ -6,6 +6,7 @@ import { KmsError } from '../errors';
 import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
 import type { Hsm, MaterialRef, SealedData } from './hsm';
 import { RandomPool } from './random-pool';
+import { HsmStartError } from './start-error';
 import { PoolClosedError, SessionPool, type Lease } from './session-pool';
 import {
   AES_KEY_GEN,
@@ -43,14 +44,6 @@ export interface Pkcs11HsmOptions {
   /** When the token does not exist, initialise a free slot's token with this label (embedded SoftHSM only). */
   readonly createTokenIfMissing?: boolean;
   readonly logger: Logger;
-}
-
-/** Fails start-up: wrong module, missing token, wrong PIN. The message never holds the PIN. */
-export class HsmStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'HsmStartError';
-  }
 }
 
 function materialKey(ref: MaterialRef): string {
