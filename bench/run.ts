@@ -270,35 +270,70 @@ async function createKeys(url: string, credential: Credential, count: number, pa
 
 /** Data key speed and start-up time with 10, 1,000 and 10,000 CMKs in the token. */
 async function scalingRun(report: Record<string, unknown>, sizes: number[]): Promise<void> {
-  const results: Array<Record<string, unknown>> = [];
-  for (const size of sizes) {
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-scale-'));
-    let service: Server | undefined;
-    try {
+  interface Prepared {
+    readonly size: number;
+    readonly server: Server;
+    readonly credential: Credential;
+    readonly bodies: Array<{ endpoint: string; body: string }>;
+    readonly creationSeconds: number;
+  }
+  const prepared: Prepared[] = [];
+  const dataDirs: string[] = [];
+  try {
+    // One token per size, each service restarted on its full token (the start-up is timed then)
+    // and kept running, so that the sizes can be compared in alternating rounds.
+    for (const size of sizes) {
+      const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-scale-'));
+      dataDirs.push(dataDir);
       const first = await startKms(dataDir, { KMS_MAX_KEYS_PER_PROJECT: String(size + 10) });
       const began = Date.now();
-      const ids = await createKeys(first.server.url, first.credential, size);
+      const ids = await createKeys(first.server.url, first.credential, size).finally(() => first.server.stop());
       const creationSeconds = (Date.now() - began) / 1000;
-      await first.server.stop();
-      const restarted = await startKms(dataDir);
-      service = restarted.server;
+      const { server, credential } = await startKms(dataDir);
       // A key from the middle of the token, so that no lookup is lucky.
-      const bodies = await workload(service.url, restarted.credential, ids[Math.floor(ids.length / 2)]!);
-      const kmsPath = (endpoint: string): string => `/v1.0/${restarted.credential.projectId}/kms/${endpoint}`;
-      await load({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential: restarted.credential });
-      const rows: Row[] = [];
-      for (const { endpoint, body } of bodies.filter((entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey')) {
-        rows.push(await measure(service, endpoint, kmsPath(endpoint), body, peakConnections, restarted.credential));
-      }
-      results.push({ keys: size, startupMs: service.startupMs, creationSeconds, table: rows });
-      console.log(`\n${size} CMKs in the token: start-up ${service.startupMs} ms (created in ${creationSeconds} s)`);
-      printTable(rows);
-    } finally {
-      await service?.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      const bodies = (await workload(server.url, credential, ids[Math.floor(ids.length / 2)]!)).filter(
+        (entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey',
+      );
+      prepared.push({ size, server, credential, bodies, creationSeconds });
+      console.log(`\n${size} CMKs in the token: start-up ${server.startupMs} ms (created in ${creationSeconds} s)`);
     }
+    const kmsPath = (entry: Prepared, endpoint: string): string => `/v1.0/${entry.credential.projectId}/kms/${endpoint}`;
+    for (const entry of prepared) {
+      await load({ url: entry.server.url, path: kmsPath(entry, 'create-datakey'), body: entry.bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential: entry.credential });
+    }
+    const measured = new Map<number, Row[]>(prepared.map((entry) => [entry.size, []]));
+    for (let round = 0; round < rounds; round++) {
+      // Each round starts with another size, so that no size always follows the same one.
+      const order = prepared.map((_, i) => prepared[(i + round) % prepared.length]!);
+      for (const entry of order) {
+        for (const { endpoint, body } of entry.bodies) {
+          measured.get(entry.size)!.push(await measure(entry.server, endpoint, kmsPath(entry, endpoint), body, peakConnections, entry.credential));
+        }
+      }
+    }
+    const results = prepared.map((entry) => {
+      const rows = measured.get(entry.size)!;
+      const byEndpoint = entry.bodies.map(({ endpoint }) => {
+        const own = rows.filter((row) => row.endpoint === endpoint);
+        return { endpoint, requestsPerSecond: own.map((row) => row.requestsPerSecond), p99Ms: Math.max(...own.map((row) => row.p99Ms)) };
+      });
+      return { keys: entry.size, startupMs: entry.server.startupMs, creationSeconds: entry.creationSeconds, peakPssMb: Math.max(...rows.map((row) => row.peakPssMb)), endpoints: byEndpoint };
+    });
+    const mean = (values: number[]): number => Math.round(values.reduce((total, value) => total + value, 0) / values.length);
+    const baseline = results[0]!;
+    console.log(`\nscaling, ${rounds} alternating rounds at ${peakConnections} connections (mean req/s; change from ${baseline.keys} CMKs):`);
+    for (const result of results) {
+      const cells = result.endpoints.map((row, i) => {
+        const change = Math.round((mean(row.requestsPerSecond) / mean(baseline.endpoints[i]!.requestsPerSecond) - 1) * 100);
+        return `${row.endpoint} ${mean(row.requestsPerSecond)} (${change >= 0 ? '+' : ''}${change}%, rounds ${row.requestsPerSecond.join('/')}, p99 ${row.p99Ms} ms)`;
+      });
+      console.log(`  ${result.keys} CMKs: start-up ${result.startupMs} ms, peak PSS ${result.peakPssMb} MB; ${cells.join('; ')}`);
+    }
+    report.scaling = { rounds, connections: peakConnections, results };
+  } finally {
+    await Promise.all(prepared.map((entry) => entry.server.stop()));
+    for (const dataDir of dataDirs) rmSync(dataDir, { recursive: true, force: true });
   }
-  report.scaling = results;
 }
 
 /**
