@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { verifyAuditLog } from './audit/audit-log';
+import { auditLogFiles, verifyAuditLog } from './audit/audit-log';
 import { loadConfig, type Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
@@ -18,7 +18,7 @@ import { openDatabase } from './store/database';
  *   kms credential create --project ID --actions 'kms:*' [--token [--ttl-hours N]] [--description TEXT]
  *   kms credential list [--project ID]
  *   kms credential disable|enable|delete ID
- *   kms audit verify [--file PATH]
+ *   kms audit verify [--file PATH]   (every chain of the data directory, or one file)
  */
 
 const USAGE = `usage:
@@ -103,15 +103,27 @@ async function credentialCommand(config: Config, args: string[]): Promise<void> 
   }
 }
 
+/**
+ * Verifies one chain (--file), or every chain of the data directory: audit.log, and audit-<n>.log
+ * of each cluster worker.
+ */
 function auditCommand(config: Config, args: string[]): void {
   const [verb, ...rest] = args;
   if (verb !== 'verify') throw new UsageError(`unknown audit command: ${verb ?? '(none)'}`);
   const { values } = parseArgs({ args: rest, options: { file: { type: 'string' } } });
-  const file = values.file ?? config.auditLogPath;
-  if (!existsSync(file)) throw new Error(`no audit log at ${file}`);
-  const verdict = verifyAuditLog(file);
-  print({ file, ...verdict });
-  if (!verdict.ok) process.exitCode = 1;
+  if (values.file !== undefined) {
+    if (!existsSync(values.file)) throw new Error(`no audit log at ${values.file}`);
+    const verdict = verifyAuditLog(values.file);
+    print({ file: values.file, ...verdict });
+    if (!verdict.ok) process.exitCode = 1;
+    return;
+  }
+  const files = existsSync(config.dataDir) ? auditLogFiles(config.dataDir) : [];
+  if (files.length === 0) throw new Error(`no audit log in ${config.dataDir}`);
+  const verdicts = files.map((file) => ({ file, ...verifyAuditLog(file) }));
+  const ok = verdicts.every((verdict) => verdict.ok);
+  print({ ok, records: verdicts.reduce((total, verdict) => total + verdict.records, 0), files: verdicts });
+  if (!ok) process.exitCode = 1;
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -1,7 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { AuditLog } from './audit/audit-log';
-import { IpcAuditSink, isAuditMessage, type AuditMessage } from './audit/audit-sink';
+import { auditLogFile } from './audit/audit-log';
 import { ConfigError, loadConfig, type Config } from './config';
 import { HsmStartError } from './hsm/start-error';
 import { createLogger } from './logger';
@@ -44,13 +43,11 @@ async function serve(config: Config, logger: Logger, options: Omit<StartOptions,
 }
 
 /**
- * The primary of a cluster: prepares the data directory once, owns the audit log (workers send
- * their records here, so the hash chain has one writer), forks the workers and restarts any that
- * dies, and on a signal stops them all before closing the log.
+ * The primary of a cluster: prepares the data directory once, forks the workers (each writes its
+ * own audit chain), restarts any that dies, and on a signal stops them all.
  */
 async function primary(config: Config, logger: Logger): Promise<void> {
   await initialiseInWorker();
-  const audit = new AuditLog(config.auditLogPath);
   let stopping = false;
   const fork = (index: number): Worker => cluster.fork({ KMS_WORKER_INDEX: String(index) });
   const indexOf = new Map<Worker, number>();
@@ -63,9 +60,6 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   });
   for (let index = 0; index < config.workers; index++) indexOf.set(fork(index), index);
 
-  cluster.on('message', (_worker, message: unknown) => {
-    if (isAuditMessage(message)) for (const record of message.records) audit.append(record);
-  });
   cluster.on('exit', (worker, code, signal) => {
     const index = indexOf.get(worker) ?? 0;
     indexOf.delete(worker);
@@ -75,14 +69,9 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   });
   onSignals(logger, async () => {
     stopping = true;
-    // A worker's last audit batch may still be in the IPC pipe when it exits: its channel's
-    // 'disconnect' comes after every message on it has been read.
-    const done = (worker: Worker, event: 'exit' | 'disconnect'): Promise<void> =>
-      new Promise((resolve) => (worker.isDead() && (event === 'exit' || !worker.isConnected()) ? resolve() : worker.once(event, () => resolve())));
-    const exited = [...indexOf.keys()].flatMap((worker) => [done(worker, 'exit'), done(worker, 'disconnect')]);
+    const exited = [...indexOf.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
     for (const worker of indexOf.keys()) worker.process.kill('SIGTERM');
     await Promise.all(exited);
-    audit.close();
     logger.info('KMS stopped');
   });
 }
@@ -119,8 +108,7 @@ async function main(): Promise<void> {
   if (cluster.isPrimary) return primary(config, logger);
   if (process.env.KMS_CLUSTER_ROLE === 'initialise') return initialise(config, logger);
   const index = Number(process.env.KMS_WORKER_INDEX ?? 0);
-  const auditSink = new IpcAuditSink((message: AuditMessage, done) => process.send!(message, undefined, {}, done));
-  return serve(config, logger.child({ worker: index }), { auditSink, maintenance: index === 0, clusterWorker: true });
+  return serve(config, logger.child({ worker: index }), { auditLogPath: auditLogFile(config.dataDir, index), maintenance: index === 0, clusterWorker: true });
 }
 
 main().catch((error: unknown) => {

@@ -37,11 +37,8 @@ export interface StartOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly validateResponses?: boolean;
-  /**
-   * Where audit records go. By default the service owns the audit log; a cluster worker sends its
-   * records to the primary instead (audit-sink.ts).
-   */
-  readonly auditSink?: AuditSink;
+  /** The audit chain this process writes (a cluster worker has its own); default config.auditLogPath. */
+  readonly auditLogPath?: string;
   /** Run the deletion and reconciliation sweeps (one process of a cluster does). Default true. */
   readonly maintenance?: boolean;
   /**
@@ -62,7 +59,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = options.auditSink ?? new AuditLog(config.auditLogPath);
+    audit = new AuditLog(options.auditLogPath ?? config.auditLogPath);
   } catch (error) {
     await hsm.close();
     throw error;

@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { AuditSink } from './audit-sink';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
 
 /**
  * The audit trail: one JSON line per request that reached the KMS rules, appended to a file and
@@ -30,6 +31,26 @@ export interface AuditRecord {
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
+
+/**
+ * Each process that serves requests writes its own chain, so that no record waits for another
+ * process: `audit.log` for a single process, `audit-<n>.log` for cluster worker n (a restarted
+ * worker continues its slot's chain). Records carry their time and request id; read the files
+ * together, ordered by time.
+ */
+export function auditLogFile(dataDir: string, worker?: number): string {
+  return path.join(dataDir, worker === undefined ? 'audit.log' : `audit-${worker}.log`);
+}
+
+const CHAIN_FILE = /^audit(-\d+)?\.log$/;
+
+/** The chain files of a data directory, in name order. */
+export function auditLogFiles(dataDir: string): string[] {
+  return readdirSync(dataDir)
+    .filter((name) => CHAIN_FILE.test(name))
+    .sort()
+    .map((name) => path.join(dataDir, name));
+}
 
 export function chainHash(prev: string, lineWithoutHash: string): string {
   return hash('sha256', `${prev}\n${lineWithoutHash}`, 'hex');

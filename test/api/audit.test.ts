@@ -1,4 +1,4 @@
-import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
@@ -123,6 +123,25 @@ describe('the audit trail', () => {
         return [rewritten, ...lines.slice(1)];
       });
       expect(verifyAuditLog(file)).toMatchObject({ ok: false, line: 2 });
+    });
+
+    it("checks every chain of the data directory (a cluster worker's audit-<n>.log too) and fails if one is broken", async () => {
+      const second = path.join(t.dataDir, 'audit-1.log');
+      copyFileSync(t.config.auditLogPath, second);
+      try {
+        const records = verifyAuditLog(t.config.auditLogPath).records;
+        const whole = await runCli(t, ['audit', 'verify']);
+        expect(whole.code).toBe(0);
+        expect(JSON.parse(whole.stdout)).toMatchObject({ ok: true, records: 2 * records, files: [{ file: second, ok: true }, { file: t.config.auditLogPath, ok: true }] });
+
+        const lines = readFileSync(second, 'utf8').split('\n').filter(Boolean);
+        writeFileSync(second, `${lines.filter((_, i) => i !== 1).join('\n')}\n`);
+        const broken = await runCli(t, ['audit', 'verify']);
+        expect(broken.code).toBe(1);
+        expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, files: [{ file: second, ok: false, line: 2 }, { file: t.config.auditLogPath, ok: true }] });
+      } finally {
+        rmSync(second, { force: true });
+      }
     });
   });
 });

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { makeDataDir } from '../helpers/service';
-import { verifyAuditLog } from '../../src/audit/audit-log';
+import { auditLogFiles, verifyAuditLog } from '../../src/audit/audit-log';
 
 /**
  * The service as users run it: `src/main.ts` in its own process on the embedded defaults, with no
@@ -161,7 +161,7 @@ describe('the service process on its embedded defaults', () => {
     expect(output).not.toContain('do-not-print-this-pin');
   });
 
-  it('with KMS_WORKERS=2, serves from both workers: keys, data keys, state changes and one audit chain shared', async () => {
+  it('with KMS_WORKERS=2, serves from both workers: keys, data keys, state changes, an audit chain each', async () => {
     const clusterDir = makeDataDir();
     let started: Started | undefined;
     try {
@@ -197,8 +197,12 @@ describe('the service process on its embedded defaults', () => {
       const exited = exitOf(started.child);
       started.child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      // One chain, every record of both workers in it: 1 + 12 + 12 + 1 + 8 operations.
-      expect(verifyAuditLog(path.join(clusterDir, 'audit.log'))).toEqual({ ok: true, records: 34 });
+      // One chain per worker, whole, and every operation in one of them: 1 + 12 + 12 + 1 + 8.
+      const chains = auditLogFiles(clusterDir);
+      expect(chains.map((file) => path.basename(file))).toEqual(['audit-0.log', 'audit-1.log']);
+      const verdicts = chains.map((file) => verifyAuditLog(file));
+      expect(verdicts.every((verdict) => verdict.ok && verdict.records > 0)).toBe(true);
+      expect(verdicts.reduce((total, verdict) => total + verdict.records, 0)).toBe(34);
     } finally {
       if (started?.child.exitCode === null) started.child.kill('SIGTERM');
       rmSync(clusterDir, { recursive: true, force: true });
