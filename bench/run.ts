@@ -138,7 +138,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     servers.push(noop);
     // The default runs one worker per CPU; the ratio rounds also measure one process alone.
     let single: { server: Server; body: string; credential: Credential } | undefined;
-    if (!args.workers && loadConfig({}).workers > 1) {
+    if (!args.workers && loadConfig({ KMS_WORKERS: process.env.KMS_WORKERS }).workers > 1) {
       const started = await startKms(singleDataDir, { KMS_WORKERS: '1' }, 'service-1');
       servers.push(started.server);
       const singleKey = ((await call(started.server.url, started.credential, 'create-key', { key_alias: 'bench' })) as { key_info: { key_id: string } }).key_info.key_id;
@@ -188,7 +188,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     report.ratio = {
       endpoint: 'create-datakey',
       connections: peakConnections,
-      workers: loadConfig(args.workers ? { KMS_WORKERS: args.workers } : {}).workers,
+      workers: loadConfig({ KMS_WORKERS: args.workers ?? process.env.KMS_WORKERS }).workers,
       rounds: ratioRounds,
       serviceOverCeiling: ratio,
       ...(singleRatio !== undefined ? { singleProcessOverCeiling: singleRatio } : {}),
@@ -319,13 +319,18 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
       });
       return { keys: entry.size, startupMs: entry.server.startupMs, creationSeconds: entry.creationSeconds, peakPssMb: Math.max(...rows.map((row) => row.peakPssMb)), endpoints: byEndpoint };
     });
-    const mean = (values: number[]): number => Math.round(values.reduce((total, value) => total + value, 0) / values.length);
+    // The median: one round disturbed by something else on the machine must not move the figure.
+    const median = (values: number[]): number => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const middle = Math.floor(sorted.length / 2);
+      return sorted.length % 2 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+    };
     const baseline = results[0]!;
-    console.log(`\nscaling, ${rounds} alternating rounds at ${peakConnections} connections (mean req/s; change from ${baseline.keys} CMKs):`);
+    console.log(`\nscaling, ${rounds} alternating rounds at ${peakConnections} connections (median req/s; change from ${baseline.keys} CMKs):`);
     for (const result of results) {
       const cells = result.endpoints.map((row, i) => {
-        const change = Math.round((mean(row.requestsPerSecond) / mean(baseline.endpoints[i]!.requestsPerSecond) - 1) * 100);
-        return `${row.endpoint} ${mean(row.requestsPerSecond)} (${change >= 0 ? '+' : ''}${change}%, rounds ${row.requestsPerSecond.join('/')}, p99 ${row.p99Ms} ms)`;
+        const change = Math.round((median(row.requestsPerSecond) / median(baseline.endpoints[i]!.requestsPerSecond) - 1) * 100);
+        return `${row.endpoint} ${median(row.requestsPerSecond)} (${change >= 0 ? '+' : ''}${change}%, rounds ${row.requestsPerSecond.join('/')}, p99 ${row.p99Ms} ms)`;
       });
       console.log(`  ${result.keys} CMKs: start-up ${result.startupMs} ms, peak PSS ${result.peakPssMb} MB; ${cells.join('; ')}`);
     }

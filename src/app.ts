@@ -48,7 +48,9 @@ export function buildApp(deps: AppDeps): App {
   }
   const identify = requestLog(deps.logger);
   const readBody = bodyReader(deps.bodyLimitBytes);
-  const reply = replies(deps.logger, deps.validateResponses ? (operation, status, body) => contract.operation(operation)?.responseProblem(status, body) : undefined);
+  const reply = replies(deps.logger, deps.validateResponses
+      ? (operation, status, body) => (operation === undefined ? contract.errorProblem(body) : contract.operation(operation)?.responseProblem(status, body))
+      : undefined);
   const inFlight = deps.inFlight ?? new InFlight();
 
   /** The request's operation, checked against the contract, once its sender is known. */

@@ -42,36 +42,64 @@ async function serve(config: Config, logger: Logger, options: Omit<StartOptions,
   onSignals(logger, () => service.close());
 }
 
+/** A worker that dies again this soon after it was (re)started is not restarted: something is wrong. */
+const RESTART_WINDOW_MS = 10_000;
+
 /**
  * The primary of a cluster: prepares the data directory once, forks the workers (each writes its
- * own audit chain), restarts any that dies, and on a signal stops them all.
+ * own audit chain), restarts one that dies after it served, and on a signal stops them all. A
+ * worker that fails before it listens (port taken, HSM refusing sessions, ...), or dies again
+ * right after a restart, stops the service: restarting it would only fail again.
  */
 async function primary(config: Config, logger: Logger): Promise<void> {
   await initialiseInWorker();
   let stopping = false;
-  const fork = (index: number): Worker => cluster.fork({ KMS_WORKER_INDEX: String(index) });
-  const indexOf = new Map<Worker, number>();
+  let failed = false;
+  interface Slot {
+    readonly index: number;
+    readonly startedAt: number;
+    readonly restarted: boolean;
+    listening: boolean;
+  }
+  const slots = new Map<Worker, Slot>();
+  const fork = (index: number, restarted = false): void => {
+    slots.set(cluster.fork({ KMS_WORKER_INDEX: String(index) }), { index, startedAt: Date.now(), restarted, listening: false });
+  };
+  const stopAll = (): Promise<void> => {
+    const exited = [...slots.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+    for (const worker of slots.keys()) worker.process.kill('SIGTERM');
+    return Promise.all(exited).then(() => undefined);
+  };
   // Ready once every worker listens: a client that connects earlier would find only the first.
   let waitingFor = config.workers;
-  cluster.on('listening', (_worker, address) => {
+  cluster.on('listening', (worker, address) => {
+    const slot = slots.get(worker);
+    if (slot) slot.listening = true;
     if (--waitingFor !== 0) return;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
     logger.info({ url: `http://${host}:${address.port}`, dataDir: config.dataDir, workers: config.workers }, 'KMS listening');
   });
-  for (let index = 0; index < config.workers; index++) indexOf.set(fork(index), index);
-
   cluster.on('exit', (worker, code, signal) => {
-    const index = indexOf.get(worker) ?? 0;
-    indexOf.delete(worker);
+    const slot = slots.get(worker);
+    slots.delete(worker);
+    if (!slot) return;
+    // A worker that did not stop cleanly (e.g. its audit chain could not be closed) fails the stop.
+    if (code !== 0) failed = true;
     if (stopping) return;
-    logger.error({ worker: index, code, signal }, 'worker died; starting another');
-    indexOf.set(fork(index), index);
+    if (!slot.listening || (slot.restarted && Date.now() - slot.startedAt < RESTART_WINDOW_MS)) {
+      logger.error({ worker: slot.index, code, signal }, slot.listening ? 'worker died again soon after it started; stopping' : 'worker failed to start; stopping');
+      stopping = true;
+      void stopAll().then(() => process.exit(1));
+      return;
+    }
+    logger.error({ worker: slot.index, code, signal }, 'worker died; starting another');
+    fork(slot.index, true);
   });
+  for (let index = 0; index < config.workers; index++) fork(index);
   onSignals(logger, async () => {
     stopping = true;
-    const exited = [...indexOf.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
-    for (const worker of indexOf.keys()) worker.process.kill('SIGTERM');
-    await Promise.all(exited);
+    await stopAll();
+    if (failed) throw new Error('a worker did not stop cleanly');
     logger.info('KMS stopped');
   });
 }

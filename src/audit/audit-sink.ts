@@ -4,5 +4,5 @@ import type { AuditRecord } from './audit-log';
 export interface AuditSink {
   append(record: AuditRecord): void;
   /** Writes whatever is pending; the sink takes no records after this. */
-  close(): Promise<void> | void;
+  close(): void;
 }

@@ -56,9 +56,12 @@ export class Contract {
     useDefaults: true,
   });
   private readonly operations = new Map<string, OperationContract>();
+  private readonly validateError: ValidateFunction | undefined;
 
   constructor(document: OpenApiDocument) {
     this.ajv.addSchema(document as object, DOCUMENT_ID);
+    const components = (document as { components?: { responses?: Record<string, unknown> } }).components;
+    this.validateError = components?.responses?.Error ? this.compile(pointer('components', 'responses', 'Error', 'content', JSON_MEDIA_TYPE, 'schema')) : undefined;
     const fieldCodes = fieldErrorCodes(document);
     for (const [route, item] of Object.entries(document.paths as Record<string, PathItem>)) {
       const post = item.post;
@@ -66,6 +69,12 @@ export class Contract {
       const name = route.split('/').pop()!;
       this.operations.set(name, this.compileOperation(route, name, post, fieldCodes.get(name) ?? new Map()));
     }
+  }
+
+  /** Checks an error body against the document's Error response; undefined when it conforms. */
+  errorProblem(body: unknown): string | undefined {
+    if (!this.validateError) return 'openapi.yaml describes no Error response';
+    return this.validateError(body) ? undefined : `${this.validateError.errors?.[0]?.instancePath || '/'} ${messageOf(this.validateError.errors)}`;
   }
 
   /** The contract of `POST .../kms/<name>`, or undefined when the API has no such operation. */

@@ -24,8 +24,3 @@ export function operationPathOf(path: string): { projectId: string; operation: s
   const match = OPERATION_PATH.exec(path);
   return match ? { projectId: match[1]!, operation: match[2]! } : undefined;
 }
-
-/** The operation name of an API path, or undefined. */
-export function operationNameOf(path: string): string | undefined {
-  return operationPathOf(path)?.operation;
-}

@@ -1,15 +1,15 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { KmsError } from '../errors';
+import { KMS_ERRORS, type KmsError } from '../errors';
 import type { Exchange } from './request-log';
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /**
- * Checks an operation's response before it is sent (the tests check every response against
- * openapi.yaml): undefined when it conforms, else what is wrong.
+ * Checks a response before it is sent (the tests check every response against openapi.yaml): an
+ * operation's, or (operation undefined) an error body. Undefined when it conforms, else what is wrong.
  */
-export type ResponseCheck = (operation: string, status: number, body: unknown) => string | undefined;
+export type ResponseCheck = (operation: string | undefined, status: number, body: unknown) => string | undefined;
 
 export interface Replies {
   /** Sends an operation's JSON body with the request id. */
@@ -20,6 +20,12 @@ export interface Replies {
    * answered with a generic message. No request value ever reaches a message.
    */
   error(res: ServerResponse, exchange: Exchange, error: KmsError): void;
+}
+
+/** KMS.0103, for a response the service must not send. */
+function internalError(exchange: Exchange): unknown {
+  const body = { error_code: 'KMS.0103', error_msg: KMS_ERRORS['KMS.0103'].message };
+  return { error: body, ...body, request_id: exchange.requestId };
 }
 
 export function replies(logger: Logger, check?: ResponseCheck): Replies {
@@ -42,15 +48,21 @@ export function replies(logger: Logger, check?: ResponseCheck): Replies {
       logger.info({ requestId: exchange.requestId, code: kmsError.code, detail: kmsError.detail }, 'request refused');
     }
     const body = { error_code: kmsError.code, error_msg: kmsError.publicMessage };
-    send(res, exchange, kmsError.status, { error: body, ...body, request_id: exchange.requestId });
+    const errorBody = { error: body, ...body, request_id: exchange.requestId };
+    const problem = check?.(undefined, kmsError.status, errorBody);
+    if (problem) {
+      logger.error({ requestId: exchange.requestId, status: kmsError.status, problem }, 'error body does not match openapi.yaml');
+      send(res, exchange, 500, internalError(exchange));
+      return;
+    }
+    send(res, exchange, kmsError.status, errorBody);
   };
 
   const json = (res: ServerResponse, exchange: Exchange, operation: string, status: number, body: unknown): void => {
     const problem = check?.(operation, status, body);
     if (problem) {
       logger.error({ requestId: exchange.requestId, operation, status, problem }, 'response does not match openapi.yaml');
-      const body500 = { error_code: 'KMS.0103', error_msg: 'A system exception occurred. Contact technical support.' };
-      send(res, exchange, 500, { error: body500, ...body500, request_id: exchange.requestId });
+      send(res, exchange, 500, internalError(exchange));
       return;
     }
     send(res, exchange, status, body);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expectKmsError, kmsClient } from '../helpers/client';
@@ -98,7 +99,8 @@ describe('the service process on its embedded defaults', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('creates its token and database on first start, finishes requests in flight on SIGTERM, and keeps everything for the next start', async () => {
-    const first = await startProcess(dataDir);
+    // One process here (the cluster has a test of its own below).
+    const first = await startProcess(dataDir, { KMS_WORKERS: '1' });
     // The first start made an admin credential of the default project, readable by its owner only.
     const admin = readAdminCredentials(dataDir);
     expect(admin).toMatchObject({ project_id: 'default', access_key: expect.stringMatching(/^[A-Z0-9]{20}$/) });
@@ -125,7 +127,7 @@ describe('the service process on its embedded defaults', () => {
     expect(await exited).toBe(0);
     expect(first.output()).toContain('KMS stopped');
 
-    const second = await startProcess(dataDir);
+    const second = await startProcess(dataDir, { KMS_WORKERS: '1' });
     const opened = await kmsClient(second.url, admin.project_id, { 'x-auth-token': admin.token }).call('decrypt-datakey', {
       key_id: keyId,
       cipher_text: dataKey.cipher_text,
@@ -159,6 +161,26 @@ describe('the service process on its embedded defaults', () => {
     expect(await exitOf(child)).toBe(1);
     expect(output).toContain('cannot load PKCS#11 module /nonexistent/libpkcs11.so');
     expect(output).not.toContain('do-not-print-this-pin');
+  });
+
+  it('with KMS_WORKERS=2, stops with exit code 1 when its workers cannot start (port taken), rather than restarting them for ever', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    const clusterDir = makeDataDir();
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: clusterDir, PORT: String((taken.address() as AddressInfo).port), KMS_WORKERS: '2' };
+      delete env.SOFTHSM2_CONF;
+      const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      expect(await exitOf(child)).toBe(1);
+      expect(output).toContain('worker failed to start');
+      expect(output).toContain('EADDRINUSE');
+    } finally {
+      taken.close();
+      rmSync(clusterDir, { recursive: true, force: true });
+    }
   });
 
   it('with KMS_WORKERS=2, serves from both workers: keys, data keys, state changes, an audit chain each', async () => {
