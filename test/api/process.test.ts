@@ -89,6 +89,15 @@ function postAlone(url: string, admin: AdminCredentials, operation: string, body
   });
 }
 
+/** Runs the service until it exits by itself (a start that must fail): its exit code and all it printed. */
+async function runUntilExit(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return { code: await exitOf(child), output };
+}
+
 function exitOf(child: ChildProcess): Promise<number | null> {
   // 'close', not 'exit': the child's last log lines may still be in its stdout pipe at 'exit'.
   return new Promise((resolve) => child.once('close', (code) => resolve(code)));
@@ -154,11 +163,8 @@ describe('the service process on its embedded defaults', () => {
       KMS_PKCS11_MODULE: '/nonexistent/libpkcs11.so',
       KMS_PKCS11_PIN: 'do-not-print-this-pin',
     };
-    const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
-    let output = '';
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    expect(await exitOf(child)).toBe(1);
+    const { code, output } = await runUntilExit(env);
+    expect(code).toBe(1);
     expect(output).toContain('cannot load PKCS#11 module /nonexistent/libpkcs11.so');
     expect(output).not.toContain('do-not-print-this-pin');
   });
@@ -170,11 +176,8 @@ describe('the service process on its embedded defaults', () => {
     try {
       const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: clusterDir, PORT: String((taken.address() as AddressInfo).port), KMS_WORKERS: '2' };
       delete env.SOFTHSM2_CONF;
-      const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
-      let output = '';
-      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      expect(await exitOf(child)).toBe(1);
+      const { code, output } = await runUntilExit(env);
+      expect(code).toBe(1);
       expect(output).toContain('worker failed to start');
       expect(output).toContain('EADDRINUSE');
     } finally {
