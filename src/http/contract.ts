@@ -10,7 +10,7 @@ import { fieldErrorCodes, type OpenApiDocument } from '../openapi-spec';
  * KMS.0214 for a media type other than JSON, KMS.0201 for a bad project id.
  *
  * AJV is the validator express-openapi-validator used; calling it directly keeps the same
- * semantics without a per-request path search (see README, "Performance").
+ * semantics without its per-request path search and Express (see README, Benchmark).
  */
 
 const DOCUMENT_ID = 'openapi.yaml';
@@ -74,7 +74,7 @@ export class Contract {
   /** Checks an error body against the document's Error response; undefined when it conforms. */
   errorProblem(body: unknown): string | undefined {
     if (!this.validateError) return 'openapi.yaml describes no Error response';
-    return this.validateError(body) ? undefined : `${this.validateError.errors?.[0]?.instancePath || '/'} ${messageOf(this.validateError.errors)}`;
+    return problemOf(this.validateError, body);
   }
 
   /** The contract of `POST .../kms/<name>`, or undefined when the API has no such operation. */
@@ -116,27 +116,25 @@ export class Contract {
         }
       },
       checkBody(mediaType: string | undefined, body: unknown): void {
-        if (mediaType === undefined || body === undefined) {
-          if (mediaType !== undefined && !isJson(mediaType)) throw unsupportedMediaType();
-          if (bodyRequired) {
-            if (mediaType === undefined) throw unsupportedMediaType();
-            throw new KmsError('KMS.0204', { detail: "must have required property 'body'." });
-          }
-          return;
+        if (mediaType !== undefined && !isJson(mediaType)) throw unsupportedMediaType();
+        if (body === undefined) {
+          if (!bodyRequired) return;
+          // A required body sent without a type is refused for its type, as one of another type is.
+          if (mediaType === undefined) throw unsupportedMediaType();
+          throw new KmsError('KMS.0204', { detail: "must have required property 'body'." });
         }
-        if (!isJson(mediaType)) throw unsupportedMediaType();
         if (validateBody && !validateBody(body)) throw bodyError(validateBody.errors, fieldCodes);
       },
       responseProblem(status: number, body: unknown): string | undefined {
         const validate = responseValidators.get(String(status)) ?? responseValidators.get('default');
         if (!validate) return `no response ${status} is documented`;
-        return validate(body) ? undefined : `${validate.errors?.[0]?.instancePath || '/'} ${messageOf(validate.errors)}`;
+        return problemOf(validate, body);
       },
     };
   }
 }
 
-/** The media type of a Content-Type value, without parameters, in lower case. */
+/** Whether a Content-Type value names JSON (its parameters ignored, in any case). */
 function isJson(contentType: string): boolean {
   const semicolon = contentType.indexOf(';');
   return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === JSON_MEDIA_TYPE;
@@ -144,6 +142,11 @@ function isJson(contentType: string): boolean {
 
 function unsupportedMediaType(): KmsError {
   return new KmsError('KMS.0214', { detail: 'Send the body as application/json.' });
+}
+
+/** Undefined when `body` conforms, else where and how it does not. */
+function problemOf(validate: ValidateFunction, body: unknown): string | undefined {
+  return validate(body) ? undefined : `${validate.errors?.[0]?.instancePath || '/'} ${messageOf(validate.errors)}`;
 }
 
 function messageOf(errors: ErrorObject[] | null | undefined): string {
