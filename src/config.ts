@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { auditLogFile } from './audit/audit-log';
 
 /** Where the PKCS#11 module and token come from. */
 export type HsmConfig =
@@ -137,7 +138,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: env.KMS_HOST || '127.0.0.1',
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
-    auditLogPath: path.join(dataDir, 'audit.log'),
+    auditLogPath: auditLogFile(dataDir),
     adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),

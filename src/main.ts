@@ -63,7 +63,8 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   }
   const slots = new Map<Worker, Slot>();
   const fork = (index: number, restarted = false): void => {
-    slots.set(cluster.fork({ KMS_WORKER_INDEX: String(index) }), { index, startedAt: Date.now(), restarted, listening: false });
+    const env = { KMS_WORKER_INDEX: String(index), ...(restarted ? { KMS_WORKER_RESTARTED: '1' } : {}) };
+    slots.set(cluster.fork(env), { index, startedAt: Date.now(), restarted, listening: false });
   };
   const stopAll = (): Promise<void> => {
     const exited = [...slots.keys()].map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
@@ -136,7 +137,13 @@ async function main(): Promise<void> {
   if (cluster.isPrimary) return primary(config, logger);
   if (process.env.KMS_CLUSTER_ROLE === 'initialise') return initialise(config, logger);
   const index = Number(process.env.KMS_WORKER_INDEX ?? 0);
-  return serve(config, logger.child({ worker: index }), { auditLogPath: auditLogFile(config.dataDir, index), maintenance: index === 0, clusterWorker: true });
+  return serve(config, logger.child({ worker: index }), {
+    auditLogPath: auditLogFile(config.dataDir, index),
+    maintenance: index === 0,
+    // The initialiser reconciled the data directory just before the first workers started.
+    reconciledAtStart: process.env.KMS_WORKER_RESTARTED === undefined,
+    clusterWorker: true,
+  });
 }
 
 main().catch((error: unknown) => {

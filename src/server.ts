@@ -42,6 +42,11 @@ export interface StartOptions {
   /** Run the deletion and reconciliation sweeps (one process of a cluster does). Default true. */
   readonly maintenance?: boolean;
   /**
+   * The data directory was reconciled just before this start (by a cluster's initialiser): the
+   * sweeps only start their timer, without a first pass of their own. Default false.
+   */
+  readonly reconciledAtStart?: boolean;
+  /**
    * A cluster worker: it logs "worker listening", and the primary says "KMS listening" (with the
    * URL) once every worker listens.
    */
@@ -75,8 +80,10 @@ export async function startService(config: Config, options: StartOptions): Promi
   const dataKeys = new DataKeyService({ keys, hsm });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
   if (runMaintenance) {
-    maintenance.reportMismatches();
-    await maintenance.run();
+    if (!options.reconciledAtStart) {
+      maintenance.reportMismatches();
+      await maintenance.run();
+    }
     maintenance.start(config.sweepIntervalMs);
   }
 
