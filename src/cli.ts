@@ -44,7 +44,7 @@ async function withCredentials<T>(config: Config, work: (credentials: Credential
     // One session is plenty; the service may hold the others. Sealing secret keys needs the HSM.
     const hsm = await openHsm(config, logger, 1);
     try {
-      await ensureSystemKeys(hsm, db);
+      await ensureSystemKeys(hsm);
       return await work(new CredentialService(new CredentialStore(db, new ChangeWatch(db)), hsm, systemClock));
     } finally {
       await hsm.close();

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { auditLogFile } from './audit/audit-log';
 
 /** Where the PKCS#11 module and token come from. */
@@ -111,6 +112,14 @@ function readPin(env: Env): string | undefined {
   return pin;
 }
 
+/** KMS_LOG_LEVEL: one of pino's levels, or `silent`. */
+function logLevel(env: Env): string {
+  const raw = env.KMS_LOG_LEVEL || 'info';
+  const known = [...Object.keys(pino.levels.values), 'silent'];
+  if (!known.includes(raw)) throw new ConfigError(`KMS_LOG_LEVEL must be one of ${known.join(', ')}, got "${raw}"`);
+  return raw;
+}
+
 function projectId(value: string): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) throw new ConfigError('KMS_DEFAULT_PROJECT_ID must be 1 to 64 letters, digits, "_" or "-"');
   return value;
@@ -146,7 +155,7 @@ export function loadConfig(env: Env = process.env): Config {
     hsmCryptoCalls: cryptoCalls(env, hsm.kind),
     workers: workerCount(env),
     region: env.KMS_REGION || 'local',
-    logLevel: env.KMS_LOG_LEVEL || 'info',
+    logLevel: logLevel(env),
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { auditLogFile } from './audit/audit-log';
 import { ConfigError, loadConfig, type Config } from './config';
-import { HsmStartError } from './hsm/start-error';
+import { StartError } from './start-error';
 import { createLogger } from './logger';
 import type { StartOptions } from './server';
 
@@ -84,9 +84,12 @@ async function primary(config: Config, logger: Logger): Promise<void> {
     const slot = slots.get(worker);
     slots.delete(worker);
     if (!slot) return;
-    // A worker that did not stop cleanly (e.g. its audit chain could not be closed) fails the stop.
-    if (code !== 0) failed = true;
-    if (stopping) return;
+    if (stopping) {
+      // A worker that did not stop cleanly (e.g. its audit chain could not be closed) fails the
+      // stop; one that died earlier and was replaced does not: its replacement is the one asked.
+      if (code !== 0) failed = true;
+      return;
+    }
     if (!slot.listening || (slot.restarted && Date.now() - slot.startedAt < RESTART_WINDOW_MS)) {
       logger.error({ worker: slot.index, code, signal }, slot.listening ? 'worker died again soon after it started; stopping' : 'worker failed to start; stopping');
       stopping = true;
@@ -147,11 +150,14 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof HsmStartError) {
-    // Expected start-up failures: say what is wrong in one line, without a stack.
+  // Start-up failures are one line, without a stack: expected ones say what is wrong, any other
+  // says what failed (KMS_LOG_LEVEL=debug adds the stack, for a bug report).
+  if (error instanceof ConfigError || error instanceof StartError) {
     process.stderr.write(`kms: ${error.message}\n`);
   } else {
-    process.stderr.write(`kms: start-up failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`kms: start-up failed: ${message.split('\n')[0]}\n`);
+    if (error instanceof Error && /^(debug|trace)$/.test(process.env.KMS_LOG_LEVEL ?? '')) process.stderr.write(`${error.stack}\n`);
   }
   process.exit(1);
 });

@@ -19,6 +19,7 @@ import { KeyService } from './kms/key-service';
 import { KeyMaintenance } from './kms/maintenance';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
+import { StartError } from './start-error';
 import { openDatabase } from './store/database';
 import { KeyStore } from './store/key-store';
 
@@ -69,7 +70,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     await hsm.close();
     throw error;
   }
-  await ensureSystemKeys(hsm, db);
+  await ensureSystemKeys(hsm);
   const runMaintenance = options.maintenance ?? true;
 
   const changes = new ChangeWatch(db);
@@ -104,13 +105,23 @@ export async function startService(config: Config, options: StartOptions): Promi
     if (draining) res.shouldKeepAlive = false;
     app(req, res);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new StartError(`cannot listen on ${config.host}:${config.port}: ${error.code ?? error.message}`, { cause: error })),
+      );
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (error) {
+    await maintenance.stop();
+    await hsm.close();
+    await audit.close();
+    db.close();
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (options.clusterWorker) logger.info({ port }, 'worker listening');
+  if (options.clusterWorker) logger.info({ port, pid: process.pid }, 'worker listening');
   else logger.info({ url, dataDir: config.dataDir }, 'KMS listening');
 
   let closing: Promise<void> | undefined;
@@ -140,7 +151,7 @@ export async function initialiseDataDirectory(config: Config, logger: Logger): P
   try {
     const db = openDatabase(config.databasePath);
     try {
-      await ensureSystemKeys(hsm, db);
+      await ensureSystemKeys(hsm);
       const changes = new ChangeWatch(db);
       await bootstrapAdminCredential(config, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
       const maintenance = new KeyMaintenance({ store: new KeyStore(db, changes), hsm, clock: systemClock, logger });

@@ -3,7 +3,9 @@
  * references, plaintext to protect and ciphertext to open do.
  *
  * Error contract (every method): failures are {@link KmsError}s.
- * - KMS.0207 the referenced key material does not exist in the token (after one fresh lookup).
+ * - KMS.0207 the referenced key material does not exist in the token (after a fresh lookup, and a
+ *   re-read of the whole token when that misses: a process's view can lag behind other processes
+ *   that share the token).
  * - KMS.2201 the ciphertext or its additional data failed authentication (decrypt only).
  * - KMS.0104 the HSM is unavailable or out of sessions/memory after one recovery attempt (503).
  * - KMS.0103 any other HSM failure (500). The PKCS#11 cause is attached for the log, never for clients.
@@ -27,7 +29,8 @@ export interface SealedData {
 export interface Hsm {
   /**
    * Generates a new AES-256 key inside the token for `ref`: a token object that is private,
-   * sensitive, never extractable, usable only to encrypt and decrypt.
+   * sensitive, never extractable, usable only to encrypt and decrypt. Material the token already
+   * holds for `ref` is kept instead (so a retry never makes a second object with the same id).
    * Throws KMS.0104 / KMS.0103.
    */
   generateKey(ref: MaterialRef): Promise<void>;
@@ -38,7 +41,7 @@ export interface Hsm {
    */
   destroyKey(ref: MaterialRef): Promise<boolean>;
 
-  /** Whether the token holds material for `ref` (a fresh lookup, not the cache). */
+  /** Whether the token holds material for `ref` (a fresh lookup, not the cache; a miss re-reads the token first). */
   hasKey(ref: MaterialRef): Promise<boolean>;
 
   /** The material references found in the token at start-up (and after a module re-initialisation). */

@@ -1,19 +1,34 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { prepareEmbeddedSoftHsm } from './embedded-softhsm';
 import { Pkcs11Hsm } from './pkcs11-hsm';
+import { TokenLock } from './token-lock';
+
+/** The token lock of a data directory: every process serving that directory shares it. */
+export function tokenLockFile(dataDir: string): string {
+  return path.join(dataDir, 'hsm.lock');
+}
 
 /** Opens the configured HSM: the vendor's module, or the embedded SoftHSM token (created on first use). */
-export function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions): Promise<Pkcs11Hsm> {
+export async function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions): Promise<Pkcs11Hsm> {
   const hsm = config.hsm;
-  const pin = hsm.kind === 'embedded-softhsm' ? prepareEmbeddedSoftHsm(hsm.tokenDir).pin : hsm.pin;
-  return Pkcs11Hsm.open({
-    modulePath: hsm.modulePath,
-    tokenLabel: hsm.tokenLabel,
-    pin,
-    sessions,
-    cryptoCalls: config.hsmCryptoCalls,
-    createTokenIfMissing: hsm.kind === 'embedded-softhsm',
-    logger,
-  });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const writeLock = new TokenLock(tokenLockFile(config.dataDir));
+  try {
+    const pin = hsm.kind === 'embedded-softhsm' ? await prepareEmbeddedSoftHsm(hsm, writeLock, logger) : hsm.pin;
+    return await Pkcs11Hsm.open({
+      modulePath: hsm.modulePath,
+      tokenLabel: hsm.tokenLabel,
+      pin,
+      sessions,
+      cryptoCalls: config.hsmCryptoCalls,
+      writeLock: process.env.NOLOCK ? undefined : writeLock,
+      logger,
+    });
+  } catch (error) {
+    writeLock.close();
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import * as graphene from 'graphene-pk11';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
@@ -7,7 +7,10 @@ import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
 import type { Hsm, MaterialRef, SealedData } from './hsm';
 import { RandomPool } from './random-pool';
 import { HsmStartError } from './start-error';
+import { RereadSchedule } from './reread-schedule';
 import { PoolClosedError, SessionPool, type Lease } from './session-pool';
+import type { TokenLock } from './token-lock';
+import { finalizeQuietly, INITIALIZE_OPTIONS, loadModule, tokenSlots } from './token-setup';
 import {
   AES_KEY_GEN,
   ALL_SECRET_KEYS_TEMPLATE,
@@ -21,11 +24,17 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const FIND_BATCH = 1000;
 /**
- * Asynchronous calls run on libuv worker threads, several at a time: the module must lock its own
- * state. Without CKF_OS_LOCKING_OK a module may assume a single thread (SoftHSM then runs without
- * mutexes and corrupts its heap under concurrent calls).
+ * Looking for the token right after C_Initialize can fail for a moment while another process
+ * rewrites the token's file (SoftHSM does not list a token whose file is half-written, or answers
+ * CKR_GENERAL_ERROR for it): the module is initialised again and the token looked for again.
  */
-const INITIALIZE_OPTIONS: pkcs11.InitializationOptions = { flags: pkcs11.CKF_OS_LOCKING_OK };
+const ATTACH_ATTEMPTS = 20;
+const ATTACH_RETRY_MS = 100;
+/**
+ * A key the database knows but the token does not show makes this process re-read the token (by
+ * re-initialising the module) before it answers 404; at most once per this interval.
+ */
+const REREAD_MIN_INTERVAL_MS = 1000;
 // Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); pkcs11js does not name them.
 const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
 
@@ -41,8 +50,12 @@ export interface Pkcs11HsmOptions {
    * much CPU (measured with SoftHSM: 28 µs against 56 µs per encryption). Default async.
    */
   readonly cryptoCalls?: 'async' | 'sync';
-  /** When the token does not exist, initialise a free slot's token with this label (embedded SoftHSM only). */
-  readonly createTokenIfMissing?: boolean;
+  /**
+   * Held while this process creates or destroys token objects, shared with the other processes of
+   * the service (see {@link TokenLock}); without it, writes are not serialised across processes.
+   * Closed with the HSM.
+   */
+  readonly writeLock?: TokenLock;
   readonly logger: Logger;
 }
 
@@ -62,7 +75,7 @@ function materialKey(ref: MaterialRef): string {
 export class Pkcs11Hsm implements Hsm {
   private readonly module: graphene.Module;
   private readonly lib: pkcs11.PKCS11;
-  private slot: graphene.Slot;
+  private slot: graphene.Slot | undefined;
   private readonly pool: SessionPool;
   private readonly handles = new Map<string, Buffer>();
   private readonly randomPool = new RandomPool((length) =>
@@ -70,23 +83,16 @@ export class Pkcs11Hsm implements Hsm {
   );
   private readonly syncCrypto: boolean;
   private recovering: Promise<void> | undefined;
+  private readonly rereads = new RereadSchedule(() => {
+    this.options.logger.warn('key material not found: re-reading the token before answering');
+    return this.reinitialise();
+  }, REREAD_MIN_INTERVAL_MS);
   private closed = false;
 
   private constructor(private readonly options: Pkcs11HsmOptions) {
     this.syncCrypto = options.cryptoCalls === 'sync';
-    try {
-      this.module = graphene.Module.load(options.modulePath);
-      this.module.initialize(INITIALIZE_OPTIONS);
-    } catch (error) {
-      throw new HsmStartError(`cannot load PKCS#11 module ${options.modulePath}: ${ckrName(error)}`, { cause: error });
-    }
+    this.module = loadModule(options.modulePath);
     this.lib = this.module.lib;
-    try {
-      this.slot = this.findSlot(options.createTokenIfMissing === true);
-    } catch (error) {
-      this.finalizeQuietly();
-      throw error;
-    }
     this.pool = new SessionPool({
       size: options.sessions,
       open: () => this.openSession(),
@@ -94,10 +100,11 @@ export class Pkcs11Hsm implements Hsm {
     });
   }
 
-  /** Loads the module, finds (or creates) the token, logs in and enumerates the token's keys. */
+  /** Loads the module, finds the token, logs in and enumerates the token's keys. */
   static async open(options: Pkcs11HsmOptions): Promise<Pkcs11Hsm> {
     const hsm = new Pkcs11Hsm(options);
     try {
+      await hsm.attachToken();
       const lease = await hsm.pool.acquire();
       try {
         hsm.enumerate(lease.session);
@@ -124,36 +131,49 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   async generateKey(ref: MaterialRef): Promise<void> {
-    let retrying = false;
-    await this.withSession('generate key', async (lease) => {
-      // A failure can come after the HSM made the key: a retry must find it, not make a second one.
-      const existing = retrying ? this.find(lease.session, ref) : undefined;
-      retrying = true;
-      const handle = existing ?? (await this.lib.C_GenerateKeyAsync(lease.session, AES_KEY_GEN, masterKeyTemplate(ref)));
-      // Cached before the lease goes back, so a module re-initialisation (which waits for every
-      // lease) cannot run in between and leave a handle of the old module in the cache.
-      this.handles.set(materialKey(ref), handle);
-    });
+    await this.changingToken(() =>
+      this.withSession('generate key', async (lease) => {
+        // A fresh look first: it brings this process's view of the token up to date before the write
+        // (see TokenLock), and a retry after a failure that came once the HSM had made the key finds
+        // that key instead of making a second one.
+        const existing = this.find(lease.session, ref);
+        const handle = existing ?? (await this.lib.C_GenerateKeyAsync(lease.session, AES_KEY_GEN, masterKeyTemplate(ref)));
+        // Cached before the lease goes back, so a module re-initialisation (which waits for every
+        // lease) cannot run in between and leave a handle of the old module in the cache.
+        this.handles.set(materialKey(ref), handle);
+      }),
+    );
   }
 
   async destroyKey(ref: MaterialRef): Promise<boolean> {
-    return this.withSession('destroy key', async (lease) => {
+    return this.changingToken(async () => {
       this.handles.delete(materialKey(ref));
-      const found = this.findAll(lease.session, ref);
-      for (const handle of found) {
-        try {
-          this.lib.C_DestroyObject(lease.session, handle);
-        } catch (error) {
-          // Another process destroyed it between our find and our destroy: it is gone either way.
-          if (classifyCkr(error) !== 'handle') throw error;
-        }
-      }
-      return found.length > 0;
+      const destroy = (): Promise<boolean> =>
+        this.withSession('destroy key', async (lease) => {
+          const found = this.findAll(lease.session, ref);
+          for (const handle of found) {
+            try {
+              this.lib.C_DestroyObject(lease.session, handle);
+            } catch (error) {
+              // Another process destroyed it between our find and our destroy: it is gone either way.
+              if (classifyCkr(error) !== 'handle') throw error;
+            }
+          }
+          return found.length > 0;
+        });
+      if (await destroy()) return true;
+      // Nothing found may be this process's stale view of the token: look again after a re-read, so
+      // that no material is left behind.
+      await this.rereads.after();
+      return destroy();
     });
   }
 
   async hasKey(ref: MaterialRef): Promise<boolean> {
-    return this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
+    const look = (): Promise<boolean> => this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
+    if (await look()) return true;
+    await this.rereads.after();
+    return look();
   }
 
   random(length: number): Promise<Buffer> {
@@ -185,7 +205,8 @@ export class Pkcs11Hsm implements Hsm {
     this.closed = true;
     this.pool.close();
     await this.pool.drained();
-    this.finalizeQuietly();
+    finalizeQuietly(this.module);
+    this.options.writeLock?.close();
   }
 
   // ---- sessions, retries and recovery ------------------------------------------------------------
@@ -214,7 +235,8 @@ export class Pkcs11Hsm implements Hsm {
         this.pool.release(lease);
         return result;
       } catch (error) {
-        const kind = error instanceof KmsError ? undefined : classifyCkr(error, decrypting);
+        // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
+        const kind = ckrOf(error) === undefined ? undefined : classifyCkr(error, decrypting);
         if (kind === undefined || kind === 'bad-ciphertext' || kind === 'handle') {
           // The failed call ended the operation (PKCS#11 11.8/11.9): the session is healthy.
           this.pool.release(lease);
@@ -237,7 +259,9 @@ export class Pkcs11Hsm implements Hsm {
 
   /**
    * Runs an operation with the key's cached handle. A stale handle (the object was destroyed or
-   * re-created by another process) gets one fresh lookup; a key that is not there is KMS.0207.
+   * re-created by another process) gets one fresh lookup. A key the token does not show is looked
+   * for once more after the token was re-read (several processes share the token, and a module's
+   * view of it can lag behind another process's writes); still missing, it is KMS.0207.
    */
   private async withKey<T>(
     ref: MaterialRef,
@@ -246,6 +270,7 @@ export class Pkcs11Hsm implements Hsm {
     operation: (lease: Lease, key: Buffer) => Promise<T>,
   ): Promise<T> {
     const cacheKey = materialKey(ref);
+    let reread = false;
     for (let attempt = 1; ; attempt++) {
       const cached = this.handles.get(cacheKey);
       try {
@@ -253,13 +278,20 @@ export class Pkcs11Hsm implements Hsm {
           what,
           async (lease) => {
             const key = cached ?? this.find(lease.session, ref);
-            if (!key) throw new KmsError('KMS.0207', { cause: new Error(`no key material for ${cacheKey} in the token`) });
+            if (!key) throw new MaterialMissing(cacheKey);
             if (!cached) this.handles.set(cacheKey, key);
             return operation(lease, key);
           },
           decrypting,
         );
       } catch (error) {
+        if (error instanceof MaterialMissing) {
+          if (reread) throw new KmsError('KMS.0207', { cause: error });
+          // No lease is held here: the re-read waits for every session to come back.
+          reread = true;
+          await this.rereads.after();
+          continue;
+        }
         if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
         this.handles.delete(cacheKey);
         if (attempt === 1 && cached) continue;
@@ -268,12 +300,27 @@ export class Pkcs11Hsm implements Hsm {
     }
   }
 
+  /** Serialises this process's changes of the token with those of the service's other processes. */
+  private changingToken<T>(work: () => Promise<T>): Promise<T> {
+    return this.options.writeLock ? this.options.writeLock.hold(work) : work();
+  }
+
   /** Re-initialises the module once per failed generation; concurrent callers share the work. */
   private recover(failedGeneration: number, what: string, cause: unknown): Promise<void> {
     if (this.recovering) return this.recovering;
     if (failedGeneration !== this.pool.currentGeneration) return Promise.resolve();
     this.options.logger.error({ operation: what, cause: ckrName(cause) }, 'HSM module failure; re-initialising the module');
-    this.recovering = (async () => {
+    return this.reinitialise();
+  }
+
+  /**
+   * Finalises and initialises the module again, which also makes it read the token afresh, then
+   * enumerates the token's keys into the handle cache. Concurrent callers share one run; it never
+   * rejects (a module that does not come back fails the calls that follow, which recover again).
+   */
+  private reinitialise(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.recovering ??= (async () => {
       this.pool.reset();
       // Finalising while another thread is inside the module is undefined behaviour: wait for them.
       await this.pool.drained();
@@ -285,12 +332,24 @@ export class Pkcs11Hsm implements Hsm {
       }
       try {
         this.module.initialize(INITIALIZE_OPTIONS);
-        this.slot = this.findSlot(false);
+        await this.attachToken();
       } catch (error) {
         this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
       }
       // Only now may sessions be opened again: before, they would belong to the old module.
       this.pool.resume();
+      // On a pooled session, which stays open: SoftHSM voids object handles once a token's last
+      // session closes. Callers wait for this (they wait for `recovering`).
+      try {
+        const lease = await this.pool.acquire();
+        try {
+          this.enumerate(lease.session);
+        } finally {
+          this.pool.release(lease);
+        }
+      } catch (error) {
+        this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation: the token cannot be enumerated');
+      }
     })().finally(() => {
       this.recovering = undefined;
     });
@@ -306,56 +365,40 @@ export class Pkcs11Hsm implements Hsm {
 
   // ---- token, slot and objects -------------------------------------------------------------------
 
-  private findSlot(createIfMissing: boolean): graphene.Slot {
-    const matching = this.tokenSlots();
-    if (matching.length > 1) throw new HsmStartError(`more than one token is labelled "${this.options.tokenLabel}"`);
-    if (matching[0]) return matching[0];
-    if (!createIfMissing) throw new HsmStartError(`no token labelled "${this.options.tokenLabel}" in ${this.options.modulePath}`);
-    this.initialiseToken();
-    const created = this.tokenSlots()[0];
-    if (!created) throw new HsmStartError(`token "${this.options.tokenLabel}" was initialised but cannot be found`);
-    return created;
-  }
-
-  private tokenSlots(): graphene.Slot[] {
-    const slots = this.module.getSlots(true);
-    const found: graphene.Slot[] = [];
-    for (let i = 0; i < slots.length; i++) {
-      const slot = slots.items(i);
-      if (slot.getToken().label === this.options.tokenLabel) found.push(slot);
-    }
-    return found;
-  }
-
   /**
-   * Initialises the first uninitialised token (SoftHSM always offers one) with our label and PIN.
-   * The SO PIN is random and forgotten: the embedded token is managed through the user PIN alone.
+   * Finds the token's slot in the initialised module. A token that is not listed, or cannot be
+   * read, may be one another process is rewriting: the module is initialised again, a few times,
+   * before that counts as missing. Never creates a token (see createTokenIfMissing).
    */
-  private initialiseToken(): void {
-    const slots = this.module.getSlots(true);
-    let free: graphene.Slot | undefined;
-    for (let i = 0; i < slots.length && !free; i++) {
-      const slot = slots.items(i);
-      if ((slot.getToken().flags & pkcs11.CKF_TOKEN_INITIALIZED) === 0) free = slot;
+  private async attachToken(): Promise<void> {
+    const { tokenLabel, modulePath } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      let problem: HsmStartError;
+      try {
+        const matching = tokenSlots(this.module, tokenLabel);
+        if (matching.length > 1) throw new HsmStartError(`more than one token is labelled "${tokenLabel}"`);
+        if (matching[0]) {
+          this.slot = matching[0];
+          return;
+        }
+        problem = new HsmStartError(`no token labelled "${tokenLabel}" in ${modulePath}`);
+      } catch (error) {
+        if (error instanceof HsmStartError) throw error;
+        problem = new HsmStartError(`cannot read the tokens of ${modulePath}: ${ckrName(error)}`, { cause: error });
+      }
+      if (attempt === ATTACH_ATTEMPTS) throw problem;
+      await sleep(ATTACH_RETRY_MS);
+      try {
+        this.lib.C_Finalize();
+      } catch {
+        // Initialising again is what matters.
+      }
+      this.module.initialize(INITIALIZE_OPTIONS);
     }
-    if (!free) throw new HsmStartError('no uninitialised token is available to create the embedded token');
-    const soPin = randomBytes(24).toString('hex');
-    // PKCS#11 labels are 32 bytes padded with blanks; pkcs11js would pad with NULs, which other tools do not match.
-    this.lib.C_InitToken(free.handle, soPin, this.options.tokenLabel.padEnd(32, ' '));
-    const created = this.tokenSlots()[0];
-    if (!created) throw new HsmStartError('the new token cannot be found after initialisation');
-    const session = this.lib.C_OpenSession(created.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
-    try {
-      this.lib.C_Login(session, pkcs11.CKU_SO, soPin);
-      this.lib.C_InitPIN(session, this.options.pin);
-      this.lib.C_Logout(session);
-    } finally {
-      this.lib.C_CloseSession(session);
-    }
-    this.options.logger.info({ token: this.options.tokenLabel }, 'initialised a new token');
   }
 
   private openSession(): Buffer {
+    if (!this.slot) throw new HsmStartError('the token has not been found');
     const session = this.lib.C_OpenSession(this.slot.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
     try {
       // Login is per application, not per session: only the first session (or the first after every
@@ -414,16 +457,12 @@ export class Pkcs11Hsm implements Hsm {
     }
   }
 
-  private finalizeQuietly(): void {
-    try {
-      this.module.finalize();
-    } catch {
-      // Finalising a module that lost its device can fail; the process is letting go of it anyway.
-    }
-    try {
-      this.module.close();
-    } catch {
-      // As above.
-    }
+}
+
+/** The token does not show the material (inside withKey only: it decides between a re-read and 404). */
+class MaterialMissing extends Error {
+  constructor(material: string) {
+    super(`no key material for ${material} in the token`);
+    this.name = 'MaterialMissing';
   }
 }

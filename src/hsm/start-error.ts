@@ -1,7 +1,4 @@
+import { StartError } from '../start-error';
+
 /** Fails start-up: wrong module, missing token, wrong PIN. The message never holds the PIN. */
-export class HsmStartError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'HsmStartError';
-  }
-}
+export class HsmStartError extends StartError {}

@@ -1,4 +1,3 @@
-import type Database from 'better-sqlite3';
 import type { Hsm, MaterialRef } from './hsm';
 
 /**
@@ -17,14 +16,9 @@ export function isSystemKey(keyId: string): boolean {
 
 /**
  * Creates the system keys that are missing. The service and the command-line tool may both start
- * on a fresh data directory at once: the database's write lock makes one of them create the key
- * and the other find it, so the token never holds two keys with the same id.
+ * on a fresh data directory at once: generateKey keeps a key that is already there, and the token
+ * lock lets one process at a time look and create, so the token never holds two keys with one id.
  */
-export async function ensureSystemKeys(hsm: Hsm, db: Database.Database): Promise<void> {
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    if (!(await hsm.hasKey(CREDENTIAL_SEALING_KEY))) await hsm.generateKey(CREDENTIAL_SEALING_KEY);
-  } finally {
-    db.exec('COMMIT');
-  }
+export async function ensureSystemKeys(hsm: Hsm): Promise<void> {
+  await hsm.generateKey(CREDENTIAL_SEALING_KEY);
 }

@@ -1,58 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { makeDataDir } from '../helpers/service';
+import {
+  exitOf,
+  postAlone,
+  readAdminCredentials,
+  runUntilExit,
+  startProcess,
+  type AdminCredentials,
+  type Started,
+} from '../helpers/service-process';
 import { auditLogFiles, verifyAuditLog } from '../../src/audit/audit-log';
-
-/**
- * The service as users run it: `src/main.ts` in its own process on the embedded defaults, with no
- * SoftHSM configuration of its own (so it creates its token under the data directory), stopped by
- * SIGTERM.
- */
-interface Started {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly output: () => string;
-}
-
-const ROOT = path.resolve(__dirname, '..', '..');
-
-interface AdminCredentials {
-  project_id: string;
-  access_key: string;
-  secret_key: string;
-  token: string;
-}
-
-function readAdminCredentials(dataDir: string): AdminCredentials {
-  const file = path.join(dataDir, 'admin-credentials.json');
-  expect(statSync(file).mode & 0o777).toBe(0o600);
-  return JSON.parse(readFileSync(file, 'utf8')) as AdminCredentials;
-}
-
-function startProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'debug', ...extraEnv };
-  delete env.SOFTHSM2_CONF;
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start:\n${output}`)), 20_000);
-    const onData = (): void => {
-      const url = /"url":"(http:[^"]+)"/.exec(output)?.[1];
-      if (url) {
-        clearTimeout(timer);
-        resolve({ child, url, output: () => output });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`service exited with ${code}:\n${output}`)));
-  });
-}
 
 /** POSTs over a keep-alive agent, so that requests travel on connections the server already accepted. */
 function post(agent: Agent, url: string, admin: AdminCredentials, operation: string, body: unknown): Promise<number> {
@@ -65,42 +26,6 @@ function post(agent: Agent, url: string, admin: AdminCredentials, operation: str
     outgoing.on('error', reject);
     outgoing.end(JSON.stringify(body));
   });
-}
-
-/** POSTs on a connection of its own, so that the cluster's primary hands each to a worker in turn. */
-interface Reply {
-  key_info?: { key_id: string };
-  cipher_text?: string;
-  plain_text?: string;
-  data_key?: string;
-  error_code?: string;
-}
-
-function postAlone(url: string, admin: AdminCredentials, operation: string, body: unknown): Promise<{ status: number; body: Reply }> {
-  return new Promise((resolve, reject) => {
-    const headers = { 'content-type': 'application/json', 'x-auth-token': admin.token };
-    const outgoing = request(`${url}/v1.0/${admin.project_id}/kms/${operation}`, { method: 'POST', agent: false, headers }, (response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Reply }));
-    });
-    outgoing.on('error', reject);
-    outgoing.end(JSON.stringify(body));
-  });
-}
-
-/** Runs the service until it exits by itself (a start that must fail): its exit code and all it printed. */
-async function runUntilExit(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], { cwd: ROOT, env });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return { code: await exitOf(child), output };
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  // 'close', not 'exit': the child's last log lines may still be in its stdout pipe at 'exit'.
-  return new Promise((resolve) => child.once('close', (code) => resolve(code)));
 }
 
 describe('the service process on its embedded defaults', () => {

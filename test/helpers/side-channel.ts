@@ -3,6 +3,12 @@ import { DEFAULT_SOFTHSM_MODULE } from '../../src/config';
 import type { MaterialRef } from '../../src/hsm/hsm';
 import { findMaterialTemplate } from '../../src/hsm/templates';
 
+const BLIND_WRITE: pkcs11.Template = [
+  { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_DATA },
+  { type: pkcs11.CKA_TOKEN, value: true },
+  { type: pkcs11.CKA_LABEL, value: 'written-blindly' },
+];
+
 /**
  * A second handle on the SoftHSM library the service has loaded in this process: PKCS#11 state is
  * per process, so what this does to sessions or the module, the service sees too. Tests use it to
@@ -34,12 +40,21 @@ export class SideChannel {
 
   /** Runs `work` in a fresh read-write session of the token (the service's login covers it). */
   withSession<T>(work: (session: Buffer) => T): T {
-    const session = this.lib.C_OpenSession(this.slot(), pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+    const session = this.openSession();
     try {
       return work(session);
     } finally {
       this.lib.C_CloseSession(session);
     }
+  }
+
+  /** A read-write session of the token, for work that spans awaits; close it with {@link closeSession}. */
+  openSession(): Buffer {
+    return this.lib.C_OpenSession(this.slot(), pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+  }
+
+  closeSession(session: Buffer): void {
+    this.lib.C_CloseSession(session);
   }
 
   findKey(session: Buffer, ref: MaterialRef): Buffer | undefined {
@@ -58,6 +73,31 @@ export class SideChannel {
 
   readValue(session: Buffer, handle: Buffer): unknown {
     return this.lib.C_GetAttributeValue(session, handle, [{ type: pkcs11.CKA_VALUE }]);
+  }
+
+  /**
+   * Writes a token object (a data object) without looking at the token first. SoftHSM's file store
+   * then takes the token's generation counter past anything another process wrote since this
+   * process last looked, so this process stops seeing those objects: the lagging view the HSM
+   * layer must not trust when a key is missing. (Reading the token's information, as opening a
+   * session does, makes SoftHSM look again: open the session before the other process writes.)
+   */
+  writeBlindly(session: Buffer): void {
+    this.lib.C_CreateObject(session, BLIND_WRITE);
+  }
+
+  /** Destroys what {@link writeBlindly} wrote (found afresh: a module re-initialisation changes handles). */
+  removeBlindWrites(): void {
+    this.withSession((session) => {
+      this.lib.C_FindObjectsInit(session, BLIND_WRITE);
+      let found: Buffer[];
+      try {
+        found = this.lib.C_FindObjects(session, 16);
+      } finally {
+        this.lib.C_FindObjectsFinal(session);
+      }
+      for (const handle of found) this.lib.C_DestroyObject(session, handle);
+    });
   }
 
   destroy(session: Buffer, handle: Buffer): void {

@@ -1,0 +1,63 @@
+import Database from 'better-sqlite3';
+
+const RETRY_MIN_MS = 2;
+const RETRY_MAX_MS = 50;
+
+/**
+ * A lock that every process of one service holds while it changes the token: creating the embedded
+ * token, generating or destroying key objects.
+ *
+ * Why it exists: SoftHSM's file store keeps each process's view of the token in memory and re-reads
+ * the token directory only when the token's generation counter moved. A process that writes an
+ * object takes the counter forward itself, past any object another process created since it last
+ * looked, and from then on never sees that object (see Generation::commit in SoftHSMv2). Writing
+ * only under this lock, after a fresh look at the token, keeps every writer's view complete. Other
+ * modules do not need it, and it does not replace the re-read of the token on a miss that the HSM
+ * layer does for any module.
+ *
+ * It is an exclusive transaction on a small SQLite file: the operating system releases it the moment
+ * its holder dies, so a process killed while holding it never leaves a stale lock behind (lock files
+ * and lock directories need a staleness guess). Inside one process, holders queue on a promise chain.
+ */
+export class TokenLock {
+  private readonly db: Database.Database;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(file: string) {
+    // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
+    // The file stays in SQLite's default rollback-journal mode, where BEGIN EXCLUSIVE excludes
+    // every other connection (nothing ever writes to it).
+    this.db = new Database(file, { timeout: 0 });
+  }
+
+  /** Runs `work` while holding the lock, released afterwards whatever `work` does. */
+  hold<T>(work: () => Promise<T> | T): Promise<T> {
+    const run = this.tail.then(async () => {
+      await this.acquire();
+      try {
+        return await work();
+      } finally {
+        this.db.exec('COMMIT');
+      }
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private async acquire(): Promise<void> {
+    for (let wait = RETRY_MIN_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
+      try {
+        this.db.exec('BEGIN EXCLUSIVE');
+        return;
+      } catch (error) {
+        // SQLITE_BUSY and its extended forms (e.g. SQLITE_BUSY_RECOVERY): another process holds it.
+        if (!(error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY'))) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import type { Logger } from 'pino';
+import { ckrName } from './ckr';
+import { HsmStartError } from './start-error';
+
+/**
+ * Asynchronous calls run on libuv worker threads, several at a time: the module must lock its own
+ * state. Without CKF_OS_LOCKING_OK a module may assume a single thread (SoftHSM then runs without
+ * mutexes and corrupts its heap under concurrent calls).
+ */
+export const INITIALIZE_OPTIONS: pkcs11.InitializationOptions = { flags: pkcs11.CKF_OS_LOCKING_OK };
+
+/** Loads and initialises a PKCS#11 module; a failure is a one-line start-up error. */
+export function loadModule(modulePath: string): graphene.Module {
+  try {
+    const module = graphene.Module.load(modulePath);
+    module.initialize(INITIALIZE_OPTIONS);
+    return module;
+  } catch (error) {
+    throw new HsmStartError(`cannot load PKCS#11 module ${modulePath}: ${ckrName(error)}`, { cause: error });
+  }
+}
+
+/** The slots whose token carries `label`. */
+export function tokenSlots(module: graphene.Module, label: string): graphene.Slot[] {
+  const slots = module.getSlots(true);
+  const found: graphene.Slot[] = [];
+  for (let i = 0; i < slots.length; i++) {
+    const slot = slots.items(i);
+    if (slot.getToken().label === label) found.push(slot);
+  }
+  return found;
+}
+
+export interface TokenCreation {
+  readonly modulePath: string;
+  readonly tokenLabel: string;
+  readonly pin: string;
+  readonly logger: Logger;
+}
+
+/**
+ * Makes sure a token labelled `tokenLabel` exists, initialising the first uninitialised token
+ * (SoftHSM always offers one) when none does. The caller holds the token lock, so no other process
+ * of the service looks for the token or logs in to it meanwhile: a token that is not listed really
+ * is missing, not merely being rewritten by another process's login. The SO PIN is random and
+ * forgotten: the embedded token is managed through the user PIN alone.
+ */
+export function createTokenIfMissing(options: TokenCreation): void {
+  const module = loadModule(options.modulePath);
+  try {
+    const existing = tokenSlots(module, options.tokenLabel);
+    if (existing.length > 1) throw new HsmStartError(`more than one token is labelled "${options.tokenLabel}"`);
+    if (existing.length === 1) return;
+    const slots = module.getSlots(true);
+    let free: graphene.Slot | undefined;
+    for (let i = 0; i < slots.length && !free; i++) {
+      const slot = slots.items(i);
+      if ((slot.getToken().flags & pkcs11.CKF_TOKEN_INITIALIZED) === 0) free = slot;
+    }
+    if (!free) throw new HsmStartError('no uninitialised token is available to create the embedded token');
+    const soPin = randomBytes(24).toString('hex');
+    const lib = module.lib;
+    // PKCS#11 labels are 32 bytes padded with blanks; pkcs11js would pad with NULs, which other tools do not match.
+    lib.C_InitToken(free.handle, soPin, options.tokenLabel.padEnd(32, ' '));
+    const created = tokenSlots(module, options.tokenLabel)[0];
+    if (!created) throw new HsmStartError('the new token cannot be found after initialisation');
+    const session = lib.C_OpenSession(created.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+    try {
+      lib.C_Login(session, pkcs11.CKU_SO, soPin);
+      lib.C_InitPIN(session, options.pin);
+      lib.C_Logout(session);
+    } finally {
+      lib.C_CloseSession(session);
+    }
+    options.logger.info({ token: options.tokenLabel }, 'initialised a new token');
+  } catch (error) {
+    throw error instanceof HsmStartError ? error : new HsmStartError(`cannot create the token: ${ckrName(error)}`, { cause: error });
+  } finally {
+    finalizeQuietly(module);
+  }
+}
+
+/** Lets go of a module; finalising one that lost its device can fail, and the process is done with it anyway. */
+export function finalizeQuietly(module: graphene.Module): void {
+  try {
+    module.finalize();
+  } catch {
+    // See above.
+  }
+  try {
+    module.close();
+  } catch {
+    // See above.
+  }
+}

@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { startTestService, type TestService } from '../helpers/service';
+import { SideChannel } from '../helpers/side-channel';
+
+/**
+ * A token shared with processes outside the service's token lock (another instance, a vendor
+ * tool): when the token does not show a key, the HSM layer re-reads the token before it calls the
+ * key missing, because a module's view of a shared token can lag behind other processes' writes.
+ */
+
+const run = promisify(execFile);
+let t: TestService;
+let side: SideChannel;
+
+beforeAll(async () => {
+  t = await startTestService();
+  side = new SideChannel(t.config.hsm.tokenLabel);
+});
+
+afterAll(async () => {
+  await t.stop();
+});
+
+/** Generates material for `keyIds` in another process that shares the token. */
+async function writeElsewhere(keyIds: string[]): Promise<void> {
+  const pinFile = path.join(t.dataDir, 'softhsm', 'user.pin');
+  await run(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '..', 'helpers', 'token-writer.ts'), t.config.hsm.tokenLabel, pinFile, ...keyIds]);
+}
+
+describe('a key another process put in the shared token', () => {
+  it('is found even when this process wrote to the token after it, without looking', async () => {
+    const ref = { keyId: randomUUID(), version: 0 };
+    const session = side.openSession();
+    await writeElsewhere([ref.keyId]);
+    // This process's SoftHSM now misses the other's object (see SideChannel.writeBlindly).
+    side.writeBlindly(session);
+    try {
+      expect(side.findKey(session, ref)).toBeUndefined();
+      side.closeSession(session);
+
+      const sealed = await t.service.hsm.encrypt(ref, Buffer.from('shared'), Buffer.alloc(0));
+      expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('shared');
+      expect(t.logs.text).toContain('key material not found: re-reading the token before answering');
+    } finally {
+      side.removeBlindWrites();
+    }
+  });
+
+  it('is still missing (404) when the re-read does not show it either', async () => {
+    await expect(t.service.hsm.encrypt({ keyId: randomUUID(), version: 0 }, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({
+      code: 'KMS.0207',
+    });
+    expect(await t.service.hsm.hasKey({ keyId: randomUUID(), version: 0 })).toBe(false);
+  });
+});
