@@ -1,12 +1,16 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { finished } from 'node:stream';
 import bodyParser from 'body-parser';
 import { KmsError } from '../errors';
 
 /** A request's body: the parsed JSON (undefined when none was sent) and the exact bytes received. */
 export interface ReceivedBody {
   readonly parsed: unknown;
-  /** What the signature covers; empty when no JSON body was read. */
+  /**
+   * What the signature covers: the bytes as they came over the wire (a compressed body as sent,
+   * before its Content-Encoding is undone); empty when no body was read.
+   */
   readonly raw: Buffer;
   /** Why the body could not be read (a KmsError, or body-parser's error), if it could not. */
   readonly error?: unknown;
@@ -24,9 +28,30 @@ class BodyRefusal extends Error {
   }
 }
 
+/** Whether body-parser will undo a Content-Encoding, so that what it reads is not what was sent. */
+function isEncoded(req: IncomingMessage): boolean {
+  const encoding = req.headers['content-encoding'];
+  return encoding !== undefined && encoding.toLowerCase() !== 'identity';
+}
+
+/**
+ * The bytes of an encoded body as they arrive, at most `limitBytes` of them (KMS.0203 beyond),
+ * read beside body-parser's decompression: it only ever shows the decompressed bytes.
+ */
+function wireBytes(req: IncomingMessage, limitBytes: number): () => Buffer | KmsError {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= limitBytes) chunks.push(chunk);
+  });
+  return () => (size > limitBytes ? new KmsError('KMS.0203') : Buffer.concat(chunks));
+}
+
 /**
  * Reads JSON bodies with body-parser (size limit, gzip/deflate/br, strict JSON), keeping the
- * exact bytes for the signature check. A body must be UTF-8 (RFC 8259 §8.1): another charset is
+ * bytes received for the signature check: the SDKs sign the bytes they send, so a compressed body
+ * is verified as it was sent, not as it decompresses. A body must be UTF-8 (RFC 8259 §8.1): another charset is
  * KMS.0214, and bytes that are not UTF-8 are KMS.0202, for decoding would turn each invalid
  * sequence into U+FFFD, and two different bodies (two encryption contexts) into the same text.
  * Never rejects: a body it cannot read is reported in `error`, so that the caller decides when to
@@ -44,10 +69,21 @@ export function bodyReader(limitBytes: number): (req: IncomingMessage, res: Serv
   });
   return (req, res) =>
     new Promise((resolve) => {
+      // Taken before body-parser starts reading, so that no chunk passes unseen.
+      const wire = isEncoded(req) ? wireBytes(req, limitBytes) : undefined;
       parseJson(req, res, (parseError?: unknown) => {
         const parsed = (req as IncomingMessage & { body?: unknown }).body;
         const error = parseError instanceof BodyRefusal ? parseError.refusal : parseError;
-        resolve({ parsed, raw: rawBodies.get(req) ?? NO_BYTES, ...(error === undefined ? {} : { error }) });
+        if (!wire) {
+          resolve({ parsed, raw: rawBodies.get(req) ?? NO_BYTES, ...(error === undefined ? {} : { error }) });
+          return;
+        }
+        // The decompressed body can be complete before the last compressed bytes are in.
+        finished(req, () => {
+          const raw = wire();
+          if (raw instanceof KmsError) resolve({ parsed, raw: NO_BYTES, error: error ?? raw });
+          else resolve({ parsed, raw, ...(error === undefined ? {} : { error }) });
+        });
       });
     });
 }

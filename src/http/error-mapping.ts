@@ -23,8 +23,9 @@ const BODY_PARSER_CODES: ReadonlyMap<string, KmsCode> = new Map([
   ['request.size.invalid', 'KMS.0202'],
 ]);
 
-/** Whether body-parser refused a body for its size (answered before authentication). */
+/** Whether a body was refused for its size (answered before authentication). */
 export function isBodyTooLarge(error: unknown): boolean {
+  if (error instanceof KmsError) return error.code === 'KMS.0203';
   return isBodyParserError(error) && (error.type === 'entity.too.large' || error.status === 413);
 }
 
