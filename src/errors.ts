@@ -176,6 +176,24 @@ export const KMS_ERRORS = {
 
 export type KmsCode = keyof typeof KMS_ERRORS;
 
+/**
+ * Refusals at the HTTP layer, before a request reaches the API, for which HTTP prescribes a status
+ * of its own: the body carries the catalogue's code, the status line HTTP's. These are the only
+ * statuses besides the catalogue's.
+ */
+export const HTTP_REFUSALS = {
+  /** RFC 6585 §5: the request's header section is larger than the server reads. */
+  headersTooLarge: { code: 'KMS.0203', status: 431 },
+  /** RFC 9110 §15.5.14: a chunk's extensions are larger than the server reads. */
+  chunkExtensionsTooLarge: { code: 'KMS.0203', status: 413 },
+  /** RFC 9110 §15.5.9: the request did not arrive in time. */
+  requestTimeout: { code: 'KMS.0214', status: 408 },
+  /** RFC 9110 §15.5.18: an Expect the server cannot meet (anything but 100-continue). */
+  expectationFailed: { code: 'KMS.0214', status: 417 },
+} as const satisfies Record<string, { readonly code: KmsCode; readonly status: number }>;
+
+export type HttpRefusal = keyof typeof HTTP_REFUSALS;
+
 export function isKmsCode(code: string): code is KmsCode {
   return Object.prototype.hasOwnProperty.call(KMS_ERRORS, code);
 }
@@ -203,5 +221,20 @@ export class KmsError extends Error {
   get publicMessage(): string {
     const base = KMS_ERRORS[this.code].message;
     return this.detail ? `${base} ${this.detail}` : base;
+  }
+}
+
+/** A {@link KmsError} whose status HTTP prescribes ({@link HTTP_REFUSALS}). */
+export class HttpRefusalError extends KmsError {
+  constructor(
+    readonly refusal: HttpRefusal,
+    options: { detail?: string; cause?: unknown } = {},
+  ) {
+    super(HTTP_REFUSALS[refusal].code, options);
+    this.name = 'HttpRefusalError';
+  }
+
+  override get status(): number {
+    return HTTP_REFUSALS[this.refusal].status;
   }
 }

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -11,6 +11,7 @@ import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
 import { InFlight } from './http/in-flight';
+import { protocolRefusals } from './http/protocol-refusals';
 import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
@@ -100,11 +101,16 @@ export async function startService(config: Config, options: StartOptions): Promi
     validateResponses: options.validateResponses ?? false,
   });
   let draining = false;
-  const server: Server = createServer((req, res) => {
+  const protocol = protocolRefusals(logger);
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // While stopping, every response closes its connection, so clients move to another instance.
     if (draining) res.shouldKeepAlive = false;
-    app(req, res);
-  });
+    if (!protocol.refuses(req, res)) app(req, res);
+  };
+  // node:http would answer these with an empty 400 and 417 itself: they get the API's body instead.
+  const server: Server = createServer({ requireHostHeader: false }, onRequest);
+  server.on('checkExpectation', onRequest);
+  protocol.attach(server);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>

@@ -13,17 +13,19 @@ function isBodyParserError(error: unknown): error is BodyParserError {
   return typeof status === 'number' && status >= 400 && status < 500 && expose === true;
 }
 
-const BODY_PARSER_CODES: Readonly<Record<string, KmsCode>> = {
-  'entity.too.large': 'KMS.0203',
-  'entity.parse.failed': 'KMS.0202',
-  'entity.verify.failed': 'KMS.0202',
-  'encoding.unsupported': 'KMS.0214',
-  'charset.unsupported': 'KMS.0214',
-  'request.size.invalid': 'KMS.0202',
-};
+/** By body-parser's error type (a Map: own entries only, whatever string the type holds). */
+const BODY_PARSER_CODES: ReadonlyMap<string, KmsCode> = new Map([
+  ['entity.too.large', 'KMS.0203'],
+  ['entity.parse.failed', 'KMS.0202'],
+  ['entity.verify.failed', 'KMS.0202'],
+  ['encoding.unsupported', 'KMS.0214'],
+  ['charset.unsupported', 'KMS.0214'],
+  ['request.size.invalid', 'KMS.0202'],
+]);
 
-/** Whether body-parser refused a body for its size (answered before authentication). */
+/** Whether a body was refused for its size (answered before authentication). */
 export function isBodyTooLarge(error: unknown): boolean {
+  if (error instanceof KmsError) return error.code === 'KMS.0203';
   return isBodyParserError(error) && (error.type === 'entity.too.large' || error.status === 413);
 }
 
@@ -35,7 +37,7 @@ export function isBodyTooLarge(error: unknown): boolean {
 export function toKmsError(error: unknown): KmsError {
   if (error instanceof KmsError) return error;
   if (isBodyParserError(error)) {
-    const code = (error.type && BODY_PARSER_CODES[error.type]) || (error.status === 413 ? 'KMS.0203' : 'KMS.0202');
+    const code = (error.type && BODY_PARSER_CODES.get(error.type)) || (error.status === 413 ? 'KMS.0203' : 'KMS.0202');
     return new KmsError(code, { cause: error });
   }
   return new KmsError('KMS.0103', { cause: error });

@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { KMS_ERRORS, type KmsError } from '../errors';
 import type { Exchange } from './request-log';
@@ -20,6 +21,12 @@ export interface Replies {
    * answered with a generic message. No request value ever reaches a message.
    */
   error(res: ServerResponse, exchange: Exchange, error: KmsError): void;
+  /**
+   * The same answer written straight to a connection that has no ServerResponse (a request
+   * node:http's parser refused, or CONNECT): the whole response as bytes, then the connection
+   * is closed, for nothing more can be read from it.
+   */
+  socketError(socket: Duplex, exchange: Exchange, error: KmsError): void;
 }
 
 /** KMS.0103, for a response the service must not send. */
@@ -35,12 +42,8 @@ export function replies(logger: Logger, check?: ResponseCheck): Replies {
     res.end(text);
   };
 
-  const error = (res: ServerResponse, exchange: Exchange, kmsError: KmsError): void => {
-    if (res.headersSent) {
-      logger.error({ requestId: exchange.requestId, code: kmsError.code, err: kmsError.cause ?? kmsError }, 'request failed after its response began');
-      res.destroy();
-      return;
-    }
+  /** Logs the failure and gives the status and body to answer it with. */
+  const errorAnswer = (exchange: Exchange, kmsError: KmsError): [number, unknown] => {
     exchange.errorCode = kmsError.code;
     if (kmsError.status >= 500) {
       logger.error({ requestId: exchange.requestId, code: kmsError.code, err: kmsError.cause ?? kmsError }, 'request failed');
@@ -52,10 +55,38 @@ export function replies(logger: Logger, check?: ResponseCheck): Replies {
     const problem = check?.(undefined, kmsError.status, errorBody);
     if (problem) {
       logger.error({ requestId: exchange.requestId, status: kmsError.status, problem }, 'error body does not match openapi.yaml');
-      send(res, exchange, 500, internalError(exchange));
+      return [500, internalError(exchange)];
+    }
+    return [kmsError.status, errorBody];
+  };
+
+  const error = (res: ServerResponse, exchange: Exchange, kmsError: KmsError): void => {
+    if (res.writableEnded) {
+      // Already answered: the connection failed under the request, and that was its answer.
+      logger.debug({ requestId: exchange.requestId, code: kmsError.code }, 'request failed after it was answered');
       return;
     }
-    send(res, exchange, kmsError.status, errorBody);
+    if (res.headersSent) {
+      logger.error({ requestId: exchange.requestId, code: kmsError.code, err: kmsError.cause ?? kmsError }, 'request failed after its response began');
+      res.destroy();
+      return;
+    }
+    const [status, body] = errorAnswer(exchange, kmsError);
+    send(res, exchange, status, body);
+  };
+
+  const socketError = (socket: Duplex, exchange: Exchange, kmsError: KmsError): void => {
+    const [status, body] = errorAnswer(exchange, kmsError);
+    const text = JSON.stringify(body);
+    const head = [
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+      `Date: ${new Date().toUTCString()}`,
+      `Content-Type: ${JSON_CONTENT_TYPE}`,
+      `Content-Length: ${Buffer.byteLength(text)}`,
+      `X-Request-Id: ${exchange.requestId}`,
+      'Connection: close',
+    ];
+    socket.end(`${head.join('\r\n')}\r\n\r\n${text}`, () => socket.destroy());
   };
 
   const json = (res: ServerResponse, exchange: Exchange, operation: string, status: number, body: unknown): void => {
@@ -68,5 +99,5 @@ export function replies(logger: Logger, check?: ResponseCheck): Replies {
     send(res, exchange, status, body);
   };
 
-  return { json, error };
+  return { json, error, socketError };
 }

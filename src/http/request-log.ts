@@ -13,6 +13,11 @@ export interface Exchange {
   errorCode?: string;
 }
 
+/** A fresh request id: 32 lower-case hex digits. */
+export function newRequestId(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
 /**
  * Gives every request an id and, at debug level, writes one access log line when it ends: method,
  * path, status, KMS code, duration. Never bodies or headers. (Failures are logged by the error
@@ -20,7 +25,7 @@ export interface Exchange {
  */
 export function requestLog(logger: Logger): (req: IncomingMessage, res: ServerResponse) => Exchange {
   return (req, res) => {
-    const exchange: Exchange = { requestId: randomUUID().replace(/-/g, '') };
+    const exchange: Exchange = { requestId: newRequestId() };
     if (logger.isLevelEnabled('debug')) {
       const started = process.hrtime.bigint();
       res.on('finish', () => {

@@ -1,7 +1,7 @@
 import { KmsError } from '../errors';
 import type { Clock, Principal } from '../kms/context';
 import type { CredentialService } from './credentials';
-import { parseAuthorization, parseSdkDate, sign, signaturesMatch, type SignedRequest } from './signer';
+import { hasSignedHeaders, parseAuthorization, parseSdkDate, sign, signaturesMatch, type SignedRequest } from './signer';
 
 /** How far X-Sdk-Date may be from the server's clock, either way (the API gateway's window). */
 export const SIGNATURE_WINDOW_MS = 15 * 60_000;
@@ -34,6 +34,7 @@ export class Authenticator {
     if (!parsed) throw refused('Malformed Authorization header: expected SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...');
     // The date must be signed, or a captured request could be replayed with a fresh one.
     if (!parsed.signedHeaders.includes('x-sdk-date')) throw refused('X-Sdk-Date must be a signed header.');
+    if (!hasSignedHeaders(request, parsed.signedHeaders)) throw refused('Every signed header must be sent.');
     // The body must be signed: this API has no streaming bodies that could justify an unsigned one.
     if (header(request, 'x-sdk-content-sha256') !== undefined) throw refused('Unsigned payloads are not accepted.');
     const sdkDate = header(request, 'x-sdk-date') ?? '';

@@ -21,7 +21,7 @@ export interface SignedRequest {
   readonly query: string;
   /** Header values by lower-case name, as received. */
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** The exact body bytes received. */
+  /** The body bytes as received (a compressed body as sent, not decompressed). */
   readonly body: Buffer;
 }
 
@@ -32,23 +32,47 @@ export interface AuthorizationHeader {
   readonly signature: string;
 }
 
-/** Parses `SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex`; undefined when malformed. */
+/**
+ * The most headers one signature may name. The SDKs sign four or five; the bound keeps a client
+ * from making the server canonicalise thousands of names per request.
+ */
+export const MAX_SIGNED_HEADERS = 64;
+
+/**
+ * Parses `SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=hex`; undefined when malformed.
+ * A parameter given twice is malformed, not "the last one wins": which Access= a server honours
+ * must not depend on how it reads the header. So is a header named twice, or more than
+ * {@link MAX_SIGNED_HEADERS} of them.
+ */
 export function parseAuthorization(value: string): AuthorizationHeader | undefined {
   const match = /^SDK-HMAC-SHA256\s+(.*)$/.exec(value.trim());
   if (!match) return undefined;
   const fields = new Map<string, string>();
   for (const part of match[1]!.split(',')) {
     const at = part.indexOf('=');
-    if (at > 0) fields.set(part.slice(0, at).trim(), part.slice(at + 1).trim());
+    if (at <= 0) continue;
+    const name = part.slice(0, at).trim();
+    if (fields.has(name)) return undefined;
+    fields.set(name, part.slice(at + 1).trim());
   }
   const accessKey = fields.get('Access');
   const signedHeaders = fields.get('SignedHeaders');
   const signature = fields.get('Signature');
   if (!accessKey || !signedHeaders || !signature || !/^[0-9a-f]{64}$/i.test(signature)) return undefined;
   const names = signedHeaders.split(';').map((name) => name.toLowerCase());
-  // Header names are tokens; anything else (e.g. "constructor") is not a header a client signed.
+  if (names.length > MAX_SIGNED_HEADERS || new Set(names).size !== names.length) return undefined;
+  // Header names are tokens (RFC 9110 §5.1, as Node accepts them lower-cased).
   if (!names.every((name) => /^[a-z0-9-]+$/.test(name))) return undefined;
   return { accessKey, signedHeaders: names, signature: signature.toLowerCase() };
+}
+
+/**
+ * Whether the request carries every header the signature names. An absent one would be signed as
+ * empty, so a signature could claim to cover a header (X-Project-Id, say) that was never sent.
+ * Own properties only: Node's header object inherits from Object.prototype ("constructor", ...).
+ */
+export function hasSignedHeaders(request: SignedRequest, signedHeaders: readonly string[]): boolean {
+  return signedHeaders.every((name) => Object.hasOwn(request.headers, name) && request.headers[name] !== undefined);
 }
 
 /** RFC 3986 encoding: unreserved characters kept, everything else %XX with upper-case hex. */

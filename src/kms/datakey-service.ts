@@ -22,7 +22,11 @@ const DEFAULT_DATAKEY_BYTES = 32;
 const MIN_DATAKEY_BITS = 8;
 const MAX_DATAKEY_BITS = 8192;
 const MAX_DATAKEY_BYTES = 1024;
-const KEY_SPEC_BYTES: Readonly<Record<string, number>> = { AES_128: 16, AES_256: 32 };
+/** A Map, not an object: key_spec is the client's string, and "constructor" must not find Object.prototype's. */
+const KEY_SPEC_BYTES: ReadonlyMap<string, number> = new Map([
+  ['AES_128', 16],
+  ['AES_256', 32],
+]);
 
 export interface DataKeyServiceDeps {
   readonly keys: KeyService;
@@ -59,7 +63,7 @@ function requestedDataKeyBytes(request: CreateDatakeyRequest): number {
     return bits / 8;
   }
   if (request.key_spec !== undefined) {
-    const bytes = KEY_SPEC_BYTES[request.key_spec];
+    const bytes = KEY_SPEC_BYTES.get(request.key_spec);
     if (bytes === undefined) throw new KmsError('KMS.1902');
     return bytes;
   }

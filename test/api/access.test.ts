@@ -1,5 +1,8 @@
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { request } from 'node:http';
+import { gzipSync } from 'node:zlib';
+import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
+import { sign } from '../../src/identity/signer';
 
 let t: TestService;
 let admin: KmsClient;
@@ -143,5 +146,99 @@ describe('permissions', () => {
       403,
       'KMS.0307',
     );
+  });
+});
+
+describe('what a signature must cover', () => {
+  let credential: { ak: string; sk: string };
+
+  beforeAll(async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+    credential = { ak: issued.access_key, sk: issued.secret_key };
+  });
+
+  interface Signing {
+    /** Headers sent besides content-type, host and x-sdk-date (all three sent and signed). */
+    readonly headers?: Record<string, string>;
+    /** The names signed, in order (default: every header sent); may name headers that are not sent. */
+    readonly signedHeaders?: string[];
+    /** The bytes the signature hashes (default: the bytes sent). */
+    readonly signedBody?: Buffer;
+    /** Builds the Authorization header from its parts (default: as the SDKs write it). */
+    readonly authorization?: (parts: { ak: string; signedHeaders: string; signature: string }) => string;
+  }
+
+  /** POSTs `body` to list-keys, signed with a real access key as the test says, over node:http (exact Host). */
+  function signedPost(body: Buffer, signing: Signing = {}): Promise<KmsResponse> {
+    const url = new URL(`${t.service.url}/v1.0/project-a/kms/list-keys`);
+    const date = new Date(t.clock.now).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const headers: Record<string, string> = { 'content-type': 'application/json', host: url.host, 'x-sdk-date': date, ...signing.headers };
+    const names = signing.signedHeaders ?? Object.keys(headers).sort();
+    const signature = sign(credential.sk, { method: 'POST', path: url.pathname, query: '', headers, body: signing.signedBody ?? body }, names, date);
+    const parts = { ak: credential.ak, signedHeaders: names.join(';'), signature };
+    headers.authorization = signing.authorization?.(parts) ?? `SDK-HMAC-SHA256 Access=${parts.ak}, SignedHeaders=${parts.signedHeaders}, Signature=${parts.signature}`;
+    return new Promise((resolve, reject) => {
+      const outgoing = request(url, { method: 'POST', headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // Not JSON: the test sees the text.
+          }
+          resolve({ status: response.statusCode!, headers: new Headers(response.headers as Record<string, string>), body: parsed });
+        });
+      });
+      outgoing.on('error', reject);
+      outgoing.end(body);
+    });
+  }
+
+  const body = Buffer.from('{"limit":"1"}');
+
+  it('accepts a request signed as the SDKs sign it (the baseline of the cases below)', async () => {
+    expect((await signedPost(body)).status).toBe(200);
+  });
+
+  it('hashes a compressed body as it was sent, not as it decompresses', async () => {
+    const compressed = gzipSync(body);
+    const gzip = { 'content-encoding': 'gzip' };
+    const asSent = await signedPost(compressed, { headers: gzip });
+    expect(asSent.status).toBe(200);
+    expect(asSent.body.total).toBeGreaterThanOrEqual(1);
+    expectKmsError(await signedPost(compressed, { headers: gzip, signedBody: body }), 401, 'APIGW.0301');
+  });
+
+  it('refuses a compressed body larger than the body limit as sent, however small decompressed (KMS.0203)', async () => {
+    const padded = Buffer.from(`{"pad":"${'x'.repeat(t.config.bodyLimitBytes - 10)}"}`);
+    expect(padded.length).toBe(t.config.bodyLimitBytes);
+    const stored = gzipSync(padded, { level: 0 }); // stored blocks: a few bytes larger than the input
+    expect(stored.length).toBeGreaterThan(t.config.bodyLimitBytes);
+    expectKmsError(await signedPost(stored, { headers: { 'content-encoding': 'gzip' } }), 400, 'KMS.0203');
+  });
+
+  it.each(['x-project-id', 'constructor', '__proto__', 'tostring'])('refuses a signature naming a header the request lacks (%s): 401', async (absent) => {
+    const names = ['content-type', 'host', absent, 'x-sdk-date'];
+    expectKmsError(await signedPost(body, { signedHeaders: names }), 401, 'APIGW.0301');
+  });
+
+  it('accepts 64 signed headers and refuses 65 or 500, all sent and signed correctly', async () => {
+    const extra = (count: number): Record<string, string> => Object.fromEntries(Array.from({ length: count }, (_, i) => [`x-h${String(i).padStart(3, '0')}`, 'v']));
+    expect((await signedPost(body, { headers: extra(61) })).status).toBe(200); // 61 + content-type, host, x-sdk-date
+    expectKmsError(await signedPost(body, { headers: extra(62) }), 401, 'APIGW.0301');
+    expectKmsError(await signedPost(body, { headers: extra(497) }), 401, 'APIGW.0301');
+  });
+
+  it('refuses an Authorization header with a second Access= (or any parameter twice), whichever comes first', async () => {
+    const twice: Array<Signing['authorization']> = [
+      ({ ak, signedHeaders, signature }) => `SDK-HMAC-SHA256 Access=AKNOTKNOWN, SignedHeaders=${signedHeaders}, Signature=${signature}, Access=${ak}`,
+      ({ ak, signedHeaders, signature }) => `SDK-HMAC-SHA256 Access=${ak}, SignedHeaders=${signedHeaders}, Signature=${signature}, Access=AKNOTKNOWN`,
+      ({ ak, signedHeaders, signature }) => `SDK-HMAC-SHA256 Access=${ak}, SignedHeaders=${signedHeaders}, Signature=${signature}, Access=${ak}`,
+      ({ ak, signedHeaders, signature }) => `SDK-HMAC-SHA256 Access=${ak}, SignedHeaders=${signedHeaders}, Signature=${'0'.repeat(64)}, Signature=${signature}`,
+    ];
+    for (const authorization of twice) expectKmsError(await signedPost(body, { authorization }), 401, 'APIGW.0301');
   });
 });

@@ -336,7 +336,7 @@ describe('no validation failure is a 5xx', () => {
     ['encryption_context as a string', 'create-datakey', json(`{"key_id":"${UNKNOWN_KEY_ID}","encryption_context":"x"}`), 400, 'KMS.0208'],
     ['encryption_context with a number', 'create-datakey', json(`{"key_id":"${UNKNOWN_KEY_ID}","encryption_context":{"a":1}}`), 400, 'KMS.0208'],
     ['__proto__ holding the fields', 'describe-key', json(`{"__proto__": {"key_id": "${UNKNOWN_KEY_ID}"}}`), 400, 'KMS.0204'],
-    ['a charset other than UTF-8 that decodes', 'describe-key', { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-16' }, body: '{}' }, 400, 'KMS.0202'],
+    ['a charset other than UTF-8 that decodes', 'describe-key', { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-16' }, body: '{}' }, 400, 'KMS.0214'],
     ['an unknown content encoding', 'describe-key', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, body: '{}' }, 400, 'KMS.0214'],
     ['a corrupt gzip body', 'describe-key', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: 'garbage' }, 400, 'KMS.0202'],
     ['a corrupt brotli body', 'describe-key', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'br' }, body: 'garbage' }, 400, 'KMS.0202'],
