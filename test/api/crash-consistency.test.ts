@@ -117,19 +117,29 @@ function readDatabase(dataDir: string): { materials: string[]; unfinished: strin
   }
 }
 
+/** The lines a start moved aside from `chain` (`<chain>.partial-<time>` files), so far. */
+function partialsOf(chain: string): number {
+  return readdirSync(path.dirname(chain)).filter((name) => name.startsWith(`${path.basename(chain)}.partial-`)).length;
+}
+
+interface Torn {
+  readonly chain: string;
+  readonly partialsBefore: number;
+}
+
 /**
  * Cuts the last line of the largest audit chain in the middle, as a power cut during the write
  * would leave it (a process crash alone does not: the page cache keeps what write(2) took).
  */
-function tearLastAuditLine(dataDir: string): string | undefined {
+function tearLastAuditLine(dataDir: string): Torn | undefined {
   const file = auditLogFiles(dataDir).sort((a, b) => statSync(b).size - statSync(a).size)[0];
   if (!file) return undefined;
-  const text = readFileSync(file, 'utf8');
-  const lastLineStart = text.lastIndexOf('\n', text.length - 2) + 1;
-  const lastLineLength = text.length - lastLineStart;
+  const bytes = readFileSync(file);
+  // The last line with its newline; cutting 1 to all but one of its bytes leaves it incomplete.
+  const lastLineLength = bytes.length - (bytes.lastIndexOf(0x0a, bytes.length - 2) + 1);
   if (lastLineLength < 2) return undefined;
-  truncateSync(file, Buffer.byteLength(text) - randomInt(1, lastLineLength));
-  return file;
+  truncateSync(file, bytes.length - randomInt(1, lastLineLength));
+  return { chain: file, partialsBefore: partialsOf(file) };
 }
 
 class CrashScenario {
@@ -267,11 +277,11 @@ class CrashScenario {
   }
 
   /**
-   * (a), (b) and (c) after a restart; `torn` is the chain whose last line the crash tore, if any.
+   * (a), (b) and (c) after a restart; `torn`: the chain whose last line the crash tore, if any.
    * The token, the database and the audit chains are read first, before any request: what they
    * show is what the crash and the start-up left, and no audit line is being written meanwhile.
    */
-  async checkRecovery(service: ServiceProcess, round: number, torn: string | undefined): Promise<void> {
+  async checkRecovery(service: ServiceProcess, round: number, torn: Torn | undefined): Promise<void> {
     const [token, verdict] = await Promise.all([readInventory(this.dataDir), runCliOn({ KMS_DATA_DIR: this.dataDir }, ['audit', 'verify'])]);
 
     // (b) The token, read by a process of its own, against the database.
@@ -289,8 +299,8 @@ class CrashScenario {
 
     // (c) The audit chains, with the operator's command line; a torn last line was moved aside.
     if (verdict.code !== 0) this.problem(round, `audit verify failed (${verdict.code}): ${verdict.stdout}${verdict.stderr}`);
-    if (torn && !readdirSync(this.dataDir).some((name) => name.startsWith(`${path.basename(torn)}.partial-`))) {
-      this.problem(round, `the torn line of ${path.basename(torn)} was not moved aside`);
+    if (torn && partialsOf(torn.chain) !== torn.partialsBefore + 1) {
+      this.problem(round, `the torn line of ${path.basename(torn.chain)} was not moved aside`);
     }
 
     // (a) Keys: there, in the state last answered; then enabled again by the client's own means.
