@@ -17,7 +17,7 @@ import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { KeyService } from './kms/key-service';
-import { KeyMaintenance } from './kms/maintenance';
+import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
@@ -82,10 +82,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   const dataKeys = new DataKeyService({ keys, hsm });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
   if (runMaintenance) {
-    if (!options.reconciledAtStart) {
-      maintenance.reportMismatches();
-      await maintenance.run();
-    }
+    // A restarted cluster worker reconciles beside workers that may be creating keys right now.
+    if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger }, !options.clusterWorker);
     maintenance.start(config.sweepIntervalMs);
   }
 
@@ -160,15 +158,28 @@ export async function initialiseDataDirectory(config: Config, logger: Logger): P
       await ensureSystemKeys(hsm);
       const changes = new ChangeWatch(db);
       await bootstrapAdminCredential(config, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
-      const maintenance = new KeyMaintenance({ store: new KeyStore(db, changes), hsm, clock: systemClock, logger });
-      maintenance.reportMismatches();
-      await maintenance.run();
+      // The initialiser runs before any worker: no other process serves the data directory.
+      await reconcileAtStart({ store: new KeyStore(db, changes), hsm, clock: systemClock, logger }, true);
     } finally {
       db.close();
     }
   } finally {
     await hsm.close();
   }
+}
+
+/**
+ * The start-up pass: finishes or rolls back what a crash interrupted, then logs what the token and
+ * the database still disagree on. `alone`: no other process serves the data directory (a single
+ * process, or a cluster's initialiser before its workers start), so every unfinished key creation
+ * was cut by a crash and is rolled back now; otherwise only those past the grace that protects a
+ * creation under way in another worker (the periodic sweep's rule).
+ */
+async function reconcileAtStart(deps: MaintenanceDeps, alone: boolean): Promise<void> {
+  const pass = new KeyMaintenance(alone ? { ...deps, provisioningGraceMs: 0 } : deps);
+  await pass.run();
+  // After the pass, so that material it just rolled back is not reported as unnamed.
+  pass.reportMismatches();
 }
 
 /**

@@ -1,6 +1,11 @@
 import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { withTrailerRecomputed } from '../helpers/blob';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
+import { KmsError } from '../../src/errors';
+import { ckrName, ckrOf } from '../../src/hsm/ckr';
+import { decodeBlob } from '../../src/kms/blob-codec';
 
 // The encrypt-datakey example of the API reference: a 64-byte DEK, its SHA-256, lower-case hex.
 const REFERENCE_DEK =
@@ -183,6 +188,7 @@ describe('decrypt-datakey refuses what it cannot trust', () => {
   });
 
   it('rejects every single-byte change of a blob', async () => {
+    // The SHA-256 trailer refuses these before the HSM sees them; the next block recomputes it.
     const bytes = Buffer.from(blob, 'hex');
     const failures: Array<{ offset: number; status: number; code: string }> = [];
     for (let offset = 0; offset < bytes.length; offset++) {
@@ -202,6 +208,95 @@ describe('decrypt-datakey refuses what it cannot trust', () => {
     ['too short', (hex: string) => hex.slice(0, 40)],
   ])('refuses a %s blob (KMS.2201)', async (_name, change) => {
     expectKmsError(await kms.call('decrypt-datakey', { key_id: keyId, cipher_text: change(blob), datakey_cipher_length: '32' }), 400, 'KMS.2201');
+  });
+});
+
+describe('decrypt-datakey: a change with the SHA-256 trailer recomputed is refused by GCM, in the HSM', () => {
+  // The trailer is a checksum anyone can recompute, so the codec accepts these blobs: what refuses
+  // them must be the HSM's AES-GCM authentication (the tag covers the ciphertext under the IV and
+  // the additional data that names key id, material version, project and context). Each case
+  // asserts the codec accepted the blob, the HSM was asked, and its C_Decrypt refused.
+  let decrypt: jest.SpiedFunction<TestService['service']['hsm']['decrypt']>;
+  beforeEach(() => {
+    decrypt = jest.spyOn(t.service.hsm, 'decrypt');
+  });
+  afterEach(() => decrypt.mockRestore());
+
+  /** How one tampered blob was refused, in terms a failure message can show. */
+  async function refusal(key: string, tampered: Buffer): Promise<{ codec: string; status: number; code: string; hsmCalls: number; hsm: string }> {
+    let codec = 'accepted';
+    try {
+      decodeBlob(tampered);
+    } catch (error) {
+      codec = `refused: ${((error as KmsError).cause as Error).message}`;
+    }
+    decrypt.mockClear();
+    const response = await kms.call('decrypt-datakey', { key_id: key, cipher_text: tampered.toString('hex'), datakey_cipher_length: '32' });
+    const outcome = decrypt.mock.results[0]?.value as Promise<Buffer> | undefined;
+    const error = outcome ? await outcome.then(() => undefined, (thrown: unknown) => thrown) : undefined;
+    const cause = error instanceof KmsError ? error.cause : undefined;
+    // pkcs11js names the PKCS#11 function in the error's stack ("... [as C_Decrypt]").
+    const call = cause instanceof Error ? /\[as (C_\w+)\]/.exec(cause.stack ?? '')?.[1] : undefined;
+    const hsm = !outcome
+      ? 'not asked'
+      : !(error instanceof KmsError)
+        ? `ended otherwise: ${error === undefined ? 'decrypted' : String(error)}`
+        : ckrOf(cause) === undefined
+          ? `${error.code} from the service's own checks`
+          : `${error.code}: ${ckrName(cause)} from ${call ?? 'an unnamed call'}`;
+    return { codec, status: response.status, code: response.body?.error?.error_code, hsmCalls: decrypt.mock.calls.length, hsm };
+  }
+
+  // SoftHSM answers a GCM tag that does not verify with CKR_GENERAL_ERROR (see src/hsm/ckr.ts).
+  const refusedByGcm = { codec: 'accepted', status: 400, code: 'KMS.2201', hsmCalls: 1, hsm: 'KMS.2201: CKR_GENERAL_ERROR (0x5) from C_Decrypt' };
+
+  it.each([
+    ['IV', 4, 16],
+    ['ciphertext', 16, 48],
+    ['GCM tag', 48, 64],
+  ])('refuses every byte of the %s changed (KMS.2201)', async (_field, from, to) => {
+    const blob = Buffer.from((await kms.call('create-datakey', { key_id: keyId })).body.cipher_text, 'hex');
+    // The untampered blob takes the same path and opens.
+    expect((await kms.call('decrypt-datakey', { key_id: keyId, cipher_text: blob.toString('hex'), datakey_cipher_length: '32' })).status).toBe(200);
+    const failures: unknown[] = [];
+    for (let offset = from; offset < to; offset++) {
+      const tampered = Buffer.from(blob);
+      tampered[offset] = tampered[offset]! ^ 0x01;
+      const seen = await refusal(keyId, withTrailerRecomputed(tampered));
+      if (JSON.stringify(seen) !== JSON.stringify(refusedByGcm)) failures.push({ offset, ...seen });
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('refuses the key material version changed to another version the key has (KMS.2201)', async () => {
+    // A key with material versions 0 and 1, as a rotation leaves it (behind the service's back: the
+    // API has no rotation yet); new data keys are sealed under version 1.
+    const key = await createKey(kms, 'two-material-versions');
+    await t.service.hsm.generateKey({ keyId: key, version: 1 });
+    const db = new Database(t.config.databasePath);
+    try {
+      db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, 1, ?)').run(key, Date.now());
+      db.prepare('UPDATE keys SET material_version = 1 WHERE key_id = ?').run(key);
+    } finally {
+      db.close();
+    }
+    const created = await kms.call('create-datakey', { key_id: key });
+    const blob = Buffer.from(created.body.cipher_text, 'hex');
+    const versionAt = blob.readUInt16LE(2);
+    expect(blob.readUInt32LE(versionAt)).toBe(1);
+    const opened = await kms.call('decrypt-datakey', { key_id: key, cipher_text: created.body.cipher_text, datakey_cipher_length: '32' });
+    expect(opened.body.data_key).toBe(created.body.plain_text);
+
+    // 1 → 0: a version the key has, so the HSM is asked (under version 0's material) and GCM refuses.
+    const older = Buffer.from(blob);
+    older.writeUInt32LE(0, versionAt);
+    expect(await refusal(key, withTrailerRecomputed(older))).toEqual(refusedByGcm);
+    // Any other change names a version the key does not have: refused before the HSM is asked.
+    for (const [offset, bit] of [[0, 0x02], [1, 0x01], [2, 0x01], [3, 0x80]] as const) {
+      const other = Buffer.from(blob);
+      other[versionAt + offset] = other[versionAt + offset]! ^ bit;
+      expect(await refusal(key, withTrailerRecomputed(other))).toEqual({ ...refusedByGcm, hsmCalls: 0, hsm: 'not asked' });
+    }
   });
 });
 

@@ -15,7 +15,12 @@ export interface CliResult {
  * directory and token of a running test service, as an operator would beside the service.
  */
 export function runCli(t: TestService, args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: t.dataDir, KMS_PKCS11_TOKEN_LABEL: t.config.hsm.tokenLabel };
+  return runCliOn({ KMS_DATA_DIR: t.dataDir, KMS_PKCS11_TOKEN_LABEL: t.config.hsm.tokenLabel }, args);
+}
+
+/** Runs the command line with these variables added to the test's environment. */
+export function runCliOn(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
   const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'cli.ts'), ...args], { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';

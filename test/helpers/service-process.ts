@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
 
@@ -14,6 +14,7 @@ export interface Started {
 }
 
 export const ROOT = path.resolve(__dirname, '..', '..');
+const START_LIMIT_MS = 60_000;
 
 export interface AdminCredentials {
   project_id: string;
@@ -35,22 +36,30 @@ export function processEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): N
   return env;
 }
 
-/** Spawns `src/<script>` with tsx, collecting everything it prints. */
-export function spawnScript(script: string, env: NodeJS.ProcessEnv, args: readonly string[] = []): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env });
+/**
+ * Spawns `src/<script>` with tsx, collecting everything it prints. `detached` puts it in a process
+ * group of its own, so that a test can crash all of it at once (see {@link startServiceProcess}).
+ */
+export function spawnScript(
+  script: string,
+  env: NodeJS.ProcessEnv,
+  args: readonly string[] = [],
+  options: { detached?: boolean } = {},
+): { child: ChildProcess; output: () => string } {
+  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return { child, output: () => output };
 }
 
-/** Starts the service on `dataDir` and resolves once it says "KMS listening". */
-export function startProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Started> {
-  const { child, output } = spawnScript('main.ts', processEnv(dataDir, extraEnv));
+/** Starts the service on `dataDir` and resolves once it says "KMS listening" (a cluster: once every worker listens). */
+export function startProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, options: { detached?: boolean } = {}): Promise<Started> {
+  const { child, output } = spawnScript('main.ts', processEnv(dataDir, extraEnv), [], options);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start:\n${output()}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`service did not start:\n${output()}`)), START_LIMIT_MS);
     const onData = (): void => {
-      const url = /"url":"(http:[^"]+)"/.exec(output())?.[1];
+      const url = /"msg":"KMS listening"/.test(output()) ? /"url":"(http:[^"]+)"/.exec(output())?.[1] : undefined;
       if (url) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);
@@ -116,4 +125,59 @@ export function postAlone(url: string, admin: AdminCredentials, operation: strin
     outgoing.on('error', reject);
     outgoing.end(JSON.stringify(body));
   });
+}
+
+/** A service process a test can crash as a machine crash would: every process of it at once. */
+export interface ServiceProcess extends Started {
+  /** SIGKILL to the whole process group; resolves once none of its processes is alive. */
+  crash(): Promise<void>;
+  /** SIGTERM, as an operator stops it; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts the service on `dataDir` in a process group of its own (info-level logs); resolves once it listens. */
+export async function startServiceProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<ServiceProcess> {
+  const started = await startProcess(dataDir, { KMS_LOG_LEVEL: 'info', ...extraEnv }, { detached: true });
+  const group = started.child.pid!;
+  return {
+    ...started,
+    crash: async () => {
+      const closed = exitOf(started.child);
+      await crashGroup(group);
+      await closed;
+    },
+    stop: () => {
+      const closed = exitOf(started.child);
+      started.child.kill('SIGTERM');
+      return closed;
+    },
+  };
+}
+
+/** Kills every process of the group and waits until none is left running (zombies count as gone). */
+async function crashGroup(group: number): Promise<void> {
+  try {
+    process.kill(-group, 'SIGKILL');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+  while (liveProcessesOf(group) > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** Processes of a process group that are not zombies, from /proc (Linux). */
+function liveProcessesOf(group: number): number {
+  let live = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so read after the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === group && state !== 'Z' && state !== 'X') live++;
+  }
+  return live;
 }

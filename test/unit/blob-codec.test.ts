@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { KmsError } from '../../src/errors';
 import { BLOB_FORMAT_V1, dataKeyLength, decodeBlob, encodeBlob, type Blob } from '../../src/kms/blob-codec';
+import { withTrailerRecomputed } from '../helpers/blob';
 
 const blob: Blob = {
   keyId: '0d0466b0-e727-4d9c-b35d-f84bb474a37f',
@@ -40,6 +41,21 @@ describe('the ciphertext blob', () => {
         expectInvalid(tampered);
       }
     }
+  });
+
+  it('is a checksum, not authentication: with the trailer recomputed, a changed IV, ciphertext, tag or version decodes', () => {
+    // So the codec cannot be what refuses a forged blob: GCM in the HSM is (test/api/datakeys.test.ts).
+    const bytes = encodeBlob(blob);
+    const keyIdEnd = bytes.readUInt16LE(2);
+    const change = (offset: number): Blob => {
+      const tampered = Buffer.from(bytes);
+      tampered[offset] = tampered[offset]! ^ 0x01;
+      return decodeBlob(withTrailerRecomputed(tampered));
+    };
+    expect(change(4).iv).not.toEqual(blob.iv);
+    expect(change(16).ciphertext).not.toEqual(blob.ciphertext);
+    expect(change(16 + 64 + 15).ciphertext).not.toEqual(blob.ciphertext); // the tag's last byte
+    expect(change(keyIdEnd).materialVersion).toBe(6);
   });
 
   it('rejects empty, short, long and foreign input with KMS.2201', () => {
