@@ -21,8 +21,10 @@ export class RereadSchedule {
   /** Resolves once a refresh that started after this call has finished. */
   after(): Promise<void> {
     this.queued ??= this.running.then(async () => {
-      const wait = this.lastStart + this.minIntervalMs - this.now();
-      if (wait > 0) await sleep(wait);
+      // A timer may fire a little early: wait until the clock says the interval has passed.
+      for (let wait = this.lastStart + this.minIntervalMs - this.now(); wait > 0; wait = this.lastStart + this.minIntervalMs - this.now()) {
+        await sleep(wait);
+      }
       // From here on, callers need a run that starts later than this one.
       this.queued = undefined;
       this.lastStart = this.now();
