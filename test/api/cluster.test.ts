@@ -12,6 +12,7 @@ import {
   spawnScript,
   startProcess,
   waitForOutput,
+  workersThatServed,
   type Started,
 } from '../helpers/service-process';
 
@@ -69,14 +70,7 @@ describe('a cluster of two workers on one data directory', () => {
       );
       expect(opened.map((reply) => reply.body.data_key)).toEqual(dataKeys.map((reply) => reply.body.plain_text));
     }
-    const servedBy = new Set(
-      started
-        .output()
-        .split('\n')
-        .filter((line) => line.includes('"msg":"request"'))
-        .map((line) => (JSON.parse(line) as { worker: number }).worker),
-    );
-    expect(servedBy).toEqual(new Set([0, 1]));
+    expect(workersThatServed(started)).toEqual(new Set([0, 1]));
     expect(await stop(started)).toBe(0);
   });
 

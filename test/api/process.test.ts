@@ -11,6 +11,7 @@ import {
   runUntilExit,
   startProcess,
   type AdminCredentials,
+  workersThatServed,
   type Started,
 } from '../helpers/service-process';
 import { auditLogFiles, verifyAuditLog } from '../../src/audit/audit-log';
@@ -135,14 +136,7 @@ describe('the service process on its embedded defaults', () => {
       expect(refused.map((r) => [r.status, r.body.error_code])).toEqual(Array(8).fill([400, 'KMS.0209']));
 
       // Both workers answered (each access log line names the worker that wrote it).
-      const servedBy = new Set(
-        started
-          .output()
-          .split('\n')
-          .filter((line) => line.includes('"msg":"request"'))
-          .map((line) => (JSON.parse(line) as { worker: number }).worker),
-      );
-      expect(servedBy.size).toBe(2);
+      expect(workersThatServed(started).size).toBe(2);
 
       const exited = exitOf(started.child);
       started.child.kill('SIGTERM');

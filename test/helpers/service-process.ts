@@ -105,6 +105,17 @@ export function waitForOutput(started: { output: () => string; child: ChildProce
   });
 }
 
+/** The cluster workers that answered requests (each debug access-log line names its worker). */
+export function workersThatServed(started: { output: () => string }): Set<number> {
+  return new Set(
+    started
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('"msg":"request"'))
+      .map((line) => (JSON.parse(line) as { worker: number }).worker),
+  );
+}
+
 export interface Reply {
   key_info?: { key_id: string };
   cipher_text?: string;
