@@ -14,6 +14,7 @@ import { replies } from './http/reply';
 import { requestLog, type Exchange } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
+import type { RequestContext } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { KeyService } from './kms/key-service';
 import { loadOpenApiDocument } from './openapi-spec';
@@ -67,24 +68,26 @@ export function buildApp(deps: AppDeps): App {
 
   /**
    * Authorise → run the service call → audit → reply. The audit record is appended before the
-   * response is sent, for failures as for successes.
+   * response is sent, for failures as for successes, and names the key the service acted on.
    */
   const perform = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange, op: Operation, projectId: string, body: unknown): Promise<void> => {
     const start = auditStart();
-    const audit = (status: number, result: string, response?: unknown): void =>
+    let ctx: RequestContext | undefined;
+    const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, body, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, status, result, response }),
+        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: ctx?.actedOn.keyId ?? null, status, result }),
       );
     let response: unknown;
     try {
-      const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
-      response = await inFlight.track(async () => op.run(ctx, body));
+      ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
+      const context = ctx;
+      response = await inFlight.track(async () => op.run(context, body));
     } catch (error) {
       const kmsError = toKmsError(error);
       audit(kmsError.status, kmsError.code);
       throw kmsError;
     }
-    audit(200, 'OK', response);
+    audit(200, 'OK');
     reply.json(res, exchange, op.name, 200, response);
   };
 

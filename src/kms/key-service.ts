@@ -114,6 +114,7 @@ export class KeyService {
       await hsm.destroyKey(material).catch(() => undefined);
       throw new KmsError('KMS.0103', { cause: new Error(`creation of ${record.keyId} was rolled back while the HSM generated the key`) });
     }
+    ctx.actedOn.keyId = record.keyId;
     logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
     return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
   }
@@ -226,10 +227,14 @@ export class KeyService {
     if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletion(this.deps.store, this.deps.hsm, holder);
   }
 
-  /** A key of the caller's project that still exists: a key whose deletion window ended is gone. */
+  /**
+   * A key of the caller's project that still exists: a key whose deletion window ended is gone.
+   * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next.
+   */
   private visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
     const record = this.deps.store.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
+    ctx.actedOn.keyId = record.keyId;
     return record;
   }
 
@@ -238,6 +243,7 @@ export class KeyService {
     try {
       return this.deps.store.transition(ctx.projectId, keyId, (current) => {
         if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
+        ctx.actedOn.keyId = current.keyId;
         return decide(current);
       });
     } catch (error) {

@@ -67,6 +67,40 @@ describe('the audit trail', () => {
     for (const secret of [token, dataKey.body.plain_text, dataKey.body.cipher_text]) expect(text).not.toContain(secret);
   });
 
+  it('names the key the operation acted on, never a key_id the body sent', async () => {
+    const client = t.client('project-a');
+    const a: string = (await client.call('create-key', { key_alias: 'acted-on-a' })).body.key_info.key_id;
+    const b: string = (await t.client('project-b').call('create-key', { key_alias: 'acted-on-b' })).body.key_info.key_id;
+
+    // create-key makes a new key C: the record names C, not the key A the body mentions.
+    const createdC = await client.call('create-key', { key_alias: 'acted-on-c', key_id: a });
+    const c: string = createdC.body.key_info.key_id;
+    expect(c).not.toBe(a);
+    expect(await byRequestId(createdC.headers.get('x-request-id'))).toMatchObject({ action: 'create-key', key_id: c, result: 'OK' });
+
+    // list-keys acts on no key, whatever the body says.
+    const listed = await client.call('list-keys', { key_id: b });
+    expect(await byRequestId(listed.headers.get('x-request-id'))).toMatchObject({ action: 'list-keys', key_id: null, result: 'OK' });
+    const forged = await client.call('list-keys', { key_id: 'forged\u0000<script>' });
+    expect(forged.status).toBe(200);
+    expect(await byRequestId(forged.headers.get('x-request-id'))).toMatchObject({ key_id: null });
+
+    // Refused because the key is not in the caller's project (or nowhere): no key is named.
+    const otherProjects = await client.call('describe-key', { key_id: b });
+    expect(otherProjects.status).toBe(404);
+    expect(await byRequestId(otherProjects.headers.get('x-request-id'))).toMatchObject({ key_id: null, result: 'KMS.0207' });
+    const absent = await client.call('create-datakey', { key_id: '00000000-0000-4000-8000-000000000000' });
+    expect(await byRequestId(absent.headers.get('x-request-id'))).toMatchObject({ key_id: null, result: 'KMS.0207' });
+
+    // Refused by the key's rules once the key was found: the record names that key.
+    const refused = await client.call('enable-key', { key_id: a });
+    expect(await byRequestId(refused.headers.get('x-request-id'))).toMatchObject({ key_id: a, result: 'KMS.1201' });
+    const dataKey = await client.call('create-datakey', { key_id: c });
+    expect(await byRequestId(dataKey.headers.get('x-request-id'))).toMatchObject({ key_id: c, result: 'OK' });
+
+    expect(readFileSync(t.config.auditLogPath, 'utf8')).not.toMatch(/forged|<script>/);
+  });
+
   it('does not record requests that never got past authentication', async () => {
     const before = (await auditLines()).length;
     const anonymous = await kmsClient(t.service.url, 'project-a').call('list-keys');
