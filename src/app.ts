@@ -67,8 +67,9 @@ export function buildApp(deps: AppDeps): App {
   };
 
   /**
-   * Authorise → run the service call → audit → reply. The audit record is appended before the
-   * response is sent, for failures as for successes, and names the key the service acted on.
+   * Check the audit log → authorise → run the service call → audit → reply. The audit record is
+   * appended before the response is sent, for failures as for successes, and names the key the
+   * service acted on.
    */
   const perform = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange, op: Operation, projectId: string, body: unknown): Promise<void> => {
     const start = auditStart();
@@ -77,6 +78,8 @@ export function buildApp(deps: AppDeps): App {
       deps.audit.append(
         auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: ctx?.actedOn.keyId ?? null, status, result }),
       );
+    // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
+    deps.audit.checkWritable();
     let response: unknown;
     try {
       ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);

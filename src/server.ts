@@ -122,8 +122,11 @@ export async function startService(config: Config, options: StartOptions): Promi
       await inFlight.idle();
       await maintenance.stop();
       await hsm.close();
-      await audit.close();
-      db.close();
+      try {
+        await audit.close();
+      } finally {
+        db.close();
+      }
       logger.info('KMS stopped');
     })());
 

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { KmsError } from '../errors';
 import type { AuditSink } from './audit-sink';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -105,18 +106,29 @@ export class AuditLog implements AuditSink {
   }
 
   /**
+   * Whether a record appended now can be written: the last write succeeded, or a retry of what it
+   * left pending does. Asked before an operation runs, so that an operation is refused (503
+   * KMS.0104) rather than done unaudited, or done and then answered with an error.
+   */
+  checkWritable(): void {
+    if (this.fd === undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log is closed') });
+    if (this.failure === undefined) return;
+    this.flush();
+    if (this.failure !== undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log cannot be written', { cause: this.failure }) });
+  }
+
+  /**
    * Appends one record to the chain. Lines are chained at once, in order, and written in batches:
    * every record appended during one turn of the event loop goes out in a single write(2) at the end
    * of that turn, and close() writes whatever is left, so a clean shutdown loses nothing. (A crash
    * can lose the records of the turn it interrupts; the chain on disk stays whole.)
+   *
+   * It does not throw when writing fails: the record of an operation that has run is kept, in
+   * order, until a write succeeds (close() fails if none does), and {@link checkWritable} refuses
+   * new operations meanwhile, so what waits is bounded by the operations that were under way.
    */
   append(record: AuditRecord): void {
     if (this.fd === undefined) throw new Error('the audit log is closed');
-    // Fail closed: when records cannot be written, operations are refused rather than unaudited.
-    if (this.failure !== undefined) {
-      this.flush();
-      if (this.failure !== undefined) throw new Error('the audit log cannot be written', { cause: this.failure });
-    }
     // The record's JSON with `prev` added last, as JSON.stringify({ ...record, prev }) writes it.
     const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${this.prev}"}`;
     const lineHash = chainHash(this.prev, withPrev);

@@ -2,7 +2,9 @@ import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from '
 import path from 'node:path';
 import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
-import { kmsClient } from '../helpers/client';
+import { createLogger } from '../../src/logger';
+import { startService } from '../../src/server';
+import { expectKmsError, kmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
@@ -177,6 +179,31 @@ describe('the audit trail', () => {
         rmSync(second, { force: true });
       }
     });
+  });
+});
+
+describe('when the audit log cannot be written', () => {
+  it('refuses operations with 503 KMS.0104 before they run, so that nothing is done unaudited', async () => {
+    await t.service.close();
+    // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
+    const broken = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
+    try {
+      const client = kmsClient(broken.url, 'project-a', { 'x-auth-token': broken.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
+      // The first operation runs: no write has failed yet. Its record's write fails at the end of the turn.
+      const first = await client.call('create-key', { key_alias: 'before-the-disk-filled' });
+      expect(first.status).toBe(200);
+      const keyId: string = first.body.key_info.key_id;
+
+      expectKmsError(await client.call('create-key', { key_alias: 'after-the-disk-filled' }), 503, 'KMS.0104');
+      expectKmsError(await client.call('schedule-key-deletion', { key_id: keyId, pending_days: '7' }), 503, 'KMS.0104');
+      expect(broken.store.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
+      expect(broken.store.get('project-a', keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
+      expect(t.logs.text).toContain('the audit log cannot be written');
+    } finally {
+      // Its records were never written: closing says so.
+      await expect(broken.close()).rejects.toThrow('could not be written');
+    }
+    await t.restart();
   });
 });
 
