@@ -8,7 +8,7 @@ export const SIGNATURE_WINDOW_MS = 15 * 60_000;
 
 const UNKNOWN_KEY_SECRET = Buffer.alloc(40);
 
-const refused = (detail: string): KmsError => new KmsError('APIGW.0301', { detail });
+const refused = (detail: string, cause?: unknown): KmsError => new KmsError('APIGW.0301', { detail, cause });
 
 /**
  * Establishes who sent a request: an SDK-HMAC-SHA256 signature by an access key, or an
@@ -52,15 +52,19 @@ export class Authenticator {
   }
 
   /**
-   * The credential and its secret. A secret that cannot be unsealed is refused like a wrong one
-   * (401, nothing said about the key), unless the HSM is unavailable, which is the server's 503.
+   * The credential and its secret. A sealed secret that fails GCM authentication (its database row
+   * was altered) is refused like a wrong signature: 401, nothing said about the key. Every other
+   * failure is the server's, not the caller's: the HSM unavailable stays 503; a missing sealing key
+   * (KMS.0207 from the HSM), an HSM fault or a database error is 500, logged at error level with
+   * its cause by the error reply, never a "wrong credentials" 401 that would hide it.
    */
   private async unsealed(accessKey: string): Promise<Awaited<ReturnType<CredentialService['accessKey']>>> {
     try {
       return await this.credentials.accessKey(accessKey);
     } catch (error) {
-      if (error instanceof KmsError && error.code === 'KMS.0104') throw error;
-      throw new KmsError('APIGW.0301', { detail: 'Verify AK/SK signature failed.', cause: error });
+      if (error instanceof KmsError && error.code === 'KMS.2201') throw refused('Verify AK/SK signature failed.', error);
+      if (error instanceof KmsError && error.status >= 500) throw error;
+      throw new KmsError('KMS.0103', { cause: error });
     }
   }
 
