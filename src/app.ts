@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
-import type { Authenticator } from './identity/authenticator';
-import { auditRecord, auditStart } from './http/audit-trail';
+import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
+import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
 import { bodyReader, type ReceivedBody } from './http/body';
 import { Contract } from './http/contract';
@@ -102,7 +102,12 @@ export function buildApp(deps: AppDeps): App {
     const queryAt = url.indexOf('?');
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
     const query = queryAt < 0 ? '' : url.slice(queryAt + 1);
-    exchange.principal = await deps.authenticator.authenticate({ method: req.method ?? '', path, query, headers: req.headers, body: body.raw });
+    try {
+      exchange.principal = await deps.authenticator.authenticate({ method: req.method ?? '', path, query, headers: req.headers, body: body.raw });
+    } catch (error) {
+      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
+      throw error;
+    }
     if (body.error !== undefined) throw body.error;
     const { op, projectId } = resolve(req, path, query, body);
     await perform(req, res, exchange, op, projectId, body.parsed);

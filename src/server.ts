@@ -4,8 +4,8 @@ import { Server as NetServer, type AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import { AuditLog } from './audit/audit-log';
 import type { AuditSink } from './audit/audit-sink';
+import { ServiceAudit } from './audit/service-audit';
 import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
@@ -64,7 +64,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = new AuditLog(options.auditLogPath ?? config.auditLogPath);
+    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs });
   } catch (error) {
     await hsm.close();
     throw error;

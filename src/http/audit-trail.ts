@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import type { AuditRecord } from '../audit/audit-log';
+import type { AuditRecord } from '../audit/audit-records';
+import type { AuthFailure } from '../audit/auth-failure-audit';
+import type { AuthenticationFailure } from '../identity/authenticator';
 import type { Principal } from '../kms/context';
 import type { Operation } from './operation';
 
@@ -27,6 +29,7 @@ export function auditRecord(
 ): AuditRecord {
   return {
     time: start.time,
+    event: 'operation',
     request_id: outcome.requestId,
     principal: outcome.principal ? { kind: outcome.principal.kind, id: outcome.principal.id } : { kind: 'none', id: '' },
     project_id: outcome.projectId,
@@ -37,5 +40,16 @@ export function auditRecord(
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,
     client: req.socket.remoteAddress ?? null,
+  };
+}
+
+/** What the audit trail keeps of a failed authentication: the claimed access key id, the peer, the reason. */
+export function authFailureOf(req: IncomingMessage, requestId: string, failure: AuthenticationFailure): AuthFailure {
+  return {
+    time: new Date().toISOString(),
+    requestId,
+    client: req.socket.remoteAddress ?? null,
+    claimed: failure.claimed,
+    reason: failure.reason,
   };
 }

@@ -1,6 +1,6 @@
 import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
+import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
 import { createLogger } from '../../src/logger';
 import { startService } from '../../src/server';
@@ -17,7 +17,8 @@ afterAll(async () => {
   await t.stop();
 });
 
-type Line = AuditRecord & { prev: string; hash: string };
+/** A line of the chain: any of the records of src/audit/audit-records.ts, with `prev` and `hash`. */
+type Line = { readonly [field: string]: unknown; readonly prev: string; readonly hash: string };
 
 /**
  * The audit log's lines. The service writes the records of one event-loop turn at the end of that
@@ -49,6 +50,7 @@ describe('the audit trail', () => {
 
     const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
     expect(await byRequestId(created.headers.get('x-request-id'))).toMatchObject({
+      event: 'operation',
       principal: { kind: 'token', id: tokenId },
       project_id: 'project-a',
       action: 'create-key',
@@ -103,11 +105,52 @@ describe('the audit trail', () => {
     expect(readFileSync(t.config.auditLogPath, 'utf8')).not.toMatch(/forged|<script>/);
   });
 
-  it('does not record requests that never got past authentication', async () => {
-    const before = (await auditLines()).length;
+  it('records failed authentications: the access key id claimed, the peer and the reason, never a token or a signature', async () => {
+    const sdkDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const signature = 'ab'.repeat(32);
+    const signed = (accessKey: string) =>
+      kmsClient(t.service.url, 'project-a').raw('list-keys', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-sdk-date': sdkDate, authorization: `SDK-HMAC-SHA256 Access=${accessKey}, SignedHeaders=content-type;x-sdk-date, Signature=${signature}` },
+        body: '{}',
+      });
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+    const wrongToken = `kmst-${'x'.repeat(43)}`;
+
     const anonymous = await kmsClient(t.service.url, 'project-a').call('list-keys');
-    expect(anonymous.status).toBe(401);
-    expect(await auditLines()).toHaveLength(before);
+    const badToken = await kmsClient(t.service.url, 'project-a', { 'x-auth-token': wrongToken }).call('list-keys');
+    const unknownKey = await signed('AKUNKNOWN0000000000X');
+    const wrongSignature = await signed(issued.access_key);
+    const forgedKey = await signed('<script>');
+    for (const response of [anonymous, badToken, unknownKey, wrongSignature, forgedKey]) expect(response.status).toBe(401);
+
+    const failed = { event: 'authentication-failed', count: 1, client: expect.stringMatching(/127\.0\.0\.1/), time: expect.stringMatching(/^\d{4}-/) };
+    expect(await byRequestId(anonymous.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'none', id: null }, reason: 'no-credential' });
+    expect(await byRequestId(badToken.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'token', id: null }, reason: 'unusable-token' });
+    expect(await byRequestId(unknownKey.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: 'AKUNKNOWN0000000000X' }, reason: 'unusable-access-key' });
+    expect(await byRequestId(wrongSignature.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: issued.access_key }, reason: 'signature-mismatch' });
+    expect(await byRequestId(forgedKey.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: null } });
+
+    const text = readFileSync(t.config.auditLogPath, 'utf8');
+    for (const secret of [wrongToken, signature, issued.secret_key, '<script>']) expect(text).not.toContain(secret);
+  });
+
+  it('records a flood of identical failures as a count, not a line each', async () => {
+    const flood = 200;
+    const before = (await auditLines()).length;
+    const client = kmsClient(t.service.url, 'project-a', { 'x-auth-token': 'kmst-flood' });
+    for (let sent = 0; sent < flood; sent += 20) {
+      const answers = await Promise.all(Array.from({ length: 20 }, () => client.call('list-keys')));
+      expect(answers.every((answer) => answer.status === 401)).toBe(true);
+    }
+    await t.restart(); // stopping writes the counts of the window under way
+    const records = (await auditLines()).slice(before).filter((line) => line.event === 'authentication-failed');
+    // At most a line at the first failure of a window (with its request id), and one with the
+    // count of the others when the window ends: a few lines, whatever the machine's speed.
+    expect(records.length).toBeLessThanOrEqual(10);
+    expect(records.every((line) => line.reason === 'unusable-token' && line.claimed !== undefined)).toBe(true);
+    expect(records.reduce((total, line) => total + Number(line.count), 0)).toBe(flood);
+    expect(records[records.length - 1]).toMatchObject({ request_id: null, count: expect.any(Number), until: expect.any(String) });
   });
 
   it('chains every record to the one before, across restarts', async () => {
@@ -117,7 +160,7 @@ describe('the audit trail', () => {
     const after = await auditLines();
     expect(after.length).toBe(before.length + 1);
     expect(after[after.length - 1]!.prev).toBe(before[before.length - 1]!.hash);
-    expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length });
+    expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length, head: after[after.length - 1]!.hash });
   });
 
   describe('npm run kms -- audit verify', () => {
@@ -216,7 +259,7 @@ describe('after a crash in the middle of an audit write', () => {
     await t.restart(); // the service is closed already: this starts it again on the same data directory
     await t.client('project-a').call('list-keys');
     await new Promise((resolve) => setImmediate(resolve));
-    expect(verifyAuditLog(file)).toEqual({ ok: true, records: records + 1 });
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: records + 1 });
     expect(readdirSync(t.dataDir).filter((name) => name.startsWith('audit.log.partial-'))).toHaveLength(1);
   });
 });
