@@ -14,7 +14,7 @@ import { replies } from './http/reply';
 import { requestLog, type Exchange } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
-import type { RequestContext } from './kms/context';
+import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { KeyService } from './kms/key-service';
 import { loadOpenApiDocument } from './openapi-spec';
@@ -73,18 +73,18 @@ export function buildApp(deps: AppDeps): App {
    */
   const perform = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange, op: Operation, projectId: string, body: unknown): Promise<void> => {
     const start = auditStart();
-    let ctx: RequestContext | undefined;
+    let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: ctx?.actedOn.keyId ?? null, status, result }),
+        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: actedOn?.keyId ?? null, status, result }),
       );
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();
     let response: unknown;
     try {
-      ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
-      const context = ctx;
-      response = await inFlight.track(async () => op.run(context, body));
+      const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
+      actedOn = ctx.actedOn;
+      response = await inFlight.track(async () => op.run(ctx, body));
     } catch (error) {
       const kmsError = toKmsError(error);
       audit(kmsError.status, kmsError.code);
