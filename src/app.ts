@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
-import type { Authenticator } from './identity/authenticator';
-import { auditRecord, auditStart } from './http/audit-trail';
+import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
+import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
 import { bodyReader, type ReceivedBody } from './http/body';
 import { Contract } from './http/contract';
@@ -14,6 +14,7 @@ import { replies } from './http/reply';
 import { requestLog, type Exchange } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
+import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { KeyService } from './kms/key-service';
 import { loadOpenApiDocument } from './openapi-spec';
@@ -66,25 +67,30 @@ export function buildApp(deps: AppDeps): App {
   };
 
   /**
-   * Authorise → run the service call → audit → reply. The audit record is appended before the
-   * response is sent, for failures as for successes.
+   * Check the audit log → authorise → run the service call → audit → reply. The audit record is
+   * appended before the response is sent, for failures as for successes, and names the key the
+   * service acted on.
    */
   const perform = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange, op: Operation, projectId: string, body: unknown): Promise<void> => {
     const start = auditStart();
-    const audit = (status: number, result: string, response?: unknown): void =>
+    let actedOn: ActedOn | undefined;
+    const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, body, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, status, result, response }),
+        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: actedOn?.keyId ?? null, status, result }),
       );
+    // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
+    deps.audit.checkWritable();
     let response: unknown;
     try {
       const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
+      actedOn = ctx.actedOn;
       response = await inFlight.track(async () => op.run(ctx, body));
     } catch (error) {
       const kmsError = toKmsError(error);
       audit(kmsError.status, kmsError.code);
       throw kmsError;
     }
-    audit(200, 'OK', response);
+    audit(200, 'OK');
     reply.json(res, exchange, op.name, 200, response);
   };
 
@@ -96,7 +102,12 @@ export function buildApp(deps: AppDeps): App {
     const queryAt = url.indexOf('?');
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
     const query = queryAt < 0 ? '' : url.slice(queryAt + 1);
-    exchange.principal = await deps.authenticator.authenticate({ method: req.method ?? '', path, query, headers: req.headers, body: body.raw });
+    try {
+      exchange.principal = await deps.authenticator.authenticate({ method: req.method ?? '', path, query, headers: req.headers, body: body.raw });
+    } catch (error) {
+      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
+      throw error;
+    }
     if (body.error !== undefined) throw body.error;
     const { op, projectId } = resolve(req, path, query, body);
     await perform(req, res, exchange, op, projectId, body.parsed);

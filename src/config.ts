@@ -53,6 +53,8 @@ export interface Config {
   readonly maxKeysPerProject: number;
   /** How often pending deletions and interrupted key creations are swept, in milliseconds. */
   readonly sweepIntervalMs: number;
+  /** How often each audit chain's head is logged (when it moved), in milliseconds. */
+  readonly auditHeadIntervalMs: number;
 }
 
 export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -159,5 +161,6 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+    auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
   });
 }

@@ -4,8 +4,8 @@ import { Server as NetServer, type AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import { AuditLog } from './audit/audit-log';
 import type { AuditSink } from './audit/audit-sink';
+import { ServiceAudit } from './audit/service-audit';
 import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
@@ -66,7 +66,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = new AuditLog(options.auditLogPath ?? config.auditLogPath);
+    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs });
   } catch (error) {
     await hsm.close();
     throw error;
@@ -137,8 +137,11 @@ export async function startService(config: Config, options: StartOptions): Promi
       await inFlight.idle();
       await maintenance.stop();
       await hsm.close();
-      await audit.close();
-      db.close();
+      try {
+        await audit.close();
+      } finally {
+        db.close();
+      }
       logger.info('KMS stopped');
     })());
 

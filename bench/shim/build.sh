@@ -6,6 +6,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 mkdir -p "$here/build"
+# Built beside, then renamed: a test file building it while another loads it sees a whole library.
 ${CC:-cc} -O2 -Wall -Wextra -shared -fPIC \
   -I "$root/node_modules/pkcs11js/includes/pkcs11" \
-  -o "$here/build/libkms-delay-shim.so" "$here/delay-shim.c" -ldl -lpthread
+  -o "$here/build/libkms-delay-shim.so.$$" "$here/delay-shim.c" -ldl -lpthread
+mv "$here/build/libkms-delay-shim.so.$$" "$here/build/libkms-delay-shim.so"

@@ -1,33 +1,24 @@
 import { hash } from 'node:crypto';
-import type { AuditSink } from './audit-sink';
+import { KmsError } from '../errors';
+import type { AuditEntry } from './audit-records';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
- * The audit trail: one JSON line per request that reached the KMS rules, appended to a file and
+ * The audit trail: one JSON line per event (audit-records.ts), appended to a file and
  * hash-chained. Each line carries `prev`, the hash of the line before (64 zeros for the first), and
  * `hash` = SHA-256(prev + "\n" + the line's JSON without `hash`). Editing or removing a line breaks
- * the chain at that point; `verifyAuditLog` finds where.
- *
- * Records name who, what, which key, and how it ended; never a secret, a data key or a plaintext.
+ * the chain at that point; `verifyAuditLog` finds where. Cutting lines from the end leaves a
+ * shorter chain that is whole: only a head kept outside the data directory ({@link ChainHead},
+ * logged periodically) shows that, with `verifyAuditLog(file, expected)`.
  */
 
-export interface AuditRecord {
-  /** ISO 8601 time the request arrived. */
-  readonly time: string;
-  readonly request_id: string;
-  readonly principal: { readonly kind: string; readonly id: string };
-  readonly project_id: string;
-  /** The operation, e.g. "create-datakey". */
-  readonly action: string;
-  /** The permission it needs, e.g. "kms:dek:create". */
-  readonly permission: string;
-  readonly key_id: string | null;
-  readonly status: number;
-  /** "OK", or the KMS error code the request ended with. */
-  readonly result: string;
-  readonly latency_ms: number;
-  readonly client: string | null;
+export type { AuditEntry, AuditRecord } from './audit-records';
+
+/** Where a chain ends: its number of records and the hash of its last one (GENESIS_HASH for none). */
+export interface ChainHead {
+  readonly records: number;
+  readonly hash: string;
 }
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -42,7 +33,12 @@ export function auditLogFile(dataDir: string, worker?: number): string {
   return path.join(dataDir, worker === undefined ? 'audit.log' : `audit-${worker}.log`);
 }
 
-const CHAIN_FILE = /^audit(-\d+)?\.log$/;
+/** The chain of the command-line tool's credential changes, beside the serving processes' chains. */
+export function cliAuditLogFile(dataDir: string): string {
+  return path.join(dataDir, 'audit-cli.log');
+}
+
+const CHAIN_FILE = /^audit(-\d+|-cli)?\.log$/;
 
 /** The chain files of a data directory, in name order. */
 export function auditLogFiles(dataDir: string): string[] {
@@ -58,17 +54,32 @@ export function chainHash(prev: string, lineWithoutHash: string): string {
 
 const TAIL_BYTES = 65_536;
 
+/** Newlines in the first `size` bytes of the file, read in large blocks: its number of records. */
+function countLines(fd: number, size: number): number {
+  const block = Buffer.alloc(Math.min(size, 1 << 20));
+  let lines = 0;
+  for (let position = 0; position < size; ) {
+    const read = readSync(fd, block, 0, Math.min(block.length, size - position), position);
+    if (read === 0) break;
+    for (let at = block.indexOf(0x0a); at >= 0 && at < read; at = block.indexOf(0x0a, at + 1)) lines++;
+    position += read;
+  }
+  return lines;
+}
+
 /**
- * The `hash` of the file's last complete line, read from its end. A crash or power cut during a
- * write can leave an incomplete last line: it is moved to `<file>.partial-<time>` and cut off, so
+ * Where the file's chain ends: the `hash` of its last complete line, read from its end, and its
+ * number of lines (the whole file is read once for that, at start-up). A crash or power cut during
+ * a write can leave an incomplete last line: it is moved to `<file>.partial-<time>` and cut off, so
  * the chain goes on from the last whole record (and verify still passes).
  */
-function lastHash(file: string): string {
-  if (!existsSync(file)) return GENESIS_HASH;
+function chainEnd(file: string): ChainHead {
+  const empty: ChainHead = { records: 0, hash: GENESIS_HASH };
+  if (!existsSync(file)) return empty;
   const fd = openSync(file, 'r+');
   try {
-    const size = fstatSync(fd).size;
-    if (size === 0) return GENESIS_HASH;
+    let size = fstatSync(fd).size;
+    if (size === 0) return empty;
     const length = Math.min(size, TAIL_BYTES);
     const tail = Buffer.alloc(length);
     readSync(fd, tail, 0, length, size - length);
@@ -78,30 +89,62 @@ function lastHash(file: string): string {
       if (lastNewline < 0 && size > length) throw new Error(`the audit log ends in a line longer than ${TAIL_BYTES} bytes: ${file}`);
       end = lastNewline + 1;
       writeFileSync(`${file}.partial-${Date.now()}`, tail.subarray(end));
-      ftruncateSync(fd, size - (length - end));
-      if (end === 0) return GENESIS_HASH; // the file held one incomplete line and nothing else
+      size -= length - end;
+      ftruncateSync(fd, size);
+      if (end === 0) return empty; // the file held one incomplete line and nothing else
     }
     const lines = tail.subarray(0, end).toString('utf8').split('\n').filter((line) => line.trim() !== '');
     const last = lines[lines.length - 1];
     const hash = last ? (JSON.parse(last) as { hash?: unknown }).hash : undefined;
     if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) throw new Error(`the audit log's last line has no hash: ${file}`);
-    return hash;
+    return { records: countLines(fd, size), hash };
   } finally {
     closeSync(fd);
   }
 }
 
-export class AuditLog implements AuditSink {
+/** One process's chain: it appends, batches the writes of one event-loop turn, and knows its head. */
+export class AuditLog {
   private fd: number | undefined;
   private prev: string;
+  /** Lines appended since the last write. */
   private pending: string[] = [];
+  /** Bytes a failed write left unwritten: they go out first, before `pending`. */
+  private carry: Buffer | undefined;
+  /** The hash of every line not yet wholly on disk, in order (the carry's lines, then pending's). */
+  private unwritten: string[] = [];
+  /** The last line wholly on disk. */
+  private written: ChainHead;
   private flushScheduled = false;
-  /** The last write failure, until a write succeeds again: new records are refused meanwhile. */
+  /** The last write failure, until a write succeeds again: new operations are refused meanwhile. */
   private failure: unknown;
 
-  constructor(file: string) {
-    this.prev = lastHash(file);
+  constructor(readonly file: string) {
+    this.written = chainEnd(file);
+    this.prev = this.written.hash;
     this.fd = openSync(file, 'a', 0o600);
+  }
+
+  /** Where the chain on disk ends now: what an operator keeps outside to detect a cut tail. */
+  get head(): ChainHead {
+    return this.written;
+  }
+
+  /** False once a write has failed, until one succeeds again. */
+  get writable(): boolean {
+    return this.fd !== undefined && this.failure === undefined;
+  }
+
+  /**
+   * Whether a record appended now can be written: the last write succeeded, or a retry of what it
+   * left pending does. Asked before an operation runs, so that an operation is refused (503
+   * KMS.0104) rather than done unaudited, or done and then answered with an error.
+   */
+  checkWritable(): void {
+    if (this.fd === undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log is closed') });
+    if (this.failure === undefined) return;
+    this.flush();
+    if (this.failure !== undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log cannot be written', { cause: this.failure }) });
   }
 
   /**
@@ -109,18 +152,18 @@ export class AuditLog implements AuditSink {
    * every record appended during one turn of the event loop goes out in a single write(2) at the end
    * of that turn, and close() writes whatever is left, so a clean shutdown loses nothing. (A crash
    * can lose the records of the turn it interrupts; the chain on disk stays whole.)
+   *
+   * It does not throw when writing fails: the record of an operation that has run is kept, in
+   * order, until a write succeeds (close() fails if none does), and {@link checkWritable} refuses
+   * new operations meanwhile, so what waits is bounded by the operations that were under way.
    */
-  append(record: AuditRecord): void {
+  append(record: AuditEntry): void {
     if (this.fd === undefined) throw new Error('the audit log is closed');
-    // Fail closed: when records cannot be written, operations are refused rather than unaudited.
-    if (this.failure !== undefined) {
-      this.flush();
-      if (this.failure !== undefined) throw new Error('the audit log cannot be written', { cause: this.failure });
-    }
     // The record's JSON with `prev` added last, as JSON.stringify({ ...record, prev }) writes it.
     const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${this.prev}"}`;
     const lineHash = chainHash(this.prev, withPrev);
     this.pending.push(`${withPrev.slice(0, -1)},"hash":"${lineHash}"}\n`);
+    this.unwritten.push(lineHash);
     this.prev = lineHash;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -128,19 +171,28 @@ export class AuditLog implements AuditSink {
     }
   }
 
-  /** Writes the pending lines now; on failure they stay pending, in order, for the next attempt. */
+  /** Writes the pending lines now; on failure what was not written stays, in order, for the next attempt. */
   flush(): void {
     this.flushScheduled = false;
-    if (this.fd === undefined || this.pending.length === 0) return;
-    const batch = Buffer.from(this.pending.join(''), 'utf8');
+    if (this.fd === undefined || (this.pending.length === 0 && this.carry === undefined)) return;
+    const fresh = Buffer.from(this.pending.join(''), 'utf8');
+    const batch = this.carry ? Buffer.concat([this.carry, fresh]) : fresh;
     this.pending = [];
+    this.carry = undefined;
     let written = 0;
     try {
       while (written < batch.length) written += writeSync(this.fd, batch, written, batch.length - written);
       this.failure = undefined;
     } catch (error) {
       this.failure = error;
-      this.pending.unshift(batch.subarray(written).toString('utf8'));
+      this.carry = batch.subarray(written);
+    }
+    // Every line ends in the one newline it holds: the newlines written count the lines now whole on disk.
+    let whole = 0;
+    for (let at = batch.indexOf(0x0a); at >= 0 && at < written; at = batch.indexOf(0x0a, at + 1)) whole++;
+    if (whole > 0) {
+      this.written = { records: this.written.records + whole, hash: this.unwritten[whole - 1]! };
+      this.unwritten.splice(0, whole);
     }
   }
 
@@ -155,11 +207,16 @@ export class AuditLog implements AuditSink {
 }
 
 export type AuditVerdict =
-  | { readonly ok: true; readonly records: number }
+  | { readonly ok: true; readonly records: number; readonly head: string }
   | { readonly ok: false; readonly records: number; readonly line: number; readonly reason: string };
 
-/** Checks the whole chain; reports the first line (1-based) where it breaks. */
-export function verifyAuditLog(file: string): AuditVerdict {
+/**
+ * Checks the whole chain; reports the first line (1-based) where it breaks. With `expected` (a
+ * head kept outside the data directory), also that the chain still reaches it: that line
+ * `expected.records` exists and has the hash `expected.hash`, so lines cut from the end, or a chain
+ * rewritten from some line on, are found too.
+ */
+export function verifyAuditLog(file: string, expected?: ChainHead): AuditVerdict {
   const lines = readFileSync(file, 'utf8').split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   let prev = GENESIS_HASH;
@@ -175,6 +232,28 @@ export function verifyAuditLog(file: string): AuditVerdict {
     if (rest.prev !== prev) return fail('prev does not match the hash of the line before: a line was removed, added or reordered');
     if (hash !== chainHash(prev, JSON.stringify(rest))) return fail('hash does not match the record: the line was edited');
     prev = hash as string;
+    if (expected && i + 1 === expected.records && prev !== expected.hash) {
+      return { ok: false, records: i + 1, line: i + 1, reason: 'the line at the expected head has another hash: the chain was rewritten up to there' };
+    }
   }
-  return { ok: true, records: lines.length };
+  if (expected && lines.length < expected.records) {
+    return {
+      ok: false,
+      records: lines.length,
+      line: lines.length + 1,
+      reason: `the chain ends before the expected head (record ${expected.records}): lines were cut from its end`,
+    };
+  }
+  return { ok: true, records: lines.length, head: prev };
+}
+
+/** A head as operators keep it and pass it to `audit verify --expect-head`: "RECORDS:HASH". */
+export function formatHead(head: ChainHead): string {
+  return `${head.records}:${head.hash}`;
+}
+
+/** Reads "RECORDS:HASH"; undefined when it is not one. */
+export function parseHead(text: string): ChainHead | undefined {
+  const match = /^(\d{1,15}):([0-9a-f]{64})$/.exec(text.trim());
+  return match ? { records: Number(match[1]), hash: match[2]! } : undefined;
 }

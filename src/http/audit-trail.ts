@@ -1,5 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import type { AuditRecord } from '../audit/audit-log';
+import type { AuditRecord } from '../audit/audit-records';
+import type { AuthFailure } from '../audit/auth-failure-audit';
+import type { AuthenticationFailure } from '../identity/authenticator';
 import type { Principal } from '../kms/context';
 import type { Operation } from './operation';
 
@@ -13,33 +15,41 @@ export function auditStart(): AuditStart {
   return { time: new Date().toISOString(), started: process.hrtime.bigint() };
 }
 
-/** The key a request is about: the one it names, or the one create-key made. */
-function keyIdOf(body: unknown, result: unknown): string | null {
-  const named = (body as { key_id?: unknown } | undefined)?.key_id;
-  if (typeof named === 'string') return named;
-  const created = (result as { key_info?: { key_id?: unknown } } | undefined)?.key_info?.key_id;
-  return typeof created === 'string' ? created : null;
-}
-
-/** The audit record of one request that reached an operation: identifiers and outcome only. */
+/**
+ * The audit record of one request that reached an operation: identifiers and outcome only. The key
+ * is the one the service resolved in the caller's project (`keyId`, from the request context),
+ * never a value of the request body: a client cannot make the record name another key, or a
+ * string of its choosing.
+ */
 export function auditRecord(
   start: AuditStart,
   req: IncomingMessage,
-  body: unknown,
   op: Operation,
-  outcome: { projectId: string; principal: Principal | undefined; requestId: string; status: number; result: string; response?: unknown },
+  outcome: { projectId: string; principal: Principal | undefined; requestId: string; keyId: string | null; status: number; result: string },
 ): AuditRecord {
   return {
     time: start.time,
+    event: 'operation',
     request_id: outcome.requestId,
     principal: outcome.principal ? { kind: outcome.principal.kind, id: outcome.principal.id } : { kind: 'none', id: '' },
     project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
-    key_id: keyIdOf(body, outcome.response),
+    key_id: outcome.keyId,
     status: outcome.status,
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,
     client: req.socket.remoteAddress ?? null,
+  };
+}
+
+/** What the audit trail keeps of a failed authentication: the claimed access key id, the peer, the reason. */
+export function authFailureOf(req: IncomingMessage, requestId: string, failure: AuthenticationFailure): AuthFailure {
+  return {
+    time: new Date().toISOString(),
+    requestId,
+    client: req.socket.remoteAddress ?? null,
+    claimed: failure.claimed,
+    reason: failure.reason,
   };
 }

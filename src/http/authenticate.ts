@@ -15,5 +15,5 @@ export function authorise(req: IncomingMessage, principal: Principal | undefined
     throw new KmsError('KMS.0321', { detail: 'X-Project-Id does not match the project in the URL.' });
   }
   if (principal.projectId !== projectId || !allows(principal.actions, action)) throw new KmsError('KMS.0307');
-  return { projectId, requestId, principal };
+  return { projectId, requestId, principal, actedOn: { keyId: null } };
 }

@@ -8,12 +8,57 @@ export const SIGNATURE_WINDOW_MS = 15 * 60_000;
 
 const UNKNOWN_KEY_SECRET = Buffer.alloc(40);
 
-const refused = (detail: string): KmsError => new KmsError('APIGW.0301', { detail });
+/** Why an authentication failed, for the audit trail (clients see only the 401 and its detail). */
+export type AuthFailureReason =
+  | 'no-credential'
+  | 'malformed-authorization'
+  | 'date-not-signed'
+  /** The signature names a header the request does not carry. */
+  | 'signed-header-missing'
+  | 'unsigned-payload'
+  | 'malformed-date'
+  | 'signature-expired'
+  /** Unknown, disabled or expired access key. */
+  | 'unusable-access-key'
+  | 'signature-mismatch'
+  /** The secret key's sealed value failed GCM authentication: its database row was altered. */
+  | 'sealed-secret-unauthentic'
+  /** Unknown, disabled or expired token. */
+  | 'unusable-token';
+
+/** The credential a request claimed: an access key's id (not a secret), never a token or a signature. */
+export interface ClaimedCredential {
+  readonly kind: 'access-key' | 'token' | 'none';
+  /** The access key id as sent, when it looks like one; null otherwise and for tokens. */
+  readonly id: string | null;
+}
+
+/** A failed authentication: the API gateway's 401, with what the audit trail records of it. */
+export class AuthenticationFailure extends KmsError {
+  constructor(
+    readonly reason: AuthFailureReason,
+    readonly claimed: ClaimedCredential,
+    detail: string,
+    cause?: unknown,
+  ) {
+    super('APIGW.0301', { detail, cause });
+  }
+}
+
+/** Access key ids are short runs of letters and digits; anything else is not recorded as sent. */
+const ACCESS_KEY_ID = /^[A-Za-z0-9]{1,128}$/;
+
+function claimedAccessKey(accessKey: string | undefined): ClaimedCredential {
+  return { kind: 'access-key', id: accessKey !== undefined && ACCESS_KEY_ID.test(accessKey) ? accessKey : null };
+}
+
+const NONE: ClaimedCredential = { kind: 'none', id: null };
+const TOKEN: ClaimedCredential = { kind: 'token', id: null };
 
 /**
  * Establishes who sent a request: an SDK-HMAC-SHA256 signature by an access key, or an
- * X-Auth-Token. Every failure is the same 401 (APIGW.0301) with a reason that never says whether
- * an access key or token exists.
+ * X-Auth-Token. Every failure is the same 401 (APIGW.0301, an {@link AuthenticationFailure}) with
+ * a detail that never says whether an access key or token exists.
  */
 export class Authenticator {
   constructor(
@@ -26,48 +71,58 @@ export class Authenticator {
     if (authorization !== undefined) return this.bySignature(request, authorization);
     const token = header(request, 'x-auth-token');
     if (token !== undefined) return this.byToken(token);
-    throw refused('Sign the request (SDK-HMAC-SHA256) or send an X-Auth-Token.');
+    throw new AuthenticationFailure('no-credential', NONE, 'Sign the request (SDK-HMAC-SHA256) or send an X-Auth-Token.');
   }
 
   private async bySignature(request: SignedRequest, authorization: string): Promise<Principal> {
     const parsed = parseAuthorization(authorization);
-    if (!parsed) throw refused('Malformed Authorization header: expected SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...');
+    const claimed = claimedAccessKey(parsed?.accessKey);
+    const refused = (reason: AuthFailureReason, detail: string, cause?: unknown): AuthenticationFailure =>
+      new AuthenticationFailure(reason, claimed, detail, cause);
+    if (!parsed) throw refused('malformed-authorization', 'Malformed Authorization header: expected SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...');
     // The date must be signed, or a captured request could be replayed with a fresh one.
-    if (!parsed.signedHeaders.includes('x-sdk-date')) throw refused('X-Sdk-Date must be a signed header.');
-    if (!hasSignedHeaders(request, parsed.signedHeaders)) throw refused('Every signed header must be sent.');
+    if (!parsed.signedHeaders.includes('x-sdk-date')) throw refused('date-not-signed', 'X-Sdk-Date must be a signed header.');
+    if (!hasSignedHeaders(request, parsed.signedHeaders)) throw refused('signed-header-missing', 'Every signed header must be sent.');
     // The body must be signed: this API has no streaming bodies that could justify an unsigned one.
-    if (header(request, 'x-sdk-content-sha256') !== undefined) throw refused('Unsigned payloads are not accepted.');
+    if (header(request, 'x-sdk-content-sha256') !== undefined) throw refused('unsigned-payload', 'Unsigned payloads are not accepted.');
     const sdkDate = header(request, 'x-sdk-date') ?? '';
     const signedAt = parseSdkDate(sdkDate);
-    if (signedAt === undefined) throw refused('X-Sdk-Date must be YYYYMMDDTHHMMSSZ.');
+    if (signedAt === undefined) throw refused('malformed-date', 'X-Sdk-Date must be YYYYMMDDTHHMMSSZ.');
     if (Math.abs(this.clock() - signedAt) > SIGNATURE_WINDOW_MS) {
-      throw refused(`Signature expired: signed at ${sdkDate}, more than 15 minutes from the server's time.`);
+      throw refused('signature-expired', `Signature expired: signed at ${sdkDate}, more than 15 minutes from the server's time.`);
     }
 
-    const credential = await this.unsealed(parsed.accessKey);
+    const credential = await this.unsealed(parsed.accessKey, claimed);
     // An unknown access key costs the same HMAC as a known one, so timing tells nothing either.
     const expected = sign(credential?.secret ?? UNKNOWN_KEY_SECRET, request, parsed.signedHeaders, sdkDate);
-    if (!credential || !signaturesMatch(expected, parsed.signature)) throw refused('Verify AK/SK signature failed.');
+    if (!credential) throw refused('unusable-access-key', 'Verify AK/SK signature failed.');
+    if (!signaturesMatch(expected, parsed.signature)) throw refused('signature-mismatch', 'Verify AK/SK signature failed.');
     const { record } = credential;
     return { kind: 'access-key', id: record.id, projectId: record.projectId, actions: record.actions };
   }
 
   /**
-   * The credential and its secret. A secret that cannot be unsealed is refused like a wrong one
-   * (401, nothing said about the key), unless the HSM is unavailable, which is the server's 503.
+   * The credential and its secret. A sealed secret that fails GCM authentication (its database row
+   * was altered) is refused like a wrong signature: 401, nothing said about the key. Every other
+   * failure is the server's, not the caller's: the HSM unavailable stays 503; a missing sealing key
+   * (KMS.0207 from the HSM), an HSM fault or a database error is 500, logged at error level with
+   * its cause by the error reply, never a "wrong credentials" 401 that would hide it.
    */
-  private async unsealed(accessKey: string): Promise<Awaited<ReturnType<CredentialService['accessKey']>>> {
+  private async unsealed(accessKey: string, claimed: ClaimedCredential): Promise<Awaited<ReturnType<CredentialService['accessKey']>>> {
     try {
       return await this.credentials.accessKey(accessKey);
     } catch (error) {
-      if (error instanceof KmsError && error.code === 'KMS.0104') throw error;
-      throw new KmsError('APIGW.0301', { detail: 'Verify AK/SK signature failed.', cause: error });
+      if (error instanceof KmsError && error.code === 'KMS.2201') {
+        throw new AuthenticationFailure('sealed-secret-unauthentic', claimed, 'Verify AK/SK signature failed.', error);
+      }
+      if (error instanceof KmsError && error.status >= 500) throw error;
+      throw new KmsError('KMS.0103', { cause: error });
     }
   }
 
   private byToken(token: string): Principal {
     const record = this.credentials.token(token);
-    if (!record) throw refused('Invalid or expired X-Auth-Token.');
+    if (!record) throw new AuthenticationFailure('unusable-token', TOKEN, 'Invalid or expired X-Auth-Token.');
     return { kind: 'token', id: record.id, projectId: record.projectId, actions: record.actions };
   }
 }

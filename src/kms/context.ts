@@ -10,10 +10,19 @@ export interface Principal {
   readonly actions: readonly string[];
 }
 
+/**
+ * The key a request acted on, as the service resolved it in the caller's project (never the key id
+ * the client sent): set by the service once it has found or made the key, read by the audit record.
+ */
+export interface ActedOn {
+  keyId: string | null;
+}
+
 export interface RequestContext {
   readonly projectId: string;
   readonly requestId: string;
   readonly principal: Principal;
+  readonly actedOn: ActedOn;
 }
 
 /** Milliseconds since the epoch; injected so that tests can move time (pending deletion windows). */

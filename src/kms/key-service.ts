@@ -98,22 +98,28 @@ export class KeyService {
       throw error;
     }
     const material = { keyId: record.keyId, version: record.materialVersion };
+    const undo = { requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId };
     try {
       await hsm.generateKey(material);
     } catch (error) {
       // The HSM may have made the key before failing: destroy it, then forget the record. If that
       // fails too, the record stays invisible and reconciliation finishes the job, material first.
-      await hsm.destroyKey(material).then(
-        () => store.remove(record.keyId),
-        () => undefined,
-      );
+      try {
+        await hsm.destroyKey(material);
+        store.remove(record.keyId);
+      } catch (undoError) {
+        logger.error({ ...undo, err: undoError }, 'could not undo a failed key creation: its invisible record (and perhaps its material) stays until reconciliation rolls it back');
+      }
       throw error;
     }
     if (!store.markProvisioned(record.keyId)) {
       // Reconciliation took the creation for a crashed one (the HSM took over a minute): undo it.
-      await hsm.destroyKey(material).catch(() => undefined);
+      await hsm.destroyKey(material).catch((undoError: unknown) => {
+        logger.error({ ...undo, err: undoError }, 'could not destroy the material of a key creation rolled back meanwhile: the token holds material that no record names');
+      });
       throw new KmsError('KMS.0103', { cause: new Error(`creation of ${record.keyId} was rolled back while the HSM generated the key`) });
     }
+    ctx.actedOn.keyId = record.keyId;
     logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
     return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
   }
@@ -226,10 +232,14 @@ export class KeyService {
     if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletion(this.deps.store, this.deps.hsm, holder);
   }
 
-  /** A key of the caller's project that still exists: a key whose deletion window ended is gone. */
+  /**
+   * A key of the caller's project that still exists: a key whose deletion window ended is gone.
+   * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next.
+   */
   private visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
     const record = this.deps.store.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
+    ctx.actedOn.keyId = record.keyId;
     return record;
   }
 
@@ -238,6 +248,7 @@ export class KeyService {
     try {
       return this.deps.store.transition(ctx.projectId, keyId, (current) => {
         if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
+        ctx.actedOn.keyId = current.keyId;
         return decide(current);
       });
     } catch (error) {

@@ -21,6 +21,8 @@ export interface ReconcileReport {
   readonly rolledBack: number;
   /** Keys whose deletion window had ended and whose material was destroyed now. */
   readonly deleted: number;
+  /** Records that could not be finished in this pass (logged; the next pass tries them again). */
+  readonly failed: number;
 }
 
 const DEFAULT_GRACE_MS = 60_000;
@@ -33,6 +35,8 @@ const DEFAULT_GRACE_MS = 60_000;
 export class KeyMaintenance {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ReconcileReport> | undefined;
+  /** Failed passes over a record so far, by key id, until it is finished (bounded by the records). */
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly deps: MaintenanceDeps) {}
 
@@ -76,24 +80,54 @@ export class KeyMaintenance {
     await this.running?.catch(() => undefined);
   }
 
+  /**
+   * Each record is finished on its own: one that fails (its material cannot be destroyed) is
+   * logged, counted and left for the next pass, and the others still proceed.
+   */
   private async pass(): Promise<ReconcileReport> {
     const { store, clock, logger } = this.deps;
     const now = clock();
     let rolledBack = 0;
+    let failed = 0;
+    const attempted = new Set<string>();
     for (const record of store.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
-      await finishDeletion(store, this.deps.hsm, record);
-      rolledBack++;
-      logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
+      if (await this.finish(record, 'rolling back an interrupted key creation', attempted)) {
+        rolledBack++;
+        logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
+      } else {
+        failed++;
+      }
     }
     let deleted = 0;
     for (const record of store.dueForDeletion(now)) {
       // Material first, record second: a crash between the two leaves a record whose window has
       // ended, which the API already treats as gone and the next pass removes.
-      await finishDeletion(store, this.deps.hsm, record);
-      deleted++;
-      logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
+      if (await this.finish(record, 'deleting a key whose deletion window ended', attempted)) {
+        deleted++;
+        logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
+      } else {
+        failed++;
+      }
     }
-    return { rolledBack, deleted };
+    // A record finished elsewhere (another process, an alias released by create-key) is forgotten.
+    for (const keyId of this.failures.keys()) if (!attempted.has(keyId)) this.failures.delete(keyId);
+    if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
+    return { rolledBack, deleted, failed };
+  }
+
+  /** Finishes one record's deletion; false (logged at error level, counted) when it failed. */
+  private async finish(record: KeyRecord, what: string, attempted: Set<string>): Promise<boolean> {
+    attempted.add(record.keyId);
+    try {
+      await finishDeletion(this.deps.store, this.deps.hsm, record);
+      this.failures.delete(record.keyId);
+      return true;
+    } catch (error) {
+      const attempts = (this.failures.get(record.keyId) ?? 0) + 1;
+      this.failures.set(record.keyId, attempts);
+      this.deps.logger.error({ err: error, keyId: record.keyId, projectId: record.projectId, attempts }, `key maintenance failed ${what}; retrying next pass`);
+      return false;
+    }
   }
 
 }

@@ -1,8 +1,10 @@
 import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chainHash, verifyAuditLog, type AuditRecord } from '../../src/audit/audit-log';
+import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
-import { kmsClient } from '../helpers/client';
+import { createLogger } from '../../src/logger';
+import { startService } from '../../src/server';
+import { expectKmsError, kmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
@@ -15,7 +17,8 @@ afterAll(async () => {
   await t.stop();
 });
 
-type Line = AuditRecord & { prev: string; hash: string };
+/** A line of the chain: any of the records of src/audit/audit-records.ts, with `prev` and `hash`. */
+type Line = { readonly [field: string]: unknown; readonly prev: string; readonly hash: string };
 
 /**
  * The audit log's lines. The service writes the records of one event-loop turn at the end of that
@@ -47,6 +50,7 @@ describe('the audit trail', () => {
 
     const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
     expect(await byRequestId(created.headers.get('x-request-id'))).toMatchObject({
+      event: 'operation',
       principal: { kind: 'token', id: tokenId },
       project_id: 'project-a',
       action: 'create-key',
@@ -67,11 +71,86 @@ describe('the audit trail', () => {
     for (const secret of [token, dataKey.body.plain_text, dataKey.body.cipher_text]) expect(text).not.toContain(secret);
   });
 
-  it('does not record requests that never got past authentication', async () => {
-    const before = (await auditLines()).length;
+  it('names the key the operation acted on, never a key_id the body sent', async () => {
+    const client = t.client('project-a');
+    const a: string = (await client.call('create-key', { key_alias: 'acted-on-a' })).body.key_info.key_id;
+    const b: string = (await t.client('project-b').call('create-key', { key_alias: 'acted-on-b' })).body.key_info.key_id;
+
+    // create-key makes a new key C: the record names C, not the key A the body mentions.
+    const createdC = await client.call('create-key', { key_alias: 'acted-on-c', key_id: a });
+    const c: string = createdC.body.key_info.key_id;
+    expect(c).not.toBe(a);
+    expect(await byRequestId(createdC.headers.get('x-request-id'))).toMatchObject({ action: 'create-key', key_id: c, result: 'OK' });
+
+    // list-keys acts on no key, whatever the body says.
+    const listed = await client.call('list-keys', { key_id: b });
+    expect(await byRequestId(listed.headers.get('x-request-id'))).toMatchObject({ action: 'list-keys', key_id: null, result: 'OK' });
+    const forged = await client.call('list-keys', { key_id: 'forged\u0000<script>' });
+    expect(forged.status).toBe(200);
+    expect(await byRequestId(forged.headers.get('x-request-id'))).toMatchObject({ key_id: null });
+
+    // Refused because the key is not in the caller's project (or nowhere): no key is named.
+    const otherProjects = await client.call('describe-key', { key_id: b });
+    expect(otherProjects.status).toBe(404);
+    expect(await byRequestId(otherProjects.headers.get('x-request-id'))).toMatchObject({ key_id: null, result: 'KMS.0207' });
+    const absent = await client.call('create-datakey', { key_id: '00000000-0000-4000-8000-000000000000' });
+    expect(await byRequestId(absent.headers.get('x-request-id'))).toMatchObject({ key_id: null, result: 'KMS.0207' });
+
+    // Refused by the key's rules once the key was found: the record names that key.
+    const refused = await client.call('enable-key', { key_id: a });
+    expect(await byRequestId(refused.headers.get('x-request-id'))).toMatchObject({ key_id: a, result: 'KMS.1201' });
+    const dataKey = await client.call('create-datakey', { key_id: c });
+    expect(await byRequestId(dataKey.headers.get('x-request-id'))).toMatchObject({ key_id: c, result: 'OK' });
+
+    expect(readFileSync(t.config.auditLogPath, 'utf8')).not.toMatch(/forged|<script>/);
+  });
+
+  it('records failed authentications: the access key id claimed, the peer and the reason, never a token or a signature', async () => {
+    const sdkDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const signature = 'ab'.repeat(32);
+    const signed = (accessKey: string) =>
+      kmsClient(t.service.url, 'project-a').raw('list-keys', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-sdk-date': sdkDate, authorization: `SDK-HMAC-SHA256 Access=${accessKey}, SignedHeaders=content-type;x-sdk-date, Signature=${signature}` },
+        body: '{}',
+      });
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+    const wrongToken = `kmst-${'x'.repeat(43)}`;
+
     const anonymous = await kmsClient(t.service.url, 'project-a').call('list-keys');
-    expect(anonymous.status).toBe(401);
-    expect(await auditLines()).toHaveLength(before);
+    const badToken = await kmsClient(t.service.url, 'project-a', { 'x-auth-token': wrongToken }).call('list-keys');
+    const unknownKey = await signed('AKUNKNOWN0000000000X');
+    const wrongSignature = await signed(issued.access_key);
+    const forgedKey = await signed('<script>');
+    for (const response of [anonymous, badToken, unknownKey, wrongSignature, forgedKey]) expect(response.status).toBe(401);
+
+    const failed = { event: 'authentication-failed', count: 1, client: expect.stringMatching(/127\.0\.0\.1/), time: expect.stringMatching(/^\d{4}-/) };
+    expect(await byRequestId(anonymous.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'none', id: null }, reason: 'no-credential' });
+    expect(await byRequestId(badToken.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'token', id: null }, reason: 'unusable-token' });
+    expect(await byRequestId(unknownKey.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: 'AKUNKNOWN0000000000X' }, reason: 'unusable-access-key' });
+    expect(await byRequestId(wrongSignature.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: issued.access_key }, reason: 'signature-mismatch' });
+    expect(await byRequestId(forgedKey.headers.get('x-request-id'))).toMatchObject({ ...failed, claimed: { kind: 'access-key', id: null } });
+
+    const text = readFileSync(t.config.auditLogPath, 'utf8');
+    for (const secret of [wrongToken, signature, issued.secret_key, '<script>']) expect(text).not.toContain(secret);
+  });
+
+  it('records a flood of identical failures as a count, not a line each', async () => {
+    const flood = 200;
+    const before = (await auditLines()).length;
+    const client = kmsClient(t.service.url, 'project-a', { 'x-auth-token': 'kmst-flood' });
+    for (let sent = 0; sent < flood; sent += 20) {
+      const answers = await Promise.all(Array.from({ length: 20 }, () => client.call('list-keys')));
+      expect(answers.every((answer) => answer.status === 401)).toBe(true);
+    }
+    await t.restart(); // stopping writes the counts of the window under way
+    const records = (await auditLines()).slice(before).filter((line) => line.event === 'authentication-failed');
+    // At most a line at the first failure of a window (with its request id), and one with the
+    // count of the others when the window ends: a few lines, whatever the machine's speed.
+    expect(records.length).toBeLessThanOrEqual(10);
+    expect(records.every((line) => line.reason === 'unusable-token' && line.claimed !== undefined)).toBe(true);
+    expect(records.reduce((total, line) => total + Number(line.count), 0)).toBe(flood);
+    expect(records[records.length - 1]).toMatchObject({ request_id: null, count: expect.any(Number), until: expect.any(String) });
   });
 
   it('chains every record to the one before, across restarts', async () => {
@@ -81,7 +160,7 @@ describe('the audit trail', () => {
     const after = await auditLines();
     expect(after.length).toBe(before.length + 1);
     expect(after[after.length - 1]!.prev).toBe(before[before.length - 1]!.hash);
-    expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length });
+    expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length, head: after[after.length - 1]!.hash });
   });
 
   describe('npm run kms -- audit verify', () => {
@@ -146,6 +225,31 @@ describe('the audit trail', () => {
   });
 });
 
+describe('when the audit log cannot be written', () => {
+  it('refuses operations with 503 KMS.0104 before they run, so that nothing is done unaudited', async () => {
+    await t.service.close();
+    // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
+    const broken = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
+    try {
+      const client = kmsClient(broken.url, 'project-a', { 'x-auth-token': broken.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
+      // The first operation runs: no write has failed yet. Its record's write fails at the end of the turn.
+      const first = await client.call('create-key', { key_alias: 'before-the-disk-filled' });
+      expect(first.status).toBe(200);
+      const keyId: string = first.body.key_info.key_id;
+
+      expectKmsError(await client.call('create-key', { key_alias: 'after-the-disk-filled' }), 503, 'KMS.0104');
+      expectKmsError(await client.call('schedule-key-deletion', { key_id: keyId, pending_days: '7' }), 503, 'KMS.0104');
+      expect(broken.store.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
+      expect(broken.store.get('project-a', keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
+      expect(t.logs.text).toContain('the audit log cannot be written');
+    } finally {
+      // Its records were never written: closing says so.
+      await expect(broken.close()).rejects.toThrow('could not be written');
+    }
+    await t.restart();
+  });
+});
+
 describe('after a crash in the middle of an audit write', () => {
   it('moves the incomplete last line aside and goes on from the last whole record', async () => {
     await t.service.close();
@@ -155,7 +259,7 @@ describe('after a crash in the middle of an audit write', () => {
     await t.restart(); // the service is closed already: this starts it again on the same data directory
     await t.client('project-a').call('list-keys');
     await new Promise((resolve) => setImmediate(resolve));
-    expect(verifyAuditLog(file)).toEqual({ ok: true, records: records + 1 });
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: records + 1 });
     expect(readdirSync(t.dataDir).filter((name) => name.startsWith('audit.log.partial-'))).toHaveLength(1);
   });
 });

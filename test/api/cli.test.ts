@@ -1,3 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import path from 'node:path';
+import { verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
@@ -60,6 +64,50 @@ describe('npm run kms -- credential ..., beside the running service', () => {
     expect(await sdk.call('list-keys', {})).toMatchObject({ status: 401, errorCode: 'APIGW.0301' });
     const listed = JSON.parse((await runCli(t, ['credential', 'list'])).stdout) as Array<{ id: string }>;
     expect(listed.map((entry) => entry.id)).not.toContain(issued.access_key);
+  });
+
+  it('records every credential change in its own chain, audit-cli.log, without a secret', async () => {
+    const chain = path.join(t.dataDir, 'audit-cli.log');
+    const lines = readFileSync(chain, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const operator = { user: userInfo().username, pid: expect.any(Number) };
+    expect(lines.map((line) => [line.action, line.result])).toEqual([
+      ['create', 'OK'],
+      ['create', 'OK'],
+      ['disable', 'OK'],
+      ['enable', 'OK'],
+      ['delete', 'OK'],
+    ]);
+    expect(lines[0]).toMatchObject({
+      event: 'credential-change',
+      credential: { id: issued.access_key, kind: 'aksk', project_id: 'cli-project', actions: ['kms:*'] },
+      operator,
+    });
+    expect(lines[1]).toMatchObject({ credential: { id: expect.stringMatching(/^tok-/), kind: 'token', actions: ['kms:cmk:list', 'kms:cmk:get'] } });
+    expect(lines[4]).toMatchObject({ action: 'delete', credential: { id: issued.access_key, kind: 'aksk', project_id: 'cli-project' }, operator });
+    expect(readFileSync(chain, 'utf8')).not.toContain(issued.secret_key);
+    expect(readFileSync(chain, 'utf8')).not.toContain('kmst-');
+
+    const verified = await runCli(t, ['audit', 'verify']);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout).files).toContainEqual(expect.objectContaining({ file: chain, ok: true, records: 5 }));
+  });
+
+  it('keeps its chain whole when several runs change credentials at once', async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => runCli(t, ['credential', 'create', '--project', 'cli-project', '--actions', 'kms:cmk:list', '--token'])),
+    );
+    expect(runs.map((run) => run.code)).toEqual([0, 0, 0, 0]);
+    const tokenIds = runs.map((run) => (JSON.parse(run.stdout) as { token_id: string }).token_id);
+    const chain = path.join(t.dataDir, 'audit-cli.log');
+    expect(verifyAuditLog(chain)).toMatchObject({ ok: true, records: 9 });
+    const recorded = readFileSync(chain, 'utf8').split('\n').filter(Boolean).slice(-4).map((line) => (JSON.parse(line) as { credential: { id: string } }).credential.id);
+    expect(recorded.sort()).toEqual([...tokenIds].sort());
+  });
+
+  it('records a change asked of a credential that does not exist', async () => {
+    expect((await runCli(t, ['credential', 'disable', 'NOSUCHCREDENTIAL'])).code).toBe(1);
+    const last = readFileSync(path.join(t.dataDir, 'audit-cli.log'), 'utf8').trim().split('\n').pop()!;
+    expect(JSON.parse(last)).toMatchObject({ action: 'disable', credential: { id: 'NOSUCHCREDENTIAL' }, result: 'NOT_FOUND' });
   });
 
   it('explains its usage, and refuses bad input without a stack trace', async () => {

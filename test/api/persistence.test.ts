@@ -95,7 +95,7 @@ describe('a crash in the middle of create-key', () => {
   it('rolls back a creation that died before the HSM step', async () => {
     const keyId = await interruptedCreation('record');
     t.clock.now += HOUR_MS;
-    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 1, deleted: 0 });
+    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 1, deleted: 0, failed: 0 });
     expectKmsError(await kms.call('describe-key', { key_id: keyId }), 404, 'KMS.0207');
   });
 });

@@ -1,0 +1,74 @@
+import type { AuthFailureReason, ClaimedCredential } from '../identity/authenticator';
+
+/**
+ * What the audit chains hold: one JSON line per event, each naming its `event`. Records name who,
+ * what, which key or credential, from where, and how it ended; never a secret (a secret key, a
+ * token, a signature, a data key, a plaintext) and no string a client chose.
+ */
+
+/** A request that reached an operation (after authentication). */
+export interface AuditRecord {
+  /** ISO 8601 time the request arrived. */
+  readonly time: string;
+  readonly event: 'operation';
+  readonly request_id: string;
+  readonly principal: { readonly kind: string; readonly id: string };
+  readonly project_id: string;
+  /** The operation, e.g. "create-datakey". */
+  readonly action: string;
+  /** The permission it needs, e.g. "kms:dek:create". */
+  readonly permission: string;
+  /** The key the service acted on, resolved in the caller's project; null when none was. */
+  readonly key_id: string | null;
+  readonly status: number;
+  /** "OK", or the KMS error code the request ended with. */
+  readonly result: string;
+  readonly latency_ms: number;
+  readonly client: string | null;
+}
+
+/**
+ * Failed authentications from one client address, claiming one credential, for one reason. The
+ * first of a window is recorded at once (count 1, with its request id); the ones after it in the
+ * same window are counted and recorded once when the window ends (count n, first and last time).
+ */
+export interface AuthFailureRecord {
+  /** The first failure this record counts. */
+  readonly time: string;
+  readonly event: 'authentication-failed';
+  /** The failed request's id when the record counts one failure; null for a window's count. */
+  readonly request_id: string | null;
+  /** The access key id the request claimed (not a secret); null for a token, or a malformed claim. */
+  readonly claimed: ClaimedCredential;
+  readonly client: string | null;
+  readonly reason: AuthFailureReason;
+  readonly count: number;
+  /** The last failure counted, when the record counts more than one. */
+  readonly until?: string;
+  /**
+   * Set on the count of failures beyond the kinds one window tracks (a flood from many addresses
+   * or with many access key ids): counted by reason only, without client or claimed credential.
+   */
+  readonly untracked?: true;
+}
+
+/** A change to the credentials made with the command-line tool (src/cli.ts), in audit-cli.log. */
+export interface CredentialChangeRecord {
+  readonly time: string;
+  readonly event: 'credential-change';
+  readonly action: 'create' | 'enable' | 'disable' | 'delete';
+  /** Identifiers only: the access key or token id, never the secret key or the token. */
+  readonly credential: {
+    readonly id: string;
+    readonly kind?: string;
+    readonly project_id?: string;
+    readonly actions?: readonly string[];
+    readonly expires_at?: string | null;
+  };
+  /** "OK", or "NOT_FOUND" when no credential has that id. */
+  readonly result: 'OK' | 'NOT_FOUND';
+  /** Who ran the command: the operating system's user and the process. */
+  readonly operator: { readonly user: string; readonly pid: number };
+}
+
+export type AuditEntry = AuditRecord | AuthFailureRecord | CredentialChangeRecord;

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { AuditLog, formatHead, type ChainHead } from './audit-log';
+import type { AuditRecord } from './audit-records';
+import type { AuditSink } from './audit-sink';
+import { AuthFailureAudit, DEFAULT_AUTH_FAILURE_AUDIT, type AuthFailure, type AuthFailureAuditOptions } from './auth-failure-audit';
+
+export interface ServiceAuditOptions {
+  readonly logger: Logger;
+  /** How often the chain's head is logged, when it moved (KMS_AUDIT_HEAD_INTERVAL_SECONDS). */
+  readonly headIntervalMs: number;
+  readonly authFailures?: AuthFailureAuditOptions;
+}
+
+/**
+ * The audit trail of one serving process: its hash chain, the aggregated record of failed
+ * authentications, and the chain's head, logged when the chain opens, every `headIntervalMs` when
+ * it moved, and when it closes. The log goes out of the data directory (to the journal, a log
+ * collector): kept there, the head anchors the chain's end, which the chain alone cannot (lines cut
+ * from the end leave a shorter chain that is whole), see `audit verify --expect-head`.
+ */
+export class ServiceAudit implements AuditSink {
+  private readonly log: AuditLog;
+  private readonly failures: AuthFailureAudit;
+  private readonly timer: NodeJS.Timeout;
+  private reported: ChainHead | undefined;
+
+  constructor(file: string, private readonly options: ServiceAuditOptions) {
+    this.log = new AuditLog(file);
+    this.failures = new AuthFailureAudit(this.log, options.authFailures ?? DEFAULT_AUTH_FAILURE_AUDIT);
+    this.reportHead('audit chain opened');
+    this.timer = setInterval(() => this.reportHead('audit chain head'), options.headIntervalMs);
+    this.timer.unref();
+  }
+
+  checkWritable(): void {
+    this.log.checkWritable();
+  }
+
+  append(record: AuditRecord): void {
+    this.log.append(record);
+  }
+
+  authenticationFailed(failure: AuthFailure): void {
+    this.failures.record(failure);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.failures.close();
+    this.log.close();
+    this.reportHead('audit chain closed', true);
+  }
+
+  private reportHead(message: string, always = false): void {
+    const head = this.log.head;
+    if (!always && this.reported && this.reported.records === head.records) return;
+    this.reported = head;
+    const chain = path.basename(this.log.file);
+    this.options.logger.info({ audit: { chain, records: head.records, head: head.hash, anchor: `${chain}=${formatHead(head)}` } }, message);
+  }
+}

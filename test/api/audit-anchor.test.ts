@@ -1,0 +1,112 @@
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
+import { runCli } from '../helpers/cli';
+import { startTestService, type TestService } from '../helpers/service';
+
+/**
+ * Anchoring the end of an audit chain: a chain whose last lines were cut is shorter but whole, so
+ * only a head kept outside the data directory (logged by the service, printed by audit verify)
+ * shows the cut.
+ */
+let t: TestService;
+
+beforeAll(async () => {
+  t = await startTestService({ env: { KMS_AUDIT_HEAD_INTERVAL_SECONDS: '1' } });
+  for (let i = 0; i < 5; i++) await t.client('project-a').call('list-keys');
+});
+
+afterAll(async () => {
+  await t.stop();
+});
+
+/** The anchors ("audit.log=RECORDS:HASH") the service logged with `message`. */
+function loggedAnchors(message: string): string[] {
+  return t.logs.lines
+    .map((line) => JSON.parse(line) as { msg?: string; audit?: { anchor: string } })
+    .filter((line) => line.msg === message && line.audit)
+    .map((line) => line.audit!.anchor);
+}
+
+async function until(condition: () => boolean): Promise<boolean> {
+  for (let waited = 0; waited < 10_000 && !condition(); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  return condition();
+}
+
+function anchorOf(file: string): string {
+  const verdict = verifyAuditLog(file);
+  if (!verdict.ok) throw new Error(`${file} is broken`);
+  return `${path.basename(file)}=${verdict.records}:${verdict.head}`;
+}
+
+/** A copy of the chain whose lines were changed by `change`. */
+function changedCopy(change: (lines: string[]) => string[]): string {
+  const file = path.join(t.dataDir, `copy-${Math.random().toString(16).slice(2)}.log`);
+  copyFileSync(t.config.auditLogPath, file);
+  writeFileSync(file, `${change(readFileSync(file, 'utf8').split('\n').filter(Boolean)).join('\n')}\n`);
+  return file;
+}
+
+describe('the head of the audit chain', () => {
+  it('is logged when the chain opens, every interval when it moved, and when it closes', async () => {
+    expect(loggedAnchors('audit chain opened')).toEqual(['audit.log=0:' + '0'.repeat(64)]);
+    // Every record on disk is in a logged head within an interval or so.
+    expect(await until(() => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
+    await t.client('project-a').call('list-keys');
+    expect(await until(() => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
+    await t.restart();
+    expect(loggedAnchors('audit chain closed')).toEqual([anchorOf(t.config.auditLogPath)]);
+  });
+
+  it('is what audit verify prints, and --expect-head passes the chain that still reaches it', async () => {
+    const verified = await runCli(t, ['audit', 'verify']);
+    expect(verified.code).toBe(0);
+    const anchor = anchorOf(t.config.auditLogPath);
+    expect(JSON.parse(verified.stdout).files).toEqual([expect.objectContaining({ file: t.config.auditLogPath, ok: true, anchor })]);
+
+    await t.client('project-a').call('list-keys'); // the chain grew past the anchor: still fine
+    await new Promise((resolve) => setImmediate(resolve));
+    const later = await runCli(t, ['audit', 'verify', '--expect-head', anchor]);
+    expect(later.code).toBe(0);
+  });
+
+  it('--expect-head finds lines cut from the end, which verify alone cannot', async () => {
+    const { records, head } = verifyAuditLog(t.config.auditLogPath) as { records: number; head: string };
+    const cut = changedCopy((lines) => lines.slice(0, -2));
+    expect(verifyAuditLog(cut)).toMatchObject({ ok: true, records: records - 2 });
+
+    const result = await runCli(t, ['audit', 'verify', '--file', cut, '--expect-head', `${records}:${head}`]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, line: records - 1, reason: expect.stringContaining('cut from its end') });
+  });
+
+  it('--expect-head finds a chain rewritten from some line on with every hash recomputed', async () => {
+    const { records, head } = verifyAuditLog(t.config.auditLogPath) as { records: number; head: string };
+    const rewritten = changedCopy((lines) => {
+      let prev = (JSON.parse(lines[1]!) as { prev: string }).prev;
+      return lines.map((line, i) => {
+        if (i < 1) return line;
+        const { hash: _hash, ...record } = JSON.parse(line) as Record<string, unknown>;
+        if (i === 1) record.result = 'KMS.0307';
+        record.prev = prev;
+        const body = JSON.stringify(record);
+        prev = chainHash(prev, body);
+        return `${body.slice(0, -1)},"hash":"${prev}"}`;
+      });
+    });
+    expect(verifyAuditLog(rewritten)).toMatchObject({ ok: true, records });
+
+    const result = await runCli(t, ['audit', 'verify', '--file', rewritten, '--expect-head', `${records}:${head}`]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, line: records, reason: expect.stringContaining('rewritten') });
+  });
+
+  it('--expect-head for a chain file that is gone fails', async () => {
+    const result = await runCli(t, ['audit', 'verify', '--expect-head', `audit-7.log=3:${'a'.repeat(64)}`]);
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      ok: false,
+      files: expect.arrayContaining([expect.objectContaining({ file: path.join(t.dataDir, 'audit-7.log'), ok: false, reason: expect.stringContaining('missing') })]),
+    });
+  });
+});

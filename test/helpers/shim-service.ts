@@ -1,0 +1,108 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { kmsClient, type KmsClient } from './client';
+import { makeDataDir } from './service';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const SHIM_SOURCE = path.join(ROOT, 'bench', 'shim', 'delay-shim.c');
+const SHIM = path.join(ROOT, 'bench', 'shim', 'build', 'libkms-delay-shim.so');
+
+/** The shim, built when it is missing or older than its source (npm install builds it). */
+export function builtShim(): string {
+  if (!existsSync(SHIM) || statSync(SHIM).mtimeMs < statSync(SHIM_SOURCE).mtimeMs) {
+    execFileSync('sh', [path.join(ROOT, 'bench', 'shim', 'build.sh')]);
+  }
+  return SHIM;
+}
+
+export interface ShimService {
+  /** A client of the admin credential's project, by its token. */
+  readonly kms: KmsClient;
+  readonly admin: { readonly project_id: string; readonly access_key: string; readonly secret_key: string; readonly token: string };
+  readonly url: string;
+  /** The service's data directory (kms.sqlite, the audit chains). */
+  readonly dataDir: string;
+  /** Everything the service printed so far (its JSON log lines). */
+  output(): string;
+  /** Waits until the output matches `pattern`, for at most 10 s; whether it did. */
+  logged(pattern: string | RegExp): Promise<boolean>;
+  /**
+   * Makes the shim fail calls with `ckr` (see bench/shim/delay-shim.c): the next crypto call, or
+   * the next of the calls named in `words` ("C_DestroyObject"), every one with "always", after
+   * making it with "after".
+   */
+  fail(ckr: number, ...words: string[]): void;
+  /** Whether the fail file is still there (a one-shot failure has not happened yet). */
+  failurePending(): boolean;
+  /** Removes the fail file: calls succeed again. */
+  clearFailure(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real service (`src/main.ts`, one process) behind the fault-injecting PKCS#11 shim on a fresh
+ * SoftHSM token: what a real HSM's errors do to it, injected exactly when a test wants.
+ */
+export async function startShimService(env: Record<string, string> = {}): Promise<ShimService> {
+  const shim = builtShim();
+  const root = makeDataDir();
+  const dataDir = path.join(root, 'data');
+  const failFile = path.join(root, 'fail');
+  const label = `kms-shim-${randomBytes(4).toString('hex')}`;
+  const pinFile = path.join(root, 'pin');
+  writeFileSync(pinFile, `${randomBytes(12).toString('hex')}\n`, { mode: 0o600 });
+  execFileSync('bash', [path.join(ROOT, 'hsm', 'ensure-softhsm.sh'), '--init-token', label, pinFile], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      KMS_DATA_DIR: dataDir,
+      PORT: '0',
+      KMS_WORKERS: '1',
+      KMS_PKCS11_MODULE: shim,
+      KMS_PKCS11_TOKEN_LABEL: label,
+      KMS_PKCS11_PIN_FILE: pinFile,
+      KMS_SHIM_FAIL_FILE: failFile,
+      ...env,
+    },
+  });
+  let output = '';
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const found = /"url":"(http:[^"]+)"/.exec(output)?.[1];
+      if (found) resolve(found);
+    });
+    child.once('exit', (code) => reject(new Error(`service exited (${code}):\n${output}`)));
+  });
+  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as ShimService['admin'];
+  const matches = (pattern: string | RegExp): boolean => (typeof pattern === 'string' ? output.includes(pattern) : pattern.test(output));
+  return {
+    kms: kmsClient(url, admin.project_id, { 'x-auth-token': admin.token }),
+    admin,
+    url,
+    dataDir,
+    output: () => output,
+    async logged(pattern) {
+      // Log lines travel over a pipe, after the response that a test has already seen.
+      for (let waited = 0; waited < 10_000 && !matches(pattern); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      return matches(pattern);
+    },
+    fail(ckr, ...words) {
+      writeFileSync(failFile, `0x${ckr.toString(16)} ${words.join(' ')}\n`);
+    },
+    failurePending: () => existsSync(failFile),
+    clearFailure: () => rmSync(failFile, { force: true }),
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
