@@ -79,7 +79,7 @@ describe('a crash in the middle of create-key', () => {
     const withMaterial = await interruptedCreation('record+hsm');
     const withoutMaterial = await interruptedCreation('record');
     // The periodic sweep leaves a creation under a minute old alone: another worker may be making it.
-    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 0, deleted: 0 });
+    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 0, deleted: 0, failed: 0 });
     const logged = t.logs.lines.length;
 
     await t.restart();
