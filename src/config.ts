@@ -20,6 +20,8 @@ export type HsmConfig =
       readonly tokenLabel: string;
       /** Read once at start-up; never logged. */
       readonly pin: string;
+      /** The module's initialisation string for C_Initialize (KMS_PKCS11_INIT_ARGS), e.g. NSS's database directory. */
+      readonly initArgs?: string;
     };
 
 export interface Config {
@@ -138,9 +140,10 @@ export function loadConfig(env: Env = process.env): Config {
   let hsm: HsmConfig;
   if (modulePath) {
     if (!pin) throw new ConfigError('KMS_PKCS11_MODULE is set: set KMS_PKCS11_PIN or KMS_PKCS11_PIN_FILE too');
-    hsm = { kind: 'external', modulePath, tokenLabel, pin };
+    hsm = { kind: 'external', modulePath, tokenLabel, pin, initArgs: env.KMS_PKCS11_INIT_ARGS || undefined };
   } else {
     if (pin) throw new ConfigError('a PIN is configured without KMS_PKCS11_MODULE; the embedded token manages its own PIN');
+    if (env.KMS_PKCS11_INIT_ARGS) throw new ConfigError('KMS_PKCS11_INIT_ARGS is set without KMS_PKCS11_MODULE; the embedded SoftHSM takes none');
     hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.join(dataDir, 'softhsm') };
   }
 

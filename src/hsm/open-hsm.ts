@@ -20,6 +20,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
     const pin = hsm.kind === 'embedded-softhsm' ? await prepareEmbeddedSoftHsm(hsm, writeLock, logger) : hsm.pin;
     return await Pkcs11Hsm.open({
       modulePath: hsm.modulePath,
+      initArgs: hsm.kind === 'external' ? hsm.initArgs : undefined,
       tokenLabel: hsm.tokenLabel,
       pin,
       sessions,

@@ -10,7 +10,7 @@ import { HsmStartError } from './start-error';
 import { RereadSchedule } from './reread-schedule';
 import { PoolClosedError, SessionPool, type Lease } from './session-pool';
 import type { TokenLock } from './token-lock';
-import { finalizeQuietly, INITIALIZE_OPTIONS, loadModule, tokenSlots } from './token-setup';
+import { finalizeQuietly, initializeOptions, loadModule, tokenSlots } from './token-setup';
 import {
   AES_KEY_GEN,
   ALL_SECRET_KEYS_TEMPLATE,
@@ -40,6 +40,8 @@ const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
 
 export interface Pkcs11HsmOptions {
   readonly modulePath: string;
+  /** The module's own initialisation string, passed to C_Initialize (see initializeOptions). */
+  readonly initArgs?: string;
   readonly tokenLabel: string;
   /** The user PIN. Kept in memory for logins after a re-initialisation; never logged. */
   readonly pin: string;
@@ -91,7 +93,7 @@ export class Pkcs11Hsm implements Hsm {
 
   private constructor(private readonly options: Pkcs11HsmOptions) {
     this.syncCrypto = options.cryptoCalls === 'sync';
-    this.module = loadModule(options.modulePath);
+    this.module = loadModule(options.modulePath, options.initArgs);
     this.lib = this.module.lib;
     this.pool = new SessionPool({
       size: options.sessions,
@@ -331,7 +333,7 @@ export class Pkcs11Hsm implements Hsm {
         // Already finalised or the device is gone; initialising again is what matters.
       }
       try {
-        this.module.initialize(INITIALIZE_OPTIONS);
+        this.module.initialize(initializeOptions(this.options.initArgs));
         await this.attachToken();
       } catch (error) {
         this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
@@ -393,7 +395,7 @@ export class Pkcs11Hsm implements Hsm {
       } catch {
         // Initialising again is what matters.
       }
-      this.module.initialize(INITIALIZE_OPTIONS);
+      this.module.initialize(initializeOptions(this.options.initArgs));
     }
   }
 

@@ -6,17 +6,22 @@ import { ckrName } from './ckr';
 import { HsmStartError } from './start-error';
 
 /**
- * Asynchronous calls run on libuv worker threads, several at a time: the module must lock its own
- * state. Without CKF_OS_LOCKING_OK a module may assume a single thread (SoftHSM then runs without
- * mutexes and corrupts its heap under concurrent calls).
+ * The arguments of C_Initialize. Asynchronous calls run on libuv worker threads, several at a time:
+ * the module must lock its own state. Without CKF_OS_LOCKING_OK a module may assume a single
+ * thread (SoftHSM then runs without mutexes and corrupts its heap under concurrent calls).
+ * `initArgs` is the module's own initialisation string (CK_C_INITIALIZE_ARGS.pReserved), which
+ * some modules need: NSS's softoken, for one, is told where its database is
+ * (`configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=`).
  */
-export const INITIALIZE_OPTIONS: pkcs11.InitializationOptions = { flags: pkcs11.CKF_OS_LOCKING_OK };
+export function initializeOptions(initArgs?: string): pkcs11.InitializationOptions {
+  return initArgs ? { flags: pkcs11.CKF_OS_LOCKING_OK, libraryParameters: initArgs } : { flags: pkcs11.CKF_OS_LOCKING_OK };
+}
 
 /** Loads and initialises a PKCS#11 module; a failure is a one-line start-up error. */
-export function loadModule(modulePath: string): graphene.Module {
+export function loadModule(modulePath: string, initArgs?: string): graphene.Module {
   try {
     const module = graphene.Module.load(modulePath);
-    module.initialize(INITIALIZE_OPTIONS);
+    module.initialize(initializeOptions(initArgs));
     return module;
   } catch (error) {
     throw new HsmStartError(`cannot load PKCS#11 module ${modulePath}: ${ckrName(error)}`, { cause: error });

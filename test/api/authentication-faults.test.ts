@@ -48,7 +48,7 @@ describe('authentication when the secret key cannot be unsealed', () => {
   // Last in this file: the credential-sealing key is gone afterwards.
   it('a missing credential-sealing key is a server fault: 500 KMS.0103, logged at error level', async () => {
     const { sdk } = await signedClient();
-    const side = new SideChannel(t.config.hsm.tokenLabel);
+    const side = new SideChannel(t.config.hsm);
     side.withSession((session) => side.destroy(session, side.findKey(session, CREDENTIAL_SEALING_KEY)!));
 
     const response = await sdk.call('list-keys', {});

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startService, type RunningService } from '../../src/server';
 import { kmsClient, type KmsClient } from './client';
+import { freshTokenEnv } from './test-module';
 
 /** Everything the service logged, as text, so tests can check what it says and what it never says. */
 export class LogCapture extends Writable {
@@ -57,7 +58,8 @@ export async function startTestService(options: { env?: Record<string, string>; 
   const dataDir = options.dataDir ?? makeDataDir();
   // Tokens of all test files share the run's SoftHSM directory (global-setup.ts): one label each.
   const tokenLabel = `kms-test-${randomBytes(6).toString('hex')}`;
-  const config = loadConfig({ KMS_DATA_DIR: dataDir, PORT: '0', KMS_PKCS11_TOKEN_LABEL: tokenLabel, ...options.env });
+  // A fresh token of the run's PKCS#11 module (test-module.ts): SoftHSM by default, or NSS's softoken.
+  const config = loadConfig({ KMS_DATA_DIR: dataDir, PORT: '0', ...freshTokenEnv(dataDir, tokenLabel), ...options.env });
   const logs = new LogCapture();
   const clock = new TestClock();
   const logger = createLogger('debug', logs);

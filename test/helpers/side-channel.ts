@@ -1,5 +1,5 @@
 import * as pkcs11 from 'pkcs11js';
-import { DEFAULT_SOFTHSM_MODULE } from '../../src/config';
+import type { HsmConfig } from '../../src/config';
 import type { MaterialRef } from '../../src/hsm/hsm';
 import { findMaterialTemplate } from '../../src/hsm/templates';
 
@@ -10,22 +10,26 @@ const BLIND_WRITE: pkcs11.Template = [
 ];
 
 /**
- * A second handle on the SoftHSM library the service has loaded in this process: PKCS#11 state is
+ * A second handle on the PKCS#11 module the service has loaded in this process: PKCS#11 state is
  * per process, so what this does to sessions or the module, the service sees too. Tests use it to
  * look at the token from outside and to break things behind the service's back, as a crashed
  * device or another process sharing the token would.
  */
 export class SideChannel {
   private readonly lib = new pkcs11.PKCS11();
+  private readonly tokenLabel: string;
+  private readonly initArgs: string | undefined;
 
-  constructor(private readonly tokenLabel: string) {
-    this.lib.load(DEFAULT_SOFTHSM_MODULE);
+  constructor(hsm: HsmConfig) {
+    this.tokenLabel = hsm.tokenLabel;
+    this.initArgs = hsm.kind === 'external' ? hsm.initArgs : undefined;
+    this.lib.load(hsm.modulePath);
     this.initialize();
   }
 
   initialize(): void {
     try {
-      this.lib.C_Initialize();
+      this.lib.C_Initialize(this.initArgs ? { libraryParameters: this.initArgs, flags: pkcs11.CKF_OS_LOCKING_OK } : undefined);
     } catch (error) {
       if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) throw error;
     }

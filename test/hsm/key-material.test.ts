@@ -7,7 +7,7 @@ let side: SideChannel;
 
 beforeAll(async () => {
   t = await startTestService();
-  side = new SideChannel(t.config.hsm.tokenLabel);
+  side = new SideChannel(t.config.hsm);
 });
 
 afterAll(async () => {

@@ -14,7 +14,7 @@ describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls
 
   beforeAll(async () => {
     t = await startTestService({ env: { KMS_PKCS11_CRYPTO_CALLS: cryptoCalls } });
-    side = new SideChannel(t.config.hsm.tokenLabel);
+    side = new SideChannel(t.config.hsm);
     kms = t.client();
     keyId = (await kms.call('create-key', { key_alias: 'recovery' })).body.key_info.key_id;
   });
