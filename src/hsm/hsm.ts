@@ -41,7 +41,7 @@ export interface Hsm {
    */
   destroyKey(ref: MaterialRef): Promise<boolean>;
 
-  /** Whether the token holds material for `ref` (a fresh lookup, not the cache; a miss re-reads the token first). */
+  /** Whether the token holds material for `ref` (a fresh lookup under the token lock, not the cache). */
   hasKey(ref: MaterialRef): Promise<boolean>;
 
   /** The material references found in the token at start-up (and after a module re-initialisation). */

@@ -24,7 +24,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       pin,
       sessions,
       cryptoCalls: config.hsmCryptoCalls,
-      writeLock: process.env.NOLOCK ? undefined : writeLock,
+      writeLock,
       logger,
     });
   } catch (error) {

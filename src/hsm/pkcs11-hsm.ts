@@ -145,35 +145,31 @@ export class Pkcs11Hsm implements Hsm {
     );
   }
 
+  /**
+   * Under the token lock, after a fresh look (the find itself): the material of a key of this data
+   * directory is only ever made under the same lock, so what this look does not find is not there,
+   * and no re-read of the token is needed (it would cost every interrupted creation a second).
+   */
   async destroyKey(ref: MaterialRef): Promise<boolean> {
-    return this.changingToken(async () => {
-      this.handles.delete(materialKey(ref));
-      const destroy = (): Promise<boolean> =>
-        this.withSession('destroy key', async (lease) => {
-          const found = this.findAll(lease.session, ref);
-          for (const handle of found) {
-            try {
-              this.lib.C_DestroyObject(lease.session, handle);
-            } catch (error) {
-              // Another process destroyed it between our find and our destroy: it is gone either way.
-              if (classifyCkr(error) !== 'handle') throw error;
-            }
+    return this.changingToken(() =>
+      this.withSession('destroy key', async (lease) => {
+        this.handles.delete(materialKey(ref));
+        const found = this.findAll(lease.session, ref);
+        for (const handle of found) {
+          try {
+            this.lib.C_DestroyObject(lease.session, handle);
+          } catch (error) {
+            // Another process destroyed it between our find and our destroy: it is gone either way.
+            if (classifyCkr(error) !== 'handle') throw error;
           }
-          return found.length > 0;
-        });
-      if (await destroy()) return true;
-      // Nothing found may be this process's stale view of the token: look again after a re-read, so
-      // that no material is left behind.
-      await this.rereads.after();
-      return destroy();
-    });
+        }
+        return found.length > 0;
+      }),
+    );
   }
 
   async hasKey(ref: MaterialRef): Promise<boolean> {
-    const look = (): Promise<boolean> => this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
-    if (await look()) return true;
-    await this.rereads.after();
-    return look();
+    return this.changingToken(() => this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined));
   }
 
   random(length: number): Promise<Buffer> {

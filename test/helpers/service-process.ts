@@ -37,7 +37,7 @@ export function processEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): N
 }
 
 /**
- * Spawns `src/<script>` with tsx, collecting everything it prints. `detached` puts it in a process
+ * Spawns `src/<script>` (or the script at an absolute path) with tsx, collecting everything it prints. `detached` puts it in a process
  * group of its own, so that a test can crash all of it at once (see {@link startServiceProcess}).
  */
 export function spawnScript(
@@ -46,7 +46,7 @@ export function spawnScript(
   args: readonly string[] = [],
   options: { detached?: boolean } = {},
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
+  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.isAbsolute(script) ? script : path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
