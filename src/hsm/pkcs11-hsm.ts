@@ -357,9 +357,12 @@ export class Pkcs11Hsm implements Hsm {
         return await this.withSession(
           what,
           async (lease) => {
-            const key = cached ?? this.find(lease.session, ref);
+            // Read again here, not `cached`: a retry inside withSession may follow a module
+            // re-initialisation, after which the handle read before it names another object or none.
+            const known = this.handles.get(cacheKey);
+            const key = known ?? this.find(lease.session, ref);
             if (!key) throw new MaterialMissing(cacheKey);
-            if (!cached) this.handles.set(cacheKey, key);
+            if (!known) this.handles.set(cacheKey, key);
             return operation(lease, key);
           },
           decrypting,
