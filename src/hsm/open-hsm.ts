@@ -24,6 +24,8 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       pin,
       sessions,
       cryptoCalls: config.hsmCryptoCalls,
+      callTimeoutMs: config.hsmCallTimeoutMs,
+      maxWaiters: config.hsmMaxWaiters,
       writeLock,
       logger,
     });
