@@ -63,7 +63,7 @@ export async function startShimService(env: Record<string, string> = {}): Promis
   const pinFile = path.join(root, 'pin');
   writeFileSync(pinFile, `${randomBytes(12).toString('hex')}\n`, { mode: 0o600 });
   execFileSync('bash', [path.join(ROOT, 'hsm', 'ensure-softhsm.sh'), '--init-token', label, pinFile], { stdio: 'ignore' });
-  const child: ChildProcess = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
