@@ -198,6 +198,10 @@ function auditCommand(config: Config, args: string[]): void {
     if (!head) throw new UsageError(`--expect-head takes [CHAIN=]RECORDS:HASH, e.g. audit.log=120:<64 hex digits>; got ${text}`);
     const chain = name ?? (values.file === undefined ? undefined : path.basename(values.file));
     if (chain === undefined) throw new UsageError('--expect-head names its chain (CHAIN=RECORDS:HASH) unless --file is given');
+    // With --file, a head for another chain would never be checked: a typo must not pass as "ok".
+    if (values.file !== undefined && chain !== path.basename(values.file)) {
+      throw new UsageError(`--expect-head names ${chain}, but --file is ${path.basename(values.file)}`);
+    }
     expected.set(chain, head);
   }
   const verdictOf = (file: string): Record<string, unknown> & { ok: boolean; records: number } => {

@@ -44,6 +44,14 @@ export interface Config {
    * in microseconds, where the thread hop costs more than the call.
    */
   readonly hsmCryptoCalls: 'async' | 'sync';
+  /**
+   * How long one HSM operation may take, waiting for a session and for a module recovery included,
+   * in milliseconds; beyond it the request gets 503 KMS.0104. Synchronous PKCS#11 calls cannot be
+   * cut short (see Pkcs11HsmOptions.callTimeoutMs).
+   */
+  readonly hsmCallTimeoutMs: number;
+  /** Callers that may wait for a free HSM session per process; beyond it, an immediate 503 KMS.0104. */
+  readonly hsmMaxWaiters: number;
   /** Server processes (Node cluster workers) sharing the port; 1 serves from the main process. */
   readonly workers: number;
   /** Region name reported as `realm` in key details. */
@@ -158,6 +166,8 @@ export function loadConfig(env: Env = process.env): Config {
     hsm: Object.freeze(hsm),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
     hsmCryptoCalls: cryptoCalls(env, hsm.kind),
+    hsmCallTimeoutMs: integer(env, 'KMS_PKCS11_CALL_TIMEOUT_MS', 5000, 10, 600_000),
+    hsmMaxWaiters: integer(env, 'KMS_PKCS11_MAX_WAITERS', 1024, 0, 1_000_000),
     workers: workerCount(env),
     region: env.KMS_REGION || 'local',
     logLevel: logLevel(env),

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { auditLogFile } from './audit/audit-log';
 import { ConfigError, loadConfig, type Config } from './config';
+import { claimDataDirectory } from './data-dir-claim';
 import { StartError } from './start-error';
 import { createLogger } from './logger';
 import type { StartOptions } from './server';
@@ -52,6 +53,13 @@ const RESTART_WINDOW_MS = 10_000;
  * right after a restart, stops the service: restarting it would only fail again.
  */
 async function primary(config: Config, logger: Logger): Promise<void> {
+  // The first start-up failure a worker sends is the one line printed (see main's catch).
+  let reported = false;
+  cluster.on('message', (_worker, message: unknown) => {
+    if (!isStartFailure(message) || reported) return;
+    reported = true;
+    reportStartFailure(message.startFailure);
+  });
   await initialiseInWorker();
   let stopping = false;
   let failed = false;
@@ -110,8 +118,8 @@ async function primary(config: Config, logger: Logger): Promise<void> {
 
 /**
  * Prepares the data directory in a worker of its own that exits when done: the HSM module (and,
- * with SoftHSM, every token object) is loaded there, not in the long-lived primary. A failure
- * has already been reported by that worker; the primary then exits too.
+ * with SoftHSM, every token object) is loaded there, not in the long-lived primary. On a failure
+ * the primary prints the line the initialiser sent and exits too.
  */
 function initialiseInWorker(): Promise<void> {
   const initialiser = cluster.fork({ KMS_CLUSTER_ROLE: 'initialise' });
@@ -136,8 +144,14 @@ async function main(): Promise<void> {
   // This must happen before anything uses the thread pool.
   process.env.UV_THREADPOOL_SIZE ??= String(config.hsmSessions + 4);
   const logger = createLogger(config.logLevel);
-  if (config.workers <= 1) return serve(config, logger);
-  if (cluster.isPrimary) return primary(config, logger);
+  if (config.workers <= 1) {
+    claimDataDirectory(config.dataDir);
+    return serve(config, logger);
+  }
+  if (cluster.isPrimary) {
+    claimDataDirectory(config.dataDir);
+    return primary(config, logger);
+  }
   if (process.env.KMS_CLUSTER_ROLE === 'initialise') return initialise(config, logger);
   const index = Number(process.env.KMS_WORKER_INDEX ?? 0);
   return serve(config, logger.child({ worker: index }), {
@@ -149,15 +163,34 @@ async function main(): Promise<void> {
   });
 }
 
+/** A cluster worker's start-up failure, sent to the primary, which prints it once for all workers. */
+interface StartFailure {
+  readonly startFailure: string;
+}
+
+function isStartFailure(message: unknown): message is StartFailure {
+  return typeof message === 'object' && message !== null && typeof (message as { startFailure?: unknown }).startFailure === 'string';
+}
+
+/** Prints a start-up failure as the one line the README promises (the primary's, in a cluster). */
+function reportStartFailure(line: string): void {
+  process.stderr.write(`kms: ${line}\n`);
+}
+
 main().catch((error: unknown) => {
   // Start-up failures are one line, without a stack: expected ones say what is wrong, any other
   // says what failed (KMS_LOG_LEVEL=debug adds the stack, for a bug report).
-  if (error instanceof ConfigError || error instanceof StartError) {
-    process.stderr.write(`kms: ${error.message}\n`);
-  } else {
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`kms: start-up failed: ${message.split('\n')[0]}\n`);
-    if (error instanceof Error && /^(debug|trace)$/.test(process.env.KMS_LOG_LEVEL ?? '')) process.stderr.write(`${error.stack}\n`);
+  const expected = error instanceof ConfigError || error instanceof StartError;
+  const message = error instanceof Error ? error.message : String(error);
+  const line = expected ? message : `start-up failed: ${message.split('\n')[0]}`;
+  if (!expected && error instanceof Error && /^(debug|trace)$/.test(process.env.KMS_LOG_LEVEL ?? '')) process.stderr.write(`${error.stack}\n`);
+  // Every worker of a cluster would print the same line (a port in use fails them all): the
+  // primary prints it once instead.
+  if (cluster.isWorker && process.send) {
+    const failure: StartFailure = { startFailure: line };
+    process.send(failure, () => process.exit(1));
+    return;
   }
+  reportStartFailure(line);
   process.exit(1);
 });

@@ -1,23 +1,28 @@
 /*
  * A PKCS#11 module that stands in front of another (SoftHSM by default) and behaves like an HSM on
  * the network: it forwards every call, sleeping first in the calls that do cryptographic work, and
- * can fail one chosen call with a chosen CKR, for the reliability tests.
+ * can fail or hang chosen calls, for the reliability tests: what a vendor's network HSM does.
  *
  *   KMS_SHIM_MODULE     the real module (default /usr/lib/softhsm/libsofthsm2.so)
  *   KMS_SHIM_DELAY_US   microseconds to sleep in each crypto call (default 0)
  *   KMS_SHIM_FAIL_AT    fail the Nth crypto call (1-based; default 0 = never)
  *   KMS_SHIM_FAIL_RV    the CKR it fails with (default 0x30, CKR_DEVICE_ERROR)
- *   KMS_SHIM_FAIL_FILE  while this file exists, crypto calls fail with the CKR written in it
- *                       (e.g. "0x30"); the first failing call deletes the file, unless the file
- *                       also says "always". Lets a test break the HSM exactly when it wants.
- *                       More words in the file: call names (e.g. "C_DestroyObject C_Decrypt")
- *                       fail only those calls, the others pass without using the file up;
- *                       "after" makes the call first and then fails it, as when the HSM did the
- *                       work and its answer was lost on the way back.
+ *   KMS_SHIM_FAIL_FILE  while this file exists, calls fail as its lines say: each line is a CKR,
+ *                       optionally "always", and the calls it applies to (none: the crypto calls),
+ *                       e.g. "0x30", "0xb1 always C_OpenSession". The first line naming a call
+ *                       fails it; a line without "always" is then removed (the file with its last
+ *                       line). A line that says "after" makes the call first and then fails it, as
+ *                       when the HSM did the work and its answer was lost on the way back. Lets a
+ *                       test break the HSM exactly when it wants.
+ *   KMS_SHIM_HANG_FILE  while this file exists, the calls it names (none: the crypto calls) block,
+ *                       until the file is removed or no longer names them: a network HSM that stops
+ *                       answering. Each call that starts hanging appends its name to the file's
+ *                       name plus ".calls", so that a test can wait for it.
  *
- * Crypto calls: C_Encrypt, C_Decrypt, C_GenerateRandom, C_GenerateKey (delayed, counted for
- * KMS_SHIM_FAIL_AT). C_DestroyObject can fail through the file when the file names it. Everything
- * else passes through untouched, from the real module's own function list.
+ * Crypto calls: C_Encrypt, C_Decrypt, C_GenerateRandom, C_GenerateKey. The fail and hang files
+ * also reach C_EncryptInit, C_DecryptInit, C_OpenSession, C_Initialize and C_DestroyObject (when a
+ * line names them). Everything else passes
+ * through untouched, from the real module's own function list.
  */
 #define CK_PTR *
 #define CK_DECLARE_FUNCTION(returnType, name) returnType name
@@ -33,7 +38,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
-#include <ctype.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -43,6 +47,9 @@ static CK_FUNCTION_LIST shim;
 static long delay_us;
 static long fail_at;
 static const char *fail_file;
+static const char *hang_file;
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t calls_lock = PTHREAD_MUTEX_INITIALIZER;
 static CK_RV fail_rv = 0x30;
 static atomic_long crypto_calls;
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
@@ -52,90 +59,162 @@ static long env_long(const char *name, long fallback) {
   return value && *value ? strtol(value, NULL, 0) : fallback;
 }
 
-/* Whether `text` holds the word `word` (so that "C_Decrypt" is not found in "C_DecryptInit"). */
-static int has_word(const char *text, const char *word) {
-  size_t length = strlen(word);
-  for (const char *at = strstr(text, word); at; at = strstr(at + 1, word)) {
-    int starts = at == text || isspace((unsigned char)at[-1]);
-    int ends = at[length] == 0 || isspace((unsigned char)at[length]);
+static const char CRYPTO_CALLS[] = "C_Encrypt C_Decrypt C_GenerateRandom C_GenerateKey";
+
+/* Whether the words of `list` name `call`; a list naming no call (no "C_" word) means the crypto calls. */
+static int names_call(const char *list, const char *call) {
+  int any = 0;
+  size_t n = strlen(call);
+  for (const char *p = list; *p;) {
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    const char *word = p;
+    while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') p++;
+    size_t length = (size_t)(p - word);
+    if (length > 2 && word[0] == 'C' && word[1] == '_') {
+      any = 1;
+      if (length == n && strncmp(word, call, n) == 0) return 1;
+    }
+  }
+  return any ? 0 : names_call(CRYPTO_CALLS, call);
+}
+
+static size_t read_file(const char *path, char *text, size_t size) {
+  FILE *file = fopen(path, "r");
+  if (!file) return (size_t)-1;
+  size_t length = fread(text, 1, size - 1, file);
+  fclose(file);
+  text[length] = 0;
+  return length;
+}
+
+/* Whether the words of `line` include `word` exactly. */
+static int has_word(const char *line, const char *word) {
+  size_t n = strlen(word);
+  for (const char *at = strstr(line, word); at; at = strstr(at + 1, word)) {
+    int starts = at == line || at[-1] == ' ' || at[-1] == '\t';
+    int ends = at[n] == 0 || at[n] == ' ' || at[n] == '\t' || at[n] == '\r' || at[n] == '\n';
     if (starts && ends) return 1;
   }
   return 0;
 }
 
-/*
- * The failure the fail file chooses for the call `name`, or CKR_OK: a file that names no call
- * fails any crypto call, unless `only_when_named`. `*after` is set when the call is to be made
- * before failing. One thread at a time reads and consumes the file.
- */
-static CK_RV file_failure(const char *name, int only_when_named, int *after) {
-  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* The failure KMS_SHIM_FAIL_FILE asks of `call`, or CKR_OK; `*after` when the call is to be made first. */
+static CK_RV injected_failure(const char *call, int *after) {
   if (!fail_file) return CKR_OK;
-  pthread_mutex_lock(&lock);
   CK_RV rv = CKR_OK;
-  FILE *file = fopen(fail_file, "r");
-  if (file) {
-    char text[256] = {0};
-    size_t length = fread(text, 1, sizeof text - 1, file);
-    fclose(file);
-    text[length] = 0;
-    int names_calls = strstr(text, "C_") != NULL;
-    if (names_calls ? has_word(text, name) : !only_when_named) {
-      if (!strstr(text, "always")) unlink(fail_file);
-      *after = has_word(text, "after");
-      rv = (CK_RV)strtoul(text, NULL, 0);
+  char text[4096], kept[4096];
+  size_t length = 0;
+  int fired = 0, dropped = 0;
+  pthread_mutex_lock(&fail_lock);
+  if (read_file(fail_file, text, sizeof text) != (size_t)-1) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+      if (!fired && names_call(line, call)) {
+        fired = 1;
+        rv = (CK_RV)strtoul(line, NULL, 0);
+        *after = has_word(line, "after");
+        if (!strstr(line, "always")) {
+          dropped = 1;
+          continue;
+        }
+      }
+      length += (size_t)snprintf(kept + length, sizeof kept - length, "%s\n", line);
+    }
+    if (dropped && length == 0) unlink(fail_file);
+    else if (dropped) {
+      FILE *file = fopen(fail_file, "w");
+      if (file) {
+        fwrite(kept, 1, length, file);
+        fclose(file);
+      }
     }
   }
-  pthread_mutex_unlock(&lock);
+  pthread_mutex_unlock(&fail_lock);
   return rv;
 }
 
+/* Blocks while KMS_SHIM_HANG_FILE names `call`. */
+static void hang_if_asked(const char *call) {
+  if (!hang_file) return;
+  char text[1024];
+  if (read_file(hang_file, text, sizeof text) == (size_t)-1 || !names_call(text, call)) return;
+  char calls[4096];
+  snprintf(calls, sizeof calls, "%s.calls", hang_file);
+  pthread_mutex_lock(&calls_lock);
+  FILE *log = fopen(calls, "a");
+  if (log) {
+    fprintf(log, "%s\n", call);
+    fclose(log);
+  }
+  pthread_mutex_unlock(&calls_lock);
+  struct timespec pause = {0, 10 * 1000 * 1000};
+  while (read_file(hang_file, text, sizeof text) != (size_t)-1 && names_call(text, call)) nanosleep(&pause, NULL);
+}
+
+/* What every intercepted call does first: hang or fail when asked to. */
+static CK_RV intercept(const char *call, int *after) {
+  *after = 0;
+  hang_if_asked(call);
+  return injected_failure(call, after);
+}
+
 /* The network round trip, and the chosen failure. */
-static CK_RV crypto_call(const char *name, int *after) {
+static CK_RV crypto_call(const char *call, int *after) {
+  *after = 0;
   long n = atomic_fetch_add(&crypto_calls, 1) + 1;
   if (delay_us > 0) {
     struct timespec pause = {delay_us / 1000000, (delay_us % 1000000) * 1000};
     while (nanosleep(&pause, &pause) != 0) {
     }
   }
-  *after = 0;
   if (fail_at > 0 && n == fail_at) return fail_rv;
-  return file_failure(name, 0, after);
+  return intercept(call, after);
 }
 
 /* Makes the real call unless a failure comes first; a failure chosen "after" replaces its result. */
-#define FORWARD(name, call)                  \
-  do {                                       \
-    int after = 0;                           \
-    CK_RV rv = crypto_call(name, &after);    \
-    if (rv == CKR_OK) return call;           \
-    if (after) (void)(call);                 \
-    return rv;                               \
+#define FORWARD(check, name, call)   \
+  do {                               \
+    int after = 0;                   \
+    CK_RV rv = check(name, &after);  \
+    if (rv == CKR_OK) return call;   \
+    if (after) (void)(call);         \
+    return rv;                       \
   } while (0)
 
 static CK_RV shim_C_Encrypt(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
-  FORWARD("C_Encrypt", real->C_Encrypt(s, in, in_len, out, out_len));
+  FORWARD(crypto_call, "C_Encrypt", real->C_Encrypt(s, in, in_len, out, out_len));
 }
 
 static CK_RV shim_C_Decrypt(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
-  FORWARD("C_Decrypt", real->C_Decrypt(s, in, in_len, out, out_len));
+  FORWARD(crypto_call, "C_Decrypt", real->C_Decrypt(s, in, in_len, out, out_len));
 }
 
 static CK_RV shim_C_GenerateRandom(CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG len) {
-  FORWARD("C_GenerateRandom", real->C_GenerateRandom(s, out, len));
+  FORWARD(crypto_call, "C_GenerateRandom", real->C_GenerateRandom(s, out, len));
 }
 
 static CK_RV shim_C_GenerateKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR key) {
-  FORWARD("C_GenerateKey", real->C_GenerateKey(s, m, t, n, key));
+  FORWARD(crypto_call, "C_GenerateKey", real->C_GenerateKey(s, m, t, n, key));
 }
 
-/* Not a crypto call (no delay, not counted): fails only when the fail file names it. */
+static CK_RV shim_C_EncryptInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key) {
+  FORWARD(intercept, "C_EncryptInit", real->C_EncryptInit(s, m, key));
+}
+
+static CK_RV shim_C_DecryptInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key) {
+  FORWARD(intercept, "C_DecryptInit", real->C_DecryptInit(s, m, key));
+}
+
+static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR session) {
+  FORWARD(intercept, "C_OpenSession", real->C_OpenSession(slot, flags, app, notify, session));
+}
+
+static CK_RV shim_C_Initialize(CK_VOID_PTR args) {
+  FORWARD(intercept, "C_Initialize", real->C_Initialize(args));
+}
+
 static CK_RV shim_C_DestroyObject(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE object) {
-  int after = 0;
-  CK_RV rv = file_failure("C_DestroyObject", 1, &after);
-  if (rv == CKR_OK) return real->C_DestroyObject(s, object);
-  if (after) (void)real->C_DestroyObject(s, object);
-  return rv;
+  FORWARD(intercept, "C_DestroyObject", real->C_DestroyObject(s, object));
 }
 
 static void load(void) {
@@ -152,11 +231,17 @@ static void load(void) {
   fail_rv = (CK_RV)env_long("KMS_SHIM_FAIL_RV", 0x30);
   fail_file = getenv("KMS_SHIM_FAIL_FILE");
   if (fail_file && !*fail_file) fail_file = NULL;
+  hang_file = getenv("KMS_SHIM_HANG_FILE");
+  if (hang_file && !*hang_file) hang_file = NULL;
   shim = *real;
   shim.C_Encrypt = shim_C_Encrypt;
   shim.C_Decrypt = shim_C_Decrypt;
   shim.C_GenerateRandom = shim_C_GenerateRandom;
   shim.C_GenerateKey = shim_C_GenerateKey;
+  shim.C_EncryptInit = shim_C_EncryptInit;
+  shim.C_DecryptInit = shim_C_DecryptInit;
+  shim.C_OpenSession = shim_C_OpenSession;
+  shim.C_Initialize = shim_C_Initialize;
   shim.C_DestroyObject = shim_C_DestroyObject;
 }
 

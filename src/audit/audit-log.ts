@@ -196,6 +196,11 @@ export class AuditLog {
     }
   }
 
+  /** Makes the lines written so far durable (fsync). */
+  sync(): void {
+    if (this.fd !== undefined) fsyncSync(this.fd);
+  }
+
   close(): void {
     if (this.fd === undefined) return;
     this.flush();

@@ -7,7 +7,9 @@
  *   re-read of the whole token when that misses: a process's view can lag behind other processes
  *   that share the token).
  * - KMS.2201 the ciphertext or its additional data failed authentication (decrypt only).
- * - KMS.0104 the HSM is unavailable or out of sessions/memory after one recovery attempt (503).
+ * - KMS.0104 the HSM is unavailable or out of sessions/memory after one recovery attempt, the
+ *   operation passed its deadline (waiting for a session or a recovery, or inside an asynchronous
+ *   call), too many callers wait for a session, or a failed re-initialisation is backing off (503).
  * - KMS.0103 any other HSM failure (500). The PKCS#11 cause is attached for the log, never for clients.
  */
 
@@ -41,7 +43,7 @@ export interface Hsm {
    */
   destroyKey(ref: MaterialRef): Promise<boolean>;
 
-  /** Whether the token holds material for `ref` (a fresh lookup, not the cache; a miss re-reads the token first). */
+  /** Whether the token holds material for `ref` (a fresh lookup under the token lock, not the cache). */
   hasKey(ref: MaterialRef): Promise<boolean>;
 
   /** The material references found in the token at start-up (and after a module re-initialisation). */
@@ -58,4 +60,25 @@ export interface Hsm {
 
   /** Closes every session and finalises the module. Operations after this throw KMS.0104. */
   close(): Promise<void>;
+
+  /** What the health checks need to know: the sessions, the callers waiting, the last failure. */
+  state(): HsmState;
+}
+
+export interface HsmState {
+  readonly sessions: {
+    readonly size: number;
+    readonly busy: number;
+    readonly free: number;
+    /** Sessions whose call hung past its deadline and has not come back yet. */
+    readonly abandoned: number;
+  };
+  /** Callers waiting for a free session. */
+  readonly waiters: number;
+  /** The last HSM failure: a CKR name or what timed out, and when (ISO 8601). Never a secret. */
+  readonly lastError: { readonly cause: string; readonly at: string } | undefined;
+  /** Module re-initialisations since start (recoveries and token re-reads). */
+  readonly reinitialisations: number;
+  /** Whether a failed re-initialisation is backing off (requests get 503 at once until it ends). */
+  readonly backingOff: boolean;
 }

@@ -25,7 +25,9 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       pin,
       sessions,
       cryptoCalls: config.hsmCryptoCalls,
-      writeLock: process.env.NOLOCK ? undefined : writeLock,
+      callTimeoutMs: config.hsmCallTimeoutMs,
+      maxWaiters: config.hsmMaxWaiters,
+      writeLock,
       logger,
     });
   } catch (error) {

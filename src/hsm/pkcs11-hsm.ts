@@ -4,11 +4,12 @@ import * as pkcs11 from 'pkcs11js';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
-import type { Hsm, MaterialRef, SealedData } from './hsm';
+import type { Hsm, HsmState, MaterialRef, SealedData } from './hsm';
+import { LogThrottle } from './log-throttle';
 import { RandomPool } from './random-pool';
 import { HsmStartError } from './start-error';
 import { RereadSchedule } from './reread-schedule';
-import { PoolClosedError, SessionPool, type Lease } from './session-pool';
+import { PoolBusyError, PoolClosedError, SessionPool, type Lease } from './session-pool';
 import type { TokenLock } from './token-lock';
 import { finalizeQuietly, initializeOptions, loadModule, tokenSlots } from './token-setup';
 import {
@@ -35,6 +36,11 @@ const ATTACH_RETRY_MS = 100;
  * re-initialising the module) before it answers 404; at most once per this interval.
  */
 const REREAD_MIN_INTERVAL_MS = 1000;
+/** A re-initialisation that failed is tried again after this, doubling on each failure up to the cap. */
+const REINIT_BACKOFF_MS = 1000;
+const REINIT_BACKOFF_CAP_MS = 30_000;
+/** Repeated warnings (an HSM that hangs or is overloaded fails every request) are logged at most this often. */
+const WARN_INTERVAL_MS = 10_000;
 // Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); pkcs11js does not name them.
 const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
 
@@ -52,6 +58,17 @@ export interface Pkcs11HsmOptions {
    * much CPU (measured with SoftHSM: 28 µs against 56 µs per encryption). Default async.
    */
   readonly cryptoCalls?: 'async' | 'sync';
+  /**
+   * Milliseconds an operation may take (default 5000), which covers waiting for a module recovery,
+   * waiting for a session and the asynchronous calls (C_EncryptAsync, C_DecryptAsync,
+   * C_GenerateKeyAsync). A call on a libuv thread cannot be cancelled: at the deadline the caller
+   * gets KMS.0104 and the session is abandoned (closed when the call comes back). A synchronous call
+   * (the *Init calls, and encryption with `cryptoCalls: 'sync'`) blocks the event loop and cannot be
+   * timed out from JavaScript at all. Also bounds a recovery's wait for the calls in flight.
+   */
+  readonly callTimeoutMs?: number;
+  /** Callers that may wait for a session (default 1024); the next one gets KMS.0104 at once. */
+  readonly maxWaiters?: number;
   /**
    * Held while this process creates or destroys token objects, shared with the other processes of
    * the service (see {@link TokenLock}); without it, writes are not serialised across processes.
@@ -90,13 +107,21 @@ export class Pkcs11Hsm implements Hsm {
     return this.reinitialise();
   }, REREAD_MIN_INTERVAL_MS);
   private closed = false;
+  private readonly callTimeoutMs: number;
+  private reinitialisations = 0;
+  private lastError: HsmState['lastError'];
+  /** Set while the last re-initialisation failed: until `until`, requests get 503 at once. */
+  private backoff: { until: number; delayMs: number } | undefined;
+  private readonly warnings = new LogThrottle(WARN_INTERVAL_MS);
 
   private constructor(private readonly options: Pkcs11HsmOptions) {
     this.syncCrypto = options.cryptoCalls === 'sync';
+    this.callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.module = loadModule(options.modulePath, options.initArgs);
     this.lib = this.module.lib;
     this.pool = new SessionPool({
       size: options.sessions,
+      maxWaiters: options.maxWaiters ?? 1024,
       open: () => this.openSession(),
       close: (session) => this.lib.C_CloseSession(session),
     });
@@ -147,35 +172,31 @@ export class Pkcs11Hsm implements Hsm {
     );
   }
 
+  /**
+   * Under the token lock, after a fresh look (the find itself): the material of a key of this data
+   * directory is only ever made under the same lock, so what this look does not find is not there,
+   * and no re-read of the token is needed (it would cost every interrupted creation a second).
+   */
   async destroyKey(ref: MaterialRef): Promise<boolean> {
-    return this.changingToken(async () => {
-      this.handles.delete(materialKey(ref));
-      const destroy = (): Promise<boolean> =>
-        this.withSession('destroy key', async (lease) => {
-          const found = this.findAll(lease.session, ref);
-          for (const handle of found) {
-            try {
-              this.lib.C_DestroyObject(lease.session, handle);
-            } catch (error) {
-              // Another process destroyed it between our find and our destroy: it is gone either way.
-              if (classifyCkr(error) !== 'handle') throw error;
-            }
+    return this.changingToken(() =>
+      this.withSession('destroy key', async (lease) => {
+        this.handles.delete(materialKey(ref));
+        const found = this.findAll(lease.session, ref);
+        for (const handle of found) {
+          try {
+            this.lib.C_DestroyObject(lease.session, handle);
+          } catch (error) {
+            // Another process destroyed it between our find and our destroy: it is gone either way.
+            if (classifyCkr(error) !== 'handle') throw error;
           }
-          return found.length > 0;
-        });
-      if (await destroy()) return true;
-      // Nothing found may be this process's stale view of the token: look again after a re-read, so
-      // that no material is left behind.
-      await this.rereads.after();
-      return destroy();
-    });
+        }
+        return found.length > 0;
+      }),
+    );
   }
 
   async hasKey(ref: MaterialRef): Promise<boolean> {
-    const look = (): Promise<boolean> => this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined);
-    if (await look()) return true;
-    await this.rereads.after();
-    return look();
+    return this.changingToken(() => this.withSession('find key', async (lease) => this.find(lease.session, ref) !== undefined));
   }
 
   random(length: number): Promise<Buffer> {
@@ -202,11 +223,23 @@ export class Pkcs11Hsm implements Hsm {
     });
   }
 
+  state(): HsmState {
+    const { size, busy, free, abandoned, waiters } = this.pool.state();
+    return {
+      sessions: { size, busy, free, abandoned },
+      waiters,
+      lastError: this.lastError,
+      reinitialisations: this.reinitialisations,
+      backingOff: this.inBackoff(),
+    };
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.pool.close();
-    await this.pool.drained();
+    // A call that hung is not waited for past its deadline: the process is going away.
+    await this.pool.drained(this.callTimeoutMs);
     finalizeQuietly(this.module);
     this.options.writeLock?.close();
   }
@@ -214,17 +247,20 @@ export class Pkcs11Hsm implements Hsm {
   // ---- sessions, retries and recovery ------------------------------------------------------------
 
   /**
-   * Runs `operation` on a leased session. A lost session is replaced and the operation retried once;
-   * a module-level failure re-initialises the module first. What still fails becomes a KmsError.
+   * Runs `operation` on a leased session, within the call deadline (which every attempt shares). A
+   * lost session is replaced and the operation retried once; a module-level failure re-initialises
+   * the module first. What still fails becomes a KmsError.
    */
   private async withSession<T>(what: string, operation: (lease: Lease) => Promise<T>, decrypting = false): Promise<T> {
+    const deadline = performance.now() + this.callTimeoutMs;
     for (let attempt = 1; ; attempt++) {
-      if (this.recovering) await this.recovering;
+      await this.moduleReady(what, deadline);
       let lease: Lease;
       try {
-        lease = await this.pool.acquire();
+        lease = await this.pool.acquire(deadline - performance.now());
       } catch (error) {
         if (error instanceof PoolClosedError) throw new KmsError('KMS.0104', { cause: error });
+        if (error instanceof PoolBusyError) throw this.unavailable(what, error.message, error);
         const kind = classifyCkr(error);
         if (attempt === 1 && kind === 'module') {
           await this.recover(this.pool.currentGeneration, what, error);
@@ -232,11 +268,17 @@ export class Pkcs11Hsm implements Hsm {
         }
         throw this.failure(what, kind, error);
       }
+      const call = operation(lease);
       try {
-        const result = await operation(lease);
+        const result = await beforeDeadline(call, deadline);
         this.pool.release(lease);
         return result;
       } catch (error) {
+        if (error instanceof DeadlinePassed) {
+          // The call goes on in its libuv thread; its session must not be used or closed until then.
+          this.pool.abandon(lease, call);
+          throw this.unavailable(what, `no answer within ${this.callTimeoutMs} ms; the session is abandoned`, error);
+        }
         // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
         const kind = ckrOf(error) === undefined ? undefined : classifyCkr(error, decrypting);
         if (kind === undefined || kind === 'bad-ciphertext' || kind === 'handle') {
@@ -260,6 +302,40 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   /**
+   * Waits, within the deadline, for a recovery under way; refuses at once while a failed
+   * re-initialisation backs off, and starts the next attempt once the back-off is over.
+   */
+  private async moduleReady(what: string, deadline: number): Promise<void> {
+    if (this.closed) throw new KmsError('KMS.0104', { cause: new PoolClosedError() });
+    if (this.backoff && !this.inBackoff()) void this.reinitialise();
+    if (this.recovering) {
+      try {
+        await beforeDeadline(this.recovering, deadline);
+      } catch (error) {
+        throw this.unavailable(what, 'the HSM module did not recover before the deadline', error);
+      }
+    }
+    // Logged once, when the re-initialisation failed: nothing per request here.
+    if (this.inBackoff()) throw new KmsError('KMS.0104', { cause: new Error('the HSM module failed to re-initialise; backing off') });
+  }
+
+  private inBackoff(): boolean {
+    return this.backoff !== undefined && performance.now() < this.backoff.until;
+  }
+
+  /** A 503 for a limit reached (deadline, queue): remembered for the health checks, logged at most every few seconds. */
+  private unavailable(what: string, reason: string, cause: unknown): KmsError {
+    this.noteError(reason);
+    const held = this.warnings.pass(reason);
+    if (held !== undefined) this.options.logger.warn({ operation: what, reason, heldBack: held }, 'HSM unavailable: answering 503');
+    return new KmsError('KMS.0104', { cause });
+  }
+
+  private noteError(cause: string): void {
+    this.lastError = { cause, at: new Date().toISOString() };
+  }
+
+  /**
    * Runs an operation with the key's cached handle. A stale handle (the object was destroyed or
    * re-created by another process) gets one fresh lookup. A key the token does not show is looked
    * for once more after the token was re-read (several processes share the token, and a module's
@@ -279,9 +355,12 @@ export class Pkcs11Hsm implements Hsm {
         return await this.withSession(
           what,
           async (lease) => {
-            const key = cached ?? this.find(lease.session, ref);
+            // Read again here, not `cached`: a retry inside withSession may follow a module
+            // re-initialisation, after which the handle read before it names another object or none.
+            const known = this.handles.get(cacheKey);
+            const key = known ?? this.find(lease.session, ref);
             if (!key) throw new MaterialMissing(cacheKey);
-            if (!cached) this.handles.set(cacheKey, key);
+            if (!known) this.handles.set(cacheKey, key);
             return operation(lease, key);
           },
           decrypting,
@@ -310,7 +389,8 @@ export class Pkcs11Hsm implements Hsm {
   /** Re-initialises the module once per failed generation; concurrent callers share the work. */
   private recover(failedGeneration: number, what: string, cause: unknown): Promise<void> {
     if (this.recovering) return this.recovering;
-    if (failedGeneration !== this.pool.currentGeneration) return Promise.resolve();
+    if (failedGeneration !== this.pool.currentGeneration || this.inBackoff()) return Promise.resolve();
+    this.noteError(ckrName(cause));
     this.options.logger.error({ operation: what, cause: ckrName(cause) }, 'HSM module failure; re-initialising the module');
     return this.reinitialise();
   }
@@ -318,40 +398,58 @@ export class Pkcs11Hsm implements Hsm {
   /**
    * Finalises and initialises the module again, which also makes it read the token afresh, then
    * enumerates the token's keys into the handle cache. Concurrent callers share one run; it never
-   * rejects (a module that does not come back fails the calls that follow, which recover again).
+   * rejects. A run that fails starts a back-off (doubling, capped), during which requests get 503 at
+   * once and no other run starts; the first request after it tries again.
    */
   private reinitialise(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    if (this.closed || this.inBackoff()) return Promise.resolve();
     this.recovering ??= (async () => {
+      this.reinitialisations++;
       this.pool.reset();
-      // Finalising while another thread is inside the module is undefined behaviour: wait for them.
-      await this.pool.drained();
+      // Finalising while another thread is inside the module is undefined behaviour: wait for them,
+      // but not for a call that hung. Its session is forgotten, and the module finalised under it:
+      // the lesser harm, since otherwise one hung call keeps every request waiting.
+      if (!(await this.pool.drained(this.callTimeoutMs))) {
+        this.options.logger.warn({ waitedMs: this.callTimeoutMs }, 'HSM calls still running at re-initialisation: their sessions are abandoned');
+      }
       this.handles.clear();
       try {
         this.lib.C_Finalize();
       } catch {
         // Already finalised or the device is gone; initialising again is what matters.
       }
+      let failed: { error: unknown; step: string } | undefined;
       try {
         this.module.initialize(initializeOptions(this.options.initArgs));
         await this.attachToken();
       } catch (error) {
-        this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation failed');
+        failed = { error, step: 'the module cannot be initialised' };
       }
       // Only now may sessions be opened again: before, they would belong to the old module.
       this.pool.resume();
       // On a pooled session, which stays open: SoftHSM voids object handles once a token's last
       // session closes. Callers wait for this (they wait for `recovering`).
-      try {
-        const lease = await this.pool.acquire();
+      if (!failed) {
         try {
-          this.enumerate(lease.session);
-        } finally {
-          this.pool.release(lease);
+          const lease = await this.pool.acquire(this.callTimeoutMs);
+          try {
+            this.enumerate(lease.session);
+          } finally {
+            this.pool.release(lease);
+          }
+        } catch (error) {
+          failed = { error, step: 'the token cannot be enumerated' };
         }
-      } catch (error) {
-        this.options.logger.error({ cause: ckrName(error) }, 'HSM re-initialisation: the token cannot be enumerated');
       }
+      if (!failed) {
+        if (this.backoff) this.options.logger.info('HSM re-initialised after failed attempts');
+        this.backoff = undefined;
+        return;
+      }
+      const delayMs = Math.min(REINIT_BACKOFF_CAP_MS, this.backoff ? this.backoff.delayMs * 2 : REINIT_BACKOFF_MS);
+      this.backoff = { until: performance.now() + delayMs, delayMs };
+      this.noteError(ckrName(failed.error));
+      this.options.logger.error({ cause: ckrName(failed.error), retryInMs: delayMs }, `HSM re-initialisation failed: ${failed.step}; backing off`);
     })().finally(() => {
       this.recovering = undefined;
     });
@@ -360,7 +458,10 @@ export class Pkcs11Hsm implements Hsm {
 
   private failure(what: string, kind: CkrClass, cause: unknown): KmsError {
     if (kind === 'bad-ciphertext') return new KmsError('KMS.2201', { cause });
-    this.options.logger.error({ operation: what, cause: ckrName(cause) }, 'HSM operation failed');
+    this.noteError(ckrName(cause));
+    // An HSM out of sessions or memory fails every request alike: log it once in a while, not each time.
+    const held = kind === 'busy' ? this.warnings.pass(`busy ${ckrName(cause)}`) : 0;
+    if (held !== undefined) this.options.logger.error({ operation: what, cause: ckrName(cause), heldBack: held || undefined }, 'HSM operation failed');
     if (kind === 'internal' || kind === 'pin') return new KmsError('KMS.0103', { cause });
     return new KmsError('KMS.0104', { cause });
   }
@@ -466,5 +567,29 @@ class MaterialMissing extends Error {
   constructor(material: string) {
     super(`no key material for ${material} in the token`);
     this.name = 'MaterialMissing';
+  }
+}
+
+/** The call deadline passed before the call (or the wait) ended. */
+class DeadlinePassed extends Error {
+  constructor() {
+    super('the HSM call deadline passed');
+    this.name = 'DeadlinePassed';
+  }
+}
+
+/**
+ * `work`'s result, or {@link DeadlinePassed} at `deadline` (a performance.now() time). Work already
+ * settled wins even past the deadline: a synchronous call that took too long has still succeeded.
+ */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DeadlinePassed()), Math.max(0, deadline - performance.now()));
+  });
+  try {
+    return await Promise.race([work, passed]);
+  } finally {
+    clearTimeout(timer);
   }
 }

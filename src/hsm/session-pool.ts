@@ -5,6 +5,9 @@
  * The pool knows nothing of PKCS#11 itself: it opens and closes sessions through the functions it is
  * given. After a module re-initialisation every session is void; `reset()` starts a new generation,
  * and leases of older generations are dropped when they come back.
+ *
+ * Nothing waits without bound: callers beyond `maxWaiters` are refused at once, a wait for a session
+ * ends at its deadline, and a session whose call hung can be abandoned (see {@link abandon}).
  */
 
 export interface Lease {
@@ -14,10 +17,25 @@ export interface Lease {
 
 export interface SessionPoolOptions {
   readonly size: number;
+  /** Callers that may wait for a session at once; the next one is refused ({@link PoolBusyError}). */
+  readonly maxWaiters: number;
   /** Opens (and logs in, if needed) a new session. May throw; the error reaches the acquirer. */
   readonly open: () => Buffer;
   /** Closes a session; errors are ignored, the session is being discarded anyway. */
   readonly close: (session: Buffer) => void;
+}
+
+/** The pool's numbers, for health checks. */
+export interface PoolState {
+  readonly size: number;
+  /** Sessions leased out to a caller. */
+  readonly busy: number;
+  /** Open sessions waiting for a caller. */
+  readonly free: number;
+  /** Sessions whose call hung: given up on, closed once the call comes back. */
+  readonly abandoned: number;
+  /** Callers waiting for a session. */
+  readonly waiters: number;
 }
 
 export class PoolClosedError extends Error {
@@ -27,11 +45,28 @@ export class PoolClosedError extends Error {
   }
 }
 
+/** No session could be had: every waiting place is taken, or the caller's deadline passed. */
+export class PoolBusyError extends Error {
+  constructor(readonly reason: 'queue full' | 'deadline') {
+    super(reason === 'queue full' ? 'too many callers are waiting for an HSM session' : 'no HSM session became free before the deadline');
+    this.name = 'PoolBusyError';
+  }
+}
+
+interface Waiter {
+  resolve: (lease: Lease) => void;
+  reject: (error: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
 export class SessionPool {
   private readonly idle: Lease[] = [];
-  private readonly waiters: Array<{ resolve: (lease: Lease) => void; reject: (error: unknown) => void }> = [];
+  private readonly waiters: Waiter[] = [];
+  /** Open sessions of the current generation, idle or leased, abandoned ones not included. */
   private live = 0;
-  private leased = 0;
+  private readonly leased = new Set<Lease>();
+  /** Abandoned sessions of the current generation whose call has not come back yet. */
+  private abandonedLive = 0;
   private generation = 0;
   private closed = false;
   /** Between reset() and resume(): the module is being re-initialised, so no session may be opened. */
@@ -46,32 +81,50 @@ export class SessionPool {
 
   /** Sessions currently leased out. */
   get busy(): number {
-    return this.leased;
+    return this.leased.size;
   }
 
-  acquire(): Promise<Lease> {
+  state(): PoolState {
+    const { size } = this.options;
+    return { size, busy: this.leased.size, free: this.idle.length, abandoned: this.abandonedLive, waiters: this.waiters.length };
+  }
+
+  /** A session, within `timeoutMs` (no bound when undefined); rejects with {@link PoolBusyError} beyond the limits. */
+  acquire(timeoutMs?: number): Promise<Lease> {
     if (this.closed) return Promise.reject(new PoolClosedError());
     const lease = this.idle.pop();
     if (lease) return Promise.resolve(this.lend(lease));
-    if (this.live < this.options.size && !this.paused) {
+    if (this.canOpen()) {
       try {
         return Promise.resolve(this.lend(this.openLease()));
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.waiters.length >= this.options.maxWaiters) return Promise.reject(new PoolBusyError('queue full'));
+    if (timeoutMs !== undefined && timeoutMs <= 0) return Promise.reject(new PoolBusyError('deadline'));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: undefined };
+      if (timeoutMs !== undefined) {
+        waiter.timer = setTimeout(() => {
+          const at = this.waiters.indexOf(waiter);
+          if (at >= 0) this.waiters.splice(at, 1);
+          reject(new PoolBusyError('deadline'));
+        }, timeoutMs);
+      }
+      this.waiters.push(waiter);
+    });
   }
 
   /** Returns a healthy session. */
   release(lease: Lease): void {
-    this.leased--;
+    if (!this.leased.delete(lease)) return this.closeQuietly(lease); // forgotten by a drain that timed out
     if (lease.generation !== this.generation || this.closed) {
       this.closeQuietly(lease);
       this.afterReturn();
       return;
     }
-    const waiter = this.waiters.shift();
+    const waiter = this.nextWaiter();
     if (waiter) waiter.resolve(this.lend(lease));
     else this.idle.push(lease);
     this.afterReturn();
@@ -79,9 +132,32 @@ export class SessionPool {
 
   /** Drops a session that failed; a waiting caller gets a freshly opened one. */
   discard(lease: Lease): void {
-    this.leased--;
+    if (!this.leased.delete(lease)) return this.closeQuietly(lease);
     this.closeQuietly(lease);
     if (lease.generation === this.generation) this.live--;
+    this.serveWaiters();
+    this.afterReturn();
+  }
+
+  /**
+   * Gives up on a session whose call hung: it is never lent again, a replacement may be opened (up
+   * to twice the pool's size counting abandoned sessions, so that an HSM that hangs every call
+   * cannot make the pool open sessions without end), and the session is closed when `settled` does,
+   * because closing a session another thread is using is undefined behaviour.
+   */
+  abandon(lease: Lease, settled: Promise<unknown>): void {
+    if (!this.leased.delete(lease)) return;
+    const current = lease.generation === this.generation;
+    if (current) {
+      this.live--;
+      this.abandonedLive++;
+    }
+    const back = (): void => {
+      if (current && lease.generation === this.generation) this.abandonedLive--;
+      this.closeQuietly(lease);
+      this.serveWaiters();
+    };
+    settled.then(back, back);
     this.serveWaiters();
     this.afterReturn();
   }
@@ -94,6 +170,7 @@ export class SessionPool {
     this.generation++;
     this.idle.length = 0;
     this.live = 0;
+    this.abandonedLive = 0;
     this.paused = true;
   }
 
@@ -103,21 +180,45 @@ export class SessionPool {
     this.serveWaiters();
   }
 
-  /** Resolves once no session is leased out. */
-  drained(): Promise<void> {
-    if (this.leased === 0) return Promise.resolve();
-    return new Promise((resolve) => this.drainedWaiters.push(resolve));
+  /**
+   * Resolves true once no session is leased out, or false after `timeoutMs` (no bound when
+   * undefined): then the sessions still out are forgotten, as if they had come back.
+   */
+  drained(timeoutMs?: number): Promise<boolean> {
+    if (this.leased.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.drainedWaiters.push(done);
+      if (timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        this.drainedWaiters = this.drainedWaiters.filter((waiter) => waiter !== done);
+        this.leased.clear();
+        resolve(false);
+        this.afterReturn();
+      }, timeoutMs);
+    });
   }
 
   /** Closes idle sessions and refuses new leases; leased sessions close when they come back. */
   close(): void {
     this.closed = true;
     for (const lease of this.idle.splice(0)) this.closeQuietly(lease);
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new PoolClosedError());
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new PoolClosedError());
+    }
+  }
+
+  private canOpen(): boolean {
+    return !this.paused && !this.closed && this.live < this.options.size && this.live + this.abandonedLive < 2 * this.options.size;
   }
 
   private lend(lease: Lease): Lease {
-    this.leased++;
+    this.leased.add(lease);
     return lease;
   }
 
@@ -127,9 +228,15 @@ export class SessionPool {
     return { session, generation: this.generation };
   }
 
+  private nextWaiter(): Waiter | undefined {
+    const waiter = this.waiters.shift();
+    if (waiter) clearTimeout(waiter.timer);
+    return waiter;
+  }
+
   private serveWaiters(): void {
-    while (this.waiters.length > 0 && this.live < this.options.size && !this.closed && !this.paused) {
-      const waiter = this.waiters.shift()!;
+    while (this.waiters.length > 0 && this.canOpen()) {
+      const waiter = this.nextWaiter()!;
       try {
         waiter.resolve(this.lend(this.openLease()));
       } catch (error) {
@@ -148,6 +255,6 @@ export class SessionPool {
   }
 
   private afterReturn(): void {
-    if (this.leased === 0) for (const resolve of this.drainedWaiters.splice(0)) resolve();
+    if (this.leased.size === 0) for (const resolve of this.drainedWaiters.splice(0)) resolve();
   }
 }

@@ -1,7 +1,10 @@
 import Database from 'better-sqlite3';
+import { KmsError } from '../errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;
+/** A holder that takes longer than this (a hung HSM call) makes the others give up with a 503. */
+const WAIT_LIMIT_MS = 30_000;
 
 /**
  * A lock that every process of one service holds while it changes the token: creating the embedded
@@ -11,9 +14,12 @@ const RETRY_MAX_MS = 50;
  * the token directory only when the token's generation counter moved. A process that writes an
  * object takes the counter forward itself, past any object another process created since it last
  * looked, and from then on never sees that object (see Generation::commit in SoftHSMv2). Writing
- * only under this lock, after a fresh look at the token, keeps every writer's view complete. Other
- * modules do not need it, and it does not replace the re-read of the token on a miss that the HSM
- * layer does for any module.
+ * only under this lock, after a fresh look at the token, keeps every writer's view complete. For
+ * any module it also makes "look, then create if missing" atomic across processes, so that two
+ * processes making the same key (the credential-sealing key on a first start) leave one object.
+ * The cost: key generation and destruction are serialised across the processes of one data
+ * directory (with a network HSM, one round trip at a time), which is rare beside data-key traffic.
+ * It does not replace the re-read of the token on a miss that the HSM layer does for any module.
  *
  * It is an exclusive transaction on a small SQLite file: the operating system releases it the moment
  * its holder dies, so a process killed while holding it never leaves a stale lock behind (lock files
@@ -49,6 +55,7 @@ export class TokenLock {
   }
 
   private async acquire(): Promise<void> {
+    const giveUpAt = Date.now() + WAIT_LIMIT_MS;
     for (let wait = RETRY_MIN_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
       try {
         this.db.exec('BEGIN EXCLUSIVE');
@@ -57,6 +64,7 @@ export class TokenLock {
         // SQLITE_BUSY and its extended forms (e.g. SQLITE_BUSY_RECOVERY): another process holds it.
         if (!(error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY'))) throw error;
       }
+      if (Date.now() >= giveUpAt) throw new KmsError('KMS.0104', { cause: new Error(`the token lock was held for over ${WAIT_LIMIT_MS} ms`) });
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }

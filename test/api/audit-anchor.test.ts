@@ -101,6 +101,12 @@ describe('the head of the audit chain', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ ok: false, line: records, reason: expect.stringContaining('rewritten') });
   });
 
+  it('--expect-head naming another chain than --file is refused, not passed unchecked', async () => {
+    const result = await runCli(t, ['audit', 'verify', '--file', t.config.auditLogPath, '--expect-head', `audit-1.log=3:${'a'.repeat(64)}`]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--expect-head names audit-1.log, but --file is audit.log');
+  });
+
   it('--expect-head for a chain file that is gone fails', async () => {
     const result = await runCli(t, ['audit', 'verify', '--expect-head', `audit-7.log=3:${'a'.repeat(64)}`]);
     expect(result.code).toBe(1);

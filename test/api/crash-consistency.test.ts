@@ -90,7 +90,7 @@ async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T
 function readInventory(dataDir: string): Promise<TokenInventory> {
   const softhsm = path.join(dataDir, 'softhsm');
   const env: NodeJS.ProcessEnv = { ...process.env, SOFTHSM2_CONF: path.join(softhsm, 'softhsm2.conf') };
-  const args = [require.resolve('tsx/cli'), path.join(ROOT, 'test', 'helpers', 'token-inventory.ts'), TOKEN_LABEL, path.join(softhsm, 'user.pin')];
+  const args = ['--import', 'tsx', path.join(ROOT, 'test', 'helpers', 'token-inventory.ts'), TOKEN_LABEL, path.join(softhsm, 'user.pin')];
   const child = spawn(process.execPath, args, { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';

@@ -21,7 +21,7 @@ export function runCli(t: TestService, args: string[]): Promise<CliResult> {
 /** Runs the command line with these variables added to the test's environment. */
 export function runCliOn(extraEnv: NodeJS.ProcessEnv, args: string[]): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv };
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'cli.ts'), ...args], { cwd: ROOT, env });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli.ts'), ...args], { cwd: ROOT, env });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

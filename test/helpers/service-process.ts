@@ -37,7 +37,10 @@ export function processEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): N
 }
 
 /**
- * Spawns `src/<script>` with tsx, collecting everything it prints. `detached` puts it in a process
+ * Spawns `src/<script>` (or the script at an absolute path) with tsx, collecting everything it prints.
+ * Node runs the script itself with tsx's loader (`--import tsx`), not under tsx's command-line
+ * wrapper: signals then reach the service directly (the wrapper relays them, and on a loaded
+ * machine it sometimes ended with the signal itself, exit 143, while the service stopped cleanly). `detached` puts it in a process
  * group of its own, so that a test can crash all of it at once (see {@link startServiceProcess}).
  */
 export function spawnScript(
@@ -46,7 +49,7 @@ export function spawnScript(
   args: readonly string[] = [],
   options: { detached?: boolean } = {},
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.isAbsolute(script) ? script : path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -38,23 +38,32 @@ export interface ShimService {
   failurePending(): boolean;
   /** Removes the fail file: calls succeed again. */
   clearFailure(): void;
+  /** While this file exists, the calls it names fail (see bench/shim/delay-shim.c). */
+  readonly failFile: string;
+  /** While this file exists, the calls it names hang; each one that does is listed in `${hangFile}.calls`. */
+  readonly hangFile: string;
+  /** The calls that have hung so far, in order. */
+  hungCalls(): string[];
   stop(): Promise<void>;
 }
 
 /**
  * The real service (`src/main.ts`, one process) behind the fault-injecting PKCS#11 shim on a fresh
- * SoftHSM token: what a real HSM's errors do to it, injected exactly when a test wants.
+ * SoftHSM token: what a real HSM's errors and hangs do to it, injected exactly when a test wants. A
+ * child process because the shim reads its environment from the real process environment, which
+ * Jest does not let a test file change.
  */
 export async function startShimService(env: Record<string, string> = {}): Promise<ShimService> {
   const shim = builtShim();
   const root = makeDataDir();
   const dataDir = path.join(root, 'data');
   const failFile = path.join(root, 'fail');
+  const hangFile = path.join(root, 'hang');
   const label = `kms-shim-${randomBytes(4).toString('hex')}`;
   const pinFile = path.join(root, 'pin');
   writeFileSync(pinFile, `${randomBytes(12).toString('hex')}\n`, { mode: 0o600 });
   execFileSync('bash', [path.join(ROOT, 'hsm', 'ensure-softhsm.sh'), '--init-token', label, pinFile], { stdio: 'ignore' });
-  const child: ChildProcess = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', 'main.ts')], {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -65,6 +74,7 @@ export async function startShimService(env: Record<string, string> = {}): Promis
       KMS_PKCS11_TOKEN_LABEL: label,
       KMS_PKCS11_PIN_FILE: pinFile,
       KMS_SHIM_FAIL_FILE: failFile,
+      KMS_SHIM_HANG_FILE: hangFile,
       ...env,
     },
   });
@@ -96,7 +106,11 @@ export async function startShimService(env: Record<string, string> = {}): Promis
     },
     failurePending: () => existsSync(failFile),
     clearFailure: () => rmSync(failFile, { force: true }),
+    failFile,
+    hangFile,
+    hungCalls: () => (existsSync(`${hangFile}.calls`) ? readFileSync(`${hangFile}.calls`, 'utf8').split('\n').filter(Boolean) : []),
     async stop() {
+      rmSync(hangFile, { force: true }); // a hung call would keep the process from finishing
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');

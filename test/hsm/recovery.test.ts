@@ -50,6 +50,22 @@ describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls
       expect(created.status).toBe(200);
     });
 
+    it('shows in its state the re-initialisations, the last failure and its sessions', async () => {
+      await roundTrip();
+      const before = t.service.hsm.state();
+      expect(before.sessions).toMatchObject({ size: t.config.hsmSessions, busy: 0, abandoned: 0 });
+      expect(before.sessions.free).toBeGreaterThan(0);
+      expect(before.waiters).toBe(0);
+      side.finalize();
+      await roundTrip();
+      const after = t.service.hsm.state();
+      expect(after.reinitialisations).toBe(before.reinitialisations + 1);
+      expect(after.lastError?.cause).toMatch(/^CKR_/);
+      expect(Date.parse(after.lastError!.at)).toBeGreaterThan(0);
+      expect(after.backingOff).toBe(false);
+      expect(after.sessions.busy).toBe(0);
+    });
+
     it('treats a key whose object another process destroyed as gone (404), not as a server error', async () => {
       const doomed = (await kms.call('create-key', { key_alias: 'destroyed-elsewhere' })).body.key_info.key_id;
       expect((await kms.call('create-datakey', { key_id: doomed })).status).toBe(200); // handle now cached

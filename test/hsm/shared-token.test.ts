@@ -27,7 +27,7 @@ afterAll(async () => {
 /** Generates material for `keyIds` in another process that shares the token. */
 async function writeElsewhere(keyIds: string[]): Promise<void> {
   const pinFile = path.join(t.dataDir, 'softhsm', 'user.pin');
-  await run(process.execPath, [require.resolve('tsx/cli'), path.join(__dirname, '..', 'helpers', 'token-writer.ts'), t.config.hsm.tokenLabel, pinFile, ...keyIds]);
+  await run(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'helpers', 'token-writer.ts'), t.config.hsm.tokenLabel, pinFile, ...keyIds]);
 }
 
 describe('a key another process put in the shared token', () => {

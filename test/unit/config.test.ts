@@ -36,3 +36,17 @@ describe('KMS_PKCS11_CRYPTO_CALLS', () => {
     expect(() => loadConfig({ KMS_PKCS11_CRYPTO_CALLS: 'threads' })).toThrow(ConfigError);
   });
 });
+
+describe('HSM deadlines and the waiting queue', () => {
+  it('default to five seconds and 1024 waiting callers', () => {
+    expect(loadConfig({})).toMatchObject({ hsmCallTimeoutMs: 5000, hsmMaxWaiters: 1024 });
+  });
+
+  it('can be set', () => {
+    expect(loadConfig({ KMS_PKCS11_CALL_TIMEOUT_MS: '250', KMS_PKCS11_MAX_WAITERS: '0' })).toMatchObject({ hsmCallTimeoutMs: 250, hsmMaxWaiters: 0 });
+  });
+
+  it.each([['KMS_PKCS11_CALL_TIMEOUT_MS', '0'], ['KMS_PKCS11_CALL_TIMEOUT_MS', 'soon'], ['KMS_PKCS11_MAX_WAITERS', '-1']])('refuses %s=%s', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+  });
+});

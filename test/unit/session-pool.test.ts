@@ -1,10 +1,11 @@
-import { SessionPool } from '../../src/hsm/session-pool';
+import { PoolBusyError, SessionPool } from '../../src/hsm/session-pool';
 
 /** A pool over fake sessions: each "session" is a buffer holding the module generation it was opened in. */
-function pool(size: number) {
+function pool(size: number, maxWaiters = 100) {
   const state = { moduleGeneration: 0, opened: 0, closed: [] as number[] };
   const sessions = new SessionPool({
     size,
+    maxWaiters,
     open: () => {
       state.opened++;
       return Buffer.from([state.moduleGeneration]);
@@ -61,5 +62,73 @@ describe('the session pool', () => {
     await next;
     expect(state.opened).toBe(2);
     expect(state.closed).toEqual([0]);
+  });
+
+  it('refuses a caller at once when every waiting place is taken', async () => {
+    const { sessions } = pool(1, 2);
+    await sessions.acquire();
+    void sessions.acquire();
+    void sessions.acquire();
+    expect(sessions.state()).toMatchObject({ busy: 1, free: 0, waiters: 2 });
+    await expect(sessions.acquire()).rejects.toEqual(new PoolBusyError('queue full'));
+    expect(sessions.state().waiters).toBe(2);
+  });
+
+  it('ends a wait for a session at its deadline and gives up its waiting place', async () => {
+    const { sessions } = pool(1, 1);
+    const held = await sessions.acquire();
+    await expect(sessions.acquire(20)).rejects.toEqual(new PoolBusyError('deadline'));
+    expect(sessions.state().waiters).toBe(0);
+    // The place is free again, and the session goes to the next caller, not to the one that gave up.
+    const next = sessions.acquire(10_000);
+    sessions.release(held);
+    expect(await next).toBe(held);
+  });
+
+  it('replaces an abandoned session at once and closes it only when its call comes back', async () => {
+    const { sessions, state } = pool(1);
+    const hung = await sessions.acquire();
+    const waiting = sessions.acquire();
+    let callReturns!: () => void;
+    const call = new Promise<void>((resolve) => (callReturns = resolve));
+    sessions.abandon(hung, call);
+    const replacement = await waiting;
+    expect(replacement).not.toBe(hung);
+    expect(state.opened).toBe(2);
+    expect(sessions.state()).toMatchObject({ busy: 1, abandoned: 1 });
+    expect(state.closed).toEqual([]);
+
+    callReturns();
+    await call;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(state.closed).toEqual([0]);
+    expect(sessions.state().abandoned).toBe(0);
+    // The hung session is never lent again.
+    sessions.release(replacement);
+    expect(await sessions.acquire()).toBe(replacement);
+  });
+
+  it('opens no more than twice its size while abandoned calls hang', async () => {
+    const { sessions, state } = pool(1);
+    const never = new Promise<void>(() => undefined);
+    sessions.abandon(await sessions.acquire(), never);
+    const second = await sessions.acquire();
+    sessions.abandon(second, never);
+    await expect(sessions.acquire(20)).rejects.toEqual(new PoolBusyError('deadline'));
+    expect(state.opened).toBe(2);
+  });
+
+  it('stops waiting for leased sessions after the drain timeout, and forgets them', async () => {
+    const { sessions, state } = pool(2);
+    const stuck = await sessions.acquire();
+    sessions.reset();
+    expect(await sessions.drained(20)).toBe(false);
+    expect(sessions.busy).toBe(0);
+    sessions.resume();
+    // The forgotten session coming back later changes nothing, and is not closed on the new module.
+    sessions.release(stuck);
+    expect(sessions.busy).toBe(0);
+    expect(state.closed).toEqual([]);
+    expect(await sessions.drained(20)).toBe(true);
   });
 });

@@ -1,0 +1,103 @@
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { expectKmsError, type KmsResponse } from '../helpers/client';
+import { startShimService, type ShimService } from '../helpers/shim-service';
+
+/**
+ * Deadlines and back-pressure between HTTP and the HSM, through the shim on a real SoftHSM token:
+ * a network HSM that stops answering, runs out of sessions, or cannot be initialised again. One
+ * worker with one session and one waiting place, so that one hung call fills the pool.
+ */
+let shim: ShimService;
+let keyId: string;
+
+beforeAll(async () => {
+  shim = await startShimService({
+    KMS_WORKERS: '1',
+    KMS_PKCS11_SESSIONS: '1',
+    KMS_PKCS11_MAX_WAITERS: '1',
+    KMS_PKCS11_CALL_TIMEOUT_MS: '3000',
+  });
+  keyId = (await shim.kms.call('create-key', { key_alias: 'deadlines' })).body.key_info.key_id;
+  // The first data key fills the random pool, so that later requests only encrypt.
+  expect((await shim.kms.call('create-datakey', { key_id: keyId })).status).toBe(200);
+}, 30_000);
+
+afterAll(async () => {
+  await shim?.stop();
+});
+
+const dataKey = (): Promise<KmsResponse> => shim.kms.call('create-datakey', { key_id: keyId });
+
+/** Resolves once `count` calls have hung in the shim. */
+async function hung(count: number): Promise<void> {
+  while (shim.hungCalls().length < count) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
+/** Tracks whether a request has been answered yet. */
+function tracked(request: Promise<KmsResponse>): { request: Promise<KmsResponse>; answered: () => boolean } {
+  let done = false;
+  void request.finally(() => (done = true));
+  return { request, answered: () => done };
+}
+
+describe('deadlines and back-pressure', () => {
+  it('a hung encryption: 503 KMS.0104 while the HSM still hangs, and service again once it answers', async () => {
+    writeFileSync(shim.hangFile, 'C_Encrypt\n');
+    const response = await dataKey();
+    expectKmsError(response, 503, 'KMS.0104');
+    // The answer came while the call was still hanging in the HSM.
+    expect(shim.hungCalls()).toEqual(['C_Encrypt']);
+    expect(existsSync(shim.hangFile)).toBe(true);
+    expect(await shim.logged('the session is abandoned')).toBe(true);
+
+    rmSync(shim.hangFile);
+    expect((await dataKey()).status).toBe(200);
+    expect((await dataKey()).status).toBe(200);
+  });
+
+  it('a caller beyond the waiting queue gets 503 at once, not at the deadline', async () => {
+    const before = shim.hungCalls().length;
+    writeFileSync(shim.hangFile, 'C_Encrypt\n');
+    const holder = tracked(dataKey()); // holds the only session, hanging
+    await hung(before + 1);
+    const others = [dataKey(), dataKey()]; // one waits for the session, the other finds no place
+    const first = await Promise.race(others);
+    expectKmsError(first, 503, 'KMS.0104');
+    expect(holder.answered()).toBe(false);
+
+    rmSync(shim.hangFile);
+    for (const response of await Promise.all([holder.request, ...others])) expect([200, 503]).toContain(response.status);
+    expect((await dataKey()).status).toBe(200);
+  });
+
+  it('CKR_SESSION_COUNT when a session is opened: 503 KMS.0104, and service again once the HSM has sessions', async () => {
+    // The session is lost, and the HSM refuses the new one the retry asks for.
+    writeFileSync(shim.failFile, '0xb3 C_Encrypt\n0xb1 always C_OpenSession\n');
+    expectKmsError(await dataKey(), 503, 'KMS.0104');
+    expect(await shim.logged('CKR_SESSION_COUNT')).toBe(true);
+
+    rmSync(shim.failFile);
+    expect((await dataKey()).status).toBe(200);
+  });
+
+  it('a re-initialisation that fails backs off: 503 at once and no new attempt until the back-off ends, then service again', async () => {
+    const attempts = (): number => shim.output().split('HSM re-initialisation failed').length - 1;
+    writeFileSync(shim.failFile, '0x32 C_Encrypt\n0x30 always C_Initialize\n'); // CKR_DEVICE_REMOVED, then C_Initialize fails
+    expectKmsError(await dataKey(), 503, 'KMS.0104');
+    expect(await shim.logged('backing off')).toBe(true);
+    expect(attempts()).toBe(1);
+
+    expectKmsError(await dataKey(), 503, 'KMS.0104');
+    expectKmsError(await dataKey(), 503, 'KMS.0104');
+    expect(attempts()).toBe(1);
+
+    rmSync(shim.failFile);
+    let response = await dataKey();
+    while (response.status === 503) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      response = await dataKey();
+    }
+    expect(response.status).toBe(200);
+    expect(await shim.logged('HSM re-initialised after failed attempts')).toBe(true);
+  });
+});
