@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { auditLogFile } from './audit/audit-log';
+import { isProfileName, PROFILE_NAMES, type ProfileName } from './hsm/profile-names';
 
 /** Where the PKCS#11 module and token come from. */
 export type HsmConfig =
@@ -36,6 +37,8 @@ export interface Config {
   /** The project the first start's admin credential belongs to. */
   readonly defaultProjectId: string;
   readonly hsm: HsmConfig;
+  /** How the module differs where the service depends on it (src/hsm/profiles.ts); `auto` detects it. */
+  readonly hsmProfile: ProfileName | 'auto';
   /** Logged-in PKCS#11 sessions kept open per process; each runs one operation at a time. */
   readonly hsmSessions: number;
   /**
@@ -132,6 +135,13 @@ function logLevel(env: Env): string {
   return raw;
 }
 
+/** KMS_PKCS11_PROFILE: a known module's profile, or `auto` (detected from C_GetInfo). */
+function hsmProfile(env: Env): ProfileName | 'auto' {
+  const raw = env.KMS_PKCS11_PROFILE || 'auto';
+  if (raw === 'auto' || isProfileName(raw)) return raw;
+  throw new ConfigError(`KMS_PKCS11_PROFILE must be auto, ${PROFILE_NAMES.join(', ')}, got "${raw}"`);
+}
+
 function projectId(value: string): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) throw new ConfigError('KMS_DEFAULT_PROJECT_ID must be 1 to 64 letters, digits, "_" or "-"');
   return value;
@@ -164,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
     hsm: Object.freeze(hsm),
+    hsmProfile: hsmProfile(env),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
     hsmCryptoCalls: cryptoCalls(env, hsm.kind),
     hsmCallTimeoutMs: integer(env, 'KMS_PKCS11_CALL_TIMEOUT_MS', 5000, 10, 600_000),

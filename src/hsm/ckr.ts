@@ -11,17 +11,12 @@ export type CkrClass =
   | 'module'
   /** A cached object handle is stale (another process destroyed or re-created the object): look it up again. */
   | 'handle'
-  /** Decryption failed authentication: the caller's ciphertext or additional data is wrong (400). */
-  | 'bad-ciphertext'
   /** The HSM is out of sessions or memory: a retryable 503. */
   | 'busy'
   /** The PIN is wrong or locked: a configuration error at start-up. */
   | 'pin'
   /** Anything else: a 500 with the cause in the log. */
   | 'internal';
-
-// PKCS#11 3.0 codes that pkcs11js (2.40) does not name.
-const CKR_AEAD_DECRYPT_FAILED = 0x35;
 
 const TABLE: ReadonlyMap<number, CkrClass> = new Map<number, CkrClass>([
   [pkcs11.CKR_SESSION_HANDLE_INVALID, 'session'],
@@ -35,13 +30,11 @@ const TABLE: ReadonlyMap<number, CkrClass> = new Map<number, CkrClass>([
   [pkcs11.CKR_TOKEN_NOT_PRESENT, 'module'],
   [pkcs11.CKR_TOKEN_NOT_RECOGNIZED, 'module'],
   [pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED, 'module'],
+  // The slot is gone: the module lost its state (NSS's softoken answers this once finalised) or the device.
+  [pkcs11.CKR_SLOT_ID_INVALID, 'module'],
 
   [pkcs11.CKR_OBJECT_HANDLE_INVALID, 'handle'],
   [pkcs11.CKR_KEY_HANDLE_INVALID, 'handle'],
-
-  [pkcs11.CKR_ENCRYPTED_DATA_INVALID, 'bad-ciphertext'],
-  [pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE, 'bad-ciphertext'],
-  [CKR_AEAD_DECRYPT_FAILED, 'bad-ciphertext'],
 
   [pkcs11.CKR_SESSION_COUNT, 'busy'],
   [pkcs11.CKR_DEVICE_MEMORY, 'busy'],
@@ -60,13 +53,13 @@ export function ckrOf(error: unknown): number | undefined {
 }
 
 /**
- * Classifies a failure of a PKCS#11 call. `decrypting` matters because SoftHSM reports a GCM tag
- * that does not verify as CKR_GENERAL_ERROR: during decryption that is the caller's bad ciphertext.
+ * Classifies a failure of a PKCS#11 call. A GCM tag that does not verify is not classified here:
+ * what C_Decrypt answers for it differs between modules, and only C_Decrypt's answer counts (see
+ * Pkcs11Profile.badTagCodes).
  */
-export function classifyCkr(error: unknown, decrypting = false): CkrClass {
+export function classifyCkr(error: unknown): CkrClass {
   const code = ckrOf(error);
   if (code === undefined) return 'internal';
-  if (decrypting && code === pkcs11.CKR_GENERAL_ERROR) return 'bad-ciphertext';
   return TABLE.get(code) ?? 'internal';
 }
 

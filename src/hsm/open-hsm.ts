@@ -21,6 +21,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
     return await Pkcs11Hsm.open({
       modulePath: hsm.modulePath,
       initArgs: hsm.kind === 'external' ? hsm.initArgs : undefined,
+      profile: config.hsmProfile,
       tokenLabel: hsm.tokenLabel,
       pin,
       sessions,

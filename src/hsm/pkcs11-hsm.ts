@@ -8,6 +8,8 @@ import type { Hsm, HsmState, MaterialRef, SealedData } from './hsm';
 import { LogThrottle } from './log-throttle';
 import { RandomPool } from './random-pool';
 import { HsmStartError } from './start-error';
+import type { ProfileName } from './profile-names';
+import { profileFor, type Pkcs11Profile } from './profiles';
 import { RereadSchedule } from './reread-schedule';
 import { PoolBusyError, PoolClosedError, SessionPool, type Lease } from './session-pool';
 import type { TokenLock } from './token-lock';
@@ -48,6 +50,8 @@ export interface Pkcs11HsmOptions {
   readonly modulePath: string;
   /** The module's own initialisation string, passed to C_Initialize (see initializeOptions). */
   readonly initArgs?: string;
+  /** The module's profile (see profiles.ts); `auto` (the default) detects it from C_GetInfo. */
+  readonly profile?: ProfileName | 'auto';
   readonly tokenLabel: string;
   /** The user PIN. Kept in memory for logins after a re-initialisation; never logged. */
   readonly pin: string;
@@ -101,6 +105,8 @@ export class Pkcs11Hsm implements Hsm {
     this.withSession('generate random', async (lease) => this.lib.C_GenerateRandom(lease.session, Buffer.alloc(length))),
   );
   private readonly syncCrypto: boolean;
+  /** How this module differs where the service depends on it. */
+  readonly profile: Pkcs11Profile;
   private recovering: Promise<void> | undefined;
   private readonly rereads = new RereadSchedule(() => {
     this.options.logger.warn('key material not found: re-reading the token before answering');
@@ -118,6 +124,7 @@ export class Pkcs11Hsm implements Hsm {
     this.syncCrypto = options.cryptoCalls === 'sync';
     this.callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.module = loadModule(options.modulePath, options.initArgs);
+    this.profile = profileFor(options.profile ?? 'auto', this.module);
     this.lib = this.module.lib;
     this.pool = new SessionPool({
       size: options.sessions,
@@ -144,7 +151,7 @@ export class Pkcs11Hsm implements Hsm {
       throw error instanceof HsmStartError ? error : new HsmStartError(`PKCS#11 start-up failed: ${ckrName(error)}`, { cause: error });
     }
     options.logger.info(
-      { module: options.modulePath, token: options.tokenLabel, sessions: options.sessions, keys: hsm.handles.size },
+      { module: options.modulePath, profile: hsm.profile.name, token: options.tokenLabel, sessions: options.sessions, keys: hsm.handles.size },
       'HSM ready',
     );
     return hsm;
@@ -205,7 +212,7 @@ export class Pkcs11Hsm implements Hsm {
 
   async encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
     const iv = await this.randomPool.take(IV_BYTES);
-    return this.withKey(ref, 'encrypt', false, async (lease, key) => {
+    return this.withKey(ref, 'encrypt', async (lease, key) => {
       this.lib.C_EncryptInit(lease.session, gcmMechanism(iv, aad), key);
       const out = Buffer.alloc(plaintext.length + TAG_BYTES);
       const ciphertext = this.syncCrypto ? this.lib.C_Encrypt(lease.session, plaintext, out) : await this.lib.C_EncryptAsync(lease.session, plaintext, out);
@@ -215,11 +222,19 @@ export class Pkcs11Hsm implements Hsm {
 
   async decrypt(ref: MaterialRef, sealed: SealedData, aad: Buffer): Promise<Buffer> {
     if (sealed.iv.length !== IV_BYTES || sealed.ciphertext.length < TAG_BYTES) throw new KmsError('KMS.2201');
-    return this.withKey(ref, 'decrypt', true, async (lease, key) => {
+    return this.withKey(ref, 'decrypt', async (lease, key) => {
       this.lib.C_DecryptInit(lease.session, gcmMechanism(sealed.iv, aad), key);
       // SoftHSM wants room for the whole input (tag included) before it strips the tag.
       const out = Buffer.alloc(sealed.ciphertext.length);
-      return this.syncCrypto ? this.lib.C_Decrypt(lease.session, sealed.ciphertext, out) : this.lib.C_DecryptAsync(lease.session, sealed.ciphertext, out);
+      try {
+        return this.syncCrypto ? this.lib.C_Decrypt(lease.session, sealed.ciphertext, out) : await this.lib.C_DecryptAsync(lease.session, sealed.ciphertext, out);
+      } catch (error) {
+        // Only C_Decrypt's answer can mean "the tag did not verify", and what it answers then is
+        // the module's (its profile says); the failed call ended the operation, the session is fine.
+        const code = ckrOf(error);
+        if (code !== undefined && this.profile.badTagCodes.has(code)) throw new KmsError('KMS.2201', { cause: error });
+        throw error;
+      }
     });
   }
 
@@ -251,9 +266,13 @@ export class Pkcs11Hsm implements Hsm {
    * lost session is replaced and the operation retried once; a module-level failure re-initialises
    * the module first. What still fails becomes a KmsError.
    */
-  private async withSession<T>(what: string, operation: (lease: Lease) => Promise<T>, decrypting = false): Promise<T> {
+  private async withSession<T>(what: string, operation: (lease: Lease) => Promise<T>): Promise<T> {
     const deadline = performance.now() + this.callTimeoutMs;
-    for (let attempt = 1; ; attempt++) {
+    // At most one new session and one module re-initialisation per operation: a module that lost
+    // its state may first say so for the session (NSS: CKR_SESSION_HANDLE_INVALID), then for the slot.
+    let sessionRetried = false;
+    let recovered = false;
+    for (;;) {
       await this.moduleReady(what, deadline);
       let lease: Lease;
       try {
@@ -262,7 +281,8 @@ export class Pkcs11Hsm implements Hsm {
         if (error instanceof PoolClosedError) throw new KmsError('KMS.0104', { cause: error });
         if (error instanceof PoolBusyError) throw this.unavailable(what, error.message, error);
         const kind = classifyCkr(error);
-        if (attempt === 1 && kind === 'module') {
+        if (!recovered && kind === 'module') {
+          recovered = true;
           await this.recover(this.pool.currentGeneration, what, error);
           continue;
         }
@@ -280,19 +300,21 @@ export class Pkcs11Hsm implements Hsm {
           throw this.unavailable(what, `no answer within ${this.callTimeoutMs} ms; the session is abandoned`, error);
         }
         // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
-        const kind = ckrOf(error) === undefined ? undefined : classifyCkr(error, decrypting);
-        if (kind === undefined || kind === 'bad-ciphertext' || kind === 'handle') {
+        const kind = ckrOf(error) === undefined ? undefined : classifyCkr(error);
+        if (kind === undefined || kind === 'handle') {
           // The failed call ended the operation (PKCS#11 11.8/11.9): the session is healthy.
           this.pool.release(lease);
         } else {
           this.pool.discard(lease);
         }
         if (kind === undefined || kind === 'handle') throw error;
-        if (attempt === 1 && kind === 'session') {
+        if (!sessionRetried && !recovered && kind === 'session') {
+          sessionRetried = true;
           this.options.logger.warn({ operation: what, cause: ckrName(error) }, 'HSM session lost; retrying on a new session');
           continue;
         }
-        if (attempt === 1 && kind === 'module') {
+        if (!recovered && kind === 'module') {
+          recovered = true;
           await this.recover(lease.generation, what, error);
           continue;
         }
@@ -344,7 +366,6 @@ export class Pkcs11Hsm implements Hsm {
   private async withKey<T>(
     ref: MaterialRef,
     what: string,
-    decrypting: boolean,
     operation: (lease: Lease, key: Buffer) => Promise<T>,
   ): Promise<T> {
     const cacheKey = materialKey(ref);
@@ -363,7 +384,6 @@ export class Pkcs11Hsm implements Hsm {
             if (!known) this.handles.set(cacheKey, key);
             return operation(lease, key);
           },
-          decrypting,
         );
       } catch (error) {
         if (error instanceof MaterialMissing) {
@@ -457,7 +477,6 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   private failure(what: string, kind: CkrClass, cause: unknown): KmsError {
-    if (kind === 'bad-ciphertext') return new KmsError('KMS.2201', { cause });
     this.noteError(ckrName(cause));
     // An HSM out of sessions or memory fails every request alike: log it once in a while, not each time.
     const held = kind === 'busy' ? this.warnings.pass(`busy ${ckrName(cause)}`) : 0;

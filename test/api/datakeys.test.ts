@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { withTrailerRecomputed } from '../helpers/blob';
+import { testModuleKind } from '../helpers/test-module';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import { KmsError } from '../../src/errors';
@@ -235,20 +236,21 @@ describe('decrypt-datakey: a change with the SHA-256 trailer recomputed is refus
     const outcome = decrypt.mock.results[0]?.value as Promise<Buffer> | undefined;
     const error = outcome ? await outcome.then(() => undefined, (thrown: unknown) => thrown) : undefined;
     const cause = error instanceof KmsError ? error.cause : undefined;
-    // pkcs11js names the PKCS#11 function in the error's stack ("... [as C_Decrypt]").
-    const call = cause instanceof Error ? /\[as (C_\w+)\]/.exec(cause.stack ?? '')?.[1] : undefined;
     const hsm = !outcome
       ? 'not asked'
       : !(error instanceof KmsError)
         ? `ended otherwise: ${error === undefined ? 'decrypted' : String(error)}`
         : ckrOf(cause) === undefined
           ? `${error.code} from the service's own checks`
-          : `${error.code}: ${ckrName(cause)} from ${call ?? 'an unnamed call'}`;
+          : `${error.code}: ${ckrName(cause)} from the module`;
     return { codec, status: response.status, code: response.body?.error?.error_code, hsmCalls: decrypt.mock.calls.length, hsm };
   }
 
-  // SoftHSM answers a GCM tag that does not verify with CKR_GENERAL_ERROR (see src/hsm/ckr.ts).
-  const refusedByGcm = { codec: 'accepted', status: 400, code: 'KMS.2201', hsmCalls: 1, hsm: 'KMS.2201: CKR_GENERAL_ERROR (0x5) from C_Decrypt' };
+  // What C_Decrypt answers for a GCM tag that does not verify (see src/hsm/profiles.ts): SoftHSM
+  // CKR_GENERAL_ERROR, NSS's softoken CKR_ENCRYPTED_DATA_INVALID.
+  const badTag = testModuleKind() === 'nss' ? 'CKR_ENCRYPTED_DATA_INVALID (0x40)' : 'CKR_GENERAL_ERROR (0x5)';
+  // Only C_Decrypt's answer becomes KMS.2201 with the module's code as its cause (Pkcs11Hsm.decrypt).
+  const refusedByGcm = { codec: 'accepted', status: 400, code: 'KMS.2201', hsmCalls: 1, hsm: `KMS.2201: ${badTag} from the module` };
 
   it.each([
     ['IV', 4, 16],
