@@ -196,9 +196,18 @@ export class AuditLog {
     }
   }
 
-  /** Makes the lines written so far durable (fsync). */
-  sync(): void {
-    if (this.fd !== undefined) fsyncSync(this.fd);
+  /**
+   * Makes the lines written so far durable (fsync); false when that failed or the file cannot be
+   * synced (a device or a pipe), so that the caller does not claim what it cannot know.
+   */
+  sync(): boolean {
+    if (this.fd === undefined) return true;
+    try {
+      fsyncSync(this.fd);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   close(): void {

@@ -55,10 +55,12 @@ export class ServiceAudit implements AuditSink {
   private reportHead(message: string, always = false): void {
     const head = this.log.head;
     if (!always && this.reported && this.reported.records === head.records) return;
-    // An anchor kept elsewhere must never name lines that a power cut could still take back.
-    this.log.sync();
+    // An anchor kept elsewhere must never name lines that a power cut could still take back: one
+    // that could not be synced says so.
+    const synced = this.log.sync();
     this.reported = head;
     const chain = path.basename(this.log.file);
-    this.options.logger.info({ audit: { chain, records: head.records, head: head.hash, anchor: `${chain}=${formatHead(head)}` } }, message);
+    const audit = { chain, records: head.records, head: head.hash, anchor: `${chain}=${formatHead(head)}`, ...(synced ? {} : { synced: false }) };
+    this.options.logger.info({ audit }, message);
   }
 }
