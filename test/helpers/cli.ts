@@ -15,7 +15,7 @@ export interface CliResult {
  * directory and token of a running test service, as an operator would beside the service.
  */
 export function runCli(t: TestService, args: string[]): Promise<CliResult> {
-  return runCliOn({ KMS_DATA_DIR: t.dataDir, KMS_PKCS11_TOKEN_LABEL: t.config.hsm.tokenLabel }, args);
+  return runCliOn({ KMS_DATA_DIR: t.dataDir, ...t.moduleEnv }, args);
 }
 
 /** Runs the command line with these variables added to the test's environment. */

@@ -36,6 +36,8 @@ export interface TestService {
   readonly logs: LogCapture;
   readonly clock: TestClock;
   readonly dataDir: string;
+  /** The PKCS#11 settings of the service's token (module, label, PIN, init args), for another process on it. */
+  readonly moduleEnv: Readonly<Record<string, string>>;
   /** A client of `project` authenticated by a token allowed `actions` (everything by default). */
   client(project?: string, actions?: readonly string[]): KmsClient;
   /** The X-Auth-Token of a credential of `project` allowed `actions` (made once, then reused). */
@@ -59,7 +61,8 @@ export async function startTestService(options: { env?: Record<string, string>; 
   // Tokens of all test files share the run's SoftHSM directory (global-setup.ts): one label each.
   const tokenLabel = `kms-test-${randomBytes(6).toString('hex')}`;
   // A fresh token of the run's PKCS#11 module (test-module.ts): SoftHSM by default, or NSS's softoken.
-  const config = loadConfig({ KMS_DATA_DIR: dataDir, PORT: '0', ...freshTokenEnv(dataDir, tokenLabel), ...options.env });
+  const moduleEnv = freshTokenEnv(dataDir, tokenLabel);
+  const config = loadConfig({ KMS_DATA_DIR: dataDir, PORT: '0', ...moduleEnv, ...options.env });
   const logs = new LogCapture();
   const clock = new TestClock();
   const logger = createLogger('debug', logs);
@@ -83,6 +86,7 @@ export async function startTestService(options: { env?: Record<string, string>; 
     logs,
     clock,
     dataDir,
+    moduleEnv,
     token,
     client: (project = 'project-a', actions?: readonly string[]) =>
       kmsClient(() => service.url, project, { 'x-auth-token': token(project, actions) }),
