@@ -2,6 +2,7 @@
 # Makes sure Debian's SoftHSMv2 is installed: idempotent, quiet when it already is.
 #
 #   hsm/ensure-softhsm.sh                          install softhsm2 if its module is missing
+#   hsm/ensure-softhsm.sh --with-nss               also NSS's softoken (libnss3), the tests' second module
 #   hsm/ensure-softhsm.sh --init-token LABEL FILE  also initialise a token LABEL whose user PIN is
 #                                                  in FILE (for running the service against SoftHSM
 #                                                  as an "external" module: KMS_PKCS11_MODULE=...)
@@ -11,19 +12,26 @@
 set -euo pipefail
 
 MODULE=/usr/lib/softhsm/libsofthsm2.so
+packages=()
+[ -f "$MODULE" ] || packages+=(softhsm2)
+if [ "${1:-}" = "--with-nss" ]; then
+  shift
+  # Debian's libnss3 puts it in the multiarch library directory.
+  compgen -G '/usr/lib/*/libsoftokn3.so' >/dev/null || packages+=(libnss3)
+fi
 
-if [ ! -f "$MODULE" ]; then
+if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     as_root=()
   elif command -v sudo >/dev/null 2>&1; then
     as_root=(sudo)
   else
-    echo "SoftHSMv2 is not installed and this user cannot install it: run 'apt-get install softhsm2' as root." >&2
+    echo "Debian packages are missing and this user cannot install them: run 'apt-get install ${packages[*]}' as root." >&2
     exit 1
   fi
-  echo "Installing SoftHSMv2 (Debian package softhsm2)..." >&2
+  echo "Installing Debian packages: ${packages[*]}..." >&2
   "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends softhsm2 >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 [ -f "$MODULE" ] || { echo "softhsm2 is installed but $MODULE is missing" >&2; exit 1; }
 

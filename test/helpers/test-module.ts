@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as pkcs11 from 'pkcs11js';
 
@@ -13,7 +13,8 @@ import * as pkcs11 from 'pkcs11js';
  */
 export type TestModuleKind = 'softhsm' | 'nss';
 
-export const NSS_SOFTOKEN = '/usr/lib/x86_64-linux-gnu/libsoftokn3.so';
+/** Debian's libnss3 keeps it in the multiarch library directory (hsm/ensure-softhsm.sh --with-nss installs it). */
+export const NSS_SOFTOKEN = ['/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/usr/lib/aarch64-linux-gnu/libsoftokn3.so'].find((file) => existsSync(file)) ?? '/usr/lib/x86_64-linux-gnu/libsoftokn3.so';
 /** The slot of NSS's softoken that keeps token objects (slot 1 holds only session crypto). */
 export const NSS_TOKEN_LABEL = 'NSS Certificate DB';
 
