@@ -106,7 +106,11 @@ export async function startService(config: Config, options: StartOptions): Promi
     if (!protocol.refuses(req, res)) app(req, res);
   };
   // node:http would answer these with an empty 400 and 417 itself: they get the API's body instead.
-  const server: Server = createServer({ requireHostHeader: false }, onRequest);
+  // Idle keep-alive connections are kept longer than clients and load balancers keep theirs (Node
+  // closes them after 5 s, undici after 4 s, load balancers after about 60 s): the client then
+  // always closes first, and never sends a request on a connection the server is closing
+  // (ECONNRESET). Headers must still arrive within the timeout after that.
+  const server: Server = createServer({ requireHostHeader: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000 }, onRequest);
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
   try {
@@ -212,6 +216,7 @@ async function bootstrapAdminCredential(config: Config, credentials: CredentialS
   );
 }
 
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const IDLE_GRACE_MS = 500;
 const DRAIN_LIMIT_MS = 30_000;
 

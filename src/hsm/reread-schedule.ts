@@ -1,5 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** The schedule's clock: its time in milliseconds, and a wait (a test gives it a clock of its own). */
+export interface ScheduleClock {
+  now(): number;
+  sleep(ms: number): Promise<unknown>;
+}
+
+const REAL_CLOCK: ScheduleClock = { now: () => performance.now(), sleep: (ms) => sleep(ms) };
+
 /**
  * Schedules a costly refresh (re-reading the token) for callers that need one which began after
  * they asked: every caller waiting at the moment a run starts is served by that run, later callers
@@ -15,19 +23,19 @@ export class RereadSchedule {
     /** The refresh itself; it must not reject (it reports its own failures). */
     private readonly refresh: () => Promise<void>,
     private readonly minIntervalMs: number,
-    private readonly now: () => number = () => performance.now(),
+    private readonly clock: ScheduleClock = REAL_CLOCK,
   ) {}
 
   /** Resolves once a refresh that started after this call has finished. */
   after(): Promise<void> {
     this.queued ??= this.running.then(async () => {
       // A timer may fire a little early: wait until the clock says the interval has passed.
-      for (let wait = this.lastStart + this.minIntervalMs - this.now(); wait > 0; wait = this.lastStart + this.minIntervalMs - this.now()) {
-        await sleep(wait);
+      for (let wait = this.lastStart + this.minIntervalMs - this.clock.now(); wait > 0; wait = this.lastStart + this.minIntervalMs - this.clock.now()) {
+        await this.clock.sleep(wait);
       }
       // From here on, callers need a run that starts later than this one.
       this.queued = undefined;
-      this.lastStart = this.now();
+      this.lastStart = this.clock.now();
       this.running = this.refresh();
       await this.running;
     });
