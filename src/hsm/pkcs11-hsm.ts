@@ -14,6 +14,7 @@ import { RereadSchedule } from './reread-schedule';
 import { PoolBusyError, PoolClosedError, SessionPool, type Lease } from './session-pool';
 import type { TokenLock } from './token-lock';
 import { finalizeQuietly, initializeOptions, loadModule, tokenSlots } from './token-setup';
+import { missingMechanisms } from './mechanisms';
 import {
   AES_KEY_GEN,
   ALL_SECRET_KEYS_TEMPLATE,
@@ -139,6 +140,7 @@ export class Pkcs11Hsm implements Hsm {
     const hsm = new Pkcs11Hsm(options);
     try {
       await hsm.attachToken();
+      hsm.checkMechanisms();
       const lease = await hsm.pool.acquire();
       try {
         hsm.enumerate(lease.session);
@@ -486,6 +488,13 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   // ---- token, slot and objects -------------------------------------------------------------------
+
+  /** Stops start-up with one line naming what the token lacks, instead of failing on the first request. */
+  private checkMechanisms(): void {
+    if (!this.slot) throw new HsmStartError('the token has not been found');
+    const missing = missingMechanisms(this.lib.C_GetMechanismList(this.slot.handle));
+    if (missing.length > 0) throw new HsmStartError(`token "${this.options.tokenLabel}" lacks ${missing.join(', ')}, which the service needs`);
+  }
 
   /**
    * Finds the token's slot in the initialised module. A token that is not listed, or cannot be
