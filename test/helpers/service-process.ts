@@ -37,7 +37,9 @@ export function processEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): N
 }
 
 /**
- * Spawns `src/<script>` with tsx, collecting everything it prints. `detached` puts it in a process
+ * Spawns `src/<script>` in node with tsx's loader (`node --import tsx`), collecting everything it
+ * prints. Not through the tsx command: it relays a signal to its child and SIGKILLs the child when
+ * the child has not acknowledged it within 60 ms, which a service busy with requests may not have. `detached` puts it in a process
  * group of its own, so that a test can crash all of it at once (see {@link startServiceProcess}).
  */
 export function spawnScript(
@@ -46,7 +48,7 @@ export function spawnScript(
   args: readonly string[] = [],
   options: { detached?: boolean } = {},
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, [require.resolve('tsx/cli'), path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', script), ...args], { cwd: ROOT, env, detached: options.detached ?? false });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
