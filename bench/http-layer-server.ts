@@ -1,17 +1,17 @@
 /**
  * The HTTP layer alone, for `npm run bench` (--http-layer): BENCH_HTTP_LAYER picks the server.
  *  - express: the service's own app (src/app.ts: request id, body with raw bytes, authentication,
- *    express-openapi-validator, authorisation, audit, reply) on the server's node:http setup, with
- *    stub dependencies: an authenticator that accepts every request, an audit sink that keeps
+ *    express-openapi-validator, authorisation, audit, reply) on node:http as the service serves it,
+ *    with stub dependencies: an authenticator that accepts every request, an audit sink that keeps
  *    nothing, and a create-datakey that returns a fixed answer (no HSM, no database).
- *  - express-swapped: the same, with node's plain req/res classes, so that Express swaps their
- *    prototypes on every request (what an Express app usually does; see express-prototypes.ts).
+ *  - express-born: the same, with req/res born with Express's prototypes, so that Express's
+ *    per-request prototype swap changes nothing (the experiment of express-prototypes.ts).
  *  - bare: a node:http stub that reads the body, parses it and answers the same fixed JSON.
  */
 import { createServer } from 'node:http';
 import { buildApp } from '../src/app';
 import type { AuditSink } from '../src/audit/audit-sink';
-import { expressPrototypes } from '../src/http/express-prototypes';
+import { expressPrototypes } from './express-prototypes';
 import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
@@ -53,6 +53,6 @@ function listen(server: ReturnType<typeof createServer>): void {
 }
 
 if (layer === 'bare') bareStub();
-else expressStub(layer === 'express');
+else expressStub(layer === 'express-born');
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -257,12 +257,12 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
 
 /**
  * The HTTP layer alone, same run, same connections, alternating rounds: the service's Express app
- * with a stub create-datakey (bench/http-layer-server.ts), the same app with Express's per-request
- * prototype swap left in place, and a bare node:http stub. Each server is one process; its CPU time
+ * with a stub create-datakey (bench/http-layer-server.ts), the same app on req/res born with
+ * Express's prototypes (the swap's workaround tried), and a bare node:http stub. Each server is one process; its CPU time
  * per request (from /proc) is what the layer costs, whatever the load generator beside it takes.
  */
 async function httpLayerRun(report: Record<string, unknown>): Promise<void> {
-  const layers = ['express', 'express-swapped', 'bare'] as const;
+  const layers = ['express', 'express-born', 'bare'] as const;
   const servers: Server[] = [];
   try {
     // Node with tsx's loader, not the tsx command: its process would be a parent, not the server.

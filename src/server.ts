@@ -10,7 +10,6 @@ import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
-import { expressPrototypes } from './http/express-prototypes';
 import { InFlight } from './http/in-flight';
 import { protocolRefusals } from './http/protocol-refusals';
 import { Authenticator } from './identity/authenticator';
@@ -107,7 +106,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     if (!protocol.refuses(req, res)) app(req, res);
   };
   // node:http would answer these with an empty 400 and 417 itself: they get the API's body instead.
-  const server: Server = createServer({ requireHostHeader: false, ...expressPrototypes(app) }, onRequest);
+  const server: Server = createServer({ requireHostHeader: false }, onRequest);
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
   try {
