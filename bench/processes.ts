@@ -125,3 +125,11 @@ export function samplePeakPss(pid: number, intervalMs = 250): { stop(): number }
     },
   };
 }
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

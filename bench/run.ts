@@ -1,11 +1,12 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
- *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--only-extra]
+ *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--http-layer] [--only-extra]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
  * same throwaway token: the ceiling (bench/ceiling-server.ts: only the HSM work of create-datakey)
- * and a no-op node:http server. Prints one table and writes it as JSON.
+ * and a no-op node:http server; then the HTTP layer alone (httpLayerRun). Prints the tables and
+ * writes them as JSON. --only-extra skips the main run (and the HTTP layer, unless --http-layer).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, signedHeaders, type Credential, type LoadResult } from './load';
 import { loadConfig } from '../src/config';
-import { currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, type Server } from './processes';
+import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     'network-hsm': { type: 'string' },
     workers: { type: 'string' },
     'only-extra': { type: 'boolean', default: false },
+    'http-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
     out: { type: 'string' },
   },
@@ -253,6 +255,52 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
   }
 }
 
+/**
+ * The HTTP layer alone, same run, same connections, alternating rounds: the service's Express app
+ * with a stub create-datakey (bench/http-layer-server.ts), the same app on req/res born with
+ * Express's prototypes (the swap's workaround tried), and a bare node:http stub. Each server is one process; its CPU time
+ * per request (from /proc) is what the layer costs, whatever the load generator beside it takes.
+ */
+async function httpLayerRun(report: Record<string, unknown>): Promise<void> {
+  const layers = ['express', 'express-born', 'bare'] as const;
+  const servers: Server[] = [];
+  try {
+    // Node with tsx's loader, not the tsx command: its process would be a parent, not the server.
+    for (const layer of layers) servers.push(await startServer(layer, ['--import', 'tsx', path.join(ROOT, 'bench', 'http-layer-server.ts')], { BENCH_HTTP_LAYER: layer, BENCH_PROJECT_ID: 'bench' }));
+    const pathname = '/v1.0/bench/kms/create-datakey';
+    const body = JSON.stringify({ key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f' });
+    for (const server of servers) await load({ url: server.url, path: pathname, body, connections: peakConnections, durationSeconds: 1 });
+    const results = new Map<string, Array<{ requestsPerSecond: number; cpuUsPerRequest: number; p99Ms: number }>>(layers.map((layer) => [layer, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const server of servers) {
+        const before = cpuSeconds(server.child.pid!);
+        const result = await load({ url: server.url, path: pathname, body, connections: peakConnections, durationSeconds });
+        const cpu = cpuSeconds(server.child.pid!) - before;
+        if (result.non2xx > 0 || result.errors > 0) throw new Error(`${server.name}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
+        results.get(server.name)!.push({ requestsPerSecond: result.requestsPerSecond, cpuUsPerRequest: Math.round((cpu / result.requests) * 1e6), p99Ms: result.p99Ms });
+      }
+    }
+    const mean = (values: number[]): number => Math.round(values.reduce((total, value) => total + value, 0) / values.length);
+    const summary = layers.map((layer) => {
+      const own = results.get(layer)!;
+      return { layer, requestsPerSecond: mean(own.map((row) => row.requestsPerSecond)), cpuUsPerRequest: mean(own.map((row) => row.cpuUsPerRequest)), rounds: own };
+    });
+    const bare = summary.find((row) => row.layer === 'bare')!;
+    console.log(`
+HTTP layer alone, stub create-datakey, ${rounds} alternating rounds at ${peakConnections} connections (one process each):`);
+    for (const row of summary) {
+      const extra = row.cpuUsPerRequest - bare.cpuUsPerRequest;
+      console.log(
+        `  ${row.layer.padEnd(15)} ${String(row.requestsPerSecond).padStart(6)} req/s, ${String(row.cpuUsPerRequest).padStart(4)} µs CPU per request` +
+          (row === bare ? '' : ` (+${extra} µs over bare; rounds ${row.rounds.map((r) => r.requestsPerSecond).join('/')})`),
+      );
+    }
+    report.httpLayer = { connections: peakConnections, rounds, summary };
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+}
+
 /** Creates `count` CMKs through the API, `parallel` at a time. */
 async function createKeys(url: string, credential: Credential, count: number, parallel = 16): Promise<string[]> {
   const ids: string[] = [];
@@ -390,6 +438,7 @@ async function main(): Promise<void> {
     settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
   };
   if (!args['only-extra']) await mainRun(report);
+  if (!args['only-extra'] || args['http-layer']) await httpLayerRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));
   if (args.scaling !== undefined) await scalingRun(report, args.scaling.split(',').map(Number));
   if (args.soak !== undefined) await soakRun(report, Number(args.soak));

@@ -1,17 +1,18 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
-import { bodyReader, type ReceivedBody } from './http/body';
-import { Contract } from './http/contract';
-import { isBodyTooLarge, toKmsError } from './http/error-mapping';
+import { jsonBody } from './http/body';
+import { ContractErrors, contractValidator, errorBodyCheck } from './http/contract';
+import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
-import { operationPathOf, type Operation } from './http/operation';
+import './http/locals';
+import { checkOperations, expressPath, type Operation } from './http/operation';
 import { replies } from './http/reply';
-import { requestLog, type Exchange } from './http/request-log';
+import { accessLog, requestIds } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { keyOperations } from './http/routes/keys';
 import type { ActedOn } from './kms/context';
@@ -32,38 +33,45 @@ export interface AppDeps {
   readonly inFlight?: InFlight;
 }
 
-export type App = (req: IncomingMessage, res: ServerResponse) => void;
+/** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
+function rawProjectId(req: Request): string {
+  return req.originalUrl.split('?')[0]!.split('/')[2] ?? '';
+}
 
 /**
- * The HTTP application as a function of its dependencies, on plain node:http (Express's
- * per-request cost alone was more than the HSM's, see README "Performance"):
- * request id → body (size-limited, raw bytes kept) → authentication → body errors → the contract
- * of openapi.yaml (operation, method, project id, media type, body) → authorisation → the
- * service call → audit → reply. Every failure is answered by one error reply.
+ * The HTTP application as an Express app of its dependencies:
+ * request id → access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
+ * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
+ * failure is answered by the one error handler at the end.
  */
-export function buildApp(deps: AppDeps): App {
-  const contract = new Contract(loadOpenApiDocument());
-  const operations = new Map([...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)].map((op) => [op.name, op]));
-  for (const name of operations.keys()) {
-    if (!contract.operation(name)) throw new Error(`openapi.yaml does not describe the operation ${name}`);
-  }
-  const identify = requestLog(deps.logger);
-  const readBody = bodyReader(deps.bodyLimitBytes);
-  const reply = replies(deps.logger, deps.validateResponses
-      ? (operation, status, body) => (operation === undefined ? contract.errorProblem(body) : contract.operation(operation)?.responseProblem(status, body))
-      : undefined);
+export function buildApp(deps: AppDeps): Express {
+  const document = loadOpenApiDocument();
+  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)];
+  checkOperations(document, operations);
+  const contract = new ContractErrors(document);
+  const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
   const inFlight = deps.inFlight ?? new InFlight();
 
-  /** The request's operation, checked against the contract, once its sender is known. */
-  const resolve = (req: IncomingMessage, path: string, query: string, body: ReceivedBody): { op: Operation; projectId: string } => {
-    const target = operationPathOf(path);
-    const op = target && operations.get(target.operation);
-    const checks = target && contract.operation(target.operation);
-    if (!target || !op || !checks) throw new KmsError('KMS.0201');
-    if (req.method !== 'POST') throw new KmsError('KMS.0215');
-    checks.checkRequestLine(target.projectId, query);
-    checks.checkBody(req.headers['content-type'], body.parsed);
-    return { op, projectId: target.projectId };
+  const authenticate: RequestHandler = async (req, res, next) => {
+    const { exchange, body } = res.locals;
+    const url = req.originalUrl;
+    const queryAt = url.indexOf('?');
+    try {
+      exchange.principal = await deps.authenticator.authenticate({
+        method: req.method,
+        path: queryAt < 0 ? url : url.slice(0, queryAt),
+        query: queryAt < 0 ? '' : url.slice(queryAt + 1),
+        headers: req.headers,
+        body: body.raw,
+      });
+    } catch (error) {
+      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
+      throw error;
+    }
+    // An oversized body was refused at once; any other bad body only now that we know who sent it.
+    if (body.error !== undefined) throw body.error;
+    next();
   };
 
   /**
@@ -71,7 +79,11 @@ export function buildApp(deps: AppDeps): App {
    * appended before the response is sent, for failures as for successes, and names the key the
    * service acted on.
    */
-  const perform = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange, op: Operation, projectId: string, body: unknown): Promise<void> => {
+  const perform = (op: Operation): RequestHandler => async (req, res) => {
+    const { exchange, body } = res.locals;
+    const projectId = rawProjectId(req);
+    // Express and the validator decode the path: a project is named as sent, not percent-encoded.
+    if (projectId !== req.params.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
     const start = auditStart();
     let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void =>
@@ -84,37 +96,35 @@ export function buildApp(deps: AppDeps): App {
     try {
       const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
       actedOn = ctx.actedOn;
-      response = await inFlight.track(async () => op.run(ctx, body));
+      response = await inFlight.track(async () => op.run(ctx, body.parsed));
     } catch (error) {
-      const kmsError = toKmsError(error);
+      const kmsError = toKmsError(error, contract, op.name);
       audit(kmsError.status, kmsError.code);
       throw kmsError;
     }
     audit(200, 'OK');
-    reply.json(res, exchange, op.name, 200, response);
+    reply.json(res, 200, response);
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, exchange: Exchange): Promise<void> => {
-    const body = await readBody(req, res);
-    // An oversized body is refused at once; any other bad body only once we know who sent it.
-    if (body.error !== undefined && isBodyTooLarge(body.error)) throw body.error;
-    const url = req.url ?? '/';
-    const queryAt = url.indexOf('?');
-    const path = queryAt < 0 ? url : url.slice(0, queryAt);
-    const query = queryAt < 0 ? '' : url.slice(queryAt + 1);
-    try {
-      exchange.principal = await deps.authenticator.authenticate({ method: req.method ?? '', path, query, headers: req.headers, body: body.raw });
-    } catch (error) {
-      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
-      throw error;
-    }
-    if (body.error !== undefined) throw body.error;
-    const { op, projectId } = resolve(req, path, query, body);
-    await perform(req, res, exchange, op, projectId, body.parsed);
-  };
+  const app = express();
+  // Nothing of Express's own answers is used: no ETag, no X-Powered-By; paths match exactly.
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.enable('case sensitive routing');
+  app.enable('strict routing');
 
-  return (req, res) => {
-    const exchange = identify(req, res);
-    handle(req, res, exchange).catch((error: unknown) => reply.error(res, exchange, toKmsError(error)));
+  app.use(requestIds());
+  const log = accessLog(deps.logger);
+  if (log) app.use(log);
+  app.use(jsonBody(deps.bodyLimitBytes));
+  app.use(authenticate);
+  app.use(contractValidator(document, { validateResponses: deps.validateResponses ?? false }));
+  for (const op of operations) app.post(expressPath(op.path), perform(op));
+  app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
+  const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
+    // The operation's name (the path's last segment) picks the field codes of its body's schema.
+    reply.error(res, res.locals.exchange, toKmsError(error, contract, req.path.slice(req.path.lastIndexOf('/') + 1)));
   };
+  app.use(onError);
+  return app;
 }

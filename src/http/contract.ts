@@ -1,173 +1,133 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import Ajv, { type ValidateFunction } from 'ajv';
+import type { RequestHandler } from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
 import { KmsError, type KmsCode } from '../errors';
-import { fieldErrorCodes, type OpenApiDocument } from '../openapi-spec';
+import { fieldErrorCodes, type FieldErrorCodes, type OpenApiDocument } from '../openapi-spec';
 
 /**
- * openapi.yaml compiled, once, into one validator per operation: the path parameter, the query,
- * the media type and the body of a request, and (when the tests ask for it) the response. A
- * request that breaks the contract becomes the KmsError the contract names for it: the field's
- * `x-kms-error-code`, KMS.0204 for a missing field, KMS.0202 for a body that is not an object,
- * KMS.0214 for a media type other than JSON, KMS.0201 for a bad project id.
- *
- * AJV is the validator express-openapi-validator used; calling it directly keeps the same
- * semantics without its per-request path search and Express (see README, Benchmark).
+ * openapi.yaml enforced by express-openapi-validator (contractValidator), and its refusals turned
+ * into the KmsError the contract names for them (ContractErrors).
  */
 
-const DOCUMENT_ID = 'openapi.yaml';
-const JSON_MEDIA_TYPE = 'application/json';
-
-export interface OperationContract {
-  readonly name: string;
-  /** Refuses a bad project id or query; `query` is the raw query string without '?'. */
-  checkRequestLine(projectId: string, query: string): void;
-  /**
-   * Refuses a body of the wrong media type (`mediaType` is the Content-Type header, or undefined
-   * when there was none) or one that breaks the schema. `body` is undefined when none was sent.
-   */
-  checkBody(mediaType: string | undefined, body: unknown): void;
-  /** Checks a response against the document; undefined when it conforms, else what is wrong. */
-  responseProblem(status: number, body: unknown): string | undefined;
+/** express-openapi-validator's refusals (its HttpError): a status, and what failed where. */
+interface ValidatorError {
+  readonly status: number;
+  readonly errors: ReadonlyArray<{ readonly path: string; readonly message: string; readonly errorCode?: string }>;
 }
 
-interface PathItem {
-  post?: {
-    parameters?: Array<{ $ref?: string; name?: string; in?: string }>;
-    requestBody?: { required?: boolean; content?: Record<string, unknown> };
-    responses?: Record<string, { $ref?: string; content?: Record<string, unknown> }>;
-  };
+const VALIDATOR_ERRORS = Object.values(OpenApiValidator.error);
+
+function isValidatorError(error: unknown): error is ValidatorError {
+  return VALIDATOR_ERRORS.some((type) => error instanceof type);
 }
 
-/** A JSON pointer into openapi.yaml, as an AJV `$ref`. */
-function pointer(...segments: string[]): string {
-  return `${DOCUMENT_ID}#/${segments.map((segment) => encodeURIComponent(segment.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/')}`;
+/** The document as express-openapi-validator types it; it checks it against the OpenAPI schema itself. */
+function asOpenApi3(document: OpenApiDocument): OpenAPIV3.DocumentV3 {
+  const version = (document as { openapi?: unknown }).openapi;
+  if (typeof version !== 'string' || !version.startsWith('3.0.')) throw new Error(`openapi.yaml: expected OpenAPI 3.0, found ${String(version)}`);
+  return document as unknown as OpenAPIV3.DocumentV3;
 }
 
-/** `#/components/parameters/ProjectId` → ['components', 'parameters', 'ProjectId']. */
-function refSegments(ref: string): string[] {
-  return ref.replace(/^#\//, '').split('/');
-}
-
-export class Contract {
-  private readonly ajv = new Ajv({
-    // The document carries OpenAPI keywords (example, x-kms-error-code, ...) that are not JSON Schema.
-    strict: false,
-    allErrors: false,
-    coerceTypes: false,
-    useDefaults: true,
+/**
+ * The validator's middlewares for the whole document, to mount before the operations' routes.
+ * One instance: each instance loads and compiles the document on start (one per operation cost
+ * about 200 ms of start-up each). It matches a request against the document's paths in turn,
+ * compiling a path-to-regexp per path tried (express-openapi-validator 5.6; see README,
+ * Performance).
+ *
+ * Requests: path (an unknown one is refused), method, path parameter, query (none is allowed),
+ * media type and body, without type coercion. Responses, when `validateResponses` (the tests):
+ * every JSON body sent with res.json.
+ */
+export function contractValidator(document: OpenApiDocument, options: { validateResponses: boolean }): RequestHandler[] {
+  return OpenApiValidator.middleware({
+    apiSpec: asOpenApi3(document),
+    validateApiSpec: true,
+    validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
+    validateResponses: options.validateResponses ? { coerceTypes: false, removeAdditional: false } : false,
+    validateSecurity: false,
+    // The API has no multipart body: no multer in the chain.
+    fileUploader: false,
+    ignoreUndocumented: false,
   });
-  private readonly operations = new Map<string, OperationContract>();
-  private readonly validateError: ValidateFunction | undefined;
+}
+
+/** What the KMS API answers for each refusal of the validator. */
+export class ContractErrors {
+  private readonly fieldCodes: FieldErrorCodes;
 
   constructor(document: OpenApiDocument) {
-    this.ajv.addSchema(document as object, DOCUMENT_ID);
-    const components = (document as { components?: { responses?: Record<string, unknown> } }).components;
-    this.validateError = components?.responses?.Error ? this.compile(pointer('components', 'responses', 'Error', 'content', JSON_MEDIA_TYPE, 'schema')) : undefined;
-    const fieldCodes = fieldErrorCodes(document);
-    for (const [route, item] of Object.entries(document.paths as Record<string, PathItem>)) {
-      const post = item.post;
-      if (!post) continue;
-      const name = route.split('/').pop()!;
-      this.operations.set(name, this.compileOperation(route, name, post, fieldCodes.get(name) ?? new Map()));
+    this.fieldCodes = fieldErrorCodes(document);
+  }
+
+  /**
+   * The KmsError for a refusal of the validator, or undefined when `error` is not one: an unknown
+   * path is KMS.0201, a method KMS.0215, a media type KMS.0214, a bad project id KMS.0201, a
+   * query parameter KMS.0308 (not named), a missing field KMS.0204, a body that is not an object
+   * KMS.0202, a bad field its `x-kms-error-code`. Validator messages name constraints, never the
+   * value sent; only the top-level field is named, because deeper path segments would be the
+   * caller's encryption_context keys.
+   */
+  kmsErrorOf(error: unknown, operation: string | undefined): KmsError | undefined {
+    if (!isValidatorError(error)) return undefined;
+    switch (error.status) {
+      case 404:
+        return new KmsError('KMS.0201', { cause: error });
+      case 405:
+        return new KmsError('KMS.0215', { cause: error });
+      case 413:
+        return new KmsError('KMS.0203', { cause: error });
+      case 415:
+        return new KmsError('KMS.0214', { detail: 'Send the body as application/json.', cause: error });
+      case 400:
+        return this.badRequest(error, operation);
+      default:
+        return new KmsError('KMS.0103', { cause: error });
     }
   }
 
-  /** Checks an error body against the document's Error response; undefined when it conforms. */
-  errorProblem(body: unknown): string | undefined {
-    if (!this.validateError) return 'openapi.yaml describes no Error response';
-    return problemOf(this.validateError, body);
-  }
-
-  /** The contract of `POST .../kms/<name>`, or undefined when the API has no such operation. */
-  operation(name: string): OperationContract | undefined {
-    return this.operations.get(name);
-  }
-
-  private compile(ref: string): ValidateFunction {
-    return this.ajv.compile({ $ref: ref });
-  }
-
-  private compileOperation(route: string, name: string, post: NonNullable<PathItem['post']>, fieldCodes: ReadonlyMap<string, KmsCode>): OperationContract {
-    const projectIdParameter = (post.parameters ?? []).find((parameter) => parameter.$ref?.endsWith('/ProjectId') || parameter.name === 'project_id');
-    const projectIdRef = projectIdParameter?.$ref ? pointer(...refSegments(projectIdParameter.$ref), 'schema') : undefined;
-    const validateProjectId = projectIdRef ? this.compile(projectIdRef) : undefined;
-
-    const requestBody = post.requestBody;
-    const bodyRequired = requestBody?.required === true;
-    const validateBody = requestBody?.content?.[JSON_MEDIA_TYPE]
-      ? this.compile(pointer('paths', route, 'post', 'requestBody', 'content', JSON_MEDIA_TYPE, 'schema'))
-      : undefined;
-
-    const responseValidators = new Map<string, ValidateFunction>();
-    for (const [status, response] of Object.entries(post.responses ?? {})) {
-      const base = response.$ref ? refSegments(response.$ref) : ['paths', route, 'post', 'responses', status];
-      responseValidators.set(status, this.compile(pointer(...base, 'content', JSON_MEDIA_TYPE, 'schema')));
+  private badRequest(error: ValidatorError, operation: string | undefined): KmsError {
+    const first = error.errors[0];
+    if (!first) return new KmsError('KMS.0308', { cause: error });
+    const [, location, field] = first.path.split('/');
+    const required = first.errorCode === 'required.openapi.validation';
+    switch (location) {
+      case 'params':
+        return new KmsError('KMS.0201', { detail: `${decodePointer(field ?? '')}: ${first.message}.`, cause: error });
+      case 'query':
+        return new KmsError('KMS.0308', { detail: 'Unknown query parameter.' });
+      case 'body': {
+        if (field === undefined) {
+          return required
+            ? new KmsError('KMS.0204', { detail: "must have required property 'body'." })
+            : new KmsError('KMS.0202', { detail: 'The body must be a JSON object.' });
+        }
+        const name = decodePointer(field);
+        if (required) return new KmsError('KMS.0204', { detail: `${first.message}.` });
+        const code: KmsCode = (operation && this.fieldCodes.get(operation)?.get(name)) || 'KMS.0308';
+        return new KmsError(code, { detail: `${name}: ${first.message}.` });
+      }
+      default:
+        // The path does not decode ("malformed uri"), or a check the API does not use.
+        return new KmsError(first.message.includes('malformed uri') ? 'KMS.0201' : 'KMS.0308', { cause: error });
     }
-
-    return {
-      name,
-      checkRequestLine(projectId: string, query: string): void {
-        if (validateProjectId && !validateProjectId(projectId)) {
-          throw new KmsError('KMS.0201', { detail: `project_id: ${messageOf(validateProjectId.errors)}.` });
-        }
-        // The API defines no query parameters; one that is sent is refused rather than ignored.
-        if (query) {
-          const [parameter] = new URLSearchParams(query).keys();
-          if (parameter !== undefined) throw new KmsError('KMS.0308', { detail: 'Unknown query parameter.' });
-        }
-      },
-      checkBody(mediaType: string | undefined, body: unknown): void {
-        if (mediaType !== undefined && !isJson(mediaType)) throw unsupportedMediaType();
-        if (body === undefined) {
-          if (!bodyRequired) return;
-          // A required body sent without a type is refused for its type, as one of another type is.
-          if (mediaType === undefined) throw unsupportedMediaType();
-          throw new KmsError('KMS.0204', { detail: "must have required property 'body'." });
-        }
-        if (validateBody && !validateBody(body)) throw bodyError(validateBody.errors, fieldCodes);
-      },
-      responseProblem(status: number, body: unknown): string | undefined {
-        const validate = responseValidators.get(String(status)) ?? responseValidators.get('default');
-        if (!validate) return `no response ${status} is documented`;
-        return problemOf(validate, body);
-      },
-    };
   }
-}
-
-/** Whether a Content-Type value names JSON (its parameters ignored, in any case). */
-function isJson(contentType: string): boolean {
-  const semicolon = contentType.indexOf(';');
-  return (semicolon < 0 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase() === JSON_MEDIA_TYPE;
-}
-
-function unsupportedMediaType(): KmsError {
-  return new KmsError('KMS.0214', { detail: 'Send the body as application/json.' });
-}
-
-/** Undefined when `body` conforms, else where and how it does not. */
-function problemOf(validate: ValidateFunction, body: unknown): string | undefined {
-  return validate(body) ? undefined : `${validate.errors?.[0]?.instancePath || '/'} ${messageOf(validate.errors)}`;
-}
-
-function messageOf(errors: ErrorObject[] | null | undefined): string {
-  return errors?.[0]?.message ?? 'is invalid';
-}
-
-/**
- * The KmsError of the first schema violation. AJV messages name constraints, never the value
- * sent; only the top-level field is named, because deeper path segments would be the caller's
- * encryption_context keys.
- */
-function bodyError(errors: ErrorObject[] | null | undefined, fieldCodes: ReadonlyMap<string, KmsCode>): KmsError {
-  const first = errors?.[0];
-  if (!first) return new KmsError('KMS.0308');
-  const field = first.instancePath.split('/')[1];
-  const detail = field ? `${decodePointer(field)}: ${first.message}.` : `${first.message}.`;
-  if (first.keyword === 'required') return new KmsError('KMS.0204', { detail });
-  if (!field) return new KmsError('KMS.0202', { detail: 'The body must be a JSON object.' });
-  return new KmsError(fieldCodes.get(decodePointer(field)) ?? 'KMS.0308', { detail });
 }
 
 function decodePointer(segment: string): string {
   return segment.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+/**
+ * The check of error bodies against openapi.yaml's Error response, for every error answer (the
+ * tests turn it on): the validator sees the bodies of its operations' responses only, and not
+ * those of requests refused before an operation is known (an unknown path, a bad body, a failed
+ * authentication, what node:http refuses).
+ */
+export function errorBodyCheck(document: OpenApiDocument): (body: unknown) => string | undefined {
+  const ajv = new Ajv({ strict: false });
+  ajv.addSchema(document as object, 'openapi.yaml');
+  const validate: ValidateFunction = ajv.compile({ $ref: 'openapi.yaml#/components/responses/Error/content/application~1json/schema' });
+  return (body) => (validate(body) ? undefined : `${validate.errors?.[0]?.instancePath || '/'} ${validate.errors?.[0]?.message ?? 'is invalid'}`);
 }

@@ -1,26 +1,74 @@
 import type { RequestContext } from '../kms/context';
+import type { paths } from './openapi.generated';
+
+/** A path of openapi.yaml, e.g. "/v1.0/{project_id}/kms/create-key". */
+export type OperationPath = keyof paths;
+
+type Post<P extends OperationPath> = paths[P]['post'];
+type JsonOf<Content> = Content extends { content: { 'application/json': infer Body } } ? Body : never;
+
+/** The body openapi.yaml describes for the operation (undefined too when the body is optional). */
+export type RequestBodyOf<P extends OperationPath> = Post<P> extends { requestBody: infer Body }
+  ? JsonOf<Body>
+  : Post<P> extends { requestBody?: infer Body }
+    ? JsonOf<Body> | undefined
+    : undefined;
+
+/** The operation's 200 body as openapi.yaml describes it. */
+export type ResponseOf<P extends OperationPath> = Post<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
 
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>`. Routes are lists of these; the app
- * mounts them all the same way (context → authorisation → service call → JSON reply).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>`. The app registers a route for each and
+ * checks the list against openapi.yaml at start-up, both ways (see checkOperations).
  */
 export interface Operation {
-  /** The path's last segment, e.g. "create-datakey". */
+  /** The path's last segment, e.g. "create-datakey": the audit trail's action. */
   readonly name: string;
+  readonly path: OperationPath;
   /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
   readonly action: string;
   readonly run: (ctx: RequestContext, body: unknown) => unknown;
 }
 
-/** Declares an operation. The body type is what openapi.yaml validated before `run` sees it. */
-export function operation<Body>(name: string, action: string, run: (ctx: RequestContext, body: Body) => unknown): Operation {
-  return { name, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
+/**
+ * Declares an operation of openapi.yaml's `path`: its handler is typed by the document's request
+ * and response schemas (openapi.generated.ts). The one widening here is the body's: the validator
+ * has checked it against that schema before `run` sees it.
+ */
+export function operation<P extends OperationPath>(
+  path: P,
+  action: string,
+  run: (ctx: RequestContext, body: RequestBodyOf<P>) => ResponseOf<P> | Promise<ResponseOf<P>>,
+): Operation {
+  return { name: path.slice(path.lastIndexOf('/') + 1), path, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
 }
 
-const OPERATION_PATH = /^\/v1\.0\/([^/]+)\/kms\/([a-z-]+)$/;
+/** openapi.yaml's path template as an Express route: "{project_id}" → ":project_id". */
+export function expressPath(path: OperationPath): string {
+  return path.replace(/\{([^}]+)\}/g, ':$1');
+}
 
-/** The project and operation name of an API path (`/v1.0/{project_id}/kms/<name>`), or undefined. */
-export function operationPathOf(path: string): { projectId: string; operation: string } | undefined {
-  const match = OPERATION_PATH.exec(path);
-  return match ? { projectId: match[1]!, operation: match[2]! } : undefined;
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/**
+ * Fails start-up unless the operations and openapi.yaml describe the same API: every operation is
+ * a POST the document describes, and every method of every path the document describes has an
+ * operation (a documented endpoint without a handler would answer as if it did not exist).
+ */
+export function checkOperations(document: { paths: Record<string, object> }, operations: readonly Operation[]): void {
+  const documented = new Set<string>();
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const method of METHODS) if (method in item) documented.add(`${method.toUpperCase()} ${path}`);
+  }
+  const handled = new Set<string>();
+  for (const op of operations) {
+    const route = `POST ${op.path}`;
+    if (handled.has(route)) throw new Error(`two operations handle ${route}`);
+    handled.add(route);
+  }
+  const problems = [
+    ...[...handled].filter((route) => !documented.has(route)).map((route) => `${route} has a handler but openapi.yaml does not describe it`),
+    ...[...documented].filter((route) => !handled.has(route)).map((route) => `${route} is in openapi.yaml but has no handler`),
+  ];
+  if (problems.length > 0) throw new Error(`the operations and openapi.yaml disagree: ${problems.join('; ')}`);
 }

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { HttpRefusalError, KmsError } from '../errors';
 import { replies } from './reply';
-import { newRequestId, requestLog } from './request-log';
+import { newRequestId } from './request-log';
 
 /**
  * What node:http refuses on its own answers with a bare status and no body, or by closing the
@@ -42,7 +42,6 @@ function refusalOf(error: NodeJS.ErrnoException): KmsError {
 
 export function protocolRefusals(logger: Logger): ProtocolRefusals {
   const reply = replies(logger);
-  const identify = requestLog(logger);
   /** The newest request of each connection: a parser error may concern its body. */
   const newest = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
   /** Connections already answered for a parser error (the parser reports each later chunk again). */
@@ -52,12 +51,12 @@ export function protocolRefusals(logger: Logger): ProtocolRefusals {
     newest.set(req.socket, { req, res });
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       res.shouldKeepAlive = false;
-      reply.error(res, identify(req, res), new KmsError('KMS.0214', { detail: 'An HTTP/1.1 request needs a Host header.' }));
+      reply.error(res, { requestId: newRequestId() }, new KmsError('KMS.0214', { detail: 'An HTTP/1.1 request needs a Host header.' }));
       return true;
     }
     const expectation = req.headers.expect;
     if (expectation !== undefined && !CONTINUE.test(expectation)) {
-      reply.error(res, identify(req, res), new HttpRefusalError('expectationFailed', { detail: 'Only Expect: 100-continue is supported.' }));
+      reply.error(res, { requestId: newRequestId() }, new HttpRefusalError('expectationFailed', { detail: 'Only Expect: 100-continue is supported.' }));
       return true;
     }
     return false;

@@ -147,7 +147,7 @@ export class KeyService {
       keys: records.map((record) => record.keyId),
       key_details: records.map((record) => keyDetails(record, this.deps.region)),
       next_marker: truncated ? String(offset + records.length) : '',
-      truncated: String(truncated),
+      truncated: truncated ? 'true' : 'false',
       total,
     };
   }

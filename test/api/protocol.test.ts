@@ -4,9 +4,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { KmsError } from '../../src/errors';
-import { bodyReader } from '../../src/http/body';
-import { Contract } from '../../src/http/contract';
+import { jsonBody } from '../../src/http/body';
+import { errorBodyCheck } from '../../src/http/contract';
 import { protocolRefusals } from '../../src/http/protocol-refusals';
 import { replies } from '../../src/http/reply';
 import { createLogger } from '../../src/logger';
@@ -16,7 +17,7 @@ import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
 let host: string;
-const contract = new Contract(loadOpenApiDocument());
+const errorProblem = errorBodyCheck(loadOpenApiDocument());
 
 beforeAll(async () => {
   t = await startTestService();
@@ -44,7 +45,7 @@ function expectApiError(response: RawResponse, status: number, code: string): vo
     body = undefined;
   }
   expect({ status: response.status, code: body?.error_code }).toEqual({ status, code });
-  expect(contract.errorProblem(body)).toBeUndefined();
+  expect(errorProblem(body)).toBeUndefined();
   expect(response.headers.get('content-type')).toMatch(/^application\/json/);
   expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
   expect(body?.request_id).toBe(response.headers.get('x-request-id'));
@@ -162,10 +163,10 @@ describe('a request that does not arrive in time: 408 KMS.0214', () => {
     const logger = createLogger('silent');
     const protocol = protocolRefusals(logger);
     const reply = replies(logger);
-    const readBody = bodyReader(1024);
+    const app = express();
+    app.use(jsonBody(1024), (_req, res) => reply.error(res, { requestId: 'f'.repeat(32) }, new KmsError('KMS.0207')));
     server = createServer({ requireHostHeader: false, headersTimeout: 300, requestTimeout: 300, connectionsCheckingInterval: 50 }, (req, res) => {
-      if (protocol.refuses(req, res)) return;
-      void readBody(req, res).then(() => reply.error(res, { requestId: 'f'.repeat(32) }, new KmsError('KMS.0207')));
+      if (!protocol.refuses(req, res)) app(req, res);
     });
     protocol.attach(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

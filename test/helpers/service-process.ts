@@ -37,10 +37,10 @@ export function processEnv(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): N
 }
 
 /**
- * Spawns `src/<script>` (or the script at an absolute path) with tsx, collecting everything it prints.
- * Node runs the script itself with tsx's loader (`--import tsx`), not under tsx's command-line
- * wrapper: signals then reach the service directly (the wrapper relays them, and on a loaded
- * machine it sometimes ended with the signal itself, exit 143, while the service stopped cleanly). `detached` puts it in a process
+ * Spawns `src/<script>` (or the script at an absolute path) in node with tsx's loader (`node
+ * --import tsx`), collecting everything it prints. Not through the tsx command: it relays a signal
+ * to its child and SIGKILLs the child when the child has not acknowledged it within 60 ms, which a
+ * busy service may not have (exit 143 while the service was stopping cleanly). `detached` puts it in a process
  * group of its own, so that a test can crash all of it at once (see {@link startServiceProcess}).
  */
 export function spawnScript(

@@ -1,0 +1,58 @@
+/**
+ * The HTTP layer alone, for `npm run bench` (--http-layer): BENCH_HTTP_LAYER picks the server.
+ *  - express: the service's own app (src/app.ts: request id, body with raw bytes, authentication,
+ *    express-openapi-validator, authorisation, audit, reply) on node:http as the service serves it,
+ *    with stub dependencies: an authenticator that accepts every request, an audit sink that keeps
+ *    nothing, and a create-datakey that returns a fixed answer (no HSM, no database).
+ *  - express-born: the same, with req/res born with Express's prototypes, so that Express's
+ *    per-request prototype swap changes nothing (the experiment of express-prototypes.ts).
+ *  - bare: a node:http stub that reads the body, parses it and answers the same fixed JSON.
+ */
+import { createServer } from 'node:http';
+import { buildApp } from '../src/app';
+import type { AuditSink } from '../src/audit/audit-sink';
+import { expressPrototypes } from './express-prototypes';
+import type { Authenticator } from '../src/identity/authenticator';
+import type { Principal } from '../src/kms/context';
+import type { DataKeyService } from '../src/kms/datakey-service';
+import type { KeyService } from '../src/kms/key-service';
+import { createLogger } from '../src/logger';
+
+const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab'.repeat(64), cipher_text: 'cd'.repeat(124) };
+const PRINCIPAL: Principal = { kind: 'token', id: 'bench', projectId: process.env.BENCH_PROJECT_ID ?? 'bench', actions: ['kms:*'] };
+const layer = process.env.BENCH_HTTP_LAYER ?? 'express';
+
+function expressStub(samePrototypes: boolean): void {
+  // Stubs of the interfaces the app calls; nothing else of them is reached.
+  const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
+  const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
+  const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
+  const app = buildApp({ keys: {} as KeyService, dataKeys, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
+  const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
+  listen(server);
+}
+
+function bareStub(): void {
+  const text = JSON.stringify(ANSWER);
+  listen(
+    createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
+      });
+    }),
+  );
+}
+
+function listen(server: ReturnType<typeof createServer>): void {
+  server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+    process.stdout.write(`${JSON.stringify({ listening: server.address() })}\n`);
+  });
+}
+
+if (layer === 'bare') bareStub();
+else expressStub(layer === 'express-born');
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
