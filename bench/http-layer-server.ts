@@ -17,6 +17,7 @@ import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
 import type { KeyService } from '../src/kms/key-service';
 import { createLogger } from '../src/logger';
+import { Readiness } from '../src/health/readiness';
 
 const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab'.repeat(64), cipher_text: 'cd'.repeat(124) };
 const PRINCIPAL: Principal = { kind: 'token', id: 'bench', projectId: process.env.BENCH_PROJECT_ID ?? 'bench', actions: ['kms:*'] };
@@ -27,7 +28,9 @@ function expressStub(samePrototypes: boolean): void {
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
-  const app = buildApp({ keys: {} as KeyService, dataKeys, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
+  const logger = createLogger('info');
+  const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
+  const app = buildApp({ keys: {} as KeyService, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }

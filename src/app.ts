@@ -11,6 +11,8 @@ import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
 import { checkOperations, expressPath, type Operation } from './http/operation';
+import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
+import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
@@ -31,6 +33,8 @@ export interface AppDeps {
   readonly validateResponses?: boolean;
   /** Operations under way, for a shutdown that waits for them. */
   readonly inFlight?: InFlight;
+  /** What GET /readyz checks (GET /healthz and /readyz are served without a credential). */
+  readonly readiness: Readiness;
 }
 
 /** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
@@ -40,7 +44,7 @@ function rawProjectId(req: Request): string {
 
 /**
  * The HTTP application as an Express app of its dependencies:
- * request id → access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * request id → health probes (no credential) → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
  * failure is answered by the one error handler at the end.
@@ -48,7 +52,7 @@ function rawProjectId(req: Request): string {
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
   const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)];
-  checkOperations(document, operations);
+  checkOperations(document, operations, HEALTH_ROUTES);
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
   const inFlight = deps.inFlight ?? new InFlight();
@@ -114,6 +118,7 @@ export function buildApp(deps: AppDeps): Express {
   app.enable('strict routing');
 
   app.use(requestIds());
+  mountHealthRoutes(app, deps.readiness);
   const log = accessLog(deps.logger);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));

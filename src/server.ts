@@ -10,6 +10,8 @@ import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
+import { hsmPing } from './health/hsm-ping';
+import { Readiness } from './health/readiness';
 import { InFlight } from './http/in-flight';
 import { protocolRefusals } from './http/protocol-refusals';
 import { Authenticator } from './identity/authenticator';
@@ -88,7 +90,18 @@ export async function startService(config: Config, options: StartOptions): Promi
   }
 
   const inFlight = new InFlight();
+  let draining = false;
+  const checkDatabase = db.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
+  const readiness = new Readiness({
+    hsm: hsmPing(hsm),
+    database: () => void checkDatabase.get(),
+    audit: () => audit.checkWritable(),
+    draining: () => draining,
+    deadlineMs: Math.min(config.hsmCallTimeoutMs, READY_HSM_DEADLINE_MS),
+    logger,
+  });
   const app = buildApp({
+    readiness,
     keys,
     dataKeys,
     authenticator: new Authenticator(credentials, clock),
@@ -98,7 +111,6 @@ export async function startService(config: Config, options: StartOptions): Promi
     bodyLimitBytes: config.bodyLimitBytes,
     validateResponses: options.validateResponses ?? false,
   });
-  let draining = false;
   const protocol = protocolRefusals(logger);
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // While stopping, every response closes its connection, so clients move to another instance.
@@ -217,6 +229,8 @@ async function bootstrapAdminCredential(config: Config, credentials: CredentialS
 }
 
 const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** How long GET /readyz waits for the HSM: within a probe's usual timeout (Kubernetes: 1 s by default). */
+const READY_HSM_DEADLINE_MS = 1000;
 const IDLE_GRACE_MS = 500;
 const DRAIN_LIMIT_MS = 30_000;
 

@@ -225,6 +225,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Liveness: the process serves. No credential; not audited. */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness: the HSM, the database and the audit log answer. No credential; not audited.
+         * @description 503 while a check fails or the service is draining (stopping after SIGTERM). The body names
+         *     each check and whether it passed; never a key, a credential or the HSM's error.
+         */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -433,6 +471,22 @@ export interface components {
             datakey_length: string;
             datakey_dgst: string;
         };
+        HealthResponse: {
+            /** @enum {string} */
+            status: "ok";
+        };
+        ReadinessResponse: {
+            /** @enum {string} */
+            status: "ready" | "not-ready" | "draining";
+            /** @description Each check's outcome; `timeout` when it did not answer within its deadline. */
+            checks: {
+                hsm: components["schemas"]["CheckOutcome"];
+                database: components["schemas"]["CheckOutcome"];
+                audit: components["schemas"]["CheckOutcome"];
+            };
+        };
+        /** @enum {string} */
+        CheckOutcome: "ok" | "failed" | "timeout";
     };
     responses: {
         /**
@@ -837,6 +891,55 @@ export interface operations {
                 };
             };
             default: components["responses"]["Error"];
+        };
+    };
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process answers HTTP. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthResponse"];
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready to serve the API. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadinessResponse"];
+                };
+            };
+            /** @description Not ready, or draining. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadinessResponse"];
+                };
+            };
         };
     };
 }

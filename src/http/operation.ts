@@ -55,10 +55,16 @@ const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'tr
  * a POST the document describes, and every method of every path the document describes has an
  * operation (a documented endpoint without a handler would answer as if it did not exist).
  */
-export function checkOperations(document: { paths: Record<string, object> }, operations: readonly Operation[]): void {
+export function checkOperations(document: { paths: Record<string, object> }, operations: readonly Operation[], publicRoutes: readonly PublicRoute[] = []): void {
   const documented = new Set<string>();
+  const documentedPublic = new Set<string>();
   for (const [path, item] of Object.entries(document.paths)) {
-    for (const method of METHODS) if (method in item) documented.add(`${method.toUpperCase()} ${path}`);
+    for (const method of METHODS) {
+      if (!(method in item)) continue;
+      const route = `${method.toUpperCase()} ${path}`;
+      documented.add(route);
+      if (isPublic((item as Record<string, unknown>)[method])) documentedPublic.add(route);
+    }
   }
   const handled = new Set<string>();
   for (const op of operations) {
@@ -66,9 +72,35 @@ export function checkOperations(document: { paths: Record<string, object> }, ope
     if (handled.has(route)) throw new Error(`two operations handle ${route}`);
     handled.add(route);
   }
+  const served = new Set<string>();
+  for (const publicRoute of publicRoutes) {
+    const route = `${publicRoute.method} ${publicRoute.path}`;
+    if (handled.has(route) || served.has(route)) throw new Error(`two handlers serve ${route}`);
+    served.add(route);
+    handled.add(route);
+  }
   const problems = [
     ...[...handled].filter((route) => !documented.has(route)).map((route) => `${route} has a handler but openapi.yaml does not describe it`),
     ...[...documented].filter((route) => !handled.has(route)).map((route) => `${route} is in openapi.yaml but has no handler`),
+    ...[...served].filter((route) => documented.has(route) && !documentedPublic.has(route)).map((route) => `${route} is served without a credential but openapi.yaml does not say \`security: []\``),
+    ...[...documentedPublic].filter((route) => !served.has(route)).map((route) => `${route} says \`security: []\` in openapi.yaml but is not a public route`),
   ];
   if (problems.length > 0) throw new Error(`the operations and openapi.yaml disagree: ${problems.join('; ')}`);
+}
+
+/**
+ * A route served without a credential, before authentication, the body parser and the contract
+ * validator: the health probes. openapi.yaml documents each with `security: []`, and
+ * checkOperations holds the two to each other.
+ */
+export interface PublicRoute {
+  readonly method: 'GET';
+  readonly path: string;
+}
+
+/** An OpenAPI operation object that says `security: []`: no credential. */
+function isPublic(operation: unknown): boolean {
+  if (typeof operation !== 'object' || operation === null || !('security' in operation)) return false;
+  const { security } = operation;
+  return Array.isArray(security) && security.length === 0;
 }

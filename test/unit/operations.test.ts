@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { HEALTH_ROUTES } from '../../src/http/health-routes';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
 import { keyOperations } from '../../src/http/routes/keys';
@@ -18,7 +19,18 @@ const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyO
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
-    expect(() => checkOperations(loadOpenApiDocument(), operations)).not.toThrow();
+    expect(() => checkOperations(loadOpenApiDocument(), operations, HEALTH_ROUTES)).not.toThrow();
+  });
+
+  it('the health probes are the routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
+    const document = loadOpenApiDocument();
+    expect(() => checkOperations(document, operations)).toThrow('GET /readyz is in openapi.yaml but has no handler');
+    const readyz = document.paths['/readyz'] as { get: object };
+    const withCredential = { paths: { ...document.paths, '/readyz': { get: { ...readyz.get, security: undefined } } } };
+    expect(() => checkOperations(withCredential, operations, HEALTH_ROUTES)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
+    const listKeys = document.paths['/v1.0/{project_id}/kms/list-keys']!;
+    const publicListKeys = { paths: { ...document.paths, '/v1.0/{project_id}/kms/list-keys': { post: { ...listKeys.post, security: [] } } } };
+    expect(() => checkOperations(publicListKeys, operations, HEALTH_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
   });
 
   it('a documented path without a handler fails', () => {
