@@ -35,6 +35,8 @@ export interface AppDeps {
   readonly inFlight?: InFlight;
   /** What GET /readyz checks (GET /healthz and /readyz are served without a credential). */
   readonly readiness: Readiness;
+  /** One info line per request (KMS_ACCESS_LOG); default on. */
+  readonly accessLog?: boolean;
 }
 
 /** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
@@ -119,7 +121,7 @@ export function buildApp(deps: AppDeps): Express {
 
   app.use(requestIds());
   mountHealthRoutes(app, deps.readiness);
-  const log = accessLog(deps.logger);
+  const log = accessLog(deps.logger, deps.accessLog ?? true);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));
   app.use(authenticate);

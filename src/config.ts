@@ -60,6 +60,8 @@ export interface Config {
   /** Region name reported as `realm` in key details. */
   readonly region: string;
   readonly logLevel: string;
+  /** One info line per request (operation, status, ms, request id, principal): KMS_ACCESS_LOG on|off. */
+  readonly accessLog: boolean;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   /** Keys a project may hold (KMS.1105 beyond it). */
@@ -135,6 +137,14 @@ function logLevel(env: Env): string {
   return raw;
 }
 
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'on') return true;
+  if (raw === 'off') return false;
+  throw new ConfigError(`${name} must be on or off, got "${raw}"`);
+}
+
 /** KMS_PKCS11_PROFILE: a known module's profile, or `auto` (detected from C_GetInfo). */
 function hsmProfile(env: Env): ProfileName | 'auto' {
   const raw = env.KMS_PKCS11_PROFILE || 'auto';
@@ -182,6 +192,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers: workerCount(env),
     region: env.KMS_REGION || 'local',
     logLevel: logLevel(env),
+    accessLog: onOff(env, 'KMS_ACCESS_LOG', true),
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,

@@ -109,6 +109,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     logger,
     inFlight,
     bodyLimitBytes: config.bodyLimitBytes,
+    accessLog: config.accessLog,
     validateResponses: options.validateResponses ?? false,
   });
   const protocol = protocolRefusals(logger);

@@ -19,31 +19,58 @@ export function newRequestId(): string {
   return randomUUID().replace(/-/g, '');
 }
 
-/** Gives every request its id (res.locals.exchange) and its X-Request-Id header, first of all. */
+/**
+ * What an incoming X-Request-Id may be, to be taken as the request's id: 1 to 128 letters, digits,
+ * `-`, `_`, `.` or `:` (UUIDs, hex ids, most tracing ids). It goes into the response, the logs, the
+ * audit trail and error bodies, so nothing else is kept; a repeated header (joined with ", ") fails.
+ */
+const INCOMING_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The caller's X-Request-Id when it is acceptable, else a fresh id. */
+export function requestIdFor(header: string | string[] | undefined): string {
+  return typeof header === 'string' && INCOMING_REQUEST_ID.test(header) ? header : newRequestId();
+}
+
+/**
+ * Gives every request its id (res.locals.exchange) and its X-Request-Id header, first of all: the
+ * caller's own X-Request-Id when it is acceptable (so a proxy's or client's id follows the request
+ * into our logs and audit trail), a fresh one otherwise.
+ */
 export function requestIds(): RequestHandler {
-  return (_req: Request, res: Response, next: NextFunction) => {
-    const requestId = newRequestId();
+  return (req: Request, res: Response, next: NextFunction) => {
+    const requestId = requestIdFor(req.headers['x-request-id']);
     res.locals.exchange = { requestId };
     res.setHeader('X-Request-Id', requestId);
     next();
   };
 }
 
+/** The operation an access-log line names: the path's last segment for the API ("create-datakey"). */
+function operationOf(req: Request): string {
+  const path = req.originalUrl.split('?')[0] ?? '';
+  return path.startsWith('/v1.0/') ? path.slice(path.lastIndexOf('/') + 1) : path;
+}
+
 /**
- * The access log, with pino-http, at debug level only (undefined otherwise, so that it costs
- * nothing): one line per request when it ends, with method, path, status, KMS code and duration.
- * Never bodies or headers. (Failures are logged by the error reply at any level; the audit log
- * records every operation.)
+ * The access log, with pino-http, at info level: one line per request when it ends, with the
+ * operation, method, status, KMS code, duration, request id and principal (kind, id and project:
+ * never a secret). Never bodies or headers. Undefined (nothing to mount) when it is turned off
+ * (KMS_ACCESS_LOG=off) or the logger's level is above info. (Failures are logged by the error
+ * reply at any level; the audit log records every operation.)
  */
-export function accessLog(logger: Logger): RequestHandler | undefined {
-  if (!logger.isLevelEnabled('debug')) return undefined;
-  const line = (req: Request, res: Response, ms: unknown): object => ({
-    method: req.method,
-    path: req.originalUrl.split('?')[0],
-    status: res.statusCode,
-    code: res.locals.exchange?.errorCode,
-    ms,
-  });
+export function accessLog(logger: Logger, enabled = true): RequestHandler | undefined {
+  if (!enabled || !logger.isLevelEnabled('info')) return undefined;
+  const line = (req: Request, res: Response, ms: unknown): object => {
+    const principal = res.locals.exchange?.principal;
+    return {
+      operation: operationOf(req),
+      method: req.method,
+      status: res.statusCode,
+      code: res.locals.exchange?.errorCode,
+      ms,
+      principal: principal ? { kind: principal.kind, id: principal.id, project: principal.projectId } : undefined,
+    };
+  };
   return pinoHttp<Request, Response>({
     logger,
     genReqId: (_req, res) => res.locals.exchange.requestId,
@@ -53,7 +80,7 @@ export function accessLog(logger: Logger): RequestHandler | undefined {
     quietResLogger: true,
     wrapSerializers: false,
     serializers: { req: (req: Request) => ({ method: req.method }) },
-    customLogLevel: () => 'debug',
+    customLogLevel: () => 'info',
     customSuccessMessage: () => 'request',
     customErrorMessage: () => 'request',
     customSuccessObject: (req, res, value: { ms?: unknown }) => line(req, res, value.ms),
