@@ -4,7 +4,7 @@ import { auditLogFile } from './audit/audit-log';
 import { ConfigError, loadConfig, type Config } from './config';
 import { claimDataDirectory } from './data-dir-claim';
 import { StartError } from './start-error';
-import { createLogger } from './logger';
+import { createLogger, prettyLogs } from './logger';
 import type { StartOptions } from './server';
 
 const SHUTDOWN_LIMIT_MS = 60_000;
@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   // HSM sessions their threads and keep the default four for file system and DNS work.
   // This must happen before anything uses the thread pool.
   process.env.UV_THREADPOOL_SIZE ??= String(config.hsmSessions + 4);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { pretty: prettyLogs(process.stdout.isTTY === true) });
   if (config.workers <= 1) {
     claimDataDirectory(config.dataDir);
     return serve(config, logger);
