@@ -33,6 +33,8 @@ export class ReEncryptService {
   constructor(private readonly deps: ReEncryptServiceDeps) {}
 
   async reEncrypt(ctx: RequestContext, request: ReEncryptRequest): Promise<ReEncryptResponse> {
+    // Every re-encrypt record names its source key: null until one is found.
+    ctx.actedOn.sourceKeyId = null;
     const source = sourceBlob(request.cipher_text);
     const sourceKey = this.sourceKey(ctx, request.source_key_id ?? source.blob.keyId);
     const sourceAlgorithm = symmetricAlgorithm(request.source_encryption_algorithm);
