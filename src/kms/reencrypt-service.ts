@@ -1,4 +1,5 @@
 import { KmsError } from '../errors';
+import type { KeyRecord } from '../store/key-store';
 import type { ReEncryptRequest, ReEncryptResponse } from './api-types';
 import type { BlobPurpose } from './binding';
 import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
@@ -64,7 +65,7 @@ export class ReEncryptService {
    * The source key, recorded for the audit as the source (ctx.actedOn.sourceKeyId) whether or not
    * it may be used; ctx.actedOn.keyId stays for the destination, the key the request seals under.
    */
-  private sourceKey(ctx: RequestContext, keyId: string): ReturnType<KeyService['usableKey']> {
+  private sourceKey(ctx: RequestContext, keyId: string): KeyRecord {
     const lookup: RequestContext = { ...ctx, actedOn: { keyId: null } };
     try {
       return this.deps.keys.usableKey(lookup, keyId);
