@@ -25,6 +25,9 @@ const ON_NSS = [
   'api/persistence',
   'api/cli',
   'api/authentication-faults',
+  'api/data',
+  'api/gen-random',
+  'api/re-encrypt',
   'hsm/key-material',
   'hsm/recovery',
 ];

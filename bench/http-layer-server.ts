@@ -11,6 +11,7 @@
 import { createServer } from 'node:http';
 import { buildApp } from '../src/app';
 import type { AuditSink } from '../src/audit/audit-sink';
+import type { DataOperationsDeps } from '../src/http/routes/data';
 import { expressPrototypes } from './express-prototypes';
 import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
@@ -27,7 +28,8 @@ function expressStub(samePrototypes: boolean): void {
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
-  const app = buildApp({ keys: {} as KeyService, dataKeys, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
+  const dataOperations = {} as DataOperationsDeps;
+  const app = buildApp({ keys: {} as KeyService, dataKeys, dataOperations, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }

@@ -14,6 +14,7 @@ import { checkOperations, expressPath, type Operation } from './http/operation';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
+import { dataOperations, type DataOperationsDeps } from './http/routes/data';
 import { keyOperations } from './http/routes/keys';
 import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
@@ -23,6 +24,8 @@ import { loadOpenApiDocument } from './openapi-spec';
 export interface AppDeps {
   readonly keys: KeyService;
   readonly dataKeys: DataKeyService;
+  /** encrypt-data, decrypt-data, gen-random, re-encrypt. */
+  readonly dataOperations: DataOperationsDeps;
   readonly authenticator: Authenticator;
   readonly audit: AuditSink;
   readonly logger: Logger;
@@ -47,7 +50,7 @@ function rawProjectId(req: Request): string {
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
-  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)];
+  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
   checkOperations(document, operations);
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
@@ -88,7 +91,7 @@ export function buildApp(deps: AppDeps): Express {
     let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: actedOn?.keyId ?? null, status, result }),
+        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: actedOn?.keyId ?? null, sourceKeyId: actedOn?.sourceKeyId, status, result }),
       );
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();

@@ -16,6 +16,10 @@ import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
+import { DataService } from './kms/data-service';
+import { RandomService } from './kms/random-service';
+import { ReEncryptService } from './kms/reencrypt-service';
+import { Sealer } from './kms/sealing';
 import { KeyService } from './kms/key-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { ChangeWatch } from './store/change-watch';
@@ -80,6 +84,12 @@ export async function startService(config: Config, options: StartOptions): Promi
   await bootstrapAdminCredential(config, credentials, logger);
   const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
   const dataKeys = new DataKeyService({ keys, hsm });
+  const sealer = new Sealer(hsm);
+  const dataOperations = {
+    data: new DataService({ keys, sealer }),
+    random: new RandomService(hsm),
+    reEncrypt: new ReEncryptService({ keys, sealer }),
+  };
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
   if (runMaintenance) {
     // A restarted cluster worker reconciles beside workers that may be creating keys right now.
@@ -91,6 +101,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const app = buildApp({
     keys,
     dataKeys,
+    dataOperations,
     authenticator: new Authenticator(credentials, clock),
     audit,
     logger,

@@ -25,7 +25,16 @@ export function auditRecord(
   start: AuditStart,
   req: IncomingMessage,
   op: Operation,
-  outcome: { projectId: string; principal: Principal | undefined; requestId: string; keyId: string | null; status: number; result: string },
+  outcome: {
+    projectId: string;
+    principal: Principal | undefined;
+    requestId: string;
+    keyId: string | null;
+    /** re-encrypt's source key (set for that operation only, null when it was not found). */
+    sourceKeyId?: string | null | undefined;
+    status: number;
+    result: string;
+  },
 ): AuditRecord {
   return {
     time: start.time,
@@ -36,6 +45,7 @@ export function auditRecord(
     action: op.name,
     permission: op.action,
     key_id: outcome.keyId,
+    ...(outcome.sourceKeyId !== undefined ? { source_key_id: outcome.sourceKeyId } : {}),
     status: outcome.status,
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,

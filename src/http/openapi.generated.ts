@@ -225,6 +225,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/encrypt-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Encrypt up to 4096 bytes under a CMK; the blob names its key. */
+        post: operations["encryptData"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/decrypt-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decrypt a blob of encrypt-data; the key is the one the blob names. */
+        post: operations["decryptData"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/gen-random": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Random bytes from the HSM's generator. */
+        post: operations["genRandom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/re-encrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move a data blob or a data key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
+        post: operations["reEncrypt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -432,6 +500,81 @@ export interface components {
             data_key: string;
             datakey_length: string;
             datakey_dgst: string;
+        };
+        /** @description The data to encrypt, 1 to 4096 bytes as UTF-8. */
+        DataPlainText: string;
+        /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
+        DataCipherText: string;
+        /**
+         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @enum {string}
+         */
+        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        /**
+         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @enum {string}
+         */
+        ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        /** @description Length in bits, 8 to 8192, a multiple of 8. */
+        RandomDataLength: string;
+        /** @description A data key blob in hex (either case), or a data blob in base64. */
+        ReEncryptCipherText: string;
+        EncryptDataRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            plain_text: components["schemas"]["DataPlainText"];
+            encryption_algorithm?: components["schemas"]["EncryptionAlgorithm"];
+            encryption_context?: components["schemas"]["EncryptionContext"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        DecryptDataRequestBody: {
+            cipher_text: components["schemas"]["DataCipherText"];
+            encryption_algorithm?: components["schemas"]["EncryptionAlgorithm"];
+            key_id?: components["schemas"]["KeyId"];
+            encryption_context?: components["schemas"]["EncryptionContext"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        GenRandomRequestBody: {
+            random_data_length: components["schemas"]["RandomDataLength"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        /**
+         * @description source_encryption_context and destination_encryption_context are this service's extension
+         *     (the SDK's model has only the AAD fields): they let a blob bound to an encryption_context move.
+         */
+        ReEncryptRequestBody: {
+            source_key_id?: components["schemas"]["KeyId"];
+            source_additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            source_encryption_context?: components["schemas"]["EncryptionContext"];
+            source_encryption_algorithm?: components["schemas"]["ReEncryptionAlgorithm"];
+            destination_key_id: components["schemas"]["KeyId"];
+            destination_additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            destination_encryption_context?: components["schemas"]["EncryptionContext"];
+            destination_encryption_algorithm?: components["schemas"]["ReEncryptionAlgorithm"];
+            datakey_cipher_length?: components["schemas"]["DatakeyByteLength"];
+            cipher_text: components["schemas"]["ReEncryptCipherText"];
+        };
+        EncryptDataResponse: {
+            key_id: string;
+            cipher_text: string;
+        };
+        DecryptDataResponse: {
+            key_id: string;
+            plain_text: string;
+            plain_text_base64: string;
+        };
+        GenRandomResponse: {
+            random_data: string;
+        };
+        ReEncryptResponse: {
+            /** @description The key the ciphertext is sealed under now. */
+            key_id: string;
+            source_key_id: string;
+            source_encryption_algorithm: string;
+            destination_encryption_algorithm: string;
+            /** @description Of the same kind and encoding as the one sent (hex or base64). */
+            cipher_text: string;
         };
     };
     responses: {
@@ -834,6 +977,122 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DecryptDatakeyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    encryptData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EncryptDataRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EncryptDataResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    decryptData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecryptDataRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecryptDataResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    genRandom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenRandomRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenRandomResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    reEncrypt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReEncryptRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReEncryptResponse"];
                 };
             };
             default: components["responses"]["Error"];

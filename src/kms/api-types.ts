@@ -33,3 +33,14 @@ export type CreateDatakeyResponse = Schemas['CreateDatakeyResponse'];
 export type CreateDatakeyWithoutPlaintextResponse = Schemas['CreateDatakeyWithoutPlaintextResponse'];
 export type EncryptDatakeyResponse = Schemas['EncryptDatakeyResponse'];
 export type DecryptDatakeyResponse = Schemas['DecryptDatakeyResponse'];
+
+// Small data, random numbers, re-encryption.
+export type EncryptDataRequest = Schemas['EncryptDataRequestBody'];
+export type DecryptDataRequest = Schemas['DecryptDataRequestBody'];
+export type GenRandomRequest = Schemas['GenRandomRequestBody'];
+export type ReEncryptRequest = Schemas['ReEncryptRequestBody'];
+export type EncryptDataResponse = Schemas['EncryptDataResponse'];
+export type DecryptDataResponse = Schemas['DecryptDataResponse'];
+export type GenRandomResponse = Schemas['GenRandomResponse'];
+export type ReEncryptResponse = Schemas['ReEncryptResponse'];
+export type EncryptionAlgorithm = Schemas['ReEncryptionAlgorithm'];

@@ -16,6 +16,8 @@ export interface Principal {
  */
 export interface ActedOn {
   keyId: string | null;
+  /** re-encrypt only: the key the ciphertext was sealed under before (keyId is the one it is now). */
+  sourceKeyId?: string | null;
 }
 
 export interface RequestContext {

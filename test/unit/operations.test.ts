@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
+import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
 import { keyOperations } from '../../src/http/routes/keys';
 import type { DataKeyService } from '../../src/kms/datakey-service';
 import type { KeyService } from '../../src/kms/key-service';
 import { loadOpenApiDocument, OPENAPI_PATH } from '../../src/openapi-spec';
 
 /** The service's operations; their handlers are never called here. */
-const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyOperations({} as DataKeyService)];
+const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyOperations({} as DataKeyService), ...dataOperations({} as DataOperationsDeps)];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
