@@ -6,15 +6,30 @@ import { kmsClient, type KmsClient } from './client';
 import { makeDataDir } from './service';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const SHIM_SOURCE = path.join(ROOT, 'bench', 'shim', 'delay-shim.c');
-const SHIM = path.join(ROOT, 'bench', 'shim', 'build', 'libkms-delay-shim.so');
+const SHIM_DIR = path.join(ROOT, 'bench', 'shim');
+/** What the shims are made from: the source, and the build script that holds the FIPS-style defaults. */
+const SHIM_SOURCES = [path.join(SHIM_DIR, 'delay-shim.c'), path.join(SHIM_DIR, 'build.sh')];
+const SHIM = path.join(SHIM_DIR, 'build', 'libkms-delay-shim.so');
+const FIPS_SHIM = path.join(SHIM_DIR, 'build', 'libkms-fips-shim.so');
 
-/** The shim, built when it is missing or older than its source (npm install builds it). */
-export function builtShim(): string {
-  if (!existsSync(SHIM) || statSync(SHIM).mtimeMs < statSync(SHIM_SOURCE).mtimeMs) {
-    execFileSync('sh', [path.join(ROOT, 'bench', 'shim', 'build.sh')]);
+/** Builds both shims when either is missing or older than what it is made from (npm install builds them). */
+function buildShimsIfStale(): void {
+  const newestSource = Math.max(...SHIM_SOURCES.map((file) => statSync(file).mtimeMs));
+  if ([SHIM, FIPS_SHIM].some((built) => !existsSync(built) || statSync(built).mtimeMs < newestSource)) {
+    execFileSync('sh', [path.join(SHIM_DIR, 'build.sh')]);
   }
+}
+
+/** The shim with SoftHSM's own behaviour unless KMS_SHIM_* says otherwise. */
+export function builtShim(): string {
+  buildShimsIfStale();
   return SHIM;
+}
+
+/** The same shim built with FIPS-style defaults (bench/shim/build.sh), for loading by path. */
+export function builtFipsShim(): string {
+  buildShimsIfStale();
+  return FIPS_SHIM;
 }
 
 export interface ShimService {
