@@ -6,7 +6,6 @@ import { auditLogFile } from './audit/audit-log';
 import {
   CRYPTO_CALL_MODES,
   GCM_IV_SOURCES,
-  GCM_PARAM_LAYOUTS,
   isProfileName,
   PROFILE_NAMES,
   type CapabilityOverrides,
@@ -52,8 +51,7 @@ export interface Config {
   readonly hsmSessions: number;
   /**
    * The profile's capabilities set one by one (`auto`: the profile's): who makes the GCM IV
-   * (KMS_PKCS11_GCM_IV), the CK_GCM_PARAMS layout (KMS_PKCS11_GCM_PARAMS), and how encrypt and
-   * decrypt are called (KMS_PKCS11_CRYPTO_CALLS: `async` on libuv worker threads, so that a slow
+   * (KMS_PKCS11_GCM_IV) and how encrypt and decrypt are called (KMS_PKCS11_CRYPTO_CALLS: `async` on libuv worker threads, so that a slow
    * network HSM never blocks the event loop; `sync` inline, for an in-process module that answers in
    * microseconds, where the thread hop costs more than the call).
    */
@@ -126,7 +124,6 @@ function capability<T extends string>(env: Env, name: string, allowed: readonly 
 function capabilities(env: Env): CapabilityOverrides {
   return Object.freeze({
     gcmIv: capability(env, 'KMS_PKCS11_GCM_IV', GCM_IV_SOURCES),
-    gcmParams: capability(env, 'KMS_PKCS11_GCM_PARAMS', GCM_PARAM_LAYOUTS),
     cryptoCalls: capability(env, 'KMS_PKCS11_CRYPTO_CALLS', CRYPTO_CALL_MODES),
   });
 }

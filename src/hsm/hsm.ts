@@ -140,6 +140,12 @@ export interface KeyImport {
 // ---- the whole seam ------------------------------------------------------------------------------
 
 export interface Hsm extends KeyMaterial, SymmetricEncryption, RandomSource {
+  /**
+   * A cheap call (C_GetSessionInfo) on a pooled session, within the call deadline, for readiness
+   * checks: it resolves when the HSM answers, and rejects as every operation does otherwise.
+   */
+  ping(): Promise<void>;
+
   /** Closes every session and finalises the module. Operations after this throw KMS.0104. */
   close(): Promise<void>;
 

@@ -129,7 +129,6 @@ export class Pkcs11Hsm implements Hsm {
         module: options.modulePath,
         profile: profile.name,
         gcmIv: profile.gcmIv,
-        gcmParams: profile.gcmParams,
         cryptoCalls: profile.cryptoCalls,
         token: options.tokenLabel,
         sessions: hsm.runner.state().sessions.size,
@@ -168,6 +167,15 @@ export class Pkcs11Hsm implements Hsm {
 
   decrypt(ref: MaterialRef, sealed: SealedData, aad: Buffer): Promise<Buffer> {
     return keepContract(this.aesGcm.decrypt(ref, sealed, aad));
+  }
+
+  ping(): Promise<void> {
+    return keepContract(
+      this.runner.run('ping', async (session) => {
+        // pkcs11js directly: graphene's Session.getInfo (the same call) is protected.
+        session.lib.C_GetSessionInfo(session.handle);
+      }),
+    );
   }
 
   state(): HsmState {

@@ -17,13 +17,6 @@ export function isProfileName(value: string): value is ProfileName {
 export const GCM_IV_SOURCES = ['caller', 'token-params', 'token-output'] as const;
 export type GcmIvSource = (typeof GCM_IV_SOURCES)[number];
 
-/**
- * The CK_GCM_PARAMS layout the module reads: PKCS#11 v2.40's header (with ulIvBits, what SoftHSM
- * 2.6 and NSS 3.87 read: NSS refuses the other) or v3.0's (without it).
- */
-export const GCM_PARAM_LAYOUTS = ['v240', 'v3'] as const;
-export type GcmParamLayout = (typeof GCM_PARAM_LAYOUTS)[number];
-
 /** How encrypt and decrypt are called: on libuv worker threads (a network HSM) or inline (an in-process module). */
 export const CRYPTO_CALL_MODES = ['async', 'sync'] as const;
 export type CryptoCallMode = (typeof CRYPTO_CALL_MODES)[number];
@@ -34,8 +27,7 @@ export type Configured<T> = T | 'auto';
 /** Capabilities configured one by one, over the profile's (KMS_PKCS11_GCM_IV, ...). */
 export interface CapabilityOverrides {
   readonly gcmIv: Configured<GcmIvSource>;
-  readonly gcmParams: Configured<GcmParamLayout>;
   readonly cryptoCalls: Configured<CryptoCallMode>;
 }
 
-export const NO_OVERRIDES: CapabilityOverrides = { gcmIv: 'auto', gcmParams: 'auto', cryptoCalls: 'auto' };
+export const NO_OVERRIDES: CapabilityOverrides = { gcmIv: 'auto', cryptoCalls: 'auto' };

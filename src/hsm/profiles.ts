@@ -1,5 +1,5 @@
 import * as pkcs11 from 'pkcs11js';
-import type { CapabilityOverrides, CryptoCallMode, GcmIvSource, GcmParamLayout, ProfileName } from './profile-names';
+import type { CapabilityOverrides, CryptoCallMode, GcmIvSource, ProfileName } from './profile-names';
 
 /**
  * What differs between PKCS#11 implementations where the service depends on it, as capabilities of
@@ -17,8 +17,6 @@ export interface Pkcs11Profile {
   readonly badTagCodes: ReadonlySet<number>;
   /** Who makes the GCM IV of an encryption (see {@link GcmIvSource}). */
   readonly gcmIv: GcmIvSource;
-  /** The CK_GCM_PARAMS layout the module reads. */
-  readonly gcmParams: GcmParamLayout;
   /**
    * `sync` for modules that run inside this process and answer in microseconds (the libuv thread
    * hop costs more than the call: measured with SoftHSM, 28 µs against 56 µs per encryption);
@@ -35,18 +33,16 @@ const STANDARD_BAD_TAG = [pkcs11.CKR_ENCRYPTED_DATA_INVALID, CKR_AEAD_DECRYPT_FA
 const PROFILES: Readonly<Record<ProfileName, Pkcs11Profile>> = {
   // A module we know nothing of: the standard's answers, a caller IV in the v2.40 layout (what
   // most modules read), and calls off the event loop, since it may well be across a network.
-  generic: { name: 'generic', badTagCodes: new Set(STANDARD_BAD_TAG), gcmIv: 'caller', gcmParams: 'v240', cryptoCalls: 'async' },
+  generic: { name: 'generic', badTagCodes: new Set(STANDARD_BAD_TAG), gcmIv: 'caller', cryptoCalls: 'async' },
   // SoftHSMv2 2.6 answers a tag that does not verify with CKR_GENERAL_ERROR.
   softhsm: {
     name: 'softhsm',
     badTagCodes: new Set([...STANDARD_BAD_TAG, pkcs11.CKR_GENERAL_ERROR]),
     gcmIv: 'caller',
-    gcmParams: 'v240',
     cryptoCalls: 'sync',
   },
-  // NSS's softoken (3.87) answers CKR_ENCRYPTED_DATA_INVALID, as the standard has it, and refuses
-  // the v3.0 layout (CKR_MECHANISM_PARAM_INVALID).
-  nss: { name: 'nss', badTagCodes: new Set(STANDARD_BAD_TAG), gcmIv: 'caller', gcmParams: 'v240', cryptoCalls: 'sync' },
+  // NSS's softoken (3.87) answers CKR_ENCRYPTED_DATA_INVALID, as the standard has it.
+  nss: { name: 'nss', badTagCodes: new Set(STANDARD_BAD_TAG), gcmIv: 'caller', cryptoCalls: 'sync' },
 };
 
 /** What C_GetInfo says about the module, for detection. */
@@ -64,7 +60,6 @@ export function profileFor(configured: ProfileName | 'auto', module: ModuleIdent
   return {
     ...base,
     gcmIv: overrides.gcmIv === 'auto' ? base.gcmIv : overrides.gcmIv,
-    gcmParams: overrides.gcmParams === 'auto' ? base.gcmParams : overrides.gcmParams,
     cryptoCalls: overrides.cryptoCalls === 'auto' ? base.cryptoCalls : overrides.cryptoCalls,
   };
 }

@@ -45,6 +45,7 @@ export class TokenConnection {
   /** How this module differs where the service depends on it. */
   readonly profile: Pkcs11Profile;
   private slotFound: graphene.Slot | undefined;
+  private sessionLimit: number | undefined;
 
   private constructor(private readonly options: TokenConnectionOptions) {
     this.module = loadModule(options.modulePath, options.initArgs);
@@ -76,10 +77,12 @@ export class TokenConnection {
     return offered;
   }
 
-  /** The most sessions the token lets this application open at once (ulMaxSessionCount), or undefined for no limit. */
+  /**
+   * The most sessions the token lets this application open at once (ulMaxSessionCount, read when the
+   * token was found), or undefined for no limit.
+   */
   maxSessions(): number | undefined {
-    const count = this.slot.getToken().maxSessionCount;
-    return NO_SESSION_LIMIT(count) ? undefined : count;
+    return this.sessionLimit;
   }
 
   /** A new read-write session, logged in as the user (login is per application: only the first session needs it). */
@@ -141,6 +144,10 @@ export class TokenConnection {
         const matching = tokenSlots(this.module, tokenLabel);
         if (matching.length > 1) throw new HsmStartError(`more than one token is labelled "${tokenLabel}"`);
         if (matching[0]) {
+          // Read here, where a token being rewritten by another process is retried (C_GetTokenInfo
+          // answers SoftHSM's CKR_GENERAL_ERROR meanwhile), not at each use.
+          const count = matching[0].getToken().maxSessionCount;
+          this.sessionLimit = NO_SESSION_LIMIT(count) ? undefined : count;
           this.slotFound = matching[0];
           return;
         }

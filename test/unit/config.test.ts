@@ -20,17 +20,16 @@ describe('KMS_WORKERS', () => {
 
 describe('the module capabilities set one by one', () => {
   it('leave every capability to the profile by default', () => {
-    expect(loadConfig({}).hsmCapabilities).toEqual({ gcmIv: 'auto', gcmParams: 'auto', cryptoCalls: 'auto' });
+    expect(loadConfig({}).hsmCapabilities).toEqual({ gcmIv: 'auto', cryptoCalls: 'auto' });
   });
 
   it('read each capability', () => {
-    const config = loadConfig({ KMS_PKCS11_GCM_IV: 'token-params', KMS_PKCS11_GCM_PARAMS: 'v3', KMS_PKCS11_CRYPTO_CALLS: 'async' });
-    expect(config.hsmCapabilities).toEqual({ gcmIv: 'token-params', gcmParams: 'v3', cryptoCalls: 'async' });
+    const config = loadConfig({ KMS_PKCS11_GCM_IV: 'token-params', KMS_PKCS11_CRYPTO_CALLS: 'async' });
+    expect(config.hsmCapabilities).toEqual({ gcmIv: 'token-params', cryptoCalls: 'async' });
   });
 
   it.each([
     ['KMS_PKCS11_GCM_IV', 'hsm'],
-    ['KMS_PKCS11_GCM_PARAMS', 'v2.40'],
     ['KMS_PKCS11_CRYPTO_CALLS', 'threads'],
   ])('refuse %s=%s, naming the values allowed', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} must be auto, `));

@@ -13,10 +13,9 @@ export interface SelfTestFindings {
 
 /**
  * Proves at start-up, on a throwaway session key, that the module does AES-256-GCM the way its
- * profile says: an encryption and its decryption with the configured IV source and parameter
- * layout (a FIPS-mode HSM that refuses a caller's IV, or a module that reads the other layout, stops
- * the start with one line saying which setting to change, instead of failing every request), and
- * what a tampered tag is answered with.
+ * profile says: an encryption and its decryption with the configured IV source (a FIPS-mode HSM
+ * that refuses a caller's IV stops the start with one line saying which setting to change, instead
+ * of failing every request), and what a tampered tag is answered with.
  */
 export async function aesGcmSelfTest(session: graphene.Session, profile: Pkcs11Profile): Promise<SelfTestFindings> {
   const key = session.generateKey(graphene.KeyGenMechanism.AES, {
@@ -38,8 +37,8 @@ export async function aesGcmSelfTest(session: graphene.Session, profile: Pkcs11P
       sealed = await encryptOn(session, key, profile, plaintext, aad, callerIv);
     } catch (error) {
       throw new HsmStartError(
-        `AES-GCM encryption fails with KMS_PKCS11_GCM_IV=${profile.gcmIv}, KMS_PKCS11_GCM_PARAMS=${profile.gcmParams}: ${reason(error)}` +
-          ' (a FIPS-mode HSM makes its own IVs: try token-params or token-output; a module may read the other CK_GCM_PARAMS layout)',
+        `AES-GCM encryption fails with KMS_PKCS11_GCM_IV=${profile.gcmIv}: ${reason(error)}` +
+          ' (a FIPS-mode HSM makes its own IVs: try token-params or token-output)',
         { cause: error },
       );
     }

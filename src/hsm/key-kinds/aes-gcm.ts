@@ -3,23 +3,28 @@ import { KmsError } from '../../errors';
 import { ckrOf } from '../ckr';
 import type { MaterialRef, SealedData, SymmetricEncryption } from '../hsm';
 import type { KeyObjects } from '../key-objects';
-import type { GcmParamLayout } from '../profile-names';
 import type { Pkcs11Profile } from '../profiles';
 
 export const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const TAG_BITS = TAG_BYTES * 8;
 
-/** The GCM parameters in the layout the module reads (the layout is the module's profile's). */
-export function gcmParams(layout: GcmParamLayout, iv: Buffer, aad: Buffer): graphene.AesGcmParams {
-  // Both keep `iv` itself (pkcs11js passes its memory to the module): a module that makes the IV writes it there.
-  return layout === 'v240' ? new graphene.AesGcm240Params(iv, aad, TAG_BITS) : new graphene.AesGcmParams(iv, aad, TAG_BITS);
+/**
+ * The GCM parameters: the CK_GCM_PARAMS with ulIvBits (what the v2.40 errata header and v3.0
+ * define, and SoftHSM, NSS and Thales Luna read). It is the only layout pkcs11js 2.1.7 builds: its
+ * CK_PARAMS_AES_GCM makes the same structure with ulIvBits left unset (uninitialised memory), so
+ * graphene's AesGcmParams is never used, and a module that wants the 40-byte structure of the
+ * original v2.40 text cannot be served (measured through the shim, bench/shim). `iv` is passed as
+ * it is (pkcs11js hands the module its memory): a module that makes the IV writes it there.
+ */
+function gcmParams(iv: Buffer, aad: Buffer): graphene.AesGcm240Params {
+  return new graphene.AesGcm240Params(iv, aad, TAG_BITS);
 }
 
 /**
  * AES-256-GCM with a CMK's material: the {@link SymmetricEncryption} role, through graphene's
- * Cipher and Decipher. Who makes the IV, which CK_GCM_PARAMS layout the module reads, and which
- * answer of C_Decrypt means a bad tag are the module profile's.
+ * Cipher and Decipher. Who makes the IV and which answer of C_Decrypt means a bad tag are the
+ * module profile's.
  */
 export class AesGcm implements SymmetricEncryption {
   constructor(
@@ -54,7 +59,7 @@ export async function encryptOn(
   callerIv: Buffer | undefined,
 ): Promise<SealedData> {
   const iv = callerIv ?? Buffer.alloc(IV_BYTES);
-  const cipher = session.createCipher({ name: 'AES_GCM', params: gcmParams(profile.gcmParams, iv, aad) }, key);
+  const cipher = session.createCipher({ name: 'AES_GCM', params: gcmParams(iv, aad) }, key);
   if (profile.gcmIv === 'token-params' && iv.every((byte) => byte === 0)) {
     // An all-zero IV is what the module got: it made none. Encrypting on would use one IV twice.
     throw new KmsError('KMS.0103', { cause: new Error('the module wrote no GCM IV into the parameters (KMS_PKCS11_GCM_IV=token-params)') });
@@ -71,7 +76,7 @@ export async function encryptOn(
 
 /** One decryption on `session`. Only C_Decrypt's answer can mean "the tag did not verify", and what it answers then is the profile's. */
 export async function decryptOn(session: graphene.Session, key: graphene.SecretKey, profile: Pkcs11Profile, sealed: SealedData, aad: Buffer): Promise<Buffer> {
-  const decipher = session.createDecipher({ name: 'AES_GCM', params: gcmParams(profile.gcmParams, sealed.iv, aad) }, key);
+  const decipher = session.createDecipher({ name: 'AES_GCM', params: gcmParams(sealed.iv, aad) }, key);
   // SoftHSM wants room for the whole input (tag included) before it strips the tag.
   const out = Buffer.alloc(sealed.ciphertext.length);
   try {
