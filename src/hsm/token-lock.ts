@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
+import { isSqliteBusy } from '../store/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;
@@ -82,8 +83,7 @@ export class TokenLock {
         this.db.exec('BEGIN EXCLUSIVE');
         return;
       } catch (error) {
-        // SQLITE_BUSY and its extended forms (e.g. SQLITE_BUSY_RECOVERY): another process holds it.
-        if (!(error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY'))) throw error;
+        if (!isSqliteBusy(error)) throw error; // another process holds it
       }
       if (Date.now() >= giveUpAt) throw lockTimeout(waitLimitMs);
       await new Promise((resolve) => setTimeout(resolve, wait));

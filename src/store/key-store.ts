@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ChangeCursor, type ChangeWatch } from './change-watch';
+import { sqliteCode } from './sqlite-errors';
 
 /**
  * Key metadata in an embedded SQLite database (WAL, so that readers never wait for the writer and
@@ -78,9 +79,7 @@ function toRecord(row: KeyRow): KeyRecord {
 }
 
 function isUniqueViolation(error: unknown): boolean {
-  // By code, not instanceof: the native addon keeps the SqliteError class of its first loader, which
-  // is not the one a second module registry (Jest gives one per test file) sees.
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+  return sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export class KeyStore {
