@@ -20,6 +20,8 @@ const ON_NSS = [
   'api/audit',
   'api/audit-anchor',
   'api/quota',
+  'api/grants',
+  'api/versions',
   'api/hostile-input',
   'api/protocol',
   'api/persistence',

@@ -16,12 +16,15 @@ import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
+import { GrantAccess, GrantService } from './kms/grant-service';
 import { KeyService } from './kms/key-service';
+import { QuotaService } from './kms/quota-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
 import { openDatabase } from './store/database';
+import { GrantStore } from './store/grant-store';
 import { KeyStore } from './store/key-store';
 
 export interface RunningService {
@@ -78,8 +81,20 @@ export async function startService(config: Config, options: StartOptions): Promi
   const store = new KeyStore(db, changes);
   const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
   await bootstrapAdminCredential(config, credentials, logger);
-  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
+  const grantStore = new GrantStore(db);
+  const grantAccess = new GrantAccess(grantStore, clock);
+  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const dataKeys = new DataKeyService({ keys, hsm });
+  const grants = new GrantService({
+    store: grantStore,
+    access: grantAccess,
+    keys,
+    principalExists: (principalId) => credentials.principalExists(principalId),
+    clock,
+    logger,
+    maxGrantsPerKey: config.maxGrantsPerKey,
+  });
+  const quotas = new QuotaService({ keys: store, grants: grantStore, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
   if (runMaintenance) {
     // A restarted cluster worker reconciles beside workers that may be creating keys right now.
@@ -91,6 +106,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   const app = buildApp({
     keys,
     dataKeys,
+    grants,
+    quotas,
     authenticator: new Authenticator(credentials, clock),
     audit,
     logger,
