@@ -8,13 +8,13 @@ import type {
   CreateGrantResponse,
   EmptyResponse,
   Grant,
-  GrantOperation,
   ListGrantsRequest,
   ListGrantsResponse,
   ListRetirableGrantsRequest,
   RevokeGrantRequest,
 } from './api-types';
 import type { Clock, Principal, RequestContext } from './context';
+import { isGrantOperation } from './grant-operations';
 import { KEY_STATE, type KeyGrants, type KeyService } from './key-service';
 
 const MAX_LIST_LIMIT = 1000;
@@ -55,8 +55,8 @@ function grantView(record: GrantRecord): Grant {
     grant_id: record.grantId,
     grantee_principal: record.granteePrincipal,
     grantee_principal_type: record.granteeType,
-    // Stored from a request the schema checked against the same names.
-    operations: record.operations as GrantOperation[],
+    // Stored from a request the schema checked against the same names: the filter only narrows the type.
+    operations: record.operations.filter(isGrantOperation),
     issuing_principal: record.issuingPrincipal,
     creation_date: String(record.creationDate),
     name: record.name,
