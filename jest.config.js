@@ -23,6 +23,8 @@ const ON_EVERY_MODULE = [
   'api/audit',
   'api/audit-anchor',
   'api/quota',
+  'api/grants',
+  'api/versions',
   'api/hostile-input',
   'api/protocol',
   'api/persistence',

@@ -16,7 +16,9 @@ import { expressPrototypes } from './express-prototypes';
 import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
+import type { GrantService } from '../src/kms/grant-service';
 import type { KeyService } from '../src/kms/key-service';
+import type { QuotaService } from '../src/kms/quota-service';
 import { createLogger } from '../src/logger';
 
 const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab'.repeat(64), cipher_text: 'cd'.repeat(124) };
@@ -28,8 +30,8 @@ function expressStub(samePrototypes: boolean): void {
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
-  const dataOperations = {} as DataOperationsDeps;
-  const app = buildApp({ keys: {} as KeyService, dataKeys, dataOperations, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
+  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps };
+  const app = buildApp({ ...stubs, dataKeys, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }

@@ -73,6 +73,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Keys a project may hold (KMS.1105 beyond it). */
   readonly maxKeysPerProject: number;
+  /** Grants one key may hold (KMS.2404 beyond it). */
+  readonly maxGrantsPerKey: number;
   /** How often pending deletions and interrupted key creations are swept, in milliseconds. */
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
@@ -201,6 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel(env),
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
+    maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
   });

@@ -44,3 +44,16 @@ export type DecryptDataResponse = Schemas['DecryptDataResponse'];
 export type GenRandomResponse = Schemas['GenRandomResponse'];
 export type ReEncryptResponse = Schemas['ReEncryptResponse'];
 export type EncryptionAlgorithm = Schemas['ReEncryptionAlgorithm'];
+// Grants, quotas and versions.
+export type GrantOperation = Schemas['GrantOperation'];
+export type CreateGrantRequest = Schemas['CreateGrantRequestBody'];
+export type RevokeGrantRequest = Schemas['RevokeGrantRequestBody'];
+export type ListGrantsRequest = Schemas['ListGrantsRequestBody'];
+export type ListRetirableGrantsRequest = Schemas['ListRetirableGrantsRequestBody'];
+export type Grant = Schemas['Grant'];
+export type CreateGrantResponse = Schemas['CreateGrantResponse'];
+export type ListGrantsResponse = Schemas['ListGrantsResponse'];
+export type EmptyResponse = Schemas['EmptyResponse'];
+export type ShowUserQuotasResponse = Schemas['ShowUserQuotasResponse'];
+export type ShowUserInstancesResponse = Schemas['ShowUserInstancesResponse'];
+export type ApiVersionDetail = Schemas['ApiVersionDetail'];
