@@ -1,9 +1,11 @@
 /**
  * Tests run against real PKCS#11 tokens created per test file (see test/helpers): every suite on
  * SoftHSMv2, and the HSM and API suites once more on NSS's softoken, an independent implementation
- * configured as any vendor's module is (test/helpers/test-module.ts). Left out on NSS: the tests of
- * the embedded SoftHSM itself (process, cluster, crash), those through the fault shim (a wrapper of
- * SoftHSM), and shared-token (SoftHSM's file store's behaviour across processes).
+ * configured as any vendor's module is, and once more on a FIPS-style HSM (the shim's FIPS build
+ * over SoftHSM: the HSM makes the GCM IVs) configured by capability alone
+ * (test/helpers/test-module.ts). Left out there: the tests of the embedded SoftHSM itself (process,
+ * cluster, crash), those through the fault shim (a wrapper of SoftHSM), and shared-token
+ * (SoftHSM's file store's behaviour across processes).
  */
 const base = {
   testEnvironment: 'node',
@@ -11,7 +13,8 @@ const base = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
 };
 
-const ON_NSS = [
+/** The API and HSM suites that run on every module, not only the embedded SoftHSM. */
+const ON_EVERY_MODULE = [
   'api/keys',
   'api/datakeys',
   'api/sdk',
@@ -20,11 +23,16 @@ const ON_NSS = [
   'api/audit',
   'api/audit-anchor',
   'api/quota',
+  'api/grants',
+  'api/versions',
   'api/hostile-input',
   'api/protocol',
   'api/persistence',
   'api/cli',
   'api/authentication-faults',
+  'api/data',
+  'api/gen-random',
+  'api/re-encrypt',
   'hsm/key-material',
   'hsm/recovery',
 ];
@@ -40,8 +48,14 @@ module.exports = {
     {
       ...base,
       displayName: 'nss',
-      testMatch: ON_NSS.map((file) => `<rootDir>/test/${file}.test.ts`),
+      testMatch: ON_EVERY_MODULE.map((file) => `<rootDir>/test/${file}.test.ts`),
       setupFiles: ['<rootDir>/test/helpers/on-nss.ts'],
+    },
+    {
+      ...base,
+      displayName: 'fips',
+      testMatch: ON_EVERY_MODULE.map((file) => `<rootDir>/test/${file}.test.ts`),
+      setupFiles: ['<rootDir>/test/helpers/on-fips.ts'],
     },
   ],
 };

@@ -11,11 +11,14 @@
 import { createServer } from 'node:http';
 import { buildApp } from '../src/app';
 import type { AuditSink } from '../src/audit/audit-sink';
+import type { DataOperationsDeps } from '../src/http/routes/data';
 import { expressPrototypes } from './express-prototypes';
 import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
+import type { GrantService } from '../src/kms/grant-service';
 import type { KeyService } from '../src/kms/key-service';
+import type { QuotaService } from '../src/kms/quota-service';
 import { createLogger } from '../src/logger';
 import { Readiness } from '../src/health/readiness';
 
@@ -30,7 +33,8 @@ function expressStub(samePrototypes: boolean): void {
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
   const logger = createLogger('info');
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
-  const app = buildApp({ keys: {} as KeyService, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
+  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps };
+  const app = buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }

@@ -10,21 +10,31 @@ import { ContractErrors, contractValidator, errorBodyCheck } from './http/contra
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
-import { checkOperations, expressPath, type Operation } from './http/operation';
+import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
 import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
+import { dataOperations, type DataOperationsDeps } from './http/routes/data';
+import { grantOperations } from './http/routes/grants';
 import { keyOperations } from './http/routes/keys';
+import { quotaOperations } from './http/routes/quotas';
+import { versionDocuments } from './http/routes/versions';
 import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
+import type { GrantService } from './kms/grant-service';
 import type { KeyService } from './kms/key-service';
+import type { QuotaService } from './kms/quota-service';
 import { loadOpenApiDocument } from './openapi-spec';
 
 export interface AppDeps {
   readonly keys: KeyService;
   readonly dataKeys: DataKeyService;
+  /** encrypt-data, decrypt-data, gen-random, re-encrypt. */
+  readonly dataOperations: DataOperationsDeps;
+  readonly grants: GrantService;
+  readonly quotas: QuotaService;
   readonly authenticator: Authenticator;
   readonly audit: AuditSink;
   readonly logger: Logger;
@@ -37,6 +47,14 @@ export interface AppDeps {
   readonly readiness: Readiness;
   /** One info line per request (KMS_ACCESS_LOG); default on. */
   readonly accessLog?: boolean;
+}
+
+/** The Host the client sent when it is a plain host[:port], else the address it reached. */
+function hostOf(req: Request): string {
+  const host = req.headers.host;
+  if (host !== undefined && /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/.test(host)) return host;
+  const address = req.socket.localAddress ?? '127.0.0.1';
+  return `${address.includes(':') ? `[${address}]` : address}:${req.socket.localPort ?? 80}`;
 }
 
 /** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
@@ -53,14 +71,22 @@ function rawProjectId(req: Request): string {
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
-  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys)];
-  checkOperations(document, operations, HEALTH_ROUTES);
+  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
+  operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas));
+  const documents = versionDocuments();
+  checkOperations(document, operations, documents, HEALTH_ROUTES);
+  const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
   const inFlight = deps.inFlight ?? new InFlight();
 
   const authenticate: RequestHandler = async (req, res, next) => {
     const { exchange, body } = res.locals;
+    // The version documents are read without a credential (any sent is not looked at).
+    if (req.method === 'GET' && publicPaths.has(req.path)) {
+      next(body.error);
+      return;
+    }
     const url = req.originalUrl;
     const queryAt = url.indexOf('?');
     try {
@@ -94,13 +120,13 @@ export function buildApp(deps: AppDeps): Express {
     let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, keyId: actedOn?.keyId ?? null, status, result }),
+        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result }),
       );
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();
     let response: unknown;
     try {
-      const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op.action);
+      const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op);
       actedOn = ctx.actedOn;
       response = await inFlight.track(async () => op.run(ctx, body.parsed));
     } catch (error) {
@@ -110,6 +136,11 @@ export function buildApp(deps: AppDeps): Express {
     }
     audit(200, 'OK');
     reply.json(res, 200, response);
+  };
+
+  /** A public document: no authorisation, no audit (see PublicDocument); the same reply and error path. */
+  const serveDocument = (doc: PublicDocument): RequestHandler => (req, res) => {
+    reply.json(res, 200, doc.build({ baseUrl: `${req.protocol}://${hostOf(req)}` }));
   };
 
   const app = express();
@@ -126,7 +157,8 @@ export function buildApp(deps: AppDeps): Express {
   app.use(jsonBody(deps.bodyLimitBytes));
   app.use(authenticate);
   app.use(contractValidator(document, { validateResponses: deps.validateResponses ?? false }));
-  for (const op of operations) app.post(expressPath(op.path), perform(op));
+  for (const op of operations) app[op.method](expressPath(op.path), perform(op));
+  for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
     // The operation's name (the path's last segment) picks the field codes of its body's schema.

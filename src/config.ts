@@ -3,7 +3,15 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { auditLogFile } from './audit/audit-log';
-import { isProfileName, PROFILE_NAMES, type ProfileName } from './hsm/profile-names';
+import {
+  CRYPTO_CALL_MODES,
+  GCM_IV_SOURCES,
+  isProfileName,
+  PROFILE_NAMES,
+  type CapabilityOverrides,
+  type Configured,
+  type ProfileName,
+} from './hsm/profile-names';
 
 /** Where the PKCS#11 module and token come from. */
 export type HsmConfig =
@@ -42,11 +50,12 @@ export interface Config {
   /** Logged-in PKCS#11 sessions kept open per process; each runs one operation at a time. */
   readonly hsmSessions: number;
   /**
-   * How encrypt and decrypt are called: `async` on libuv worker threads, so that a slow (network)
-   * HSM never blocks the event loop; `sync` on the event loop, for an in-process module that answers
-   * in microseconds, where the thread hop costs more than the call.
+   * The profile's capabilities set one by one (`auto`: the profile's): who makes the GCM IV
+   * (KMS_PKCS11_GCM_IV) and how encrypt and decrypt are called (KMS_PKCS11_CRYPTO_CALLS: `async` on libuv worker threads, so that a slow
+   * network HSM never blocks the event loop; `sync` inline, for an in-process module that answers in
+   * microseconds, where the thread hop costs more than the call).
    */
-  readonly hsmCryptoCalls: 'async' | 'sync';
+  readonly hsmCapabilities: CapabilityOverrides;
   /**
    * How long one HSM operation may take, waiting for a session and for a module recovery included,
    * in milliseconds; beyond it the request gets 503 KMS.0104. Synchronous PKCS#11 calls cannot be
@@ -66,6 +75,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** Keys a project may hold (KMS.1105 beyond it). */
   readonly maxKeysPerProject: number;
+  /** Grants one key may hold (KMS.2404 beyond it). */
+  readonly maxGrantsPerKey: number;
   /** How often pending deletions and interrupted key creations are swept, in milliseconds. */
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
@@ -105,12 +116,20 @@ function workerCount(env: Env): number {
   return integer(env, 'KMS_WORKERS', 1, 1, 64);
 }
 
-/** KMS_PKCS11_CRYPTO_CALLS: `auto` (the default) is sync for the embedded SoftHSM, async for any other module. */
-function cryptoCalls(env: Env, kind: HsmConfig['kind']): 'async' | 'sync' {
-  const raw = env.KMS_PKCS11_CRYPTO_CALLS || 'auto';
-  if (raw === 'async' || raw === 'sync') return raw;
-  if (raw !== 'auto') throw new ConfigError(`KMS_PKCS11_CRYPTO_CALLS must be auto, async or sync, got "${raw}"`);
-  return kind === 'embedded-softhsm' ? 'sync' : 'async';
+/** A capability of the module's profile set by configuration: one of `allowed`, or `auto` (the profile's). */
+function capability<T extends string>(env: Env, name: string, allowed: readonly T[]): Configured<T> {
+  const raw = env[name] || 'auto';
+  if (raw === 'auto') return 'auto';
+  const found = allowed.find((value) => value === raw);
+  if (found === undefined) throw new ConfigError(`${name} must be auto, ${allowed.join(', ')}, got "${raw}"`);
+  return found;
+}
+
+function capabilities(env: Env): CapabilityOverrides {
+  return Object.freeze({
+    gcmIv: capability(env, 'KMS_PKCS11_GCM_IV', GCM_IV_SOURCES),
+    cryptoCalls: capability(env, 'KMS_PKCS11_CRYPTO_CALLS', CRYPTO_CALL_MODES),
+  });
 }
 
 function readPin(env: Env): string | undefined {
@@ -186,7 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     hsm: Object.freeze(hsm),
     hsmProfile: hsmProfile(env),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
-    hsmCryptoCalls: cryptoCalls(env, hsm.kind),
+    hsmCapabilities: capabilities(env),
     hsmCallTimeoutMs: integer(env, 'KMS_PKCS11_CALL_TIMEOUT_MS', 5000, 10, 600_000),
     hsmMaxWaiters: integer(env, 'KMS_PKCS11_MAX_WAITERS', 1024, 0, 1_000_000),
     workers: workerCount(env),
@@ -195,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
     accessLog: onOff(env, 'KMS_ACCESS_LOG', true),
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
+    maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
   });

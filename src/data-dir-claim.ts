@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StartError } from './start-error';
+import { isSqliteBusy } from './store/sqlite-errors';
 
 /** Claims held by this process: kept referenced so that they live as long as the process. */
 const held: Database.Database[] = [];
@@ -22,7 +23,7 @@ export function claimDataDirectory(dataDir: string): void {
     db.exec('BEGIN EXCLUSIVE');
   } catch (error) {
     db.close();
-    if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) {
+    if (isSqliteBusy(error)) {
       throw new StartError(`the data directory ${dataDir} is already served by another process`);
     }
     throw error;

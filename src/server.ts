@@ -10,7 +10,6 @@ import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
-import { hsmPing } from './health/hsm-ping';
 import { Readiness } from './health/readiness';
 import { InFlight } from './http/in-flight';
 import { protocolRefusals } from './http/protocol-refusals';
@@ -18,12 +17,19 @@ import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
+import { DataService } from './kms/data-service';
+import { RandomService } from './kms/random-service';
+import { ReEncryptService } from './kms/reencrypt-service';
+import { Sealer } from './kms/sealing';
+import { GrantAccess, GrantService } from './kms/grant-service';
 import { KeyService } from './kms/key-service';
+import { QuotaService } from './kms/quota-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
 import { openDatabase } from './store/database';
+import { GrantStore } from './store/grant-store';
 import { KeyStore } from './store/key-store';
 
 export interface RunningService {
@@ -80,8 +86,26 @@ export async function startService(config: Config, options: StartOptions): Promi
   const store = new KeyStore(db, changes);
   const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
   await bootstrapAdminCredential(config, credentials, logger);
-  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject });
+  const grantStore = new GrantStore(db);
+  const grantAccess = new GrantAccess(grantStore, clock);
+  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const dataKeys = new DataKeyService({ keys, hsm });
+  const sealer = new Sealer(hsm);
+  const dataOperations = {
+    data: new DataService({ keys, sealer }),
+    random: new RandomService(hsm),
+    reEncrypt: new ReEncryptService({ keys, sealer }),
+  };
+  const grants = new GrantService({
+    store: grantStore,
+    access: grantAccess,
+    keys,
+    principalExists: (principalId) => credentials.principalExists(principalId),
+    clock,
+    logger,
+    maxGrantsPerKey: config.maxGrantsPerKey,
+  });
+  const quotas = new QuotaService({ keys: store, grants: grantStore, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
   if (runMaintenance) {
     // A restarted cluster worker reconciles beside workers that may be creating keys right now.
@@ -93,7 +117,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   let draining = false;
   const checkDatabase = db.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
   const readiness = new Readiness({
-    hsm: hsmPing(hsm),
+    hsm,
     database: () => void checkDatabase.get(),
     audit: () => audit.checkWritable(),
     draining: () => draining,
@@ -104,6 +128,9 @@ export async function startService(config: Config, options: StartOptions): Promi
     readiness,
     keys,
     dataKeys,
+    dataOperations,
+    grants,
+    quotas,
     authenticator: new Authenticator(credentials, clock),
     audit,
     logger,

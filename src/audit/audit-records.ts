@@ -20,6 +20,12 @@ export interface AuditRecord {
   readonly permission: string;
   /** The key the service acted on, resolved in the caller's project; null when none was. */
   readonly key_id: string | null;
+  /** re-encrypt only: the key the ciphertext was sealed under before (key_id: the one it is sealed under now). */
+  readonly source_key_id?: string | null;
+  /** The grant the request created, revoked or retired, when it did. */
+  readonly grant_id?: string;
+  /** The grant that allowed the request, when the principal's permissions did not. */
+  readonly via_grant?: string;
   readonly status: number;
   /** "OK", or the KMS error code the request ended with. */
   readonly result: string;

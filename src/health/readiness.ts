@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 
-/** What the readiness probe asks of the HSM: one cheap call on a pooled session (see hsm-ping.ts). */
+/** What the readiness probe asks of the HSM: one cheap call on a pooled session (Hsm.ping). */
 export interface HsmPing {
   ping(): Promise<void>;
 }

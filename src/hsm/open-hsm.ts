@@ -25,7 +25,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       tokenLabel: hsm.tokenLabel,
       pin,
       sessions,
-      cryptoCalls: config.hsmCryptoCalls,
+      capabilities: config.hsmCapabilities,
       callTimeoutMs: config.hsmCallTimeoutMs,
       maxWaiters: config.hsmMaxWaiters,
       writeLock,

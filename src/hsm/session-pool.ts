@@ -10,19 +10,27 @@
  * ends at its deadline, and a session whose call hung can be abandoned (see {@link abandon}).
  */
 
-export interface Lease {
-  readonly session: Buffer;
+export interface Lease<S> {
+  readonly session: S;
   readonly generation: number;
 }
 
-export interface SessionPoolOptions {
+export interface SessionPoolOptions<S> {
   readonly size: number;
   /** Callers that may wait for a session at once; the next one is refused ({@link PoolBusyError}). */
   readonly maxWaiters: number;
   /** Opens (and logs in, if needed) a new session. May throw; the error reaches the acquirer. */
-  readonly open: () => Buffer;
+  readonly open: () => S;
   /** Closes a session; errors are ignored, the session is being discarded anyway. */
-  readonly close: (session: Buffer) => void;
+  readonly close: (session: S) => void;
+  /**
+   * Whether an error of `open` says the token allows no more sessions (PKCS#11 CKR_SESSION_COUNT).
+   * Then, if the pool has sessions already, it shrinks to the number it has (calling `onLimit`) and
+   * the caller waits for one of them, instead of failing because the pool was configured larger
+   * than the token allows.
+   */
+  readonly isLimit?: (error: unknown) => boolean;
+  readonly onLimit?: (size: number) => void;
 }
 
 /** The pool's numbers, for health checks. */
@@ -53,18 +61,18 @@ export class PoolBusyError extends Error {
   }
 }
 
-interface Waiter {
-  resolve: (lease: Lease) => void;
+interface Waiter<S> {
+  resolve: (lease: Lease<S>) => void;
   reject: (error: unknown) => void;
   timer: NodeJS.Timeout | undefined;
 }
 
-export class SessionPool {
-  private readonly idle: Lease[] = [];
-  private readonly waiters: Waiter[] = [];
+export class SessionPool<S> {
+  private readonly idle: Lease<S>[] = [];
+  private readonly waiters: Waiter<S>[] = [];
   /** Open sessions of the current generation, idle or leased, abandoned ones not included. */
   private live = 0;
-  private readonly leased = new Set<Lease>();
+  private readonly leased = new Set<Lease<S>>();
   /** Abandoned sessions of the current generation whose call has not come back yet. */
   private abandonedLive = 0;
   private generation = 0;
@@ -72,8 +80,12 @@ export class SessionPool {
   /** Between reset() and resume(): the module is being re-initialised, so no session may be opened. */
   private paused = false;
   private drainedWaiters: Array<() => void> = [];
+  /** The configured size, or less once the token refused more sessions. */
+  private size: number;
 
-  constructor(private readonly options: SessionPoolOptions) {}
+  constructor(private readonly options: SessionPoolOptions<S>) {
+    this.size = options.size;
+  }
 
   get currentGeneration(): number {
     return this.generation;
@@ -85,12 +97,12 @@ export class SessionPool {
   }
 
   state(): PoolState {
-    const { size } = this.options;
+    const { size } = this;
     return { size, busy: this.leased.size, free: this.idle.length, abandoned: this.abandonedLive, waiters: this.waiters.length };
   }
 
   /** A session, within `timeoutMs` (no bound when undefined); rejects with {@link PoolBusyError} beyond the limits. */
-  acquire(timeoutMs?: number): Promise<Lease> {
+  acquire(timeoutMs?: number): Promise<Lease<S>> {
     if (this.closed) return Promise.reject(new PoolClosedError());
     const lease = this.idle.pop();
     if (lease) return Promise.resolve(this.lend(lease));
@@ -98,13 +110,13 @@ export class SessionPool {
       try {
         return Promise.resolve(this.lend(this.openLease()));
       } catch (error) {
-        return Promise.reject(error);
+        if (!this.shrinkAt(error)) return Promise.reject(error);
       }
     }
     if (this.waiters.length >= this.options.maxWaiters) return Promise.reject(new PoolBusyError('queue full'));
     if (timeoutMs !== undefined && timeoutMs <= 0) return Promise.reject(new PoolBusyError('deadline'));
     return new Promise((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, timer: undefined };
+      const waiter: Waiter<S> = { resolve, reject, timer: undefined };
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
           const at = this.waiters.indexOf(waiter);
@@ -117,7 +129,7 @@ export class SessionPool {
   }
 
   /** Returns a healthy session. */
-  release(lease: Lease): void {
+  release(lease: Lease<S>): void {
     if (!this.leased.delete(lease)) return this.closeQuietly(lease); // forgotten by a drain that timed out
     if (lease.generation !== this.generation || this.closed) {
       this.closeQuietly(lease);
@@ -131,7 +143,7 @@ export class SessionPool {
   }
 
   /** Drops a session that failed; a waiting caller gets a freshly opened one. */
-  discard(lease: Lease): void {
+  discard(lease: Lease<S>): void {
     if (!this.leased.delete(lease)) return this.closeQuietly(lease);
     this.closeQuietly(lease);
     if (lease.generation === this.generation) this.live--;
@@ -145,7 +157,7 @@ export class SessionPool {
    * cannot make the pool open sessions without end), and the session is closed when `settled` does,
    * because closing a session another thread is using is undefined behaviour.
    */
-  abandon(lease: Lease, settled: Promise<unknown>): void {
+  abandon(lease: Lease<S>, settled: Promise<unknown>): void {
     if (!this.leased.delete(lease)) return;
     const current = lease.generation === this.generation;
     if (current) {
@@ -214,21 +226,21 @@ export class SessionPool {
   }
 
   private canOpen(): boolean {
-    return !this.paused && !this.closed && this.live < this.options.size && this.live + this.abandonedLive < 2 * this.options.size;
+    return !this.paused && !this.closed && this.live < this.size && this.live + this.abandonedLive < 2 * this.size;
   }
 
-  private lend(lease: Lease): Lease {
+  private lend(lease: Lease<S>): Lease<S> {
     this.leased.add(lease);
     return lease;
   }
 
-  private openLease(): Lease {
+  private openLease(): Lease<S> {
     const session = this.options.open();
     this.live++;
     return { session, generation: this.generation };
   }
 
-  private nextWaiter(): Waiter | undefined {
+  private nextWaiter(): Waiter<S> | undefined {
     const waiter = this.waiters.shift();
     if (waiter) clearTimeout(waiter.timer);
     return waiter;
@@ -236,16 +248,27 @@ export class SessionPool {
 
   private serveWaiters(): void {
     while (this.waiters.length > 0 && this.canOpen()) {
-      const waiter = this.nextWaiter()!;
+      let lease: Lease<S>;
       try {
-        waiter.resolve(this.lend(this.openLease()));
+        lease = this.openLease();
       } catch (error) {
-        waiter.reject(error);
+        if (this.shrinkAt(error)) return; // the waiters wait for a session to come back
+        this.nextWaiter()!.reject(error);
+        continue;
       }
+      this.nextWaiter()!.resolve(this.lend(lease));
     }
   }
 
-  private closeQuietly(lease: Lease): void {
+  /** After `open` failed: whether the token's session limit was reached with sessions in hand (then the pool is that size from now on). */
+  private shrinkAt(error: unknown): boolean {
+    if (this.live === 0 || !this.options.isLimit?.(error)) return false;
+    this.size = this.live;
+    this.options.onLimit?.(this.size);
+    return true;
+  }
+
+  private closeQuietly(lease: Lease<S>): void {
     if (lease.generation !== this.generation) return; // void already: the module was finalised
     try {
       this.options.close(lease.session);

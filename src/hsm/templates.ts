@@ -1,9 +1,10 @@
-import * as pkcs11 from 'pkcs11js';
+import * as graphene from 'graphene-pk11';
 import type { MaterialRef } from './hsm';
 
 /**
- * Every PKCS#11 attribute template the service uses, in one place, so that what a key may do is
- * decided here and nowhere else.
+ * How the service names its objects in the token, and the attribute templates that find them (as
+ * graphene templates). What each key kind's objects may do is decided by its template in
+ * key-kinds/, and nowhere else.
  */
 
 const LABEL_PREFIX = 'kms/';
@@ -28,52 +29,15 @@ export function parseObjectLabel(label: string): MaterialRef | undefined {
   return { keyId: match[1]!, version: Number(match[2]) };
 }
 
+/** Finds every token object of one key's material (of any class) by its CKA_ID. */
+export function findMaterialTemplate(ref: MaterialRef): graphene.ITemplate {
+  return { token: true, id: objectId(ref) };
+}
+
 /**
- * A customer master key: AES-256 generated in the token, a persistent private object that is
- * sensitive and never extractable, allowed to encrypt and decrypt only (no wrap, unwrap, sign,
- * derive), so that its value cannot leave the HSM by any route.
+ * Finds every persistent secret key, to enumerate the token once at start-up (key kinds with other
+ * object classes add theirs). By class, not every object: a module need not be able to read the
+ * attributes of an object that is none of ours, and SoftHSM cannot read one whose file a killed
+ * process left half-written.
  */
-export function masterKeyTemplate(ref: MaterialRef): pkcs11.Template {
-  return [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-    { type: pkcs11.CKA_KEY_TYPE, value: pkcs11.CKK_AES },
-    { type: pkcs11.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11.CKA_TOKEN, value: true },
-    { type: pkcs11.CKA_PRIVATE, value: true },
-    { type: pkcs11.CKA_SENSITIVE, value: true },
-    { type: pkcs11.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11.CKA_MODIFIABLE, value: false },
-    { type: pkcs11.CKA_ENCRYPT, value: true },
-    { type: pkcs11.CKA_DECRYPT, value: true },
-    { type: pkcs11.CKA_WRAP, value: false },
-    { type: pkcs11.CKA_UNWRAP, value: false },
-    { type: pkcs11.CKA_SIGN, value: false },
-    { type: pkcs11.CKA_VERIFY, value: false },
-    { type: pkcs11.CKA_DERIVE, value: false },
-    { type: pkcs11.CKA_ID, value: objectId(ref) },
-    { type: pkcs11.CKA_LABEL, value: objectLabel(ref) },
-  ];
-}
-
-/** Finds one key's material by its CKA_ID. */
-export function findMaterialTemplate(ref: MaterialRef): pkcs11.Template {
-  return [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-    { type: pkcs11.CKA_TOKEN, value: true },
-    { type: pkcs11.CKA_ID, value: objectId(ref) },
-  ];
-}
-
-/** Finds every persistent secret key, to enumerate the token once at start-up. */
-export const ALL_SECRET_KEYS_TEMPLATE: pkcs11.Template = [
-  { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-  { type: pkcs11.CKA_TOKEN, value: true },
-];
-
-/** AES-GCM with a 96-bit IV and a 128-bit tag (the PKCS#11 v2.40 CK_GCM_PARAMS layout). */
-export function gcmMechanism(iv: Buffer, aad: Buffer): pkcs11.Mechanism {
-  const parameter: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
-  return { mechanism: pkcs11.CKM_AES_GCM, parameter };
-}
-
-export const AES_KEY_GEN: pkcs11.Mechanism = { mechanism: pkcs11.CKM_AES_KEY_GEN };
+export const ALL_SECRET_KEYS_TEMPLATE: graphene.ITemplate = { class: graphene.ObjectClass.SECRET_KEY, token: true };

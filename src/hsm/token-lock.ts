@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
+import { isSqliteBusy } from '../store/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;
@@ -27,7 +28,8 @@ const WAIT_LIMIT_MS = 30_000;
  */
 export class TokenLock {
   private readonly db: Database.Database;
-  private tail: Promise<unknown> = Promise.resolve();
+  /** The end of this process's queue for the lock; it never rejects. */
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(file: string) {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
@@ -36,36 +38,59 @@ export class TokenLock {
     this.db = new Database(file, { timeout: 0 });
   }
 
-  /** Runs `work` while holding the lock, released afterwards whatever `work` does. */
-  hold<T>(work: () => Promise<T> | T): Promise<T> {
-    const run = this.tail.then(async () => {
-      await this.acquire();
-      try {
-        return await work();
-      } finally {
-        this.db.exec('COMMIT');
-      }
+  /**
+   * Runs `work` while holding the lock, released afterwards whatever `work` does. The wait for the
+   * lock, in this process's queue and then for the other processes, ends after `waitLimitMs` with
+   * 503 KMS.0104; once `work` has started, it is not cut short.
+   */
+  hold<T>(work: () => Promise<T> | T, waitLimitMs = WAIT_LIMIT_MS): Promise<T> {
+    const giveUpAt = Date.now() + waitLimitMs;
+    return new Promise<T>((resolve, reject) => {
+      let turn: 'waiting' | 'started' | 'gave up' = 'waiting';
+      const timer = setTimeout(() => {
+        if (turn !== 'waiting') return;
+        turn = 'gave up';
+        reject(lockTimeout(waitLimitMs));
+      }, waitLimitMs);
+      this.tail = this.tail.then(async () => {
+        clearTimeout(timer);
+        if (turn === 'gave up') return; // its caller has had its 503: the next one's turn
+        turn = 'started';
+        try {
+          await this.acquire(giveUpAt, waitLimitMs);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        try {
+          resolve(await work());
+        } catch (error) {
+          reject(error);
+        } finally {
+          this.db.exec('COMMIT');
+        }
+      }).catch(() => undefined); // a failed COMMIT (the lock closed) must not stop the queue
     });
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
   }
 
-  private async acquire(): Promise<void> {
-    const giveUpAt = Date.now() + WAIT_LIMIT_MS;
+  private async acquire(giveUpAt: number, waitLimitMs: number): Promise<void> {
     for (let wait = RETRY_MIN_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
       try {
         this.db.exec('BEGIN EXCLUSIVE');
         return;
       } catch (error) {
-        // SQLITE_BUSY and its extended forms (e.g. SQLITE_BUSY_RECOVERY): another process holds it.
-        if (!(error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY'))) throw error;
+        if (!isSqliteBusy(error)) throw error; // another process holds it
       }
-      if (Date.now() >= giveUpAt) throw new KmsError('KMS.0104', { cause: new Error(`the token lock was held for over ${WAIT_LIMIT_MS} ms`) });
+      if (Date.now() >= giveUpAt) throw lockTimeout(waitLimitMs);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
+}
+
+function lockTimeout(waitLimitMs: number): KmsError {
+  return new KmsError('KMS.0104', { cause: new Error(`the token lock was not free within ${waitLimitMs} ms`) });
 }

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AuditRecord } from '../audit/audit-records';
 import type { AuthFailure } from '../audit/auth-failure-audit';
 import type { AuthenticationFailure } from '../identity/authenticator';
-import type { Principal } from '../kms/context';
+import type { ActedOn, Principal } from '../kms/context';
 import type { Operation } from './operation';
 
 /** When an operation started, for its audit record. */
@@ -17,16 +17,17 @@ export function auditStart(): AuditStart {
 
 /**
  * The audit record of one request that reached an operation: identifiers and outcome only. The key
- * is the one the service resolved in the caller's project (`keyId`, from the request context),
- * never a value of the request body: a client cannot make the record name another key, or a
- * string of its choosing.
+ * and grants are those the service resolved in the caller's project (`actedOn`, from the request
+ * context), never a value of the request body: a client cannot make the record name another key,
+ * or a string of its choosing.
  */
 export function auditRecord(
   start: AuditStart,
   req: IncomingMessage,
   op: Operation,
-  outcome: { projectId: string; principal: Principal | undefined; requestId: string; keyId: string | null; status: number; result: string },
+  outcome: { projectId: string; principal: Principal | undefined; requestId: string; actedOn: ActedOn | undefined; status: number; result: string },
 ): AuditRecord {
+  const actedOn = outcome.actedOn;
   return {
     time: start.time,
     event: 'operation',
@@ -35,7 +36,10 @@ export function auditRecord(
     project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
-    key_id: outcome.keyId,
+    key_id: actedOn?.keyId ?? null,
+    ...(actedOn?.sourceKeyId === undefined ? {} : { source_key_id: actedOn.sourceKeyId }),
+    ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
+    ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
     status: outcome.status,
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,

@@ -4,6 +4,176 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The API versions this service answers; no credential needed. */
+        get: operations["showVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The v1.0 API version; no credential needed. */
+        get: operations["showVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The same, at the address the version list links to. */
+        get: operations["showVersionSlash"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/user-quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's quotas: CMKs, and grants per CMK (the most any of its keys has). */
+        get: operations["showUserQuotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/user-instances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many CMKs the project has. */
+        get: operations["showUserInstances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/create-grant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Let a principal use a key for the operations listed. */
+        post: operations["createGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/revoke-grant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete a grant of a key (the key's administrator). */
+        post: operations["revokeGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/retire-grant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete a grant as its retiring principal, or as its grantee when it lists retire-grant. */
+        post: operations["retireGrant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/list-grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A page of a key's grants, oldest first. */
+        post: operations["listGrants"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/list-retirable-grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A page of the grants, on keys of any project, that name the caller as retiring principal. */
+        post: operations["listRetirableGrants"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1.0/{project_id}/kms/create-key": {
         parameters: {
             query?: never;
@@ -225,6 +395,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/encrypt-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Encrypt up to 4096 bytes under a CMK; the blob names its key. */
+        post: operations["encryptData"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/decrypt-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decrypt a blob of encrypt-data; the key is the one the blob names. */
+        post: operations["decryptData"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/gen-random": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Random bytes from the HSM's generator. */
+        post: operations["genRandom"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/re-encrypt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move a data blob or a data key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
+        post: operations["reEncrypt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -277,6 +515,112 @@ export interface components {
             /** @description The request's X-Request-Id, as the API gateway's errors carry it. */
             request_id?: string;
         };
+        ApiLink: {
+            href: string;
+            rel: string;
+        };
+        ApiVersionDetail: {
+            /** @description Version id, e.g. v1.0. */
+            id: string;
+            links: components["schemas"]["ApiLink"][];
+            /** @description Highest micro-version; empty (there are none). */
+            version: string;
+            /** @enum {string} */
+            status: "CURRENT" | "SUPPORTED" | "DEPRECATED";
+            /** @description Release time (UTC). */
+            updated: string;
+            /** @description Lowest micro-version; empty (there are none). */
+            min_version: string;
+        };
+        ShowVersionsResponse: {
+            versions: components["schemas"]["ApiVersionDetail"][];
+        };
+        ShowVersionResponse: {
+            version: components["schemas"]["ApiVersionDetail"];
+        };
+        ShowUserQuotasResponse: {
+            quotas: {
+                resources: {
+                    /** @enum {string} */
+                    type: "CMK" | "grant_per_CMK";
+                    used: number;
+                    quota: number;
+                }[];
+            };
+        };
+        ShowUserInstancesResponse: {
+            instance_num: number;
+        };
+        /** @description 64 hex digits (either case), as create-grant returned it. */
+        GrantId: string;
+        /**
+         * @description A principal id (README, Grants): an access key, or a token id without its hyphen; with
+         *     grantee_principal_type domain, a project id (every credential of that project).
+         */
+        GrantPrincipal: string;
+        /**
+         * @description user (default) or domain.
+         * @enum {string}
+         */
+        GranteePrincipalType: "user" | "domain";
+        GrantName: string;
+        /** @enum {string} */
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data";
+        /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
+        GrantOperations: components["schemas"]["GrantOperation"][];
+        /** @description Grants per page, 1 to 1000 (default 1000). */
+        GrantListLimit: string;
+        CreateGrantRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            grantee_principal: components["schemas"]["GrantPrincipal"];
+            operations: components["schemas"]["GrantOperations"];
+            name?: components["schemas"]["GrantName"];
+            retiring_principal?: components["schemas"]["GrantPrincipal"];
+            grantee_principal_type?: components["schemas"]["GranteePrincipalType"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        RevokeGrantRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            grant_id: components["schemas"]["GrantId"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        ListGrantsRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            limit?: components["schemas"]["GrantListLimit"];
+            marker?: components["schemas"]["ListMarker"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        ListRetirableGrantsRequestBody: {
+            limit?: components["schemas"]["GrantListLimit"];
+            marker?: components["schemas"]["ListMarker"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        Grant: {
+            key_id: string;
+            grant_id: string;
+            grantee_principal: string;
+            /** @enum {string} */
+            grantee_principal_type: "user" | "domain";
+            operations: components["schemas"]["GrantOperation"][];
+            issuing_principal: string;
+            /** @description Milliseconds since the epoch. */
+            creation_date: string;
+            /** @description Empty when the grant has none. */
+            name: string;
+            /** @description Empty when the grant names none. */
+            retiring_principal: string;
+        };
+        CreateGrantResponse: {
+            grant_id: string;
+        };
+        ListGrantsResponse: {
+            grants: components["schemas"]["Grant"][];
+            next_marker: string;
+            /** @enum {string} */
+            truncated: "true" | "false";
+            total: number;
+        };
+        EmptyResponse: Record<string, never>;
         /**
          * @description 36-character CMK id.
          * @example 0d0466b0-e727-4d9c-b35d-f84bb474a37f
@@ -471,6 +815,81 @@ export interface components {
             datakey_length: string;
             datakey_dgst: string;
         };
+        /** @description The data to encrypt, 1 to 4096 bytes as UTF-8. */
+        DataPlainText: string;
+        /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
+        DataCipherText: string;
+        /**
+         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @enum {string}
+         */
+        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        /**
+         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @enum {string}
+         */
+        ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        /** @description Length in bits, 8 to 8192, a multiple of 8. */
+        RandomDataLength: string;
+        /** @description A data key blob in hex (either case), or a data blob in base64. */
+        ReEncryptCipherText: string;
+        EncryptDataRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            plain_text: components["schemas"]["DataPlainText"];
+            encryption_algorithm?: components["schemas"]["EncryptionAlgorithm"];
+            encryption_context?: components["schemas"]["EncryptionContext"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        DecryptDataRequestBody: {
+            cipher_text: components["schemas"]["DataCipherText"];
+            encryption_algorithm?: components["schemas"]["EncryptionAlgorithm"];
+            key_id?: components["schemas"]["KeyId"];
+            encryption_context?: components["schemas"]["EncryptionContext"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        GenRandomRequestBody: {
+            random_data_length: components["schemas"]["RandomDataLength"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        /**
+         * @description source_encryption_context and destination_encryption_context are this service's extension
+         *     (the SDK's model has only the AAD fields): they let a blob bound to an encryption_context move.
+         */
+        ReEncryptRequestBody: {
+            source_key_id?: components["schemas"]["KeyId"];
+            source_additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            source_encryption_context?: components["schemas"]["EncryptionContext"];
+            source_encryption_algorithm?: components["schemas"]["ReEncryptionAlgorithm"];
+            destination_key_id: components["schemas"]["KeyId"];
+            destination_additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            destination_encryption_context?: components["schemas"]["EncryptionContext"];
+            destination_encryption_algorithm?: components["schemas"]["ReEncryptionAlgorithm"];
+            datakey_cipher_length?: components["schemas"]["DatakeyByteLength"];
+            cipher_text: components["schemas"]["ReEncryptCipherText"];
+        };
+        EncryptDataResponse: {
+            key_id: string;
+            cipher_text: string;
+        };
+        DecryptDataResponse: {
+            key_id: string;
+            plain_text: string;
+            plain_text_base64: string;
+        };
+        GenRandomResponse: {
+            random_data: string;
+        };
+        ReEncryptResponse: {
+            /** @description The key the ciphertext is sealed under now. */
+            key_id: string;
+            source_key_id: string;
+            source_encryption_algorithm: string;
+            destination_encryption_algorithm: string;
+            /** @description Of the same kind and encoding as the one sent (hex or base64). */
+            cipher_text: string;
+        };
         HealthResponse: {
             /** @enum {string} */
             status: "ok";
@@ -516,6 +935,267 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    showVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowVersionsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowVersionResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showVersionSlash: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowVersionResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showUserQuotas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowUserQuotasResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showUserInstances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowUserInstancesResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateGrantRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreateGrantResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    revokeGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeGrantRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    retireGrant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeGrantRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listGrants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListGrantsRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGrantsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listRetirableGrants: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ListRetirableGrantsRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListGrantsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
     createKey: {
         parameters: {
             query?: never;
@@ -888,6 +1568,122 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DecryptDatakeyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    encryptData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EncryptDataRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EncryptDataResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    decryptData: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DecryptDataRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecryptDataResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    genRandom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenRandomRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenRandomResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    reEncrypt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReEncryptRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReEncryptResponse"];
                 };
             };
             default: components["responses"]["Error"];

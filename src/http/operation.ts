@@ -17,13 +17,23 @@ export type RequestBodyOf<P extends OperationPath> = Post<P> extends { requestBo
 /** The operation's 200 body as openapi.yaml describes it. */
 export type ResponseOf<P extends OperationPath> = Post<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
 
+type Get<P extends OperationPath> = paths[P]['get'];
+
+/** The 200 body of the path's GET as openapi.yaml describes it. */
+export type GetResponseOf<P extends OperationPath> = Get<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
+
+/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs. */
+export type OperationMethod = 'get' | 'post';
+
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>`. The app registers a route for each and
- * checks the list against openapi.yaml at start-up, both ways (see checkOperations).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there). The app registers a
+ * route for each and checks the list against openapi.yaml at start-up, both ways (see
+ * checkOperations).
  */
 export interface Operation {
   /** The path's last segment, e.g. "create-datakey": the audit trail's action. */
   readonly name: string;
+  readonly method: OperationMethod;
   readonly path: OperationPath;
   /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
   readonly action: string;
@@ -40,7 +50,42 @@ export function operation<P extends OperationPath>(
   action: string,
   run: (ctx: RequestContext, body: RequestBodyOf<P>) => ResponseOf<P> | Promise<ResponseOf<P>>,
 ): Operation {
-  return { name: path.slice(path.lastIndexOf('/') + 1), path, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
+  return { name: nameOf(path), method: 'post', path, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
+}
+
+function nameOf(path: OperationPath): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** Declares a GET of openapi.yaml's `path` (it has no body), e.g. user-quotas. */
+export function getOperation<P extends OperationPath>(
+  path: P,
+  action: string,
+  run: (ctx: RequestContext) => GetResponseOf<P> | Promise<GetResponseOf<P>>,
+): Operation {
+  return { name: nameOf(path), method: 'get', path, action, run: (ctx) => run(ctx) };
+}
+
+/** What a public document may know of its request. */
+export interface DocumentRequest {
+  /** Where the client reached the service, e.g. "http://127.0.0.1:8080". */
+  readonly baseUrl: string;
+}
+
+/**
+ * A document anyone may read without a credential, as the API defines the version documents
+ * (`GET /`, `GET /v1.0`): it names no key, holds nothing of any project and changes nothing, so
+ * it is neither authorised nor audited (an audit line per anonymous request would let anyone
+ * grow the audit log). It goes through the same contract and error path as the operations.
+ */
+export interface PublicDocument {
+  readonly method: 'get';
+  readonly path: OperationPath;
+  readonly build: (request: DocumentRequest) => unknown;
+}
+
+export function publicDocument<P extends OperationPath>(path: P, build: (request: DocumentRequest) => GetResponseOf<P>): PublicDocument {
+  return { method: 'get', path, build };
 }
 
 /** openapi.yaml's path template as an Express route: "{project_id}" → ":project_id". */
@@ -51,11 +96,17 @@ export function expressPath(path: OperationPath): string {
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 /**
- * Fails start-up unless the operations and openapi.yaml describe the same API: every operation is
- * a POST the document describes, and every method of every path the document describes has an
- * operation (a documented endpoint without a handler would answer as if it did not exist).
+ * Fails start-up unless the operations (and public documents) and openapi.yaml describe the same
+ * API: every one is a method of a path the document describes, and every method of every path the
+ * document describes has a handler (a documented endpoint without one would answer as if it did
+ * not exist).
  */
-export function checkOperations(document: { paths: Record<string, object> }, operations: readonly Operation[], publicRoutes: readonly PublicRoute[] = []): void {
+export function checkOperations(
+  document: { paths: Record<string, object> },
+  operations: readonly Operation[],
+  documents: readonly PublicDocument[] = [],
+  publicRoutes: readonly PublicRoute[] = [],
+): void {
   const documented = new Set<string>();
   const documentedPublic = new Set<string>();
   for (const [path, item] of Object.entries(document.paths)) {
@@ -67,8 +118,8 @@ export function checkOperations(document: { paths: Record<string, object> }, ope
     }
   }
   const handled = new Set<string>();
-  for (const op of operations) {
-    const route = `POST ${op.path}`;
+  for (const op of [...operations, ...documents]) {
+    const route = `${op.method.toUpperCase()} ${op.path}`;
     if (handled.has(route)) throw new Error(`two operations handle ${route}`);
     handled.add(route);
   }

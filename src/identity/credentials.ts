@@ -5,6 +5,7 @@ import { CREDENTIAL_SEALING_KEY } from '../hsm/system-keys';
 import type { Clock } from '../kms/context';
 import type { CredentialKind, CredentialRecord, CredentialStore } from '../store/credential-store';
 import { isValidActionPattern } from './permissions';
+import { credentialIdOf, principalIdOf } from './principal-id';
 
 /**
  * Credentials: AK/SK pairs for clients that sign (the official SDKs) and tokens for clients that
@@ -22,6 +23,8 @@ export interface IssuedAccessKey {
 export interface IssuedToken {
   readonly token: string;
   readonly token_id: string;
+  /** What grants name it by (principal-id.ts). */
+  readonly principal_id: string;
   readonly project_id: string;
   readonly actions: readonly string[];
   readonly expires_at: string | null;
@@ -30,6 +33,8 @@ export interface IssuedToken {
 /** What `credential list` shows: never a secret, sealed or not. */
 export interface CredentialInfo {
   readonly id: string;
+  /** What grants name it by (principal-id.ts). */
+  readonly principal_id: string;
   readonly kind: CredentialKind;
   readonly project_id: string;
   readonly actions: readonly string[];
@@ -69,6 +74,7 @@ function sealingAad(id: string, projectId: string): Buffer {
 function info(record: CredentialRecord): CredentialInfo {
   return {
     id: record.id,
+    principal_id: principalIdOf(record.id),
     kind: record.kind,
     project_id: record.projectId,
     actions: record.actions,
@@ -127,6 +133,7 @@ export class CredentialService {
     return {
       token,
       token_id: tokenId,
+      principal_id: principalIdOf(tokenId),
       project_id: options.projectId,
       actions: options.actions,
       expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(),
@@ -144,6 +151,12 @@ export class CredentialService {
   remove(id: string): boolean {
     this.secrets.delete(id);
     return this.store.remove(id);
+  }
+
+  /** Whether a principal id (principal-id.ts) names a credential, usable or not. */
+  principalExists(principalId: string): boolean {
+    const id = credentialIdOf(principalId);
+    return id !== undefined && this.store.get(id) !== undefined;
   }
 
   isEmpty(): boolean {

@@ -33,3 +33,27 @@ export type CreateDatakeyResponse = Schemas['CreateDatakeyResponse'];
 export type CreateDatakeyWithoutPlaintextResponse = Schemas['CreateDatakeyWithoutPlaintextResponse'];
 export type EncryptDatakeyResponse = Schemas['EncryptDatakeyResponse'];
 export type DecryptDatakeyResponse = Schemas['DecryptDatakeyResponse'];
+
+// Small data, random numbers, re-encryption.
+export type EncryptDataRequest = Schemas['EncryptDataRequestBody'];
+export type DecryptDataRequest = Schemas['DecryptDataRequestBody'];
+export type GenRandomRequest = Schemas['GenRandomRequestBody'];
+export type ReEncryptRequest = Schemas['ReEncryptRequestBody'];
+export type EncryptDataResponse = Schemas['EncryptDataResponse'];
+export type DecryptDataResponse = Schemas['DecryptDataResponse'];
+export type GenRandomResponse = Schemas['GenRandomResponse'];
+export type ReEncryptResponse = Schemas['ReEncryptResponse'];
+export type EncryptionAlgorithm = Schemas['ReEncryptionAlgorithm'];
+// Grants, quotas and versions.
+export type GrantOperation = Schemas['GrantOperation'];
+export type CreateGrantRequest = Schemas['CreateGrantRequestBody'];
+export type RevokeGrantRequest = Schemas['RevokeGrantRequestBody'];
+export type ListGrantsRequest = Schemas['ListGrantsRequestBody'];
+export type ListRetirableGrantsRequest = Schemas['ListRetirableGrantsRequestBody'];
+export type Grant = Schemas['Grant'];
+export type CreateGrantResponse = Schemas['CreateGrantResponse'];
+export type ListGrantsResponse = Schemas['ListGrantsResponse'];
+export type EmptyResponse = Schemas['EmptyResponse'];
+export type ShowUserQuotasResponse = Schemas['ShowUserQuotasResponse'];
+export type ShowUserInstancesResponse = Schemas['ShowUserInstancesResponse'];
+export type ApiVersionDetail = Schemas['ApiVersionDetail'];

@@ -1,11 +1,19 @@
 import { KmsError } from '../errors';
 
 /**
- * What a data key ciphertext is bound to. The GCM additional data carries all of it, so a blob opens
- * only under the same key, material version and project, with the same encryption_context and
- * additional_authenticated_data the caller gave at encryption.
+ * What a ciphertext holds: a data key (create-, encrypt-datakey) or a caller's data (encrypt-data).
+ * Bound into the additional data, so that a blob of one kind never opens as the other, whatever its
+ * frame says: decrypt-data cannot be made to hand out a data key, nor decrypt-datakey small data.
+ */
+export type BlobPurpose = 'datakey' | 'data';
+
+/**
+ * What a ciphertext is bound to. The GCM additional data carries all of it, so a blob opens only
+ * as the same kind of blob, under the same key, material version and project, with the same
+ * encryption_context and additional_authenticated_data the caller gave at encryption.
  */
 export interface Binding {
+  readonly purpose: BlobPurpose;
   readonly keyId: string;
   readonly materialVersion: number;
   readonly projectId: string;
@@ -19,7 +27,11 @@ export const MAX_CONTEXT_CHARS = 8192;
 /** A UTF-16 surrogate without its partner: it has no UTF-8 form, so two such strings could bind alike. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 export const MAX_AAD_BYTES = 128;
-const DOMAIN = 'huawei-kms-compatible/datakey/v1';
+/** The first field of the additional data, per purpose (the data key's is the one it always had). */
+const DOMAINS: Readonly<Record<BlobPurpose, string>> = {
+  datakey: 'huawei-kms-compatible/datakey/v1',
+  data: 'huawei-kms-compatible/data/v1',
+};
 
 /**
  * The canonical form of an encryption_context: string keys and string values, keys sorted by code
@@ -60,7 +72,7 @@ export function checkedAad(aad: string | undefined): string {
 
 /** The GCM additional data: every field length-prefixed, so no two bindings encode alike. */
 export function encodeBinding(binding: Binding): Buffer {
-  const parts = [DOMAIN, binding.keyId, String(binding.materialVersion), binding.projectId, binding.context, binding.aad];
+  const parts = [DOMAINS[binding.purpose], binding.keyId, String(binding.materialVersion), binding.projectId, binding.context, binding.aad];
   const buffers: Buffer[] = [];
   for (const part of parts) {
     const bytes = Buffer.from(part, 'utf8');

@@ -16,13 +16,27 @@ export interface Principal {
  */
 export interface ActedOn {
   keyId: string | null;
+  /** re-encrypt only: the key the ciphertext was sealed under before (keyId is the one it is now). */
+  sourceKeyId?: string | null;
+  /** The grant the request created, revoked or retired. */
+  grantId?: string;
+  /** The grant that allowed the request, when its permissions did not (RequestContext.access). */
+  viaGrantId?: string;
 }
+
+/**
+ * Why the caller may perform the operation: its credential holds the permission in the project,
+ * or it does not, and only a grant on the key the request names can allow it (the service checks
+ * that grant when it resolves the key: see KeyService.visibleKey).
+ */
+export type Access = { readonly by: 'permission' } | { readonly by: 'grant'; readonly operation: string };
 
 export interface RequestContext {
   readonly projectId: string;
   readonly requestId: string;
   readonly principal: Principal;
   readonly actedOn: ActedOn;
+  readonly access: Access;
 }
 
 /** Milliseconds since the epoch; injected so that tests can move time (pending deletion windows). */

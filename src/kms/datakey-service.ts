@@ -146,6 +146,7 @@ export class DataKeyService {
 
   private aad(ctx: RequestContext, key: KeyRecord, materialVersion: number, fields: BindingFields): Buffer {
     return encodeBinding({
+      purpose: 'datakey',
       keyId: key.keyId,
       materialVersion,
       projectId: ctx.projectId,

@@ -42,6 +42,13 @@ export interface KeyServiceDeps {
   readonly logger: Logger;
   readonly region: string;
   readonly maxKeysPerProject: number;
+  /** Finds the grant that lets a request allowed only by a grant act on a key (grant-service.ts). */
+  readonly grants: KeyGrants;
+}
+
+export interface KeyGrants {
+  /** The grant on `keyId` that allows ctx's principal ctx.access's operation, if there is one. */
+  grantFor(ctx: RequestContext, keyId: string): { readonly grantId: string } | undefined;
 }
 
 /** Parses a JSON-string integer the schema already limited to digits; anything else is `code`. */
@@ -234,9 +241,16 @@ export class KeyService {
 
   /**
    * A key of the caller's project that still exists: a key whose deletion window ended is gone.
-   * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next.
+   * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next. A caller
+   * allowed only by a grant (ctx.access) needs one on this key for its operation, and without one
+   * gets the 403 its permissions gave, whether the key exists or not.
    */
-  private visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
+  visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
+    if (ctx.access.by === 'grant') {
+      const grant = this.deps.grants.grantFor(ctx, keyId);
+      if (!grant) throw new KmsError('KMS.0307');
+      ctx.actedOn.viaGrantId = grant.grantId;
+    }
     const record = this.deps.store.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
     ctx.actedOn.keyId = record.keyId;
@@ -244,6 +258,8 @@ export class KeyService {
   }
 
   private transition(ctx: RequestContext, keyId: string, decide: (current: KeyRecord) => KeyUpdate): KeyRecord {
+    // No grant allows a change of the key itself (grant-operations.ts): only the permission does.
+    if (ctx.access.by !== 'permission') throw new KmsError('KMS.0307');
     const now = this.deps.clock();
     try {
       return this.deps.store.transition(ctx.projectId, keyId, (current) => {

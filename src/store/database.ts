@@ -49,6 +49,23 @@ CREATE TABLE credentials (
   expires_at    INTEGER
 ) STRICT;
 `,
+  // 3: grants. A grant lets a principal (see identity/principal-id.ts) use one key for the operations
+  // it lists; it goes with its key.
+  `
+CREATE TABLE grants (
+  grant_id               TEXT PRIMARY KEY,  -- 64 lower-case hex digits
+  key_id                 TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  name                   TEXT NOT NULL DEFAULT '',
+  grantee_principal      TEXT NOT NULL,     -- a principal id ('user') or a project id ('domain')
+  grantee_principal_type TEXT NOT NULL CHECK (grantee_principal_type IN ('user', 'domain')),
+  retiring_principal     TEXT,              -- NULL when the grant names none
+  issuing_principal      TEXT NOT NULL,
+  operations             TEXT NOT NULL,     -- JSON array of operation names
+  creation_date          INTEGER NOT NULL
+) STRICT;
+CREATE INDEX grants_by_key ON grants (key_id, creation_date);
+CREATE INDEX grants_by_retiring_principal ON grants (retiring_principal, creation_date) WHERE retiring_principal IS NOT NULL;
+`,
 ];
 
 export function openDatabase(file: string): Database.Database {

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ChangeCursor, type ChangeWatch } from './change-watch';
+import { sqliteCode } from './sqlite-errors';
 
 /**
  * Key metadata in an embedded SQLite database (WAL, so that readers never wait for the writer and
@@ -59,7 +60,7 @@ interface KeyRow {
 }
 
 /** A key still exists unless its deletion window has ended (bound parameter: now, in ms). */
-const EXISTS = "NOT (key_state = '4' AND scheduled_deletion_date <= ?)";
+export const KEY_EXISTS = "NOT (key_state = '4' AND scheduled_deletion_date <= ?)";
 
 function toRecord(row: KeyRow): KeyRecord {
   return {
@@ -78,9 +79,7 @@ function toRecord(row: KeyRow): KeyRecord {
 }
 
 function isUniqueViolation(error: unknown): boolean {
-  // By code, not instanceof: the native addon keeps the SqliteError class of its first loader, which
-  // is not the one a second module registry (Jest gives one per test file) sees.
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+  return sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export class KeyStore {
@@ -107,7 +106,7 @@ export class KeyStore {
       insertMaterial: this.db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, ?, ?)'),
       markProvisioned: this.db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
       remove: this.db.prepare('DELETE FROM keys WHERE key_id = ?'),
-      count: this.db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${EXISTS}`),
+      count: this.db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${KEY_EXISTS}`),
       byAlias: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE project_id = ? AND key_alias = ? AND provisioned = 1'),
       update: this.db.prepare(
         `UPDATE keys SET key_alias = @alias, key_description = @description, key_state = @state,
@@ -189,7 +188,7 @@ export class KeyStore {
 
   /** One page of a project's keys that exist at `now`, oldest first, and how many match in all. */
   list(projectId: string, options: { state?: KeyState; offset: number; limit: number; now: number }): { records: KeyRecord[]; total: number } {
-    let where = `project_id = ? AND provisioned = 1 AND ${EXISTS}`;
+    let where = `project_id = ? AND provisioned = 1 AND ${KEY_EXISTS}`;
     const params: Array<string | number> = [projectId, options.now];
     if (options.state) {
       where += ' AND key_state = ?';

@@ -39,6 +39,8 @@ describe('npm run kms -- credential ..., beside the running service', () => {
     expect(result.code).toBe(0);
     const token = JSON.parse(result.stdout);
     expect(token).toMatchObject({ token: expect.stringMatching(/^kmst-/), token_id: expect.stringMatching(/^tok-/), actions: ['kms:cmk:list', 'kms:cmk:get'] });
+    // What grants name it by: the id without its hyphen.
+    expect(token.principal_id).toBe(token.token_id.replace('-', ''));
     const client = kmsClient(t.service.url, 'cli-project', { 'x-auth-token': token.token });
     expect((await client.call('list-keys')).status).toBe(200);
     expectKmsError(await client.call('create-key', { key_alias: 'not-allowed' }), 403, 'KMS.0307');
@@ -49,9 +51,9 @@ describe('npm run kms -- credential ..., beside the running service', () => {
     expect(result.code).toBe(0);
     const listed = JSON.parse(result.stdout) as Array<Record<string, unknown>>;
     expect(listed.map((entry) => entry.kind).sort()).toEqual(['aksk', 'token']);
-    expect(listed.find((entry) => entry.id === issued.access_key)).toMatchObject({ enabled: true, project_id: 'cli-project' });
+    expect(listed.find((entry) => entry.id === issued.access_key)).toMatchObject({ enabled: true, project_id: 'cli-project', principal_id: issued.access_key });
     expect(result.stdout).not.toContain(issued.secret_key);
-    for (const entry of listed) expect(Object.keys(entry).sort()).toEqual(['actions', 'created_at', 'description', 'enabled', 'expires_at', 'id', 'kind', 'project_id']);
+    for (const entry of listed) expect(Object.keys(entry).sort()).toEqual(['actions', 'created_at', 'description', 'enabled', 'expires_at', 'id', 'kind', 'principal_id', 'project_id']);
   });
 
   it('disables and deletes a credential, which the running service honours at once', async () => {

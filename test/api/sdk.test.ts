@@ -72,6 +72,63 @@ describe('every endpoint, signed by the official SDK', () => {
   });
 });
 
+describe('grants, quotas and versions, signed by the official SDK', () => {
+  it('grants a key to another access key, which uses it, lists what it may retire and retires it', async () => {
+    const keyId = (await admin.call('create-key', { key_alias: 'sdk-granted' })).body.key_info.key_id;
+    // A credential of another project, without any data key permission: its access key is its principal id.
+    const granteeSecret = await accessKey('project-b', ['kms:grant:list']);
+    const grantee = client('project-b', granteeSecret);
+    const granteeOnA = client('project-a', granteeSecret);
+
+    const created = await admin.call('create-grant', {
+      key_id: keyId,
+      grantee_principal: granteeSecret.ak,
+      retiring_principal: granteeSecret.ak,
+      operations: ['create-datakey', 'decrypt-datakey'],
+      name: 'sdk-grant',
+    });
+    expect(created.status).toBe(200);
+    const grantId: string = created.body.grant_id;
+
+    const listed = await admin.call('list-grants', { key_id: keyId, limit: '10' });
+    expect(listed.body).toMatchObject({ truncated: 'false', total: 1, next_marker: '' });
+    expect(listed.body.grants[0]).toMatchObject({ grant_id: grantId, grantee_principal: granteeSecret.ak, operations: ['create-datakey', 'decrypt-datakey'] });
+
+    const dataKey = await granteeOnA.call('create-datakey', { key_id: keyId });
+    expect(dataKey.status).toBe(200);
+    expect(await granteeOnA.call('describe-key', { key_id: keyId })).toMatchObject({ status: 403, errorCode: 'KMS.0307' });
+
+    const retirable = await grantee.call('list-retirable-grants', {});
+    expect(retirable.body).toMatchObject({ total: 1, truncated: 'false', grants: [expect.objectContaining({ grant_id: grantId, key_id: keyId })] });
+    expect((await granteeOnA.call('retire-grant', { key_id: keyId, grant_id: grantId })).status).toBe(200);
+    expect(await granteeOnA.call('create-datakey', { key_id: keyId })).toMatchObject({ status: 403, errorCode: 'KMS.0307' });
+
+    const again = (await admin.call('create-grant', { key_id: keyId, grantee_principal: granteeSecret.ak, operations: ['describe-key'] })).body.grant_id;
+    expect((await admin.call('revoke-grant', { key_id: keyId, grant_id: again })).status).toBe(200);
+    expect(await admin.call('revoke-grant', { key_id: keyId, grant_id: again })).toMatchObject({ status: 400, errorCode: 'KMS.2501' });
+    expect(await admin.call('create-grant', { key_id: keyId, grantee_principal: granteeSecret.ak, operations: ['create-grant'] })).toMatchObject({
+      status: 400,
+      errorCode: 'KMS.2401',
+    });
+  });
+
+  it('reads user-quotas and user-instances (GETs without a body) as JSON numbers', async () => {
+    const quotas = await admin.request({ method: 'GET', url: '/v1.0/{project_id}/kms/user-quotas' });
+    expect(quotas.status).toBe(200);
+    expect(quotas.body.quotas.resources).toEqual([
+      { type: 'CMK', used: expect.any(Number), quota: 100000 },
+      { type: 'grant_per_CMK', used: expect.any(Number), quota: 100 },
+    ]);
+    const instances = await admin.request({ method: 'GET', url: '/v1.0/{project_id}/kms/user-instances' });
+    expect(instances).toMatchObject({ status: 200, body: { instance_num: quotas.body.quotas.resources[0].used } });
+  });
+
+  it('reads the version documents (signed, which they do not need)', async () => {
+    expect((await admin.request({ method: 'GET', url: '/' })).body.versions[0]).toMatchObject({ id: 'v1.0', status: 'CURRENT' });
+    expect((await admin.request({ method: 'GET', url: '/{version_id}', pathParams: { version_id: 'v1.0' } })).body.version).toMatchObject({ id: 'v1.0' });
+  });
+});
+
 describe('what the SDK is refused', () => {
   it('a wrong secret key: 401 APIGW.0301', async () => {
     const wrong = client('project-a', { ak: adminSecret.ak, sk: 'x'.repeat(40) });

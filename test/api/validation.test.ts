@@ -222,12 +222,16 @@ describe('methods and URLs', () => {
     expectKmsError(await a.raw('list-keys', init), 405, 'KMS.0215');
   });
 
+  it('POST on a version document (a GET) is 405 KMS.0215', async () => {
+    expectKmsError(await postJson('/', '{}'), 405, 'KMS.0215');
+  });
+
   it.each([
     ['an unknown operation', '/v1.0/project-a/kms/frobnicate-key'],
-    ['an operation of the API this service does not implement', '/v1.0/project-a/kms/encrypt-data'],
+    ['an operation of the API this service does not implement', '/v1.0/project-a/kms/sign'],
     ['another API version', '/v2.0/project-a/kms/list-keys'],
     ['a path outside the API', '/v1.0/project-a/list-keys'],
-    ['the root', '/'],
+    ['a version the API does not have', '/v2.0'],
     ['an operation in upper case', '/v1.0/project-a/kms/LIST-KEYS'],
     ['an operation with a trailing slash', '/v1.0/project-a/kms/list-keys/'],
   ])('%s is KMS.0201', async (_label, path) => {

@@ -90,6 +90,8 @@ export async function startShimService(env: Record<string, string> = {}): Promis
       KMS_PKCS11_PIN_FILE: pinFile,
       KMS_SHIM_FAIL_FILE: failFile,
       KMS_SHIM_HANG_FILE: hangFile,
+      // The shim stands for a network HSM, whose calls must run off the event loop (and can hang there).
+      KMS_PKCS11_CRYPTO_CALLS: 'async',
       ...env,
     },
   });

@@ -1,3 +1,4 @@
+import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { HsmConfig } from '../../src/config';
 import type { MaterialRef } from '../../src/hsm/hsm';
@@ -62,7 +63,7 @@ export class SideChannel {
   }
 
   findKey(session: Buffer, ref: MaterialRef): Buffer | undefined {
-    this.lib.C_FindObjectsInit(session, findMaterialTemplate(ref));
+    this.lib.C_FindObjectsInit(session, graphene.Template.toPkcs11(findMaterialTemplate(ref)));
     try {
       return this.lib.C_FindObjects(session, 1)[0];
     } finally {

@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import pino from 'pino';
 import * as pkcs11 from 'pkcs11js';
+import { DEFAULT_SOFTHSM_MODULE } from '../../src/config';
+import { createTokenIfMissing } from '../../src/hsm/token-setup';
+import { builtFipsShim } from './shim-service';
 
 /**
  * The PKCS#11 module a test file runs on, chosen for the whole Jest project by KMS_TEST_PKCS11
@@ -9,9 +13,13 @@ import * as pkcs11 from 'pkcs11js';
  * - `softhsm` (the default): the service's embedded SoftHSMv2, a token under the test's label in
  *   the run's token directory (global-setup.ts);
  * - `nss`: NSS's softoken (Debian's libnss3), an independent implementation, configured as any
- *   vendor's module would be: module path, token label, PIN and KMS_PKCS11_INIT_ARGS.
+ *   vendor's module would be: module path, token label, PIN and KMS_PKCS11_INIT_ARGS;
+ * - `fips`: a FIPS-style HSM, the shim's FIPS build (bench/shim: it refuses the caller's GCM IV and
+ *   writes its own into the parameters, answers a bad tag with the standard's code, and names a
+ *   vendor the service has no profile for) over a SoftHSM token, configured by capability alone
+ *   (KMS_PKCS11_GCM_IV=token-params).
  */
-export type TestModuleKind = 'softhsm' | 'nss';
+export type TestModuleKind = 'softhsm' | 'nss' | 'fips';
 
 /** Debian's libnss3 keeps it in the multiarch library directory (hsm/ensure-softhsm.sh --with-nss installs it). */
 export const NSS_SOFTOKEN = ['/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/usr/lib/aarch64-linux-gnu/libsoftokn3.so'].find((file) => existsSync(file)) ?? '/usr/lib/x86_64-linux-gnu/libsoftokn3.so';
@@ -20,7 +28,7 @@ export const NSS_TOKEN_LABEL = 'NSS Certificate DB';
 
 export function testModuleKind(): TestModuleKind {
   const kind = process.env.KMS_TEST_PKCS11 ?? 'softhsm';
-  if (kind !== 'softhsm' && kind !== 'nss') throw new Error(`KMS_TEST_PKCS11 must be softhsm or nss, got ${kind}`);
+  if (kind !== 'softhsm' && kind !== 'nss' && kind !== 'fips') throw new Error(`KMS_TEST_PKCS11 must be softhsm, nss or fips, got ${kind}`);
   return kind;
 }
 
@@ -35,7 +43,9 @@ export function nssInitArgs(dir: string): string {
  * as NSS wants it for a new database (an SO login with the empty PIN, then C_InitPIN).
  */
 export function freshTokenEnv(dataDir: string, softHsmLabel: string): Record<string, string> {
-  if (testModuleKind() === 'softhsm') return { KMS_PKCS11_TOKEN_LABEL: softHsmLabel };
+  const kind = testModuleKind();
+  if (kind === 'softhsm') return { KMS_PKCS11_TOKEN_LABEL: softHsmLabel };
+  if (kind === 'fips') return fipsTokenEnv(softHsmLabel);
   const dbDir = path.join(dataDir, 'nssdb');
   mkdirSync(dbDir, { recursive: true, mode: 0o700 });
   const pin = randomBytes(12).toString('hex');
@@ -59,4 +69,11 @@ export function freshTokenEnv(dataDir: string, softHsmLabel: string): Record<str
     lib.close();
   }
   return { KMS_PKCS11_MODULE: NSS_SOFTOKEN, KMS_PKCS11_TOKEN_LABEL: NSS_TOKEN_LABEL, KMS_PKCS11_PIN: pin, KMS_PKCS11_INIT_ARGS: initArgs };
+}
+
+/** A new SoftHSM token in the run's token directory (global-setup.ts), reached through the shim's FIPS-style build. */
+function fipsTokenEnv(label: string): Record<string, string> {
+  const pin = randomBytes(12).toString('hex');
+  createTokenIfMissing({ modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel: label, pin, logger: pino({ level: 'silent' }) });
+  return { KMS_PKCS11_MODULE: builtFipsShim(), KMS_PKCS11_TOKEN_LABEL: label, KMS_PKCS11_PIN: pin, KMS_PKCS11_GCM_IV: 'token-params' };
 }

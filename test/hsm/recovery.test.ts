@@ -50,7 +50,7 @@ describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls
       expect(created.status).toBe(200);
     });
 
-    it('shows in its state the re-initialisations, the last failure and its sessions', async () => {
+    it('shows in its state the recoveries, the last failure and its sessions', async () => {
       await roundTrip();
       const before = t.service.hsm.state();
       expect(before.sessions).toMatchObject({ size: t.config.hsmSessions, busy: 0, abandoned: 0 });
@@ -59,7 +59,8 @@ describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls
       side.finalize();
       await roundTrip();
       const after = t.service.hsm.state();
-      expect(after.reinitialisations).toBe(before.reinitialisations + 1);
+      expect(after.recoveries).toBe(before.recoveries + 1);
+      expect(after.rereads).toBe(before.rereads);
       expect(after.lastError?.cause).toMatch(/^CKR_/);
       expect(Date.parse(after.lastError!.at)).toBeGreaterThan(0);
       expect(after.backingOff).toBe(false);

@@ -30,11 +30,12 @@ describe('additional_authenticated_data', () => {
 });
 
 describe('GCM additional data', () => {
-  const base: Binding = { keyId: 'k', materialVersion: 0, projectId: 'p', context: '', aad: '' };
+  const base: Binding = { purpose: 'datakey', keyId: 'k', materialVersion: 0, projectId: 'p', context: '', aad: '' };
 
   it('differs whenever any bound field differs, even when the fields concatenate alike', () => {
     const variants: Binding[] = [
       base,
+      { ...base, purpose: 'data' },
       { ...base, keyId: 'k2' },
       { ...base, materialVersion: 1 },
       { ...base, projectId: 'p2' },
@@ -45,5 +46,18 @@ describe('GCM additional data', () => {
     ];
     const encoded = new Set(variants.map((binding) => encodeBinding(binding).toString('hex')));
     expect(encoded.size).toBe(variants.length);
+  });
+
+  it("keeps the data key's additional data as it always was, so blobs made before purposes still open", () => {
+    const encoded = encodeBinding(base);
+    const domain = 'huawei-kms-compatible/datakey/v1';
+    expect(encoded.readUInt32BE(0)).toBe(domain.length);
+    expect(encoded.toString('utf8', 4, 4 + domain.length)).toBe(domain);
+  });
+
+  it('names the purpose first, so a data blob and a data key blob never share additional data', () => {
+    const data = encodeBinding({ ...base, purpose: 'data' });
+    expect(data.toString('utf8', 4, 4 + data.readUInt32BE(0))).toBe('huawei-kms-compatible/data/v1');
+    expect(data.equals(encodeBinding(base))).toBe(false);
   });
 });

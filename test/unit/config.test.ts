@@ -18,22 +18,21 @@ describe('KMS_WORKERS', () => {
   });
 });
 
-describe('KMS_PKCS11_CRYPTO_CALLS', () => {
-  const external = { KMS_PKCS11_MODULE: '/usr/lib/vendor/libpkcs11.so', KMS_PKCS11_PIN: '1234' };
-
-  it('defaults to inline calls for the embedded SoftHSM and worker threads for any other module', () => {
-    expect(loadConfig({}).hsmCryptoCalls).toBe('sync');
-    expect(loadConfig(external).hsmCryptoCalls).toBe('async');
-    expect(loadConfig({ ...external, KMS_PKCS11_CRYPTO_CALLS: 'auto' }).hsmCryptoCalls).toBe('async');
+describe('the module capabilities set one by one', () => {
+  it('leave every capability to the profile by default', () => {
+    expect(loadConfig({}).hsmCapabilities).toEqual({ gcmIv: 'auto', cryptoCalls: 'auto' });
   });
 
-  it('can be set either way', () => {
-    expect(loadConfig({ KMS_PKCS11_CRYPTO_CALLS: 'async' }).hsmCryptoCalls).toBe('async');
-    expect(loadConfig({ ...external, KMS_PKCS11_CRYPTO_CALLS: 'sync' }).hsmCryptoCalls).toBe('sync');
+  it('read each capability', () => {
+    const config = loadConfig({ KMS_PKCS11_GCM_IV: 'token-params', KMS_PKCS11_CRYPTO_CALLS: 'async' });
+    expect(config.hsmCapabilities).toEqual({ gcmIv: 'token-params', cryptoCalls: 'async' });
   });
 
-  it('refuses anything else', () => {
-    expect(() => loadConfig({ KMS_PKCS11_CRYPTO_CALLS: 'threads' })).toThrow(ConfigError);
+  it.each([
+    ['KMS_PKCS11_GCM_IV', 'hsm'],
+    ['KMS_PKCS11_CRYPTO_CALLS', 'threads'],
+  ])('refuse %s=%s, naming the values allowed', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name} must be auto, `));
   });
 });
 

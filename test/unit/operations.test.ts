@@ -9,50 +9,69 @@ import path from 'node:path';
 import { HEALTH_ROUTES } from '../../src/http/health-routes';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
+import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
+import { grantOperations } from '../../src/http/routes/grants';
 import { keyOperations } from '../../src/http/routes/keys';
+import { quotaOperations } from '../../src/http/routes/quotas';
+import { versionDocuments } from '../../src/http/routes/versions';
 import type { DataKeyService } from '../../src/kms/datakey-service';
+import type { GrantService } from '../../src/kms/grant-service';
 import type { KeyService } from '../../src/kms/key-service';
+import type { QuotaService } from '../../src/kms/quota-service';
 import { loadOpenApiDocument, OPENAPI_PATH } from '../../src/openapi-spec';
 
 /** The service's operations; their handlers are never called here. */
-const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyOperations({} as DataKeyService)];
+const operations: Operation[] = [
+  ...keyOperations({} as KeyService),
+  ...dataKeyOperations({} as DataKeyService),
+  ...dataOperations({} as DataOperationsDeps),
+  ...grantOperations({} as GrantService),
+  ...quotaOperations({} as QuotaService),
+];
+const documents = versionDocuments();
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
-    expect(() => checkOperations(loadOpenApiDocument(), operations, HEALTH_ROUTES)).not.toThrow();
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents, HEALTH_ROUTES)).not.toThrow();
   });
 
   it('the health probes are the routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
     const document = loadOpenApiDocument();
-    expect(() => checkOperations(document, operations)).toThrow('GET /readyz is in openapi.yaml but has no handler');
+    expect(() => checkOperations(document, operations, documents)).toThrow('GET /readyz is in openapi.yaml but has no handler');
     const readyz = document.paths['/readyz'] as { get: object };
     const withCredential = { paths: { ...document.paths, '/readyz': { get: { ...readyz.get, security: undefined } } } };
-    expect(() => checkOperations(withCredential, operations, HEALTH_ROUTES)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
+    expect(() => checkOperations(withCredential, operations, documents, HEALTH_ROUTES)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
     const listKeys = document.paths['/v1.0/{project_id}/kms/list-keys']!;
     const publicListKeys = { paths: { ...document.paths, '/v1.0/{project_id}/kms/list-keys': { post: { ...listKeys.post, security: [] } } } };
-    expect(() => checkOperations(publicListKeys, operations, HEALTH_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
+    expect(() => checkOperations(publicListKeys, operations, documents, HEALTH_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
+  });
+
+  it('a documented GET without its handler fails (user-quotas; the public version list)', () => {
+    const withoutQuotas = operations.filter((op) => op.name !== 'user-quotas');
+    expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, HEALTH_ROUTES)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents.slice(1), HEALTH_ROUTES)).toThrow('GET / is in openapi.yaml but has no handler');
   });
 
   it('a documented path without a handler fails', () => {
     const withoutDecrypt = operations.filter((op) => op.name !== 'decrypt-datakey');
-    expect(() => checkOperations(loadOpenApiDocument(), withoutDecrypt)).toThrow('POST /v1.0/{project_id}/kms/decrypt-datakey is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), withoutDecrypt, documents)).toThrow('POST /v1.0/{project_id}/kms/decrypt-datakey is in openapi.yaml but has no handler');
   });
 
   it('a documented method without a handler fails (a GET beside the POST)', () => {
     const document = loadOpenApiDocument();
     const listKeys = document.paths['/v1.0/{project_id}/kms/list-keys']!;
     const withGet = { paths: { ...document.paths, '/v1.0/{project_id}/kms/list-keys': { ...listKeys, get: listKeys.post } } };
-    expect(() => checkOperations(withGet, operations)).toThrow('GET /v1.0/{project_id}/kms/list-keys is in openapi.yaml but has no handler');
+    expect(() => checkOperations(withGet, operations, documents)).toThrow('GET /v1.0/{project_id}/kms/list-keys is in openapi.yaml but has no handler');
   });
 
   it('a handler of a path the document does not describe fails', () => {
     const document = loadOpenApiDocument();
     const { ['/v1.0/{project_id}/kms/create-key']: _dropped, ...paths } = document.paths;
-    expect(() => checkOperations({ paths }, operations)).toThrow('POST /v1.0/{project_id}/kms/create-key has a handler but openapi.yaml does not describe it');
+    expect(() => checkOperations({ paths }, operations, documents)).toThrow('POST /v1.0/{project_id}/kms/create-key has a handler but openapi.yaml does not describe it');
   });
 
   it('two handlers of one path fail', () => {
-    expect(() => checkOperations(loadOpenApiDocument(), [...operations, operations[0]!])).toThrow('two operations handle POST /v1.0/{project_id}/kms/create-key');
+    expect(() => checkOperations(loadOpenApiDocument(), [...operations, operations[0]!], documents)).toThrow('two operations handle POST /v1.0/{project_id}/kms/create-key');
   });
 });
 

@@ -1,0 +1,189 @@
+import * as graphene from 'graphene-pk11';
+import type { Logger } from 'pino';
+import { KmsError } from '../errors';
+import { classifyCkr } from './ckr';
+import type { MaterialRef } from './hsm';
+import type { KeyKind } from './key-kinds/key-kind';
+import { RereadSchedule } from './reread-schedule';
+import type { SessionRunner } from './session-runner';
+import { ALL_SECRET_KEYS_TEMPLATE, findMaterialTemplate, parseObjectLabel } from './templates';
+import type { TokenLock } from './token-lock';
+
+/**
+ * A key the database knows but the token does not show makes this process re-read the token (by
+ * re-initialising the module) before it answers 404; at most once per this interval.
+ */
+const REREAD_MIN_INTERVAL_MS = 1000;
+
+function materialKey(ref: MaterialRef): string {
+  return `${ref.keyId}/${ref.version}`;
+}
+
+/**
+ * The token's key objects as this process sees them: a cache of object handles by material
+ * reference (the token is read once at start-up and after each re-initialisation, because a find
+ * gets slower as the token fills), fresh lookups, and the changes of the token (generation and
+ * destruction), which every process of the service makes only under the token lock.
+ *
+ * Throws what the session runner throws (KmsErrors), and KMS.0207 for material the token does not
+ * hold after a fresh lookup and a re-read of the token.
+ */
+export class KeyObjects {
+  private readonly handles = new Map<string, Buffer>();
+  private readonly rereads: RereadSchedule;
+
+  constructor(
+    private readonly runner: () => SessionRunner,
+    private readonly logger: Logger,
+    private readonly writeLock: TokenLock | undefined,
+  ) {
+    this.rereads = new RereadSchedule(() => {
+      this.logger.warn('key material not found: re-reading the token before answering');
+      return this.runner().reinitialise('reread');
+    }, REREAD_MIN_INTERVAL_MS);
+  }
+
+  get size(): number {
+    return this.handles.size;
+  }
+
+  list(): MaterialRef[] {
+    return [...this.handles.keys()].map((key) => {
+      const [keyId, version] = key.split('/');
+      return { keyId: keyId!, version: Number(version) };
+    });
+  }
+
+  /** Forgets every handle (the module is being re-initialised: they will name other objects, or none). */
+  clear(): void {
+    this.handles.clear();
+  }
+
+  /**
+   * Reads every secret key of the token once and caches the handles of ours. An object whose label
+   * cannot be read is skipped (and counted in the log): it cannot be one this service can use, and
+   * one unreadable object must not stop the service from starting.
+   */
+  readToken(session: graphene.Session): void {
+    const objects = session.find(ALL_SECRET_KEYS_TEMPLATE);
+    let unreadable = 0;
+    for (let i = 0; i < objects.length; i++) {
+      const object = objects.items(i);
+      let label: unknown;
+      try {
+        label = object.getAttribute({ label: null }).label;
+      } catch {
+        unreadable++;
+        continue;
+      }
+      const ref = typeof label === 'string' ? parseObjectLabel(label) : undefined;
+      if (ref) this.handles.set(materialKey(ref), object.handle);
+    }
+    if (unreadable > 0) this.logger.warn({ unreadable }, 'secret keys of the token whose label cannot be read were skipped');
+  }
+
+  /**
+   * Generates `ref`'s material of `kind`, or keeps what the token holds for it already. Under the
+   * token lock, after a fresh look: that brings this process's view of the token up to date before
+   * the write (see TokenLock), and a retry after a failure that came once the HSM had made the key
+   * finds that key instead of making a second one.
+   */
+  async generate(ref: MaterialRef, kind: KeyKind): Promise<void> {
+    await this.changingToken(() =>
+      this.runner().run('generate key', async (session) => {
+        const existing = this.findAll(session, ref)[0];
+        const handle = existing ?? (await kind.generate(session, ref))[0];
+        // Cached before the session goes back, so a module re-initialisation (which waits for every
+        // session) cannot run in between and leave a handle of the old module in the cache.
+        if (handle) this.handles.set(materialKey(ref), handle);
+      }),
+    );
+  }
+
+  /**
+   * Destroys every object of `ref`; whether there was any. Under the token lock, after a fresh look
+   * (the find itself): the material of a key of this data directory is only ever made under the same
+   * lock, so what this look does not find is not there, and no re-read of the token is needed (it
+   * would cost every interrupted creation a second).
+   */
+  async destroy(ref: MaterialRef): Promise<boolean> {
+    return this.changingToken(() =>
+      this.runner().run('destroy key', async (session) => {
+        this.handles.delete(materialKey(ref));
+        const found = this.findAll(session, ref);
+        for (const handle of found) {
+          try {
+            new graphene.SessionObject(handle, session, session.lib).destroy();
+          } catch (error) {
+            // Another process destroyed it between our find and our destroy: it is gone either way.
+            if (classifyCkr(error) !== 'handle') throw error;
+          }
+        }
+        return found.length > 0;
+      }),
+    );
+  }
+
+  /** Whether the token holds `ref`'s material: a fresh lookup under the token lock, not the cache. */
+  async has(ref: MaterialRef): Promise<boolean> {
+    return this.changingToken(() => this.runner().run('find key', async (session) => this.findAll(session, ref).length > 0));
+  }
+
+  /**
+   * Runs an operation with the key's object. A stale handle (the object was destroyed or re-created
+   * by another process) gets one fresh lookup. A key the token does not show is looked for once more
+   * after the token was re-read (several processes share the token, and a module's view of it can
+   * lag behind another process's writes); still missing, it is KMS.0207.
+   */
+  async withKey<T>(ref: MaterialRef, what: string, operation: (session: graphene.Session, key: graphene.SecretKey) => Promise<T>): Promise<T> {
+    const cacheKey = materialKey(ref);
+    let reread = false;
+    for (let attempt = 1; ; attempt++) {
+      const cached = this.handles.get(cacheKey);
+      try {
+        return await this.runner().run(what, async (session) => {
+          // Read again here, not `cached`: a retry inside run() may follow a module
+          // re-initialisation, after which the handle read before it names another object or none.
+          const known = this.handles.get(cacheKey);
+          const handle = known ?? this.findAll(session, ref)[0];
+          if (!handle) throw new MaterialMissing(cacheKey);
+          if (!known) this.handles.set(cacheKey, handle);
+          return operation(session, new graphene.SecretKey(handle, session, session.lib));
+        });
+      } catch (error) {
+        if (error instanceof MaterialMissing) {
+          if (reread) throw new KmsError('KMS.0207', { cause: error });
+          // No session is held here: the re-read waits for every session to come back.
+          reread = true;
+          await this.rereads.after();
+          continue;
+        }
+        if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
+        this.handles.delete(cacheKey);
+        if (attempt === 1 && cached) continue;
+        throw new KmsError('KMS.0207', { cause: error });
+      }
+    }
+  }
+
+  /** Every object with the material's CKA_ID (normally one; more only after an interrupted creation elsewhere). */
+  private findAll(session: graphene.Session, ref: MaterialRef): Buffer[] {
+    const found = session.find(findMaterialTemplate(ref));
+    const handles: Buffer[] = [];
+    for (let i = 0; i < found.length; i++) handles.push(found.items(i).handle);
+    return handles;
+  }
+
+  /** Serialises this process's changes of the token with those of the service's other processes. */
+  private changingToken<T>(work: () => Promise<T>): Promise<T> {
+    return this.writeLock ? this.writeLock.hold(work) : work();
+  }
+}
+
+/** The token does not show the material (inside withKey only: it decides between a re-read and 404). */
+class MaterialMissing extends Error {
+  constructor(material: string) {
+    super(`no key material for ${material} in the token`);
+    this.name = 'MaterialMissing';
+  }
+}

@@ -1,0 +1,169 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import { ckrName, ckrOf } from './ckr';
+import type { CapabilityOverrides, ProfileName } from './profile-names';
+import { profileFor, type Pkcs11Profile } from './profiles';
+import { HsmStartError } from './start-error';
+import { finalizeQuietly, initializeOptions, loadModule, tokenSlots } from './token-setup';
+
+/**
+ * Looking for the token right after C_Initialize can fail for a moment while another process
+ * rewrites the token's file (SoftHSM does not list a token whose file is half-written, or answers
+ * CKR_GENERAL_ERROR for it): the module is initialised again and the token looked for again.
+ */
+const ATTACH_ATTEMPTS = 20;
+const ATTACH_RETRY_MS = 100;
+// Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); graphene does not name them.
+const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
+/** ulMaxSessionCount values that set no limit: CK_EFFECTIVELY_INFINITE, and CK_UNAVAILABLE_INFORMATION (~0, as a double). */
+const NO_SESSION_LIMIT = (count: number): boolean => count === 0 || count >= 2 ** 32 - 1;
+
+export interface TokenConnectionOptions {
+  readonly modulePath: string;
+  /** The module's own initialisation string, passed to C_Initialize (see initializeOptions). */
+  readonly initArgs?: string;
+  /** The module's profile (see profiles.ts); `auto` detects it from C_GetInfo. */
+  readonly profile: ProfileName | 'auto';
+  readonly capabilities: CapabilityOverrides;
+  readonly tokenLabel: string;
+  /** The user PIN. Kept in memory for logins after a re-initialisation; never logged. */
+  readonly pin: string;
+}
+
+/**
+ * The bootstrap of the token: the module loaded and initialised, the token's slot found, sessions
+ * opened and logged in to, and the module initialised again when it must be. It knows nothing of
+ * keys, pools or deadlines.
+ *
+ * Throws: `open` and `reinitialise` throw {@link HsmStartError} (a one-line reason) for a missing or
+ * ambiguous token and raw PKCS#11 errors of the module otherwise; `openSession` throws the module's
+ * PKCS#11 errors (the session runner classifies them).
+ */
+export class TokenConnection {
+  readonly module: graphene.Module;
+  /** How this module differs where the service depends on it. */
+  readonly profile: Pkcs11Profile;
+  private slotFound: graphene.Slot | undefined;
+  private sessionLimit: number | undefined;
+
+  private constructor(private readonly options: TokenConnectionOptions) {
+    this.module = loadModule(options.modulePath, options.initArgs);
+    this.profile = profileFor(options.profile, this.module, options.capabilities);
+  }
+
+  /** Loads and initialises the module and finds the token (waiting out another process's rewrite of it). */
+  static async open(options: TokenConnectionOptions): Promise<TokenConnection> {
+    const connection = new TokenConnection(options);
+    try {
+      await connection.attach();
+    } catch (error) {
+      connection.close();
+      throw error;
+    }
+    return connection;
+  }
+
+  get slot(): graphene.Slot {
+    if (!this.slotFound) throw new HsmStartError('the token has not been found');
+    return this.slotFound;
+  }
+
+  /** The mechanisms the token offers (C_GetMechanismList). */
+  mechanisms(): Set<number> {
+    const list = this.slot.getMechanisms();
+    const offered = new Set<number>();
+    for (let i = 0; i < list.length; i++) offered.add(list.items(i).type);
+    return offered;
+  }
+
+  /**
+   * The most sessions the token lets this application open at once (ulMaxSessionCount, read when the
+   * token was found), or undefined for no limit.
+   */
+  maxSessions(): number | undefined {
+    return this.sessionLimit;
+  }
+
+  /** A new read-write session, logged in as the user (login is per application: only the first session needs it). */
+  openSession(): graphene.Session {
+    const session = this.slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
+    try {
+      if (!USER_SESSION_STATES.has(session.state)) {
+        try {
+          session.login(this.options.pin, graphene.UserType.USER);
+        } catch (error) {
+          if (ckrOf(error) !== pkcs11.CKR_USER_ALREADY_LOGGED_IN) throw error;
+        }
+      }
+    } catch (error) {
+      try {
+        session.close();
+      } catch {
+        // Closing is best effort; the login failure is what the caller needs.
+      }
+      throw error;
+    }
+    return session;
+  }
+
+  closeSession(session: graphene.Session): void {
+    session.close();
+  }
+
+  /**
+   * Finalises and initialises the module again (which also makes it read the token afresh) and finds
+   * the token again. Every session of the module is void afterwards, and so is every object handle.
+   */
+  async reinitialise(): Promise<void> {
+    this.slotFound = undefined;
+    try {
+      this.module.finalize();
+    } catch {
+      // Already finalised or the device is gone; initialising again is what matters.
+    }
+    this.module.initialize(initializeOptions(this.options.initArgs));
+    await this.attach();
+  }
+
+  /** Finalises and unloads the module; never throws (the process is done with it). */
+  close(): void {
+    finalizeQuietly(this.module);
+  }
+
+  /**
+   * Finds the token's slot in the initialised module. A token that is not listed, or cannot be
+   * read, may be one another process is rewriting: the module is initialised again, a few times,
+   * before that counts as missing. Never creates a token (see createTokenIfMissing).
+   */
+  private async attach(): Promise<void> {
+    const { tokenLabel, modulePath } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      let problem: HsmStartError;
+      try {
+        const matching = tokenSlots(this.module, tokenLabel);
+        if (matching.length > 1) throw new HsmStartError(`more than one token is labelled "${tokenLabel}"`);
+        if (matching[0]) {
+          // Read here, where a token being rewritten by another process is retried (C_GetTokenInfo
+          // answers SoftHSM's CKR_GENERAL_ERROR meanwhile), not at each use.
+          const count = matching[0].getToken().maxSessionCount;
+          this.sessionLimit = NO_SESSION_LIMIT(count) ? undefined : count;
+          this.slotFound = matching[0];
+          return;
+        }
+        problem = new HsmStartError(`no token labelled "${tokenLabel}" in ${modulePath}`);
+      } catch (error) {
+        if (error instanceof HsmStartError) throw error;
+        problem = new HsmStartError(`cannot read the tokens of ${modulePath}: ${ckrName(error)}`, { cause: error });
+      }
+      if (attempt === ATTACH_ATTEMPTS) throw problem;
+      await sleep(ATTACH_RETRY_MS);
+      try {
+        this.module.finalize();
+      } catch {
+        // Initialising again is what matters.
+      }
+      this.module.initialize(initializeOptions(this.options.initArgs));
+    }
+  }
+}

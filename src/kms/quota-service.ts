@@ -1,0 +1,40 @@
+import type { GrantStore } from '../store/grant-store';
+import type { KeyStore } from '../store/key-store';
+import type { ShowUserInstancesResponse, ShowUserQuotasResponse } from './api-types';
+import type { Clock, RequestContext } from './context';
+
+export interface QuotaServiceDeps {
+  readonly keys: KeyStore;
+  readonly grants: GrantStore;
+  readonly clock: Clock;
+  /** KMS_MAX_KEYS_PER_PROJECT */
+  readonly maxKeysPerProject: number;
+  /** KMS_MAX_GRANTS_PER_KEY */
+  readonly maxGrantsPerKey: number;
+}
+
+/**
+ * The project's quotas as the API reports them, counted now against the configured limits: the
+ * same counts create-key (KMS.1105) and create-grant (KMS.2404) are refused by. Every key here is
+ * a customer's own (there are no default keys), so all count.
+ */
+export class QuotaService {
+  constructor(private readonly deps: QuotaServiceDeps) {}
+
+  userQuotas(ctx: RequestContext): ShowUserQuotasResponse {
+    const now = this.deps.clock();
+    return {
+      quotas: {
+        resources: [
+          { type: 'CMK', used: this.deps.keys.countKeys(ctx.projectId, now), quota: this.deps.maxKeysPerProject },
+          // A quota per key: "used" is how close the project's fullest key is to it.
+          { type: 'grant_per_CMK', used: this.deps.grants.mostOnAKey(ctx.projectId, now), quota: this.deps.maxGrantsPerKey },
+        ],
+      },
+    };
+  }
+
+  userInstances(ctx: RequestContext): ShowUserInstancesResponse {
+    return { instance_num: this.deps.keys.countKeys(ctx.projectId, this.deps.clock()) };
+  }
+}
