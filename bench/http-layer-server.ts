@@ -17,6 +17,7 @@ import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
 import type { KeyService } from '../src/kms/key-service';
+import type { RotationService } from '../src/kms/rotation-service';
 import { createLogger } from '../src/logger';
 
 const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab'.repeat(64), cipher_text: 'cd'.repeat(124) };
@@ -29,7 +30,7 @@ function expressStub(samePrototypes: boolean): void {
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
   const dataOperations = {} as DataOperationsDeps;
-  const app = buildApp({ keys: {} as KeyService, dataKeys, dataOperations, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
+  const app = buildApp({ keys: {} as KeyService, dataKeys, dataOperations, rotation: {} as RotationService, authenticator, audit, logger: createLogger('info'), bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }

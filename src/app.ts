@@ -16,9 +16,11 @@ import { accessLog, requestIds } from './http/request-log';
 import { dataKeyOperations } from './http/routes/datakeys';
 import { dataOperations, type DataOperationsDeps } from './http/routes/data';
 import { keyOperations } from './http/routes/keys';
+import { rotationOperations } from './http/routes/rotation';
 import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { KeyService } from './kms/key-service';
+import type { RotationService } from './kms/rotation-service';
 import { loadOpenApiDocument } from './openapi-spec';
 
 export interface AppDeps {
@@ -26,6 +28,8 @@ export interface AppDeps {
   readonly dataKeys: DataKeyService;
   /** encrypt-data, decrypt-data, gen-random, re-encrypt. */
   readonly dataOperations: DataOperationsDeps;
+  /** The rotation endpoints. */
+  readonly rotation: RotationService;
   readonly authenticator: Authenticator;
   readonly audit: AuditSink;
   readonly logger: Logger;
@@ -50,7 +54,7 @@ function rawProjectId(req: Request): string {
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
-  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
+  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations), ...rotationOperations(deps.rotation)];
   checkOperations(document, operations);
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);

@@ -44,3 +44,9 @@ export type DecryptDataResponse = Schemas['DecryptDataResponse'];
 export type GenRandomResponse = Schemas['GenRandomResponse'];
 export type ReEncryptResponse = Schemas['ReEncryptResponse'];
 export type EncryptionAlgorithm = Schemas['ReEncryptionAlgorithm'];
+
+// Rotation.
+export type UpdateKeyRotationIntervalRequest = Schemas['UpdateKeyRotationIntervalRequestBody'];
+export type EmptyResponse = Schemas['EmptyResponse'];
+export type RotateOnDemandResponse = Schemas['RotateOnDemandResponse'];
+export type KeyRotationStatusResponse = Schemas['KeyRotationStatusResponse'];

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
+import type { RotationStore } from '../store/rotation-store';
 import { DuplicateAliasError, QuotaExceededError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
 import type {
   CreateKeyRequest,
@@ -42,6 +43,8 @@ export interface KeyServiceDeps {
   readonly logger: Logger;
   readonly region: string;
   readonly maxKeysPerProject: number;
+  /** Rotation settings, for key_rotation_enabled in key details. */
+  readonly rotations: RotationStore;
 }
 
 /** Parses a JSON-string integer the schema already limited to digits; anything else is `code`. */
@@ -125,7 +128,8 @@ export class KeyService {
   }
 
   describeKey(ctx: RequestContext, request: OperateKeyRequest): DescribeKeyResponse {
-    return { key_info: keyDetails(this.visibleKey(ctx, request.key_id), this.deps.region) };
+    const record = this.visibleKey(ctx, request.key_id);
+    return { key_info: keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled) };
   }
 
   listKeys(ctx: RequestContext, request: ListKeysRequest): ListKeysResponse {
@@ -145,7 +149,7 @@ export class KeyService {
     const truncated = offset + records.length < total;
     return {
       keys: records.map((record) => record.keyId),
-      key_details: records.map((record) => keyDetails(record, this.deps.region)),
+      key_details: records.map((record) => keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled)),
       next_marker: truncated ? String(offset + records.length) : '',
       truncated: truncated ? 'true' : 'false',
       total,
@@ -236,7 +240,7 @@ export class KeyService {
    * A key of the caller's project that still exists: a key whose deletion window ended is gone.
    * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next.
    */
-  private visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
+  visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
     const record = this.deps.store.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
     ctx.actedOn.keyId = record.keyId;
