@@ -28,6 +28,7 @@ const ON_NSS = [
   'api/data',
   'api/gen-random',
   'api/re-encrypt',
+  'api/rotation',
   'hsm/key-material',
   'hsm/recovery',
 ];
