@@ -10,12 +10,14 @@ import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
 import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
 import { keyOperations } from '../../src/http/routes/keys';
+import { rotationOperations } from '../../src/http/routes/rotation';
 import type { DataKeyService } from '../../src/kms/datakey-service';
 import type { KeyService } from '../../src/kms/key-service';
+import type { RotationService } from '../../src/kms/rotation-service';
 import { loadOpenApiDocument, OPENAPI_PATH } from '../../src/openapi-spec';
 
 /** The service's operations; their handlers are never called here. */
-const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyOperations({} as DataKeyService), ...dataOperations({} as DataOperationsDeps)];
+const operations: Operation[] = [...keyOperations({} as KeyService), ...dataKeyOperations({} as DataKeyService), ...dataOperations({} as DataOperationsDeps), ...rotationOperations({} as RotationService)];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
