@@ -33,6 +33,7 @@ const ON_EVERY_MODULE = [
   'api/data',
   'api/gen-random',
   'api/re-encrypt',
+  'api/rotation',
   'hsm/key-material',
   'hsm/recovery',
 ];

@@ -19,6 +19,7 @@ import type { DataKeyService } from '../src/kms/datakey-service';
 import type { GrantService } from '../src/kms/grant-service';
 import type { KeyService } from '../src/kms/key-service';
 import type { QuotaService } from '../src/kms/quota-service';
+import type { RotationService } from '../src/kms/rotation-service';
 import { createLogger } from '../src/logger';
 import { Readiness } from '../src/health/readiness';
 
@@ -33,7 +34,7 @@ function expressStub(samePrototypes: boolean): void {
   const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
   const logger = createLogger('info');
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
-  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps };
+  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService };
   const app = buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);

@@ -21,11 +21,13 @@ import { grantOperations } from './http/routes/grants';
 import { keyOperations } from './http/routes/keys';
 import { quotaOperations } from './http/routes/quotas';
 import { versionDocuments } from './http/routes/versions';
+import { rotationOperations } from './http/routes/rotation';
 import type { ActedOn } from './kms/context';
 import type { DataKeyService } from './kms/datakey-service';
 import type { GrantService } from './kms/grant-service';
 import type { KeyService } from './kms/key-service';
 import type { QuotaService } from './kms/quota-service';
+import type { RotationService } from './kms/rotation-service';
 import { loadOpenApiDocument } from './openapi-spec';
 
 export interface AppDeps {
@@ -35,6 +37,8 @@ export interface AppDeps {
   readonly dataOperations: DataOperationsDeps;
   readonly grants: GrantService;
   readonly quotas: QuotaService;
+  /** The rotation endpoints. */
+  readonly rotation: RotationService;
   readonly authenticator: Authenticator;
   readonly audit: AuditSink;
   readonly logger: Logger;
@@ -72,7 +76,7 @@ function rawProjectId(req: Request): string {
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
   const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
-  operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas));
+  operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas), ...rotationOperations(deps.rotation));
   const documents = versionDocuments();
   checkOperations(document, operations, documents, HEALTH_ROUTES);
   const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));

@@ -81,6 +81,14 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
   readonly auditHeadIntervalMs: number;
+  /**
+   * Encryptions per CMK material version after which the key is rotated, scheduled rotation on or
+   * not: the share of the GCM IV budget (2^32 with random 96-bit IVs, NIST SP 800-38D) this
+   * service uses. Default 2^30, a quarter of it.
+   */
+  readonly sealBudget: number;
+  /** How often each process adds its counted seals to the database, in milliseconds. */
+  readonly sealCountFlushMs: number;
 }
 
 export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -217,5 +225,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+    sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
+    sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,
   });
 }

@@ -25,12 +25,16 @@ import { GrantAccess, GrantService } from './kms/grant-service';
 import { KeyService } from './kms/key-service';
 import { QuotaService } from './kms/quota-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
+import { KeyRotator } from './kms/key-rotation';
+import { RotationService } from './kms/rotation-service';
+import { SealUsage } from './kms/seal-usage';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
 import { openDatabase } from './store/database';
 import { GrantStore } from './store/grant-store';
 import { KeyStore } from './store/key-store';
+import { RotationStore } from './store/rotation-store';
 
 export interface RunningService {
   readonly url: string;
@@ -39,6 +43,9 @@ export interface RunningService {
   readonly store: KeyStore;
   readonly credentials: CredentialService;
   readonly maintenance: KeyMaintenance;
+  /** This process's seal counts (flushed on a timer and at close). */
+  readonly usage: SealUsage;
+  readonly rotator: KeyRotator;
   /** Stops accepting requests, lets those in flight finish, then closes the HSM, the audit log and the database. */
   close(): Promise<void>;
 }
@@ -88,9 +95,13 @@ export async function startService(config: Config, options: StartOptions): Promi
   await bootstrapAdminCredential(config, credentials, logger);
   const grantStore = new GrantStore(db);
   const grantAccess = new GrantAccess(grantStore, clock);
-  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
-  const dataKeys = new DataKeyService({ keys, hsm });
-  const sealer = new Sealer(hsm);
+  const rotations = new RotationStore(db, store);
+  const rotator = new KeyRotator({ rotations, hsm, clock, logger, sealBudget: config.sealBudget });
+  const usage = new SealUsage(rotations, rotator, logger);
+  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess, rotations });
+  const dataKeys = new DataKeyService({ keys, hsm, usage });
+  const sealer = new Sealer(hsm, usage);
+  const rotation = new RotationService({ keys, rotations, rotator, usage, clock });
   const dataOperations = {
     data: new DataService({ keys, sealer }),
     random: new RandomService(hsm),
@@ -106,12 +117,14 @@ export async function startService(config: Config, options: StartOptions): Promi
     maxGrantsPerKey: config.maxGrantsPerKey,
   });
   const quotas = new QuotaService({ keys: store, grants: grantStore, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
-  const maintenance = new KeyMaintenance({ store, hsm, clock, logger });
+  const maintenance = new KeyMaintenance({ store, hsm, clock, logger, rotator });
   if (runMaintenance) {
     // A restarted cluster worker reconciles beside workers that may be creating keys right now.
-    if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger }, !options.clusterWorker);
+    if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker);
     maintenance.start(config.sweepIntervalMs);
   }
+  // Every serving process counts its own seals (a cluster's workers each), and rotates past the budget.
+  usage.start(config.sealCountFlushMs);
 
   const inFlight = new InFlight();
   let draining = false;
@@ -131,6 +144,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     dataOperations,
     grants,
     quotas,
+    rotation,
     authenticator: new Authenticator(credentials, clock),
     audit,
     logger,
@@ -162,6 +176,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     });
   } catch (error) {
     await maintenance.stop();
+    await usage.stop().catch(() => undefined);
     await hsm.close();
     await audit.close();
     db.close();
@@ -180,6 +195,8 @@ export async function startService(config: Config, options: StartOptions): Promi
       // Clients that hung up leave their operations running: let them finish before the HSM closes.
       await inFlight.idle();
       await maintenance.stop();
+      // Before the database closes: the counts of this process's last seals are kept.
+      await usage.stop().catch((error: unknown) => logger.error({ err: error }, 'could not write the last seal counts'));
       await hsm.close();
       try {
         await audit.close();
@@ -189,7 +206,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       logger.info('KMS stopped');
     })());
 
-  return { url, port, hsm, store, credentials, maintenance, close };
+  return { url, port, hsm, store, credentials, maintenance, usage, rotator, close };
 }
 
 /**
@@ -206,7 +223,9 @@ export async function initialiseDataDirectory(config: Config, logger: Logger): P
       const changes = new ChangeWatch(db);
       await bootstrapAdminCredential(config, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
       // The initialiser runs before any worker: no other process serves the data directory.
-      await reconcileAtStart({ store: new KeyStore(db, changes), hsm, clock: systemClock, logger }, true);
+      const store = new KeyStore(db, changes);
+      const rotator = new KeyRotator({ rotations: new RotationStore(db, store), hsm, clock: systemClock, logger, sealBudget: config.sealBudget });
+      await reconcileAtStart({ store, hsm, clock: systemClock, logger, rotator }, true);
     } finally {
       db.close();
     }

@@ -501,6 +501,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/enable-key-rotation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn on scheduled rotation of a key (every rotation_interval days, 365 by default). */
+        post: operations["enableKeyRotation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/disable-key-rotation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn off scheduled rotation of a key (the seal budget still rotates it). */
+        post: operations["disableKeyRotation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/update-key-rotation-interval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change the days between scheduled rotations of a key whose rotation is on. */
+        post: operations["updateKeyRotationInterval"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/get-key-rotation-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotation settings of a key, its rotations, and its material versions with their seal counts. */
+        post: operations["getKeyRotationStatus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/rotate-on-demand": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rotate a key now; new encryptions use the new material version, and every older blob still decrypts. */
+        post: operations["rotateOnDemand"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -906,6 +991,42 @@ export interface components {
         };
         /** @enum {string} */
         CheckOutcome: "ok" | "failed" | "timeout";
+        /** @description Days between scheduled rotations, 30 to 365 (a JSON number, as the SDK's model sends it). */
+        RotationInterval: number;
+        UpdateKeyRotationIntervalRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            rotation_interval: components["schemas"]["RotationInterval"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        RotateOnDemandResponse: {
+            key_id: string;
+        };
+        KeyMaterial: {
+            /** @description Milliseconds since the epoch. */
+            create_time: string;
+            /** @description Always empty (material made here does not expire). */
+            expiration_time: string;
+            /** @description 2: enabled (the newest version encrypts; every version decrypts). */
+            state: number;
+            /** @description Extension: the material version blobs carry, from 0. */
+            version: number;
+            /** @description Extension: encryptions under this version so far (the flushed count plus this process's unflushed one). */
+            seal_count: number;
+        };
+        KeyRotationStatusResponse: {
+            /** @description A JSON boolean here (describe-key's key_rotation_enabled is a string). */
+            key_rotation_enabled: boolean;
+            /** @description Days between scheduled rotations. */
+            rotation_interval: number;
+            /** @description Milliseconds since the epoch; empty when never rotated. */
+            last_rotation_time: string;
+            number_of_rotations: number;
+            key_materials: components["schemas"]["KeyMaterial"][];
+            /** @description Extension: encryptions under the current material version (the GCM IV budget's count). */
+            seal_count: number;
+            /** @description Extension: encryptions per version after which the key is rotated, whether or not scheduled rotation is on. */
+            seal_budget: number;
+        };
     };
     responses: {
         /**
@@ -1736,6 +1857,151 @@ export interface operations {
                     "application/json": components["schemas"]["ReadinessResponse"];
                 };
             };
+        };
+    };
+    enableKeyRotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    disableKeyRotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    updateKeyRotationInterval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateKeyRotationIntervalRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    getKeyRotationStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyRotationStatusResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    rotateOnDemand: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotateOnDemandResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
         };
     };
 }

@@ -57,3 +57,8 @@ export type EmptyResponse = Schemas['EmptyResponse'];
 export type ShowUserQuotasResponse = Schemas['ShowUserQuotasResponse'];
 export type ShowUserInstancesResponse = Schemas['ShowUserInstancesResponse'];
 export type ApiVersionDetail = Schemas['ApiVersionDetail'];
+
+// Rotation.
+export type UpdateKeyRotationIntervalRequest = Schemas['UpdateKeyRotationIntervalRequestBody'];
+export type RotateOnDemandResponse = Schemas['RotateOnDemandResponse'];
+export type KeyRotationStatusResponse = Schemas['KeyRotationStatusResponse'];

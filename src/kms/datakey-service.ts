@@ -16,6 +16,7 @@ import { canonicalContext, checkedAad, encodeBinding } from './binding';
 import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
+import type { SealCounter } from './sealing';
 
 const DIGEST_BYTES = 32;
 const DEFAULT_DATAKEY_BYTES = 32;
@@ -31,6 +32,8 @@ const KEY_SPEC_BYTES: ReadonlyMap<string, number> = new Map([
 export interface DataKeyServiceDeps {
   readonly keys: KeyService;
   readonly hsm: Hsm;
+  /** Every seal is counted against its material version's GCM IV budget. */
+  readonly usage: SealCounter;
 }
 
 const hex = (bytes: Buffer): string => bytes.toString('hex').toUpperCase();
@@ -140,7 +143,10 @@ export class DataKeyService {
   }
 
   private async seal(key: KeyRecord, plaintext: Buffer, aad: Buffer): Promise<Buffer> {
-    const sealed = await this.deps.hsm.encrypt({ keyId: key.keyId, version: key.materialVersion }, plaintext, aad);
+    const ref = { keyId: key.keyId, version: key.materialVersion };
+    // Counted before the call: an encryption whose answer is lost may still have used an IV.
+    this.deps.usage.count(ref);
+    const sealed = await this.deps.hsm.encrypt(ref, plaintext, aad);
     return encodeBlob({ keyId: key.keyId, materialVersion: key.materialVersion, ...sealed });
   }
 

@@ -2,7 +2,7 @@ import type { KeyDetails } from './api-types';
 import type { KeyRecord } from '../store/key-store';
 
 /** The API's view of a key record. Dates are milliseconds since the epoch, as strings. */
-export function keyDetails(record: KeyRecord, realm: string): KeyDetails {
+export function keyDetails(record: KeyRecord, realm: string, rotationEnabled: boolean): KeyDetails {
   return {
     key_id: record.keyId,
     // Until identities land (a domain owns projects), a project is its own domain.
@@ -19,7 +19,8 @@ export function keyDetails(record: KeyRecord, realm: string): KeyDetails {
     key_type: '1',
     expiration_time: '',
     origin: record.origin,
-    key_rotation_enabled: 'false',
+    // A string here, as the API's KeyDetails has it (get-key-rotation-status answers a boolean).
+    key_rotation_enabled: rotationEnabled ? 'true' : 'false',
     sys_enterprise_project_id: '0',
     keystore_id: '0',
   };

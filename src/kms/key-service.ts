@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
+import type { RotationStore } from '../store/rotation-store';
 import { DuplicateAliasError, QuotaExceededError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
 import type {
   CreateKeyRequest,
@@ -42,6 +43,8 @@ export interface KeyServiceDeps {
   readonly logger: Logger;
   readonly region: string;
   readonly maxKeysPerProject: number;
+  /** Rotation settings, for key_rotation_enabled in key details. */
+  readonly rotations: RotationStore;
   /** Finds the grant that lets a request allowed only by a grant act on a key (grant-service.ts). */
   readonly grants: KeyGrants;
 }
@@ -132,7 +135,8 @@ export class KeyService {
   }
 
   describeKey(ctx: RequestContext, request: OperateKeyRequest): DescribeKeyResponse {
-    return { key_info: keyDetails(this.visibleKey(ctx, request.key_id), this.deps.region) };
+    const record = this.visibleKey(ctx, request.key_id);
+    return { key_info: keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled) };
   }
 
   listKeys(ctx: RequestContext, request: ListKeysRequest): ListKeysResponse {
@@ -152,7 +156,7 @@ export class KeyService {
     const truncated = offset + records.length < total;
     return {
       keys: records.map((record) => record.keyId),
-      key_details: records.map((record) => keyDetails(record, this.deps.region)),
+      key_details: records.map((record) => keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled)),
       next_marker: truncated ? String(offset + records.length) : '',
       truncated: truncated ? 'true' : 'false',
       total,

@@ -3,6 +3,7 @@ import type { Hsm } from '../hsm/hsm';
 import { isSystemKey } from '../hsm/system-keys';
 import type { KeyRecord, KeyStore } from '../store/key-store';
 import type { Clock } from './context';
+import type { KeyRotator } from './key-rotation';
 
 export interface MaintenanceDeps {
   readonly store: KeyStore;
@@ -14,6 +15,11 @@ export interface MaintenanceDeps {
    * the data directory may be in the middle of creating it; a creation takes milliseconds.
    */
   readonly provisioningGraceMs?: number;
+  /**
+   * Rotations: interrupted ones are rolled back (with the same grace as creations), then due
+   * scheduled rotations and versions past the seal budget are rotated. Without it, none of that.
+   */
+  readonly rotator?: KeyRotator;
 }
 
 export interface ReconcileReport {
@@ -21,7 +27,10 @@ export interface ReconcileReport {
   readonly rolledBack: number;
   /** Keys whose deletion window had ended and whose material was destroyed now. */
   readonly deleted: number;
-  /** Records that could not be finished in this pass (logged; the next pass tries them again). */
+  /**
+   * Records that could not be finished in this pass, rotations and their roll-backs included
+   * (logged; the next pass tries them again).
+   */
   readonly failed: number;
 }
 
@@ -111,6 +120,13 @@ export class KeyMaintenance {
     }
     // A record finished elsewhere (another process, an alias released by create-key) is forgotten.
     for (const keyId of this.failures.keys()) if (!attempted.has(keyId)) this.failures.delete(keyId);
+    const { rotator } = this.deps;
+    if (rotator) {
+      // Roll-backs first: a key whose rotation was interrupted is claimed until then. Each is logged.
+      const reconciled = await rotator.reconcile(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS));
+      const due = await rotator.rotateDue();
+      failed += reconciled.failed + due.failed;
+    }
     if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
     return { rolledBack, deleted, failed };
   }

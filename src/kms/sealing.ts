@@ -1,5 +1,5 @@
 import { KmsError } from '../errors';
-import type { Hsm } from '../hsm/hsm';
+import type { Hsm, MaterialRef } from '../hsm/hsm';
 import type { EncryptionAlgorithm } from './api-types';
 import type { KeyRecord } from '../store/key-store';
 import { canonicalContext, checkedAad, encodeBinding, type BlobPurpose } from './binding';
@@ -31,17 +31,28 @@ export function checkedBinding(encryptionContext: unknown, additionalAuthenticat
   return { context: canonicalContext(encryptionContext), aad: checkedAad(additionalAuthenticatedData) };
 }
 
+/** Counts seals per material version (the GCM IV budget: seal-usage.ts). */
+export interface SealCounter {
+  count(ref: MaterialRef): void;
+}
+
 /**
  * Seals and opens blobs of a purpose under a CMK, in the HSM, for encrypt-data, decrypt-data and
  * re-encrypt: a seal uses the key's current material version, an opening the version the blob
  * carries; the additional data names the purpose, key, version, project and the caller's binding.
  */
 export class Sealer {
-  constructor(private readonly hsm: Hsm) {}
+  constructor(
+    private readonly hsm: Hsm,
+    private readonly usage: SealCounter,
+  ) {}
 
   async seal(ctx: RequestContext, purpose: BlobPurpose, key: KeyRecord, plaintext: Buffer, binding: CheckedBinding): Promise<Blob> {
     const version = key.materialVersion;
-    const sealed = await this.hsm.encrypt({ keyId: key.keyId, version }, plaintext, additionalData(ctx, purpose, key, version, binding));
+    const ref = { keyId: key.keyId, version };
+    // Counted before the call: an encryption whose answer is lost may still have used an IV.
+    this.usage.count(ref);
+    const sealed = await this.hsm.encrypt(ref, plaintext, additionalData(ctx, purpose, key, version, binding));
     return { keyId: key.keyId, materialVersion: version, ...sealed };
   }
 

@@ -66,6 +66,24 @@ CREATE TABLE grants (
 CREATE INDEX grants_by_key ON grants (key_id, creation_date);
 CREATE INDEX grants_by_retiring_principal ON grants (retiring_principal, creation_date) WHERE retiring_principal IS NOT NULL;
 `,
+  // 4: rotation. A key without a row has rotation off at the default interval. claimed_* mark a
+  // rotation under way (the claim that makes it happen once across processes); seals counts the
+  // encryptions under each material version (the GCM IV budget), flushed in batches.
+  `
+CREATE TABLE key_rotation (
+  key_id           TEXT PRIMARY KEY REFERENCES keys (key_id) ON DELETE CASCADE,
+  enabled          INTEGER NOT NULL DEFAULT 0,
+  interval_days    INTEGER NOT NULL DEFAULT 365,
+  next_rotation_at INTEGER,
+  last_rotation_at INTEGER,
+  claimed_at       INTEGER,
+  claimed_version  INTEGER
+) STRICT;
+CREATE INDEX key_rotation_due ON key_rotation (next_rotation_at) WHERE enabled = 1;
+CREATE INDEX key_rotation_claimed ON key_rotation (claimed_at) WHERE claimed_at IS NOT NULL;
+ALTER TABLE key_materials ADD COLUMN seals INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX key_materials_by_seals ON key_materials (seals);
+`,
 ];
 
 export function openDatabase(file: string): Database.Database {

@@ -119,7 +119,8 @@ export class KeyStore {
       ),
       materials: this.db.prepare<[string], { version: number }>('SELECT version FROM key_materials WHERE key_id = ? ORDER BY version'),
       allMaterials: this.db.prepare<[], { key_id: string; version: number }>(
-        'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1',
+        // A version past material_version is a rotation under way (or interrupted): not yet the key's.
+        'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1 AND m.version <= k.material_version',
       ),
     };
   }
@@ -168,6 +169,11 @@ export class KeyStore {
   private read(projectId: string, keyId: string): KeyRecord | undefined {
     const row = this.statements.get.get(keyId, projectId);
     return row && toRecord(row);
+  }
+
+  /** Drops the cached records: for the rotation store, whose commits move material_version. */
+  forget(): void {
+    this.written();
   }
 
   /** Every write goes through here: the cache must never outlive what it copied. */

@@ -14,10 +14,12 @@ import { grantOperations } from '../../src/http/routes/grants';
 import { keyOperations } from '../../src/http/routes/keys';
 import { quotaOperations } from '../../src/http/routes/quotas';
 import { versionDocuments } from '../../src/http/routes/versions';
+import { rotationOperations } from '../../src/http/routes/rotation';
 import type { DataKeyService } from '../../src/kms/datakey-service';
 import type { GrantService } from '../../src/kms/grant-service';
 import type { KeyService } from '../../src/kms/key-service';
 import type { QuotaService } from '../../src/kms/quota-service';
+import type { RotationService } from '../../src/kms/rotation-service';
 import { loadOpenApiDocument, OPENAPI_PATH } from '../../src/openapi-spec';
 
 /** The service's operations; their handlers are never called here. */
@@ -27,6 +29,7 @@ const operations: Operation[] = [
   ...dataOperations({} as DataOperationsDeps),
   ...grantOperations({} as GrantService),
   ...quotaOperations({} as QuotaService),
+  ...rotationOperations({} as RotationService),
 ];
 const documents = versionDocuments();
 
