@@ -133,3 +133,14 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** CPU time of a process and its descendants (a cluster's workers) together, in seconds. */
+export function treeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((total, member) => {
+    try {
+      return total + cpuSeconds(member);
+    } catch {
+      return total; // the process ended between the listing and the read
+    }
+  }, 0);
+}
