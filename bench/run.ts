@@ -299,7 +299,7 @@ async function hsmCostRounds(references: References, report: Record<string, unkn
   }
   console.log(`  service: 1/create-datakey − 1/describe-key = ${serviceUs} µs per request (CPU ${serviceCpuUs} µs)`);
   console.log(`  ceiling: 1/ceiling − 1/no-op                 = ${ceilingUs} µs per request (CPU ${ceilingCpuUs} µs)`);
-  console.log(`  service/ceiling = ${ratio}: ${pass ? 'PASS' : 'FAIL'} (the service's HSM cost within ${Math.round((HSM_COST_TARGET - 1) * 100)}% of the ceiling's)`);
+  console.log(`  service/ceiling = ${ratio}: ${pass ? 'PASS' : 'FAIL'} (the service's HSM cost within ${Math.round((HSM_COST_TARGET - 1) * 100)}% of the ceiling's)${smoke ? '; smoke: one short round, no verdict' : ''}`);
   report.hsmCost = {
     connections: 1,
     loadAverage,
