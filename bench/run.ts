@@ -304,7 +304,7 @@ async function hsmCostRounds(references: References, report: Record<string, unkn
   }
   console.log(`  service: 1/create-datakey − 1/describe-key = ${serviceUs} µs per request (CPU ${serviceCpuUs} µs)`);
   console.log(`  ceiling: 1/ceiling − 1/no-op                 = ${ceilingUs} µs per request (CPU ${ceilingCpuUs} µs)`);
-  console.log(`  service/ceiling = ${ratio}: ${pass ? 'PASS' : 'FAIL'} (the service's HSM cost within ${Math.round((HSM_COST_TARGET - 1) * 100)}% of the ceiling's)`);
+  console.log(`  service/ceiling = ${ratio}: ${pass ? 'PASS' : 'FAIL'} (the service's HSM cost within ${Math.round((HSM_COST_TARGET - 1) * 100)}% of the ceiling's)${smoke ? '; smoke: one short round, no verdict' : ''}`);
   report.hsmCost = {
     connections: 1,
     loadAverage,
@@ -462,14 +462,17 @@ async function pkcs11LayerRun(report: Record<string, unknown>): Promise<void> {
     });
     type Timing = { wallUs: number; cpuUs: number };
     const measured = JSON.parse(output.trim().split('\n').pop()!) as { results: Array<{ operation: string; graphene: Timing; raw: Timing }> };
-    console.log(`\ngraphene-pk11 against raw pkcs11js, one SoftHSM session, ${layerRounds} rounds of ${iterations} calls (median µs per call, wall / CPU):`);
+    const loadAverage = round1(os.loadavg()[0]!);
+    console.log(
+      `\ngraphene-pk11 against raw pkcs11js, one SoftHSM session, ${layerRounds} rounds of ${iterations} calls, load average ${loadAverage} (median µs per call, wall / CPU):`,
+    );
     for (const { operation, graphene, raw } of measured.results) {
       const extra = round1(graphene.cpuUs - raw.cpuUs);
       console.log(
         `  ${operation.padEnd(20)} graphene ${String(graphene.wallUs).padStart(6)} / ${String(graphene.cpuUs).padStart(6)}   raw ${String(raw.wallUs).padStart(6)} / ${String(raw.cpuUs).padStart(6)}   graphene CPU ${extra >= 0 ? '+' : ''}${extra} µs`,
       );
     }
-    report.pkcs11Layer = { rounds: layerRounds, iterations, results: measured.results };
+    report.pkcs11Layer = { rounds: layerRounds, iterations, loadAverage, results: measured.results };
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
