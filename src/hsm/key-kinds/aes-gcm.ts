@@ -66,7 +66,13 @@ export async function encryptOn(
   }
   const prefix = profile.gcmIv === 'token-output' ? IV_BYTES : 0;
   const out = Buffer.alloc(prefix + plaintext.length + TAG_BYTES);
-  const result = profile.cryptoCalls === 'sync' ? cipher.once(plaintext, out) : await callback<Buffer>((done) => cipher.once(plaintext, out, done));
+  // pkcs11js directly, after graphene's createCipher made the C_EncryptInit: graphene's Cipher.once
+  // copies its input (Buffer.from) into Node's buffer pool and never wipes it, which would leave
+  // every data key's plaintext in process memory.
+  void cipher;
+  const { lib, handle } = session;
+  const result =
+    profile.cryptoCalls === 'sync' ? lib.C_Encrypt(handle, plaintext, out) : await callback<Buffer>((done) => lib.C_Encrypt(handle, plaintext, out, done));
   if (prefix === 0) return { iv, ciphertext: result };
   if (result.length !== out.length) {
     throw new KmsError('KMS.0103', { cause: new Error(`the module returned ${result.length} bytes, not IV, ciphertext and tag (KMS_PKCS11_GCM_IV=token-output)`) });
