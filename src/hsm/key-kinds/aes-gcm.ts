@@ -59,7 +59,7 @@ export async function encryptOn(
   callerIv: Buffer | undefined,
 ): Promise<SealedData> {
   const iv = callerIv ?? Buffer.alloc(IV_BYTES);
-  const cipher = session.createCipher({ name: 'AES_GCM', params: gcmParams(iv, aad) }, key);
+  session.createCipher({ name: 'AES_GCM', params: gcmParams(iv, aad) }, key);
   if (profile.gcmIv === 'token-params' && iv.every((byte) => byte === 0)) {
     // An all-zero IV is what the module got: it made none. Encrypting on would use one IV twice.
     throw new KmsError('KMS.0103', { cause: new Error('the module wrote no GCM IV into the parameters (KMS_PKCS11_GCM_IV=token-params)') });
@@ -69,7 +69,6 @@ export async function encryptOn(
   // pkcs11js directly, after graphene's createCipher made the C_EncryptInit: graphene's Cipher.once
   // copies its input (Buffer.from) into Node's buffer pool and never wipes it, which would leave
   // every data key's plaintext in process memory.
-  void cipher;
   const { lib, handle } = session;
   const result =
     profile.cryptoCalls === 'sync' ? lib.C_Encrypt(handle, plaintext, out) : await callback<Buffer>((done) => lib.C_Encrypt(handle, plaintext, out, done));
