@@ -135,13 +135,13 @@ export class KeyObjects {
    * after the token was re-read (several processes share the token, and a module's view of it can
    * lag behind another process's writes); still missing, it is KMS.0207.
    */
-  async withKey<T>(ref: MaterialRef, what: string, operation: (session: graphene.Session, key: graphene.SecretKey) => Promise<T>): Promise<T> {
+  async withKey<T>(ref: MaterialRef, what: string, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
     const cacheKey = materialKey(ref);
     let reread = false;
     for (let attempt = 1; ; attempt++) {
       const cached = this.handles.get(cacheKey);
       try {
-        return await this.runner().run(what, async (session) => {
+        return await this.runner().run(what, (session) => {
           // Read again here, not `cached`: a retry inside run() may follow a module
           // re-initialisation, after which the handle read before it names another object or none.
           const known = this.handles.get(cacheKey);

@@ -78,8 +78,8 @@ export class Pkcs11Hsm implements Hsm {
       beforeReinitialise: () => this.keys.clear(),
       afterReinitialise: (session) => this.keys.readToken(session),
     });
-    this.randomPool = new RandomPool((length) => this.runner.run('generate random', async (session) => session.generateRandom(length)));
-    this.aesGcm = new AesGcm(this.keys, connection.profile, () => this.randomPool.take(IV_BYTES));
+    this.randomPool = new RandomPool((length) => this.runner.run('generate random', (session) => session.generateRandom(length)));
+    this.aesGcm = new AesGcm(this.keys, connection.profile, () => this.randomPool.takeNow(IV_BYTES) ?? this.randomPool.take(IV_BYTES));
   }
 
   /** How this module differs where the service depends on it. */
@@ -158,7 +158,8 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   random(length: number): Promise<Buffer> {
-    return keepContract(this.randomPool.take(length));
+    const inHand = this.randomPool.takeNow(length);
+    return inHand ? Promise.resolve(inHand) : keepContract(this.randomPool.take(length));
   }
 
   encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
@@ -192,13 +193,10 @@ export class Pkcs11Hsm implements Hsm {
 }
 
 /** The seam's error contract at its edge: what is not a KmsError yet (a stale handle twice, a graphene TypeError) is a server fault. */
-async function keepContract<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (error instanceof KmsError) throw error;
-    throw new KmsError('KMS.0103', { cause: error });
-  }
+function keepContract<T>(work: Promise<T>): Promise<T> {
+  return work.catch((error: unknown) => {
+    throw error instanceof KmsError ? error : new KmsError('KMS.0103', { cause: error });
+  });
 }
 
 function asStartError(error: unknown): HsmStartError {

@@ -14,12 +14,19 @@ export class RandomPool {
   ) {}
 
   async take(length: number): Promise<Buffer> {
-    while (this.block.length - this.offset < length) {
+    for (;;) {
+      const bytes = this.takeNow(length);
+      if (bytes) return bytes;
       this.refilling ??= this.refill(length).finally(() => {
         this.refilling = undefined;
       });
       await this.refilling;
     }
+  }
+
+  /** `length` bytes from the block in hand, or undefined when it has too few (then {@link take} refills it). */
+  takeNow(length: number): Buffer | undefined {
+    if (this.block.length - this.offset < length) return undefined;
     const out = Buffer.from(this.block.subarray(this.offset, this.offset + length));
     this.block.fill(0, this.offset, this.offset + length);
     this.offset += length;

@@ -6,7 +6,7 @@ import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
 import { beforeDeadline, DeadlinePassed } from './deadline';
 import type { HsmState } from './hsm';
 import { LogThrottle } from './log-throttle';
-import { PoolBusyError, PoolClosedError, SessionPool, type Lease } from './session-pool';
+import { PoolBusyError, PoolClosedError, SessionPool } from './session-pool';
 import type { TokenConnection } from './token-connection';
 
 /** A re-initialisation that failed is tried again after this, doubling on each failure up to the cap. */
@@ -95,38 +95,47 @@ export class SessionRunner {
    * Runs `operation` on a leased session, within the call deadline (which every attempt shares). A
    * lost session is replaced and the operation retried once; a module-level failure re-initialises
    * the module first. See the class's contract for what it throws.
+   *
+   * An operation that answers synchronously (an in-process module's encryption: the profile's `sync`
+   * calls) is not raced against the deadline: its answer is there before any timer could fire, and
+   * arming one per call cost a request more than the check is worth. Only a promise is raced. With no
+   * recovery under way and a session idle, nothing is awaited before the operation runs.
    */
-  async run<T>(what: string, operation: (session: graphene.Session) => Promise<T>): Promise<T> {
+  async run<T>(what: string, operation: (session: graphene.Session) => T | Promise<T>): Promise<T> {
     const deadline = performance.now() + this.options.callTimeoutMs;
     // At most one new session and one module re-initialisation per operation: a module that lost
     // its state may first say so for the session (NSS: CKR_SESSION_HANDLE_INVALID), then for the slot.
     let sessionRetried = false;
     let recovered = false;
     for (;;) {
-      await this.moduleReady(what, deadline);
-      let lease: Lease<graphene.Session>;
-      try {
-        lease = await this.pool.acquire(deadline - performance.now());
-      } catch (error) {
-        if (error instanceof PoolClosedError) throw new KmsError('KMS.0104', { cause: error });
-        if (error instanceof PoolBusyError) throw this.unavailable(what, error.message, error);
-        const kind = classifyCkr(error);
-        if (!recovered && kind === 'module') {
-          recovered = true;
-          await this.recover(this.pool.currentGeneration, what, error);
-          continue;
+      const recovery = this.moduleReady(what, deadline);
+      if (recovery) await recovery;
+      let lease = this.pool.tryAcquire();
+      if (!lease) {
+        try {
+          lease = await this.pool.acquire(deadline - performance.now());
+        } catch (error) {
+          if (error instanceof PoolClosedError) throw new KmsError('KMS.0104', { cause: error });
+          if (error instanceof PoolBusyError) throw this.unavailable(what, error.message, error);
+          const kind = classifyCkr(error);
+          if (!recovered && kind === 'module') {
+            recovered = true;
+            await this.recover(this.pool.currentGeneration, what, error);
+            continue;
+          }
+          throw this.failure(what, kind, error);
         }
-        throw this.failure(what, kind, error);
       }
-      const call = operation(lease.session);
+      let call: T | Promise<T> | undefined;
       try {
-        const result = await beforeDeadline(call, deadline);
+        call = operation(lease.session);
+        const result = call instanceof Promise ? await beforeDeadline(call, deadline) : call;
         this.pool.release(lease);
         return result;
       } catch (error) {
         if (error instanceof DeadlinePassed) {
           // The call goes on in its libuv thread; its session must not be used or closed until then.
-          this.pool.abandon(lease, call);
+          this.pool.abandon(lease, call instanceof Promise ? call : Promise.resolve());
           throw this.unavailable(what, `no answer within ${this.options.callTimeoutMs} ms; the session is abandoned`, error);
         }
         // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
@@ -222,20 +231,25 @@ export class SessionRunner {
   }
 
   /**
-   * Waits, within the deadline, for a recovery under way; refuses at once while a failed
-   * re-initialisation backs off, and starts the next attempt once the back-off is over.
+   * Undefined when the module is ready (the common case, without a promise); a wait, within the
+   * deadline, for a recovery under way. Refuses at once while a failed re-initialisation backs off,
+   * and starts the next attempt once the back-off is over.
    */
-  private async moduleReady(what: string, deadline: number): Promise<void> {
+  private moduleReady(what: string, deadline: number): Promise<void> | undefined {
     if (this.closed) throw new KmsError('KMS.0104', { cause: new PoolClosedError() });
     if (this.backoff && !this.inBackoff()) void this.reinitialise('recovery');
-    if (this.recovering) {
-      try {
-        await beforeDeadline(this.recovering, deadline);
-      } catch (error) {
-        throw this.unavailable(what, 'the HSM module did not recover before the deadline', error);
-      }
-    }
+    if (this.recovering) return this.afterRecovery(this.recovering, what, deadline);
     // Logged once, when the re-initialisation failed: nothing per request here.
+    if (this.inBackoff()) throw new KmsError('KMS.0104', { cause: new Error('the HSM module failed to re-initialise; backing off') });
+    return undefined;
+  }
+
+  private async afterRecovery(recovering: Promise<void>, what: string, deadline: number): Promise<void> {
+    try {
+      await beforeDeadline(recovering, deadline);
+    } catch (error) {
+      throw this.unavailable(what, 'the HSM module did not recover before the deadline', error);
+    }
     if (this.inBackoff()) throw new KmsError('KMS.0104', { cause: new Error('the HSM module failed to re-initialise; backing off') });
   }
 

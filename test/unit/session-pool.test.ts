@@ -31,6 +31,25 @@ describe('the session pool', () => {
     expect(state.opened).toBe(2);
   });
 
+  it('lends an idle session at once with tryAcquire, and never opens one or jumps the queue with it', async () => {
+    const { sessions, state } = pool(1);
+    expect(sessions.tryAcquire()).toBeUndefined(); // nothing open yet: acquire() opens
+    expect(state.opened).toBe(0);
+    const a = await sessions.acquire();
+    expect(sessions.tryAcquire()).toBeUndefined(); // the one session is out
+    const waiting = sessions.acquire();
+    sessions.release(a); // goes to the waiter, not to the next tryAcquire
+    expect(sessions.tryAcquire()).toBeUndefined();
+    const b = await waiting;
+    sessions.release(b);
+    const c = sessions.tryAcquire();
+    expect(c?.session).toBe(b.session);
+    expect(sessions.state()).toMatchObject({ busy: 1, free: 0 });
+    sessions.release(c!);
+    sessions.close();
+    expect(sessions.tryAcquire()).toBeUndefined();
+  });
+
   it('opens no session while the module is being re-initialised, and only new ones after', async () => {
     const { sessions, state } = pool(2);
     const a = await sessions.acquire();

@@ -30,17 +30,23 @@ export class AesGcm implements SymmetricEncryption {
   constructor(
     private readonly keys: KeyObjects,
     private readonly profile: Pkcs11Profile,
-    private readonly randomIv: () => Promise<Buffer>,
+    /** A fresh IV: at once from the random pool's block in hand, or a promise when it needs refilling. */
+    private readonly randomIv: () => Buffer | Promise<Buffer>,
   ) {}
 
-  async encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
-    const callerIv = this.profile.gcmIv === 'caller' ? await this.randomIv() : undefined;
-    return this.keys.withKey(ref, 'encrypt', (session, key) => encryptOn(session, key, this.profile, plaintext, aad, callerIv));
+  encrypt(ref: MaterialRef, plaintext: Buffer, aad: Buffer): Promise<SealedData> {
+    if (this.profile.gcmIv !== 'caller') return this.encryptWith(ref, plaintext, aad, undefined);
+    const iv = this.randomIv();
+    return iv instanceof Promise ? iv.then((fresh) => this.encryptWith(ref, plaintext, aad, fresh)) : this.encryptWith(ref, plaintext, aad, iv);
   }
 
-  async decrypt(ref: MaterialRef, sealed: SealedData, aad: Buffer): Promise<Buffer> {
-    if (sealed.iv.length !== IV_BYTES || sealed.ciphertext.length < TAG_BYTES) throw new KmsError('KMS.2201');
+  decrypt(ref: MaterialRef, sealed: SealedData, aad: Buffer): Promise<Buffer> {
+    if (sealed.iv.length !== IV_BYTES || sealed.ciphertext.length < TAG_BYTES) return Promise.reject(new KmsError('KMS.2201'));
     return this.keys.withKey(ref, 'decrypt', (session, key) => decryptOn(session, key, this.profile, sealed, aad));
+  }
+
+  private encryptWith(ref: MaterialRef, plaintext: Buffer, aad: Buffer, callerIv: Buffer | undefined): Promise<SealedData> {
+    return this.keys.withKey(ref, 'encrypt', (session, key) => encryptOn(session, key, this.profile, plaintext, aad, callerIv));
   }
 }
 
@@ -50,14 +56,14 @@ export class AesGcm implements SymmetricEncryption {
  * C_EncryptInit or puts it in front of the ciphertext. The buffer is fresh for every attempt, so a
  * retry never sends the module an IV it wrote before.
  */
-export async function encryptOn(
+export function encryptOn(
   session: graphene.Session,
   key: graphene.SecretKey,
   profile: Pkcs11Profile,
   plaintext: Buffer,
   aad: Buffer,
   callerIv: Buffer | undefined,
-): Promise<SealedData> {
+): SealedData | Promise<SealedData> {
   const iv = callerIv ?? Buffer.alloc(IV_BYTES);
   session.createCipher({ name: 'AES_GCM', params: gcmParams(iv, aad) }, key);
   if (profile.gcmIv === 'token-params' && iv.every((byte) => byte === 0)) {
@@ -70,30 +76,40 @@ export async function encryptOn(
   // copies its input (Buffer.from) into Node's buffer pool and never wipes it, which would leave
   // every data key's plaintext in process memory.
   const { lib, handle } = session;
-  const result =
-    profile.cryptoCalls === 'sync' ? lib.C_Encrypt(handle, plaintext, out) : await callback<Buffer>((done) => lib.C_Encrypt(handle, plaintext, out, done));
+  if (profile.cryptoCalls === 'sync') return sealedFrom(lib.C_Encrypt(handle, plaintext, out), iv, prefix, out.length);
+  return callback<Buffer>((done) => lib.C_Encrypt(handle, plaintext, out, done)).then((result) => sealedFrom(result, iv, prefix, out.length));
+}
+
+/** The IV and ciphertext of C_Encrypt's answer: the IV it was given, or (token-output) the one in front of the ciphertext. */
+function sealedFrom(result: Buffer, iv: Buffer, prefix: number, expected: number): SealedData {
   if (prefix === 0) return { iv, ciphertext: result };
-  if (result.length !== out.length) {
+  if (result.length !== expected) {
     throw new KmsError('KMS.0103', { cause: new Error(`the module returned ${result.length} bytes, not IV, ciphertext and tag (KMS_PKCS11_GCM_IV=token-output)`) });
   }
   return { iv: Buffer.from(result.subarray(0, IV_BYTES)), ciphertext: result.subarray(IV_BYTES) };
 }
 
 /** One decryption on `session`. Only C_Decrypt's answer can mean "the tag did not verify", and what it answers then is the profile's. */
-export async function decryptOn(session: graphene.Session, key: graphene.SecretKey, profile: Pkcs11Profile, sealed: SealedData, aad: Buffer): Promise<Buffer> {
+export function decryptOn(session: graphene.Session, key: graphene.SecretKey, profile: Pkcs11Profile, sealed: SealedData, aad: Buffer): Buffer | Promise<Buffer> {
   const decipher = session.createDecipher({ name: 'AES_GCM', params: gcmParams(sealed.iv, aad) }, key);
   // SoftHSM wants room for the whole input (tag included) before it strips the tag.
   const out = Buffer.alloc(sealed.ciphertext.length);
-  try {
-    return profile.cryptoCalls === 'sync'
-      ? decipher.once(sealed.ciphertext, out)
-      : await callback<Buffer>((done) => decipher.once(sealed.ciphertext, out, done));
-  } catch (error) {
-    // The failed call ended the operation, so the session is fine.
-    const code = ckrOf(error);
-    if (code !== undefined && profile.badTagCodes.has(code)) throw new KmsError('KMS.2201', { cause: error });
-    throw error;
+  if (profile.cryptoCalls !== 'sync') {
+    return callback<Buffer>((done) => decipher.once(sealed.ciphertext, out, done)).catch((error: unknown) => {
+      throw badTagOr(error, profile);
+    });
   }
+  try {
+    return decipher.once(sealed.ciphertext, out);
+  } catch (error) {
+    throw badTagOr(error, profile);
+  }
+}
+
+/** KMS.2201 when C_Decrypt's error is the profile's answer to a bad tag (the failed call ended the operation, so the session is fine); else the error itself. */
+function badTagOr(error: unknown, profile: Pkcs11Profile): unknown {
+  const code = ckrOf(error);
+  return code !== undefined && profile.badTagCodes.has(code) ? new KmsError('KMS.2201', { cause: error }) : error;
 }
 
 /** graphene's callback form as a promise (the call runs on a libuv worker thread). */
