@@ -70,15 +70,18 @@ export function checkedAad(aad: string | undefined): string {
   return aad;
 }
 
-/** The GCM additional data: every field length-prefixed, so no two bindings encode alike. */
+/** The GCM additional data: every field length-prefixed (u32 big-endian), so no two bindings encode alike. */
 export function encodeBinding(binding: Binding): Buffer {
   const parts = [DOMAINS[binding.purpose], binding.keyId, String(binding.materialVersion), binding.projectId, binding.context, binding.aad];
-  const buffers: Buffer[] = [];
+  let total = 0;
+  for (const part of parts) total += 4 + Buffer.byteLength(part, 'utf8');
+  // One buffer written in place: this runs on every encryption and decryption.
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
   for (const part of parts) {
-    const bytes = Buffer.from(part, 'utf8');
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    buffers.push(length, bytes);
+    const written = out.write(part, at + 4, 'utf8');
+    out.writeUInt32BE(written, at);
+    at += 4 + written;
   }
-  return Buffer.concat(buffers);
+  return out;
 }

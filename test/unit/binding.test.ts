@@ -61,3 +61,17 @@ describe('GCM additional data', () => {
     expect(data.equals(encodeBinding(base))).toBe(false);
   });
 });
+
+describe('the additional data encoding', () => {
+  // Every blob ever issued was sealed under these bytes: a change here would make them all unopenable.
+  it('is byte for byte the encoding blobs were sealed with', () => {
+    expect(
+      encodeBinding({ purpose: 'datakey', keyId: '0d0466b0-e727-4d9e-b0fc-0ae7f1c4fbf1', materialVersion: 3, projectId: 'a1b2', context: '{"k":"vä"}', aad: 'ü' }).toString('hex'),
+    ).toBe(
+      '000000206875617765692d6b6d732d636f6d70617469626c652f646174616b65792f76310000002430643034363662302d653732372d346439652d623066632d306165376631633466626631000000013300000004613162320000000b7b226b223a2276c3a4227d00000002c3bc',
+    );
+    expect(encodeBinding({ purpose: 'data', keyId: 'k', materialVersion: 0, projectId: 'p', context: '', aad: '' }).toString('hex')).toBe(
+      '0000001d6875617765692d6b6d732d636f6d70617469626c652f646174612f7631000000016b000000013000000001700000000000000000',
+    );
+  });
+});
