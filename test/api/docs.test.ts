@@ -139,7 +139,8 @@ describe('the contract page in headless Chromium', () => {
 
     expect(readFileSync(t.config.auditLogPath, 'utf8')).toBe(auditBefore);
     expect(t.logs.lines.slice(logsBefore).join('')).not.toMatch(/docs|openapi/);
-  });
+    // A browser on two shared cores: more than Jest's default, each step still waits for its condition.
+  }, 60_000);
 
   it('serves openapi.yaml as the file is, and openapi.json as the same document, without a credential', async () => {
     const yaml = await fetch(`${t.service.url}/openapi.yaml`);
