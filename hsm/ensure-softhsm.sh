@@ -3,6 +3,8 @@
 #
 #   hsm/ensure-softhsm.sh                          install softhsm2 if its module is missing
 #   hsm/ensure-softhsm.sh --with-nss               also NSS's softoken (libnss3), the tests' second module
+#   hsm/ensure-softhsm.sh --with-chromium          also Debian's chromium, for the tests of the docs page
+#                                                  (both: --with-nss --with-chromium, in that order)
 #   hsm/ensure-softhsm.sh --init-token LABEL FILE  also initialise a token LABEL whose user PIN is
 #                                                  in FILE (for running the service against SoftHSM
 #                                                  as an "external" module: KMS_PKCS11_MODULE=...)
@@ -18,6 +20,11 @@ if [ "${1:-}" = "--with-nss" ]; then
   shift
   # Debian's libnss3 puts it in the multiarch library directory.
   compgen -G '/usr/lib/*/libsoftokn3.so' >/dev/null || packages+=(libnss3)
+fi
+if [ "${1:-}" = "--with-chromium" ]; then
+  shift
+  # test/api/docs.test.ts drives it headless (playwright-core never downloads a browser here).
+  [ -x /usr/bin/chromium ] || packages+=(chromium)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then

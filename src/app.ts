@@ -12,6 +12,7 @@ import { InFlight } from './http/in-flight';
 import './http/locals';
 import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
 import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
+import { DOCS_ROUTES, mountDocsRoutes } from './http/docs-routes';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
@@ -51,6 +52,8 @@ export interface AppDeps {
   readonly readiness: Readiness;
   /** One info line per request (KMS_ACCESS_LOG); default on. */
   readonly accessLog?: boolean;
+  /** GET /openapi.yaml, /openapi.json and the page /docs/, without a credential (KMS_DOCS); default on. */
+  readonly docs?: boolean;
 }
 
 /** The Host the client sent when it is a plain host[:port], else the address it reached. */
@@ -68,7 +71,7 @@ function rawProjectId(req: Request): string {
 
 /**
  * The HTTP application as an Express app of its dependencies:
- * request id → health probes (no credential) → access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * request id → health probes and the contract's docs (no credential) → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
  * failure is answered by the one error handler at the end.
@@ -78,7 +81,8 @@ export function buildApp(deps: AppDeps): Express {
   const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
   operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas), ...rotationOperations(deps.rotation));
   const documents = versionDocuments();
-  checkOperations(document, operations, documents, HEALTH_ROUTES);
+  // The docs routes stay in the contract when they are turned off: it describes what the service can serve.
+  checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES]);
   const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
@@ -156,6 +160,7 @@ export function buildApp(deps: AppDeps): Express {
 
   app.use(requestIds());
   mountHealthRoutes(app, deps.readiness);
+  if (deps.docs ?? true) mountDocsRoutes(app);
   const log = accessLog(deps.logger, deps.accessLog ?? true);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));

@@ -71,6 +71,8 @@ export interface Config {
   readonly logLevel: string;
   /** One info line per request (operation, status, ms, request id, principal): KMS_ACCESS_LOG on|off. */
   readonly accessLog: boolean;
+  /** The contract and its page (GET /openapi.yaml, /openapi.json, /docs/) without a credential: KMS_DOCS on|off. */
+  readonly docs: boolean;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimitBytes: number;
   /** Keys a project may hold (KMS.1105 beyond it). */
@@ -220,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
     region: env.KMS_REGION || 'local',
     logLevel: logLevel(env),
     accessLog: onOff(env, 'KMS_ACCESS_LOG', true),
+    docs: onOff(env, 'KMS_DOCS', true),
     bodyLimitBytes: integer(env, 'KMS_BODY_LIMIT_BYTES', 65536, 1024, 16 * 1024 * 1024),
     maxKeysPerProject: integer(env, 'KMS_MAX_KEYS_PER_PROJECT', 100000, 1, 10_000_000),
     maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),

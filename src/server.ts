@@ -151,6 +151,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     inFlight,
     bodyLimitBytes: config.bodyLimitBytes,
     accessLog: config.accessLog,
+    docs: config.docs,
     validateResponses: options.validateResponses ?? false,
   });
   const protocol = protocolRefusals(logger);

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DOCS_FILES, DOCS_ROUTES } from '../../src/http/docs-routes';
 import { HEALTH_ROUTES } from '../../src/http/health-routes';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
@@ -32,10 +33,12 @@ const operations: Operation[] = [
   ...rotationOperations({} as RotationService),
 ];
 const documents = versionDocuments();
+/** The routes the app serves before authentication, as buildApp passes them. */
+const publicRoutes = [...HEALTH_ROUTES, ...DOCS_ROUTES];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
-    expect(() => checkOperations(loadOpenApiDocument(), operations, documents, HEALTH_ROUTES)).not.toThrow();
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents, publicRoutes)).not.toThrow();
   });
 
   it('the health probes are the routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
@@ -43,16 +46,30 @@ describe('the operations against openapi.yaml', () => {
     expect(() => checkOperations(document, operations, documents)).toThrow('GET /readyz is in openapi.yaml but has no handler');
     const readyz = document.paths['/readyz'] as { get: object };
     const withCredential = { paths: { ...document.paths, '/readyz': { get: { ...readyz.get, security: undefined } } } };
-    expect(() => checkOperations(withCredential, operations, documents, HEALTH_ROUTES)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
+    expect(() => checkOperations(withCredential, operations, documents, publicRoutes)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
     const listKeys = document.paths['/v1.0/{project_id}/kms/list-keys']!;
     const publicListKeys = { paths: { ...document.paths, '/v1.0/{project_id}/kms/list-keys': { post: { ...listKeys.post, security: [] } } } };
-    expect(() => checkOperations(publicListKeys, operations, documents, HEALTH_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
+    expect(() => checkOperations(publicListKeys, operations, documents, publicRoutes)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
+  });
+
+  it('the contract and its page are routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
+    const document = loadOpenApiDocument();
+    for (const route of DOCS_ROUTES) expect([route.path, (document.paths[route.path] as { get?: { security?: unknown } }).get?.security]).toEqual([route.path, []]);
+    expect(() => checkOperations(document, operations, documents, HEALTH_ROUTES)).toThrow('GET /docs/{file} is in openapi.yaml but has no handler');
+    const yaml = document.paths['/openapi.yaml'] as { get: object };
+    const withCredential = { paths: { ...document.paths, '/openapi.yaml': { get: { ...yaml.get, security: undefined } } } };
+    expect(() => checkOperations(withCredential, operations, documents, publicRoutes)).toThrow('GET /openapi.yaml is served without a credential but openapi.yaml does not say `security: []`');
+  });
+
+  it('the page serves exactly the files openapi.yaml lists for /docs/{file}', () => {
+    const docsFile = loadOpenApiDocument().paths['/docs/{file}'] as { get: { parameters: { name: string; schema: { enum: string[] } }[] } };
+    expect(docsFile.get.parameters.map((p) => [p.name, p.schema.enum])).toEqual([['file', [...DOCS_FILES]]]);
   });
 
   it('a documented GET without its handler fails (user-quotas; the public version list)', () => {
     const withoutQuotas = operations.filter((op) => op.name !== 'user-quotas');
-    expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, HEALTH_ROUTES)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
-    expect(() => checkOperations(loadOpenApiDocument(), operations, documents.slice(1), HEALTH_ROUTES)).toThrow('GET / is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, publicRoutes)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents.slice(1), publicRoutes)).toThrow('GET / is in openapi.yaml but has no handler');
   });
 
   it('a documented path without a handler fails', () => {
