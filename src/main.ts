@@ -60,10 +60,8 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
 async function serve(config: Config, logger: Logger, options: Omit<StartOptions, 'logger'> = {}): Promise<void> {
   const { startService } = await import('./server');
   const service = await startService(config, { logger, ...options });
-  onHangup = () => {
-    logger.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
-    service.reloadTls();
-  };
+  // The reload logs its own one line: the new certificate, or why the old one stays.
+  onHangup = () => void service.reloadTls();
   // A cluster worker hears SIGHUP from its primary (a signal sent to the whole process group reaches it directly too).
   if (options.clusterWorker) process.on('message', (message: unknown) => isReloadTls(message) && service.reloadTls());
   onSignals(logger, () => service.close());
