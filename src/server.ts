@@ -156,7 +156,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     grants,
     quotas,
     rotation,
-    authenticator: new Authenticator(credentials, clock, { requireClientCertificate: tls?.material.ca !== undefined }),
+    authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
     audit,
     logger,
     inFlight,
