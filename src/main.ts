@@ -63,7 +63,11 @@ async function serve(config: Config, logger: Logger, options: Omit<StartOptions,
   // The reload logs its own one line: the new certificate, or why the old one stays.
   onHangup = () => void service.reloadTls();
   // A cluster worker hears SIGHUP from its primary (a signal sent to the whole process group reaches it directly too).
-  if (options.clusterWorker) process.on('message', (message: unknown) => isReloadTls(message) && service.reloadTls());
+  if (options.clusterWorker) {
+    process.on('message', (message: unknown) => {
+      if (isReloadTls(message)) service.reloadTls();
+    });
+  }
   onSignals(logger, () => service.close());
 }
 

@@ -180,13 +180,13 @@ export async function startService(config: Config, options: StartOptions): Promi
   let reloader: TlsReloader | undefined;
   if (tls) {
     const secure = createHttpsServer({ ...httpOptions, ...tlsOptions(tls.config, tls.material) }, onRequest);
+    // A handshake that fails (an old protocol, a client that does not trust the certificate) has no request to answer.
+    secure.on('tlsClientError', (error: NodeJS.ErrnoException) => logger.debug({ code: error.code, reason: error.message }, 'TLS handshake failed'));
     reloader = new TlsReloader(secure, tls.config, logger);
     server = secure;
   } else {
     server = createServer(httpOptions, onRequest);
   }
-  // A handshake that fails (an old protocol, a client that does not trust the certificate) has no request to answer.
-  server.on('tlsClientError', (error: NodeJS.ErrnoException) => logger.debug({ code: error.code, reason: error.message }, 'TLS handshake failed'));
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
   try {
