@@ -2,7 +2,8 @@
 # Makes sure Debian's SoftHSMv2 is installed: idempotent, quiet when it already is.
 #
 #   hsm/ensure-softhsm.sh                          install softhsm2 if its module is missing
-#   hsm/ensure-softhsm.sh --with-nss               also NSS's softoken (libnss3), the tests' second module
+#   hsm/ensure-softhsm.sh --with-nss               also NSS's softoken (libnss3), the tests' second module,
+#                                                  and the openssl command (the TLS tests' certificates)
 #   hsm/ensure-softhsm.sh --with-chromium          also Debian's chromium, for the tests of the docs page
 #                                                  (both: --with-nss --with-chromium, in that order)
 #   hsm/ensure-softhsm.sh --init-token LABEL FILE  also initialise a token LABEL whose user PIN is
@@ -20,6 +21,8 @@ if [ "${1:-}" = "--with-nss" ]; then
   shift
   # Debian's libnss3 puts it in the multiarch library directory.
   compgen -G '/usr/lib/*/libsoftokn3.so' >/dev/null || packages+=(libnss3)
+  # The TLS tests make their CAs and certificates with the openssl command.
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 fi
 if [ "${1:-}" = "--with-chromium" ]; then
   shift

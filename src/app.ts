@@ -5,6 +5,7 @@ import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
+import { clientCertificateOf } from './http/client-certificate';
 import { jsonBody } from './http/body';
 import { ContractErrors, contractValidator, errorBodyCheck } from './http/contract';
 import { toKmsError } from './http/error-mapping';
@@ -104,7 +105,7 @@ export function buildApp(deps: AppDeps): Express {
         query: queryAt < 0 ? '' : url.slice(queryAt + 1),
         headers: req.headers,
         body: body.raw,
-      });
+      }, clientCertificateOf(req.socket));
     } catch (error) {
       if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
       throw error;

@@ -33,9 +33,30 @@ export type HsmConfig =
       readonly initArgs?: string;
     };
 
+/** HTTPS (KMS_TLS_*): the files are read at start and again on SIGHUP (src/tls), never kept here. */
+export interface TlsConfig {
+  /** PEM: the server's certificate, then any intermediate CA certificates of its chain. */
+  readonly certFile: string;
+  /** PEM: the certificate's private key, unencrypted (keep the file 0600). */
+  readonly keyFile: string;
+  /** The oldest protocol accepted: TLSv1.2 (default) or TLSv1.3. */
+  readonly minVersion: TlsMinVersion;
+  /**
+   * mTLS: PEM certificates of the CAs whose client certificates are trusted. When set, every
+   * request that needs a credential must also come over a connection with a client certificate
+   * one of them issued (a second factor, checked before the signature).
+   */
+  readonly clientCaFile?: string;
+}
+
+export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+export type TlsMinVersion = (typeof TLS_MIN_VERSIONS)[number];
+
 export interface Config {
   readonly port: number;
   readonly host: string;
+  /** HTTPS when set; plain HTTP (the loopback default, for development) when not. */
+  readonly tls?: TlsConfig;
   readonly dataDir: string;
   readonly databasePath: string;
   /** The hash-chained audit trail (JSON lines). */
@@ -186,6 +207,29 @@ function projectId(value: string): string {
   return value;
 }
 
+/** KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE together turn HTTPS on; the rest only mean something with them. */
+function tlsConfig(env: Env): TlsConfig | undefined {
+  const certFile = env.KMS_TLS_CERT_FILE || undefined;
+  const keyFile = env.KMS_TLS_KEY_FILE || undefined;
+  const clientCaFile = env.KMS_TLS_CLIENT_CA_FILE || undefined;
+  const rawMinVersion = env.KMS_TLS_MIN_VERSION || 'TLSv1.2';
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError('KMS_TLS_CLIENT_CA_FILE is set without KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE: client certificates need HTTPS');
+    if (env.KMS_TLS_MIN_VERSION) throw new ConfigError('KMS_TLS_MIN_VERSION is set without KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE');
+    return undefined;
+  }
+  if (!certFile) throw new ConfigError('KMS_TLS_KEY_FILE is set: set KMS_TLS_CERT_FILE too');
+  if (!keyFile) throw new ConfigError('KMS_TLS_CERT_FILE is set: set KMS_TLS_KEY_FILE too');
+  const minVersion = TLS_MIN_VERSIONS.find((version) => version === rawMinVersion);
+  if (minVersion === undefined) throw new ConfigError(`KMS_TLS_MIN_VERSION must be ${TLS_MIN_VERSIONS.join(' or ')}, got "${rawMinVersion}"`);
+  return Object.freeze({
+    certFile: path.resolve(certFile),
+    keyFile: path.resolve(keyFile),
+    minVersion,
+    ...(clientCaFile ? { clientCaFile: path.resolve(clientCaFile) } : {}),
+  });
+}
+
 /** Reads the whole configuration once; throws {@link ConfigError} on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.KMS_DATA_DIR || 'data');
@@ -207,6 +251,7 @@ export function loadConfig(env: Env = process.env): Config {
   return Object.freeze({
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: env.KMS_HOST || '127.0.0.1',
+    tls: tlsConfig(env),
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
     auditLogPath: auditLogFile(dataDir),

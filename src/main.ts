@@ -6,8 +6,28 @@ import { claimDataDirectory } from './data-dir-claim';
 import { StartError } from './start-error';
 import { createLogger, prettyLogs } from './logger';
 import type { StartOptions } from './server';
+import { serviceUrl } from './service-url';
+import { startTlsFiles } from './tls/tls-files';
+import { certificateFields, warnIfPlainHttpBeyondLoopback } from './tls/tls-server';
 
 const SHUTDOWN_LIMIT_MS = 60_000;
+
+/**
+ * What SIGHUP does in this process: nothing until it serves, then reload the TLS files (a
+ * cluster's primary passes it on to every worker). Installed first thing, so that a SIGHUP never
+ * takes Node's default action, which would end the process.
+ */
+let onHangup: () => void = () => undefined;
+process.on('SIGHUP', () => onHangup());
+
+/** The message a cluster's primary sends each worker on SIGHUP. */
+interface ReloadTls {
+  readonly reloadTls: true;
+}
+
+function isReloadTls(message: unknown): message is ReloadTls {
+  return typeof message === 'object' && message !== null && (message as { reloadTls?: unknown }).reloadTls === true;
+}
 
 /** Runs until SIGTERM or SIGINT, then stops gracefully and exits 0 (1 if stopping failed). */
 function onSignals(logger: Logger, stop: () => Promise<void>): void {
@@ -40,6 +60,14 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
 async function serve(config: Config, logger: Logger, options: Omit<StartOptions, 'logger'> = {}): Promise<void> {
   const { startService } = await import('./server');
   const service = await startService(config, { logger, ...options });
+  // The reload logs its own one line: the new certificate, or why the old one stays.
+  onHangup = () => void service.reloadTls();
+  // A cluster worker hears SIGHUP from its primary (a signal sent to the whole process group reaches it directly too).
+  if (options.clusterWorker) {
+    process.on('message', (message: unknown) => {
+      if (isReloadTls(message)) service.reloadTls();
+    });
+  }
   onSignals(logger, () => service.close());
 }
 
@@ -60,6 +88,8 @@ async function primary(config: Config, logger: Logger): Promise<void> {
     reported = true;
     reportStartFailure(message.startFailure);
   });
+  // The TLS files are checked before the data directory is touched: a bad one is the start's one line.
+  const tls = config.tls ? startTlsFiles(config.tls) : undefined;
   await initialiseInWorker();
   let stopping = false;
   let failed = false;
@@ -85,9 +115,15 @@ async function primary(config: Config, logger: Logger): Promise<void> {
     const slot = slots.get(worker);
     if (slot) slot.listening = true;
     if (--waitingFor !== 0) return;
-    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-    logger.info({ url: `http://${host}:${address.port}`, dataDir: config.dataDir, workers: config.workers }, 'KMS listening');
+    warnIfPlainHttpBeyondLoopback(config, logger);
+    const url = serviceUrl(config, address.port);
+    logger.info({ url, dataDir: config.dataDir, workers: config.workers, ...(tls ? certificateFields(tls) : {}) }, 'KMS listening');
   });
+  onHangup = () => {
+    logger.info({ signal: 'SIGHUP', workers: slots.size }, 'reloading the TLS files in every worker');
+    const message: ReloadTls = { reloadTls: true };
+    for (const worker of slots.keys()) if (worker.isConnected()) worker.send(message);
+  };
   cluster.on('exit', (worker, code, signal) => {
     const slot = slots.get(worker);
     slots.delete(worker);

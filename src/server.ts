@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -35,6 +36,9 @@ import { openDatabase } from './store/database';
 import { GrantStore } from './store/grant-store';
 import { KeyStore } from './store/key-store';
 import { RotationStore } from './store/rotation-store';
+import { serviceUrl } from './service-url';
+import { startTlsFiles } from './tls/tls-files';
+import { certificateFields, tlsOptions, TlsReloader, warnIfExpired, warnIfPlainHttpBeyondLoopback } from './tls/tls-server';
 
 export interface RunningService {
   readonly url: string;
@@ -46,6 +50,11 @@ export interface RunningService {
   /** This process's seal counts (flushed on a timer and at close). */
   readonly usage: SealUsage;
   readonly rotator: KeyRotator;
+  /**
+   * Reads the TLS files again and serves them to new connections (SIGHUP); false when they cannot
+   * be served (the previous certificate stays) or TLS is off.
+   */
+  reloadTls(): boolean;
   /** Stops accepting requests, lets those in flight finish, then closes the HSM, the audit log and the database. */
   close(): Promise<void>;
 }
@@ -74,6 +83,8 @@ export interface StartOptions {
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
+  // Before anything is opened: a TLS file that cannot be served is a one-line start error.
+  const tls = config.tls ? { config: config.tls, material: startTlsFiles(config.tls) } : undefined;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   const hsm = await openHsm(config, logger);
@@ -145,7 +156,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     grants,
     quotas,
     rotation,
-    authenticator: new Authenticator(credentials, clock),
+    authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
     audit,
     logger,
     inFlight,
@@ -165,7 +176,18 @@ export async function startService(config: Config, options: StartOptions): Promi
   // closes them after 5 s, undici after 4 s, load balancers after about 60 s): the client then
   // always closes first, and never sends a request on a connection the server is closing
   // (ECONNRESET). Headers must still arrive within the timeout after that.
-  const server: Server = createServer({ requireHostHeader: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000 }, onRequest);
+  const httpOptions = { requireHostHeader: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000 };
+  let server: Server | HttpsServer;
+  let reloader: TlsReloader | undefined;
+  if (tls) {
+    const secure = createHttpsServer({ ...httpOptions, ...tlsOptions(tls.config, tls.material) }, onRequest);
+    // A handshake that fails (an old protocol, a client that does not trust the certificate) has no request to answer.
+    secure.on('tlsClientError', (error: NodeJS.ErrnoException) => logger.debug({ code: error.code, reason: error.message }, 'TLS handshake failed'));
+    reloader = new TlsReloader(secure, tls.config, logger);
+    server = secure;
+  } else {
+    server = createServer(httpOptions, onRequest);
+  }
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
   try {
@@ -184,9 +206,13 @@ export async function startService(config: Config, options: StartOptions): Promi
     throw error;
   }
   const { port } = server.address() as AddressInfo;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const url = serviceUrl(config, port);
   if (options.clusterWorker) logger.info({ port, pid: process.pid }, 'worker listening');
-  else logger.info({ url, dataDir: config.dataDir }, 'KMS listening');
+  else {
+    warnIfPlainHttpBeyondLoopback(config, logger);
+    logger.info({ url, dataDir: config.dataDir, ...(tls ? certificateFields(tls.material) : {}) }, 'KMS listening');
+  }
+  if (tls) warnIfExpired(tls.material, logger);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
@@ -207,7 +233,12 @@ export async function startService(config: Config, options: StartOptions): Promi
       logger.info('KMS stopped');
     })());
 
-  return { url, port, hsm, store, credentials, maintenance, usage, rotator, close };
+  const reloadTls = (): boolean => {
+    if (reloader) return reloader.reload();
+    logger.info('TLS is off (no KMS_TLS_CERT_FILE): nothing to reload');
+    return false;
+  };
+  return { url, port, hsm, store, credentials, maintenance, usage, rotator, reloadTls, close };
 }
 
 /**
@@ -288,7 +319,7 @@ const DRAIN_LIMIT_MS = 30_000;
  * the listener is closed first, idle connections are closed after a short grace, and connections
  * still busy after the limit are cut.
  */
-function drain(server: Server): Promise<void> {
+function drain(server: Server | HttpsServer): Promise<void> {
   return new Promise((resolve) => {
     const idle = setTimeout(() => server.closeIdleConnections(), IDLE_GRACE_MS);
     const limit = setTimeout(() => server.closeAllConnections(), DRAIN_LIMIT_MS);

@@ -24,7 +24,22 @@ export type AuthFailureReason =
   /** The secret key's sealed value failed GCM authentication: its database row was altered. */
   | 'sealed-secret-unauthentic'
   /** Unknown, disabled or expired token. */
-  | 'unusable-token';
+  | 'unusable-token'
+  /** mTLS is on and the connection has no client certificate. */
+  | 'client-certificate-missing'
+  /** mTLS is on and the connection's client certificate was not issued by a trusted client CA (or is expired). */
+  | 'client-certificate-untrusted';
+
+/**
+ * The connection's client certificate, as the TLS handshake verified it against the client CAs
+ * (src/http/client-certificate.ts): `none` without TLS, without mTLS, or when the client sent none.
+ */
+export type ClientCertificate = 'trusted' | 'untrusted' | 'none';
+
+export interface AuthenticatorOptions {
+  /** mTLS (KMS_TLS_CLIENT_CA_FILE): a trusted client certificate is a second factor, checked first. */
+  readonly requireClientCertificate?: boolean;
+}
 
 /** The credential a request claimed: an access key's id (not a secret), never a token or a signature. */
 export interface ClaimedCredential {
@@ -55,6 +70,13 @@ function claimedAccessKey(accessKey: string | undefined): ClaimedCredential {
 const NONE: ClaimedCredential = { kind: 'none', id: null };
 const TOKEN: ClaimedCredential = { kind: 'token', id: null };
 
+/** The credential a request claims, before any of it is checked. */
+function claimedBy(request: SignedRequest): ClaimedCredential {
+  const authorization = header(request, 'authorization');
+  if (authorization !== undefined) return claimedAccessKey(parseAuthorization(authorization)?.accessKey);
+  return header(request, 'x-auth-token') === undefined ? NONE : TOKEN;
+}
+
 /**
  * Establishes who sent a request: an SDK-HMAC-SHA256 signature by an access key, or an
  * X-Auth-Token. Every failure is the same 401 (APIGW.0301, an {@link AuthenticationFailure}) with
@@ -64,9 +86,19 @@ export class Authenticator {
   constructor(
     private readonly credentials: CredentialService,
     private readonly clock: Clock,
+    private readonly options: AuthenticatorOptions = {},
   ) {}
 
-  async authenticate(request: SignedRequest): Promise<Principal> {
+  async authenticate(request: SignedRequest, clientCertificate: ClientCertificate = 'none'): Promise<Principal> {
+    // The second factor before the first: without it no signature is checked and no secret unsealed.
+    if (this.options.requireClientCertificate && clientCertificate !== 'trusted') {
+      // The client is told only that a (trusted) certificate is needed, never why its own was refused.
+      const [reason, detail] =
+        clientCertificate === 'none'
+          ? (['client-certificate-missing', 'Client certificate required.'] as const)
+          : (['client-certificate-untrusted', 'Client certificate not trusted.'] as const);
+      throw new AuthenticationFailure(reason, claimedBy(request), detail);
+    }
     const authorization = header(request, 'authorization');
     if (authorization !== undefined) return this.bySignature(request, authorization);
     const token = header(request, 'x-auth-token');

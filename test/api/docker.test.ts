@@ -4,9 +4,10 @@
  * work (run here as Docker would run them, against the real service).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { TestPki } from '../helpers/certificates';
 import { startTestService, type TestService } from '../helpers/service';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -24,11 +25,11 @@ function dockerfileHealthcheck(): string[] {
  * Runs a health check command as Docker does (exec form), with the image's PORT; its exit code.
  * Asynchronously: the service answering it runs in this process.
  */
-function runCheck(command: readonly string[], port: number): Promise<number | null> {
+function runCheck(command: readonly string[], port: number, env: Record<string, string> = {}): Promise<number | null> {
   const [program, ...args] = command;
   expect(program).toBe('node');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, PORT: String(port) }, stdio: 'ignore' });
+    const child = spawn(process.execPath, args, { env: { ...process.env, PORT: String(port), ...env }, stdio: 'ignore' });
     child.once('error', reject);
     child.once('exit', (code) => resolve(code));
   });
@@ -76,5 +77,27 @@ describe('the health checks of the image and of docker compose', () => {
     } finally {
       await t.restart();
     }
+  });
+});
+
+describe('the health checks with TLS on', () => {
+  const pki = new TestPki();
+  const ca = pki.ca('docker-test-ca');
+  const server = pki.server('docker-test-server', ca);
+  const env = { KMS_TLS_CERT_FILE: server.certFile, KMS_TLS_KEY_FILE: server.keyFile, KMS_TLS_CLIENT_CA_FILE: ca.certFile };
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService({ env });
+  });
+  afterAll(async () => {
+    await t.stop();
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['hsm/Dockerfile HEALTHCHECK', () => dockerfileHealthcheck()],
+    ['docker-compose.yml healthcheck', () => compose.services.kms.healthcheck.test.slice(1)],
+  ])('%s asks over HTTPS, without a client certificate, when the container has KMS_TLS_CERT_FILE', async (_which, command) => {
+    expect(await runCheck(command(), t.service.port, env)).toBe(0);
   });
 });

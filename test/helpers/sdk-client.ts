@@ -22,6 +22,7 @@
  * - On every 4xx/5xx the core logs the whole axios error (config, headers, body) to stdout through log4js;
  *   that is switched off here unless KMS_TEST_SDK_LOGS is set.
  */
+import type { Agent } from 'node:https';
 import { BasicCredentials } from '@huaweicloud/huaweicloud-sdk-core/auth/BasicCredentials';
 import { ClientBuilder } from '@huaweicloud/huaweicloud-sdk-core/ClientBuilder';
 import { ServiceResponseException } from '@huaweicloud/huaweicloud-sdk-core/exception/ServiceResponseException';
@@ -41,6 +42,11 @@ export interface SdkClientOptions {
   readonly securityToken?: string;
   /** Milliseconds before axios gives up on a request (default 15000). */
   readonly timeoutMs?: number;
+  /**
+   * For an https endpoint: the agent axios connects with (its `ca`, and a client `cert` and `key`
+   * for mTLS), given to the SDK through its own `axiosRequestConfig` option.
+   */
+  readonly httpsAgent?: Agent;
 }
 
 export interface SdkRequest {
@@ -95,7 +101,7 @@ export function sdkClient(options: SdkClientOptions): SdkClient {
     .withOptions({
       // A custom user agent also keeps the core from generating an app id under ~/.huaweicloud/.
       customUserAgent: 'hsm-kms-tests',
-      axiosRequestConfig: { timeout: options.timeoutMs ?? 15_000 },
+      axiosRequestConfig: { timeout: options.timeoutMs ?? 15_000, ...(options.httpsAgent ? { httpsAgent: options.httpsAgent } : {}) },
     })
     .build();
 

@@ -62,7 +62,7 @@ export function startProcess(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, 
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`service did not start:\n${output()}`)), START_LIMIT_MS);
     const onData = (): void => {
-      const url = /"msg":"KMS listening"/.test(output()) ? /"url":"(http:[^"]+)"/.exec(output())?.[1] : undefined;
+      const url = /"msg":"KMS listening"/.test(output()) ? /"url":"(https?:[^"]+)"/.exec(output())?.[1] : undefined;
       if (url) {
         clearTimeout(timer);
         child.stdout!.off('data', onData);

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 
 describe('KMS_WORKERS', () => {
@@ -47,5 +48,30 @@ describe('HSM deadlines and the waiting queue', () => {
 
   it.each([['KMS_PKCS11_CALL_TIMEOUT_MS', '0'], ['KMS_PKCS11_CALL_TIMEOUT_MS', 'soon'], ['KMS_PKCS11_MAX_WAITERS', '-1']])('refuses %s=%s', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+  });
+});
+
+describe('KMS_TLS_*', () => {
+  it('leaves TLS off by default', () => {
+    expect(loadConfig({}).tls).toBeUndefined();
+  });
+
+  it('turns HTTPS on with a certificate and its key, TLS 1.2 or later by default', () => {
+    expect(loadConfig({ KMS_TLS_CERT_FILE: 'tls/cert.pem', KMS_TLS_KEY_FILE: '/etc/kms/key.pem' }).tls).toEqual({
+      certFile: path.resolve('tls/cert.pem'),
+      keyFile: '/etc/kms/key.pem',
+      minVersion: 'TLSv1.2',
+    });
+    const mutual = loadConfig({ KMS_TLS_CERT_FILE: '/c', KMS_TLS_KEY_FILE: '/k', KMS_TLS_CLIENT_CA_FILE: '/ca', KMS_TLS_MIN_VERSION: 'TLSv1.3' }).tls;
+    expect(mutual).toMatchObject({ clientCaFile: '/ca', minVersion: 'TLSv1.3' });
+  });
+
+  it.each([
+    [{ KMS_TLS_CERT_FILE: '/c' }, 'KMS_TLS_CERT_FILE is set: set KMS_TLS_KEY_FILE too'],
+    [{ KMS_TLS_KEY_FILE: '/k' }, 'KMS_TLS_KEY_FILE is set: set KMS_TLS_CERT_FILE too'],
+    [{ KMS_TLS_CLIENT_CA_FILE: '/ca' }, 'KMS_TLS_CLIENT_CA_FILE is set without KMS_TLS_CERT_FILE and KMS_TLS_KEY_FILE: client certificates need HTTPS'],
+    [{ KMS_TLS_CERT_FILE: '/c', KMS_TLS_KEY_FILE: '/k', KMS_TLS_MIN_VERSION: 'TLSv1.1' }, 'KMS_TLS_MIN_VERSION must be TLSv1.2 or TLSv1.3, got "TLSv1.1"'],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(message));
   });
 });

@@ -1,0 +1,16 @@
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { ClientCertificate } from '../identity/authenticator';
+
+/**
+ * What the TLS handshake made of the client's certificate. With mTLS the server asks for one
+ * (`requestCert`) but does not refuse the handshake without it (`rejectUnauthorized: false`, see
+ * src/tls/tls-server.ts): the request then gets the API's 401 body and an audit record, and the
+ * health probes, which need no credential, need no certificate either.
+ */
+export function clientCertificateOf(socket: Socket): ClientCertificate {
+  if (!(socket instanceof TLSSocket)) return 'none';
+  // Verified by OpenSSL against the client CAs only: a chain to one of them, within its dates.
+  if (socket.authorized) return 'trusted';
+  return Object.keys(socket.getPeerCertificate()).length > 0 ? 'untrusted' : 'none';
+}
