@@ -1,15 +1,20 @@
 /**
  * The ceiling: the least a server can do to answer create-datakey on this HSM. Plain node:http,
- * one logged-in PKCS#11 session, the CMK's handle found once, and per request exactly the HSM work
- * of create-datakey (random bytes for the data key and the IV, one AES-256-GCM encryption), called
- * synchronously. No validation, authentication, audit or blob format. The benchmark compares the
- * service with this, run in the same way, on the same token.
+ * one logged-in PKCS#11 session, the CMK's handle found once, and per request exactly the work a
+ * correct create-datakey answer needs: random bytes for the data key and the IV, one AES-256-GCM
+ * encryption under the additional data the service binds (binding.ts: purpose, key, version,
+ * project), and the service's blob (blob-codec.ts: the Huawei-style frame with its SHA-256
+ * trailer), with raw pkcs11js calls, synchronously. No validation, authentication, audit or key
+ * lookup. Its answers are real: the benchmark checks that the service opens a data key the ceiling
+ * made (decrypt-datakey) before it measures anything, so the two are compared on the same work.
  *
  * Environment: SOFTHSM2_CONF, BENCH_MODULE, BENCH_TOKEN_LABEL, BENCH_PIN_FILE, BENCH_KEY_LABEL, PORT.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as pkcs11 from 'pkcs11js';
+import { encodeBinding } from '../src/kms/binding';
+import { encodeBlob } from '../src/kms/blob-codec';
 
 const env = (name: string): string => {
   const value = process.env[name];
@@ -32,23 +37,28 @@ lib.C_FindObjectsInit(session, [
 const [key] = lib.C_FindObjects(session, 1);
 lib.C_FindObjectsFinal(session);
 if (!key) throw new Error(`no key ${env('BENCH_KEY_LABEL')}`);
+// The CMK's material version 0: the label is kms/<key id>/v0.
 const keyId = env('BENCH_KEY_LABEL').split('/')[1]!;
-const aad = Buffer.from(`bench/${keyId}`);
+const materialVersion = 0;
 
 const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
+    // /v1.0/{project_id}/kms/create-datakey: the project is bound into the additional data.
+    const projectId = req.url!.split('/')[2]!;
+    const aad = encodeBinding({ purpose: 'datakey', keyId, materialVersion, projectId, context: '', aad: '' });
     const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));
     const dataKey = random.subarray(0, 32);
     const iv = random.subarray(32);
     const gcm: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
     lib.C_EncryptInit(session, { mechanism: pkcs11.CKM_AES_GCM, parameter: gcm }, key);
-    const sealed = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
+    const ciphertext = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
     const body = JSON.stringify({
       key_id: keyId,
       plain_text: dataKey.toString('hex').toUpperCase(),
-      cipher_text: Buffer.concat([iv, sealed]).toString('hex').toUpperCase(),
+      cipher_text: encodeBlob({ keyId, materialVersion, iv, ciphertext }).toString('hex').toUpperCase(),
     });
+    random.fill(0);
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
 });

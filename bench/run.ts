@@ -5,7 +5,7 @@
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
- * same throwaway token: the ceiling (bench/ceiling-server.ts: only the HSM work of create-datakey)
+ * same throwaway token: the ceiling (bench/ceiling-server.ts: only the work of a create-datakey answer)
  * and a no-op node:http server, with the HSM cost per request of both (hsmCostRounds); then the
  * HTTP layer alone (httpLayerRun). Prints the tables and writes them as JSON. --only-extra skips
  * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone).
@@ -140,6 +140,16 @@ interface References {
   readonly noop: Server;
 }
 
+/**
+ * The ceiling must do the same work as the service, not less: a data key it makes is opened by the
+ * service's decrypt-datakey, or the benchmark stops before measuring anything.
+ */
+async function checkCeilingAnswer(ceiling: Server, service: Server, credential: Credential, keyId: string): Promise<void> {
+  const made = await call(ceiling.url, credential, 'create-datakey', { key_id: keyId });
+  const opened = await call(service.url, credential, 'decrypt-datakey', { key_id: keyId, cipher_text: made.cipher_text, datakey_cipher_length: '32' });
+  if (opened.data_key !== made.plain_text) throw new Error("the service opened the ceiling's data key to other bytes: the two do not do the same work");
+}
+
 /** Starts the main run's servers on a fresh token in `dataDir`, each pushed on `servers` at once (for the caller to stop). */
 async function startReferences(dataDir: string, servers: Server[]): Promise<References> {
   const { server: service, credential } = await startKms(dataDir);
@@ -155,6 +165,7 @@ async function startReferences(dataDir: string, servers: Server[]): Promise<Refe
     BENCH_KEY_LABEL: `kms/${keyId}/v0`,
   });
   servers.push(ceiling);
+  await checkCeilingAnswer(ceiling, service, credential, keyId);
   const noop = await startServer('no-op', [TSX, path.join(ROOT, 'bench', 'noop-server.ts')], {});
   servers.push(noop);
   return { service, credential, bodies, ceiling, noop };
@@ -370,6 +381,7 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
       BENCH_KEY_LABEL: `kms/${keyId}/v0`,
     });
     servers.push(ceiling);
+    await checkCeilingAnswer(ceiling, service, credential, keyId);
     const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
     await load({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential });
     const rows: Row[] = [];
