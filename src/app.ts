@@ -12,6 +12,7 @@ import { InFlight } from './http/in-flight';
 import './http/locals';
 import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
 import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
+import { METRICS_ROUTE, mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
@@ -51,6 +52,10 @@ export interface AppDeps {
   readonly readiness: Readiness;
   /** One info line per request (KMS_ACCESS_LOG); default on. */
   readonly accessLog?: boolean;
+  /** GET /metrics, when it is served on this port (behind its token); else the path is unknown here. */
+  readonly metrics?: MetricsAnswer;
+  /** Told of every API request, by operation and status (the metrics). */
+  readonly requestObserver?: RequestObserver;
 }
 
 /** The Host the client sent when it is a plain host[:port], else the address it reached. */
@@ -68,7 +73,7 @@ function rawProjectId(req: Request): string {
 
 /**
  * The HTTP application as an Express app of its dependencies:
- * request id → health probes (no credential) → access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * request id → health probes (no credential) → GET /metrics (its own token) → request metrics → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
  * failure is answered by the one error handler at the end.
@@ -78,7 +83,7 @@ export function buildApp(deps: AppDeps): Express {
   const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
   operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas), ...rotationOperations(deps.rotation));
   const documents = versionDocuments();
-  checkOperations(document, operations, documents, HEALTH_ROUTES);
+  checkOperations(document, operations, documents, [...HEALTH_ROUTES, METRICS_ROUTE]);
   const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
@@ -156,6 +161,9 @@ export function buildApp(deps: AppDeps): Express {
 
   app.use(requestIds());
   mountHealthRoutes(app, deps.readiness);
+  mountMetricsRoute(app, deps.metrics);
+  // After the probes and the scrapes: they are not API requests.
+  if (deps.requestObserver) app.use(requestMetrics(deps.requestObserver, new Set(operations.map((op) => op.name)), publicPaths));
   const log = accessLog(deps.logger, deps.accessLog ?? true);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));

@@ -6,7 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { HEALTH_ROUTES } from '../../src/http/health-routes';
+import { HEALTH_ROUTES as HEALTH_PROBES } from '../../src/http/health-routes';
+import { METRICS_ROUTE } from '../../src/http/metrics-route';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
 import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
@@ -32,6 +33,8 @@ const operations: Operation[] = [
   ...rotationOperations({} as RotationService),
 ];
 const documents = versionDocuments();
+/** The routes served without the API's credential: the probes, and GET /metrics with its own token. */
+const HEALTH_ROUTES = [...HEALTH_PROBES, METRICS_ROUTE];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
