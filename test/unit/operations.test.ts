@@ -52,6 +52,20 @@ describe('the operations against openapi.yaml', () => {
     expect(() => checkOperations(publicListKeys, operations, documents, HEALTH_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
   });
 
+  it('GET /metrics is served with its own token, as openapi.yaml says (`security: [{metricsToken: []}]`), both ways', () => {
+    const document = loadOpenApiDocument();
+    const metrics = document.paths['/metrics'] as { get: object };
+    const withPath = (get: object) => ({ paths: { ...document.paths, '/metrics': { get } } });
+    expect(() => checkOperations(withPath({ ...metrics.get, security: [] }), operations, documents, HEALTH_ROUTES)).toThrow(
+      'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
+    );
+    expect(() => checkOperations(withPath({ ...metrics.get, security: undefined }), operations, documents, HEALTH_ROUTES)).toThrow(
+      'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
+    );
+    expect(() => checkOperations(document, operations, documents, HEALTH_PROBES)).toThrow('GET /metrics says `security: [{metricsToken: []}]` in openapi.yaml but is not a public route');
+    expect((document.components as { securitySchemes?: Record<string, unknown> }).securitySchemes?.metricsToken).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
+  });
+
   it('a documented GET without its handler fails (user-quotas; the public version list)', () => {
     const withoutQuotas = operations.filter((op) => op.name !== 'user-quotas');
     expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, HEALTH_ROUTES)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
