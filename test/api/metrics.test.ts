@@ -7,6 +7,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
@@ -343,5 +345,17 @@ describe('HSM errors by operation and CKR, through the fault shim', () => {
       after = await scrape(shim.url);
     }
     expect(after.value('kms_hsm_sessions', { state: 'abandoned' })).toBe(0);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it('serves the metrics on a listener of their own, published on loopback only', () => {
+    const compose = parse(readFileSync(path.join(__dirname, '..', '..', 'docker-compose.yml'), 'utf8')) as {
+      services: { kms: { ports: string[]; environment: Record<string, string> } };
+    };
+    const { ports, environment } = compose.services.kms;
+    const config = loadConfig({ ...environment, KMS_DATA_DIR: '/tmp/kms-compose-test' });
+    expect(config.metrics).toEqual({ kind: 'listener', host: '0.0.0.0', port: 9464, token: undefined });
+    expect(ports).toContain('127.0.0.1:9464:9464');
   });
 });
