@@ -5,12 +5,23 @@
  * primary's own listener; what every worker reads from the shared database is counted once.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Metrics } from '../helpers/metrics';
 import { makeDataDir } from '../helpers/service';
-import { exitOf, postAlone, readAdminCredentials, startProcess, workersThatServed, type AdminCredentials, type Started } from '../helpers/service-process';
+import {
+  exitOf,
+  postAlone,
+  processEnv,
+  readAdminCredentials,
+  runUntilExit,
+  startProcess,
+  workersThatServed,
+  type AdminCredentials,
+  type Started,
+} from '../helpers/service-process';
 
 const TOKEN = 'cluster-metrics-token-0123456789';
 const WORKERS = 2;
@@ -110,4 +121,23 @@ describe('the metrics of a cluster of two workers', () => {
     expect(await stop(started)).toBe(0);
     expect(started.output()).toContain('"msg":"KMS stopped"');
   }, 120_000);
+});
+
+describe('a metrics port in use', () => {
+  it.each(['1', '2'])('stops the start in one line (KMS_WORKERS=%s)', async (workers) => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    const dataDir = makeDataDir();
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const { code, output } = await runUntilExit(processEnv(dataDir, { KMS_METRICS_PORT: String(port), KMS_WORKERS: workers, KMS_LOG_LEVEL: 'info' }));
+      expect(code).toBe(1);
+      expect(output.split('\n').filter((line) => line.startsWith('kms: '))).toEqual([`kms: cannot listen for metrics on 127.0.0.1:${port}: EADDRINUSE`]);
+      expect(output).not.toMatch(/^\s+at /m);
+      expect(output).not.toContain('KMS listening');
+    } finally {
+      taken.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
