@@ -13,6 +13,8 @@ function label(call: HsmCallName): string {
   return call.replace(/ /g, '_');
 }
 
+const CALLS: readonly HsmCallName[] = ['generate random', 'ping', 'generate key', 'destroy key', 'find key', 'encrypt', 'decrypt'];
+
 /**
  * The HSM's metrics: each operation's duration and PKCS#11 errors (reported by the session
  * runner), and, read from Hsm.state() at scrape time, the session pool and the module's
@@ -22,6 +24,8 @@ export class HsmMetrics implements HsmObserver {
   private readonly duration: Histogram<'function'>;
   private readonly errors: Counter<'function' | 'ckr'>;
   private readonly timeouts: Counter<'function'>;
+  /** Each operation's histogram series, bound once: cheaper per call than a label object (see RequestMetrics). */
+  private readonly durations: ReadonlyMap<HsmCallName, Histogram.Internal<'function'>>;
   private state: (() => HsmState) | undefined;
 
   constructor(registry: Registry) {
@@ -45,6 +49,7 @@ export class HsmMetrics implements HsmObserver {
       labelNames: ['function'],
       registers,
     });
+    this.durations = new Map(CALLS.map((call) => [call, this.duration.labels({ function: label(call) })]));
     const state = (): HsmState | undefined => this.state?.();
     new Gauge({
       name: 'kms_hsm_sessions',
@@ -106,7 +111,7 @@ export class HsmMetrics implements HsmObserver {
   }
 
   callEnded(call: HsmCallName, seconds: number, ckr: string | undefined): void {
-    this.duration.observe({ function: label(call) }, seconds);
+    this.durations.get(call)!.observe(seconds);
     if (ckr !== undefined) this.errors.inc({ function: label(call), ckr });
   }
 

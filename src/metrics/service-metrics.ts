@@ -1,21 +1,16 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { MetricsText } from '../http/metrics-route';
 import { AuditMetrics } from './audit-metrics';
 import { HsmMetrics } from './hsm-metrics';
 import { KeyMetrics } from './key-metrics';
 import { RequestMetrics } from './request-metrics';
-
-/** What GET /metrics answers: the text and its content type. */
-export interface MetricsSource {
-  readonly contentType: string;
-  text(): Promise<string>;
-}
 
 /**
  * The metrics of one serving process, the one place that owns prom-client's registry: the parts
  * are the observers the HSM seam, the audit log, the rotator and the HTTP layer report to, and the
  * collectors read at scrape time; with Node's own process metrics (memory, CPU, event-loop lag).
  */
-export class ServiceMetrics implements MetricsSource {
+export class ServiceMetrics implements MetricsText {
   readonly registry = new Registry();
   readonly hsm = new HsmMetrics(this.registry);
   readonly audit = new AuditMetrics(this.registry);
