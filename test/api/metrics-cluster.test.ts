@@ -55,6 +55,8 @@ async function knownSequence(started: Started, admin: AdminCredentials, n: numbe
   const keyId = created.body.key_info!.key_id;
   const dataKeys = await Promise.all(Array.from({ length: n }, () => postAlone(started.url, admin, 'create-datakey', { key_id: keyId })));
   expect(dataKeys.map((reply) => reply.status)).toEqual(Array(n).fill(200));
+  // Access-log lines travel over a pipe, after the responses: wait for both workers' (at most 10 s).
+  for (let waited = 0; workersThatServed(started).size < 2 && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
   expect(workersThatServed(started)).toEqual(new Set([0, 1]));
 }
 
