@@ -3,7 +3,9 @@
  * lines and reports them to an {@link HsmObserver}: a closed list, so that what is counted per
  * operation stays bounded.
  */
-export type HsmCallName = 'generate random' | 'ping' | 'generate key' | 'destroy key' | 'find key' | 'encrypt' | 'decrypt';
+export const HSM_CALLS = ['generate random', 'ping', 'generate key', 'destroy key', 'find key', 'encrypt', 'decrypt'] as const;
+
+export type HsmCallName = (typeof HSM_CALLS)[number];
 
 /**
  * What the session runner reports of each attempt of an operation on a session (its PKCS#11

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { HsmState } from '../hsm/hsm';
-import type { HsmCallName, HsmObserver } from '../hsm/hsm-observer';
+import { HSM_CALLS, type HsmCallName, type HsmObserver } from '../hsm/hsm-observer';
 
 /**
  * An HSM operation takes from tens of microseconds (SoftHSM in the process) to hundreds of
@@ -12,8 +12,6 @@ const HSM_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 function label(call: HsmCallName): string {
   return call.replace(/ /g, '_');
 }
-
-const CALLS: readonly HsmCallName[] = ['generate random', 'ping', 'generate key', 'destroy key', 'find key', 'encrypt', 'decrypt'];
 
 /**
  * The HSM's metrics: each operation's duration and PKCS#11 errors (reported by the session
@@ -49,7 +47,7 @@ export class HsmMetrics implements HsmObserver {
       labelNames: ['function'],
       registers,
     });
-    this.durations = new Map(CALLS.map((call) => [call, this.duration.labels({ function: label(call) })]));
+    this.durations = new Map(HSM_CALLS.map((call) => [call, this.duration.labels({ function: label(call) })]));
     const state = (): HsmState | undefined => this.state?.();
     new Gauge({
       name: 'kms_hsm_sessions',
