@@ -14,6 +14,7 @@ import './http/locals';
 import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
 import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
 import { DOCS_ROUTES, mountDocsRoutes } from './http/docs-routes';
+import { METRICS_ROUTE, mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
@@ -55,6 +56,10 @@ export interface AppDeps {
   readonly accessLog?: boolean;
   /** GET /openapi.yaml, /openapi.json and the page /docs/, without a credential (KMS_DOCS); default on. */
   readonly docs?: boolean;
+  /** GET /metrics, when it is served on this port (behind its token); else the path is unknown here. */
+  readonly metrics?: MetricsAnswer;
+  /** Told of every API request, by operation and status (the metrics). */
+  readonly requestObserver?: RequestObserver;
 }
 
 /** The Host the client sent when it is a plain host[:port], else the address it reached. */
@@ -72,7 +77,7 @@ function rawProjectId(req: Request): string {
 
 /**
  * The HTTP application as an Express app of its dependencies:
- * request id → health probes and the contract's docs (no credential) → access log → body (size-limited, raw bytes kept) → authentication → body errors →
+ * request id → health probes and the contract's docs (no credential) → GET /metrics (its own token) → request metrics → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
  * failure is answered by the one error handler at the end.
@@ -83,7 +88,7 @@ export function buildApp(deps: AppDeps): Express {
   operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas), ...rotationOperations(deps.rotation));
   const documents = versionDocuments();
   // The docs routes stay in the contract when they are turned off: it describes what the service can serve.
-  checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES]);
+  checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES, METRICS_ROUTE]);
   const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);
@@ -162,6 +167,9 @@ export function buildApp(deps: AppDeps): Express {
   app.use(requestIds());
   mountHealthRoutes(app, deps.readiness);
   if (deps.docs ?? true) mountDocsRoutes(app);
+  mountMetricsRoute(app, deps.metrics);
+  // After the probes, the contract's pages and the scrapes: they are not API requests.
+  if (deps.requestObserver) app.use(requestMetrics(deps.requestObserver, new Set(operations.map((op) => op.name)), publicPaths));
   const log = accessLog(deps.logger, deps.accessLog ?? true);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));

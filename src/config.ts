@@ -52,6 +52,17 @@ export interface TlsConfig {
 export const TLS_MIN_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 export type TlsMinVersion = (typeof TLS_MIN_VERSIONS)[number];
 
+/**
+ * Where GET /metrics is served (Prometheus text format), if anywhere: off unless configured. On a
+ * listener of its own (KMS_METRICS_PORT, on KMS_METRICS_HOST, loopback by default), where only
+ * what can reach that address can scrape; or on the API's port behind a bearer token read from
+ * KMS_METRICS_TOKEN_FILE (a token file with the port requires the token there too).
+ */
+export type MetricsConfig =
+  | { readonly kind: 'off' }
+  | { readonly kind: 'listener'; readonly host: string; readonly port: number; readonly token: string | undefined }
+  | { readonly kind: 'api-port'; readonly token: string };
+
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -112,6 +123,8 @@ export interface Config {
   readonly sealBudget: number;
   /** How often each process adds its counted seals to the database, in milliseconds. */
   readonly sealCountFlushMs: number;
+  /** GET /metrics: off, on its own listener, or on the API's port behind a token. */
+  readonly metrics: MetricsConfig;
 }
 
 export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -177,6 +190,40 @@ function readPin(env: Env): string | undefined {
   const pin = text.trim();
   if (!pin) throw new ConfigError(`KMS_PKCS11_PIN_FILE is empty: ${file}`);
   return pin;
+}
+
+/**
+ * A bearer token is sent in a header: at least 16 characters (it is the only thing between the
+ * network and the metrics) of the token68 set (RFC 6750), so that it can be sent as it is.
+ */
+const METRICS_TOKEN = /^[A-Za-z0-9._~+/-]{16,512}=*$/;
+
+/** KMS_METRICS_TOKEN_FILE's token, read once; undefined when it is not set. */
+function readMetricsToken(env: Env): string | undefined {
+  const file = env.KMS_METRICS_TOKEN_FILE;
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`KMS_METRICS_TOKEN_FILE cannot be read: ${file} (${(error as NodeJS.ErrnoException).code})`);
+  }
+  const token = text.trim();
+  // The token itself never reaches a message.
+  if (!METRICS_TOKEN.test(token)) throw new ConfigError(`KMS_METRICS_TOKEN_FILE must hold one token of 16 to 512 letters, digits or -._~+/ characters: ${file}`);
+  return token;
+}
+
+/** KMS_METRICS_PORT, KMS_METRICS_HOST, KMS_METRICS_TOKEN_FILE: see {@link MetricsConfig}. */
+function metricsConfig(env: Env, apiPort: number): MetricsConfig {
+  const token = readMetricsToken(env);
+  if (env.KMS_METRICS_PORT === undefined || env.KMS_METRICS_PORT === '') {
+    if (env.KMS_METRICS_HOST) throw new ConfigError('KMS_METRICS_HOST is set without KMS_METRICS_PORT');
+    return token === undefined ? { kind: 'off' } : { kind: 'api-port', token };
+  }
+  const port = integer(env, 'KMS_METRICS_PORT', 0, 0, 65535);
+  if (port !== 0 && port === apiPort) throw new ConfigError('KMS_METRICS_PORT must differ from PORT (leave it unset to serve /metrics on the API port behind KMS_METRICS_TOKEN_FILE)');
+  return { kind: 'listener', host: env.KMS_METRICS_HOST || '127.0.0.1', port, token };
 }
 
 /** KMS_LOG_LEVEL: one of pino's levels, or `silent`. */
@@ -248,8 +295,9 @@ export function loadConfig(env: Env = process.env): Config {
     hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.join(dataDir, 'softhsm') };
   }
 
+  const port = integer(env, 'PORT', 8080, 0, 65535);
   return Object.freeze({
-    port: integer(env, 'PORT', 8080, 0, 65535),
+    port,
     host: env.KMS_HOST || '127.0.0.1',
     tls: tlsConfig(env),
     dataDir,
@@ -275,5 +323,6 @@ export function loadConfig(env: Env = process.env): Config {
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
     sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,
+    metrics: Object.freeze(metricsConfig(env, port)),
   });
 }

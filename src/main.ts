@@ -91,6 +91,7 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   // The TLS files are checked before the data directory is touched: a bad one is the start's one line.
   const tls = config.tls ? startTlsFiles(config.tls) : undefined;
   await initialiseInWorker();
+  const stopMetrics = await serveClusterMetrics(config, logger);
   let stopping = false;
   let failed = false;
   interface Slot {
@@ -146,10 +147,27 @@ async function primary(config: Config, logger: Logger): Promise<void> {
   for (let index = 0; index < config.workers; index++) fork(index);
   onSignals(logger, async () => {
     stopping = true;
-    await stopAll();
+    await Promise.all([stopAll(), stopMetrics()]);
     if (failed) throw new Error('a worker did not stop cleanly');
     logger.info('KMS stopped');
   });
+}
+
+/**
+ * The cluster's metrics, when they are on: the primary aggregates every worker's (loading
+ * prom-client, not the service), answers workers scraped on the API's port, and serves
+ * KMS_METRICS_PORT itself. Before the workers start, so that a port in use stops the start. Returns
+ * what closes its listener.
+ */
+async function serveClusterMetrics(config: Config, logger: Logger): Promise<() => Promise<void>> {
+  if (config.metrics.kind === 'off') return async () => undefined;
+  const { clusterMetrics } = await import('./metrics/cluster-metrics');
+  const source = clusterMetrics();
+  if (config.metrics.kind !== 'listener') return async () => undefined;
+  const { listenForMetrics } = await import('./metrics/metrics-listener');
+  const listener = await listenForMetrics(config.metrics, { source, token: config.metrics.token });
+  logger.info({ metricsUrl: listener.url }, 'metrics listening');
+  return () => listener.close();
 }
 
 /**

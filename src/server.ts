@@ -9,6 +9,10 @@ import type { AuditSink } from './audit/audit-sink';
 import { ServiceAudit } from './audit/service-audit';
 import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
+import type { MetricsAnswer } from './http/metrics-route';
+import { metricsFromPrimary, shareWithPrimary } from './metrics/cluster-metrics';
+import { listenForMetrics, type MetricsListener } from './metrics/metrics-listener';
+import { ServiceMetrics } from './metrics/service-metrics';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
 import { Readiness } from './health/readiness';
@@ -55,6 +59,8 @@ export interface RunningService {
    * be served (the previous certificate stays) or TLS is off.
    */
   reloadTls(): boolean;
+  /** Where GET /metrics is served on a listener of its own (KMS_METRICS_PORT), if it is. */
+  readonly metricsUrl?: string;
   /** Stops accepting requests, lets those in flight finish, then closes the HSM, the audit log and the database. */
   close(): Promise<void>;
 }
@@ -87,12 +93,17 @@ export async function startService(config: Config, options: StartOptions): Promi
   const tls = config.tls ? { config: config.tls, material: startTlsFiles(config.tls) } : undefined;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const hsm = await openHsm(config, logger);
+  // Made first, so that the HSM's and the audit log's observers count from the start; a cluster
+  // worker answers the primary's scrapes from here on.
+  const metrics = config.metrics.kind === 'off' ? undefined : new ServiceMetrics();
+  if (metrics && options.clusterWorker) shareWithPrimary(metrics.registry);
+  const hsm = await openHsm(config, logger, config.hsmSessions, metrics?.hsm);
+  metrics?.hsm.watch(() => hsm.state());
   let db: Database.Database;
   let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs });
+    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit });
   } catch (error) {
     await hsm.close();
     throw error;
@@ -107,8 +118,14 @@ export async function startService(config: Config, options: StartOptions): Promi
   const grantStore = new GrantStore(db);
   const grantAccess = new GrantAccess(grantStore, clock);
   const rotations = new RotationStore(db, store);
-  const rotator = new KeyRotator({ rotations, hsm, clock, logger, sealBudget: config.sealBudget });
+  const rotator = new KeyRotator({ rotations, hsm, clock, logger, sealBudget: config.sealBudget, observer: metrics?.keys });
   const usage = new SealUsage(rotations, rotator, logger);
+  metrics?.keys.watch({
+    keysByState: () => store.countByState(clock()),
+    sealsCounted: () => usage.counted,
+    mostSeals: () => rotations.mostSeals(),
+    sealBudget: config.sealBudget,
+  });
   const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess, rotations });
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
@@ -164,6 +181,8 @@ export async function startService(config: Config, options: StartOptions): Promi
     accessLog: config.accessLog,
     docs: config.docs,
     validateResponses: options.validateResponses ?? false,
+    metrics: metricsOnApiPort(config, metrics, options.clusterWorker ?? false),
+    requestObserver: metrics?.requests,
   });
   const protocol = protocolRefusals(logger);
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -190,6 +209,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   }
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
+  let metricsListener: MetricsListener | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
@@ -197,7 +217,13 @@ export async function startService(config: Config, options: StartOptions): Promi
       );
       server.listen(config.port, config.host, () => resolve());
     });
+    // A cluster's metrics listener is the primary's (src/main.ts): it aggregates every worker's.
+    if (metrics && config.metrics.kind === 'listener' && !options.clusterWorker) {
+      metricsListener = await listenForMetrics(config.metrics, { source: metrics, token: config.metrics.token });
+      logger.info({ metricsUrl: metricsListener.url }, 'metrics listening');
+    }
   } catch (error) {
+    if (server.listening) await drain(server);
     await maintenance.stop();
     await usage.stop().catch(() => undefined);
     await hsm.close();
@@ -218,7 +244,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       draining = true;
-      await drain(server);
+      await Promise.all([drain(server), metricsListener?.close()]);
       // Clients that hung up leave their operations running: let them finish before the HSM closes.
       await inFlight.idle();
       await maintenance.stop();
@@ -238,7 +264,16 @@ export async function startService(config: Config, options: StartOptions): Promi
     logger.info('TLS is off (no KMS_TLS_CERT_FILE): nothing to reload');
     return false;
   };
-  return { url, port, hsm, store, credentials, maintenance, usage, rotator, reloadTls, close };
+  return { url, port, hsm, store, credentials, maintenance, usage, rotator, reloadTls, metricsUrl: metricsListener?.url, close };
+}
+
+/**
+ * GET /metrics on the API's port, when configured so (KMS_METRICS_TOKEN_FILE alone): this process's
+ * metrics, or in a cluster worker the whole cluster's, which the primary aggregates.
+ */
+function metricsOnApiPort(config: Config, metrics: ServiceMetrics | undefined, clusterWorker: boolean): MetricsAnswer | undefined {
+  if (!metrics || config.metrics.kind !== 'api-port') return undefined;
+  return { source: clusterWorker ? metricsFromPrimary(metrics.contentType) : metrics, token: config.metrics.token };
 }
 
 /**

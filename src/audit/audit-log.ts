@@ -103,6 +103,15 @@ function chainEnd(file: string): ChainHead {
   }
 }
 
+/**
+ * What a chain reports of each write(2) batch, for the metrics (src/metrics implements it; the
+ * audit log knows no metrics library). Called synchronously: it must be cheap and must not throw.
+ */
+export interface AuditObserver {
+  /** One batch was written (or, with `failed`, a write failed and what it left waits for the next): how long it took, in seconds. */
+  wrote(seconds: number, failed: boolean): void;
+}
+
 /** One process's chain: it appends, batches the writes of one event-loop turn, and knows its head. */
 export class AuditLog {
   private fd: number | undefined;
@@ -119,7 +128,10 @@ export class AuditLog {
   /** The last write failure, until a write succeeds again: new operations are refused meanwhile. */
   private failure: unknown;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    private readonly observer?: AuditObserver,
+  ) {
     this.written = chainEnd(file);
     this.prev = this.written.hash;
     this.fd = openSync(file, 'a', 0o600);
@@ -180,6 +192,7 @@ export class AuditLog {
     this.pending = [];
     this.carry = undefined;
     let written = 0;
+    const started = performance.now();
     try {
       while (written < batch.length) written += writeSync(this.fd, batch, written, batch.length - written);
       this.failure = undefined;
@@ -187,6 +200,7 @@ export class AuditLog {
       this.failure = error;
       this.carry = batch.subarray(written);
     }
+    this.observer?.wrote((performance.now() - started) / 1000, this.failure !== undefined);
     // Every line ends in the one newline it holds: the newlines written count the lines now whole on disk.
     let whole = 0;
     for (let at = batch.indexOf(0x0a); at >= 0 && at < written; at = batch.indexOf(0x0a, at + 1)) whole++;

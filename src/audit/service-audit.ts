@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AuditLog, formatHead, type ChainHead } from './audit-log';
+import { AuditLog, formatHead, type AuditObserver, type ChainHead } from './audit-log';
 import type { AuditRecord } from './audit-records';
 import type { AuditSink } from './audit-sink';
 import { AuthFailureAudit, DEFAULT_AUTH_FAILURE_AUDIT, type AuthFailure, type AuthFailureAuditOptions } from './auth-failure-audit';
@@ -10,6 +10,8 @@ export interface ServiceAuditOptions {
   /** How often the chain's head is logged, when it moved (KMS_AUDIT_HEAD_INTERVAL_SECONDS). */
   readonly headIntervalMs: number;
   readonly authFailures?: AuthFailureAuditOptions;
+  /** Told of every write of the chain (the metrics). */
+  readonly observer?: AuditObserver;
 }
 
 /**
@@ -26,7 +28,7 @@ export class ServiceAudit implements AuditSink {
   private reported: ChainHead | undefined;
 
   constructor(file: string, private readonly options: ServiceAuditOptions) {
-    this.log = new AuditLog(file);
+    this.log = new AuditLog(file, options.observer);
     this.failures = new AuthFailureAudit(this.log, options.authFailures ?? DEFAULT_AUTH_FAILURE_AUDIT);
     this.reportHead('audit chain opened');
     this.timer = setInterval(() => this.reportHead('audit chain head'), options.headIntervalMs);

@@ -63,12 +63,26 @@ export function classifyCkr(error: unknown): CkrClass {
   return TABLE.get(code) ?? 'internal';
 }
 
+/** pkcs11js's CKR_* constants by value (built on first use). */
+let ckrConstants: ReadonlyMap<number, string> | undefined;
+
+/**
+ * The constant's name of a CKR code, e.g. "CKR_DEVICE_ERROR"; "CKR_UNKNOWN" for a code pkcs11js
+ * does not name (a vendor's), so that the names stay a bounded set (metrics label them).
+ */
+export function ckrConstant(code: number): string {
+  ckrConstants ??= new Map(
+    Object.entries(pkcs11 as unknown as Record<string, unknown>)
+      .filter((entry): entry is [string, number] => entry[0].startsWith('CKR_') && typeof entry[1] === 'number')
+      .map(([name, value]) => [value, name] as const)
+      .reverse(), // the first name of a value wins, as Object.keys(...).find did
+  );
+  return ckrConstants.get(code) ?? 'CKR_UNKNOWN';
+}
+
 /** A readable name for the log, e.g. "CKR_DEVICE_ERROR (0x30)". */
 export function ckrName(error: unknown): string {
   const code = ckrOf(error);
   if (code === undefined) return error instanceof Error ? error.message : String(error);
-  const name = Object.keys(pkcs11).find(
-    (key) => key.startsWith('CKR_') && (pkcs11 as unknown as Record<string, unknown>)[key] === code,
-  );
-  return `${name ?? 'CKR_UNKNOWN'} (0x${code.toString(16)})`;
+  return `${ckrConstant(code)} (0x${code.toString(16)})`;
 }

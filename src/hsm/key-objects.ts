@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { classifyCkr } from './ckr';
 import type { MaterialRef } from './hsm';
+import type { HsmCallName } from './hsm-observer';
 import type { KeyKind } from './key-kinds/key-kind';
 import { RereadSchedule } from './reread-schedule';
 import type { SessionRunner } from './session-runner';
@@ -135,7 +136,7 @@ export class KeyObjects {
    * after the token was re-read (several processes share the token, and a module's view of it can
    * lag behind another process's writes); still missing, it is KMS.0207.
    */
-  async withKey<T>(ref: MaterialRef, what: string, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
+  async withKey<T>(ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
     const cacheKey = materialKey(ref);
     let reread = false;
     for (let attempt = 1; ; attempt++) {

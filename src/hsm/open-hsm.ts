@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { prepareEmbeddedSoftHsm } from './embedded-softhsm';
+import type { HsmObserver } from './hsm-observer';
 import { Pkcs11Hsm } from './pkcs11-hsm';
 import { TokenLock } from './token-lock';
 
@@ -11,8 +12,8 @@ export function tokenLockFile(dataDir: string): string {
   return path.join(dataDir, 'hsm.lock');
 }
 
-/** Opens the configured HSM: the vendor's module, or the embedded SoftHSM token (created on first use). */
-export async function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions): Promise<Pkcs11Hsm> {
+/** Opens the configured HSM: the vendor's module, or the embedded SoftHSM token (created on first use); `observer` is told of every operation (the metrics). */
+export async function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions, observer?: HsmObserver): Promise<Pkcs11Hsm> {
   const hsm = config.hsm;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const writeLock = new TokenLock(tokenLockFile(config.dataDir));
@@ -30,6 +31,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       maxWaiters: config.hsmMaxWaiters,
       writeLock,
       logger,
+      observer,
     });
   } catch (error) {
     writeLock.close();

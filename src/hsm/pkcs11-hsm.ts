@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { ckrName, classifyCkr } from './ckr';
 import type { Hsm, HsmState, KeySpec, MaterialRef, SealedData } from './hsm';
+import type { HsmObserver } from './hsm-observer';
 import { AesGcm, IV_BYTES } from './key-kinds/aes-gcm';
 import { aesGcmSelfTest } from './key-kinds/aes-gcm-self-test';
 import { AES_256 } from './key-kinds/aes-256';
@@ -49,6 +50,8 @@ export interface Pkcs11HsmOptions {
    */
   readonly writeLock?: TokenLock;
   readonly logger: Logger;
+  /** Told of every operation's duration and PKCS#11 outcome (the metrics). */
+  readonly observer?: HsmObserver;
 }
 
 /**
@@ -75,6 +78,7 @@ export class Pkcs11Hsm implements Hsm {
       callTimeoutMs: options.callTimeoutMs ?? 5000,
       maxWaiters: options.maxWaiters ?? 1024,
       logger: options.logger,
+      observer: options.observer,
       beforeReinitialise: () => this.keys.clear(),
       afterReinitialise: (session) => this.keys.readToken(session),
     });

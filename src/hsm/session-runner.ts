@@ -2,9 +2,10 @@ import type * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
-import { ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
+import { ckrConstant, ckrName, ckrOf, classifyCkr, type CkrClass } from './ckr';
 import { beforeDeadline, DeadlinePassed } from './deadline';
 import type { HsmState } from './hsm';
+import type { HsmCallName, HsmObserver } from './hsm-observer';
 import { LogThrottle } from './log-throttle';
 import { PoolBusyError, PoolClosedError, SessionPool } from './session-pool';
 import type { TokenConnection } from './token-connection';
@@ -31,6 +32,8 @@ export interface SessionRunnerOptions {
   readonly afterReinitialise: (session: graphene.Session) => void;
   /** Before a re-initialisation: what depends on the old module, such as cached object handles, is dropped. */
   readonly beforeReinitialise: () => void;
+  /** Told of every attempt's duration and outcome (the metrics); none by default. */
+  readonly observer?: HsmObserver;
 }
 
 /** Why the module is initialised again: a module failure, or a re-read of the token's contents. */
@@ -101,7 +104,7 @@ export class SessionRunner {
    * arming one per call cost a request more than the check is worth. Only a promise is raced. With no
    * recovery under way and a session idle, nothing is awaited before the operation runs.
    */
-  async run<T>(what: string, operation: (session: graphene.Session) => T | Promise<T>): Promise<T> {
+  async run<T>(what: HsmCallName, operation: (session: graphene.Session) => T | Promise<T>): Promise<T> {
     const deadline = performance.now() + this.options.callTimeoutMs;
     // At most one new session and one module re-initialisation per operation: a module that lost
     // its state may first say so for the session (NSS: CKR_SESSION_HANDLE_INVALID), then for the slot.
@@ -126,20 +129,25 @@ export class SessionRunner {
           throw this.failure(what, kind, error);
         }
       }
+      const started = performance.now();
       let call: T | Promise<T> | undefined;
       try {
         call = operation(lease.session);
         const result = call instanceof Promise ? await beforeDeadline(call, deadline) : call;
+        this.options.observer?.callEnded(what, (performance.now() - started) / 1000, undefined);
         this.pool.release(lease);
         return result;
       } catch (error) {
         if (error instanceof DeadlinePassed) {
+          this.options.observer?.callTimedOut(what);
           // The call goes on in its libuv thread; its session must not be used or closed until then.
           this.pool.abandon(lease, call instanceof Promise ? call : Promise.resolve());
           throw this.unavailable(what, `no answer within ${this.options.callTimeoutMs} ms; the session is abandoned`, error);
         }
         // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
-        const kind = ckrOf(error) === undefined ? undefined : classifyCkr(error);
+        const code = ckrOf(error);
+        this.options.observer?.callEnded(what, (performance.now() - started) / 1000, code === undefined ? undefined : ckrConstant(code));
+        const kind = code === undefined ? undefined : classifyCkr(error);
         if (kind === undefined || kind === 'handle') {
           // The failed call ended the operation (PKCS#11 11.8/11.9): the session is healthy.
           this.pool.release(lease);

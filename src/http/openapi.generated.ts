@@ -501,6 +501,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics, when served on this port (KMS_METRICS_TOKEN_FILE without KMS_METRICS_PORT). Not audited.
+         * @description The Prometheus text format: requests, HSM calls, sessions, the audit log, keys by state,
+         *     rotations and the seal budget (see the README). Needs the bearer token of
+         *     KMS_METRICS_TOKEN_FILE, not the API's credential. 404 when the metrics are off, or served on
+         *     a listener of their own (KMS_METRICS_PORT).
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1.0/{project_id}/kms/enable-key-rotation": {
         parameters: {
             query?: never;
@@ -1944,6 +1967,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReadinessResponse"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The bearer token is missing or wrong. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description The metrics could not be gathered (a cluster worker did not answer in time). */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
                 };
             };
         };

@@ -108,13 +108,15 @@ export function checkOperations(
   publicRoutes: readonly PublicRoute[] = [],
 ): void {
   const documented = new Set<string>();
-  const documentedPublic = new Set<string>();
+  /** Routes documented without the API's credential: `security: []`, or one scheme of their own (its name). */
+  const documentedPublic = new Map<string, string | undefined>();
   for (const [path, item] of Object.entries(document.paths)) {
     for (const method of METHODS) {
       if (!(method in item)) continue;
       const route = `${method.toUpperCase()} ${path}`;
       documented.add(route);
-      if (isPublic((item as Record<string, unknown>)[method])) documentedPublic.add(route);
+      const security = publicSecurity((item as Record<string, unknown>)[method]);
+      if (security !== false) documentedPublic.set(route, security);
     }
   }
   const handled = new Set<string>();
@@ -123,35 +125,50 @@ export function checkOperations(
     if (handled.has(route)) throw new Error(`two operations handle ${route}`);
     handled.add(route);
   }
-  const served = new Set<string>();
+  const served = new Map<string, string | undefined>();
   for (const publicRoute of publicRoutes) {
     const route = `${publicRoute.method} ${publicRoute.path}`;
     if (handled.has(route) || served.has(route)) throw new Error(`two handlers serve ${route}`);
-    served.add(route);
+    served.set(route, publicRoute.scheme);
     handled.add(route);
   }
+  const securityOf = (scheme: string | undefined): string => (scheme === undefined ? '`security: []`' : `\`security: [{${scheme}: []}]\``);
   const problems = [
     ...[...handled].filter((route) => !documented.has(route)).map((route) => `${route} has a handler but openapi.yaml does not describe it`),
     ...[...documented].filter((route) => !handled.has(route)).map((route) => `${route} is in openapi.yaml but has no handler`),
-    ...[...served].filter((route) => documented.has(route) && !documentedPublic.has(route)).map((route) => `${route} is served without a credential but openapi.yaml does not say \`security: []\``),
-    ...[...documentedPublic].filter((route) => !served.has(route)).map((route) => `${route} says \`security: []\` in openapi.yaml but is not a public route`),
+    ...[...served]
+      .filter(([route, scheme]) => documented.has(route) && (!documentedPublic.has(route) || documentedPublic.get(route) !== scheme))
+      .map(([route, scheme]) => `${route} is served without a credential but openapi.yaml does not say ${securityOf(scheme)}`),
+    ...[...documentedPublic].filter(([route]) => !served.has(route)).map(([route, scheme]) => `${route} says ${securityOf(scheme)} in openapi.yaml but is not a public route`),
   ];
   if (problems.length > 0) throw new Error(`the operations and openapi.yaml disagree: ${problems.join('; ')}`);
 }
 
 /**
- * A route served without a credential, before authentication, the body parser and the contract
- * validator: the health probes. openapi.yaml documents each with `security: []`, and
- * checkOperations holds the two to each other.
+ * A route served without the API's credential, before authentication, the body parser and the
+ * contract validator: the health probes, and GET /metrics behind its own token. openapi.yaml
+ * documents each with `security: []`, or with `security: [{<scheme>: []}]` for a route with a
+ * credential of its own, and checkOperations holds the two to each other.
  */
 export interface PublicRoute {
   readonly method: 'GET';
   readonly path: string;
+  /** The security scheme of openapi.yaml the route checks itself (none: `security: []`). */
+  readonly scheme?: string;
 }
 
-/** An OpenAPI operation object that says `security: []`: no credential. */
-function isPublic(operation: unknown): boolean {
+/**
+ * Whether an OpenAPI operation object is served without the API's credential: `security: []`
+ * (undefined), or one requirement of one scheme of its own (`security: [{metricsToken: []}]`, the
+ * scheme's name); false otherwise (no `security`: the API's credential).
+ */
+function publicSecurity(operation: unknown): string | undefined | false {
   if (typeof operation !== 'object' || operation === null || !('security' in operation)) return false;
   const { security } = operation;
-  return Array.isArray(security) && security.length === 0;
+  if (!Array.isArray(security)) return false;
+  if (security.length === 0) return undefined;
+  const [requirement] = security as unknown[];
+  if (security.length !== 1 || typeof requirement !== 'object' || requirement === null) return false;
+  const schemes = Object.keys(requirement);
+  return schemes.length === 1 ? schemes[0]! : false;
 }

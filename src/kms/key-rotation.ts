@@ -11,6 +11,16 @@ export interface KeyRotatorDeps {
   readonly logger: Logger;
   /** Seals per material version after which the key is rotated (the GCM IV budget's share). */
   readonly sealBudget: number;
+  /** Told of every rotation this process makes or fails to make (the metrics). */
+  readonly observer?: RotationObserver;
+}
+
+/** What the rotator reports, for the metrics (src/metrics implements it). Must be cheap and must not throw. */
+export interface RotationObserver {
+  /** A new material version became the key's current one. */
+  rotated(reason: RotationReason): void;
+  /** A claimed rotation failed (and was undone, or left for reconciliation). */
+  rotationFailed(reason: RotationReason): void;
 }
 
 export interface RotationReport {
@@ -41,6 +51,18 @@ export class KeyRotator {
    * new version, or undefined when nothing was claimed (not due, or another process has it).
    */
   async rotate(keyId: string, projectId: string, reason: RotationReason): Promise<number | undefined> {
+    let version: number | undefined;
+    try {
+      version = await this.claimAndRotate(keyId, projectId, reason);
+    } catch (error) {
+      this.deps.observer?.rotationFailed(reason);
+      throw error;
+    }
+    if (version !== undefined) this.deps.observer?.rotated(reason);
+    return version;
+  }
+
+  private async claimAndRotate(keyId: string, projectId: string, reason: RotationReason): Promise<number | undefined> {
     const { rotations, hsm, clock, logger } = this.deps;
     const claimedAt = clock();
     const version = rotations.claim(keyId, reason, claimedAt, this.deps.sealBudget);

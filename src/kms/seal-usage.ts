@@ -15,6 +15,7 @@ export class SealUsage {
   private pending = new Map<string, { keyId: string; version: number; count: number }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
+  private sealed = 0;
 
   constructor(
     private readonly rotations: RotationStore,
@@ -24,7 +25,13 @@ export class SealUsage {
 
   /** One seal under `ref`. */
   count(ref: MaterialRef): void {
+    this.sealed++;
     this.add(ref, 1);
+  }
+
+  /** Seals this process has counted since it started (the metrics read it). */
+  get counted(): number {
+    return this.sealed;
   }
 
   private add(ref: MaterialRef, count: number): void {

@@ -107,6 +107,9 @@ export class KeyStore {
       markProvisioned: this.db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
       remove: this.db.prepare('DELETE FROM keys WHERE key_id = ?'),
       count: this.db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${KEY_EXISTS}`),
+      byState: this.db.prepare<[number], { key_state: KeyState; n: number }>(
+        `SELECT key_state, count(*) AS n FROM keys WHERE provisioned = 1 AND ${KEY_EXISTS} GROUP BY key_state`,
+      ),
       byAlias: this.db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE project_id = ? AND key_alias = ? AND provisioned = 1'),
       update: this.db.prepare(
         `UPDATE keys SET key_alias = @alias, key_description = @description, key_state = @state,
@@ -184,6 +187,11 @@ export class KeyStore {
   /** Keys of a project that exist at `now` (creations under way count: they hold their place). */
   countKeys(projectId: string, now: number): number {
     return this.statements.count.get(projectId, now)!.n;
+  }
+
+  /** Keys of every project that exist at `now`, by state (creations under way not counted): the metrics read it. */
+  countByState(now: number): Map<KeyState, number> {
+    return new Map(this.statements.byState.all(now).map((row) => [row.key_state, row.n]));
   }
 
   /** The visible key holding `alias` in a project, whatever its state. */

@@ -112,6 +112,10 @@ export class RotationStore {
         `SELECT k.key_id, k.project_id FROM key_materials m JOIN keys k ON k.key_id = m.key_id AND m.version = k.material_version
          WHERE m.seals >= ? AND k.provisioned = 1 AND k.key_state = '2'`,
       ),
+      mostSeals: db.prepare<[], { seals: number | null }>(
+        `SELECT max(m.seals) AS seals FROM key_materials m JOIN keys k ON k.key_id = m.key_id AND m.version = k.material_version
+         WHERE k.provisioned = 1 AND k.key_state = '2'`,
+      ),
       addSeals: db.prepare('UPDATE key_materials SET seals = seals + @count WHERE key_id = @keyId AND version = @version'),
       materials: db.prepare<[string], { version: number; created_at: number; seals: number }>(
         `SELECT m.version, m.created_at, m.seals FROM key_materials m JOIN keys k USING (key_id)
@@ -192,6 +196,11 @@ export class RotationStore {
   /** Enabled keys whose current version has sealed `budget` times or more. */
   overBudget(budget: number): RotationCandidate[] {
     return this.statements.overBudget.all(budget).map((row) => ({ keyId: row.key_id, projectId: row.project_id }));
+  }
+
+  /** The most seals (flushed) under the current version of any enabled key: how near the budget the busiest key is. */
+  mostSeals(): number {
+    return this.statements.mostSeals.get()?.seals ?? 0;
   }
 
   /** Adds counted seals in one transaction (a version gone meanwhile is skipped). */

@@ -1,4 +1,5 @@
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 
@@ -73,5 +74,61 @@ describe('KMS_TLS_*', () => {
     [{ KMS_TLS_CERT_FILE: '/c', KMS_TLS_KEY_FILE: '/k', KMS_TLS_MIN_VERSION: 'TLSv1.1' }, 'KMS_TLS_MIN_VERSION must be TLSv1.2 or TLSv1.3, got "TLSv1.1"'],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(new ConfigError(message));
+  });
+});
+
+describe('the metrics settings', () => {
+  let dir: string;
+  const write = (name: string, content: string): string => {
+    const file = path.join(dir, name);
+    writeFileSync(file, content, { mode: 0o600 });
+    return file;
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-config-metrics-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('are off by default', () => {
+    expect(loadConfig({}).metrics).toEqual({ kind: 'off' });
+  });
+
+  it('serve a listener of their own on loopback with KMS_METRICS_PORT, on KMS_METRICS_HOST if set', () => {
+    expect(loadConfig({ KMS_METRICS_PORT: '9464' }).metrics).toEqual({ kind: 'listener', host: '127.0.0.1', port: 9464, token: undefined });
+    expect(loadConfig({ KMS_METRICS_PORT: '9464', KMS_METRICS_HOST: '0.0.0.0' }).metrics).toMatchObject({ host: '0.0.0.0' });
+  });
+
+  it('serve the API port behind the token of KMS_METRICS_TOKEN_FILE alone, trimmed; with a port, that listener asks for it', () => {
+    const file = write('token', '  abcdefghijklmnop0123\n');
+    expect(loadConfig({ KMS_METRICS_TOKEN_FILE: file }).metrics).toEqual({ kind: 'api-port', token: 'abcdefghijklmnop0123' });
+    expect(loadConfig({ KMS_METRICS_TOKEN_FILE: file, KMS_METRICS_PORT: '0' }).metrics).toEqual({ kind: 'listener', host: '127.0.0.1', port: 0, token: 'abcdefghijklmnop0123' });
+  });
+
+  it.each([
+    [{ KMS_METRICS_PORT: 'nine' }, /^KMS_METRICS_PORT must be a whole number, got "nine"$/],
+    [{ KMS_METRICS_PORT: '70000' }, /^KMS_METRICS_PORT must be between 0 and 65535$/],
+    [{ KMS_METRICS_PORT: '8080', PORT: '8080' }, /^KMS_METRICS_PORT must differ from PORT/],
+    [{ KMS_METRICS_HOST: '0.0.0.0' }, /^KMS_METRICS_HOST is set without KMS_METRICS_PORT$/],
+    [{ KMS_METRICS_TOKEN_FILE: '/nonexistent/token' }, /^KMS_METRICS_TOKEN_FILE cannot be read: \/nonexistent\/token \(ENOENT\)$/],
+  ])('refuse %j in one line', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it.each([
+    ['empty', '\n'],
+    ['too short', 'short-token\n'],
+    ['two words', 'abcdefghijklmnop qrstuvwxyz012345\n'],
+  ])('refuse a token file that is %s, without printing what it holds', (_what, content) => {
+    const file = write(`bad-${content.length}`, content);
+    let message = '';
+    try {
+      loadConfig({ KMS_METRICS_TOKEN_FILE: file });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^KMS_METRICS_TOKEN_FILE must hold one token of 16 to 512 /);
+    expect(message).not.toContain(content.trim() || '\u0000');
   });
 });

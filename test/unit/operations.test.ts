@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DOCS_FILES, DOCS_ROUTES } from '../../src/http/docs-routes';
 import { HEALTH_ROUTES } from '../../src/http/health-routes';
+import { METRICS_ROUTE } from '../../src/http/metrics-route';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { dataKeyOperations } from '../../src/http/routes/datakeys';
 import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
@@ -33,8 +34,8 @@ const operations: Operation[] = [
   ...rotationOperations({} as RotationService),
 ];
 const documents = versionDocuments();
-/** The routes the app serves before authentication, as buildApp passes them. */
-const publicRoutes = [...HEALTH_ROUTES, ...DOCS_ROUTES];
+/** The routes served without the API's credential, as buildApp passes them: the probes, the contract's pages, and GET /metrics with its own token. */
+const publicRoutes = [...HEALTH_ROUTES, ...DOCS_ROUTES, METRICS_ROUTE];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
@@ -64,6 +65,20 @@ describe('the operations against openapi.yaml', () => {
   it('the page serves exactly the files openapi.yaml lists for /docs/{file}', () => {
     const docsFile = loadOpenApiDocument().paths['/docs/{file}'] as { get: { parameters: { name: string; schema: { enum: string[] } }[] } };
     expect(docsFile.get.parameters.map((p) => [p.name, p.schema.enum])).toEqual([['file', [...DOCS_FILES]]]);
+  });
+
+  it('GET /metrics is served with its own token, as openapi.yaml says (`security: [{metricsToken: []}]`), both ways', () => {
+    const document = loadOpenApiDocument();
+    const metrics = document.paths['/metrics'] as { get: object };
+    const withPath = (get: object) => ({ paths: { ...document.paths, '/metrics': { get } } });
+    expect(() => checkOperations(withPath({ ...metrics.get, security: [] }), operations, documents, publicRoutes)).toThrow(
+      'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
+    );
+    expect(() => checkOperations(withPath({ ...metrics.get, security: undefined }), operations, documents, publicRoutes)).toThrow(
+      'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
+    );
+    expect(() => checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES])).toThrow('GET /metrics says `security: [{metricsToken: []}]` in openapi.yaml but is not a public route');
+    expect((document.components as { securitySchemes?: Record<string, unknown> }).securitySchemes?.metricsToken).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
   });
 
   it('a documented GET without its handler fails (user-quotas; the public version list)', () => {
