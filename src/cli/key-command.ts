@@ -61,7 +61,7 @@ function when(millis: string): string {
   return /^\d+$/.test(millis) ? new Date(Number(millis)).toISOString() : millis;
 }
 
-function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { readonly spec: OptionSpec; readonly takesKey: boolean; readonly run: Runner } {
+function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { readonly spec: OptionSpec; readonly run: Runner } {
   const spec: OptionSpec = { ...definition.spec, strings: ['project', ...(definition.spec.strings ?? [])], positionals: definition.takesKey ? 1 : 0 };
   const run: Runner = (line, topic) => {
     const projectId = line.strings.get('project');
@@ -88,7 +88,7 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
       print(line.format, outcome.response, () => definition.table(outcome.response));
     };
   };
-  return { spec, takesKey: definition.takesKey, run };
+  return { spec, run };
 }
 
 /**

@@ -308,7 +308,7 @@ describe('npm run kms -- key ..., beside the running service', () => {
     expect(badInterval.stderr).toMatch(/^kms: KMS\.\d{4} /);
   });
 
-  it('refuses what the API refuses, with its code, and a wrong command line with exit code 2, before opening anything', async () => {
+  it('refuses what the API refuses, with its code (exit code 1), and a wrong command line with exit code 2', async () => {
     const [badAlias, duplicate, unknownKey, noAlias, noKey, noDays, noProject, both] = await Promise.all([
       key('create', '--alias', 'not an alias!'),
       key('create', '--alias', 'cli-made'),
