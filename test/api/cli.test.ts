@@ -3,10 +3,14 @@ import { userInfo } from 'node:os';
 import path from 'node:path';
 import { verifyAuditLog } from '../../src/audit/audit-log';
 import { COMMANDS, helpText } from '../../src/cli/usage';
-import { runCli, type CliResult } from '../helpers/cli';
+import { runCli, runCliOnTerminal, type CliResult } from '../helpers/cli';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { lazyClient, startTestService, type TestService } from '../helpers/service';
+
+// Every run of the tool is a process of its own that compiles it (tsx) and opens the HSM: a test of
+// several runs in a row can take longer than the default 30 s on a loaded two-core machine.
+jest.setTimeout(120_000);
 
 let t: TestService;
 
@@ -55,6 +59,12 @@ describe('npm run kms -- credential ..., beside the running service', () => {
     expect(listed.find((entry) => entry.id === issued.access_key)).toMatchObject({ enabled: true, project_id: 'cli-project', principal_id: issued.access_key });
     expect(result.stdout).not.toContain(issued.secret_key);
     for (const entry of listed) expect(Object.keys(entry).sort()).toEqual(['actions', 'created_at', 'description', 'enabled', 'expires_at', 'id', 'kind', 'principal_id', 'project_id']);
+
+    const table = await runCli(t, ['credential', 'list', '--project', 'cli-project', '--table']);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID +KIND +PROJECT +ACTIONS +ENABLED +EXPIRES +DESCRIPTION$/);
+    expect(table.stdout).toMatch(new RegExp(`^${issued.access_key} +aksk +cli-project +kms:\\* +yes +- +-$`, 'm'));
+    expect(table.stdout).not.toContain(issued.secret_key);
   });
 
   it('disables and deletes a credential, which the running service honours at once', async () => {
@@ -256,6 +266,15 @@ describe('npm run kms -- key ..., beside the running service', () => {
     expect(list.keys.sort()).toEqual([keyId, fromApi].sort());
     expect(listedTable.stdout.split('\n')[0]).toMatch(/^KEY ID +ALIAS +STATE +CREATED +ROTATION +DESCRIPTION$/);
     expect(listedTable.stdout).toMatch(new RegExp(`^${keyId} +cli-made +enabled +\\d{4}-\\d\\d-\\d\\dT`, 'm'));
+
+    // On a terminal the table is the default; --json still gives JSON there.
+    const [onTerminal, jsonOnTerminal] = await Promise.all([
+      runCliOnTerminal(t, ['key', 'describe', '--project', project, 'cli-made']),
+      runCliOnTerminal(t, ['key', 'describe', '--project', project, 'cli-made', '--json']),
+    ]);
+    expect(onTerminal.code).toBe(0);
+    expect(onTerminal.stdout.replace(/\r\n/g, '\n')).toBe(table.stdout);
+    expect(JSON.parse(jsonOnTerminal.stdout)).toEqual(JSON.parse(byId.stdout));
   });
 
   it('disables a key, which the running service refuses to use at once, and enables it again', async () => {
@@ -346,6 +365,9 @@ describe('npm run kms -- key ..., beside the running service', () => {
     expect(records.map((record) => `${String(record.action)} ${String(record.result)}`).sort()).toEqual(
       [
         'create-key OK',
+        // By alias, by id, as a table; then twice on a terminal.
+        'describe-key OK',
+        'describe-key OK',
         'describe-key OK',
         'describe-key OK',
         'describe-key OK',
