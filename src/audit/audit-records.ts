@@ -31,6 +31,11 @@ export interface AuditRecord {
   readonly result: string;
   readonly latency_ms: number;
   readonly client: string | null;
+  /**
+   * Set on the records of the command-line tool (audit-cli.log), whose principal is
+   * `{kind: "operator", id: <user>}`: the operating system's user and the process.
+   */
+  readonly operator?: { readonly user: string; readonly pid: number };
 }
 
 /**

@@ -87,6 +87,17 @@ export class ContractErrors {
     }
   }
 
+  /**
+   * The KmsError for a body field the contract refuses: a missing one is KMS.0204, a bad one its
+   * `x-kms-error-code` (KMS.0308 when it names none). Also for bodies checked without the
+   * validator (the command-line tool's, src/cli/request-check.ts).
+   */
+  bodyFieldError(operation: string | undefined, field: string, message: string, required: boolean): KmsError {
+    if (required) return new KmsError('KMS.0204', { detail: `${message}.` });
+    const code: KmsCode = (operation && this.fieldCodes.get(operation)?.get(field)) || 'KMS.0308';
+    return new KmsError(code, { detail: `${field}: ${message}.` });
+  }
+
   private badRequest(error: ValidatorError, operation: string | undefined): KmsError {
     const first = error.errors[0];
     if (!first) return new KmsError('KMS.0308', { cause: error });
@@ -103,10 +114,7 @@ export class ContractErrors {
             ? new KmsError('KMS.0204', { detail: "must have required property 'body'." })
             : new KmsError('KMS.0202', { detail: 'The body must be a JSON object.' });
         }
-        const name = decodePointer(field);
-        if (required) return new KmsError('KMS.0204', { detail: `${first.message}.` });
-        const code: KmsCode = (operation && this.fieldCodes.get(operation)?.get(name)) || 'KMS.0308';
-        return new KmsError(code, { detail: `${name}: ${first.message}.` });
+        return this.bodyFieldError(operation, decodePointer(field), first.message, required);
       }
       default:
         // The path does not decode ("malformed uri"), or a check the API does not use.

@@ -1,3 +1,4 @@
+import type { Permission } from '../identity/permissions';
 import type { RequestContext } from '../kms/context';
 import type { paths } from './openapi.generated';
 
@@ -47,7 +48,7 @@ export interface Operation {
  */
 export function operation<P extends OperationPath>(
   path: P,
-  action: string,
+  action: Permission,
   run: (ctx: RequestContext, body: RequestBodyOf<P>) => ResponseOf<P> | Promise<ResponseOf<P>>,
 ): Operation {
   return { name: nameOf(path), method: 'post', path, action, run: run as (ctx: RequestContext, body: unknown) => unknown };
@@ -60,7 +61,7 @@ function nameOf(path: OperationPath): string {
 /** Declares a GET of openapi.yaml's `path` (it has no body), e.g. user-quotas. */
 export function getOperation<P extends OperationPath>(
   path: P,
-  action: string,
+  action: Permission,
   run: (ctx: RequestContext) => GetResponseOf<P> | Promise<GetResponseOf<P>>,
 ): Operation {
   return { name: nameOf(path), method: 'get', path, action, run: (ctx) => run(ctx) };

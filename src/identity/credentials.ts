@@ -4,7 +4,7 @@ import type { Hsm } from '../hsm/hsm';
 import { CREDENTIAL_SEALING_KEY } from '../hsm/system-keys';
 import type { Clock } from '../kms/context';
 import type { CredentialKind, CredentialRecord, CredentialStore } from '../store/credential-store';
-import { isValidActionPattern } from './permissions';
+import { actionPatternProblem } from './permissions';
 import { credentialIdOf, principalIdOf } from './principal-id';
 
 /**
@@ -200,9 +200,12 @@ export class CredentialService {
   }
 }
 
+/** A credential asked for with options it cannot have: the caller's input, not a failure (the CLI's exit code 2). */
+export class CredentialOptionsError extends Error {}
+
 function checkOptions(options: CredentialOptions): void {
-  if (!PROJECT_ID.test(options.projectId)) throw new Error('a project id is 1 to 64 letters, digits, "_" or "-"');
-  if (options.actions.length === 0) throw new Error('a credential needs at least one action');
-  const invalid = options.actions.filter((action) => !isValidActionPattern(action));
-  if (invalid.length > 0) throw new Error(`not an action pattern: ${invalid.join(', ')}`);
+  if (!PROJECT_ID.test(options.projectId)) throw new CredentialOptionsError('a project id is 1 to 64 letters, digits, "_" or "-"');
+  if (options.actions.length === 0) throw new CredentialOptionsError('a credential needs at least one action');
+  const problem = actionPatternProblem(options.actions);
+  if (problem !== undefined) throw new CredentialOptionsError(problem);
 }

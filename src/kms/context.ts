@@ -1,8 +1,11 @@
 /** Who is asking, for which project: what every service call receives from the HTTP layer. */
 export interface Principal {
-  /** How the caller proved who it is. */
-  readonly kind: 'access-key' | 'token';
-  /** The access key or the token's id; never a secret. */
+  /**
+   * How the caller proved who it is; `operator` is the command-line tool's user, whom the
+   * operating system vouches for (src/cli).
+   */
+  readonly kind: 'access-key' | 'token' | 'operator';
+  /** The access key or the token's id (the operating system user for an operator); never a secret. */
   readonly id: string;
   /** The project the credential belongs to. */
   readonly projectId: string;

@@ -27,6 +27,20 @@ describe('npm start', () => {
   }, 180_000);
 });
 
+describe('the kms bin', () => {
+  // In this file, after the build above: two builds of one dist/ at once would collide.
+  it('is the built CLI, so that npx kms works in the project directory after npm run build', () => {
+    const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
+    expect(manifest.bin).toEqual({ kms: 'dist/cli.js' });
+    expect(npmRun('build')).toMatchObject({ status: 0 });
+    expect(readFileSync(path.join(ROOT, 'dist', 'cli.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+    const help = spawnSync('npx', ['--offline', 'kms', 'help'], { cwd: ROOT, env: process.env, encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^usage: kms COMMAND/);
+    expect(help.stdout).toContain('kms key create --project ID --alias ALIAS');
+  }, 180_000);
+});
+
 describe('npm install (postinstall)', () => {
   it('prints no warning when the shim builds', () => {
     const run = npmRun('postinstall');

@@ -1,0 +1,286 @@
+import { KmsError } from '../errors';
+import type { Operation, OperationPath } from '../http/operation';
+import { keyOperations } from '../http/routes/keys';
+import { rotationOperations } from '../http/routes/rotation';
+import type { RequestContext } from '../kms/context';
+import { KEY_STATE } from '../kms/key-service';
+import type { KeyServices } from '../kms/key-services';
+import type { KeyState } from '../store/key-store';
+import { auditedOperation } from './cli-audit';
+import { parseCommandLine, type CommandLine, type OptionSpec } from './command-line';
+import type { CliCore } from './core';
+import { print, type Table } from './output';
+import { RequestCheck } from './request-check';
+import { own, UsageError } from './usage';
+
+/**
+ * `kms key ...`: the key lifecycle and rotation operations of the API, run by the service's own
+ * services (src/kms) on the data directory beside the running service. Each command names the
+ * API operation it performs (its path in openapi.yaml): the record in audit-cli.log carries that
+ * operation's name and permission, and the request body is checked against the operation's schema
+ * in openapi.yaml, as the API checks it, before the service sees it.
+ */
+
+interface KeyCommand<Body, Response> {
+  readonly path: OperationPath;
+  readonly spec: OptionSpec;
+  /** The command takes a KEY argument (a key id or an alias). */
+  readonly takesKey: boolean;
+  readonly makesMaterial?: boolean;
+  /** The request body for the resolved key; usage errors are thrown here, before the core is opened. */
+  readonly body: (line: CommandLine) => (keyId: string) => Body;
+  readonly call: (services: KeyServices, ctx: RequestContext, body: Body) => Response | Promise<Response>;
+  readonly table: (response: Response) => Table;
+}
+
+/** A command line checked and ready to run once the core is open, its types closed over. */
+type Runner = (line: CommandLine, topic: readonly string[]) => (core: CliCore) => Promise<void>;
+
+const STATE_NAMES: Readonly<Record<KeyState, string>> = {
+  [KEY_STATE.pendingActivation]: 'pending-activation',
+  [KEY_STATE.enabled]: 'enabled',
+  [KEY_STATE.disabled]: 'disabled',
+  [KEY_STATE.pendingDeletion]: 'pending-deletion',
+  [KEY_STATE.pendingImport]: 'pending-import',
+};
+
+const NAME_OF_STATE = new Map<string, string>(Object.entries(STATE_NAMES));
+
+function stateName(state: string): string {
+  return NAME_OF_STATE.get(state) ?? state;
+}
+
+/** --state takes a name (enabled) or the API's number (2). */
+function stateCode(text: string): string {
+  const named = Object.entries(STATE_NAMES).find(([, name]) => name === text);
+  return named ? named[0] : text;
+}
+
+/** The API's times are milliseconds since the epoch, as strings; a table shows them in ISO 8601. */
+function when(millis: string): string {
+  return /^\d+$/.test(millis) ? new Date(Number(millis)).toISOString() : millis;
+}
+
+function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { readonly spec: OptionSpec; readonly run: Runner } {
+  const spec: OptionSpec = { ...definition.spec, strings: ['project', ...(definition.spec.strings ?? [])], positionals: definition.takesKey ? 1 : 0 };
+  const run: Runner = (line, topic) => {
+    const projectId = line.strings.get('project');
+    if (projectId === undefined) throw new UsageError(`${topic.join(' ')} needs --project`, topic);
+    const check = new RequestCheck();
+    if (!check.isProjectId(projectId)) throw new UsageError('--project takes a project id: 1 to 64 letters, digits, "_" or "-"', topic);
+    const keyRef = line.positionals[0];
+    if (definition.takesKey && keyRef === undefined) throw new UsageError(`${topic.join(' ')} needs the key (its id or alias)`, topic);
+    const bodyFor = definition.body(line);
+    return async (core) => {
+      const op = operationAt(core.keys, definition.path);
+      const outcome = await auditedOperation(core.db, core.chainFile, {
+        op,
+        projectId,
+        makesMaterial: definition.makesMaterial ?? false,
+        run: (ctx) => {
+          const body = bodyFor(keyRef === undefined ? '' : resolveKey(core.keys, projectId, keyRef));
+          const refusal = check.refusal(op, body);
+          if (refusal) throw refusal;
+          return definition.call(core.keys, ctx, body);
+        },
+      });
+      if (!outcome.ok) throw outcome.error;
+      print(line.format, outcome.response, () => definition.table(outcome.response));
+    };
+  };
+  return { spec, run };
+}
+
+/**
+ * The key a KEY argument names in the project: the key with that id, or else the key with that
+ * alias. Neither is KMS.0207, as the API answers for a key id it does not know.
+ */
+function resolveKey(services: KeyServices, projectId: string, ref: string): string {
+  if (services.store.get(projectId, ref)) return ref;
+  const byAlias = services.store.getByAlias(projectId, ref);
+  if (byAlias) return byAlias.keyId;
+  throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });
+}
+
+/** The API's operation at `path`, as the service declares it (src/http/routes). */
+function operationAt(services: KeyServices, path: OperationPath): Operation {
+  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation)].find((candidate) => candidate.path === path);
+  if (!op) throw new Error(`no operation at ${path}`);
+  return op;
+}
+
+function days(line: CommandLine, topic: string): string {
+  const value = line.strings.get('days');
+  if (value === undefined) throw new UsageError(`${topic} needs --days N`, ['key', topic]);
+  return value;
+}
+
+const keyStateTable = (response: { key_info: { key_id: string; key_state: string } }): Table => ({
+  fields: { key_id: response.key_info.key_id, key_state: stateName(response.key_info.key_state) },
+});
+const deletionTable = (response: { key_id: string; key_state: string }): Table => ({ fields: { key_id: response.key_id, key_state: stateName(response.key_state) } });
+const doneTable = (action: string) => (): Table => ({ fields: { done: action } });
+
+const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
+  create: keyCommand({
+    path: '/v1.0/{project_id}/kms/create-key',
+    spec: { strings: ['alias', 'description', 'origin'] },
+    takesKey: false,
+    makesMaterial: true,
+    body: (line) => {
+      const alias = line.strings.get('alias');
+      if (alias === undefined) throw new UsageError('key create needs --alias', ['key', 'create']);
+      const description = line.strings.get('description');
+      const origin = line.strings.get('origin');
+      return () => ({ key_alias: alias, ...(description === undefined ? {} : { key_description: description }), ...(origin === undefined ? {} : { origin }) });
+    },
+    call: (services, ctx, body) => services.keys.createKey(ctx, body),
+    table: (response) => ({ fields: { key_id: response.key_info.key_id, project_id: response.key_info.domain_id } }),
+  }),
+  list: keyCommand({
+    path: '/v1.0/{project_id}/kms/list-keys',
+    spec: { strings: ['state', 'limit', 'marker'] },
+    takesKey: false,
+    body: (line) => {
+      const state = line.strings.get('state');
+      const limit = line.strings.get('limit');
+      const marker = line.strings.get('marker');
+      return () => ({
+        ...(state === undefined ? {} : { key_state: stateCode(state) }),
+        ...(limit === undefined ? {} : { limit }),
+        ...(marker === undefined ? {} : { marker }),
+      });
+    },
+    call: (services, ctx, body) => services.keys.listKeys(ctx, body),
+    table: (response) => ({
+      columns: ['KEY ID', 'ALIAS', 'STATE', 'CREATED', 'ROTATION', 'DESCRIPTION'],
+      rows: (response.key_details ?? []).map((key) => [
+        key.key_id,
+        key.key_alias,
+        stateName(key.key_state),
+        when(key.creation_date),
+        key.key_rotation_enabled === 'true' ? 'on' : 'off',
+        key.key_description,
+      ]),
+    }),
+  }),
+  describe: keyCommand({
+    path: '/v1.0/{project_id}/kms/describe-key',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.keys.describeKey(ctx, body),
+    table: ({ key_info: key }) => ({
+      fields: {
+        key_id: key.key_id,
+        alias: key.key_alias,
+        project_id: key.domain_id,
+        state: stateName(key.key_state),
+        description: key.key_description,
+        created: when(key.creation_date),
+        deletion_date: when(key.scheduled_deletion_date),
+        key_spec: key.key_spec,
+        origin: key.origin,
+        rotation: key.key_rotation_enabled === 'true' ? 'on' : 'off',
+      },
+    }),
+  }),
+  enable: keyCommand({
+    path: '/v1.0/{project_id}/kms/enable-key',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.keys.enableKey(ctx, body),
+    table: keyStateTable,
+  }),
+  disable: keyCommand({
+    path: '/v1.0/{project_id}/kms/disable-key',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.keys.disableKey(ctx, body),
+    table: keyStateTable,
+  }),
+  'schedule-deletion': keyCommand({
+    path: '/v1.0/{project_id}/kms/schedule-key-deletion',
+    spec: { strings: ['days'] },
+    takesKey: true,
+    body: (line) => {
+      const pendingDays = days(line, 'schedule-deletion');
+      return (keyId) => ({ key_id: keyId, pending_days: pendingDays });
+    },
+    call: (services, ctx, body) => services.keys.scheduleKeyDeletion(ctx, body),
+    table: deletionTable,
+  }),
+  'cancel-deletion': keyCommand({
+    path: '/v1.0/{project_id}/kms/cancel-key-deletion',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.keys.cancelKeyDeletion(ctx, body),
+    table: deletionTable,
+  }),
+  'enable-rotation': keyCommand({
+    path: '/v1.0/{project_id}/kms/enable-key-rotation',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.rotation.enableKeyRotation(ctx, body),
+    table: doneTable('rotation enabled'),
+  }),
+  'disable-rotation': keyCommand({
+    path: '/v1.0/{project_id}/kms/disable-key-rotation',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.rotation.disableKeyRotation(ctx, body),
+    table: doneTable('rotation disabled'),
+  }),
+  'rotation-interval': keyCommand({
+    path: '/v1.0/{project_id}/kms/update-key-rotation-interval',
+    spec: { strings: ['days'] },
+    takesKey: true,
+    body: (line) => {
+      const text = days(line, 'rotation-interval');
+      if (!/^\d{1,10}$/.test(text)) throw new UsageError('--days takes a whole number of days', ['key', 'rotation-interval']);
+      return (keyId) => ({ key_id: keyId, rotation_interval: Number(text) });
+    },
+    call: (services, ctx, body) => services.rotation.updateKeyRotationInterval(ctx, body),
+    table: doneTable('rotation interval updated'),
+  }),
+  'rotation-status': keyCommand({
+    path: '/v1.0/{project_id}/kms/get-key-rotation-status',
+    spec: {},
+    takesKey: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.rotation.getKeyRotationStatus(ctx, body),
+    table: (status) => ({
+      fields: {
+        rotation: status.key_rotation_enabled ? 'on' : 'off',
+        interval_days: status.rotation_interval,
+        last_rotation: when(status.last_rotation_time),
+        rotations: status.number_of_rotations,
+        versions: status.key_materials.map((material) => `v${material.version} (${material.seal_count ?? 0} seals)`),
+        seal_count: status.seal_count,
+        seal_budget: status.seal_budget,
+      },
+    }),
+  }),
+  rotate: keyCommand({
+    path: '/v1.0/{project_id}/kms/rotate-on-demand',
+    spec: {},
+    takesKey: true,
+    makesMaterial: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.rotation.rotateOnDemand(ctx, body),
+    table: (response) => ({ fields: { key_id: response.key_id, done: 'rotated' } }),
+  }),
+};
+
+/** The key command `verb`'s parse of `args`, and how to run it once the core is open. */
+export function keyCommandLine(verb: string, args: readonly string[]): (core: CliCore) => Promise<void> {
+  const command = own(COMMANDS, verb);
+  const topic = ['key', verb];
+  if (!command) throw new UsageError(`unknown key command: ${verb}`, ['key']);
+  return command.run(parseCommandLine(args, command.spec, topic), topic);
+}

@@ -1,0 +1,115 @@
+/**
+ * The tool's help: one entry per command, printed by `kms help [GROUP [COMMAND]]` and by
+ * `--help` / `-h` anywhere on a command line, on standard output with exit code 0. A command line
+ * that is wrong (unknown command or option, missing argument) gets the message and the help of
+ * what it named on standard error, with exit code 2 (UsageError).
+ */
+
+/** The command line is wrong: exit code 2, with the help of `topic` (the group and command named). */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly topic: readonly string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+interface CommandHelp {
+  /** The arguments after `kms GROUP COMMAND`. */
+  readonly args: string;
+  readonly summary: string;
+}
+
+const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
+
+export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
+  key: {
+    create: { args: '--project ID --alias ALIAS [--description TEXT] [--origin kms]', summary: 'Create a CMK, generated in the HSM (create-key).' },
+    list: { args: '--project ID [--state enabled|disabled|pending-deletion|1..5] [--limit N] [--marker M]', summary: 'List the project\'s keys (list-keys).' },
+    describe: { args: '--project ID KEY', summary: `Show a key (describe-key). ${KEY_REF}` },
+    enable: { args: '--project ID KEY', summary: 'Enable a disabled key (enable-key).' },
+    disable: { args: '--project ID KEY', summary: 'Disable a key: the API refuses to use it at once (disable-key).' },
+    'schedule-deletion': { args: '--project ID KEY --days N', summary: 'Schedule the key\'s deletion in N days, 7 to 1096; unusable at once (schedule-key-deletion).' },
+    'cancel-deletion': { args: '--project ID KEY', summary: 'Cancel a scheduled deletion; the key stays disabled (cancel-key-deletion).' },
+    'enable-rotation': { args: '--project ID KEY', summary: 'Turn scheduled rotation on (enable-key-rotation).' },
+    'disable-rotation': { args: '--project ID KEY', summary: 'Turn scheduled rotation off (disable-key-rotation).' },
+    'rotation-interval': { args: '--project ID KEY --days N', summary: 'Rotate every N days, 30 to 365 (update-key-rotation-interval).' },
+    'rotation-status': { args: '--project ID KEY', summary: 'Show rotation settings, versions and seal counts (get-key-rotation-status).' },
+    rotate: { args: '--project ID KEY', summary: 'Make a new material version now (rotate-on-demand).' },
+  },
+  credential: {
+    create: {
+      args: '--project ID --actions PATTERN[,PATTERN...] [--token [--ttl-hours N]] [--description TEXT]',
+      summary: 'Issue an AK/SK pair (or, with --token, a token); the secret is shown once.',
+    },
+    list: { args: '[--project ID]', summary: 'List credentials, never a secret.' },
+    enable: { args: 'ID', summary: 'Enable an access key or token.' },
+    disable: { args: 'ID', summary: 'Disable an access key or token: refused from the next request on.' },
+    delete: { args: 'ID', summary: 'Delete an access key or token.' },
+  },
+  audit: {
+    verify: { args: '[--file PATH] [--expect-head [CHAIN=]RECORDS:HASH ...]', summary: 'Check the audit chains of the data directory (or one file).' },
+  },
+};
+
+const NOTES: Readonly<Record<string, string>> = {
+  key: `Key commands run the service's own rules (src/kms) on its data directory and HSM, beside the
+running service, which sees each change at its next request. Each is recorded in audit-cli.log as
+the API records the operation, with the operating system user as the principal. The JSON output
+is the API's response body.`,
+  credential: `Actions are the API's permission names, with * as a wildcard: kms:* (everything), kms:cmk:*
+(key administration), kms:dek:* (data keys), kms:cmk:get, ...; a pattern that matches no
+permission is refused. Secrets (secret_key, token) are shown once, when created. Credential
+changes are recorded in audit-cli.log.`,
+  audit: `--expect-head takes a head that audit verify printed (or the service logged, "anchor") and kept
+elsewhere: the chain must still reach it. CHAIN is the chain file's name, e.g. audit-1.log.
+Exit code 1 when a chain is broken.`,
+};
+
+const COMMON = `Options of every command:
+  --json       print JSON (the default when standard output is not a terminal)
+  --table      print a table (the default on a terminal)
+  -h, --help   this help
+Exit codes: 0 done; 1 the KMS refused or failed (its error code on standard error);
+2 the command line is wrong (unknown command or option, missing or bad argument).
+The tool reads the service's environment (KMS_DATA_DIR, the PKCS#11 settings).`;
+
+function commandLine(group: string, name: string, help: CommandHelp): string {
+  return `  kms ${group} ${name} ${help.args}\n      ${help.summary}`;
+}
+
+/** `record[key]` when it is the record's own entry (not an Object.prototype member such as "constructor"). */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** The help of `topic` ([], [group] or [group, command]), or undefined when it names no command. */
+export function helpText(topic: readonly string[]): string | undefined {
+  const [group, name, ...rest] = topic;
+  if (rest.length > 0) return undefined;
+  if (group === undefined) {
+    const groups = Object.entries(COMMANDS).map(([groupName, commands]) =>
+      Object.entries(commands).map(([commandName, help]) => commandLine(groupName, commandName, help)).join('\n'),
+    );
+    return `usage: kms COMMAND [ARGS] (npm run -s kms -- COMMAND [ARGS], or npx kms after npm run build)\n\n${groups.join('\n\n')}\n\n  kms help [COMMAND]\n\n${COMMON}\n`;
+  }
+  const commands = own(COMMANDS, group);
+  if (!commands) return undefined;
+  if (name === undefined) {
+    const lines = Object.entries(commands).map(([commandName, help]) => commandLine(group, commandName, help));
+    return `usage:\n${lines.join('\n')}\n\n${own(NOTES, group) ?? ''}\n\n${COMMON}\n`;
+  }
+  const help = own(commands, name);
+  if (!help) return undefined;
+  return `usage:\n${commandLine(group, name, help)}\n\n${own(NOTES, group) ?? ''}\n\n${COMMON}\n`;
+}
+
+/** The help of the longest part of `topic` that names something (the whole tool at least). */
+export function nearestHelp(topic: readonly string[]): string {
+  for (let length = Math.min(topic.length, 2); length > 0; length--) {
+    const text = helpText(topic.slice(0, length));
+    if (text !== undefined) return text;
+  }
+  return helpText([])!;
+}
