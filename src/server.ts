@@ -26,18 +26,16 @@ import { DataService } from './kms/data-service';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
 import { Sealer } from './kms/sealing';
-import { GrantAccess, GrantService } from './kms/grant-service';
-import { KeyService } from './kms/key-service';
+import { GrantService } from './kms/grant-service';
+import { keyServices } from './kms/key-services';
 import { QuotaService } from './kms/quota-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { KeyRotator } from './kms/key-rotation';
-import { RotationService } from './kms/rotation-service';
 import { SealUsage } from './kms/seal-usage';
 import { ChangeWatch } from './store/change-watch';
 import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
 import { openDatabase } from './store/database';
-import { GrantStore } from './store/grant-store';
 import { KeyStore } from './store/key-store';
 import { RotationStore } from './store/rotation-store';
 import { serviceUrl } from './service-url';
@@ -112,24 +110,17 @@ export async function startService(config: Config, options: StartOptions): Promi
   const runMaintenance = options.maintenance ?? true;
 
   const changes = new ChangeWatch(db);
-  const store = new KeyStore(db, changes);
   const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
   await bootstrapAdminCredential(config, credentials, logger);
-  const grantStore = new GrantStore(db);
-  const grantAccess = new GrantAccess(grantStore, clock);
-  const rotations = new RotationStore(db, store);
-  const rotator = new KeyRotator({ rotations, hsm, clock, logger, sealBudget: config.sealBudget, observer: metrics?.keys });
-  const usage = new SealUsage(rotations, rotator, logger);
+  const { store, grantStore, grantAccess, rotations, rotator, usage, keys, rotation } = keyServices({ db, changes, hsm, clock, logger, config, rotationObserver: metrics?.keys });
   metrics?.keys.watch({
     keysByState: () => store.countByState(clock()),
     sealsCounted: () => usage.counted,
     mostSeals: () => rotations.mostSeals(),
     sealBudget: config.sealBudget,
   });
-  const keys = new KeyService({ store, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess, rotations });
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
-  const rotation = new RotationService({ keys, rotations, rotator, usage, clock });
   const dataOperations = {
     data: new DataService({ keys, sealer }),
     random: new RandomService(hsm),
