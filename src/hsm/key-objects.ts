@@ -136,35 +136,57 @@ export class KeyObjects {
    * after the token was re-read (several processes share the token, and a module's view of it can
    * lag behind another process's writes); still missing, it is KMS.0207.
    */
-  async withKey<T>(ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
+  withKey<T>(ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
     const cacheKey = materialKey(ref);
+    // The first attempt without an async frame of its own (this runs on every encryption); a
+    // failure goes on in retry(), which decides between a fresh lookup, a re-read and KMS.0207.
+    const cached = this.handles.get(cacheKey);
+    return this.attempt(cacheKey, ref, what, operation).catch((error: unknown) => this.retry(error, cached !== undefined, cacheKey, ref, what, operation));
+  }
+
+  private async retry<T>(
+    firstError: unknown,
+    hadCachedHandle: boolean,
+    cacheKey: string,
+    ref: MaterialRef,
+    what: HsmCallName,
+    operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>,
+  ): Promise<T> {
+    let error = firstError;
     let reread = false;
+    let cached = hadCachedHandle;
     for (let attempt = 1; ; attempt++) {
-      const cached = this.handles.get(cacheKey);
-      try {
-        return await this.runner().run(what, (session) => {
-          // Read again here, not `cached`: a retry inside run() may follow a module
-          // re-initialisation, after which the handle read before it names another object or none.
-          const known = this.handles.get(cacheKey);
-          const handle = known ?? this.findAll(session, ref)[0];
-          if (!handle) throw new MaterialMissing(cacheKey);
-          if (!known) this.handles.set(cacheKey, handle);
-          return operation(session, new graphene.SecretKey(handle, session, session.lib));
-        });
-      } catch (error) {
-        if (error instanceof MaterialMissing) {
-          if (reread) throw new KmsError('KMS.0207', { cause: error });
-          // No session is held here: the re-read waits for every session to come back.
-          reread = true;
-          await this.rereads.after();
-          continue;
-        }
+      if (error instanceof MaterialMissing) {
+        if (reread) throw new KmsError('KMS.0207', { cause: error });
+        // No session is held here: the re-read waits for every session to come back.
+        reread = true;
+        await this.rereads.after();
+      } else {
         if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
         this.handles.delete(cacheKey);
-        if (attempt === 1 && cached) continue;
-        throw new KmsError('KMS.0207', { cause: error });
+        // Only the first attempt's cached handle gets a fresh lookup: a handle found just now and stale already names nothing.
+        if (!(attempt === 1 && cached)) throw new KmsError('KMS.0207', { cause: error });
+      }
+      cached = this.handles.has(cacheKey);
+      try {
+        return await this.attempt(cacheKey, ref, what, operation);
+      } catch (next) {
+        error = next;
       }
     }
+  }
+
+  /** One run of `operation` with the key's object: the cached handle, or one found now (and cached). */
+  private attempt<T>(cacheKey: string, ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
+    return this.runner().run(what, (session) => {
+      // Read again here, not before run(): a retry inside run() may follow a module
+      // re-initialisation, after which a handle read before it names another object or none.
+      const known = this.handles.get(cacheKey);
+      const handle = known ?? this.findAll(session, ref)[0];
+      if (!handle) throw new MaterialMissing(cacheKey);
+      if (!known) this.handles.set(cacheKey, handle);
+      return operation(session, new graphene.SecretKey(handle, session, session.lib));
+    });
   }
 
   /** Every object with the material's CKA_ID (normally one; more only after an interrupted creation elsewhere). */

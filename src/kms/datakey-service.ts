@@ -142,12 +142,12 @@ export class DataKeyService {
     }
   }
 
-  private async seal(key: KeyRecord, plaintext: Buffer, aad: Buffer): Promise<Buffer> {
+  /** Not async: a data key's path to the HSM takes no more promise hops than its calls need. */
+  private seal(key: KeyRecord, plaintext: Buffer, aad: Buffer): Promise<Buffer> {
     const ref = { keyId: key.keyId, version: key.materialVersion };
     // Counted before the call: an encryption whose answer is lost may still have used an IV.
     this.deps.usage.count(ref);
-    const sealed = await this.deps.hsm.encrypt(ref, plaintext, aad);
-    return encodeBlob({ keyId: key.keyId, materialVersion: key.materialVersion, ...sealed });
+    return this.deps.hsm.encrypt(ref, plaintext, aad).then((sealed) => encodeBlob({ keyId: key.keyId, materialVersion: key.materialVersion, ...sealed }));
   }
 
   private aad(ctx: RequestContext, key: KeyRecord, materialVersion: number, fields: BindingFields): Buffer {

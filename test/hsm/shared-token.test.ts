@@ -49,6 +49,17 @@ describe('a key another process put in the shared token', () => {
     }
   });
 
+  it('replaces a cached handle whose object another process destroyed and made again', async () => {
+    const ref = { keyId: randomUUID(), version: 0 };
+    await t.service.hsm.generateKey(ref);
+    await t.service.hsm.encrypt(ref, Buffer.from('first'), Buffer.alloc(0)); // its handle is cached now
+    side.withSession((session) => side.destroy(session, side.findKey(session, ref)!));
+    await writeElsewhere([ref.keyId]);
+    // The cached handle names nothing now: one fresh lookup, then (this process's view lagging) a re-read.
+    const sealed = await t.service.hsm.encrypt(ref, Buffer.from('second'), Buffer.alloc(0));
+    expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('second');
+  });
+
   it('is still missing (404) when the re-read does not show it either', async () => {
     await expect(t.service.hsm.encrypt({ keyId: randomUUID(), version: 0 }, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({
       code: 'KMS.0207',
