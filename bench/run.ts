@@ -241,6 +241,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(singleDataDir, { recursive: true, force: true });
   }
+  await hsmSeamRun(report);
 }
 
 /** The middle value (the mean of the two middle ones for an even count). */
@@ -444,6 +445,26 @@ HTTP layer alone, stub create-datakey, ${rounds} alternating rounds at ${peakCon
   }
 }
 
+/** A token the service made, with one CMK, the service stopped: nothing else uses the token. */
+async function tokenWithKey(dataDir: string, alias: string): Promise<{ keyId: string; projectId: string; env: NodeJS.ProcessEnv }> {
+  const first = await startKms(dataDir, { KMS_WORKERS: '1' });
+  const keyId = await call(first.server.url, first.credential, 'create-key', { key_alias: alias })
+    .then((created) => (created as { key_info: { key_id: string } }).key_info.key_id)
+    .finally(() => first.server.stop());
+  const softhsm = path.join(dataDir, 'softhsm');
+  return {
+    keyId,
+    projectId: first.credential.projectId,
+    env: {
+      SOFTHSM2_CONF: path.join(softhsm, 'softhsm2.conf'),
+      BENCH_MODULE: SOFTHSM,
+      BENCH_TOKEN_LABEL: 'kms',
+      BENCH_PIN_FILE: path.join(softhsm, 'user.pin'),
+      BENCH_KEY_LABEL: `kms/${keyId}/v0`,
+    },
+  };
+}
+
 /**
  * graphene-pk11 against raw pkcs11js, per operation, on a token the service made (with its CMK),
  * in a process of its own (bench/pkcs11-layer.ts), the service stopped: nothing else uses the token.
@@ -451,25 +472,12 @@ HTTP layer alone, stub create-datakey, ${rounds} alternating rounds at ${peakCon
 async function pkcs11LayerRun(report: Record<string, unknown>): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-layer-'));
   try {
-    const first = await startKms(dataDir, { KMS_WORKERS: '1' });
-    const keyId = await call(first.server.url, first.credential, 'create-key', { key_alias: 'layer' })
-      .then((created) => (created as { key_info: { key_id: string } }).key_info.key_id)
-      .finally(() => first.server.stop());
-    const softhsm = path.join(dataDir, 'softhsm');
+    const token = await tokenWithKey(dataDir, 'layer');
     const layerRounds = Number(args.rounds ?? (smoke ? 1 : 7));
     const iterations = smoke ? 200 : 3000;
     const output = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'pkcs11-layer.ts')], {
       cwd: ROOT,
-      env: {
-        ...process.env,
-        SOFTHSM2_CONF: path.join(softhsm, 'softhsm2.conf'),
-        BENCH_MODULE: SOFTHSM,
-        BENCH_TOKEN_LABEL: 'kms',
-        BENCH_PIN_FILE: path.join(softhsm, 'user.pin'),
-        BENCH_KEY_LABEL: `kms/${keyId}/v0`,
-        BENCH_ROUNDS: String(layerRounds),
-        BENCH_ITERATIONS: String(iterations),
-      },
+      env: { ...process.env, ...token.env, BENCH_ROUNDS: String(layerRounds), BENCH_ITERATIONS: String(iterations) },
       encoding: 'utf8',
     });
     type Timing = { wallUs: number; cpuUs: number };
@@ -485,6 +493,42 @@ async function pkcs11LayerRun(report: Record<string, unknown>): Promise<void> {
       );
     }
     report.pkcs11Layer = { rounds: layerRounds, iterations, loadAverage, results: measured.results };
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The HSM work of a create-datakey answer through the service's seam against the ceiling's raw
+ * calls, in one process without HTTP (bench/hsm-seam.ts), on a token the service made: the same
+ * comparison as the HSM-cost rounds, without the round trips whose noise it is the difference of.
+ */
+async function hsmSeamRun(report: Record<string, unknown>): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-seam-'));
+  try {
+    const token = await tokenWithKey(dataDir, 'seam');
+    const seamRounds = Number(args.rounds ?? (smoke ? 1 : 9));
+    const iterations = smoke ? 300 : 5000;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'hsm-seam.ts')], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        ...token.env,
+        BENCH_PROJECT_ID: token.projectId,
+        BENCH_SESSIONS: String(loadConfig({}).hsmSessions),
+        BENCH_ROUNDS: String(seamRounds),
+        BENCH_ITERATIONS: String(iterations),
+      },
+      encoding: 'utf8',
+    });
+    const measured = JSON.parse(output.trim().split('\n').pop()!) as { seamCpuUs: number; ceilingCpuUs: number; rounds: { seam: number[]; ceiling: number[] } };
+    const ratio = Math.round((measured.seamCpuUs / measured.ceilingCpuUs) * 100) / 100;
+    const pass = ratio <= HSM_COST_TARGET;
+    const loadAverage = round1(os.loadavg()[0]!);
+    console.log(`\nHSM work of a create-datakey answer in one process, ${seamRounds} rounds of ${iterations}, load average ${loadAverage} (median CPU µs per answer):`);
+    console.log(`  through the service's seam ${measured.seamCpuUs} µs, as the ceiling does it ${measured.ceilingCpuUs} µs (rounds ${measured.rounds.seam.map(round1).join('/')} against ${measured.rounds.ceiling.map(round1).join('/')})`);
+    console.log(`  seam/ceiling = ${ratio}: ${pass ? 'PASS' : 'FAIL'} (within ${Math.round((HSM_COST_TARGET - 1) * 100)}%)${smoke ? '; smoke: one short round, no verdict' : ''}`);
+    report.hsmSeam = { roundCount: seamRounds, iterations, loadAverage, ...measured, seamOverCeiling: ratio, target: HSM_COST_TARGET, pass };
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -623,7 +667,10 @@ async function main(): Promise<void> {
     settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
   };
   if (!args['only-extra']) await mainRun(report);
-  if (args['only-extra'] && args['hsm-cost']) await hsmCostRun(report);
+  if (args['only-extra'] && args['hsm-cost']) {
+    await hsmCostRun(report);
+    await hsmSeamRun(report);
+  }
   if (!args['only-extra'] || args['http-layer']) await httpLayerRun(report);
   if (args['pkcs11-layer'] || smoke) await pkcs11LayerRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));

@@ -1,0 +1,102 @@
+/**
+ * The HSM work of a create-datakey answer two ways, in one process on one SoftHSM token and CMK,
+ * without HTTP: through the service's HSM seam (Pkcs11Hsm: the random pool, the session runner,
+ * the key-object cache, graphene's Cipher) and as the ceiling does it (raw pkcs11js on one session,
+ * the handle found once). Both build the same answer: the additional data (binding.ts), the data
+ * key, one AES-256-GCM encryption, the blob (blob-codec.ts) and the JSON of upper-case hex. Timed in
+ * rounds, the two taking turns to go first; prints one JSON line with the median CPU µs per answer
+ * of each (process.cpuUsage). At one connection over HTTP the same comparison is the difference of
+ * two round trips about five times its size, and swings with the machine's noise; here it does not.
+ *
+ * Environment: SOFTHSM2_CONF, BENCH_MODULE, BENCH_TOKEN_LABEL, BENCH_PIN_FILE, BENCH_KEY_LABEL,
+ * BENCH_PROJECT_ID, BENCH_SESSIONS, BENCH_ROUNDS, BENCH_ITERATIONS.
+ */
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+import * as pkcs11 from 'pkcs11js';
+import { Pkcs11Hsm } from '../src/hsm/pkcs11-hsm';
+import { encodeBinding, type Binding } from '../src/kms/binding';
+import { encodeBlob } from '../src/kms/blob-codec';
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+
+const rounds = Number(env('BENCH_ROUNDS'));
+const iterations = Number(env('BENCH_ITERATIONS'));
+const [, keyId, version] = env('BENCH_KEY_LABEL').split('/') as [string, string, string];
+const ref = { keyId, version: Number(version.slice(1)) };
+const binding: Binding = { purpose: 'datakey', keyId, materialVersion: ref.version, projectId: env('BENCH_PROJECT_ID'), context: '', aad: '' };
+const answer = (dataKey: Buffer, blob: Buffer): string =>
+  JSON.stringify({ key_id: keyId, plain_text: dataKey.toString('hex').toUpperCase(), cipher_text: blob.toString('hex').toUpperCase() });
+
+async function main(): Promise<void> {
+  const pin = readFileSync(env('BENCH_PIN_FILE'), 'utf8').trim();
+  const hsm = await Pkcs11Hsm.open({ modulePath: env('BENCH_MODULE'), tokenLabel: env('BENCH_TOKEN_LABEL'), pin, sessions: Number(env('BENCH_SESSIONS')), logger: pino({ level: 'silent' }) });
+  // PKCS#11 state is per process: the seam initialised the module, this is a second handle on it.
+  const lib = new pkcs11.PKCS11();
+  lib.load(env('BENCH_MODULE'));
+  try {
+    lib.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
+  } catch (error) {
+    if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) throw error;
+  }
+  const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.trim() === env('BENCH_TOKEN_LABEL'));
+  if (!slot) throw new Error('no token');
+  const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+  lib.C_FindObjectsInit(session, [
+    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
+    { type: pkcs11.CKA_LABEL, value: env('BENCH_KEY_LABEL') },
+  ]);
+  const [key] = lib.C_FindObjects(session, 1);
+  lib.C_FindObjectsFinal(session);
+  if (!key) throw new Error('no key');
+
+  const ceiling = async (): Promise<string> => {
+    const aad = encodeBinding(binding);
+    const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));
+    const dataKey = random.subarray(0, 32);
+    const iv = random.subarray(32);
+    const gcm: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
+    lib.C_EncryptInit(session, { mechanism: pkcs11.CKM_AES_GCM, parameter: gcm }, key);
+    const ciphertext = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
+    const body = answer(dataKey, encodeBlob({ keyId, materialVersion: ref.version, iv, ciphertext }));
+    random.fill(0);
+    return body;
+  };
+  const seam = async (): Promise<string> => {
+    const aad = encodeBinding(binding);
+    const dataKey = await hsm.random(32);
+    const sealed = await hsm.encrypt(ref, dataKey, aad);
+    const body = answer(dataKey, encodeBlob({ keyId, materialVersion: ref.version, ...sealed }));
+    dataKey.fill(0);
+    return body;
+  };
+  const cpuUsPerCall = async (work: () => Promise<string>): Promise<number> => {
+    const before = process.cpuUsage();
+    for (let i = 0; i < iterations; i++) await work();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / iterations;
+  };
+  // Both paths warm (the JIT, the seam's handle cache, the random pool) before anything counts.
+  for (let i = 0; i < Math.min(iterations, 2000); i++) {
+    await ceiling();
+    await seam();
+  }
+  const measured = { seam: [] as number[], ceiling: [] as number[] };
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? (['seam', 'ceiling'] as const) : (['ceiling', 'seam'] as const);
+    for (const name of order) measured[name].push(await cpuUsPerCall(name === 'seam' ? seam : ceiling));
+  }
+  lib.C_CloseSession(session);
+  await hsm.close();
+  const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 10) / 10;
+  process.stdout.write(`${JSON.stringify({ seamCpuUs: median(measured.seam), ceilingCpuUs: median(measured.ceiling), rounds: measured })}\n`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
