@@ -13,14 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import * as pkcs11 from 'pkcs11js';
-import { encodeBinding } from '../src/kms/binding';
-import { encodeBlob } from '../src/kms/blob-codec';
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+import { benchEnv as env, ceilingAnswer } from './ceiling-answer';
 
 const lib = new pkcs11.PKCS11();
 lib.load(env('BENCH_MODULE'));
@@ -37,28 +30,13 @@ lib.C_FindObjectsInit(session, [
 const [key] = lib.C_FindObjects(session, 1);
 lib.C_FindObjectsFinal(session);
 if (!key) throw new Error(`no key ${env('BENCH_KEY_LABEL')}`);
-// The CMK's material version 0: the label is kms/<key id>/v0.
 const keyId = env('BENCH_KEY_LABEL').split('/')[1]!;
-const materialVersion = 0;
 
 const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     // /v1.0/{project_id}/kms/create-datakey: the project is bound into the additional data.
-    const projectId = req.url!.split('/')[2]!;
-    const aad = encodeBinding({ purpose: 'datakey', keyId, materialVersion, projectId, context: '', aad: '' });
-    const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));
-    const dataKey = random.subarray(0, 32);
-    const iv = random.subarray(32);
-    const gcm: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
-    lib.C_EncryptInit(session, { mechanism: pkcs11.CKM_AES_GCM, parameter: gcm }, key);
-    const ciphertext = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
-    const body = JSON.stringify({
-      key_id: keyId,
-      plain_text: dataKey.toString('hex').toUpperCase(),
-      cipher_text: encodeBlob({ keyId, materialVersion, iv, ciphertext }).toString('hex').toUpperCase(),
-    });
-    random.fill(0);
+    const body = ceilingAnswer(lib, session, key, keyId, req.url!.split('/')[2]!);
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
 });

@@ -17,20 +17,13 @@ import * as pkcs11 from 'pkcs11js';
 import { Pkcs11Hsm } from '../src/hsm/pkcs11-hsm';
 import { encodeBinding, type Binding } from '../src/kms/binding';
 import { encodeBlob } from '../src/kms/blob-codec';
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+import { benchEnv as env, ceilingAnswer, datakeyAnswer } from './ceiling-answer';
 
 const rounds = Number(env('BENCH_ROUNDS'));
 const iterations = Number(env('BENCH_ITERATIONS'));
 const [, keyId, version] = env('BENCH_KEY_LABEL').split('/') as [string, string, string];
 const ref = { keyId, version: Number(version.slice(1)) };
 const binding: Binding = { purpose: 'datakey', keyId, materialVersion: ref.version, projectId: env('BENCH_PROJECT_ID'), context: '', aad: '' };
-const answer = (dataKey: Buffer, blob: Buffer): string =>
-  JSON.stringify({ key_id: keyId, plain_text: dataKey.toString('hex').toUpperCase(), cipher_text: blob.toString('hex').toUpperCase() });
 
 async function main(): Promise<void> {
   const pin = readFileSync(env('BENCH_PIN_FILE'), 'utf8').trim();
@@ -54,23 +47,13 @@ async function main(): Promise<void> {
   lib.C_FindObjectsFinal(session);
   if (!key) throw new Error('no key');
 
-  const ceiling = async (): Promise<string> => {
-    const aad = encodeBinding(binding);
-    const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));
-    const dataKey = random.subarray(0, 32);
-    const iv = random.subarray(32);
-    const gcm: pkcs11.AesGCM = { type: pkcs11.CK_PARAMS_AES_GCM_v240, iv, aad, ivBits: 96, tagBits: 128 };
-    lib.C_EncryptInit(session, { mechanism: pkcs11.CKM_AES_GCM, parameter: gcm }, key);
-    const ciphertext = lib.C_Encrypt(session, dataKey, Buffer.alloc(32 + 16));
-    const body = answer(dataKey, encodeBlob({ keyId, materialVersion: ref.version, iv, ciphertext }));
-    random.fill(0);
-    return body;
-  };
+  const projectId = env('BENCH_PROJECT_ID');
+  const ceiling = async (): Promise<string> => ceilingAnswer(lib, session, key, keyId, projectId);
   const seam = async (): Promise<string> => {
     const aad = encodeBinding(binding);
     const dataKey = await hsm.random(32);
     const sealed = await hsm.encrypt(ref, dataKey, aad);
-    const body = answer(dataKey, encodeBlob({ keyId, materialVersion: ref.version, ...sealed }));
+    const body = datakeyAnswer(keyId, dataKey, encodeBlob({ keyId, materialVersion: ref.version, ...sealed }));
     dataKey.fill(0);
     return body;
   };

@@ -23,12 +23,8 @@
 import { readFileSync } from 'node:fs';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
+import { benchEnv as env } from './ceiling-answer';
 
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 
 const rounds = Number(env('BENCH_ROUNDS'));
 const iterations = Number(env('BENCH_ITERATIONS'));
