@@ -179,6 +179,28 @@ describe('client certificates (mTLS)', () => {
     });
   });
 
+  it('answers 401 without a client certificate on a resumed TLS session too', async () => {
+    // One agent without a certificate, a new connection per request: the second resumes the first's
+    // TLS 1.3 session, on which Node reports the connection authorised although no certificate came.
+    const agent = new Agent({ ca: serverCa.cert, keepAlive: false, maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' });
+    const answers: Array<Answer & { reused: boolean }> = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push(
+        await new Promise((resolve, reject) => {
+          const outgoing = request(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'POST', agent, headers: { 'x-auth-token': t.token(), 'content-type': 'application/json' } }, (response) => {
+            let text = '';
+            response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as unknown, reused: (response.socket as TLSSocket).isSessionReused() }));
+          });
+          outgoing.on('error', reject);
+          outgoing.end('{}');
+        }),
+      );
+    }
+    expect(answers.map((answer) => answer.reused)).toEqual([false, true, true]);
+    for (const answer of answers) expect(answer).toMatchObject({ status: 401, body: { error_code: 'APIGW.0301', error_msg: 'Incorrect IAM authentication information. Client certificate required.' } });
+  });
+
   it('refuses a client certificate of an untrusted CA the same way, saying no more than that', async () => {
     const refused = await sdk(untrustedClient).call('list-keys', {});
     expect(refused).toMatchObject({ status: 401, errorCode: 'APIGW.0301', errorMsg: 'Incorrect IAM authentication information. Client certificate not trusted.' });
