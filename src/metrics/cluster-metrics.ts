@@ -66,8 +66,9 @@ export function metricsFromPrimary(contentType: string): MetricsText {
     const request = waiting.get(message.id);
     if (!request) return; // timed out already
     waiting.delete(message.id);
-    if (message.text !== undefined) request.resolve(message.text);
-    else request.reject(new Error(message.error ?? 'no metrics'));
+    // The type guard checked only `type`: the fields are read as what they are.
+    if (typeof message.text === 'string') request.resolve(message.text);
+    else request.reject(new Error(typeof message.error === 'string' ? message.error : 'no metrics'));
   });
   return {
     contentType,
