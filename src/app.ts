@@ -12,36 +12,19 @@ import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
 import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
-import { HEALTH_ROUTES, mountHealthRoutes } from './http/health-routes';
-import { DOCS_ROUTES, mountDocsRoutes } from './http/docs-routes';
-import { METRICS_ROUTE, mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
+import { mountHealthRoutes } from './http/health-routes';
+import { mountDocsRoutes } from './http/docs-routes';
+import { mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
 import { accessLog, requestIds } from './http/request-log';
-import { dataKeyOperations } from './http/routes/datakeys';
-import { dataOperations, type DataOperationsDeps } from './http/routes/data';
-import { grantOperations } from './http/routes/grants';
-import { keyOperations } from './http/routes/keys';
-import { quotaOperations } from './http/routes/quotas';
+import { allOperations, PUBLIC_ROUTES, type OperationServices } from './http/routes/all-operations';
 import { versionDocuments } from './http/routes/versions';
-import { rotationOperations } from './http/routes/rotation';
 import type { ActedOn } from './kms/context';
-import type { DataKeyService } from './kms/datakey-service';
-import type { GrantService } from './kms/grant-service';
-import type { KeyService } from './kms/key-service';
-import type { QuotaService } from './kms/quota-service';
-import type { RotationService } from './kms/rotation-service';
 import { loadOpenApiDocument } from './openapi-spec';
 
-export interface AppDeps {
-  readonly keys: KeyService;
-  readonly dataKeys: DataKeyService;
-  /** encrypt-data, decrypt-data, gen-random, re-encrypt. */
-  readonly dataOperations: DataOperationsDeps;
-  readonly grants: GrantService;
-  readonly quotas: QuotaService;
-  /** The rotation endpoints. */
-  readonly rotation: RotationService;
+/** The services behind the operations (routes/all-operations.ts), and what the HTTP layer itself needs. */
+export interface AppDeps extends OperationServices {
   readonly authenticator: Authenticator;
   readonly audit: AuditSink;
   readonly logger: Logger;
@@ -84,11 +67,9 @@ function rawProjectId(req: Request): string {
  */
 export function buildApp(deps: AppDeps): Express {
   const document = loadOpenApiDocument();
-  const operations = [...keyOperations(deps.keys), ...dataKeyOperations(deps.dataKeys), ...dataOperations(deps.dataOperations)];
-  operations.push(...grantOperations(deps.grants), ...quotaOperations(deps.quotas), ...rotationOperations(deps.rotation));
+  const operations = allOperations(deps);
   const documents = versionDocuments();
-  // The docs routes stay in the contract when they are turned off: it describes what the service can serve.
-  checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES, METRICS_ROUTE]);
+  checkOperations(document, operations, documents, PUBLIC_ROUTES);
   const publicPaths: ReadonlySet<string> = new Set(documents.map((doc) => doc.path));
   const contract = new ContractErrors(document);
   const reply = replies(deps.logger, deps.validateResponses ? errorBodyCheck(document) : undefined);

@@ -8,38 +8,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DOCS_FILES, DOCS_ROUTES } from '../../src/http/docs-routes';
 import { HEALTH_ROUTES } from '../../src/http/health-routes';
-import { METRICS_ROUTE } from '../../src/http/metrics-route';
 import { checkOperations, type Operation } from '../../src/http/operation';
-import { dataKeyOperations } from '../../src/http/routes/datakeys';
-import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
-import { grantOperations } from '../../src/http/routes/grants';
-import { keyOperations } from '../../src/http/routes/keys';
-import { quotaOperations } from '../../src/http/routes/quotas';
+import { allOperations, PUBLIC_ROUTES, type OperationServices } from '../../src/http/routes/all-operations';
 import { versionDocuments } from '../../src/http/routes/versions';
-import { rotationOperations } from '../../src/http/routes/rotation';
-import type { DataKeyService } from '../../src/kms/datakey-service';
-import type { GrantService } from '../../src/kms/grant-service';
-import type { KeyService } from '../../src/kms/key-service';
-import type { QuotaService } from '../../src/kms/quota-service';
-import type { RotationService } from '../../src/kms/rotation-service';
 import { loadOpenApiDocument, OPENAPI_PATH } from '../../src/openapi-spec';
 
 /** The service's operations; their handlers are never called here. */
-const operations: Operation[] = [
-  ...keyOperations({} as KeyService),
-  ...dataKeyOperations({} as DataKeyService),
-  ...dataOperations({} as DataOperationsDeps),
-  ...grantOperations({} as GrantService),
-  ...quotaOperations({} as QuotaService),
-  ...rotationOperations({} as RotationService),
-];
+const operations: Operation[] = allOperations({} as OperationServices);
 const documents = versionDocuments();
-/** The routes served without the API's credential, as buildApp passes them: the probes, the contract's pages, and GET /metrics with its own token. */
-const publicRoutes = [...HEALTH_ROUTES, ...DOCS_ROUTES, METRICS_ROUTE];
 
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
-    expect(() => checkOperations(loadOpenApiDocument(), operations, documents, publicRoutes)).not.toThrow();
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents, PUBLIC_ROUTES)).not.toThrow();
   });
 
   it('the health probes are the routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
@@ -47,10 +27,10 @@ describe('the operations against openapi.yaml', () => {
     expect(() => checkOperations(document, operations, documents)).toThrow('GET /readyz is in openapi.yaml but has no handler');
     const readyz = document.paths['/readyz'] as { get: object };
     const withCredential = { paths: { ...document.paths, '/readyz': { get: { ...readyz.get, security: undefined } } } };
-    expect(() => checkOperations(withCredential, operations, documents, publicRoutes)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
+    expect(() => checkOperations(withCredential, operations, documents, PUBLIC_ROUTES)).toThrow('GET /readyz is served without a credential but openapi.yaml does not say `security: []`');
     const listKeys = document.paths['/v1.0/{project_id}/kms/list-keys']!;
     const publicListKeys = { paths: { ...document.paths, '/v1.0/{project_id}/kms/list-keys': { post: { ...listKeys.post, security: [] } } } };
-    expect(() => checkOperations(publicListKeys, operations, documents, publicRoutes)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
+    expect(() => checkOperations(publicListKeys, operations, documents, PUBLIC_ROUTES)).toThrow('POST /v1.0/{project_id}/kms/list-keys says `security: []` in openapi.yaml but is not a public route');
   });
 
   it('the contract and its page are routes openapi.yaml serves without a credential (`security: []`), both ways', () => {
@@ -59,7 +39,7 @@ describe('the operations against openapi.yaml', () => {
     expect(() => checkOperations(document, operations, documents, HEALTH_ROUTES)).toThrow('GET /docs/{file} is in openapi.yaml but has no handler');
     const yaml = document.paths['/openapi.yaml'] as { get: object };
     const withCredential = { paths: { ...document.paths, '/openapi.yaml': { get: { ...yaml.get, security: undefined } } } };
-    expect(() => checkOperations(withCredential, operations, documents, publicRoutes)).toThrow('GET /openapi.yaml is served without a credential but openapi.yaml does not say `security: []`');
+    expect(() => checkOperations(withCredential, operations, documents, PUBLIC_ROUTES)).toThrow('GET /openapi.yaml is served without a credential but openapi.yaml does not say `security: []`');
   });
 
   it('the page serves exactly the files openapi.yaml lists for /docs/{file}', () => {
@@ -71,10 +51,10 @@ describe('the operations against openapi.yaml', () => {
     const document = loadOpenApiDocument();
     const metrics = document.paths['/metrics'] as { get: object };
     const withPath = (get: object) => ({ paths: { ...document.paths, '/metrics': { get } } });
-    expect(() => checkOperations(withPath({ ...metrics.get, security: [] }), operations, documents, publicRoutes)).toThrow(
+    expect(() => checkOperations(withPath({ ...metrics.get, security: [] }), operations, documents, PUBLIC_ROUTES)).toThrow(
       'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
     );
-    expect(() => checkOperations(withPath({ ...metrics.get, security: undefined }), operations, documents, publicRoutes)).toThrow(
+    expect(() => checkOperations(withPath({ ...metrics.get, security: undefined }), operations, documents, PUBLIC_ROUTES)).toThrow(
       'GET /metrics is served without a credential but openapi.yaml does not say `security: [{metricsToken: []}]`',
     );
     expect(() => checkOperations(document, operations, documents, [...HEALTH_ROUTES, ...DOCS_ROUTES])).toThrow('GET /metrics says `security: [{metricsToken: []}]` in openapi.yaml but is not a public route');
@@ -83,8 +63,8 @@ describe('the operations against openapi.yaml', () => {
 
   it('a documented GET without its handler fails (user-quotas; the public version list)', () => {
     const withoutQuotas = operations.filter((op) => op.name !== 'user-quotas');
-    expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, publicRoutes)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
-    expect(() => checkOperations(loadOpenApiDocument(), operations, documents.slice(1), publicRoutes)).toThrow('GET / is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), withoutQuotas, documents, PUBLIC_ROUTES)).toThrow('GET /v1.0/{project_id}/kms/user-quotas is in openapi.yaml but has no handler');
+    expect(() => checkOperations(loadOpenApiDocument(), operations, documents.slice(1), PUBLIC_ROUTES)).toThrow('GET / is in openapi.yaml but has no handler');
   });
 
   it('a documented path without a handler fails', () => {

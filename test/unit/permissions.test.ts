@@ -2,28 +2,12 @@
  * The permission names are one list (src/identity/permissions.ts) that the operations declare
  * theirs from, and that a credential's patterns are checked against.
  */
-import { dataKeyOperations } from '../../src/http/routes/datakeys';
-import { dataOperations, type DataOperationsDeps } from '../../src/http/routes/data';
-import { grantOperations } from '../../src/http/routes/grants';
-import { keyOperations } from '../../src/http/routes/keys';
-import { quotaOperations } from '../../src/http/routes/quotas';
-import { rotationOperations } from '../../src/http/routes/rotation';
+import type { Operation } from '../../src/http/operation';
+import { allOperations, type OperationServices } from '../../src/http/routes/all-operations';
 import { actionPatternProblem, PERMISSIONS } from '../../src/identity/permissions';
-import type { DataKeyService } from '../../src/kms/datakey-service';
-import type { GrantService } from '../../src/kms/grant-service';
-import type { KeyService } from '../../src/kms/key-service';
-import type { QuotaService } from '../../src/kms/quota-service';
-import type { RotationService } from '../../src/kms/rotation-service';
 
 /** The service's operations; their handlers are never called here. */
-const operations = [
-  ...keyOperations({} as KeyService),
-  ...dataKeyOperations({} as DataKeyService),
-  ...dataOperations({} as DataOperationsDeps),
-  ...grantOperations({} as GrantService),
-  ...quotaOperations({} as QuotaService),
-  ...rotationOperations({} as RotationService),
-];
+const operations: Operation[] = allOperations({} as OperationServices);
 
 describe('the permission names', () => {
   it('are exactly the permissions the operations ask for, each once', () => {

@@ -1,0 +1,45 @@
+import type { DataKeyService } from '../../kms/datakey-service';
+import type { GrantService } from '../../kms/grant-service';
+import type { KeyService } from '../../kms/key-service';
+import type { QuotaService } from '../../kms/quota-service';
+import type { RotationService } from '../../kms/rotation-service';
+import { DOCS_ROUTES } from '../docs-routes';
+import { HEALTH_ROUTES } from '../health-routes';
+import { METRICS_ROUTE } from '../metrics-route';
+import type { Operation, PublicRoute } from '../operation';
+import { dataOperations, type DataOperationsDeps } from './data';
+import { dataKeyOperations } from './datakeys';
+import { grantOperations } from './grants';
+import { keyOperations } from './keys';
+import { quotaOperations } from './quotas';
+import { rotationOperations } from './rotation';
+
+/** The services the API's operations call. */
+export interface OperationServices {
+  readonly keys: KeyService;
+  readonly dataKeys: DataKeyService;
+  /** encrypt-data, decrypt-data, gen-random, re-encrypt. */
+  readonly dataOperations: DataOperationsDeps;
+  readonly grants: GrantService;
+  readonly quotas: QuotaService;
+  readonly rotation: RotationService;
+}
+
+/** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
+export function allOperations(services: OperationServices): Operation[] {
+  return [
+    ...keyOperations(services.keys),
+    ...dataKeyOperations(services.dataKeys),
+    ...dataOperations(services.dataOperations),
+    ...grantOperations(services.grants),
+    ...quotaOperations(services.quotas),
+    ...rotationOperations(services.rotation),
+  ];
+}
+
+/**
+ * The routes served without the API's credential: the health probes, the contract and its page,
+ * and GET /metrics with its own token. They stay in the contract when turned off: it describes
+ * what the service can serve.
+ */
+export const PUBLIC_ROUTES: readonly PublicRoute[] = [...HEALTH_ROUTES, ...DOCS_ROUTES, METRICS_ROUTE];
