@@ -4,6 +4,7 @@
  * (ceiling-server.ts) answers HTTP with it and the in-process comparison (hsm-seam.ts) times it
  * against the service's seam, so both measure the same ceiling.
  */
+import { readFileSync } from 'node:fs';
 import * as pkcs11 from 'pkcs11js';
 import { encodeBinding } from '../src/kms/binding';
 import { encodeBlob } from '../src/kms/blob-codec';
@@ -15,13 +16,50 @@ export function benchEnv(name: string): string {
   return value;
 }
 
+/** The ceiling's state: a loaded module, one logged-in session and the CMK's handle, found once. */
+export interface CeilingSession {
+  readonly lib: pkcs11.PKCS11;
+  readonly session: Buffer;
+  readonly key: Buffer;
+}
+
+/**
+ * Opens the ceiling's session on the token of BENCH_TOKEN_LABEL and finds BENCH_KEY_LABEL's key.
+ * The module may be initialised already (the in-process comparison's seam did it: PKCS#11 state is
+ * per process, so this is a second handle on it, and its login is the seam's).
+ */
+export function openCeilingSession(): CeilingSession {
+  const lib = new pkcs11.PKCS11();
+  lib.load(benchEnv('BENCH_MODULE'));
+  let initialisedHere = true;
+  try {
+    lib.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
+  } catch (error) {
+    if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) throw error;
+    initialisedHere = false;
+  }
+  const label = benchEnv('BENCH_TOKEN_LABEL');
+  const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.replace(/\0+$/, '').trim() === label);
+  if (!slot) throw new Error(`no token ${label}`);
+  const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+  if (initialisedHere) lib.C_Login(session, pkcs11.CKU_USER, readFileSync(benchEnv('BENCH_PIN_FILE'), 'utf8').trim());
+  lib.C_FindObjectsInit(session, [
+    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
+    { type: pkcs11.CKA_LABEL, value: benchEnv('BENCH_KEY_LABEL') },
+  ]);
+  const [key] = lib.C_FindObjects(session, 1);
+  lib.C_FindObjectsFinal(session);
+  if (!key) throw new Error(`no key ${benchEnv('BENCH_KEY_LABEL')}`);
+  return { lib, session, key };
+}
+
 /** The create-datakey response body in the service's JSON: upper-case hex of the data key and its blob. */
 export function datakeyAnswer(keyId: string, dataKey: Buffer, blob: Buffer): string {
   return JSON.stringify({ key_id: keyId, plain_text: dataKey.toString('hex').toUpperCase(), cipher_text: blob.toString('hex').toUpperCase() });
 }
 
 /** The key's material version 0 (labels are kms/<key id>/v<version>), under `projectId`. */
-export function ceilingAnswer(lib: pkcs11.PKCS11, session: Buffer, key: Buffer, keyId: string, projectId: string): string {
+export function ceilingAnswer({ lib, session, key }: CeilingSession, keyId: string, projectId: string): string {
   const materialVersion = 0;
   const aad = encodeBinding({ purpose: 'datakey', keyId, materialVersion, projectId, context: '', aad: '' });
   const random = lib.C_GenerateRandom(session, Buffer.alloc(32 + 12));

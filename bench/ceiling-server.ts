@@ -10,33 +10,18 @@
  *
  * Environment: SOFTHSM2_CONF, BENCH_MODULE, BENCH_TOKEN_LABEL, BENCH_PIN_FILE, BENCH_KEY_LABEL, PORT.
  */
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import * as pkcs11 from 'pkcs11js';
-import { benchEnv as env, ceilingAnswer } from './ceiling-answer';
+import { benchEnv as env, ceilingAnswer, openCeilingSession } from './ceiling-answer';
 
-const lib = new pkcs11.PKCS11();
-lib.load(env('BENCH_MODULE'));
-lib.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
-const label = env('BENCH_TOKEN_LABEL');
-const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.replace(/\0+$/, '').trim() === label);
-if (!slot) throw new Error(`no token ${label}`);
-const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
-lib.C_Login(session, pkcs11.CKU_USER, readFileSync(env('BENCH_PIN_FILE'), 'utf8').trim());
-lib.C_FindObjectsInit(session, [
-  { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-  { type: pkcs11.CKA_LABEL, value: env('BENCH_KEY_LABEL') },
-]);
-const [key] = lib.C_FindObjects(session, 1);
-lib.C_FindObjectsFinal(session);
-if (!key) throw new Error(`no key ${env('BENCH_KEY_LABEL')}`);
+const ceiling = openCeilingSession();
+const { lib, session } = ceiling;
 const keyId = env('BENCH_KEY_LABEL').split('/')[1]!;
 
 const server = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     // /v1.0/{project_id}/kms/create-datakey: the project is bound into the additional data.
-    const body = ceilingAnswer(lib, session, key, keyId, req.url!.split('/')[2]!);
+    const body = ceilingAnswer(ceiling, keyId, req.url!.split('/')[2]!);
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
 });

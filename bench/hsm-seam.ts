@@ -13,11 +13,10 @@
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import * as pkcs11 from 'pkcs11js';
 import { Pkcs11Hsm } from '../src/hsm/pkcs11-hsm';
 import { encodeBinding, type Binding } from '../src/kms/binding';
 import { encodeBlob } from '../src/kms/blob-codec';
-import { benchEnv as env, ceilingAnswer, datakeyAnswer } from './ceiling-answer';
+import { benchEnv as env, ceilingAnswer, datakeyAnswer, openCeilingSession } from './ceiling-answer';
 
 const rounds = Number(env('BENCH_ROUNDS'));
 const iterations = Number(env('BENCH_ITERATIONS'));
@@ -28,27 +27,9 @@ const binding: Binding = { purpose: 'datakey', keyId, materialVersion: ref.versi
 async function main(): Promise<void> {
   const pin = readFileSync(env('BENCH_PIN_FILE'), 'utf8').trim();
   const hsm = await Pkcs11Hsm.open({ modulePath: env('BENCH_MODULE'), tokenLabel: env('BENCH_TOKEN_LABEL'), pin, sessions: Number(env('BENCH_SESSIONS')), logger: pino({ level: 'silent' }) });
-  // PKCS#11 state is per process: the seam initialised the module, this is a second handle on it.
-  const lib = new pkcs11.PKCS11();
-  lib.load(env('BENCH_MODULE'));
-  try {
-    lib.C_Initialize({ flags: pkcs11.CKF_OS_LOCKING_OK });
-  } catch (error) {
-    if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) throw error;
-  }
-  const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.trim() === env('BENCH_TOKEN_LABEL'));
-  if (!slot) throw new Error('no token');
-  const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
-  lib.C_FindObjectsInit(session, [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-    { type: pkcs11.CKA_LABEL, value: env('BENCH_KEY_LABEL') },
-  ]);
-  const [key] = lib.C_FindObjects(session, 1);
-  lib.C_FindObjectsFinal(session);
-  if (!key) throw new Error('no key');
-
+  const ceilingSession = openCeilingSession();
   const projectId = env('BENCH_PROJECT_ID');
-  const ceiling = async (): Promise<string> => ceilingAnswer(lib, session, key, keyId, projectId);
+  const ceiling = async (): Promise<string> => ceilingAnswer(ceilingSession, keyId, projectId);
   const seam = async (): Promise<string> => {
     const aad = encodeBinding(binding);
     const dataKey = await hsm.random(32);
@@ -73,7 +54,7 @@ async function main(): Promise<void> {
     const order = round % 2 === 0 ? (['seam', 'ceiling'] as const) : (['ceiling', 'seam'] as const);
     for (const name of order) measured[name].push(await cpuUsPerCall(name === 'seam' ? seam : ceiling));
   }
-  lib.C_CloseSession(session);
+  ceilingSession.lib.C_CloseSession(ceilingSession.session);
   await hsm.close();
   const median = (values: number[]): number => Math.round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 10) / 10;
   process.stdout.write(`${JSON.stringify({ seamCpuUs: median(measured.seam), ceilingCpuUs: median(measured.ceiling), rounds: measured })}\n`);
