@@ -20,8 +20,8 @@
  *                       name plus ".calls", so that a test can wait for it.
  *
  * Crypto calls: C_Encrypt, C_Decrypt, C_GenerateRandom, C_GenerateKey. The fail and hang files
- * also reach C_EncryptInit, C_DecryptInit, C_OpenSession, C_Initialize and C_DestroyObject (when a
- * line names them).
+ * also reach C_EncryptInit, C_DecryptInit, C_OpenSession, C_Login, C_Initialize and C_DestroyObject
+ * (when a line names them).
  *
  * It can also behave as FIPS-mode and other vendors' HSMs do where SoftHSM does not (a value that
  * is unset or empty takes the build's default: the one below for libkms-delay-shim.so, build.sh's
@@ -614,6 +614,10 @@ static CK_RV shim_C_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app
   FORWARD(intercept, "C_OpenSession", open_session(slot, flags, app, notify, session));
 }
 
+static CK_RV shim_C_Login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG length) {
+  FORWARD(intercept, "C_Login", real->C_Login(s, user, pin, length));
+}
+
 static CK_RV shim_C_Initialize(CK_VOID_PTR args) {
   FORWARD(intercept, "C_Initialize", real->C_Initialize(args));
 }
@@ -650,6 +654,7 @@ static void load(void) {
   shim.C_EncryptInit = shim_C_EncryptInit;
   shim.C_DecryptInit = shim_C_DecryptInit;
   shim.C_OpenSession = shim_C_OpenSession;
+  shim.C_Login = shim_C_Login;
   shim.C_Initialize = shim_C_Initialize;
   shim.C_DestroyObject = shim_C_DestroyObject;
   /* Only what a vendor behaviour needs: with none asked for, these stay the real module's own. */

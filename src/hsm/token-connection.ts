@@ -14,6 +14,16 @@ import { finalizeQuietly, initializeOptions, loadModule, tokenSlots } from './to
  */
 const ATTACH_ATTEMPTS = 20;
 const ATTACH_RETRY_MS = 100;
+/**
+ * SoftHSM's C_Login reads the token's file and writes it back (the file keeps the PIN-count flags),
+ * and answers CKR_GENERAL_ERROR when its read meets another process's write half done. Every process
+ * of the service logs in at start-up and after each re-initialisation (a re-read of the token
+ * included), several at once in a cluster or beside the command-line tool, so such an answer is
+ * tried again. SoftHSM gives it before it checks the PIN, so a retry spends no PIN try; any other
+ * answer (a wrong PIN, a locked one) is final at once.
+ */
+const LOGIN_ATTEMPTS = 20;
+const LOGIN_RETRY_MS = 50;
 // Session states of a logged-in user (PKCS#11 CKS_RO_USER_FUNCTIONS, CKS_RW_USER_FUNCTIONS); graphene does not name them.
 const USER_SESSION_STATES: ReadonlySet<number> = new Set([1, 3]);
 /** ulMaxSessionCount values that set no limit: CK_EFFECTIVELY_INFINITE, and CK_UNAVAILABLE_INFORMATION (~0, as a double). */
@@ -36,9 +46,13 @@ export interface TokenConnectionOptions {
  * opened and logged in to, and the module initialised again when it must be. It knows nothing of
  * keys, pools or deadlines.
  *
+ * Both `open` and `reinitialise` end logged in: the session they logged in on is kept for the first
+ * {@link openSession} that follows, so that the login (which can meet another process's, see
+ * LOGIN_ATTEMPTS) is made where it can be waited for and tried again, not inside the session pool.
+ *
  * Throws: `open` and `reinitialise` throw {@link HsmStartError} (a one-line reason) for a missing or
- * ambiguous token and raw PKCS#11 errors of the module otherwise; `openSession` throws the module's
- * PKCS#11 errors (the session runner classifies them).
+ * ambiguous token and raw PKCS#11 errors of the module otherwise (a refused login among them);
+ * `openSession` throws the module's PKCS#11 errors (the session runner classifies them).
  */
 export class TokenConnection {
   readonly module: graphene.Module;
@@ -46,17 +60,20 @@ export class TokenConnection {
   readonly profile: Pkcs11Profile;
   private slotFound: graphene.Slot | undefined;
   private sessionLimit: number | undefined;
+  /** The session `open` or `reinitialise` logged in on, until openSession hands it out. */
+  private loggedInSession: graphene.Session | undefined;
 
   private constructor(private readonly options: TokenConnectionOptions) {
     this.module = loadModule(options.modulePath, options.initArgs);
     this.profile = profileFor(options.profile, this.module, options.capabilities);
   }
 
-  /** Loads and initialises the module and finds the token (waiting out another process's rewrite of it). */
+  /** Loads and initialises the module, finds the token and logs in (waiting out another process's rewrite of the token). */
   static async open(options: TokenConnectionOptions): Promise<TokenConnection> {
     const connection = new TokenConnection(options);
     try {
       await connection.attach();
+      await connection.logIn();
     } catch (error) {
       connection.close();
       throw error;
@@ -85,8 +102,25 @@ export class TokenConnection {
     return this.sessionLimit;
   }
 
-  /** A new read-write session, logged in as the user (login is per application: only the first session needs it). */
+  /**
+   * A read-write session, logged in as the user: the one the last `open` or `reinitialise` logged in
+   * on, or a new one (login is per application: a new session needs one only when the application
+   * has no other session open).
+   */
   openSession(): graphene.Session {
+    const loggedIn = this.loggedInSession;
+    if (loggedIn) {
+      this.loggedInSession = undefined;
+      return loggedIn;
+    }
+    return this.newSession();
+  }
+
+  closeSession(session: graphene.Session): void {
+    session.close();
+  }
+
+  private newSession(): graphene.Session {
     const session = this.slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
     try {
       if (!USER_SESSION_STATES.has(session.state)) {
@@ -107,16 +141,27 @@ export class TokenConnection {
     return session;
   }
 
-  closeSession(session: graphene.Session): void {
-    session.close();
+  /** Opens the session that logs the application in, trying a login again that met another process's (see LOGIN_ATTEMPTS). */
+  private async logIn(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.loggedInSession = this.newSession();
+        return;
+      } catch (error) {
+        if (ckrOf(error) !== pkcs11.CKR_GENERAL_ERROR || attempt === LOGIN_ATTEMPTS) throw error;
+      }
+      await sleep(LOGIN_RETRY_MS);
+    }
   }
 
   /**
-   * Finalises and initialises the module again (which also makes it read the token afresh) and finds
-   * the token again. Every session of the module is void afterwards, and so is every object handle.
+   * Finalises and initialises the module again (which also makes it read the token afresh), finds
+   * the token again and logs in. Every session of the module is void afterwards, and so is every
+   * object handle.
    */
   async reinitialise(): Promise<void> {
     this.slotFound = undefined;
+    this.loggedInSession = undefined; // void with the module it belongs to
     try {
       this.module.finalize();
     } catch {
@@ -124,6 +169,7 @@ export class TokenConnection {
     }
     this.module.initialize(initializeOptions(this.options.initArgs));
     await this.attach();
+    await this.logIn();
   }
 
   /** Finalises and unloads the module; never throws (the process is done with it). */

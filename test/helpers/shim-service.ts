@@ -62,13 +62,23 @@ export interface ShimService {
   stop(): Promise<void>;
 }
 
+/** The shim's service stopped before it listened (a start-up failure); its fail file is left for the test to read. */
+export class ShimServiceExited extends Error {
+  constructor(
+    message: string,
+    readonly failFile: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * The real service (`src/main.ts`, one process) behind the fault-injecting PKCS#11 shim on a fresh
  * SoftHSM token: what a real HSM's errors and hangs do to it, injected exactly when a test wants. A
  * child process because the shim reads its environment from the real process environment, which
  * Jest does not let a test file change.
  */
-export async function startShimService(env: Record<string, string> = {}): Promise<ShimService> {
+export async function startShimService(env: Record<string, string> = {}, options: { failFromStart?: string } = {}): Promise<ShimService> {
   const shim = builtShim();
   const root = makeDataDir();
   const dataDir = path.join(root, 'data');
@@ -78,6 +88,8 @@ export async function startShimService(env: Record<string, string> = {}): Promis
   const pinFile = path.join(root, 'pin');
   writeFileSync(pinFile, `${randomBytes(12).toString('hex')}\n`, { mode: 0o600 });
   execFileSync('bash', [path.join(ROOT, 'hsm', 'ensure-softhsm.sh'), '--init-token', label, pinFile], { stdio: 'ignore' });
+  // The fail file's lines (see bench/shim/delay-shim.c) for the service's own start-up.
+  if (options.failFromStart) writeFileSync(failFile, options.failFromStart);
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')], {
     cwd: ROOT,
     env: {
@@ -103,7 +115,7 @@ export async function startShimService(env: Record<string, string> = {}): Promis
       const found = /"url":"(http:[^"]+)"/.exec(output)?.[1];
       if (found) resolve(found);
     });
-    child.once('exit', (code) => reject(new Error(`service exited (${code}):\n${output}`)));
+    child.once('exit', (code) => reject(new ShimServiceExited(`service exited (${code}):\n${output}`, failFile)));
   });
   const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as ShimService['admin'];
   const matches = (pattern: string | RegExp): boolean => (typeof pattern === 'string' ? output.includes(pattern) : pattern.test(output));
