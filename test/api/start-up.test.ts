@@ -3,7 +3,7 @@
  * compiled again when nothing changed), and the install's shim build is quiet when it succeeds.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { prettyLogs } from '../../src/logger';
 
@@ -32,8 +32,12 @@ describe('the kms bin', () => {
   it('is the built CLI, so that npx kms works in the project directory after npm run build', () => {
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin?: Record<string, string> };
     expect(manifest.bin).toEqual({ kms: 'dist/cli.js' });
+    // As tsc leaves it in a fresh clone: npm ci ran before there was a dist/ to make executable.
+    const bin = path.join(ROOT, 'dist', 'cli.js');
+    chmodSync(bin, 0o644);
     expect(npmRun('build')).toMatchObject({ status: 0 });
-    expect(readFileSync(path.join(ROOT, 'dist', 'cli.js'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
+    expect(statSync(bin).mode & 0o111).toBe(0o111);
+    expect(readFileSync(bin, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
     const help = spawnSync('npx', ['--offline', 'kms', 'help'], { cwd: ROOT, env: process.env, encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^usage: kms COMMAND/);
