@@ -6,7 +6,8 @@ import Database from 'better-sqlite3';
  * share it. Migrations run in order, each in one transaction, recorded in PRAGMA user_version.
  */
 
-const MIGRATIONS: readonly string[] = [
+/** In order; exported for the migration tests (test/unit/grant-store.test.ts builds a database of an older schema). */
+export const MIGRATIONS: readonly string[] = [
   // 1: key metadata.
   `CREATE TABLE keys (
   key_id                  TEXT PRIMARY KEY,
@@ -83,6 +84,14 @@ CREATE INDEX key_rotation_due ON key_rotation (next_rotation_at) WHERE enabled =
 CREATE INDEX key_rotation_claimed ON key_rotation (claimed_at) WHERE claimed_at IS NOT NULL;
 ALTER TABLE key_materials ADD COLUMN seals INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX key_materials_by_seals ON key_materials (seals);
+`,
+  // 5: the grant whose authority a grant was made on (a grantee holding create-grant made it), so
+  // that ending that grant ends this one too (grant-store.ts, removeWithDescendants). NULL for a
+  // grant the key's administrator made, and for every grant made before this migration: which
+  // authority those used was not recorded. The foreign key is the backstop of the cascade.
+  `
+ALTER TABLE grants ADD COLUMN parent_grant_id TEXT REFERENCES grants (grant_id) ON DELETE CASCADE;
+CREATE INDEX grants_by_parent ON grants (parent_grant_id) WHERE parent_grant_id IS NOT NULL;
 `,
 ];
 
