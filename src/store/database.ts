@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createPrivateFile } from '../file-modes';
 
 /**
  * The service's embedded SQLite database: one file in the data directory, in WAL mode so that
@@ -96,6 +97,8 @@ CREATE INDEX grants_by_parent ON grants (parent_grant_id) WHERE parent_grant_id 
 ];
 
 export function openDatabase(file: string): Database.Database {
+  // 0600, and so its -wal and -shm: it holds sealed secret keys and token hashes (file-modes.ts).
+  createPrivateFile(file);
   const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
