@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
-import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
+import { auditRecord, auditRecords, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
 import { clientCertificateOf } from './http/client-certificate';
 import { jsonBody } from './http/body';
@@ -113,10 +113,10 @@ export function buildApp(deps: AppDeps): Express {
     if (projectId !== req.params.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
     const start = auditStart();
     let actedOn: ActedOn | undefined;
-    const audit = (status: number, result: string): void =>
-      deps.audit.append(
-        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result }),
-      );
+    const audit = (status: number, result: string): void => {
+      const record = auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result });
+      for (const each of auditRecords(record, actedOn)) deps.audit.append(each);
+    };
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();
     let response: unknown;

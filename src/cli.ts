@@ -5,6 +5,7 @@ import { credentialCommandLine } from './cli/credential-command';
 import { keyCommandLine } from './cli/key-command';
 import { COMMANDS, helpText, nearestHelp, own, UsageError } from './cli/usage';
 import { loadConfig } from './config';
+import { restrictUmask } from './file-modes';
 import { KmsError } from './errors';
 import { CredentialOptionsError } from './identity/credentials';
 
@@ -21,6 +22,8 @@ import { CredentialOptionsError } from './identity/credentials';
 const isHelp = (arg: string): boolean => arg === '--help' || arg === '-h';
 
 async function main(argv: readonly string[]): Promise<void> {
+  // Before anything is created: the database, the token, audit-cli.log are the service's own (file-modes.ts).
+  restrictUmask();
   const [group, ...rest] = argv;
   if (group === undefined) throw new UsageError('no command given');
   if (group === 'help' || isHelp(group)) {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile } from './file-modes';
 import { StartError } from './start-error';
 import { isSqliteBusy } from './store/sqlite-errors';
 
@@ -18,7 +19,9 @@ const held: Database.Database[] = [];
  */
 export function claimDataDirectory(dataDir: string): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = new Database(path.join(dataDir, 'serve.lock'), { timeout: 0 });
+  const file = path.join(dataDir, 'serve.lock');
+  createPrivateFile(file);
+  const db = new Database(file, { timeout: 0 });
   try {
     db.exec('BEGIN EXCLUSIVE');
   } catch (error) {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { auditLogFile } from './audit/audit-log';
 import { ConfigError, loadConfig, type Config } from './config';
 import { claimDataDirectory } from './data-dir-claim';
+import { restrictUmask, warnIfDataDirectoryOpen } from './file-modes';
 import { StartError } from './start-error';
 import { createLogger, prettyLogs } from './logger';
 import type { StartOptions } from './server';
@@ -192,6 +193,8 @@ async function initialise(config: Config, logger: Logger): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // Before anything is created: nothing the service writes is open to other users (file-modes.ts).
+  restrictUmask();
   const config = loadConfig();
   // Every asynchronous PKCS#11 call occupies a libuv worker thread for its whole duration: give the
   // HSM sessions their threads and keep the default four for file system and DNS work.
@@ -200,10 +203,12 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, undefined, { pretty: prettyLogs(process.stdout.isTTY === true) });
   if (config.workers <= 1) {
     claimDataDirectory(config.dataDir);
+    warnIfDataDirectoryOpen(config.dataDir, logger);
     return serve(config, logger);
   }
   if (cluster.isPrimary) {
     claimDataDirectory(config.dataDir);
+    warnIfDataDirectoryOpen(config.dataDir, logger);
     return primary(config, logger);
   }
   if (process.env.KMS_CLUSTER_ROLE === 'initialise') return initialise(config, logger);

@@ -26,6 +26,11 @@ export interface AuditRecord {
   readonly grant_id?: string;
   /** The grant that allowed the request, when the principal's permissions did not. */
   readonly via_grant?: string;
+  /**
+   * On the extra records of a revoke-grant or retire-grant: `grant_id` ended with the grant named
+   * here, on whose authority it was made (its own record names the request's grant).
+   */
+  readonly cascaded_from?: string;
   readonly status: number;
   /** "OK", or the KMS error code the request ended with. */
   readonly result: string;

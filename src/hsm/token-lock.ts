@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
+import { createPrivateFile } from '../file-modes';
 import { isSqliteBusy } from '../store/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
@@ -35,6 +36,7 @@ export class TokenLock {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
     // The file stays in SQLite's default rollback-journal mode, where BEGIN EXCLUSIVE excludes
     // every other connection (nothing ever writes to it).
+    createPrivateFile(file);
     this.db = new Database(file, { timeout: 0 });
   }
 

@@ -47,6 +47,16 @@ export function auditRecord(
   };
 }
 
+/**
+ * The records of one request: its own (auditRecord), then one per grant that ended with the grant
+ * it revoked or retired because it was made on that grant's authority (ActedOn.cascadedGrants):
+ * the same request, naming that grant as `grant_id` and the grant it was made on as `cascaded_from`.
+ */
+export function auditRecords(record: AuditRecord, actedOn: ActedOn | undefined): AuditRecord[] {
+  const cascaded = actedOn?.cascadedGrants ?? [];
+  return [record, ...cascaded.map((child) => ({ ...record, grant_id: child.grantId, cascaded_from: child.parentGrantId }))];
+}
+
 /** What the audit trail keeps of a failed authentication: the claimed access key id, the peer, the reason. */
 export function authFailureOf(req: IncomingMessage, requestId: string, failure: AuthenticationFailure): AuthFailure {
   return {

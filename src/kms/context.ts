@@ -25,6 +25,12 @@ export interface ActedOn {
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */
   viaGrantId?: string;
+  /**
+   * revoke-grant and retire-grant: the grants that ended with `grantId` because they were made on
+   * its authority, directly or not, each with the grant it was made on. Each gets an audit record
+   * of its own.
+   */
+  cascadedGrants?: readonly { readonly grantId: string; readonly parentGrantId: string }[];
 }
 
 /**

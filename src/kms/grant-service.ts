@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { principalIdOf } from '../identity/principal-id';
-import { GrantKeyGoneError, GrantQuotaExceededError, type GrantPrincipal, type GrantRecord, type GrantStore } from '../store/grant-store';
+import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type GrantPrincipal, type GrantRecord, type GrantStore } from '../store/grant-store';
 import type {
   CreateGrantRequest,
   CreateGrantResponse,
@@ -92,14 +92,17 @@ export class GrantAccess implements KeyGrants {
     return this.store.naming(ctx.projectId, keyId, principal, this.clock()).find((grant) => allows(grant, principal, operation));
   }
 
-  /** Every operation the caller's grants on the key allow it. */
-  heldOperations(ctx: RequestContext, keyId: string): Set<string> {
+  /**
+   * The grant on whose authority the caller may make a grant of `operations` on the key: one that
+   * names it as grantee, lists create-grant, and lists every one of `operations` (the oldest such).
+   * One grant, not the union of several: the new grant is ended with that one, so it may hold no
+   * more than that one does.
+   */
+  parentFor(ctx: RequestContext, keyId: string, operations: readonly string[]): GrantRecord | undefined {
     const principal = asGrantPrincipal(ctx.principal);
-    const held = new Set<string>();
-    for (const grant of this.store.naming(ctx.projectId, keyId, principal, this.clock())) {
-      if (isGrantee(grant, principal)) for (const operation of grant.operations) held.add(operation);
-    }
-    return held;
+    return this.store
+      .naming(ctx.projectId, keyId, principal, this.clock())
+      .find((grant) => allows(grant, principal, 'create-grant') && operations.every((operation) => grant.operations.includes(operation)));
   }
 }
 
@@ -122,8 +125,11 @@ export class GrantService {
   constructor(private readonly deps: GrantServiceDeps) {}
 
   /**
-   * A caller allowed create-grant only by a grant may pass on no more than its own grants on the
-   * key allow it, so a grant can never widen what its grantee may do.
+   * A caller allowed create-grant only by a grant makes the new grant on that grant's authority
+   * (its parent): it may pass on no more than that one grant lists (KMS.0308 otherwise), and the
+   * new grant ends when the parent does (revoked or retired, see remove). Grants have no expiry in
+   * this API, so ending with the parent is all "never outlives it" needs; the new grant's own
+   * retiring principal can only end it sooner.
    */
   createGrant(ctx: RequestContext, request: CreateGrantRequest): CreateGrantResponse {
     const { store, access, keys, clock, logger } = this.deps;
@@ -138,9 +144,13 @@ export class GrantService {
     if (request.retiring_principal !== undefined && !this.deps.principalExists(request.retiring_principal)) {
       throw new KmsError('KMS.2402', { detail: 'retiring_principal names no credential.' });
     }
+    let parentGrantId: string | null = null;
     if (ctx.access.by === 'grant') {
-      const held = access.heldOperations(ctx, key.keyId);
-      if (!operations.every((operation) => held.has(operation))) throw new KmsError('KMS.0307');
+      const parent = access.parentFor(ctx, key.keyId, operations);
+      // The caller holds create-grant on this key (visibleKey checked), so it may know what its own grant lists.
+      if (!parent) throw new KmsError('KMS.0308', { detail: 'operations must all be listed by the grant that allows create-grant.' });
+      parentGrantId = parent.grantId;
+      ctx.actedOn.viaGrantId = parent.grantId;
     }
     const grantId = randomBytes(32).toString('hex');
     try {
@@ -155,12 +165,15 @@ export class GrantService {
           issuingPrincipal: principalIdOf(ctx.principal.id),
           operations,
           creationDate: clock(),
+          parentGrantId,
         },
         this.deps.maxGrantsPerKey,
       );
     } catch (error) {
       if (error instanceof GrantQuotaExceededError) throw new KmsError('KMS.2404');
       if (error instanceof GrantKeyGoneError) throw new KmsError('KMS.0207');
+      // Revoked meanwhile: the caller no longer holds create-grant, as if it had been before.
+      if (error instanceof GrantParentGoneError) throw new KmsError('KMS.0307');
       throw error;
     }
     ctx.actedOn.grantId = grantId;
@@ -212,9 +225,24 @@ export class GrantService {
     return grant;
   }
 
+  /**
+   * Ends the grant and, in the same transaction, every grant made on its authority, recursively
+   * (revoked, whether the grant itself was revoked or retired): a grantee cannot keep through a
+   * grant it made what it was allowed through this one. Each cascaded grant is named in
+   * ctx.actedOn for an audit record of its own.
+   */
   private remove(ctx: RequestContext, grant: GrantRecord, what: string): void {
-    // Gone meanwhile (revoked or retired by another request): it is gone, as asked.
-    this.deps.store.remove(grant.grantId);
-    this.deps.logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: grant.keyId, grantId: grant.grantId }, what);
+    // Gone meanwhile (revoked or retired by another request): it is gone, as asked, and so are the
+    // grants made on it (that request removed them in its transaction).
+    const { cascaded } = this.deps.store.removeWithDescendants(grant.grantId);
+    ctx.actedOn.cascadedGrants = cascaded;
+    const { logger } = this.deps;
+    logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: grant.keyId, grantId: grant.grantId }, what);
+    for (const child of cascaded) {
+      logger.info(
+        { requestId: ctx.requestId, projectId: ctx.projectId, keyId: grant.keyId, grantId: child.grantId, parentGrantId: child.parentGrantId },
+        'grant revoked with the grant it was made on',
+      );
+    }
   }
 }

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createPrivateFile } from '../file-modes';
 
 /**
  * The service's embedded SQLite database: one file in the data directory, in WAL mode so that
@@ -6,7 +7,8 @@ import Database from 'better-sqlite3';
  * share it. Migrations run in order, each in one transaction, recorded in PRAGMA user_version.
  */
 
-const MIGRATIONS: readonly string[] = [
+/** In order; exported for the migration tests (test/unit/grant-store.test.ts builds a database of an older schema). */
+export const MIGRATIONS: readonly string[] = [
   // 1: key metadata.
   `CREATE TABLE keys (
   key_id                  TEXT PRIMARY KEY,
@@ -84,9 +86,19 @@ CREATE INDEX key_rotation_claimed ON key_rotation (claimed_at) WHERE claimed_at 
 ALTER TABLE key_materials ADD COLUMN seals INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX key_materials_by_seals ON key_materials (seals);
 `,
+  // 5: the grant whose authority a grant was made on (a grantee holding create-grant made it), so
+  // that ending that grant ends this one too (grant-store.ts, removeWithDescendants). NULL for a
+  // grant the key's administrator made, and for every grant made before this migration: which
+  // authority those used was not recorded. The foreign key is the backstop of the cascade.
+  `
+ALTER TABLE grants ADD COLUMN parent_grant_id TEXT REFERENCES grants (grant_id) ON DELETE CASCADE;
+CREATE INDEX grants_by_parent ON grants (parent_grant_id) WHERE parent_grant_id IS NOT NULL;
+`,
 ];
 
 export function openDatabase(file: string): Database.Database {
+  // 0600, and so its -wal and -shm: it holds sealed secret keys and token hashes (file-modes.ts).
+  createPrivateFile(file);
   const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');

@@ -2,9 +2,10 @@ import type Database from 'better-sqlite3';
 import { KEY_EXISTS } from './key-store';
 
 /**
- * Grants (database.ts, migration 3): each lets a principal use one key for the operations it
+ * Grants (database.ts, migrations 3 and 5): each lets a principal use one key for the operations it
  * lists. A grant is deleted with its key (ON DELETE CASCADE); a grant whose key's deletion window
- * has ended is gone already, as its key is, before the sweep removes both.
+ * has ended is gone already, as its key is, before the sweep removes both. A grant made on another
+ * grant's authority (its parent, on the same key) ends with it: removeWithDescendants.
  */
 
 export type GranteeType = 'user' | 'domain';
@@ -24,6 +25,14 @@ export interface GrantRecord {
   readonly operations: readonly string[];
   /** Milliseconds since the epoch. */
   readonly creationDate: number;
+  /** The grant whose create-grant allowed this one; null when the key's administrator made it (or it predates migration 5). */
+  readonly parentGrantId: string | null;
+}
+
+/** A grant removed because the grant it was made on (`parentGrantId`) was removed. */
+export interface CascadedRemoval {
+  readonly grantId: string;
+  readonly parentGrantId: string;
 }
 
 /** Who asks, as grants name principals: a principal id, and the project its credential belongs to. */
@@ -36,6 +45,14 @@ export class GrantQuotaExceededError extends Error {
   constructor() {
     super('the key has as many grants as it may');
     this.name = 'GrantQuotaExceededError';
+  }
+}
+
+/** The grant whose authority a new grant was made on was removed between the check and the insert. */
+export class GrantParentGoneError extends Error {
+  constructor() {
+    super('the grant that allowed the new grant no longer exists');
+    this.name = 'GrantParentGoneError';
   }
 }
 
@@ -58,6 +75,7 @@ interface GrantRow {
   issuing_principal: string;
   operations: string;
   creation_date: number;
+  parent_grant_id: string | null;
 }
 
 function toRecord(row: GrantRow): GrantRecord {
@@ -72,6 +90,7 @@ function toRecord(row: GrantRow): GrantRecord {
     issuingPrincipal: row.issuing_principal,
     operations: JSON.parse(row.operations) as string[],
     creationDate: row.creation_date,
+    parentGrantId: row.parent_grant_id,
   };
 }
 
@@ -101,8 +120,19 @@ export class GrantStore {
     this.db = db;
     this.statements = {
       insert: db.prepare(
-        `INSERT INTO grants (grant_id, key_id, name, grantee_principal, grantee_principal_type, retiring_principal, issuing_principal, operations, creation_date)
-         VALUES (@grantId, @keyId, @name, @granteePrincipal, @granteeType, @retiringPrincipal, @issuingPrincipal, @operations, @creationDate)`,
+        `INSERT INTO grants (grant_id, key_id, name, grantee_principal, grantee_principal_type, retiring_principal, issuing_principal, operations, creation_date, parent_grant_id)
+         VALUES (@grantId, @keyId, @name, @granteePrincipal, @granteeType, @retiringPrincipal, @issuingPrincipal, @operations, @creationDate, @parentGrantId)`,
+      ),
+      exists: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM grants WHERE grant_id = ?'),
+      // Every grant made, directly or not, on the grant's authority, each with the grant it was made
+      // on. UNION (not UNION ALL): even a cycle, which inserts cannot make, would end.
+      descendants: db.prepare<[string], { grant_id: string; parent_grant_id: string }>(
+        `WITH RECURSIVE made_on (grant_id, parent_grant_id) AS (
+           SELECT grant_id, parent_grant_id FROM grants WHERE parent_grant_id = ?
+           UNION
+           SELECT g.grant_id, g.parent_grant_id FROM grants g JOIN made_on m ON g.parent_grant_id = m.grant_id
+         )
+         SELECT grant_id, parent_grant_id FROM made_on`,
       ),
       countForKey: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM grants WHERE key_id = ?'),
       get: db.prepare<[number, string, string], GrantRow>(`${VISIBLE} WHERE g.grant_id = ? AND k.project_id = ?`),
@@ -126,11 +156,13 @@ export class GrantStore {
   /**
    * Records a grant unless its key already holds `maxPerKey` (GrantQuotaExceededError), counted in
    * the write transaction so that concurrent creations cannot overshoot. GrantKeyGoneError when
-   * the key's record is gone.
+   * the key's record is gone; GrantParentGoneError when the grant it is made on is (revoked
+   * meanwhile: the new grant must not outlive it).
    */
   insert(record: Omit<GrantRecord, 'projectId'>, maxPerKey: number): void {
     try {
       this.db.transaction(() => {
+        if (record.parentGrantId !== null && this.statements.exists.get(record.parentGrantId)!.n === 0) throw new GrantParentGoneError();
         if (this.statements.countForKey.get(record.keyId)!.n >= maxPerKey) throw new GrantQuotaExceededError();
         this.statements.insert.run({ ...record, operations: JSON.stringify(record.operations) });
       }).immediate();
@@ -146,9 +178,21 @@ export class GrantStore {
     return row && toRecord(row);
   }
 
-  /** False when there was no such grant. */
-  remove(grantId: string): boolean {
-    return this.statements.remove.run(grantId).changes === 1;
+  /**
+   * Removes a grant and every grant made on its authority, recursively, in one transaction: a
+   * grant never outlives the grant it was made on. Returns the grants removed with it, each with
+   * the grant it was made on (for their audit records); `removed` is false when the grant was gone
+   * already (revoked or retired by another request).
+   */
+  removeWithDescendants(grantId: string): { removed: boolean; cascaded: CascadedRemoval[] } {
+    return this.db.transaction(() => {
+      const cascaded = this.statements.descendants.all(grantId).map((row) => ({ grantId: row.grant_id, parentGrantId: row.parent_grant_id }));
+      const removed = this.statements.remove.run(grantId).changes === 1;
+      // The descendants go by the foreign key's ON DELETE CASCADE too; deleted here by name so that
+      // what was listed is what was removed, whatever the connection's foreign_keys setting.
+      for (const child of cascaded) this.statements.remove.run(child.grantId);
+      return { removed, cascaded };
+    }).immediate();
   }
 
   /** One page of a key's grants, oldest first, and how many it has. */

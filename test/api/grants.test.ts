@@ -43,15 +43,20 @@ async function grant(keyId: string, grantee: string, operations: string[], extra
   return created.body.grant_id as string;
 }
 
-/** The audit line of a response (the service writes a turn's records at the end of the turn). */
-async function auditLine(response: KmsResponse): Promise<Record<string, unknown>> {
+/** The audit lines of a response (the service writes a turn's records at the end of the turn). */
+async function auditLines(response: KmsResponse): Promise<Record<string, unknown>[]> {
   await new Promise((resolve) => setImmediate(resolve));
   const requestId = response.headers.get('x-request-id');
-  const lines = readFileSync(t.config.auditLogPath, 'utf8')
+  return readFileSync(t.config.auditLogPath, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((line) => line.request_id === requestId);
+}
+
+/** The one audit line of a response. */
+async function auditLine(response: KmsResponse): Promise<Record<string, unknown>> {
+  const lines = await auditLines(response);
   expect(lines).toHaveLength(1);
   return lines[0]!;
 }
@@ -217,9 +222,108 @@ describe('what a grant allows', () => {
 
     expectKmsError(
       await delegate.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: third.principalId, operations: ['decrypt-datakey'] }),
-      403,
-      'KMS.0307',
+      400,
+      'KMS.0308',
     );
+  });
+});
+
+describe('grants made on a grant\'s authority end with it (issue 17)', () => {
+  /** A grantee of project p2 holding what the issue's report names, on a key of project-a. */
+  async function delegated(alias: string): Promise<{ keyId: string; grantee: Principal; original: string; cipher: string }> {
+    const keyId = await createKey(alias);
+    const grantee = principal('p2', ['kms:cmk:list']);
+    const original = await grant(keyId, grantee.principalId, ['decrypt-datakey', 'create-grant', 'retire-grant']);
+    const dataKey = await admin.client.call('create-datakey', { key_id: keyId });
+    expect(dataKey.status).toBe(200);
+    return { keyId, grantee, original, cipher: dataKey.body.cipher_text as string };
+  }
+
+  const decrypt = (who: Principal, keyId: string, cipher: string): Promise<KmsResponse> =>
+    who.on('project-a').call('decrypt-datakey', { key_id: keyId, cipher_text: cipher, datakey_cipher_length: '32' });
+
+  async function made(by: Principal, keyId: string, body: Record<string, unknown>): Promise<string> {
+    const created = await by.on('project-a').call('create-grant', { key_id: keyId, ...body });
+    expect(created.status).toBe(200);
+    return created.body.grant_id as string;
+  }
+
+  it('revoking a grant revokes the grants its grantee made with it, for itself and for its whole project, each audited', async () => {
+    const { keyId, grantee, original, cipher } = await delegated('cascade-revoke');
+    const forItself = await made(grantee, keyId, { grantee_principal: grantee.principalId, operations: ['decrypt-datakey'] });
+    const forProject = await made(grantee, keyId, { grantee_principal: 'p2', grantee_principal_type: 'domain', operations: ['decrypt-datakey'] });
+    const colleague = principal('p2', ['kms:cmk:list']);
+    expect((await decrypt(colleague, keyId, cipher)).status).toBe(200);
+
+    const revoked = await admin.client.call('revoke-grant', { key_id: keyId, grant_id: original });
+    expect(revoked.status).toBe(200);
+    expectKmsError(await decrypt(grantee, keyId, cipher), 403, 'KMS.0307');
+    expectKmsError(await decrypt(colleague, keyId, cipher), 403, 'KMS.0307');
+    expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(0);
+
+    const lines = await auditLines(revoked);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatchObject({ action: 'revoke-grant', key_id: keyId, grant_id: original, status: 200, result: 'OK' });
+    expect(lines[0]).not.toHaveProperty('cascaded_from');
+    expect(lines.slice(1).map((line) => [line.grant_id, line.cascaded_from]).sort()).toEqual(
+      [[forItself, original], [forProject, original]].sort(),
+    );
+    for (const line of lines.slice(1)) expect(line).toMatchObject({ action: 'revoke-grant', key_id: keyId, status: 200, result: 'OK' });
+  });
+
+  it('revokes a chain grant → grant → grant in one go, each cascaded record naming the grant it was made on', async () => {
+    const { keyId, grantee, original, cipher } = await delegated('cascade-chain');
+    const second = principal('p2', ['kms:cmk:list']);
+    const third = principal('project-b', ['kms:cmk:list']);
+    const middle = await made(grantee, keyId, { grantee_principal: second.principalId, operations: ['decrypt-datakey', 'create-grant'] });
+    const last = await made(second, keyId, { grantee_principal: third.principalId, operations: ['decrypt-datakey'] });
+    expect((await decrypt(third, keyId, cipher)).status).toBe(200);
+
+    // The middle grant's own audit record names the grant it was made on as via_grant.
+    const revoked = await admin.client.call('revoke-grant', { key_id: keyId, grant_id: original });
+    expect(revoked.status).toBe(200);
+    for (const who of [grantee, second, third]) expectKmsError(await decrypt(who, keyId, cipher), 403, 'KMS.0307');
+    expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(0);
+    const cascaded = (await auditLines(revoked)).slice(1).map((line) => [line.grant_id, line.cascaded_from]);
+    expect(cascaded.sort()).toEqual([[middle, original], [last, middle]].sort());
+  });
+
+  it('revoking a grant in the middle of a chain ends it and what was made on it, not the grant above', async () => {
+    const { keyId, grantee, cipher } = await delegated('cascade-middle');
+    const second = principal('p2', ['kms:cmk:list']);
+    const third = principal('project-b', ['kms:cmk:list']);
+    const middle = await made(grantee, keyId, { grantee_principal: second.principalId, operations: ['decrypt-datakey', 'create-grant'] });
+    await made(second, keyId, { grantee_principal: third.principalId, operations: ['decrypt-datakey'] });
+    expect((await admin.client.call('revoke-grant', { key_id: keyId, grant_id: middle })).status).toBe(200);
+    expect((await decrypt(grantee, keyId, cipher)).status).toBe(200);
+    expectKmsError(await decrypt(third, keyId, cipher), 403, 'KMS.0307');
+    expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(1);
+  });
+
+  it('retiring a grant, by its grantee, revokes the grants made with it too', async () => {
+    const { keyId, grantee, original, cipher } = await delegated('cascade-retire');
+    const forItself = await made(grantee, keyId, { grantee_principal: grantee.principalId, operations: ['decrypt-datakey'] });
+    const retired = await grantee.on('project-a').call('retire-grant', { key_id: keyId, grant_id: original });
+    expect(retired.status).toBe(200);
+    expectKmsError(await decrypt(grantee, keyId, cipher), 403, 'KMS.0307');
+    const lines = await auditLines(retired);
+    expect(lines).toEqual([
+      expect.objectContaining({ action: 'retire-grant', grant_id: original, via_grant: original, result: 'OK' }),
+      expect.objectContaining({ action: 'retire-grant', grant_id: forItself, cascaded_from: original, result: 'OK' }),
+    ]);
+  });
+
+  it('a grant made on a grant holds no operation that grant does not list: 400 KMS.0308, nothing made', async () => {
+    const { keyId, grantee } = await delegated('cascade-exceed');
+    const other = principal('p2', ['kms:cmk:list']);
+    // Not even with a second grant listing the operation: a grant is made on one grant's authority.
+    await grant(keyId, grantee.principalId, ['create-datakey']);
+    for (const operations of [['create-datakey'], ['decrypt-datakey', 'describe-key'], ['decrypt-datakey', 'create-datakey']]) {
+      expectKmsError(await grantee.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: other.principalId, operations }), 400, 'KMS.0308');
+    }
+    expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(2);
+    // What the grant lists, or less, it may pass on.
+    await made(grantee, keyId, { grantee_principal: other.principalId, operations: ['decrypt-datakey', 'retire-grant'] });
   });
 });
 
