@@ -126,7 +126,8 @@ export class GrantService {
 
   /**
    * A caller allowed create-grant only by a grant makes the new grant on that grant's authority
-   * (its parent): it may pass on no more than that one grant lists (KMS.0308 otherwise), and the
+   * (its parent): it may pass on no more than that one grant lists (403 KMS.0307 otherwise, as
+   * before: the caller has no permission to pass on more), and the
    * new grant ends when the parent does (revoked or retired, see remove). Grants have no expiry in
    * this API, so ending with the parent is all "never outlives it" needs; the new grant's own
    * retiring principal can only end it sooner.
@@ -148,7 +149,7 @@ export class GrantService {
     if (ctx.access.by === 'grant') {
       const parent = access.parentFor(ctx, key.keyId, operations);
       // The caller holds create-grant on this key (visibleKey checked), so it may know what its own grant lists.
-      if (!parent) throw new KmsError('KMS.0308', { detail: 'operations must all be listed by the grant that allows create-grant.' });
+      if (!parent) throw new KmsError('KMS.0307', { detail: 'operations must all be listed by the grant that allows create-grant.' });
       parentGrantId = parent.grantId;
       ctx.actedOn.viaGrantId = parent.grantId;
     }

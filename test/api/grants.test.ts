@@ -222,8 +222,8 @@ describe('what a grant allows', () => {
 
     expectKmsError(
       await delegate.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: third.principalId, operations: ['decrypt-datakey'] }),
-      400,
-      'KMS.0308',
+      403,
+      'KMS.0307',
     );
   });
 });
@@ -313,13 +313,13 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
     ]);
   });
 
-  it('a grant made on a grant holds no operation that grant does not list: 400 KMS.0308, nothing made', async () => {
+  it('a grant made on a grant holds no operation that grant does not list: 403 KMS.0307, nothing made', async () => {
     const { keyId, grantee } = await delegated('cascade-exceed');
     const other = principal('p2', ['kms:cmk:list']);
     // Not even with a second grant listing the operation: a grant is made on one grant's authority.
     await grant(keyId, grantee.principalId, ['create-datakey']);
     for (const operations of [['create-datakey'], ['decrypt-datakey', 'describe-key'], ['decrypt-datakey', 'create-datakey']]) {
-      expectKmsError(await grantee.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: other.principalId, operations }), 400, 'KMS.0308');
+      expectKmsError(await grantee.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: other.principalId, operations }), 403, 'KMS.0307');
     }
     expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(2);
     // What the grant lists, or less, it may pass on.
