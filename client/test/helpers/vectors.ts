@@ -30,7 +30,7 @@ interface KeyEntry {
   readonly material: string | readonly string[];
 }
 
-const WRAPPING: Record<number, RawAesWrappingSuiteIdentifier> = {
+const WRAPPING: Record<number, (typeof RawAesWrappingSuiteIdentifier)[keyof typeof RawAesWrappingSuiteIdentifier]> = {
   128: RawAesWrappingSuiteIdentifier.AES128_GCM_IV12_TAG16_NO_PADDING,
   192: RawAesWrappingSuiteIdentifier.AES192_GCM_IV12_TAG16_NO_PADDING,
   256: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
