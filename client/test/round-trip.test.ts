@@ -59,6 +59,7 @@ describe('records', () => {
     changed.write('bbbb', at);
     const error = await client.decrypt(changed).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(KmsRequestError);
+    expect((error as KmsRequestError).operation).toBe('decrypt-datakey');
     expect((error as KmsRequestError).code).toBe('KMS.2201');
     expect((error as KmsRequestError).requestId).toMatch(/.+/);
     expect(String(error)).not.toMatch(/secret/);
