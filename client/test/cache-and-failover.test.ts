@@ -100,6 +100,27 @@ describe('several endpoints', () => {
     });
   });
 
+  test('two instances of one service (same token and database): with the first stopped, the second serves both ways', async () => {
+    // A second instance on the first one's data directory and token, as a second host of one deployment.
+    const second = await startTestService({ dataDir: kms.service.dataDir, env: { ...kms.service.moduleEnv } });
+    const first = await startTestService({ dataDir: kms.service.dataDir, env: { ...kms.service.moduleEnv } });
+    try {
+      const client = new EnvelopeClient({ kms: kms.kms({ endpoints: [first.service.url, second.service.url] }), cache: false });
+      const before = await client.encrypt('made while both ran', { encryptionContext: { t: 'ha' } });
+      expect(client.metrics.kmsCallsByOperation).toEqual({ 'create-datakey': 1 });
+      await first.service.close();
+      const after = await client.encrypt('made with the first stopped', { encryptionContext: { t: 'ha' } });
+      expect((await client.decrypt(before)).plaintext.toString()).toBe('made while both ran');
+      expect((await client.decrypt(after)).plaintext.toString()).toBe('made with the first stopped');
+      // The stopped first endpoint was tried, and refused the connection, on each call after it stopped.
+      expect(client.metrics.kmsCallsByOperation).toEqual({ 'create-datakey': 3, 'decrypt-datakey': 4 });
+    } finally {
+      // close(), not stop(): stop() would delete the shared data directory.
+      await second.service.close();
+      await first.service.close().catch(() => undefined);
+    }
+  });
+
   test('generation fails over past a stopped instance and a 5xx; decryption too', async () => {
     const client = new EnvelopeClient({ kms: kms.kms({ endpoints: [stopped, failing, kms.service.service.url] }), cache: false });
     const message = await client.encrypt('over there');
