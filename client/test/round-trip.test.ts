@@ -63,6 +63,12 @@ describe('records', () => {
     expect((error as KmsRequestError).code).toBe('KMS.2201');
     expect((error as KmsRequestError).requestId).toMatch(/.+/);
     expect(String(error)).not.toMatch(/secret/);
+    // Nor the data key's ciphertext that was sent: an error names the call, not its body.
+    const info = Buffer.from(`${kms.projectId}/${kms.keyId}`);
+    // In the header the provider info is followed by the data key ciphertext's 2-byte length, then the ciphertext.
+    const edkStart = changed.indexOf(info) + info.length + 2;
+    const edkHex = changed.subarray(edkStart, edkStart + 16).toString('hex');
+    expect(`${String(error)} ${JSON.stringify(error)}`.toLowerCase()).not.toContain(edkHex);
   });
 
   test('the KMS refuses the data key under another context at its API (what the keyring relies on)', async () => {
@@ -112,6 +118,23 @@ describe('records', () => {
 });
 
 describe('streams', () => {
+  test('a frame’s plaintext is released only after its tag verified: a bad third frame releases the first two only', async () => {
+    const client = new EnvelopeClient({ kms: kms.kms(), frameLength: 1000, cache: false });
+    const plaintext = randomBytes(5000);
+    const message = await client.encrypt(plaintext);
+    // Frames of 4 (sequence) + 12 (IV) + 1000 + 16 (tag) bytes; the final frame (4 + 4 + 12 + 4 + 0 + 16) ends the message.
+    const frame = 1032;
+    const bodyStart = message.length - (5 * frame + 40);
+    const tampered = Buffer.from(message);
+    tampered[bodyStart + 2 * frame + 16 + 500]! ^= 0x01; // inside the third frame's content
+    const released: Buffer[] = [];
+    const outcome = await pipeline(Readable.from([tampered]), client.decryptStream(), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) released.push(chunk);
+    }).catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(MessageError);
+    expect(Buffer.concat(released).equals(plaintext.subarray(0, 2000))).toBe(true);
+  });
+
   test('encryptStream → decryptStream round-trips, and the record API reads what the stream wrote', async () => {
     const client = new EnvelopeClient({ kms: kms.kms(), frameLength: 1024 });
     const plaintext = randomBytes(200_000);
