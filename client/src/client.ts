@@ -18,6 +18,7 @@ import {
 import { CachingMaterials, DEFAULT_CACHE_LIMITS, type DataKeyCacheLimits } from './cache';
 import { ConfigurationError, EncryptionContextMismatchError, EnvelopeError, MessageError } from './errors';
 import { KmsKeyringNode, type KmsKeyringOptions } from './keyring';
+import { LengthGuardedStream } from './length-guard';
 
 /** The one suite written: AES-256-GCM, HKDF-SHA512 with key commitment, no signature. */
 export const SUITE = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
@@ -132,14 +133,22 @@ export class EnvelopeClient {
     return { plaintext: output.plaintext, encryptionContext: context };
   }
 
-  /** A Duplex: write plaintext, read the message. */
+  /**
+   * A Duplex: write plaintext, read the message. With plaintextLength, writing more than that fails
+   * the stream (PlaintextLengthExceededError): the cache counted that many bytes against the data key.
+   */
   encryptStream(options: EncryptStreamOptions = {}): Duplex {
-    return this.encryptClient.encryptStream(this.cmm, {
+    const declared = options.plaintextLength;
+    if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {
+      throw new ConfigurationError('plaintextLength must be a non-negative integer');
+    }
+    const stream = this.encryptClient.encryptStream(this.cmm, {
       suiteId: SUITE,
       encryptionContext: options.encryptionContext ?? {},
       frameLength: this.frameLength,
-      ...(options.plaintextLength === undefined ? {} : { plaintextLength: options.plaintextLength }),
+      ...(declared === undefined ? {} : { plaintextLength: declared }),
     });
+    return declared === undefined ? stream : new LengthGuardedStream(stream, declared);
   }
 
   /**

@@ -75,6 +75,9 @@ export class KmsResponseError extends EnvelopeError {
   }
 }
 
+/** A stream given a plaintextLength was written more bytes than that. */
+export class PlaintextLengthExceededError extends EnvelopeError {}
+
 /** The message holds no data key this keyring may open (another provider, project or key). */
 export class NoMatchingDataKeyError extends EnvelopeError {}
 

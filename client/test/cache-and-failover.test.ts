@@ -5,7 +5,9 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EnvelopeClient, KmsUnavailableError, ConfigurationError } from '../src';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EnvelopeClient, KmsUnavailableError, ConfigurationError, PlaintextLengthExceededError } from '../src';
 import { startTestService } from '../../test/helpers/service';
 import { startClientTestService, type ClientTestService } from './helpers/kms';
 
@@ -67,6 +69,35 @@ describe('data-key cache', () => {
     for (const message of messages) await client.decrypt(message);
     // The five messages share a data key (same EDK): the decryption side is cached too.
     expect(client.metrics.kmsCallsByOperation).toEqual({ 'create-datakey': 1, 'decrypt-datakey': 1 });
+  });
+
+  test('streams of declared length share a data key, counted against the byte limit; one writing more than declared fails', async () => {
+    const client = new EnvelopeClient({ kms: kms.kms(), cache: { ...limits, maxBytes: 10_000 } });
+    const run = async (declared: number, data: Buffer): Promise<Buffer> => {
+      const chunks: Buffer[] = [];
+      await pipeline(Readable.from([data]), client.encryptStream({ plaintextLength: declared }), async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) chunks.push(chunk);
+      });
+      return Buffer.concat(chunks);
+    };
+    await run(4000, Buffer.alloc(4000, 1));
+    await run(4000, Buffer.alloc(4000, 2));
+    expect(client.metrics.kmsCalls).toBe(1);
+    // 12 000 bytes would pass the 10 000-byte limit: a new data key.
+    const third = await run(4000, Buffer.alloc(4000, 3));
+    expect(client.metrics.kmsCalls).toBe(2);
+    expect((await client.decrypt(third)).plaintext.equals(Buffer.alloc(4000, 3))).toBe(true);
+    // A declared length is a maximum: the cache's count can not be cheated.
+    await expect(run(100, Buffer.alloc(4000, 4))).rejects.toBeInstanceOf(PlaintextLengthExceededError);
+    // Without a declared length, every stream gets a data key of its own.
+    const before = client.metrics.kmsCalls;
+    const plain = async (): Promise<void> =>
+      pipeline(Readable.from([Buffer.alloc(10)]), client.encryptStream(), async (source: AsyncIterable<Buffer>) => {
+        for await (const _chunk of source) void _chunk;
+      });
+    await plain();
+    await plain();
+    expect(client.metrics.kmsCalls - before).toBe(2);
   });
 
   test('every limit is required and must be a positive integer', () => {
