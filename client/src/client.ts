@@ -18,7 +18,7 @@ import {
 import { CachingMaterials, DEFAULT_CACHE_LIMITS, type DataKeyCacheLimits } from './cache';
 import { ConfigurationError, EncryptionContextMismatchError, EnvelopeError, MessageError } from './errors';
 import { KmsKeyringNode, type KmsKeyringOptions } from './keyring';
-import { LengthGuardedStream } from './length-guard';
+import { GuardedEncryptStream } from './guarded-encrypt-stream';
 
 /** The one suite written: AES-256-GCM, HKDF-SHA512 with key commitment, no signature. */
 export const SUITE = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
@@ -148,7 +148,7 @@ export class EnvelopeClient {
       frameLength: this.frameLength,
       ...(declared === undefined ? {} : { plaintextLength: declared }),
     });
-    return declared === undefined ? stream : new LengthGuardedStream(stream, declared);
+    return new GuardedEncryptStream(stream, declared);
   }
 
   /**

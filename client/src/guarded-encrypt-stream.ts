@@ -1,23 +1,23 @@
 /**
- * An encrypting stream that refuses to be written more than its declared plaintext length. The
- * library checks the declared length too, but by throwing inside its transform, which escapes as an
- * uncaught exception (it crashed a test process): this wrapper fails the stream first, with a typed
- * error, and passes back-pressure both ways.
- *
- * The library's stream must not be destroyed either (its inner pipeline rethrows the premature
- * close, uncaught again): when this stream fails, the inner one is ended and drained to nowhere,
- * which also makes the library zero its copy of the data key.
+ * The library's encrypting stream, made safe to fail. Two of its failures escape as uncaught
+ * exceptions, which would end the application's process:
+ * - destroying it (as pipeline() does when the reader or the writer fails) makes its inner
+ *   pipeline rethrow a "Premature close";
+ * - writing more than a declared plaintextLength throws inside its transform.
+ * This wrapper never destroys it: when this stream fails, the inner one is ended and drained to
+ * nowhere (which also makes the library zero its copy of the data key); and it counts the declared
+ * length itself, failing with a typed error first. Back-pressure passes both ways.
  */
 import { Duplex } from 'node:stream';
 import { PlaintextLengthExceededError } from './errors';
 
-export class LengthGuardedStream extends Duplex {
+export class GuardedEncryptStream extends Duplex {
   private left: number;
   private abandoned = false;
 
   constructor(
     private readonly inner: Duplex,
-    private readonly declared: number,
+    private readonly declared: number = Number.POSITIVE_INFINITY,
   ) {
     super();
     this.left = declared;
