@@ -40,7 +40,9 @@ export class KmsCallCounter {
 }
 
 export class KmsHttp {
+  /** Exactly one of the two is set: the SDK core's credentials for AK/SK, or the token. */
   private readonly credentials: BasicCredentials | undefined;
+  private readonly token: string | undefined;
   readonly calls = new KmsCallCounter();
 
   constructor(
@@ -52,8 +54,9 @@ export class KmsHttp {
       if (!auth.accessKey || !auth.secretKey) throw new ConfigurationError('an AK/SK pair needs both accessKey and secretKey');
       this.credentials = new BasicCredentials().withAk(auth.accessKey).withSk(auth.secretKey).withProjectId(projectId);
       if (auth.securityToken) this.credentials.withSecurityToken(auth.securityToken);
-    } else if (!auth.token) {
-      throw new ConfigurationError('a token must not be empty');
+    } else {
+      if (!auth.token) throw new ConfigurationError('a token must not be empty');
+      this.token = auth.token;
     }
   }
 
@@ -89,9 +92,8 @@ export class KmsHttp {
   }
 
   private headers(url: string, body: Record<string, unknown>): Record<string, string> {
-    if (!this.credentials) {
-      return { 'content-type': 'application/json', 'x-auth-token': (this.auth as { token: string }).token };
-    }
+    if (this.token !== undefined) return { 'content-type': 'application/json', 'x-auth-token': this.token };
+    if (!this.credentials) throw new ConfigurationError('no credentials');
     const request = {
       endpoint: url,
       method: 'POST',
