@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { EncryptionContextMismatchError, EnvelopeClient, KmsRequestError, MessageError, SUITE } from '../src';
+import { EncryptionContextMismatchError, EnvelopeClient, KmsRequestError, MessageError, NoMatchingDataKeyError, SUITE } from '../src';
 import { startClientTestService, type ClientTestService } from './helpers/kms';
 
 let kms: ClientTestService;
@@ -83,6 +83,17 @@ describe('records', () => {
     });
     expect(refused.status).toBe(400);
     expect(refused.body.error_code).toBe('KMS.2201');
+  });
+
+  test('a data key of another key or project is not sent anywhere: refused locally, no KMS call', async () => {
+    const writer = new EnvelopeClient({ kms: kms.kms(), cache: false });
+    const message = await writer.encrypt('for another key');
+    const otherKey = (await kms.service.client().call('create-key', { key_alias: `other-${Date.now()}` })).body.key_info.key_id as string;
+    const reader = new EnvelopeClient({ kms: kms.kms({ keyId: otherKey }), cache: false });
+    await expect(reader.decrypt(message)).rejects.toBeInstanceOf(NoMatchingDataKeyError);
+    const otherService = new EnvelopeClient({ kms: kms.kms({ providerId: 'another-kms' }), cache: false });
+    await expect(otherService.decrypt(message)).rejects.toBeInstanceOf(NoMatchingDataKeyError);
+    expect(reader.metrics.kmsCalls + otherService.metrics.kmsCalls).toBe(0);
   });
 
   test('a tampered byte anywhere in a message is refused', async () => {
