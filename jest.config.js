@@ -58,5 +58,13 @@ module.exports = {
       testMatch: ON_EVERY_MODULE.map((file) => `<rootDir>/test/${file}.test.ts`),
       setupFiles: ['<rootDir>/test/helpers/on-fips.ts'],
     },
+    // The envelope-encryption client (client/, a workspace of its own) against a real service on SoftHSM.
+    {
+      ...base,
+      displayName: 'client',
+      roots: ['<rootDir>/client/test'],
+      testMatch: ['**/*.test.ts'],
+      transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'client/tsconfig.json' }] },
+    },
   ],
 };

@@ -1,0 +1,144 @@
+/**
+ * The data-key cache: the AWS Encryption SDK's caching materials manager over its LRU cache, with
+ * every limit required, concurrent misses for one partition sharing one KMS call, and counters.
+ *
+ * A cache key is (keyring partition, algorithm suite, encryption context): a data key made for one
+ * context is never used for another. When an entry leaves the cache (LRU eviction, age, or a limit
+ * reached) the library zeroes its plaintext data key (getLocalCryptographicMaterialsCache's dispose);
+ * copies handed to a message are zeroed by the library when the message is done with them.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { NodeCachingMaterialsManager, getLocalCryptographicMaterialsCache } from '@aws-crypto/caching-materials-manager-node';
+import {
+  NodeDefaultCryptographicMaterialsManager,
+  type KeyringNode,
+  type NodeDecryptionMaterial,
+  type NodeEncryptionMaterial,
+  type NodeMaterialsManager,
+} from '@aws-crypto/material-management-node';
+import { ConfigurationError } from './errors';
+
+export interface DataKeyCacheLimits {
+  /** A data key is not used for new messages after this many ms (and a decrypted one is dropped). */
+  readonly maxAgeMs: number;
+  /** A data key encrypts at most this many messages. */
+  readonly maxMessages: number;
+  /** A data key encrypts at most this many plaintext bytes (over all its messages). */
+  readonly maxBytes: number;
+  /** At most this many data keys are held (least recently used leave first). */
+  readonly capacity: number;
+}
+
+/**
+ * Safe defaults: five minutes, 10 000 messages or 1 GiB per data key, whichever comes first, so
+ * that one data key protects a bounded amount of data and a leaked one exposes little; 1000 entries.
+ * (AES-GCM with the suite's per-message derived keys and random message ids stays far inside its
+ * bounds at these figures; they are about limiting exposure, not about GCM's limits.)
+ */
+export const DEFAULT_CACHE_LIMITS: DataKeyCacheLimits = Object.freeze({
+  maxAgeMs: 5 * 60_000,
+  maxMessages: 10_000,
+  maxBytes: 2 ** 30,
+  capacity: 1000,
+});
+
+export interface CacheMetrics {
+  /** Requests for materials answered from the cache. */
+  readonly hits: number;
+  /** Requests that went to the keyring (so to the KMS). */
+  readonly misses: number;
+}
+
+/** Serializes the calls of one key: a second caller for a partition waits for the first, then hits. */
+class SingleFlight {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    // The map holds only calls in flight: the last one out removes its key.
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+/** A materials manager that counts which requests reached the keyring. */
+class CountingMaterialsManager implements NodeMaterialsManager {
+  constructor(
+    private readonly inner: NodeMaterialsManager,
+    private readonly onMiss: () => void,
+  ) {}
+  getEncryptionMaterials: NodeMaterialsManager['getEncryptionMaterials'] = (request) => {
+    this.onMiss();
+    return this.inner.getEncryptionMaterials(request);
+  };
+  decryptMaterials: NodeMaterialsManager['decryptMaterials'] = (request) => {
+    this.onMiss();
+    return this.inner.decryptMaterials(request);
+  };
+}
+
+export class CachingMaterials implements NodeMaterialsManager {
+  private readonly caching: NodeCachingMaterialsManager;
+  private readonly flights = new SingleFlight();
+  private readonly missed = new AsyncLocalStorage<{ missed: boolean }>();
+  private counts = { hits: 0, misses: 0 };
+
+  constructor(keyring: KeyringNode, partition: string, limits: DataKeyCacheLimits) {
+    for (const name of ['maxAgeMs', 'maxMessages', 'maxBytes', 'capacity'] as const) {
+      const value = limits[name];
+      if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigurationError(`cache limit ${name} must be a positive integer`);
+    }
+    const backing = new CountingMaterialsManager(new NodeDefaultCryptographicMaterialsManager(keyring), () => {
+      const store = this.missed.getStore();
+      if (store) store.missed = true;
+    });
+    try {
+      this.caching = new NodeCachingMaterialsManager({
+        backingMaterials: backing,
+        cache: getLocalCryptographicMaterialsCache(limits.capacity),
+        partition,
+        maxAge: limits.maxAgeMs,
+        maxMessagesEncrypted: limits.maxMessages,
+        maxBytesEncrypted: limits.maxBytes,
+      });
+    } catch (error) {
+      throw new ConfigurationError(`cache limits refused: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  get metrics(): CacheMetrics {
+    return { ...this.counts };
+  }
+
+  getEncryptionMaterials: NodeMaterialsManager['getEncryptionMaterials'] = (request) =>
+    this.flights.run(`e\u0000${request.suite?.id ?? ''}\u0000${canonicalContext(request.encryptionContext)}`, () =>
+      this.counted(() => this.caching.getEncryptionMaterials(request)),
+    );
+
+  decryptMaterials: NodeMaterialsManager['decryptMaterials'] = (request) =>
+    this.flights.run(
+      `d\u0000${request.suite.id}\u0000${canonicalContext(request.encryptionContext)}\u0000${request.encryptedDataKeys
+        .map((edk) => `${edk.providerId}/${edk.providerInfo}/${Buffer.from(edk.encryptedDataKey).toString('base64')}`)
+        .join(',')}`,
+      () => this.counted(() => this.caching.decryptMaterials(request)),
+    );
+
+  private async counted<T extends NodeEncryptionMaterial | NodeDecryptionMaterial>(work: () => Promise<T>): Promise<T> {
+    const store = { missed: false };
+    const material = await this.missed.run(store, work);
+    if (store.missed) this.counts.misses += 1;
+    else this.counts.hits += 1;
+    return material;
+  }
+}
+
+function canonicalContext(context: Readonly<Record<string, string>>): string {
+  return JSON.stringify(Object.keys(context).sort().map((key) => [key, context[key]]));
+}
