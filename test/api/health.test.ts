@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logger';
 import { loadOpenApiDocument } from '../../src/openapi-spec';
 import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsResponse } from '../helpers/client';
+import { eventually } from '../helpers/eventually';
 import { RawConnection } from '../helpers/raw-http';
 import { startTestService, type TestService } from '../helpers/service';
 import { startShimService, type ShimService } from '../helpers/shim-service';
@@ -28,13 +29,8 @@ async function probe(url: string, path: '/healthz' | '/readyz'): Promise<KmsResp
 }
 
 /** Polls /readyz until `until` holds of its answer (at most 20 s): a condition, never a fixed sleep. */
-async function readyzUntil(url: string, until: (response: KmsResponse) => boolean): Promise<KmsResponse> {
-  let last = await probe(url, '/readyz');
-  for (let waited = 0; !until(last) && waited < 20_000; waited += 50) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    last = await probe(url, '/readyz');
-  }
-  return last;
+function readyzUntil(url: string, what: string, until: (response: KmsResponse) => boolean): Promise<KmsResponse> {
+  return eventually(`/readyz to answer ${what}`, () => probe(url, '/readyz'), { until, limitMs: 20_000, everyMs: 50 });
 }
 
 const ALL_OK = { hsm: 'ok', database: 'ok', audit: 'ok' };
@@ -141,7 +137,7 @@ describe('readiness under an HSM fault (through the shim)', () => {
     expect(health.status).toBe(200);
 
     shim.clearFailure();
-    const again = await readyzUntil(shim.url, (response) => response.status === 200);
+    const again = await readyzUntil(shim.url, '200', (response) => response.status === 200);
     expect(again.body).toEqual({ status: 'ready', checks: ALL_OK });
     expect(await shim.logged('readiness checks pass again')).toBe(true);
 
