@@ -5,6 +5,7 @@ import path from 'node:path';
 import { kmsClient, type KmsClient } from './client';
 import { eventually } from './eventually';
 import { makeDataDir } from './service';
+import { removeSoftHsmToken } from './softhsm-tokens';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHIM_DIR = path.join(ROOT, 'bench', 'shim');
@@ -146,6 +147,7 @@ export async function startShimService(env: Record<string, string> = {}, options
         await exited;
       }
       rmSync(root, { recursive: true, force: true });
+      removeSoftHsmToken(label);
     },
   };
 }

@@ -4,12 +4,14 @@
  * initialised. Shown with Jest itself, on the project's configuration with one worker, over three
  * fixture files that each find SoftHSM uninitialised and leave it initialised
  * (test/fixtures/isolation). Were the files to share a process, the second would fail, whatever
- * order Jest picks.
+ * order Jest picks. And each file's SoftHSM tokens leave the run's shared token directory when
+ * their service stops, not at the end of the run.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { startTestService } from '../helpers/service';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'isolation');
@@ -44,4 +46,13 @@ describe('test file isolation', () => {
     expect(pids.size).toBe(3);
     expect(pids.has(String(process.pid))).toBe(false);
   }, 120_000);
+
+  it('removes the SoftHSM token of a test service from the token directory of the run when it stops', async () => {
+    const labels = (): string[] => [...spawnSync('softhsm2-util', ['--show-slots'], { encoding: 'utf8' }).stdout.matchAll(/Label:\s+(\S+)/g)].map((match) => match[1]!);
+    const t = await startTestService();
+    const label = t.config.hsm.tokenLabel;
+    expect(labels()).toContain(label);
+    await t.stop();
+    expect(labels()).not.toContain(label);
+  });
 });
