@@ -2,7 +2,7 @@
  * GET /healthz and /readyz: no credential, never audited; readiness follows the HSM (through the
  * fault shim), the audit log and shutdown.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Ajv from 'ajv';
 import { createLogger } from '../../src/logger';
 import { loadOpenApiDocument } from '../../src/openapi-spec';
@@ -144,5 +144,41 @@ describe('readiness under an HSM fault (through the shim)', () => {
     // No credential was sent, and none of it reached the audit trail.
     const trail = readFileSync(`${shim.dataDir}/audit.log`, 'utf8');
     expect(trail).not.toMatch(/healthz|readyz/);
+  });
+});
+
+describe('readiness while the HSM hangs (through the shim)', () => {
+  // One session, so that a call hung in the HSM leaves none for the probe's ping; a call deadline
+  // well past the probe's (min(KMS_PKCS11_CALL_TIMEOUT_MS, 1 s)), so that the session stays taken
+  // while the test probes.
+  let shim: ShimService;
+  beforeAll(async () => {
+    shim = await startShimService({ KMS_PKCS11_SESSIONS: '1', KMS_PKCS11_CALL_TIMEOUT_MS: '20000' });
+  });
+  afterAll(async () => {
+    await shim.stop();
+  });
+
+  it('is 503 naming the hsm check "timeout" when the HSM does not answer within the probe deadline, and ready again once it answers', async () => {
+    const keyId: string = (await shim.kms.call('create-key', { key_alias: 'readiness-hang' })).body.key_info.key_id;
+    // The first data key fills the random pool, so that the next one only encrypts.
+    expect((await shim.kms.call('create-datakey', { key_id: keyId })).status).toBe(200);
+    expect((await probe(shim.url, '/readyz')).body).toEqual({ status: 'ready', checks: ALL_OK });
+
+    writeFileSync(shim.hangFile, 'C_Encrypt\n');
+    const hanging = shim.kms.call('create-datakey', { key_id: keyId });
+    try {
+      await eventually('the C_Encrypt of the data key to hang in the shim', () => shim.hungCalls(), { until: (calls) => calls.includes('C_Encrypt'), everyMs: 10 });
+      const timedOut = await probe(shim.url, '/readyz');
+      expect({ status: timedOut.status, body: timedOut.body }).toEqual({ status: 503, body: { status: 'not-ready', checks: { hsm: 'timeout', database: 'ok', audit: 'ok' } } });
+      // Still hanging: the answer came at the probe's deadline, not when the HSM answered.
+      expect(shim.hungCalls()).toEqual(['C_Encrypt']);
+      expect((await probe(shim.url, '/healthz')).status).toBe(200);
+    } finally {
+      rmSync(shim.hangFile, { force: true });
+    }
+    expect((await hanging).status).toBe(200);
+    const again = await readyzUntil(shim.url, '200', (response) => response.status === 200);
+    expect(again.body).toEqual({ status: 'ready', checks: ALL_OK });
   });
 });
