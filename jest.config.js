@@ -35,12 +35,20 @@ const ON_EVERY_MODULE = [
   'api/re-encrypt',
   'api/rotation',
   'hsm/key-material',
+  'hsm/token-layout',
   'hsm/recovery',
 ];
 
 module.exports = {
-  // PKCS#11 modules are process-wide: each test file gets its own worker process.
   maxWorkers: 2,
+  // A fresh worker process for every test file. PKCS#11 initialisation (and any native addon's
+  // state) is per process: a file that dies before its service's stop() leaves the module
+  // initialised, and a reused worker hands that to the next file (CKR_CRYPTOKI_ALREADY_INITIALIZED).
+  // Jest reuses workers, and runs a few fast files in its own process, unless a worker memory limit
+  // is set; a limit of 0 is jest-worker's "always restart": the worker is killed when it answers a
+  // file, before it is given the next (a limit of 1 would be 100% of the machine's memory: numbers
+  // up to 1 are a fraction of it). test/unit/process-isolation.test.ts holds Jest to this.
+  workerIdleMemoryLimit: 0,
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 30000,

@@ -2,6 +2,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
+import { eventually } from '../helpers/eventually';
 import { startTestService, type TestService } from '../helpers/service';
 
 /**
@@ -28,10 +29,6 @@ function loggedAnchors(message: string): string[] {
     .map((line) => line.audit!.anchor);
 }
 
-async function until(condition: () => boolean): Promise<boolean> {
-  for (let waited = 0; waited < 10_000 && !condition(); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
-  return condition();
-}
 
 function anchorOf(file: string): string {
   const verdict = verifyAuditLog(file);
@@ -51,9 +48,9 @@ describe('the head of the audit chain', () => {
   it('is logged when the chain opens, every interval when it moved, and when it closes', async () => {
     expect(loggedAnchors('audit chain opened')).toEqual(['audit.log=0:' + '0'.repeat(64)]);
     // Every record on disk is in a logged head within an interval or so.
-    expect(await until(() => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
+    expect(await eventually('the log line of the audit chain head', () => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
     await t.client('project-a').call('list-keys');
-    expect(await until(() => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
+    expect(await eventually('the log line of the audit chain head', () => loggedAnchors('audit chain head').includes(anchorOf(t.config.auditLogPath)))).toBe(true);
     await t.restart();
     expect(loggedAnchors('audit chain closed')).toEqual([anchorOf(t.config.auditLogPath)]);
   });

@@ -2,12 +2,13 @@
  * GET /healthz and /readyz: no credential, never audited; readiness follows the HSM (through the
  * fault shim), the audit log and shutdown.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import Ajv from 'ajv';
 import { createLogger } from '../../src/logger';
 import { loadOpenApiDocument } from '../../src/openapi-spec';
 import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsResponse } from '../helpers/client';
+import { eventually } from '../helpers/eventually';
 import { RawConnection } from '../helpers/raw-http';
 import { startTestService, type TestService } from '../helpers/service';
 import { startShimService, type ShimService } from '../helpers/shim-service';
@@ -28,13 +29,8 @@ async function probe(url: string, path: '/healthz' | '/readyz'): Promise<KmsResp
 }
 
 /** Polls /readyz until `until` holds of its answer (at most 20 s): a condition, never a fixed sleep. */
-async function readyzUntil(url: string, until: (response: KmsResponse) => boolean): Promise<KmsResponse> {
-  let last = await probe(url, '/readyz');
-  for (let waited = 0; !until(last) && waited < 20_000; waited += 50) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    last = await probe(url, '/readyz');
-  }
-  return last;
+function readyzUntil(url: string, what: string, until: (response: KmsResponse) => boolean): Promise<KmsResponse> {
+  return eventually(`/readyz to answer ${what}`, () => probe(url, '/readyz'), { until, limitMs: 20_000, everyMs: 50 });
 }
 
 const ALL_OK = { hsm: 'ok', database: 'ok', audit: 'ok' };
@@ -141,12 +137,48 @@ describe('readiness under an HSM fault (through the shim)', () => {
     expect(health.status).toBe(200);
 
     shim.clearFailure();
-    const again = await readyzUntil(shim.url, (response) => response.status === 200);
+    const again = await readyzUntil(shim.url, '200', (response) => response.status === 200);
     expect(again.body).toEqual({ status: 'ready', checks: ALL_OK });
     expect(await shim.logged('readiness checks pass again')).toBe(true);
 
     // No credential was sent, and none of it reached the audit trail.
     const trail = readFileSync(`${shim.dataDir}/audit.log`, 'utf8');
     expect(trail).not.toMatch(/healthz|readyz/);
+  });
+});
+
+describe('readiness while the HSM hangs (through the shim)', () => {
+  // One session, so that a call hung in the HSM leaves none for the probe's ping; a call deadline
+  // well past the probe's (min(KMS_PKCS11_CALL_TIMEOUT_MS, 1 s)), so that the session stays taken
+  // while the test probes.
+  let shim: ShimService;
+  beforeAll(async () => {
+    shim = await startShimService({ KMS_PKCS11_SESSIONS: '1', KMS_PKCS11_CALL_TIMEOUT_MS: '20000' });
+  });
+  afterAll(async () => {
+    await shim.stop();
+  });
+
+  it('is 503 naming the hsm check "timeout" when the HSM does not answer within the probe deadline, and ready again once it answers', async () => {
+    const keyId: string = (await shim.kms.call('create-key', { key_alias: 'readiness-hang' })).body.key_info.key_id;
+    // The first data key fills the random pool, so that the next one only encrypts.
+    expect((await shim.kms.call('create-datakey', { key_id: keyId })).status).toBe(200);
+    expect((await probe(shim.url, '/readyz')).body).toEqual({ status: 'ready', checks: ALL_OK });
+
+    writeFileSync(shim.hangFile, 'C_Encrypt\n');
+    const hanging = shim.kms.call('create-datakey', { key_id: keyId });
+    try {
+      await eventually('the C_Encrypt of the data key to hang in the shim', () => shim.hungCalls(), { until: (calls) => calls.includes('C_Encrypt'), everyMs: 10 });
+      const timedOut = await probe(shim.url, '/readyz');
+      expect({ status: timedOut.status, body: timedOut.body }).toEqual({ status: 503, body: { status: 'not-ready', checks: { hsm: 'timeout', database: 'ok', audit: 'ok' } } });
+      // Still hanging: the answer came at the probe's deadline, not when the HSM answered.
+      expect(shim.hungCalls()).toEqual(['C_Encrypt']);
+      expect((await probe(shim.url, '/healthz')).status).toBe(200);
+    } finally {
+      rmSync(shim.hangFile, { force: true });
+    }
+    expect((await hanging).status).toBe(200);
+    const again = await readyzUntil(shim.url, '200', (response) => response.status === 200);
+    expect(again.body).toEqual({ status: 'ready', checks: ALL_OK });
   });
 });

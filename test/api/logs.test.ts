@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../src/config';
+import { eventually } from '../helpers/eventually';
 import { startTestService, type TestService } from '../helpers/service';
 
 /** The JSON lines the service logged since `from`. */
@@ -13,13 +14,8 @@ function logLines(t: TestService, from = 0): Array<Record<string, unknown>> {
 }
 
 /** Access-log lines arrive when the response has finished: wait for the one of `requestId`. */
-async function accessLineOf(t: TestService, requestId: string): Promise<Record<string, unknown> | undefined> {
-  for (let waited = 0; waited < 5000; waited += 10) {
-    const found = logLines(t).find((line) => line.msg === 'request' && line.requestId === requestId);
-    if (found) return found;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return undefined;
+function accessLineOf(t: TestService, requestId: string): Promise<Record<string, unknown> | undefined> {
+  return eventually(`the access-log line of request ${requestId}`, () => logLines(t).find((line) => line.msg === 'request' && line.requestId === requestId));
 }
 
 describe('request ids and the access log', () => {

@@ -9,6 +9,7 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { eventually } from '../helpers/eventually';
 import { Metrics } from '../helpers/metrics';
 import { makeDataDir } from '../helpers/service';
 import {
@@ -55,9 +56,9 @@ async function knownSequence(started: Started, admin: AdminCredentials, n: numbe
   const keyId = created.body.key_info!.key_id;
   const dataKeys = await Promise.all(Array.from({ length: n }, () => postAlone(started.url, admin, 'create-datakey', { key_id: keyId })));
   expect(dataKeys.map((reply) => reply.status)).toEqual(Array(n).fill(200));
-  // Access-log lines travel over a pipe, after the responses: wait for both workers' (at most 10 s).
-  for (let waited = 0; workersThatServed(started).size < 2 && waited < 10_000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
-  expect(workersThatServed(started)).toEqual(new Set([0, 1]));
+  // Access-log lines travel over a pipe, after the responses: wait for both workers'.
+  const served = await eventually('access-log lines of both workers', () => workersThatServed(started), { until: (workers) => workers.size >= 2 });
+  expect(served).toEqual(new Set([0, 1]));
 }
 
 /** The totals of the known sequence, as one scrape of the whole cluster must give them. */

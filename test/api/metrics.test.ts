@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { eventually } from '../helpers/eventually';
 import { Metrics } from '../helpers/metrics';
 import { startTestService, type TestService } from '../helpers/service';
 import { startShimService, type ShimService } from '../helpers/shim-service';
@@ -342,11 +343,9 @@ describe('HSM errors by operation and CKR, through the fault shim', () => {
     } finally {
       rmSync(shim.hangFile, { force: true });
     }
-    let after = await scrape(shim.url);
-    for (let waited = 0; after.value('kms_hsm_sessions', { state: 'abandoned' }) !== 0 && waited < 10_000; waited += 50) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      after = await scrape(shim.url);
-    }
+    const after = await eventually('the abandoned session to come back once the call answers', () => scrape(shim.url), {
+      until: (metrics) => metrics.value('kms_hsm_sessions', { state: 'abandoned' }) === 0,
+    });
     expect(after.value('kms_hsm_sessions', { state: 'abandoned' })).toBe(0);
   });
 });

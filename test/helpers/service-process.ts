@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import path from 'node:path';
+import { eventually } from './eventually';
 
 /**
  * The service as users run it: `src/main.ts` in its own process on the embedded defaults, with no
@@ -175,7 +176,7 @@ async function crashGroup(group: number): Promise<void> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
-  while (liveProcessesOf(group) > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  await eventually(`every process of group ${group} to be gone`, () => liveProcessesOf(group), { until: (live) => live === 0, everyMs: 10 });
 }
 
 /** Processes of a process group that are not zombies, from /proc (Linux). */

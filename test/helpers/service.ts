@@ -7,7 +7,8 @@ import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { startService, type RunningService } from '../../src/server';
 import { kmsClient, type KmsClient } from './client';
-import { freshTokenEnv } from './test-module';
+import { removeSoftHsmToken } from './softhsm-tokens';
+import { freshTokenEnv, testModuleKind } from './test-module';
 
 /** Everything the service logged, as text, so tests can check what it says and what it never says. */
 export class LogCapture extends Writable {
@@ -97,6 +98,8 @@ export async function startTestService(options: { env?: Record<string, string>; 
     async stop() {
       await service.close();
       rmSync(dataDir, { recursive: true, force: true });
+      // SoftHSM's token (also under the FIPS-style shim) is in the run's token directory; NSS's database was in the data directory.
+      if (testModuleKind() !== 'nss' && config.hsm.tokenLabel === tokenLabel) removeSoftHsmToken(tokenLabel);
     },
   };
   return handle;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { removeSoftHsmToken } from './softhsm-tokens';
 
 /**
  * The PKCS#11 shim (bench/shim) loaded with pkcs11js in a child process of its own, on a fresh
@@ -32,6 +33,7 @@ export function makeProbeToken(): ProbeToken {
 
 export function removeProbeToken(token: ProbeToken): void {
   rmSync(token.dir, { recursive: true, force: true });
+  removeSoftHsmToken(token.label);
 }
 
 /** The child's environment: this one without any KMS_SHIM_* of its own, plus `shimEnv`. */

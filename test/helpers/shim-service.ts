@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { kmsClient, type KmsClient } from './client';
+import { eventually } from './eventually';
 import { makeDataDir } from './service';
+import { removeSoftHsmToken } from './softhsm-tokens';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SHIM_DIR = path.join(ROOT, 'bench', 'shim');
@@ -41,7 +43,7 @@ export interface ShimService {
   readonly dataDir: string;
   /** Everything the service printed so far (its JSON log lines). */
   output(): string;
-  /** Waits until the output matches `pattern`, for at most 10 s; whether it did. */
+  /** Waits until the output matches `pattern` (true), for at most 10 s; fails naming the pattern after that. */
   logged(pattern: string | RegExp): Promise<boolean>;
   /**
    * Makes the shim fail calls with `ckr` (see bench/shim/delay-shim.c): the next crypto call, or
@@ -127,8 +129,7 @@ export async function startShimService(env: Record<string, string> = {}, options
     output: () => output,
     async logged(pattern) {
       // Log lines travel over a pipe, after the response that a test has already seen.
-      for (let waited = 0; waited < 10_000 && !matches(pattern); waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
-      return matches(pattern);
+      return eventually(`the service to log ${String(pattern)}`, () => matches(pattern));
     },
     fail(ckr, ...words) {
       writeFileSync(failFile, `0x${ckr.toString(16)} ${words.join(' ')}\n`);
@@ -146,6 +147,7 @@ export async function startShimService(env: Record<string, string> = {}, options
         await exited;
       }
       rmSync(root, { recursive: true, force: true });
+      removeSoftHsmToken(label);
     },
   };
 }

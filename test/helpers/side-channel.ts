@@ -71,6 +71,18 @@ export class SideChannel {
     }
   }
 
+  /** Every object of the token that matches `template` (raw PKCS#11 attributes, not the service's templates). */
+  find(session: Buffer, template: pkcs11.Template): Buffer[] {
+    this.lib.C_FindObjectsInit(session, template);
+    try {
+      const found: Buffer[] = [];
+      for (let batch = this.lib.C_FindObjects(session, 16); batch.length > 0; batch = this.lib.C_FindObjects(session, 16)) found.push(...batch);
+      return found;
+    } finally {
+      this.lib.C_FindObjectsFinal(session);
+    }
+  }
+
   attributes(session: Buffer, handle: Buffer, types: number[]): Map<number, unknown> {
     const read = this.lib.C_GetAttributeValue(session, handle, types.map((type) => ({ type })));
     return new Map(read.map((attribute) => [attribute.type, attribute.value]));

@@ -15,7 +15,7 @@ afterAll(async () => {
 });
 
 describe('a customer master key in the token', () => {
-  it('is a private, sensitive, never-extractable AES-256 token object that can only encrypt and decrypt', async () => {
+  it('is a private, sensitive, never-extractable, unmodifiable AES-256 token object that can only encrypt and decrypt', async () => {
     const created = await t.client().call('create-key', { key_alias: 'attributes' });
     const keyId: string = created.body.key_info.key_id;
 
@@ -32,6 +32,7 @@ describe('a customer master key in the token', () => {
         pkcs11.CKA_ALWAYS_SENSITIVE,
         pkcs11.CKA_EXTRACTABLE,
         pkcs11.CKA_NEVER_EXTRACTABLE,
+        pkcs11.CKA_MODIFIABLE,
         pkcs11.CKA_ENCRYPT,
         pkcs11.CKA_DECRYPT,
         pkcs11.CKA_WRAP,
@@ -52,6 +53,7 @@ describe('a customer master key in the token', () => {
         alwaysSensitive: bool(pkcs11.CKA_ALWAYS_SENSITIVE),
         extractable: bool(pkcs11.CKA_EXTRACTABLE),
         neverExtractable: bool(pkcs11.CKA_NEVER_EXTRACTABLE),
+        modifiable: bool(pkcs11.CKA_MODIFIABLE),
         encrypt: bool(pkcs11.CKA_ENCRYPT),
         decrypt: bool(pkcs11.CKA_DECRYPT),
         wrap: bool(pkcs11.CKA_WRAP),
@@ -65,6 +67,7 @@ describe('a customer master key in the token', () => {
         alwaysSensitive: true,
         extractable: false,
         neverExtractable: true,
+        modifiable: false,
         encrypt: true,
         decrypt: true,
         wrap: false,

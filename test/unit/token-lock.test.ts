@@ -4,16 +4,6 @@ import path from 'node:path';
 import { TokenLock } from '../../src/hsm/token-lock';
 
 describe('the token lock', () => {
-  // As when another test file of this worker, or any other code in a second module registry, loaded
-  // better-sqlite3 first: the native addon then throws that registry's SqliteError class.
-  beforeAll(() => {
-    jest.isolateModules(() => {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const Other = require('better-sqlite3') as typeof import('better-sqlite3');
-      new Other(':memory:').close();
-    });
-  });
-
   let dir: string;
   let lock: TokenLock;
 
