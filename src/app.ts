@@ -5,7 +5,6 @@ import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
-import { clientCertificateOf } from './http/client-certificate';
 import { jsonBody } from './http/body';
 import { ContractErrors, contractValidator, errorBodyCheck } from './http/contract';
 import { toKmsError } from './http/error-mapping';
@@ -91,9 +90,9 @@ export function buildApp(deps: AppDeps): Express {
         query: queryAt < 0 ? '' : url.slice(queryAt + 1),
         headers: req.headers,
         body: body.raw,
-      }, clientCertificateOf(req.socket));
+      }, exchange.peer.certificate);
     } catch (error) {
-      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
+      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(exchange, error));
       throw error;
     }
     // An oversized body was refused at once; any other bad body only now that we know who sent it.
@@ -115,7 +114,7 @@ export function buildApp(deps: AppDeps): Express {
     let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void =>
       deps.audit.append(
-        auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result }),
+        auditRecord(start, exchange, op, { projectId, actedOn, status, result }),
       );
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();
