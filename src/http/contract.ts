@@ -4,6 +4,7 @@ import * as OpenApiValidator from 'express-openapi-validator';
 import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
 import { KmsError, type KmsCode } from '../errors';
 import { fieldErrorCodes, type FieldErrorCodes, type OpenApiDocument } from '../openapi-spec';
+import { mediaTypeCheck } from './media-type';
 
 /**
  * openapi.yaml enforced by express-openapi-validator (contractValidator), and its refusals turned
@@ -38,10 +39,12 @@ function asOpenApi3(document: OpenApiDocument): OpenAPIV3.DocumentV3 {
  *
  * Requests: path (an unknown one is refused), method, path parameter, query (none is allowed),
  * media type and body, without type coercion. Responses, when `validateResponses` (the tests):
- * every JSON body sent with res.json.
+ * every JSON body sent with res.json. Between its matching of the operation and its check of the
+ * request, the Content-Type is settled (media-type.ts): the validator keeps a compiled validator
+ * per Content-Type it sees.
  */
 export function contractValidator(document: OpenApiDocument, options: { validateResponses: boolean }): RequestHandler[] {
-  return OpenApiValidator.middleware({
+  const handlers: RequestHandler[] = OpenApiValidator.middleware({
     apiSpec: asOpenApi3(document),
     validateApiSpec: true,
     validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
@@ -51,7 +54,14 @@ export function contractValidator(document: OpenApiDocument, options: { validate
     fileUploader: false,
     ignoreUndocumented: false,
   });
+  // The validator's middlewares are named functions; its request check is the one to come before.
+  const at = handlers.findIndex((handler) => handler.name === REQUEST_CHECK);
+  if (at < 0) throw new Error(`express-openapi-validator: no ${REQUEST_CHECK} in its chain, to check the media type before`);
+  return [...handlers.slice(0, at), mediaTypeCheck(), ...handlers.slice(at)];
 }
+
+/** express-openapi-validator's (5.6) name for the middleware that checks the request against the operation. */
+const REQUEST_CHECK = 'requestMiddleware';
 
 /** What the KMS API answers for each refusal of the validator. */
 export class ContractErrors {

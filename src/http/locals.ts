@@ -1,3 +1,4 @@
+import type { OpenApiRequestMetadata } from 'express-openapi-validator/dist/framework/types';
 import type { ReceivedBody } from './body';
 import type { ApiExchange } from './request-log';
 
@@ -8,5 +9,10 @@ declare module 'express-serve-static-core' {
     exchange: ApiExchange;
     /** Set by the body middleware (body.ts). */
     body: ReceivedBody;
+  }
+
+  interface Request {
+    /** The operation of openapi.yaml express-openapi-validator matched the request to, once it has (its metadata step). */
+    openapi?: OpenApiRequestMetadata;
   }
 }

@@ -1,11 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { RequestValidator } from 'express-openapi-validator/dist/middlewares/openapi.request.validator';
+import { ResponseValidator } from 'express-openapi-validator/dist/middlewares/openapi.response.validator';
+import { expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
 import { RawConnection } from '../helpers/raw-http';
 import { startTestService, type TestService } from '../helpers/service';
 
 /**
- * The service's edge against what a client chooses: its peer address is taken when its request
- * arrives, so that hanging up at once cannot strip it from the audit trail.
+ * The service's edge against what a client chooses: the Content-Type it sends cannot grow the
+ * validator's caches, and its peer address is taken when its request arrives, so that hanging up
+ * at once cannot strip it from the audit trail.
  */
 
 const UNKNOWN_KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
@@ -77,4 +81,63 @@ describe('a client that resets its connection right after its request', () => {
     await auditRecordOf('edge-after-reset');
     expect(auditRecords('edge-reset-before-accept').filter((record) => record.client === null)).toEqual([]);
   });
+});
+
+/** How many entries the validator instance that ran as `spied`'s `this` keeps in its cache `field`. */
+function cacheSize(spied: { mock: { contexts: unknown[] } }, field: string): number {
+  const instances = new Set(spied.mock.contexts);
+  expect(instances.size).toBe(1);
+  const cache: unknown = Reflect.get([...instances][0] as object, field);
+  if (typeof cache !== 'object' || cache === null) throw new Error(`no ${field} on the validator`);
+  return Object.keys(cache).length;
+}
+
+/** Sends `count` requests, `parallel` at a time; each is checked as it is answered. */
+async function flood(count: number, send: (i: number) => Promise<void>, parallel = 8): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < count) await send(next++);
+    }),
+  );
+}
+
+describe('Content-Type headers a client chooses', () => {
+  const DISTINCT = 2000;
+
+  it("leave the validator's compiled validators as they were, on the public GETs and on an authenticated POST, and are answered as before", async () => {
+    const requestChecks = jest.spyOn(RequestValidator.prototype, 'validate');
+    const responseChecks = jest.spyOn(ResponseValidator.prototype, '_getOrBuildValidator');
+    try {
+      // Another project's token: authenticated, so through the validator, and refused only after it.
+      const describeKey = (contentType: string): Promise<KmsResponse> =>
+        fetchResponse(`${t.service.url}/v1.0/project-a/kms/describe-key`, {
+          method: 'POST',
+          headers: { 'content-type': contentType, 'x-auth-token': t.token('project-b') },
+          body: JSON.stringify({ key_id: UNKNOWN_KEY_ID }),
+        });
+      // Each route the flood takes answered once first: the response validator compiles a route's on its first answer.
+      for (const path of ['/', '/v1.0']) expect((await fetchResponse(`${t.service.url}${path}`)).status).toBe(200);
+      expectKmsError(await describeKey('application/json'), 403, 'KMS.0307');
+      const sizes = (): { request: number; response: number } => ({ request: cacheSize(requestChecks, 'middlewareCache'), response: cacheSize(responseChecks, 'validatorsCache') });
+      const before = sizes();
+
+      await flood(DISTINCT, async (i) => {
+        const response = await fetchResponse(`${t.service.url}/${i % 2 === 0 ? '' : 'v1.0'}`, { headers: { 'content-type': `text/plain; p=${i}` } });
+        expect(response.status).toBe(200);
+        expect(response.body.versions ?? response.body.version).toBeDefined();
+      });
+      expect(sizes()).toEqual(before);
+      await flood(DISTINCT, async (i) => expectKmsError(await describeKey(`application/json; p=${i}`), 400, 'KMS.0214'));
+      // The JSON media types the SDKs and other clients send are taken, whatever their case and spacing.
+      for (const type of ['APPLICATION/JSON', 'application/json;charset=UTF-8', 'Application/Json ; Charset="utf-8"']) {
+        expectKmsError(await describeKey(type), 403, 'KMS.0307');
+      }
+
+      expect(sizes()).toEqual(before);
+    } finally {
+      requestChecks.mockRestore();
+      responseChecks.mockRestore();
+    }
+  }, 240_000);
 });
