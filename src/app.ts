@@ -7,6 +7,7 @@ import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
 import { jsonBody } from './http/body';
 import { ContractErrors, contractValidator, errorBodyCheck } from './http/contract';
+import { compileContract } from './http/contract-compile';
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
@@ -20,7 +21,7 @@ import { accessLog, requestIds } from './http/request-log';
 import { allOperations, PUBLIC_ROUTES, type OperationServices } from './http/routes/all-operations';
 import { versionDocuments } from './http/routes/versions';
 import type { ActedOn } from './kms/context';
-import { loadOpenApiDocument } from './openapi-spec';
+import { loadOpenApiDocument, type OpenApiDocument } from './openapi-spec';
 
 /** The services behind the operations (routes/all-operations.ts), and what the HTTP layer itself needs. */
 export interface AppDeps extends OperationServices {
@@ -42,6 +43,8 @@ export interface AppDeps extends OperationServices {
   readonly metrics?: MetricsAnswer;
   /** Told of every API request, by operation and status (the metrics). */
   readonly requestObserver?: RequestObserver;
+  /** The contract; openapi.yaml by default (a test gives a broken one). */
+  readonly contract?: OpenApiDocument;
 }
 
 /** The Host the client sent when it is a plain host[:port], else the address it reached. */
@@ -62,10 +65,11 @@ function rawProjectId(req: Request): string {
  * request id → health probes and the contract's docs (no credential) → GET /metrics (its own token) → request metrics → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
- * failure is answered by the one error handler at the end.
+ * failure is answered by the one error handler at the end. Every route's request validator is
+ * compiled before it resolves: a contract the validator cannot load or compile fails here.
  */
-export function buildApp(deps: AppDeps): Express {
-  const document = loadOpenApiDocument();
+export async function buildApp(deps: AppDeps): Promise<Express> {
+  const document = deps.contract ?? loadOpenApiDocument();
   const operations = allOperations(deps);
   const documents = versionDocuments();
   checkOperations(document, operations, documents, PUBLIC_ROUTES);
@@ -154,7 +158,8 @@ export function buildApp(deps: AppDeps): Express {
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));
   app.use(authenticate);
-  app.use(contractValidator(document, { validateResponses: deps.validateResponses ?? false }));
+  const validator = contractValidator(document, { validateResponses: deps.validateResponses ?? false });
+  app.use(...validator.handlers);
   for (const op of operations) app[op.method](expressPath(op.path), perform(op));
   for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
@@ -163,5 +168,6 @@ export function buildApp(deps: AppDeps): Express {
     reply.error(res, res.locals.exchange, toKmsError(error, contract, req.path.slice(req.path.lastIndexOf('/') + 1)));
   };
   app.use(onError);
+  await compileContract(app, validator.requestChecks, [...operations, ...documents]);
   return app;
 }

@@ -157,7 +157,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     deadlineMs: Math.min(config.hsmCallTimeoutMs, READY_HSM_DEADLINE_MS),
     logger,
   });
-  const app = buildApp({
+  const app = await buildApp({
     readiness,
     keys,
     dataKeys,
