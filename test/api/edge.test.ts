@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { RequestValidator } from 'express-openapi-validator/dist/middlewares/openapi.request.validator';
 import { ResponseValidator } from 'express-openapi-validator/dist/middlewares/openapi.response.validator';
 import { expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
-import { RawConnection } from '../helpers/raw-http';
+import { RawConnection, rawRequest } from '../helpers/raw-http';
 import { startTestService, type TestService } from '../helpers/service';
 
 /**
@@ -140,4 +140,20 @@ describe('Content-Type headers a client chooses', () => {
       responseChecks.mockRestore();
     }
   }, 240_000);
+
+  it('change nothing on a GET, even with a body: the body of a GET is not read', async () => {
+    const { host } = new URL(t.service.url);
+    const get = async (path: string, contentType: string): Promise<number> => {
+      const body = '{"not": json';
+      const response = await rawRequest(
+        t.service.url,
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nX-Auth-Token: ${t.token('project-a')}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      response.connection.close();
+      return response.status;
+    };
+    for (const path of ['/', '/v1.0/project-a/kms/user-quotas']) {
+      expect({ path, statuses: [await get(path, 'application/json'), await get(path, 'text/plain; p=1')] }).toEqual({ path, statuses: [200, 200] });
+    }
+  });
 });
