@@ -8,8 +8,8 @@ import { startTestService, type TestService } from '../helpers/service';
 
 /**
  * The service's edge against what a client chooses: the Content-Type it sends cannot grow the
- * validator's caches, and its peer address is taken when its request arrives, so that hanging up
- * at once cannot strip it from the audit trail.
+ * validator's caches (nor matter at all on a GET), and its peer address is taken when its
+ * connection is accepted, so that hanging up at once cannot strip it from the audit trail.
  */
 
 const UNKNOWN_KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
