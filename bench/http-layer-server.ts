@@ -27,7 +27,7 @@ const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab
 const PRINCIPAL: Principal = { kind: 'token', id: 'bench', projectId: process.env.BENCH_PROJECT_ID ?? 'bench', actions: ['kms:*'] };
 const layer = process.env.BENCH_HTTP_LAYER ?? 'express';
 
-function expressStub(samePrototypes: boolean): void {
+async function expressStub(samePrototypes: boolean): Promise<void> {
   // Stubs of the interfaces the app calls; nothing else of them is reached.
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
@@ -35,7 +35,7 @@ function expressStub(samePrototypes: boolean): void {
   const logger = createLogger('info');
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
   const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService };
-  const app = buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
+  const app = await buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);
 }
@@ -61,6 +61,6 @@ function listen(server: ReturnType<typeof createServer>): void {
 }
 
 if (layer === 'bare') bareStub();
-else expressStub(layer === 'express-born');
+else void expressStub(layer === 'express-born');
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -5,9 +5,9 @@ import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditRecords, auditStart, authFailureOf } from './http/audit-trail';
 import { authorise } from './http/authenticate';
-import { clientCertificateOf } from './http/client-certificate';
 import { jsonBody } from './http/body';
 import { ContractErrors, contractValidator, errorBodyCheck } from './http/contract';
+import { compileContract } from './http/contract-compile';
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
@@ -21,7 +21,7 @@ import { accessLog, requestIds } from './http/request-log';
 import { allOperations, PUBLIC_ROUTES, type OperationServices } from './http/routes/all-operations';
 import { versionDocuments } from './http/routes/versions';
 import type { ActedOn } from './kms/context';
-import { loadOpenApiDocument } from './openapi-spec';
+import { loadOpenApiDocument, type OpenApiDocument } from './openapi-spec';
 
 /** The services behind the operations (routes/all-operations.ts), and what the HTTP layer itself needs. */
 export interface AppDeps extends OperationServices {
@@ -43,6 +43,8 @@ export interface AppDeps extends OperationServices {
   readonly metrics?: MetricsAnswer;
   /** Told of every API request, by operation and status (the metrics). */
   readonly requestObserver?: RequestObserver;
+  /** The contract; openapi.yaml by default (a test gives a broken one). */
+  readonly contract?: OpenApiDocument;
 }
 
 /** The Host the client sent when it is a plain host[:port], else the address it reached. */
@@ -63,10 +65,11 @@ function rawProjectId(req: Request): string {
  * request id → health probes and the contract's docs (no credential) → GET /metrics (its own token) → request metrics → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
  * → the operation's route: authorisation → audit check → the service call → audit → reply. Every
- * failure is answered by the one error handler at the end.
+ * failure is answered by the one error handler at the end. Every route's request validator is
+ * compiled before it resolves: a contract the validator cannot load or compile fails here.
  */
-export function buildApp(deps: AppDeps): Express {
-  const document = loadOpenApiDocument();
+export async function buildApp(deps: AppDeps): Promise<Express> {
+  const document = deps.contract ?? loadOpenApiDocument();
   const operations = allOperations(deps);
   const documents = versionDocuments();
   checkOperations(document, operations, documents, PUBLIC_ROUTES);
@@ -91,9 +94,9 @@ export function buildApp(deps: AppDeps): Express {
         query: queryAt < 0 ? '' : url.slice(queryAt + 1),
         headers: req.headers,
         body: body.raw,
-      }, clientCertificateOf(req.socket));
+      }, exchange.peer.certificate);
     } catch (error) {
-      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(req, exchange.requestId, error));
+      if (error instanceof AuthenticationFailure) deps.audit.authenticationFailed(authFailureOf(exchange, error));
       throw error;
     }
     // An oversized body was refused at once; any other bad body only now that we know who sent it.
@@ -114,7 +117,7 @@ export function buildApp(deps: AppDeps): Express {
     const start = auditStart();
     let actedOn: ActedOn | undefined;
     const audit = (status: number, result: string): void => {
-      const record = auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result });
+      const record = auditRecord(start, exchange, op, { projectId, actedOn, status, result });
       for (const each of auditRecords(record, actedOn)) deps.audit.append(each);
     };
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
@@ -155,7 +158,8 @@ export function buildApp(deps: AppDeps): Express {
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));
   app.use(authenticate);
-  app.use(contractValidator(document, { validateResponses: deps.validateResponses ?? false }));
+  const validator = contractValidator(document, { validateResponses: deps.validateResponses ?? false });
+  app.use(...validator.handlers);
   for (const op of operations) app[op.method](expressPath(op.path), perform(op));
   for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
@@ -164,5 +168,6 @@ export function buildApp(deps: AppDeps): Express {
     reply.error(res, res.locals.exchange, toKmsError(error, contract, req.path.slice(req.path.lastIndexOf('/') + 1)));
   };
   app.use(onError);
+  await compileContract(app, validator.requestChecks, [...operations, ...documents]);
   return app;
 }

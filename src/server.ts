@@ -17,6 +17,7 @@ import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
 import { ensureSystemKeys } from './hsm/system-keys';
 import { Readiness } from './health/readiness';
 import { InFlight } from './http/in-flight';
+import { notePeerAddresses } from './http/peer';
 import { protocolRefusals } from './http/protocol-refusals';
 import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
@@ -156,7 +157,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     deadlineMs: Math.min(config.hsmCallTimeoutMs, READY_HSM_DEADLINE_MS),
     logger,
   });
-  const app = buildApp({
+  const app = await buildApp({
     readiness,
     keys,
     dataKeys,
@@ -200,6 +201,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   }
   server.on('checkExpectation', onRequest);
   protocol.attach(server);
+  notePeerAddresses(server);
   let metricsListener: MetricsListener | undefined;
   try {
     await new Promise<void>((resolve, reject) => {

@@ -1,9 +1,9 @@
-import type { IncomingMessage } from 'node:http';
 import type { AuditRecord } from '../audit/audit-records';
 import type { AuthFailure } from '../audit/auth-failure-audit';
 import type { AuthenticationFailure } from '../identity/authenticator';
-import type { ActedOn, Principal } from '../kms/context';
+import type { ActedOn } from '../kms/context';
 import type { Operation } from './operation';
+import type { ApiExchange } from './request-log';
 
 /** When an operation started, for its audit record. */
 export interface AuditStart {
@@ -19,20 +19,22 @@ export function auditStart(): AuditStart {
  * The audit record of one request that reached an operation: identifiers and outcome only. The key
  * and grants are those the service resolved in the caller's project (`actedOn`, from the request
  * context), never a value of the request body: a client cannot make the record name another key,
- * or a string of its choosing.
+ * or a string of its choosing. The client is the peer taken when the request arrived (the
+ * exchange's), not the socket's now: the client may have reset the connection since.
  */
 export function auditRecord(
   start: AuditStart,
-  req: IncomingMessage,
+  exchange: ApiExchange,
   op: Operation,
-  outcome: { projectId: string; principal: Principal | undefined; requestId: string; actedOn: ActedOn | undefined; status: number; result: string },
+  outcome: { projectId: string; actedOn: ActedOn | undefined; status: number; result: string },
 ): AuditRecord {
-  const actedOn = outcome.actedOn;
+  const { actedOn } = outcome;
+  const { principal } = exchange;
   return {
     time: start.time,
     event: 'operation',
-    request_id: outcome.requestId,
-    principal: outcome.principal ? { kind: outcome.principal.kind, id: outcome.principal.id } : { kind: 'none', id: '' },
+    request_id: exchange.requestId,
+    principal: principal ? { kind: principal.kind, id: principal.id } : { kind: 'none', id: '' },
     project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
@@ -43,7 +45,7 @@ export function auditRecord(
     status: outcome.status,
     result: outcome.result,
     latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,
-    client: req.socket.remoteAddress ?? null,
+    client: exchange.peer.address,
   };
 }
 
@@ -57,12 +59,12 @@ export function auditRecords(record: AuditRecord, actedOn: ActedOn | undefined):
   return [record, ...cascaded.map((child) => ({ ...record, grant_id: child.grantId, cascaded_from: child.parentGrantId }))];
 }
 
-/** What the audit trail keeps of a failed authentication: the claimed access key id, the peer, the reason. */
-export function authFailureOf(req: IncomingMessage, requestId: string, failure: AuthenticationFailure): AuthFailure {
+/** What the audit trail keeps of a failed authentication: the claimed access key id, the peer (as it arrived), the reason. */
+export function authFailureOf(exchange: ApiExchange, failure: AuthenticationFailure): AuthFailure {
   return {
     time: new Date().toISOString(),
-    requestId,
-    client: req.socket.remoteAddress ?? null,
+    requestId: exchange.requestId,
+    client: exchange.peer.address,
     claimed: failure.claimed,
     reason: failure.reason,
   };

@@ -90,7 +90,7 @@ function wireBytes(req: IncomingMessage, limitBytes: number): () => Buffer | Kms
  * KMS.0202, for decoding would turn each invalid sequence into U+FFFD, and two different bodies
  * (two encryption contexts) into the same text. An oversized body is refused at once (`next`
  * with KMS.0203); any other bad body is only noted in `res.locals.body.error`, to be answered once
- * the sender is known.
+ * the sender is known. A GET's body is not read at all.
  */
 export function jsonBody(limitBytes: number): RequestHandler {
   const rawBodies = new WeakMap<IncomingMessage, Buffer>();
@@ -103,6 +103,13 @@ export function jsonBody(limitBytes: number): RequestHandler {
     },
   });
   return (req: Request, res: Response, next: NextFunction) => {
+    // The API's GETs have no body: one sent is not read (node:http discards it), so that neither
+    // its bytes nor its Content-Type change anything.
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      res.locals.body = { parsed: undefined, raw: NO_BYTES };
+      next();
+      return;
+    }
     const done = (received: ReceivedBody): void => {
       res.locals.body = received;
       if (received.error?.code === 'KMS.0203') next(received.error);

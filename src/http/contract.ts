@@ -1,9 +1,12 @@
 import Ajv, { type ValidateFunction } from 'ajv';
 import type { RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
+import { OpenAPISchemaValidator } from 'express-openapi-validator/dist/framework/openapi.schema.validator';
 import type { OpenAPIV3 } from 'express-openapi-validator/dist/framework/types';
 import { KmsError, type KmsCode } from '../errors';
 import { fieldErrorCodes, type FieldErrorCodes, type OpenApiDocument } from '../openapi-spec';
+import { StartError } from '../start-error';
+import { mediaTypeCheck } from './media-type';
 
 /**
  * openapi.yaml enforced by express-openapi-validator (contractValidator), and its refusals turned
@@ -18,15 +21,33 @@ interface ValidatorError {
 
 const VALIDATOR_ERRORS = Object.values(OpenApiValidator.error);
 
-function isValidatorError(error: unknown): error is ValidatorError {
+export function isValidatorError(error: unknown): error is ValidatorError {
   return VALIDATOR_ERRORS.some((type) => error instanceof type);
 }
 
-/** The document as express-openapi-validator types it; it checks it against the OpenAPI schema itself. */
-function asOpenApi3(document: OpenApiDocument): OpenAPIV3.DocumentV3 {
+/**
+ * The document as express-openapi-validator types it, once checked against the OpenAPI 3.0 schema
+ * with the validator's own check (its `validateApiSpec`, which would print every error on the
+ * console and fail with "See the output."): a start that fails says why in one line.
+ */
+function checkedOpenApi3(document: OpenApiDocument): OpenAPIV3.DocumentV3 {
   const version = (document as { openapi?: unknown }).openapi;
-  if (typeof version !== 'string' || !version.startsWith('3.0.')) throw new Error(`openapi.yaml: expected OpenAPI 3.0, found ${String(version)}`);
+  if (typeof version !== 'string' || !version.startsWith('3.0.')) throw new StartError(`openapi.yaml: expected OpenAPI 3.0, found ${String(version)}`);
+  const { errors } = new OpenAPISchemaValidator({ version, validateApiSpec: true }).validate(document as unknown as OpenAPIV3.DocumentV3);
+  const first = errors?.[0];
+  if (first) {
+    const more = errors.length > 1 ? ` (${errors.length - 1} more errors follow from it or beside it)` : '';
+    throw new StartError(`openapi.yaml is not a valid OpenAPI 3.0 document: ${first.instancePath || '/'} ${first.message ?? 'is invalid'}${more}`);
+  }
   return document as unknown as OpenAPIV3.DocumentV3;
+}
+
+/** express-openapi-validator for the whole document, with the media type check inside its chain. */
+export interface ContractValidator {
+  /** Every middleware of it, to mount before the operations' routes. */
+  readonly handlers: readonly RequestHandler[];
+  /** Those up to and including the check of the request (not its response): what compiles an operation's request validator. */
+  readonly requestChecks: readonly RequestHandler[];
 }
 
 /**
@@ -38,12 +59,15 @@ function asOpenApi3(document: OpenApiDocument): OpenAPIV3.DocumentV3 {
  *
  * Requests: path (an unknown one is refused), method, path parameter, query (none is allowed),
  * media type and body, without type coercion. Responses, when `validateResponses` (the tests):
- * every JSON body sent with res.json.
+ * every JSON body sent with res.json. Between its matching of the operation and its check of the
+ * request, the Content-Type is settled (media-type.ts): the validator keeps a compiled validator
+ * per Content-Type it sees.
  */
-export function contractValidator(document: OpenApiDocument, options: { validateResponses: boolean }): RequestHandler[] {
-  return OpenApiValidator.middleware({
-    apiSpec: asOpenApi3(document),
-    validateApiSpec: true,
+export function contractValidator(document: OpenApiDocument, options: { validateResponses: boolean }): ContractValidator {
+  const handlers: RequestHandler[] = OpenApiValidator.middleware({
+    apiSpec: checkedOpenApi3(document),
+    // Checked above already, with a one-line failure.
+    validateApiSpec: false,
     validateRequests: { allowUnknownQueryParameters: false, coerceTypes: false },
     validateResponses: options.validateResponses ? { coerceTypes: false, removeAdditional: false } : false,
     validateSecurity: false,
@@ -51,7 +75,15 @@ export function contractValidator(document: OpenApiDocument, options: { validate
     fileUploader: false,
     ignoreUndocumented: false,
   });
+  // The validator's middlewares are named functions; its request check is the one to come before.
+  const at = handlers.findIndex((handler) => handler.name === REQUEST_CHECK);
+  if (at < 0) throw new Error(`express-openapi-validator: no ${REQUEST_CHECK} in its chain, to check the media type before`);
+  const requestChecks = [...handlers.slice(0, at), mediaTypeCheck(), handlers[at]!];
+  return { handlers: [...requestChecks, ...handlers.slice(at + 1)], requestChecks };
 }
+
+/** express-openapi-validator's (5.6) name for the middleware that checks the request against the operation. */
+const REQUEST_CHECK = 'requestMiddleware';
 
 /** What the KMS API answers for each refusal of the validator. */
 export class ContractErrors {

@@ -3,6 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Principal } from '../kms/context';
+import { peerOf, type Peer } from './peer';
 
 /** What the HTTP layer knows about one request while it is handled. */
 export interface Exchange {
@@ -12,6 +13,11 @@ export interface Exchange {
   principal?: Principal;
   /** Set when it fails, so the access log can name the KMS code. */
   errorCode?: string;
+}
+
+/** A request's exchange inside the app (res.locals.exchange): with its peer, taken on arrival. */
+export interface ApiExchange extends Exchange {
+  readonly peer: Peer;
 }
 
 /** A fresh request id: 32 lower-case hex digits. */
@@ -34,12 +40,22 @@ export function requestIdFor(header: string | string[] | undefined): string {
 /**
  * Gives every request its id (res.locals.exchange) and its X-Request-Id header, first of all: the
  * caller's own X-Request-Id when it is acceptable (so a proxy's or client's id follows the request
- * into our logs and audit trail), a fresh one otherwise.
+ * into our logs and audit trail), a fresh one otherwise. The peer is taken here too, before
+ * anything waits (src/http/peer.ts): a client that resets its connection right after a complete
+ * request must not leave its operation's audit record without its address. A request whose
+ * connection is already gone, so that its address cannot be read, is not served at all.
  */
 export function requestIds(): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
+    const peer = peerOf(req.socket);
+    if (peer.address === null) {
+      // The client reset the connection before its address could be read: there is no one to
+      // answer, and a record of what it asked for could not say who asked. Nothing runs.
+      req.socket.destroy();
+      return;
+    }
     const requestId = requestIdFor(req.headers['x-request-id']);
-    res.locals.exchange = { requestId };
+    res.locals.exchange = { requestId, peer };
     res.setHeader('X-Request-Id', requestId);
     next();
   };
