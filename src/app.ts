@@ -1,6 +1,7 @@
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { AuditSink } from './audit/audit-sink';
+import type { AuditOutcome } from './audit/audit-log';
+import { AuditNotDone, type AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditStart, authFailureOf } from './http/audit-trail';
@@ -103,8 +104,9 @@ export function buildApp(deps: AppDeps): Express {
 
   /**
    * Check the audit log → authorise → run the service call → audit → reply. The audit record is
-   * appended before the response is sent, for failures as for successes, and names the key the
-   * service acted on.
+   * appended for failures as for successes, names the key the service acted on, and no response
+   * leaves before it is durable (KMS_AUDIT_SYNC): fail-closed, an answer whose record could not be
+   * made so becomes 503 KMS.0104, an error's too (AuditNotDone keeps the error it would have been).
    */
   const perform = (op: Operation): RequestHandler => async (req, res) => {
     const { exchange, body } = res.locals;
@@ -113,7 +115,7 @@ export function buildApp(deps: AppDeps): Express {
     if (projectId !== req.params.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
     const start = auditStart();
     let actedOn: ActedOn | undefined;
-    const audit = (status: number, result: string): void =>
+    const audit = (status: number, result: string): Promise<AuditOutcome> =>
       deps.audit.append(
         auditRecord(start, req, op, { projectId, principal: exchange.principal, requestId: exchange.requestId, actedOn, status, result }),
       );
@@ -126,10 +128,11 @@ export function buildApp(deps: AppDeps): Express {
       response = await inFlight.track(async () => op.run(ctx, body.parsed));
     } catch (error) {
       const kmsError = toKmsError(error, contract, op.name);
-      audit(kmsError.status, kmsError.code);
-      throw kmsError;
+      const failure = await audit(kmsError.status, kmsError.code);
+      throw failure ? new KmsError('KMS.0104', { cause: new AuditNotDone(failure, kmsError) }) : kmsError;
     }
-    audit(200, 'OK');
+    const failure = await audit(200, 'OK');
+    if (failure) throw new KmsError('KMS.0104', { cause: new AuditNotDone(failure) });
     reply.json(res, 200, response);
   };
 
