@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { auditLogFile, verifyAuditLog } from '../../src/audit/audit-log';
@@ -20,6 +21,8 @@ import { exitOf, processEnv, readAdminCredentials, spawnScript, startProcess, wa
 const CONNECTIONS = 8;
 const ANSWERS = 60;
 const WRITE_DELAY_MS = 25;
+/** Two starts of the service, the load and `audit verify`: a loaded machine takes a while. */
+const TEST_LIMIT_MS = 180_000;
 
 interface Seen {
   readonly requestId: string;
@@ -31,16 +34,25 @@ interface Seen {
 
 describe.each(['always', 'batch'] as const)('KMS_AUDIT_SYNC=%s: SIGKILL under load', (policy) => {
   let dataDir: string;
+  /** The service processes this test started, stopped at the end whatever happened. */
+  const children: ChildProcess[] = [];
   beforeAll(() => {
     dataDir = makeDataDir();
   });
-  afterAll(() => {
+  afterAll(async () => {
+    for (const child of children) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = exitOf(child);
+      child.kill('SIGKILL');
+      await exited;
+    }
     rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('answers no request before its record is in the chain, and the chain keeps every answered one', async () => {
     const env = processEnv(dataDir, { KMS_WORKERS: '1', KMS_LOG_LEVEL: 'info', KMS_AUDIT_SYNC: policy, AUDIT_WRITE_DELAY_MS: String(WRITE_DELAY_MS) });
     const started = spawnScript(path.join(__dirname, '..', 'helpers', 'slow-audit-disk.ts'), env);
+    children.push(started.child);
     const exited = exitOf(started.child);
     await waitForOutput(started, /"msg":"KMS listening"/, 1, 60_000);
     const url = /"url":"(https?:[^"]+)"/.exec(started.output())![1]!;
@@ -88,10 +100,11 @@ describe.each(['always', 'batch'] as const)('KMS_AUDIT_SYNC=%s: SIGKILL under lo
 
     // A start moves a line the kill tore aside; then every chain verifies.
     const again = await startProcess(dataDir, { KMS_WORKERS: '1' });
+    children.push(again.child);
     again.child.kill('SIGTERM');
     expect(await exitOf(again.child)).toBe(0);
     expect(verifyAuditLog(chain)).toMatchObject({ ok: true });
     const verify = await runCliOn({ KMS_DATA_DIR: dataDir }, ['audit', 'verify']);
     expect(verify).toMatchObject({ code: 0 });
-  });
+  }, TEST_LIMIT_MS);
 });
