@@ -31,7 +31,8 @@ async function expressStub(samePrototypes: boolean): Promise<void> {
   // Stubs of the interfaces the app calls; nothing else of them is reached.
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
-  const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
+  const done = Promise.resolve(undefined);
+  const audit: AuditSink = { checkWritable() {}, append: () => done, authenticationFailed() {}, close: () => done };
   const logger = createLogger('info');
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
   const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService };

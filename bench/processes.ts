@@ -126,19 +126,24 @@ export function samplePeakPss(pid: number, intervalMs = 250): { stop(): number }
   };
 }
 
-/** CPU time (user + system) a process has used so far, in seconds, from /proc (clock ticks of 1/100 s). */
-export function cpuSeconds(pid: number): number {
+/** Which CPU time: in the process's own code, in the kernel on its behalf (system calls such as fdatasync), or both. */
+export type CpuPart = 'user' | 'system' | 'both';
+
+/** CPU time (user + system, or one of them) a process has used so far, in seconds, from /proc (clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number, part: CpuPart = 'both'): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const user = part === 'system' ? 0 : Number(fields[11]);
+  const system = part === 'user' ? 0 : Number(fields[12]);
+  return (user + system) / 100;
 }
 
 /** CPU time of a process and its descendants (a cluster's workers) together, in seconds. */
-export function treeCpuSeconds(pid: number): number {
+export function treeCpuSeconds(pid: number, part: CpuPart = 'both'): number {
   return processTree(pid).reduce((total, member) => {
     try {
-      return total + cpuSeconds(member);
+      return total + cpuSeconds(member, part);
     } catch {
       return total; // the process ended between the listing and the read
     }

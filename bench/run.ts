@@ -1,14 +1,15 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
  *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--pkcs11-layer]
- *                  [--only-extra [--http-layer] [--hsm-cost]]
+ *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync]]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
  * same throwaway token: the ceiling (bench/ceiling-server.ts: only the work of a create-datakey answer)
  * and a no-op node:http server, with the HSM cost per request of both (hsmCostRounds); then the
  * HTTP layer alone (httpLayerRun). Prints the tables and writes them as JSON. --only-extra skips
- * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone).
+ * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone,
+ * --audit-sync the audit sync rows alone, auditSyncRun).
  * --pkcs11-layer (and --smoke, briefly) times graphene-pk11 against raw pkcs11js.
  */
 import { execFileSync } from 'node:child_process';
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     'only-extra': { type: 'boolean', default: false },
     'http-layer': { type: 'boolean', default: false },
     'hsm-cost': { type: 'boolean', default: false },
+    'audit-sync': { type: 'boolean', default: false },
     'pkcs11-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
     out: { type: 'string' },
@@ -236,12 +238,86 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
       ...(singleRatio !== undefined ? { singleProcessOverCeiling: singleRatio } : {}),
     };
     await hsmCostRounds(references, report);
+    await auditSyncRounds(service, credential, report);
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(singleDataDir, { recursive: true, force: true });
   }
   await hsmSeamRun(report);
+}
+
+/**
+ * What fail-closed audit costs: create-datakey on the service as configured (KMS_AUDIT_SYNC=always,
+ * the default: each response waits for its batch's write and fdatasync) against a service with
+ * KMS_AUDIT_SYNC=batch (the write only), at each connection count, in alternating rounds of the
+ * same run; with the CPU per request of each (the processes' user + system time over the requests).
+ */
+async function auditSyncRounds(always: Server, alwaysCredential: Credential, report: Record<string, unknown>): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-audit-batch-'));
+  const started = await startKms(dataDir, { KMS_AUDIT_SYNC: 'batch' }, 'service-audit-batch');
+  try {
+    const legs = await Promise.all(
+      [
+        { policy: 'always', server: always, credential: alwaysCredential },
+        { policy: 'batch', server: started.server, credential: started.credential },
+      ].map(async (leg) => {
+        const keyId = ((await call(leg.server.url, leg.credential, 'create-key', { key_alias: `bench-audit-${leg.policy}` })) as { key_info: { key_id: string } }).key_info.key_id;
+        return { ...leg, pathname: `/v1.0/${leg.credential.projectId}/kms/create-datakey`, body: JSON.stringify({ key_id: keyId }) };
+      }),
+    );
+    for (const leg of legs) await load({ url: leg.server.url, path: leg.pathname, body: leg.body, connections: peakConnections, durationSeconds: 1, credential: leg.credential });
+    type Measured = { requestsPerSecond: number; p50Ms: number; p99Ms: number; userUs: number; systemUs: number };
+    const rows: Array<Measured & { policy: string; connections: number }> = [];
+    for (const connections of connectionCounts) {
+      const perPolicy = new Map<string, Measured[]>();
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < legs.length; i++) {
+          const leg = legs[(i + round) % legs.length]!;
+          const pid = leg.server.child.pid!;
+          const [user, system] = [treeCpuSeconds(pid, 'user'), treeCpuSeconds(pid, 'system')];
+          const result = await load({ url: leg.server.url, path: leg.pathname, body: leg.body, connections, durationSeconds, credential: leg.credential });
+          const perRequest = (seconds: number): number => round1((seconds / result.requests) * 1e6);
+          const [userUs, systemUs] = [perRequest(treeCpuSeconds(pid, 'user') - user), perRequest(treeCpuSeconds(pid, 'system') - system)];
+          if (result.non2xx > 0 || result.errors > 0) throw new Error(`audit ${leg.policy}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
+          const list = perPolicy.get(leg.policy) ?? [];
+          list.push({ requestsPerSecond: result.requestsPerSecond, p50Ms: result.p50Ms, p99Ms: result.p99Ms, userUs, systemUs });
+          perPolicy.set(leg.policy, list);
+        }
+      }
+      for (const [policy, list] of perPolicy) {
+        rows.push({
+          policy,
+          connections,
+          requestsPerSecond: round1(median(list.map((entry) => entry.requestsPerSecond))),
+          p50Ms: round1(median(list.map((entry) => entry.p50Ms))),
+          p99Ms: round1(median(list.map((entry) => entry.p99Ms))),
+          userUs: round1(median(list.map((entry) => entry.userUs))),
+          systemUs: round1(median(list.map((entry) => entry.systemUs))),
+        });
+      }
+    }
+    console.log(`\naudit sync: create-datakey, KMS_AUDIT_SYNC=always (write + fdatasync before each response) against batch (write only), ${rounds} alternating rounds, medians:`);
+    // CPU per request split: user (JavaScript, the group commit's bookkeeping included) and system (the kernel's, fdatasync's included).
+    console.log(['policy', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'user µs/req', 'system µs/req'].join('\t'));
+    for (const row of rows) console.log([row.policy, row.connections, row.requestsPerSecond, row.p50Ms, row.p99Ms, row.userUs, row.systemUs].join('\t'));
+    report.auditSync = { endpoint: 'create-datakey', rounds, rows };
+  } finally {
+    await started.server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** The audit sync rows alone (--only-extra --audit-sync): a service of each policy on its own token. */
+async function auditSyncRun(report: Record<string, unknown>): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kms-bench-audit-always-'));
+  const started = await startKms(dataDir, { KMS_AUDIT_SYNC: 'always' });
+  try {
+    await auditSyncRounds(started.server, started.credential, report);
+  } finally {
+    await started.server.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 /** The middle value (the mean of the two middle ones for an even count). */
@@ -683,6 +759,7 @@ async function main(): Promise<void> {
     await hsmCostRun(report);
     await hsmSeamRun(report);
   }
+  if (args['only-extra'] && args['audit-sync']) await auditSyncRun(report);
   if (!args['only-extra'] || args['http-layer']) await httpLayerRun(report);
   if (args['pkcs11-layer'] || smoke) await pkcs11LayerRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));

@@ -1,6 +1,7 @@
 import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import type { AuditSink } from './audit/audit-sink';
+import type { AuditOutcome } from './audit/audit-log';
+import { AuditNotDone, type AuditSink } from './audit/audit-sink';
 import { KmsError } from './errors';
 import { AuthenticationFailure, type Authenticator } from './identity/authenticator';
 import { auditRecord, auditRecords, auditStart, authFailureOf } from './http/audit-trail';
@@ -106,8 +107,9 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
 
   /**
    * Check the audit log → authorise → run the service call → audit → reply. The audit record is
-   * appended before the response is sent, for failures as for successes, and names the key the
-   * service acted on.
+   * appended for failures as for successes, names the key the service acted on, and no response
+   * leaves before it is durable (KMS_AUDIT_SYNC): fail-closed, an answer whose record could not be
+   * made so becomes 503 KMS.0104, an error's too (AuditNotDone keeps the error it would have been).
    */
   const perform = (op: Operation): RequestHandler => async (req, res) => {
     const { exchange, body } = res.locals;
@@ -116,9 +118,11 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
     if (projectId !== req.params.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
     const start = auditStart();
     let actedOn: ActedOn | undefined;
-    const audit = (status: number, result: string): void => {
-      const record = auditRecord(start, exchange, op, { projectId, actedOn, status, result });
-      for (const each of auditRecords(record, actedOn)) deps.audit.append(each);
+    /** The request's records (its own, then a cascaded grant's each) go out in one batch: the first failure, if any. */
+    const audit = (status: number, result: string): Promise<AuditOutcome> => {
+      const records = auditRecords(auditRecord(start, exchange, op, { projectId, actedOn, status, result }), actedOn);
+      if (records.length === 1) return deps.audit.append(records[0]!);
+      return Promise.all(records.map((each) => deps.audit.append(each))).then((outcomes) => outcomes.find((outcome) => outcome !== undefined));
     };
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
     deps.audit.checkWritable();
@@ -129,10 +133,11 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
       response = await inFlight.track(async () => op.run(ctx, body.parsed));
     } catch (error) {
       const kmsError = toKmsError(error, contract, op.name);
-      audit(kmsError.status, kmsError.code);
-      throw kmsError;
+      const failure = await audit(kmsError.status, kmsError.code);
+      throw failure ? new KmsError('KMS.0104', { cause: new AuditNotDone(failure, kmsError) }) : kmsError;
     }
-    audit(200, 'OK');
+    const failure = await audit(200, 'OK');
+    if (failure) throw new KmsError('KMS.0104', { cause: new AuditNotDone(failure) });
     reply.json(res, 200, response);
   };
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { auditLogFile } from './audit/audit-log';
+import { AUDIT_SYNC_POLICIES, auditLogFile, type AuditSync } from './audit/audit-log';
 import {
   CRYPTO_CALL_MODES,
   GCM_IV_SOURCES,
@@ -115,6 +115,12 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
   readonly auditHeadIntervalMs: number;
+  /**
+   * When an audit record counts as done, and the response may leave (KMS_AUDIT_SYNC): `always`,
+   * written and fdatasync'ed (a power cut keeps it); `batch`, written without the sync (a crash of
+   * the process keeps it, a power cut may not).
+   */
+  readonly auditSync: AuditSync;
   /**
    * Encryptions per CMK material version after which the key is rotated, scheduled rotation on or
    * not: the share of the GCM IV budget (2^32 with random 96-bit IVs, NIST SP 800-38D) this
@@ -242,6 +248,13 @@ function onOff(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name} must be on or off, got "${raw}"`);
 }
 
+function auditSync(env: Env): AuditSync {
+  const raw = env.KMS_AUDIT_SYNC || 'always';
+  const known = AUDIT_SYNC_POLICIES.find((policy) => policy === raw);
+  if (known === undefined) throw new ConfigError(`KMS_AUDIT_SYNC must be ${AUDIT_SYNC_POLICIES.join(' or ')}, got "${raw}"`);
+  return known;
+}
+
 /** KMS_PKCS11_PROFILE: a known module's profile, or `auto` (detected from C_GetInfo). */
 function hsmProfile(env: Env): ProfileName | 'auto' {
   const raw = env.KMS_PKCS11_PROFILE || 'auto';
@@ -321,6 +334,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+    auditSync: auditSync(env),
     sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
     sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,
     metrics: Object.freeze(metricsConfig(env, port)),

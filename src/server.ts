@@ -6,7 +6,9 @@ import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
 import type { AuditSink } from './audit/audit-sink';
+import { cliAuditLogFile } from './audit/audit-log';
 import { ServiceAudit } from './audit/service-audit';
+import { auditedCredentialChange } from './cli/cli-audit';
 import type { Config } from './config';
 import { openHsm } from './hsm/open-hsm';
 import type { MetricsAnswer } from './http/metrics-route';
@@ -102,7 +104,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   let audit: AuditSink;
   try {
     db = openDatabase(config.databasePath);
-    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit });
+    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit, sync: config.auditSync });
   } catch (error) {
     await hsm.close();
     throw error;
@@ -112,7 +114,7 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   const changes = new ChangeWatch(db);
   const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
-  await bootstrapAdminCredential(config, credentials, logger);
+  await bootstrapAdminCredential(config, db, credentials, logger);
   const { store, grantStore, grantAccess, rotations, rotator, usage, keys, rotation } = keyServices({ db, changes, hsm, clock, logger, config, rotationObserver: metrics?.keys });
   metrics?.keys.watch({
     keysByState: () => store.countByState(clock()),
@@ -281,7 +283,7 @@ export async function initialiseDataDirectory(config: Config, logger: Logger): P
     try {
       await ensureSystemKeys(hsm);
       const changes = new ChangeWatch(db);
-      await bootstrapAdminCredential(config, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
+      await bootstrapAdminCredential(config, db, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
       // The initialiser runs before any worker: no other process serves the data directory.
       const store = new KeyStore(db, changes);
       const rotator = new KeyRotator({ rotations: new RotationStore(db, store), hsm, clock: systemClock, logger, sealBudget: config.sealBudget });
@@ -311,13 +313,22 @@ async function reconcileAtStart(deps: MaintenanceDeps, alone: boolean): Promise<
 /**
  * On the very first start there is no credential, so nobody could call the service: create an
  * admin credential (an AK/SK pair and a token, allowed everything) for the default project and
- * write it where only the service's user can read it.
+ * write it where only the service's user can read it. Each is recorded in audit-cli.log, the chain
+ * of credential changes made outside the API, as the tool records its own (`"source":"first-start"`,
+ * identifiers only): the record is written and synced before the credential commits.
  */
-async function bootstrapAdminCredential(config: Config, credentials: CredentialService, logger: Logger): Promise<void> {
+async function bootstrapAdminCredential(config: Config, db: Database.Database, credentials: CredentialService, logger: Logger): Promise<void> {
   if (!credentials.isEmpty() || existsSync(config.adminCredentialsPath)) return;
   const options = { projectId: config.defaultProjectId, actions: ['kms:*'], description: 'admin credential created on first start' };
-  const accessKey = await credentials.createAccessKey(options);
-  const token = credentials.createToken(options);
+  const chain = cliAuditLogFile(config.dataDir);
+  const created = (id: string, kind: string) => ({
+    action: 'create' as const,
+    credential: { id, kind, project_id: options.projectId, actions: options.actions, expires_at: null },
+    result: 'OK' as const,
+    source: 'first-start' as const,
+  });
+  const accessKey = await auditedCredentialChange(db, chain, () => credentials.createAccessKey(options), (made) => created(made.access_key, 'aksk'));
+  const token = await auditedCredentialChange(db, chain, () => credentials.createToken(options), (made) => created(made.token_id, 'token'));
   const content = {
     project_id: config.defaultProjectId,
     access_key: accessKey.access_key,

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { AuditEntry } from './audit-records';
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, write, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -104,72 +104,121 @@ function chainEnd(file: string): ChainHead {
 }
 
 /**
- * What a chain reports of each write(2) batch, for the metrics (src/metrics implements it; the
+ * What a chain reports of each batch it writes, for the metrics (src/metrics implements it; the
  * audit log knows no metrics library). Called synchronously: it must be cheap and must not throw.
  */
 export interface AuditObserver {
-  /** One batch was written (or, with `failed`, a write failed and what it left waits for the next): how long it took, in seconds. */
+  /**
+   * One batch was written, and with sync `always` synced (or, with `failed`, the write or the sync
+   * failed and what it left waits for the next attempt): how long it took, in seconds.
+   */
   wrote(seconds: number, failed: boolean): void;
 }
 
-/** One process's chain: it appends, batches the writes of one event-loop turn, and knows its head. */
+/**
+ * When a chain's batch counts as done: `always`, once write(2) and fdatasync(2) returned (on the
+ * disk: a power cut keeps it); `batch`, once write(2) returned (in the file: a crash of the process
+ * keeps it, a power cut or a kernel crash can take back what the kernel had not written yet).
+ */
+export type AuditSync = 'always' | 'batch';
+
+export const AUDIT_SYNC_POLICIES: readonly AuditSync[] = ['always', 'batch'];
+
+/** What {@link AuditLog.append} resolves with: undefined once the record is done, else the failure that kept it from being so. */
+export type AuditOutcome = Error | undefined;
+
+export interface AuditLogOptions {
+  readonly observer?: AuditObserver;
+  /** Default `always`. */
+  readonly sync?: AuditSync;
+}
+
+/** The records of one batch, waiting for its write: they are told together. */
+class Batch {
+  readonly done: Promise<AuditOutcome>;
+  settle!: (outcome: AuditOutcome) => void;
+  constructor() {
+    this.done = new Promise((resolve) => (this.settle = resolve));
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+/**
+ * One process's chain: it appends, writes the records of each event-loop turn as one batch (one
+ * write(2), then one fdatasync(2) with sync `always`) on libuv's thread pool, off the event loop,
+ * and tells the batch's records when it is done. While a batch is written, the records of the turns
+ * after it gather into the next one. It knows the head of what it wrote.
+ */
 export class AuditLog {
   private fd: number | undefined;
   private prev: string;
-  /** Lines appended since the last write. */
+  private readonly sync: AuditSync;
+  private readonly observer: AuditObserver | undefined;
+  /** Lines appended since the last batch began. */
   private pending: string[] = [];
+  /** Who waits for the pending lines: undefined while none does. */
+  private next: Batch | undefined;
   /** Bytes a failed write left unwritten: they go out first, before `pending`. */
   private carry: Buffer | undefined;
-  /** The hash of every line not yet wholly on disk, in order (the carry's lines, then pending's). */
+  /** The hash of every line not yet wholly in the file, in order (the carry's lines, then pending's). */
   private unwritten: string[] = [];
-  /** The last line wholly on disk. */
+  /** The last line wholly in the file. */
   private written: ChainHead;
   private flushScheduled = false;
-  /** The last write failure, until a write succeeds again: new operations are refused meanwhile. */
-  private failure: unknown;
+  /** A batch is being written (and synced): the next waits for it. */
+  private writing = false;
+  private readonly idleWaiters: Array<() => void> = [];
+  /** The last write or sync failure, until an attempt succeeds again: new operations are refused meanwhile. */
+  private failure: Error | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly file: string,
-    private readonly observer?: AuditObserver,
+    options: AuditLogOptions = {},
   ) {
+    this.sync = options.sync ?? 'always';
+    this.observer = options.observer;
     this.written = chainEnd(file);
     this.prev = this.written.hash;
     this.fd = openSync(file, 'a', 0o600);
   }
 
-  /** Where the chain on disk ends now: what an operator keeps outside to detect a cut tail. */
+  /** Where the chain in the file ends now: what an operator keeps outside to detect a cut tail. */
   get head(): ChainHead {
     return this.written;
   }
 
-  /** False once a write has failed, until one succeeds again. */
+  /** False once a write (or a sync) has failed, until one succeeds again. */
   get writable(): boolean {
     return this.fd !== undefined && this.failure === undefined;
   }
 
   /**
-   * Whether a record appended now can be written: the last write succeeded, or a retry of what it
-   * left pending does. Asked before an operation runs, so that an operation is refused (503
-   * KMS.0104) rather than done unaudited, or done and then answered with an error.
+   * Whether a record appended now can be written: the last attempt succeeded. Asked before an
+   * operation runs, so that an operation is refused (503 KMS.0104) rather than done unaudited.
+   * After a failure it starts one more attempt (of what the failure left) in the background, and
+   * refuses until an attempt succeeds.
    */
   checkWritable(): void {
     if (this.fd === undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log is closed') });
-    if (this.failure === undefined) return;
-    this.flush();
-    if (this.failure !== undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log cannot be written', { cause: this.failure }) });
+    const failure = this.failure;
+    if (failure === undefined) return;
+    if (!this.writing) this.flush();
+    throw new KmsError('KMS.0104', { cause: new Error('the audit log cannot be written', { cause: failure }) });
   }
 
   /**
-   * Appends one record to the chain. Lines are chained at once, in order, and written in batches:
-   * every record appended during one turn of the event loop goes out in a single write(2) at the end
-   * of that turn, and close() writes whatever is left, so a clean shutdown loses nothing. (A crash
-   * can lose the records of the turn it interrupts; the chain on disk stays whole.)
-   *
-   * It does not throw when writing fails: the record of an operation that has run is kept, in
-   * order, until a write succeeds (close() fails if none does), and {@link checkWritable} refuses
+   * Appends one record to the chain: chained at once, in order, and written with the other records
+   * of this event-loop turn after it. Resolves (never rejects) once the record's batch is done (see
+   * {@link AuditSync}), or with the failure that kept it from being so: the record then stays, in
+   * order, for the next attempt (close() fails if none succeeds), and {@link checkWritable} refuses
    * new operations meanwhile, so what waits is bounded by the operations that were under way.
+   * A caller that does not wait (failed authentications) lets the record go out with its batch.
    */
-  append(record: AuditEntry): void {
+  append(record: AuditEntry): Promise<AuditOutcome> {
     if (this.fd === undefined) throw new Error('the audit log is closed');
     // The record's JSON with `prev` added last, as JSON.stringify({ ...record, prev }) writes it.
     const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${this.prev}"}`;
@@ -177,31 +226,56 @@ export class AuditLog {
     this.pending.push(`${withPrev.slice(0, -1)},"hash":"${lineHash}"}\n`);
     this.unwritten.push(lineHash);
     this.prev = lineHash;
-    if (!this.flushScheduled) {
+    // After a failure, and until an attempt (started by checkWritable) succeeds, nothing is done.
+    if (this.failure !== undefined && !this.writing) return Promise.resolve(this.failure);
+    this.next ??= new Batch();
+    if (!this.flushScheduled && !this.writing) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
+    return this.next.done;
   }
 
-  /** Writes the pending lines now; on failure what was not written stays, in order, for the next attempt. */
-  flush(): void {
+  /** Starts writing what is pending (and what a failure left) as one batch, unless one is being written. */
+  private flush(): void {
     this.flushScheduled = false;
-    if (this.fd === undefined || (this.pending.length === 0 && this.carry === undefined)) return;
+    if (this.fd === undefined || this.writing) return;
+    if (this.pending.length === 0 && this.carry === undefined && this.failure === undefined) return;
+    const fd = this.fd;
     const fresh = Buffer.from(this.pending.join(''), 'utf8');
     const batch = this.carry ? Buffer.concat([this.carry, fresh]) : fresh;
+    const waiting = this.next;
     this.pending = [];
+    this.next = undefined;
     this.carry = undefined;
-    let written = 0;
+    this.writing = true;
     const started = performance.now();
-    try {
-      while (written < batch.length) written += writeSync(this.fd, batch, written, batch.length - written);
-      this.failure = undefined;
-    } catch (error) {
-      this.failure = error;
-      this.carry = batch.subarray(written);
+    writeAll(fd, batch, 0, (written, writeError) => {
+      if (writeError || this.sync === 'batch') return this.finish(batch, written, writeError, started, waiting);
+      fdatasync(fd, (syncError) => this.finish(batch, written, syncError ?? undefined, started, waiting));
+    });
+  }
+
+  private finish(batch: Buffer, written: number, error: Error | undefined, started: number, waiting: Batch | undefined): void {
+    this.writing = false;
+    this.failure = error;
+    if (written < batch.length) this.carry = batch.subarray(written);
+    this.observer?.wrote((performance.now() - started) / 1000, error !== undefined);
+    this.countWritten(batch, written);
+    waiting?.settle(error);
+    if (error !== undefined) {
+      // The lines appended meanwhile are not tried now (a full disk would be hammered): they wait
+      // for the attempt checkWritable starts, and their requests are told now.
+      this.next?.settle(error);
+      this.next = undefined;
+    } else if (this.pending.length > 0) {
+      this.flush();
     }
-    this.observer?.wrote((performance.now() - started) / 1000, this.failure !== undefined);
-    // Every line ends in the one newline it holds: the newlines written count the lines now whole on disk.
+    if (!this.writing) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Every line ends in the one newline it holds: the newlines written count the lines now whole in the file. */
+  private countWritten(batch: Buffer, written: number): void {
     let whole = 0;
     for (let at = batch.indexOf(0x0a); at >= 0 && at < written; at = batch.indexOf(0x0a, at + 1)) whole++;
     if (whole > 0) {
@@ -214,7 +288,7 @@ export class AuditLog {
    * Makes the lines written so far durable (fsync); false when that failed or the file cannot be
    * synced (a device or a pipe), so that the caller does not claim what it cannot know.
    */
-  sync(): boolean {
+  syncNow(): boolean {
     if (this.fd === undefined) return true;
     try {
       fsyncSync(this.fd);
@@ -224,14 +298,52 @@ export class AuditLog {
     }
   }
 
-  close(): void {
+  /**
+   * Waits for the batch being written, then writes whatever is left, syncs and closes, so that a
+   * clean shutdown loses nothing; fails (and stays open) if what is left cannot be written.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.closeWhenIdle().finally(() => (this.closing = undefined)));
+  }
+
+  private async closeWhenIdle(): Promise<void> {
+    while (this.writing) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.fd === undefined) return;
-    this.flush();
-    if (this.failure !== undefined) throw new Error('the audit log could not be written before closing', { cause: this.failure });
-    fsyncSync(this.fd);
-    closeSync(this.fd);
+    // The rest synchronously, in this one step: nothing can be appended in between.
+    const fd = this.fd;
+    const batch = Buffer.concat([this.carry ?? Buffer.alloc(0), Buffer.from(this.pending.join(''), 'utf8')]);
+    const waiting = this.next;
+    this.pending = [];
+    this.next = undefined;
+    this.carry = undefined;
+    let written = 0;
+    let failure: Error | undefined;
+    try {
+      while (written < batch.length) written += writeSync(fd, batch, written, batch.length - written);
+      fsyncSync(fd);
+    } catch (error) {
+      failure = asError(error);
+    }
+    if (written < batch.length) this.carry = batch.subarray(written);
+    this.countWritten(batch, written);
+    waiting?.settle(failure);
+    if (failure !== undefined) {
+      this.failure = failure;
+      throw new Error('the audit log could not be written before closing', { cause: failure });
+    }
+    this.failure = undefined;
+    closeSync(fd);
     this.fd = undefined;
   }
+}
+
+/** write(2) until all of `batch` from `from` is written, on the thread pool; `written` is what was. */
+function writeAll(fd: number, batch: Buffer, from: number, done: (written: number, error: Error | undefined) => void): void {
+  if (from >= batch.length) return done(from, undefined);
+  write(fd, batch, from, batch.length - from, null, (error, bytes) => {
+    if (error) return done(from, error);
+    writeAll(fd, batch, from + bytes, done);
+  });
 }
 
 export type AuditVerdict =

@@ -68,7 +68,7 @@ export interface AuthFailureRecord {
   readonly untracked?: true;
 }
 
-/** A change to the credentials made with the command-line tool (src/cli.ts), in audit-cli.log. */
+/** A change to the credentials made outside the API, in audit-cli.log: with the command-line tool (src/cli.ts), or by the first start. */
 export interface CredentialChangeRecord {
   readonly time: string;
   readonly event: 'credential-change';
@@ -85,6 +85,11 @@ export interface CredentialChangeRecord {
   readonly result: 'OK' | 'NOT_FOUND';
   /** Who ran the command: the operating system's user and the process. */
   readonly operator: { readonly user: string; readonly pid: number };
+  /**
+   * Set when the service made the change itself: `first-start`, the admin credential it makes when
+   * a data directory has none (`operator` is then the service's user and process).
+   */
+  readonly source?: 'first-start';
 }
 
 export type AuditEntry = AuditRecord | AuthFailureRecord | CredentialChangeRecord;

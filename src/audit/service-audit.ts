@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { AuditLog, formatHead, type AuditObserver, type ChainHead } from './audit-log';
+import { AuditLog, formatHead, type AuditObserver, type AuditOutcome, type AuditSync, type ChainHead } from './audit-log';
 import type { AuditRecord } from './audit-records';
 import type { AuditSink } from './audit-sink';
 import { AuthFailureAudit, DEFAULT_AUTH_FAILURE_AUDIT, type AuthFailure, type AuthFailureAuditOptions } from './auth-failure-audit';
@@ -12,6 +12,8 @@ export interface ServiceAuditOptions {
   readonly authFailures?: AuthFailureAuditOptions;
   /** Told of every write of the chain (the metrics). */
   readonly observer?: AuditObserver;
+  /** When a record counts as done (KMS_AUDIT_SYNC); default `always`. */
+  readonly sync?: AuditSync;
 }
 
 /**
@@ -28,7 +30,7 @@ export class ServiceAudit implements AuditSink {
   private reported: ChainHead | undefined;
 
   constructor(file: string, private readonly options: ServiceAuditOptions) {
-    this.log = new AuditLog(file, options.observer);
+    this.log = new AuditLog(file, { observer: options.observer, sync: options.sync });
     this.failures = new AuthFailureAudit(this.log, options.authFailures ?? DEFAULT_AUTH_FAILURE_AUDIT);
     this.reportHead('audit chain opened');
     this.timer = setInterval(() => this.reportHead('audit chain head'), options.headIntervalMs);
@@ -39,18 +41,18 @@ export class ServiceAudit implements AuditSink {
     this.log.checkWritable();
   }
 
-  append(record: AuditRecord): void {
-    this.log.append(record);
+  append(record: AuditRecord): Promise<AuditOutcome> {
+    return this.log.append(record);
   }
 
   authenticationFailed(failure: AuthFailure): void {
     this.failures.record(failure);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     clearInterval(this.timer);
     this.failures.close();
-    this.log.close();
+    await this.log.close();
     this.reportHead('audit chain closed', true);
   }
 
@@ -59,7 +61,7 @@ export class ServiceAudit implements AuditSink {
     if (!always && this.reported && this.reported.records === head.records) return;
     // An anchor kept elsewhere must never name lines that a power cut could still take back: one
     // that could not be synced says so.
-    const synced = this.log.sync();
+    const synced = this.log.syncNow();
     this.reported = head;
     const chain = path.basename(this.log.file);
     const audit = { chain, records: head.records, head: head.hash, anchor: `${chain}=${formatHead(head)}`, ...(synced ? {} : { synced: false }) };

@@ -41,13 +41,11 @@ async function underWriteLock<T>(db: Database.Database, work: () => Promise<T> |
 }
 
 /** Appends one record to the chain in `file` and syncs it (close() fails if the write did). */
-function appendToChain(file: string, record: AuditRecord | CredentialChangeRecord): void {
+async function appendToChain(file: string, record: AuditRecord | CredentialChangeRecord): Promise<void> {
   const chain = new AuditLog(file);
-  try {
-    chain.append(record);
-  } finally {
-    chain.close();
-  }
+  // close() writes and fsyncs it (and fails if it cannot): append's own outcome is not waited for.
+  void chain.append(record);
+  await chain.close();
 }
 
 /**
@@ -63,7 +61,7 @@ export function auditedCredentialChange<T>(
 ): Promise<T> {
   return underWriteLock(db, async () => {
     const result = await change();
-    appendToChain(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
+    await appendToChain(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
     return result;
   });
 }
@@ -135,7 +133,7 @@ export async function auditedOperation<R>(db: Database.Database, file: string, c
   if (!call.makesMaterial) {
     return underWriteLock(db, async () => {
       const outcome = await attempt();
-      appendToChain(file, record(outcome));
+      await appendToChain(file, record(outcome));
       return outcome;
     });
   }

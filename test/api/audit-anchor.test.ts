@@ -1,6 +1,6 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
+import { chainHash, cliAuditLogFile, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
 import { startTestService, type TestService } from '../helpers/service';
@@ -59,7 +59,11 @@ describe('the head of the audit chain', () => {
     const verified = await runCli(t, ['audit', 'verify']);
     expect(verified.code).toBe(0);
     const anchor = anchorOf(t.config.auditLogPath);
-    expect(JSON.parse(verified.stdout).files).toEqual([expect.objectContaining({ file: t.config.auditLogPath, ok: true, anchor })]);
+    // audit-cli.log too: it holds the first start's admin credential.
+    expect(JSON.parse(verified.stdout).files).toEqual([
+      expect.objectContaining({ file: cliAuditLogFile(t.dataDir), ok: true, records: 2 }),
+      expect.objectContaining({ file: t.config.auditLogPath, ok: true, anchor }),
+    ]);
 
     await t.client('project-a').call('list-keys'); // the chain grew past the anchor: still fine
     await new Promise((resolve) => setImmediate(resolve));

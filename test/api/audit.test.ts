@@ -1,10 +1,10 @@
 import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chainHash, verifyAuditLog } from '../../src/audit/audit-log';
+import { chainHash, cliAuditLogFile, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli } from '../helpers/cli';
 import { createLogger } from '../../src/logger';
-import { startService } from '../../src/server';
-import { expectKmsError, kmsClient } from '../helpers/client';
+import { startService, type RunningService } from '../../src/server';
+import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
@@ -20,20 +20,24 @@ afterAll(async () => {
 /** A line of the chain: any of the records of src/audit/audit-records.ts, with `prev` and `hash`. */
 type Line = { readonly [field: string]: unknown; readonly prev: string; readonly hash: string };
 
-/**
- * The audit log's lines. The service writes the records of one event-loop turn at the end of that
- * turn; this test shares the service's event loop, so one turn of waiting is enough to see them.
- */
-async function auditLines(): Promise<Line[]> {
-  await new Promise((resolve) => setImmediate(resolve));
+/** The audit log's lines, as the file holds them now. */
+function auditLines(): Line[] {
   return readFileSync(t.config.auditLogPath, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Line);
 }
 
+/**
+ * The record of one request. An operation is answered only once its record is in the file; a
+ * failed authentication is answered at once, its record written with the next batch: polled for.
+ */
 async function byRequestId(requestId: string | null): Promise<Line> {
-  const found = (await auditLines()).filter((line) => line.request_id === requestId);
+  let found = auditLines().filter((line) => line.request_id === requestId);
+  for (let tries = 0; found.length === 0 && tries < 500; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    found = auditLines().filter((line) => line.request_id === requestId);
+  }
   expect(found).toHaveLength(1);
   return found[0]!;
 }
@@ -137,14 +141,14 @@ describe('the audit trail', () => {
 
   it('records a flood of identical failures as a count, not a line each', async () => {
     const flood = 200;
-    const before = (await auditLines()).length;
+    const before = auditLines().length;
     const client = kmsClient(t.service.url, 'project-a', { 'x-auth-token': 'kmst-flood' });
     for (let sent = 0; sent < flood; sent += 20) {
       const answers = await Promise.all(Array.from({ length: 20 }, () => client.call('list-keys')));
       expect(answers.every((answer) => answer.status === 401)).toBe(true);
     }
     await t.restart(); // stopping writes the counts of the window under way
-    const records = (await auditLines()).slice(before).filter((line) => line.event === 'authentication-failed');
+    const records = auditLines().slice(before).filter((line) => line.event === 'authentication-failed');
     // At most a line at the first failure of a window (with its request id), and one with the
     // count of the others when the window ends: a few lines, whatever the machine's speed.
     expect(records.length).toBeLessThanOrEqual(10);
@@ -153,11 +157,26 @@ describe('the audit trail', () => {
     expect(records[records.length - 1]).toMatchObject({ request_id: null, count: expect.any(Number), until: expect.any(String) });
   });
 
+  it("records the first start's admin credential in audit-cli.log: made by the service at its first start, its ids, never its secret or token", () => {
+    const admin = JSON.parse(readFileSync(t.config.adminCredentialsPath, 'utf8')) as { project_id: string; access_key: string; secret_key: string; token: string; token_id: string };
+    const file = cliAuditLogFile(t.dataDir);
+    const text = readFileSync(file, 'utf8');
+    const made = { event: 'credential-change', action: 'create', result: 'OK', source: 'first-start', operator: { user: expect.any(String), pid: expect.any(Number) } };
+    const credential = { project_id: admin.project_id, actions: ['kms:*'], expires_at: null };
+    expect(text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Line)).toEqual([
+      expect.objectContaining({ ...made, credential: { id: admin.access_key, kind: 'aksk', ...credential } }),
+      expect.objectContaining({ ...made, credential: { id: admin.token_id, kind: 'token', ...credential } }),
+    ]);
+    expect(text).not.toContain(admin.secret_key);
+    expect(text).not.toContain(admin.token);
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: 2 });
+  });
+
   it('chains every record to the one before, across restarts', async () => {
-    const before = await auditLines();
+    const before = auditLines();
     await t.restart();
     await t.client('project-a').call('list-keys');
-    const after = await auditLines();
+    const after = auditLines();
     expect(after.length).toBe(before.length + 1);
     expect(after[after.length - 1]!.prev).toBe(before[before.length - 1]!.hash);
     expect(verifyAuditLog(t.config.auditLogPath)).toEqual({ ok: true, records: after.length, head: after[after.length - 1]!.hash });
@@ -175,7 +194,8 @@ describe('the audit trail', () => {
     it('passes the log as written', async () => {
       const result = await runCli(t, ['audit', 'verify']);
       expect(result.code).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, records: (await auditLines()).length });
+      // audit.log, and audit-cli.log with the first start's admin credential.
+      expect(JSON.parse(result.stdout)).toMatchObject({ ok: true, records: auditLines().length + 2 });
     });
 
     it('catches an edited line', async () => {
@@ -209,15 +229,20 @@ describe('the audit trail', () => {
       copyFileSync(t.config.auditLogPath, second);
       try {
         const records = verifyAuditLog(t.config.auditLogPath).records;
+        const cli = cliAuditLogFile(t.dataDir);
         const whole = await runCli(t, ['audit', 'verify']);
         expect(whole.code).toBe(0);
-        expect(JSON.parse(whole.stdout)).toMatchObject({ ok: true, records: 2 * records, files: [{ file: second, ok: true }, { file: t.config.auditLogPath, ok: true }] });
+        expect(JSON.parse(whole.stdout)).toMatchObject({
+          ok: true,
+          records: 2 * records + verifyAuditLog(cli).records,
+          files: [{ file: second, ok: true }, { file: cli, ok: true }, { file: t.config.auditLogPath, ok: true }],
+        });
 
         const lines = readFileSync(second, 'utf8').split('\n').filter(Boolean);
         writeFileSync(second, `${lines.filter((_, i) => i !== 1).join('\n')}\n`);
         const broken = await runCli(t, ['audit', 'verify']);
         expect(broken.code).toBe(1);
-        expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, files: [{ file: second, ok: false, line: 2 }, { file: t.config.auditLogPath, ok: true }] });
+        expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, files: [{ file: second, ok: false, line: 2 }, { file: cli, ok: true }, { file: t.config.auditLogPath, ok: true }] });
       } finally {
         rmSync(second, { force: true });
       }
@@ -226,25 +251,46 @@ describe('the audit trail', () => {
 });
 
 describe('when the audit log cannot be written', () => {
-  it('refuses operations with 503 KMS.0104 before they run, so that nothing is done unaudited', async () => {
+  /** The service with its chain on /dev/full, which takes the file open and refuses every write (ENOSPC), as a full disk does. */
+  async function onAFullDisk(): Promise<{ service: RunningService; client: KmsClient }> {
     await t.service.close();
-    // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
-    const broken = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
+    const service = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
+    const client = kmsClient(service.url, 'project-a', { 'x-auth-token': service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
+    return { service, client };
+  }
+
+  it('answers 503 KMS.0104 to an operation whose record could not be made durable, then refuses operations before they run', async () => {
+    const { service, client } = await onAFullDisk();
     try {
-      const client = kmsClient(broken.url, 'project-a', { 'x-auth-token': broken.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
-      // The first operation runs: no write has failed yet. Its record's write fails at the end of the turn.
-      const first = await client.call('create-key', { key_alias: 'before-the-disk-filled' });
-      expect(first.status).toBe(200);
-      const keyId: string = first.body.key_info.key_id;
+      // The first operation runs (no write has failed yet), but its record cannot be written: its 200 is not sent.
+      expectKmsError(await client.call('create-key', { key_alias: 'before-the-disk-filled' }), 503, 'KMS.0104');
+      expect(t.logs.text).toContain('so the answer 200 became 503 KMS.0104');
+      // It was done: its record waits in memory for a write that succeeds.
+      const made = service.store.getByAlias('project-a', 'before-the-disk-filled')!;
+      expect(made).toBeDefined();
 
       expectKmsError(await client.call('create-key', { key_alias: 'after-the-disk-filled' }), 503, 'KMS.0104');
-      expectKmsError(await client.call('schedule-key-deletion', { key_id: keyId, pending_days: '7' }), 503, 'KMS.0104');
-      expect(broken.store.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
-      expect(broken.store.get('project-a', keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
+      expectKmsError(await client.call('schedule-key-deletion', { key_id: made.keyId, pending_days: '7' }), 503, 'KMS.0104');
+      expect(service.store.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
+      expect(service.store.get('project-a', made.keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
       expect(t.logs.text).toContain('the audit log cannot be written');
     } finally {
       // Its records were never written: closing says so.
-      await expect(broken.close()).rejects.toThrow('could not be written');
+      await expect(service.close()).rejects.toThrow('could not be written');
+    }
+    await t.restart();
+  });
+
+  it('answers 503 KMS.0104 to an error too, and logs the error it would have been', async () => {
+    const { service, client } = await onAFullDisk();
+    try {
+      const absent = await client.call('describe-key', { key_id: '5a1b3c4d-0000-4000-8000-000000000000' });
+      expectKmsError(absent, 503, 'KMS.0104');
+      const logged = t.logs.text.split('\n').find((line) => line.includes(absent.headers.get('x-request-id')!) && line.includes('"request failed"'));
+      expect(logged).toContain('so the answer 404 KMS.0207 became 503 KMS.0104');
+      expect(logged).toContain('"code":"KMS.0207"');
+    } finally {
+      await expect(service.close()).rejects.toThrow('could not be written');
     }
     await t.restart();
   });

@@ -141,9 +141,11 @@ describe('the service process on its embedded defaults', () => {
       const exited = exitOf(started.child);
       started.child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      // One chain per worker, whole, and every operation in one of them: 1 + 12 + 12 + 1 + 8.
+      // One chain per worker, whole, and every operation in one of them: 1 + 12 + 12 + 1 + 8; and
+      // audit-cli.log, where the initialiser recorded the admin credential it made (key and token).
       const chains = auditLogFiles(clusterDir);
-      expect(chains.map((file) => path.basename(file))).toEqual(['audit-0.log', 'audit-1.log']);
+      expect(chains.map((file) => path.basename(file))).toEqual(['audit-0.log', 'audit-1.log', 'audit-cli.log']);
+      expect(verifyAuditLog(chains.pop()!)).toMatchObject({ ok: true, records: 2 });
       const verdicts = chains.map((file) => verifyAuditLog(file));
       expect(verdicts.every((verdict) => verdict.ok && verdict.records > 0)).toBe(true);
       expect(verdicts.reduce((total, verdict) => total + verdict.records, 0)).toBe(34);

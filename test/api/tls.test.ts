@@ -145,14 +145,19 @@ describe('client certificates (mTLS)', () => {
   const sdk = (client?: Issued): ReturnType<typeof sdkClient> =>
     sdkClient({ endpoint: t.service.url, projectId: 'project-a', ...credential, httpsAgent: agentFor(client) });
 
-  /** The audit chain's authentication failures (the service writes a turn's records at the turn's end). */
-  async function authFailures(): Promise<Array<Record<string, unknown>>> {
-    await new Promise((resolve) => setImmediate(resolve));
-    return readFileSync(t.config.auditLogPath, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((line) => line.event === 'authentication-failed');
+  /**
+   * The audit chain's authentication failures, once the one of `requestId` is among them: a 401 is
+   * answered at once, its record written with the audit log's next batch (polled for).
+   */
+  async function authFailures(requestId: string | undefined): Promise<Array<Record<string, unknown>>> {
+    const read = (): Array<Record<string, unknown>> =>
+      readFileSync(t.config.auditLogPath, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line.event === 'authentication-failed');
+    for (let tries = 0; tries < 500 && !read().some((line) => line.request_id === requestId); tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+    return read();
   }
 
   it('serves a signed request over a connection with a trusted client certificate', async () => {
@@ -163,7 +168,7 @@ describe('client certificates (mTLS)', () => {
   it('answers a signed request without a client certificate with 401 and the API error body, and audits it', async () => {
     const refused = await sdk().call('list-keys', {});
     expect(refused).toMatchObject({ status: 401, errorCode: 'APIGW.0301', errorMsg: 'Incorrect IAM authentication information. Client certificate required.' });
-    expect(await authFailures()).toContainEqual(
+    expect(await authFailures(refused.requestId)).toContainEqual(
       expect.objectContaining({ request_id: refused.requestId, reason: 'client-certificate-missing', claimed: { kind: 'access-key', id: credential.ak } }),
     );
     // The whole body, as every other error of the API (checked against openapi.yaml by the test service).
@@ -204,7 +209,7 @@ describe('client certificates (mTLS)', () => {
   it('refuses a client certificate of an untrusted CA the same way, saying no more than that', async () => {
     const refused = await sdk(untrustedClient).call('list-keys', {});
     expect(refused).toMatchObject({ status: 401, errorCode: 'APIGW.0301', errorMsg: 'Incorrect IAM authentication information. Client certificate not trusted.' });
-    expect(await authFailures()).toContainEqual(expect.objectContaining({ request_id: refused.requestId, reason: 'client-certificate-untrusted' }));
+    expect(await authFailures(refused.requestId)).toContainEqual(expect.objectContaining({ request_id: refused.requestId, reason: 'client-certificate-untrusted' }));
   });
 
   it('still answers the health probes without a client certificate', async () => {

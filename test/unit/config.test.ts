@@ -52,6 +52,18 @@ describe('HSM deadlines and the waiting queue', () => {
   });
 });
 
+describe('KMS_AUDIT_SYNC', () => {
+  it('defaults to always: no response before its record is written and fdatasync\'ed', () => {
+    expect(loadConfig({}).auditSync).toBe('always');
+  });
+
+  it('takes always or batch, and refuses anything else', () => {
+    expect(loadConfig({ KMS_AUDIT_SYNC: 'batch' }).auditSync).toBe('batch');
+    expect(loadConfig({ KMS_AUDIT_SYNC: 'always' }).auditSync).toBe('always');
+    expect(() => loadConfig({ KMS_AUDIT_SYNC: 'never' })).toThrow('KMS_AUDIT_SYNC must be always or batch, got "never"');
+  });
+});
+
 describe('KMS_TLS_*', () => {
   it('leaves TLS off by default', () => {
     expect(loadConfig({}).tls).toBeUndefined();

@@ -15,7 +15,7 @@ import { StartError } from '../../src/start-error';
 /** The app's dependencies: nothing of them is called while the app is built. */
 function deps(contract: OpenApiDocument): AppDeps {
   const logger = createLogger('silent');
-  const audit: AuditSink = { checkWritable() {}, append() {}, authenticationFailed() {}, close() {} };
+  const audit: AuditSink = { checkWritable() {}, append: () => Promise.resolve(undefined), authenticationFailed() {}, close: () => Promise.resolve() };
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
   return { ...({} as OperationServices), authenticator: {} as Authenticator, audit, logger, readiness, bodyLimitBytes: 65536, contract };
 }

@@ -1,0 +1,60 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AuditLog, verifyAuditLog, type AuditSync } from '../../src/audit/audit-log';
+import type { AuditRecord } from '../../src/audit/audit-records';
+
+function record(requestId: string): AuditRecord {
+  return {
+    time: '2026-12-07T00:00:00.000Z',
+    event: 'operation',
+    request_id: requestId,
+    principal: { kind: 'token', id: 'tok-0123456789abcdef' },
+    project_id: 'default',
+    action: 'list-keys',
+    permission: 'kms:cmk:list',
+    key_id: null,
+    status: 200,
+    result: 'OK',
+    latency_ms: 1,
+    client: '127.0.0.1',
+  };
+}
+
+describe.each(['always', 'batch'] as AuditSync[])('the audit log, KMS_AUDIT_SYNC=%s (group commit)', (sync) => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-audit-log-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("writes one turn's records as one batch, and those of the turns while it is written as the next, each told once its batch is done", async () => {
+    const file = path.join(dir, 'audit.log');
+    const batches: boolean[] = [];
+    const log = new AuditLog(file, { sync, observer: { wrote: (_seconds, failed) => batches.push(failed) } });
+    const lines = (): number => readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+    const first = ['a', 'b', 'c'].map((id) => log.append(record(id)));
+    // Queued after the first batch's start (the first append queued it): that batch is being written.
+    const second = await new Promise<Array<Promise<Error | undefined>>>((resolve) => setImmediate(() => resolve(['d', 'e', 'f', 'g'].map((id) => log.append(record(id))))));
+    expect(await Promise.all(first)).toEqual([undefined, undefined, undefined]);
+    expect(lines()).toBeGreaterThanOrEqual(3);
+    expect(await Promise.all(second)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(lines()).toBe(7);
+    expect(batches).toEqual([false, false]);
+    expect(log.head).toMatchObject({ records: 7 });
+    await log.close();
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: 7 });
+  });
+
+  it('tells the records of a batch that could not be written, keeps them, and refuses until an attempt succeeds', async () => {
+    // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
+    const log = new AuditLog('/dev/full', { sync });
+    const failure = await log.append(record('lost'));
+    expect(failure).toMatchObject({ code: 'ENOSPC' });
+    expect(log.writable).toBe(false);
+    expect(() => log.checkWritable()).toThrow(expect.objectContaining({ code: 'KMS.0104' }));
+    // Appended while the log cannot be written: told at once, kept for the next attempt.
+    expect(await log.append(record('later'))).toMatchObject({ code: 'ENOSPC' });
+    await expect(log.close()).rejects.toThrow('could not be written before closing');
+  });
+});
