@@ -88,7 +88,7 @@ function chainEnd(file: string): ChainHead {
       const lastNewline = tail.lastIndexOf(0x0a);
       if (lastNewline < 0 && size > length) throw new Error(`the audit log ends in a line longer than ${TAIL_BYTES} bytes: ${file}`);
       end = lastNewline + 1;
-      writeFileSync(`${file}.partial-${Date.now()}`, tail.subarray(end));
+      writeFileSync(`${file}.partial-${Date.now()}`, tail.subarray(end), { mode: 0o600 });
       size -= length - end;
       ftruncateSync(fd, size);
       if (end === 0) return empty; // the file held one incomplete line and nothing else
