@@ -55,14 +55,14 @@ export interface CoreOptions {
   readonly audit?: () => AuditSink;
 }
 
-export function openCore(config: Config, options: CoreOptions & { readonly audit: () => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
-export function openCore(config: Config, options: CoreOptions): Promise<Core>;
 /**
  * Opens the HSM, the store and (when asked) the audit chain, makes sure of the system keys, and
  * builds the credential and key services over them. When a step fails, what the steps before it
  * opened is closed, in reverse order, and the step's error is thrown. Nothing here starts a timer:
  * seal counts are flushed, and sweeps run, only where the caller starts them.
  */
+export function openCore(config: Config, options: CoreOptions & { readonly audit: () => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
+export function openCore(config: Config, options: CoreOptions): Promise<Core>;
 export async function openCore(config: Config, options: CoreOptions): Promise<Core> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
