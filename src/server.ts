@@ -1,22 +1,20 @@
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import type { AuditSink } from './audit/audit-sink';
 import { cliAuditLogFile } from './audit/audit-log';
 import { ServiceAudit } from './audit/service-audit';
 import { auditedCredentialChange } from './cli/cli-audit';
 import type { Config } from './config';
-import { openHsm } from './hsm/open-hsm';
+import { openCore } from './open-core';
 import type { MetricsAnswer } from './http/metrics-route';
 import { metricsFromPrimary, shareWithPrimary } from './metrics/cluster-metrics';
 import { listenForMetrics, type MetricsListener } from './metrics/metrics-listener';
 import { ServiceMetrics } from './metrics/service-metrics';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
-import { ensureSystemKeys } from './hsm/system-keys';
 import { Readiness } from './health/readiness';
 import { InFlight } from './http/in-flight';
 import { notePeerAddresses } from './http/peer';
@@ -30,17 +28,12 @@ import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
 import { Sealer } from './kms/sealing';
 import { GrantService } from './kms/grant-service';
-import { keyServices } from './kms/key-services';
 import { QuotaService } from './kms/quota-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { KeyRotator } from './kms/key-rotation';
 import { SealUsage } from './kms/seal-usage';
-import { ChangeWatch } from './store/change-watch';
-import { CredentialStore } from './store/credential-store';
 import { StartError } from './start-error';
-import { openDatabase } from './store/database';
 import { KeyStore } from './store/key-store';
-import { RotationStore } from './store/rotation-store';
 import { serviceUrl } from './service-url';
 import { startTlsFiles } from './tls/tls-files';
 import { certificateFields, tlsOptions, TlsReloader, warnIfExpired, warnIfPlainHttpBeyondLoopback } from './tls/tls-server';
@@ -86,36 +79,31 @@ export interface StartOptions {
   readonly clusterWorker?: boolean;
 }
 
-/** Opens the HSM, then the database, then serves: config → HSM → store → app → listen. */
+/** Opens the core (src/open-core.ts: HSM, database, audit chain, services), then serves: config → HSM → store → app → listen. */
 export async function startService(config: Config, options: StartOptions): Promise<RunningService> {
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   // Before anything is opened: a TLS file that cannot be served is a one-line start error.
   const tls = config.tls ? { config: config.tls, material: startTlsFiles(config.tls) } : undefined;
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
   // Made first, so that the HSM's and the audit log's observers count from the start; a cluster
   // worker answers the primary's scrapes from here on.
   const metrics = config.metrics.kind === 'off' ? undefined : new ServiceMetrics();
   if (metrics && options.clusterWorker) shareWithPrimary(metrics.registry);
-  const hsm = await openHsm(config, logger, config.hsmSessions, metrics?.hsm);
+  const core = await openCore(config, {
+    logger,
+    clock,
+    dataDir: 'create',
+    hsmObserver: metrics?.hsm,
+    rotationObserver: metrics?.keys,
+    audit: () => new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit, sync: config.auditSync }),
+  });
+  const { hsm, audit, credentials } = core;
+  const { db } = core.store;
   metrics?.hsm.watch(() => hsm.state());
-  let db: Database.Database;
-  let audit: AuditSink;
-  try {
-    db = openDatabase(config.databasePath);
-    audit = new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit, sync: config.auditSync });
-  } catch (error) {
-    await hsm.close();
-    throw error;
-  }
-  await ensureSystemKeys(hsm);
   const runMaintenance = options.maintenance ?? true;
 
-  const changes = new ChangeWatch(db);
-  const credentials = new CredentialService(new CredentialStore(db, changes), hsm, clock);
-  await bootstrapAdminCredential(config, db, credentials, logger);
-  const { store, grantStore, grantAccess, rotations, rotator, usage, keys, rotation } = keyServices({ db, changes, hsm, clock, logger, config, rotationObserver: metrics?.keys });
+  const { store, grantStore, grantAccess, rotations, rotator, usage, keys, rotation } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -140,13 +128,12 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const quotas = new QuotaService({ keys: store, grants: grantStore, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger, rotator });
-  if (runMaintenance) {
-    // A restarted cluster worker reconciles beside workers that may be creating keys right now.
-    if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker);
-    maintenance.start(config.sweepIntervalMs);
-  }
-  // Every serving process counts its own seals (a cluster's workers each), and rotates past the budget.
-  usage.start(config.sealCountFlushMs);
+  // Until the server listens, a step that fails stops what was started and closes what was opened.
+  const stopAfterFailedStart = async (): Promise<void> => {
+    await maintenance.stop();
+    await usage.stop().catch(() => undefined);
+    await core.close();
+  };
 
   const inFlight = new InFlight();
   let draining = false;
@@ -159,25 +146,39 @@ export async function startService(config: Config, options: StartOptions): Promi
     deadlineMs: Math.min(config.hsmCallTimeoutMs, READY_HSM_DEADLINE_MS),
     logger,
   });
-  const app = await buildApp({
-    readiness,
-    keys,
-    dataKeys,
-    dataOperations,
-    grants,
-    quotas,
-    rotation,
-    authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
-    audit,
-    logger,
-    inFlight,
-    bodyLimitBytes: config.bodyLimitBytes,
-    accessLog: config.accessLog,
-    docs: config.docs,
-    validateResponses: options.validateResponses ?? false,
-    metrics: metricsOnApiPort(config, metrics, options.clusterWorker ?? false),
-    requestObserver: metrics?.requests,
-  });
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  try {
+    await bootstrapAdminCredential(config, db, credentials, logger);
+    if (runMaintenance) {
+      // A restarted cluster worker reconciles beside workers that may be creating keys right now.
+      if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker);
+      maintenance.start(config.sweepIntervalMs);
+    }
+    // Every serving process counts its own seals (a cluster's workers each), and rotates past the budget.
+    usage.start(config.sealCountFlushMs);
+    app = await buildApp({
+      readiness,
+      keys,
+      dataKeys,
+      dataOperations,
+      grants,
+      quotas,
+      rotation,
+      authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
+      audit,
+      logger,
+      inFlight,
+      bodyLimitBytes: config.bodyLimitBytes,
+      accessLog: config.accessLog,
+      docs: config.docs,
+      validateResponses: options.validateResponses ?? false,
+      metrics: metricsOnApiPort(config, metrics, options.clusterWorker ?? false),
+      requestObserver: metrics?.requests,
+    });
+  } catch (error) {
+    await stopAfterFailedStart();
+    throw error;
+  }
   const protocol = protocolRefusals(logger);
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     // While stopping, every response closes its connection, so clients move to another instance.
@@ -219,11 +220,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     }
   } catch (error) {
     if (server.listening) await drain(server);
-    await maintenance.stop();
-    await usage.stop().catch(() => undefined);
-    await hsm.close();
-    await audit.close();
-    db.close();
+    await stopAfterFailedStart();
     throw error;
   }
   const { port } = server.address() as AddressInfo;
@@ -245,12 +242,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       await maintenance.stop();
       // Before the database closes: the counts of this process's last seals are kept.
       await usage.stop().catch((error: unknown) => logger.error({ err: error }, 'could not write the last seal counts'));
-      await hsm.close();
-      try {
-        await audit.close();
-      } finally {
-        db.close();
-      }
+      await core.close();
       logger.info('KMS stopped');
     })());
 
@@ -276,23 +268,14 @@ function metricsOnApiPort(config: Config, metrics: ServiceMetrics | undefined, c
  * embedded token, the system keys, the admin credential, and one reconciliation pass.
  */
 export async function initialiseDataDirectory(config: Config, logger: Logger): Promise<void> {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const hsm = await openHsm(config, logger, 1);
+  const core = await openCore(config, { logger, dataDir: 'create', hsmSessions: 1 });
   try {
-    const db = openDatabase(config.databasePath);
-    try {
-      await ensureSystemKeys(hsm);
-      const changes = new ChangeWatch(db);
-      await bootstrapAdminCredential(config, db, new CredentialService(new CredentialStore(db, changes), hsm, systemClock), logger);
-      // The initialiser runs before any worker: no other process serves the data directory.
-      const store = new KeyStore(db, changes);
-      const rotator = new KeyRotator({ rotations: new RotationStore(db, store), hsm, clock: systemClock, logger, sealBudget: config.sealBudget });
-      await reconcileAtStart({ store, hsm, clock: systemClock, logger, rotator }, true);
-    } finally {
-      db.close();
-    }
+    await bootstrapAdminCredential(config, core.store.db, core.credentials, logger);
+    // The initialiser runs before any worker: no other process serves the data directory.
+    const { store, rotator } = core.keys;
+    await reconcileAtStart({ store, hsm: core.hsm, clock: systemClock, logger, rotator }, true);
   } finally {
-    await hsm.close();
+    await core.close();
   }
 }
 

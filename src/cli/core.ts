@@ -2,15 +2,10 @@ import type Database from 'better-sqlite3';
 import pino from 'pino';
 import { cliAuditLogFile } from '../audit/audit-log';
 import type { Config } from '../config';
-import { openHsm } from '../hsm/open-hsm';
 import type { Hsm } from '../hsm/hsm';
-import { ensureSystemKeys } from '../hsm/system-keys';
-import { CredentialService } from '../identity/credentials';
-import { systemClock } from '../kms/context';
-import { keyServices, type KeyServices } from '../kms/key-services';
-import { ChangeWatch } from '../store/change-watch';
-import { CredentialStore } from '../store/credential-store';
-import { openDatabase } from '../store/database';
+import type { CredentialService } from '../identity/credentials';
+import type { KeyServices } from '../kms/key-services';
+import { openCore } from '../open-core';
 
 /** What a command works with: the service's database, HSM and services, and the tool's audit chain. */
 export interface CliCore {
@@ -24,26 +19,18 @@ export interface CliCore {
 }
 
 /**
- * Opens the data directory's database and the HSM beside a running service, runs `work`, and
- * closes both. The database is shared in WAL mode, and the service's caches notice this process's
- * commits (ChangeWatch); the HSM is opened with one session, since the service may hold the others.
+ * Opens the data directory's HSM and database beside a running service (src/open-core.ts), runs
+ * `work`, and closes both. The database is shared in WAL mode, and the service's caches notice this
+ * process's commits (ChangeWatch); the HSM is opened with one session, since the service may hold
+ * the others. A data directory that does not exist is refused, not made.
  */
 export async function withCore<T>(config: Config, work: (core: CliCore) => Promise<T> | T): Promise<T> {
   const logger = pino({ level: 'warn', base: { service: 'kms-cli' } }, pino.destination(2));
-  const db = openDatabase(config.databasePath);
+  const core = await openCore(config, { logger, dataDir: 'existing', hsmSessions: 1 });
   try {
-    const hsm = await openHsm(config, logger, 1);
-    try {
-      // Sealing secret keys needs the credential-sealing key.
-      await ensureSystemKeys(hsm);
-      const changes = new ChangeWatch(db);
-      const credentials = new CredentialService(new CredentialStore(db, changes), hsm, systemClock);
-      const keys = keyServices({ db, changes, hsm, clock: systemClock, logger, config });
-      return await work({ config, db, hsm, credentials, keys, chainFile: cliAuditLogFile(config.dataDir) });
-    } finally {
-      await hsm.close();
-    }
+    const { hsm, credentials, keys } = core;
+    return await work({ config, db: core.store.db, hsm, credentials, keys, chainFile: cliAuditLogFile(config.dataDir) });
   } finally {
-    db.close();
+    await core.close();
   }
 }
