@@ -85,20 +85,55 @@ export class KeyObjects {
 
   /**
    * Generates `ref`'s material of `kind`, or keeps what the token holds for it already. Under the
-   * token lock, after a fresh look: that brings this process's view of the token up to date before
-   * the write (see TokenLock), and a retry after a failure that came once the HSM had made the key
+   * token lock, after a fresh look (see TokenLock): a look brings this process's view of the token
+   * up to date before the write, and a retry after a failure that came once the HSM had made the key
    * finds that key instead of making a second one.
+   *
+   * With `fresh` (a key id made for this creation, which no material can have yet) the first try
+   * does not search the token: a search reads every object of a file-backed token (SoftHSM opens
+   * and reads each object's file and the token's generation file per object), which made every
+   * creation cost in proportion to the keys already there. The look that refreshes the view is then
+   * a read of one object this process knows (see refreshView); a retry inside the runner (after a
+   * lost session or a module recovery) searches as before, since the failed try may have made the
+   * object.
    */
-  async generate(ref: MaterialRef, kind: KeyKind): Promise<void> {
-    await this.changingToken(() =>
-      this.runner().run('generate key', async (session) => {
-        const existing = this.findAll(session, ref)[0];
+  async generate(ref: MaterialRef, kind: KeyKind, fresh = false): Promise<void> {
+    await this.changingToken(() => {
+      let tries = 0;
+      return this.runner().run('generate key', async (session) => {
+        tries++;
+        let existing: Buffer | undefined;
+        if (fresh && tries === 1) this.refreshView(session);
+        else existing = this.findAll(session, ref)[0];
         const handle = existing ?? (await kind.generate(session, ref))[0];
         // Cached before the session goes back, so a module re-initialisation (which waits for every
         // session) cannot run in between and leave a handle of the old module in the cache.
         if (handle) this.handles.set(materialKey(ref), handle);
-      }),
-    );
+      });
+    });
+  }
+
+  /**
+   * Makes the module look at the token again, in time proportional to what changed, not to the
+   * token: SoftHSM re-reads its token directory (only when another process moved the token's
+   * generation counter) whenever one of its objects is read. Any object of ours will do; when this
+   * process knows none, a search does it (the token then holds none of ours to read).
+   */
+  private refreshView(session: graphene.Session): void {
+    const known = this.handles.entries().next();
+    if (known.done) {
+      session.find(ALL_SECRET_KEYS_TEMPLATE);
+      return;
+    }
+    const [cacheKey, handle] = known.value;
+    try {
+      new graphene.SessionObject(handle, session, session.lib).getAttribute({ class: null });
+    } catch (error) {
+      if (classifyCkr(error) !== 'handle') throw error;
+      // Its object was destroyed elsewhere: reading it still made the module look, which is what
+      // counts here; the handle is dropped (its key's next use looks it up afresh).
+      this.handles.delete(cacheKey);
+    }
   }
 
   /**
