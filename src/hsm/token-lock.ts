@@ -1,15 +1,33 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
 import { isSqliteBusy } from '../store/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;
+/** How often the first waiter of a process looks whether its turn has come (doubling up to the cap). */
+const POLL_MIN_MS = 1;
+const POLL_MAX_MS = 8;
+/** How often a waiter asks whether the process whose ticket is ahead of it still lives. */
+const LIVENESS_CHECK_MS = 100;
+/** The queue's writes take microseconds: a writer that meets another's waits for it, this long at most. */
+const QUEUE_BUSY_TIMEOUT_MS = 1000;
 /** A holder that takes longer than this (a hung HSM call) makes the others give up with a 503. */
 const WAIT_LIMIT_MS = 30_000;
 
+/** The names of liveness files (their SQLite journals, and files of anything else, are not). */
+const LIVENESS_FILE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+interface Ticket {
+  readonly n: number;
+  readonly owner: string;
+}
+
 /**
  * A lock that every process of one service holds while it changes the token: creating the embedded
- * token, generating or destroying key objects.
+ * token, generating or destroying key objects. First come, first served, across the processes.
  *
  * Why it exists: SoftHSM's file store keeps each process's view of the token in memory and re-reads
  * the token directory only when the token's generation counter moved. A process that writes an
@@ -22,12 +40,33 @@ const WAIT_LIMIT_MS = 30_000;
  * directory (with a network HSM, one round trip at a time), which is rare beside data-key traffic.
  * It does not replace the re-read of the token on a miss that the HSM layer does for any module.
  *
- * It is an exclusive transaction on a small SQLite file: the operating system releases it the moment
- * its holder dies, so a process killed while holding it never leaves a stale lock behind (lock files
- * and lock directories need a staleness guess). Inside one process, holders queue on a promise chain.
+ * The exclusion is an exclusive transaction on a small SQLite file (`file`): the operating system
+ * releases it the moment its holder dies, so a process killed while holding it never leaves a stale
+ * lock behind (lock files and lock directories need a staleness guess).
+ *
+ * The order is a queue of tickets beside it (`file`-queue, SQLite in WAL mode): every caller takes a
+ * ticket when it asks, and only the caller whose ticket is the oldest takes the exclusion. (Alone,
+ * the exclusion favoured whoever retried at the right moment: a process whose callers queued behind
+ * its own holder took it again at once, and another process's callers, retrying every few tens of
+ * milliseconds, could wait past the limit.) A ticket names its process's liveness file, in
+ * `file`-processes/, on which that process holds an exclusive transaction for as long as it lives:
+ * a waiter whose turn does not come asks, every so often, whether the process ahead of it still
+ * holds its file, and drops the tickets of one that died (SIGKILL included), without a guess.
+ * Inside one process, callers also queue on a promise chain, and only the first of them polls.
  */
 export class TokenLock {
   private readonly db: Database.Database;
+  private readonly queue: Database.Database;
+  private readonly processDir: string;
+  /** This process's liveness file: its name (what its tickets say) and the transaction held on it. */
+  private readonly self: { readonly name: string; readonly db: Database.Database };
+  private readonly statements: {
+    readonly take: Database.Statement<[string]>;
+    readonly drop: Database.Statement<[number]>;
+    readonly dropOwner: Database.Statement<[string]>;
+    readonly ahead: Database.Statement<[number], Ticket>;
+    readonly owners: Database.Statement<[], { owner: string }>;
+  };
   /** The end of this process's queue for the lock; it never rejects. */
   private tail: Promise<void> = Promise.resolve();
 
@@ -35,46 +74,136 @@ export class TokenLock {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
     // The file stays in SQLite's default rollback-journal mode, where BEGIN EXCLUSIVE excludes
     // every other connection (nothing ever writes to it).
+    createPrivateFile(file);
     this.db = new Database(file, { timeout: 0 });
+    this.processDir = `${file}-processes`;
+    mkdirSync(this.processDir, { recursive: true, mode: 0o700 });
+    createPrivateFile(`${file}-queue`);
+    this.queue = new Database(`${file}-queue`, { timeout: QUEUE_BUSY_TIMEOUT_MS });
+    try {
+      this.queue.pragma('journal_mode = WAL');
+      // The queue says who waits now; after a power loss its last changes may be lost, never its consistency.
+      this.queue.pragma('synchronous = NORMAL');
+      this.queue.exec('CREATE TABLE IF NOT EXISTS tickets (n INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL)');
+      this.statements = {
+        take: this.queue.prepare('INSERT INTO tickets (owner) VALUES (?)'),
+        drop: this.queue.prepare('DELETE FROM tickets WHERE n = ?'),
+        dropOwner: this.queue.prepare('DELETE FROM tickets WHERE owner = ?'),
+        ahead: this.queue.prepare<[number], Ticket>('SELECT n, owner FROM tickets WHERE n < ? ORDER BY n LIMIT 1'),
+        owners: this.queue.prepare<[], { owner: string }>('SELECT DISTINCT owner FROM tickets'),
+      };
+      this.self = claimLivenessFile(this.processDir);
+      this.sweep();
+    } catch (error) {
+      this.queue.close();
+      this.db.close();
+      throw error;
+    }
   }
 
   /**
-   * Runs `work` while holding the lock, released afterwards whatever `work` does. The wait for the
-   * lock, in this process's queue and then for the other processes, ends after `waitLimitMs` with
-   * 503 KMS.0104; once `work` has started, it is not cut short.
+   * Runs `work` while holding the lock, released afterwards whatever `work` does. The caller's
+   * ticket is taken now: callers of every process get the lock in the order they asked. The wait,
+   * in the queue and then for the exclusion, ends after `waitLimitMs` with 503 KMS.0104; once `work`
+   * has started, it is not cut short.
    */
   hold<T>(work: () => Promise<T> | T, waitLimitMs = WAIT_LIMIT_MS): Promise<T> {
     const giveUpAt = Date.now() + waitLimitMs;
     return new Promise<T>((resolve, reject) => {
+      let ticket: number;
+      try {
+        ticket = Number(this.statements.take.run(this.self.name).lastInsertRowid);
+      } catch (error) {
+        reject(new KmsError('KMS.0104', { cause: error }));
+        return;
+      }
       let turn: 'waiting' | 'started' | 'gave up' = 'waiting';
       const timer = setTimeout(() => {
         if (turn !== 'waiting') return;
         turn = 'gave up';
+        this.dropTicket(ticket); // at once: the callers behind it must not wait for a caller that left
         reject(lockTimeout(waitLimitMs));
       }, waitLimitMs);
-      this.tail = this.tail.then(async () => {
-        clearTimeout(timer);
-        if (turn === 'gave up') return; // its caller has had its 503: the next one's turn
-        turn = 'started';
-        try {
-          await this.acquire(giveUpAt, waitLimitMs);
-        } catch (error) {
-          reject(error);
-          return;
-        }
-        try {
-          resolve(await work());
-        } catch (error) {
-          reject(error);
-        } finally {
-          this.db.exec('COMMIT');
-        }
-      }).catch(() => undefined); // a failed COMMIT (the lock closed) must not stop the queue
+      this.tail = this.tail
+        .then(async () => {
+          clearTimeout(timer);
+          if (turn === 'gave up') return; // its caller has had its 503: the next one's turn
+          turn = 'started';
+          try {
+            await this.waitForTurn(ticket, giveUpAt, waitLimitMs);
+            await this.acquire(giveUpAt, waitLimitMs);
+          } catch (error) {
+            this.dropTicket(ticket);
+            reject(error);
+            return;
+          }
+          try {
+            resolve(await work());
+          } catch (error) {
+            reject(error);
+          } finally {
+            // The exclusion first: the caller next in line finds it free once this ticket is gone.
+            try {
+              this.db.exec('COMMIT');
+            } finally {
+              this.dropTicket(ticket);
+            }
+          }
+        })
+        .catch(() => undefined); // a failed COMMIT (the lock closed) must not stop the queue
     });
+  }
+
+  /**
+   * A number that changes whenever another process (or another TokenLock on the same file) has
+   * taken or left the queue since: every change of the token by another process of the service is
+   * made under this lock, so while this number stays the same, none was (PRAGMA data_version).
+   */
+  changesElsewhere(): number {
+    return this.queue.pragma('data_version', { simple: true }) as number;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+    if (this.queue.open) {
+      try {
+        this.statements.dropOwner.run(this.self.name);
+      } catch {
+        // Best effort: the others drop the tickets of a process whose liveness file is free.
+      }
+      this.queue.close();
+    }
+    if (this.self.db.open) {
+      this.self.db.close();
+      rmSync(path.join(this.processDir, this.self.name), { force: true });
+      rmSync(path.join(this.processDir, `${this.self.name}-journal`), { force: true });
+    }
+  }
+
+  /** Waits until no ticket of a living process is older than `ticket`, dropping those of dead ones. */
+  private async waitForTurn(ticket: number, giveUpAt: number, waitLimitMs: number): Promise<void> {
+    let nextCheck = Date.now() + LIVENESS_CHECK_MS;
+    let front: number | undefined;
+    let wait = POLL_MIN_MS;
+    for (;;) {
+      const ahead = this.statements.ahead.get(ticket);
+      if (!ahead) return;
+      if (ahead.n !== front) {
+        front = ahead.n; // the queue moved: look again soon
+        wait = POLL_MIN_MS;
+      }
+      const now = Date.now();
+      if (now >= nextCheck) {
+        nextCheck = now + LIVENESS_CHECK_MS;
+        if (!this.ownerAlive(ahead.owner)) {
+          this.statements.dropOwner.run(ahead.owner);
+          continue;
+        }
+      }
+      if (now >= giveUpAt) throw lockTimeout(waitLimitMs);
+      await sleep(wait);
+      wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
   }
 
   private async acquire(giveUpAt: number, waitLimitMs: number): Promise<void> {
@@ -83,12 +212,92 @@ export class TokenLock {
         this.db.exec('BEGIN EXCLUSIVE');
         return;
       } catch (error) {
-        if (!isSqliteBusy(error)) throw error; // another process holds it
+        // Another process holds it: one of an older version that takes no ticket, or a holder that
+        // has not committed yet.
+        if (!isSqliteBusy(error)) throw error;
       }
       if (Date.now() >= giveUpAt) throw lockTimeout(waitLimitMs);
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
   }
+
+  private dropTicket(ticket: number): void {
+    try {
+      this.statements.drop.run(ticket);
+    } catch {
+      // The queue is closed or busy past its timeout: the ticket goes with this process's liveness file.
+    }
+  }
+
+  /**
+   * Whether the process that wrote `owner`'s tickets still lives: it holds an exclusive transaction
+   * on its liveness file as long as it does. A dead one's file is removed here.
+   */
+  private ownerAlive(owner: string): boolean {
+    if (owner === this.self.name) return true;
+    const file = path.join(this.processDir, owner);
+    let probe: Database.Database;
+    try {
+      probe = new Database(file, { timeout: 0, fileMustExist: true });
+    } catch {
+      return false; // no file: its process is gone and was swept already
+    }
+    try {
+      probe.exec('BEGIN EXCLUSIVE');
+    } catch (error) {
+      probe.close();
+      if (isSqliteBusy(error)) return true;
+      throw error;
+    }
+    // Removed while this probe holds it, so that no one else takes the file for a living one's.
+    rmSync(file, { force: true });
+    probe.close();
+    rmSync(`${file}-journal`, { force: true });
+    return false;
+  }
+
+  /** Drops the tickets and liveness files of processes that died (each start does it: the folder stays small). */
+  private sweep(): void {
+    const files = readdirSync(this.processDir).filter((name) => LIVENESS_FILE.test(name));
+    const owners = new Set([...files, ...this.statements.owners.all().map((row) => row.owner)]);
+    for (const owner of owners) {
+      if (!this.ownerAlive(owner)) this.statements.dropOwner.run(owner);
+    }
+  }
+}
+
+/**
+ * Creates this process's liveness file and holds an exclusive transaction on it. A sweep by another
+ * process may remove a file between its creation and its lock (it takes it for a dead one's): then
+ * another is made.
+ */
+function claimLivenessFile(dir: string): { name: string; db: Database.Database } {
+  for (;;) {
+    const name = randomUUID();
+    const file = path.join(dir, name);
+    closeSync(openSync(file, 'wx', 0o600));
+    const db = new Database(file, { timeout: 0 });
+    try {
+      // Nothing is ever written to it: no journal file beside it.
+      db.pragma('journal_mode = MEMORY');
+      db.exec('BEGIN EXCLUSIVE');
+    } catch (error) {
+      db.close();
+      if (isSqliteBusy(error)) continue;
+      throw error;
+    }
+    if (existsSync(file)) return { name, db };
+    db.close();
+  }
+}
+
+/** Creates `file` empty with mode 0600 unless it exists (SQLite would make it 0644 less the umask). */
+function createPrivateFile(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function lockTimeout(waitLimitMs: number): KmsError {
