@@ -15,6 +15,11 @@ import type { TokenLock } from './token-lock';
  * re-initialising the module) before it answers 404; at most once per this interval.
  */
 const REREAD_MIN_INTERVAL_MS = 1000;
+/**
+ * Material confirmed missing (by a re-read) is remembered for this many keys at most, the oldest
+ * forgotten first: a forgotten one costs one more re-read, never a wrong answer.
+ */
+const MAX_CONFIRMED_MISSING = 1024;
 
 function materialKey(ref: MaterialRef): string {
   return `${ref.keyId}/${ref.version}`;
@@ -32,6 +37,14 @@ function materialKey(ref: MaterialRef): string {
 export class KeyObjects {
   private readonly handles = new Map<string, Buffer>();
   private readonly rereads: RereadSchedule;
+  /**
+   * Material a re-read of the token did not show either, with the token lock's change mark at that
+   * moment: until another process of the service changes the token (every change is made under
+   * the lock) or this one makes the material, a request for it is answered KMS.0207 at once, without
+   * a search or another re-read (a client asking again and again for such a key made its worker
+   * re-initialise the module and read the whole token once a second). Bounded: MAX_CONFIRMED_MISSING.
+   */
+  private readonly confirmedMissing = new Map<string, number>();
 
   constructor(
     private readonly runner: () => SessionRunner,
@@ -109,6 +122,7 @@ export class KeyObjects {
         // Cached before the session goes back, so a module re-initialisation (which waits for every
         // session) cannot run in between and leave a handle of the old module in the cache.
         if (handle) this.handles.set(materialKey(ref), handle);
+        this.confirmedMissing.delete(materialKey(ref));
       });
     });
   }
@@ -176,7 +190,25 @@ export class KeyObjects {
     // The first attempt without an async frame of its own (this runs on every encryption); a
     // failure goes on in retry(), which decides between a fresh lookup, a re-read and KMS.0207.
     const cached = this.handles.get(cacheKey);
+    if (cached === undefined && this.stillMissing(cacheKey)) return Promise.reject(new KmsError('KMS.0207', { cause: new MaterialMissing(cacheKey) }));
     return this.attempt(cacheKey, ref, what, operation).catch((error: unknown) => this.retry(error, cached !== undefined, cacheKey, ref, what, operation));
+  }
+
+  /** Whether `cacheKey` was confirmed missing and nothing changed the token since (else it is forgotten). */
+  private stillMissing(cacheKey: string): boolean {
+    const mark = this.confirmedMissing.get(cacheKey);
+    if (mark === undefined) return false;
+    if (mark === this.writeLock?.changesElsewhere()) return true;
+    this.confirmedMissing.delete(cacheKey);
+    return false;
+  }
+
+  private confirmMissing(cacheKey: string, mark: number | undefined): void {
+    // Without the lock there is no signal of other processes' changes: nothing is remembered then.
+    if (mark === undefined) return;
+    this.confirmedMissing.delete(cacheKey);
+    if (this.confirmedMissing.size >= MAX_CONFIRMED_MISSING) this.confirmedMissing.delete(this.confirmedMissing.keys().next().value!);
+    this.confirmedMissing.set(cacheKey, mark);
   }
 
   private async retry<T>(
@@ -189,13 +221,19 @@ export class KeyObjects {
   ): Promise<T> {
     let error = firstError;
     let reread = false;
+    /** The token lock's change mark before the look that followed the re-read. */
+    let markAfterReread: number | undefined;
     let cached = hadCachedHandle;
     for (let attempt = 1; ; attempt++) {
       if (error instanceof MaterialMissing) {
-        if (reread) throw new KmsError('KMS.0207', { cause: error });
+        if (reread) {
+          this.confirmMissing(cacheKey, markAfterReread);
+          throw new KmsError('KMS.0207', { cause: error });
+        }
         // No session is held here: the re-read waits for every session to come back.
         reread = true;
         await this.rereads.after();
+        markAfterReread = this.writeLock?.changesElsewhere();
       } else {
         if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
         this.handles.delete(cacheKey);
