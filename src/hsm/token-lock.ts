@@ -14,6 +14,11 @@ const POLL_MAX_MS = 8;
 const LIVENESS_CHECK_MS = 100;
 /** The queue's writes take microseconds: a writer that meets another's waits for it, this long at most. */
 const QUEUE_BUSY_TIMEOUT_MS = 1000;
+/**
+ * Callers of one process that ask while its turn still waits for the lock join that turn, up to this
+ * many (see TokenLock): the turn of another process that asked in between waits for them too.
+ */
+const MAX_CALLERS_PER_TURN = 16;
 /** A holder that takes longer than this (a hung HSM call) makes the others give up with a 503. */
 const WAIT_LIMIT_MS = 30_000;
 
@@ -23,6 +28,25 @@ const LIVENESS_FILE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 interface Ticket {
   readonly n: number;
   readonly owner: string;
+}
+
+/** One caller of {@link TokenLock.hold}. */
+interface Caller {
+  state: 'waiting' | 'started' | 'gave up';
+  readonly run: () => Promise<void>;
+  readonly fail: (error: unknown) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** A process's turn with the lock: one ticket, and the callers who asked while it waited. */
+interface Turn {
+  readonly ticket: number;
+  readonly callers: Caller[];
+  ticketDropped: boolean;
+}
+
+function hasWaiters(turn: Turn): boolean {
+  return turn.callers.some((caller) => caller.state === 'waiting');
 }
 
 /**
@@ -52,7 +76,16 @@ interface Ticket {
  * `file`-processes/, on which that process holds an exclusive transaction for as long as it lives:
  * a waiter whose turn does not come asks, every so often, whether the process ahead of it still
  * holds its file, and drops the tickets of one that died (SIGKILL included), without a guess.
- * Inside one process, callers also queue on a promise chain, and only the first of them polls.
+ *
+ * Inside one process, callers queue in turns, each with one ticket, and only the first turn polls.
+ * A caller that asks while its process's turn still waits for its ticket to come first joins that
+ * turn (up to MAX_CALLERS_PER_TURN), and the turn runs its callers' work one after another under one
+ * hold: on SoftHSM, the first write of a process after another process wrote makes its module
+ * re-read the token directory (about 10 µs of CPU per object, 0.1 s at 12,600 objects, AMD EPYC),
+ * and strict alternation between two workers paid that on every other key. So the order is first
+ * come, first served between turns: a turn that took its ticket after another process's turn waits
+ * for it, and a caller waits at most for the turns whose tickets were taken before it asked, and
+ * for its own turn's callers who asked before it.
  */
 export class TokenLock {
   private readonly db: Database.Database;
@@ -67,8 +100,10 @@ export class TokenLock {
     readonly ahead: Database.Statement<[number], Ticket>;
     readonly owners: Database.Statement<[], { owner: string }>;
   };
-  /** The end of this process's queue for the lock; it never rejects. */
+  /** The end of this process's queue of turns; it never rejects. */
   private tail: Promise<void> = Promise.resolve();
+  /** This process's turn that has a ticket and still waits for the lock: new callers join it. */
+  private pendingTurn: Turn | undefined;
 
   constructor(file: string) {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
@@ -102,55 +137,47 @@ export class TokenLock {
   }
 
   /**
-   * Runs `work` while holding the lock, released afterwards whatever `work` does. The caller's
-   * ticket is taken now: callers of every process get the lock in the order they asked. The wait,
-   * in the queue and then for the exclusion, ends after `waitLimitMs` with 503 KMS.0104; once `work`
-   * has started, it is not cut short.
+   * Runs `work` while holding the lock, released afterwards whatever `work` does. The caller joins
+   * this process's turn that is still waiting for the lock, or takes a ticket for a new turn now:
+   * turns of every process get the lock in the order their tickets were taken. The wait ends after
+   * `waitLimitMs` with 503 KMS.0104; once `work` has started, it is not cut short.
    */
   hold<T>(work: () => Promise<T> | T, waitLimitMs = WAIT_LIMIT_MS): Promise<T> {
-    const giveUpAt = Date.now() + waitLimitMs;
     return new Promise<T>((resolve, reject) => {
-      let ticket: number;
-      try {
-        ticket = Number(this.statements.take.run(this.self.name).lastInsertRowid);
-      } catch (error) {
-        reject(new KmsError('KMS.0104', { cause: error }));
-        return;
+      let turn = this.pendingTurn;
+      if (!turn || turn.callers.length >= MAX_CALLERS_PER_TURN) {
+        let ticket: number;
+        try {
+          ticket = Number(this.statements.take.run(this.self.name).lastInsertRowid);
+        } catch (error) {
+          reject(new KmsError('KMS.0104', { cause: error }));
+          return;
+        }
+        const created: Turn = { ticket, callers: [], ticketDropped: false };
+        turn = created;
+        this.pendingTurn = created;
+        this.tail = this.tail.then(() => this.serve(created)).catch(() => undefined); // serve never rejects; kept safe
       }
-      let turn: 'waiting' | 'started' | 'gave up' = 'waiting';
-      const timer = setTimeout(() => {
-        if (turn !== 'waiting') return;
-        turn = 'gave up';
-        this.dropTicket(ticket); // at once: the callers behind it must not wait for a caller that left
-        reject(lockTimeout(waitLimitMs));
-      }, waitLimitMs);
-      this.tail = this.tail
-        .then(async () => {
-          clearTimeout(timer);
-          if (turn === 'gave up') return; // its caller has had its 503: the next one's turn
-          turn = 'started';
-          try {
-            await this.waitForTurn(ticket, giveUpAt, waitLimitMs);
-            await this.acquire(giveUpAt, waitLimitMs);
-          } catch (error) {
-            this.dropTicket(ticket);
-            reject(error);
-            return;
-          }
+      const joined = turn;
+      const caller: Caller = {
+        state: 'waiting',
+        run: async () => {
           try {
             resolve(await work());
           } catch (error) {
             reject(error);
-          } finally {
-            // The exclusion first: the caller next in line finds it free once this ticket is gone.
-            try {
-              this.db.exec('COMMIT');
-            } finally {
-              this.dropTicket(ticket);
-            }
           }
-        })
-        .catch(() => undefined); // a failed COMMIT (the lock closed) must not stop the queue
+        },
+        fail: (error) => reject(error),
+        timer: setTimeout(() => {
+          if (caller.state !== 'waiting') return;
+          caller.state = 'gave up';
+          reject(lockTimeout(waitLimitMs));
+          // A turn nobody waits for any more leaves the queue at once: the callers behind it must not wait for it.
+          if (!hasWaiters(joined)) this.endTurn(joined);
+        }, waitLimitMs),
+      };
+      joined.callers.push(caller);
     });
   }
 
@@ -180,14 +207,64 @@ export class TokenLock {
     }
   }
 
-  /** Waits until no ticket of a living process is older than `ticket`, dropping those of dead ones. */
-  private async waitForTurn(ticket: number, giveUpAt: number, waitLimitMs: number): Promise<void> {
+  /**
+   * One turn: waits for its ticket to come first and for the exclusion, then runs its callers' work
+   * one after another (each caller's failure is its own) and releases. Never rejects.
+   */
+  private async serve(turn: Turn): Promise<void> {
+    const waiting = (): boolean => hasWaiters(turn);
+    if (!waiting()) return this.endTurn(turn);
+    let acquired = false;
+    try {
+      acquired = (await this.waitForTurn(turn.ticket, waiting)) && (await this.acquire(waiting));
+    } catch (error) {
+      this.endTurn(turn);
+      for (const caller of turn.callers) {
+        if (caller.state !== 'waiting') continue;
+        caller.state = 'gave up';
+        clearTimeout(caller.timer);
+        caller.fail(error);
+      }
+      return;
+    }
+    if (!acquired) return this.endTurn(turn); // every caller gave up meanwhile
+    if (this.pendingTurn === turn) this.pendingTurn = undefined; // callers from now on take the next turn
+    try {
+      for (const caller of turn.callers) {
+        if (caller.state !== 'waiting') continue;
+        caller.state = 'started';
+        clearTimeout(caller.timer);
+        await caller.run();
+      }
+    } finally {
+      // The exclusion first: the turn next in line finds it free once this ticket is gone.
+      try {
+        this.db.exec('COMMIT');
+      } finally {
+        this.endTurn(turn);
+      }
+    }
+  }
+
+  /** Closes `turn` to new callers and drops its ticket (once). */
+  private endTurn(turn: Turn): void {
+    if (this.pendingTurn === turn) this.pendingTurn = undefined;
+    if (turn.ticketDropped) return;
+    turn.ticketDropped = true;
+    this.dropTicket(turn.ticket);
+  }
+
+  /**
+   * Waits until no ticket of a living process is older than `ticket`, dropping those of dead ones.
+   * False when `waiting` says nobody waits for it any more.
+   */
+  private async waitForTurn(ticket: number, waiting: () => boolean): Promise<boolean> {
     let nextCheck = Date.now() + LIVENESS_CHECK_MS;
     let front: number | undefined;
     let wait = POLL_MIN_MS;
     for (;;) {
       const ahead = this.statements.ahead.get(ticket);
-      if (!ahead) return;
+      if (!ahead) return true;
       if (ahead.n !== front) {
         front = ahead.n; // the queue moved: look again soon
         wait = POLL_MIN_MS;
@@ -200,23 +277,24 @@ export class TokenLock {
           continue;
         }
       }
-      if (now >= giveUpAt) throw lockTimeout(waitLimitMs);
+      if (!waiting()) return false;
       await sleep(wait);
       wait = Math.min(wait * 2, POLL_MAX_MS);
     }
   }
 
-  private async acquire(giveUpAt: number, waitLimitMs: number): Promise<void> {
+  /** Takes the exclusion; false when `waiting` says nobody waits for it any more. */
+  private async acquire(waiting: () => boolean): Promise<boolean> {
     for (let wait = RETRY_MIN_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
       try {
         this.db.exec('BEGIN EXCLUSIVE');
-        return;
+        return true;
       } catch (error) {
         // Another process holds it: one of an older version that takes no ticket, or a holder that
         // has not committed yet.
         if (!isSqliteBusy(error)) throw error;
       }
-      if (Date.now() >= giveUpAt) throw lockTimeout(waitLimitMs);
+      if (!waiting()) return false;
       await sleep(wait);
     }
   }

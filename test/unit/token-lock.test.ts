@@ -132,6 +132,29 @@ describe('the token lock', () => {
       expect(order).toEqual([1, 2, 3].flatMap((round) => [`the other process, round ${round}`, `this process's second caller, round ${round}`]));
     });
 
+    it('serves the callers of a process who asked while its turn waited in that turn, before a turn that took its ticket later', async () => {
+      const child = startChild();
+      await child.printed('ready');
+      child.send('hold');
+      await child.printed('acquired');
+      const order: string[] = [];
+      const first = lock.hold(() => {
+        order.push('this process, first');
+      });
+      child.send('hold');
+      await child.printed('queued', 2); // the other process's second turn: its ticket comes after this process's turn
+      const joined = lock.hold(() => {
+        order.push('this process, second (joined the waiting turn)');
+      });
+      child.send('release');
+      await Promise.all([first, joined]);
+      await child.printed('acquired', 2);
+      order.push('the other process, second');
+      child.send('release');
+      await child.printed('released', 2);
+      expect(order).toEqual(['this process, first', 'this process, second (joined the waiting turn)', 'the other process, second']);
+    });
+
     it('passes over the ticket of a process killed (SIGKILL) while it waited, and takes the lock a killed holder had', async () => {
       const waiter = startChild();
       await waiter.printed('ready');
