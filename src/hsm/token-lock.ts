@@ -325,7 +325,9 @@ export class TokenLock {
     } catch (error) {
       probe.close();
       if (isSqliteBusy(error)) return true;
-      throw error;
+      // Not a database (a living process's file always is, empty): nothing holds it; it goes.
+      rmSync(file, { force: true });
+      return false;
     }
     // Removed while this probe holds it, so that no one else takes the file for a living one's.
     rmSync(file, { force: true });
