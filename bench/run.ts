@@ -622,19 +622,66 @@ async function hsmSeamRun(report: Record<string, unknown>): Promise<void> {
   }
 }
 
+interface Creation {
+  readonly ids: string[];
+  /** When each answer came, in ms since the start (in the order they came). */
+  readonly answeredAtMs: number[];
+  /** The CPU seconds the server's processes had used by then (when `serverPid` is given). */
+  readonly cpuSecondsAt: number[];
+}
+
 /** Creates `count` CMKs through the API, `parallel` at a time. */
-async function createKeys(url: string, credential: Credential, count: number, parallel = 16): Promise<string[]> {
+async function createKeys(url: string, credential: Credential, count: number, parallel = 16, serverPid?: number): Promise<Creation> {
   const ids: string[] = [];
+  const answeredAtMs: number[] = [];
+  const cpuSecondsAt: number[] = [];
+  const cpuBefore = serverPid === undefined ? 0 : treeCpuSeconds(serverPid);
+  const began = performance.now();
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count) {
       const index = next++;
       const created = (await call(url, credential, 'create-key', { key_alias: `scale-${index}` })) as { key_info: { key_id: string } };
       ids.push(created.key_info.key_id);
+      answeredAtMs.push(performance.now() - began);
+      // About 0.1 ms per answer (/proc of the service's three processes): small beside a creation.
+      if (serverPid !== undefined) cpuSecondsAt.push(treeCpuSeconds(serverPid) - cpuBefore);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
-  return ids;
+  return { ids, answeredAtMs, cpuSecondsAt };
+}
+
+interface CreationRate {
+  /** Keys in the token (created by this run) when the part began. */
+  readonly keysBefore: number;
+  readonly keysPerSecond: number;
+  /** CPU time of the service's processes per key created in the part: unlike the rate, not slowed by others' load on the machine. */
+  readonly serviceCpuMsPerKey: number | null;
+}
+
+/**
+ * How fast keys are created as the token fills: per tenth of the keys (at least 10 keys a part), the
+ * rate and the service's CPU per key over that part. The first part is the rate on an (almost)
+ * empty token, the last one the rate at `count` keys: the two stay close when a creation's cost does
+ * not grow with the token.
+ */
+function creationRates(creation: Creation): CreationRate[] {
+  const { answeredAtMs, cpuSecondsAt } = creation;
+  const part = Math.max(10, Math.ceil(answeredAtMs.length / 10));
+  const rates: CreationRate[] = [];
+  for (let from = 0; from < answeredAtMs.length; from += part) {
+    const to = Math.min(from + part, answeredAtMs.length) - 1;
+    const keys = to - from + 1;
+    const span = answeredAtMs[to]! - (from === 0 ? 0 : answeredAtMs[from - 1]!);
+    const cpu = cpuSecondsAt.length === 0 ? null : cpuSecondsAt[to]! - (from === 0 ? 0 : cpuSecondsAt[from - 1]!);
+    rates.push({
+      keysBefore: from,
+      keysPerSecond: Math.round((keys / span) * 1000 * 10) / 10,
+      serviceCpuMsPerKey: cpu === null ? null : Math.round((cpu / keys) * 1000 * 10) / 10,
+    });
+  }
+  return rates;
 }
 
 /** Data key speed and start-up time with 10, 1,000 and 10,000 CMKs in the token. */
@@ -645,6 +692,7 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
     readonly credential: Credential;
     readonly bodies: Array<{ endpoint: string; body: string }>;
     readonly creationSeconds: number;
+    readonly creationRates: CreationRate[];
   }
   const prepared: Prepared[] = [];
   const dataDirs: string[] = [];
@@ -656,15 +704,20 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
       dataDirs.push(dataDir);
       const first = await startKms(dataDir, { KMS_MAX_KEYS_PER_PROJECT: String(size + 10) });
       const began = Date.now();
-      const ids = await createKeys(first.server.url, first.credential, size).finally(() => first.server.stop());
+      const creation = await createKeys(first.server.url, first.credential, size, 16, first.server.child.pid).finally(() => first.server.stop());
+      const { ids } = creation;
       const creationSeconds = (Date.now() - began) / 1000;
+      const rates = creationRates(creation);
       const { server, credential } = await startKms(dataDir);
       // A key from the middle of the token, so that no lookup is lucky.
       const bodies = (await workload(server.url, credential, ids[Math.floor(ids.length / 2)]!)).filter(
         (entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey',
       );
-      prepared.push({ size, server, credential, bodies, creationSeconds });
-      console.log(`\n${size} CMKs in the token: start-up ${server.startupMs} ms (created in ${creationSeconds} s)`);
+      prepared.push({ size, server, credential, bodies, creationSeconds, creationRates: rates });
+      console.log(`\n${size} CMKs in the token: start-up ${server.startupMs} ms (created in ${creationSeconds} s, load average ${os.loadavg()[0]!.toFixed(1)})`);
+      console.log(
+        `  create-key as the token filled (from N keys: keys/s, service CPU ms per key): ${rates.map((rate) => `${rate.keysBefore}: ${rate.keysPerSecond}/s ${rate.serviceCpuMsPerKey} ms`).join(', ')}`,
+      );
     }
     const kmsPath = (entry: Prepared, endpoint: string): string => `/v1.0/${entry.credential.projectId}/kms/${endpoint}`;
     for (const entry of prepared) {
@@ -686,7 +739,14 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
         const own = rows.filter((row) => row.endpoint === endpoint);
         return { endpoint, requestsPerSecond: own.map((row) => row.requestsPerSecond), p99Ms: Math.max(...own.map((row) => row.p99Ms)) };
       });
-      return { keys: entry.size, startupMs: entry.server.startupMs, creationSeconds: entry.creationSeconds, peakPssMb: Math.max(...rows.map((row) => row.peakPssMb)), endpoints: byEndpoint };
+      return {
+        keys: entry.size,
+        startupMs: entry.server.startupMs,
+        creationSeconds: entry.creationSeconds,
+        creationRates: entry.creationRates,
+        peakPssMb: Math.max(...rows.map((row) => row.peakPssMb)),
+        endpoints: byEndpoint,
+      };
     });
     // The median: one round disturbed by something else on the machine must not move the figure.
     const medianRps = (values: number[]): number => Math.round(median(values));
@@ -697,7 +757,10 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
         const change = Math.round((medianRps(row.requestsPerSecond) / medianRps(baseline.endpoints[i]!.requestsPerSecond) - 1) * 100);
         return `${row.endpoint} ${medianRps(row.requestsPerSecond)} (${change >= 0 ? '+' : ''}${change}%, rounds ${row.requestsPerSecond.join('/')}, p99 ${row.p99Ms} ms)`;
       });
-      console.log(`  ${result.keys} CMKs: start-up ${result.startupMs} ms, peak PSS ${result.peakPssMb} MB; ${cells.join('; ')}`);
+      const rates = result.creationRates;
+      console.log(
+        `  ${result.keys} CMKs: created at ${rates[0]!.keysPerSecond} keys/s (${rates[0]!.serviceCpuMsPerKey} ms CPU a key) on an empty token, ${rates[rates.length - 1]!.keysPerSecond} keys/s (${rates[rates.length - 1]!.serviceCpuMsPerKey} ms) at ${result.keys}; start-up ${result.startupMs} ms, peak PSS ${result.peakPssMb} MB; ${cells.join('; ')}`,
+      );
     }
     report.scaling = { rounds, connections: peakConnections, results };
   } finally {

@@ -56,8 +56,12 @@ export interface KeyMaterial {
    * private, sensitive, never extractable, allowed only what the kind needs. Material the token
    * already holds for `ref` is kept instead (so a retry never makes a second object with the same
    * id). Throws KMS.0104 / KMS.0103.
+   *
+   * `fresh`: `ref`'s key id was made for this creation (a new CMK), so the token cannot hold its
+   * material yet and is not searched for it first (a search costs in proportion to the token's
+   * objects on some modules, SoftHSM's among them).
    */
-  generateKey(ref: MaterialRef, spec?: KeySpec): Promise<void>;
+  generateKey(ref: MaterialRef, spec?: KeySpec, options?: { readonly fresh?: boolean }): Promise<void>;
 
   /**
    * Destroys every object of `ref`. Returns false when none existed (already destroyed, by us or by

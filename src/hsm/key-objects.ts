@@ -15,6 +15,11 @@ import type { TokenLock } from './token-lock';
  * re-initialising the module) before it answers 404; at most once per this interval.
  */
 const REREAD_MIN_INTERVAL_MS = 1000;
+/**
+ * Material confirmed missing (by a re-read) is remembered for this many keys at most, the oldest
+ * forgotten first: a forgotten one costs one more re-read, never a wrong answer.
+ */
+const MAX_CONFIRMED_MISSING = 1024;
 
 function materialKey(ref: MaterialRef): string {
   return `${ref.keyId}/${ref.version}`;
@@ -32,6 +37,14 @@ function materialKey(ref: MaterialRef): string {
 export class KeyObjects {
   private readonly handles = new Map<string, Buffer>();
   private readonly rereads: RereadSchedule;
+  /**
+   * Material a re-read of the token did not show either, with the token lock's change mark at that
+   * moment: until another process of the service changes the token (every change is made under
+   * the lock) or this one makes the material, a request for it is answered KMS.0207 at once, without
+   * a search or another re-read (a client asking again and again for such a key made its worker
+   * re-initialise the module and read the whole token once a second). Bounded: MAX_CONFIRMED_MISSING.
+   */
+  private readonly confirmedMissing = new Map<string, number>();
 
   constructor(
     private readonly runner: () => SessionRunner,
@@ -85,20 +98,56 @@ export class KeyObjects {
 
   /**
    * Generates `ref`'s material of `kind`, or keeps what the token holds for it already. Under the
-   * token lock, after a fresh look: that brings this process's view of the token up to date before
-   * the write (see TokenLock), and a retry after a failure that came once the HSM had made the key
+   * token lock, after a fresh look (see TokenLock): a look brings this process's view of the token
+   * up to date before the write, and a retry after a failure that came once the HSM had made the key
    * finds that key instead of making a second one.
+   *
+   * With `fresh` (a key id made for this creation, which no material can have yet) the first try
+   * does not search the token: a search reads every object of a file-backed token (SoftHSM opens
+   * and reads each object's file and the token's generation file per object), which made every
+   * creation cost in proportion to the keys already there. The look that refreshes the view is then
+   * a read of one object this process knows (see refreshView); a retry inside the runner (after a
+   * lost session or a module recovery) searches as before, since the failed try may have made the
+   * object.
    */
-  async generate(ref: MaterialRef, kind: KeyKind): Promise<void> {
-    await this.changingToken(() =>
-      this.runner().run('generate key', async (session) => {
-        const existing = this.findAll(session, ref)[0];
+  async generate(ref: MaterialRef, kind: KeyKind, fresh = false): Promise<void> {
+    await this.changingToken(() => {
+      let tries = 0;
+      return this.runner().run('generate key', async (session) => {
+        tries++;
+        let existing: Buffer | undefined;
+        if (fresh && tries === 1) this.refreshView(session);
+        else existing = this.findAll(session, ref)[0];
         const handle = existing ?? (await kind.generate(session, ref))[0];
         // Cached before the session goes back, so a module re-initialisation (which waits for every
         // session) cannot run in between and leave a handle of the old module in the cache.
         if (handle) this.handles.set(materialKey(ref), handle);
-      }),
-    );
+        this.confirmedMissing.delete(materialKey(ref));
+      });
+    });
+  }
+
+  /**
+   * Makes the module look at the token again, in time proportional to what changed, not to the
+   * token: SoftHSM re-reads its token directory (only when another process moved the token's
+   * generation counter) whenever one of its objects is read. Any object of ours will do; when this
+   * process knows none, a search does it (the token then holds none of ours to read).
+   */
+  private refreshView(session: graphene.Session): void {
+    const known = this.handles.entries().next();
+    if (known.done) {
+      session.find(ALL_SECRET_KEYS_TEMPLATE);
+      return;
+    }
+    const [cacheKey, handle] = known.value;
+    try {
+      new graphene.SessionObject(handle, session, session.lib).getAttribute({ class: null });
+    } catch (error) {
+      if (classifyCkr(error) !== 'handle') throw error;
+      // Its object was destroyed elsewhere: reading it still made the module look, which is what
+      // counts here; the handle is dropped (its key's next use looks it up afresh).
+      this.handles.delete(cacheKey);
+    }
   }
 
   /**
@@ -141,7 +190,25 @@ export class KeyObjects {
     // The first attempt without an async frame of its own (this runs on every encryption); a
     // failure goes on in retry(), which decides between a fresh lookup, a re-read and KMS.0207.
     const cached = this.handles.get(cacheKey);
+    if (cached === undefined && this.stillMissing(cacheKey)) return Promise.reject(new KmsError('KMS.0207', { cause: new MaterialMissing(cacheKey) }));
     return this.attempt(cacheKey, ref, what, operation).catch((error: unknown) => this.retry(error, cached !== undefined, cacheKey, ref, what, operation));
+  }
+
+  /** Whether `cacheKey` was confirmed missing and nothing changed the token since (else it is forgotten). */
+  private stillMissing(cacheKey: string): boolean {
+    const mark = this.confirmedMissing.get(cacheKey);
+    if (mark === undefined) return false;
+    if (mark === this.writeLock?.changesElsewhere()) return true;
+    this.confirmedMissing.delete(cacheKey);
+    return false;
+  }
+
+  private confirmMissing(cacheKey: string, mark: number | undefined): void {
+    // Without the lock there is no signal of other processes' changes: nothing is remembered then.
+    if (mark === undefined) return;
+    this.confirmedMissing.delete(cacheKey);
+    if (this.confirmedMissing.size >= MAX_CONFIRMED_MISSING) this.confirmedMissing.delete(this.confirmedMissing.keys().next().value!);
+    this.confirmedMissing.set(cacheKey, mark);
   }
 
   private async retry<T>(
@@ -154,13 +221,19 @@ export class KeyObjects {
   ): Promise<T> {
     let error = firstError;
     let reread = false;
+    /** The token lock's change mark before the look that followed the re-read. */
+    let markAfterReread: number | undefined;
     let cached = hadCachedHandle;
     for (let attempt = 1; ; attempt++) {
       if (error instanceof MaterialMissing) {
-        if (reread) throw new KmsError('KMS.0207', { cause: error });
+        if (reread) {
+          this.confirmMissing(cacheKey, markAfterReread);
+          throw new KmsError('KMS.0207', { cause: error });
+        }
         // No session is held here: the re-read waits for every session to come back.
         reread = true;
         await this.rereads.after();
+        markAfterReread = this.writeLock?.changesElsewhere();
       } else {
         if (error instanceof KmsError || classifyCkr(error) !== 'handle') throw error;
         this.handles.delete(cacheKey);

@@ -147,10 +147,10 @@ export class Pkcs11Hsm implements Hsm {
     return this.keys.list();
   }
 
-  generateKey(ref: MaterialRef, spec: KeySpec = 'AES_256'): Promise<void> {
+  generateKey(ref: MaterialRef, spec: KeySpec = 'AES_256', options: { readonly fresh?: boolean } = {}): Promise<void> {
     const kind = KEY_KINDS.get(spec);
     if (!kind) return Promise.reject(new KmsError('KMS.0103', { cause: new Error(`key spec ${spec} is not implemented behind the HSM seam`) }));
-    return keepContract(this.keys.generate(ref, kind));
+    return keepContract(this.keys.generate(ref, kind, options.fresh === true));
   }
 
   destroyKey(ref: MaterialRef): Promise<boolean> {

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
 import { createPrivateFile } from '../file-modes';
@@ -5,12 +8,51 @@ import { isSqliteBusy } from '../store/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;
+/** How often the first waiter of a process looks whether its turn has come (doubling up to the cap). */
+const POLL_MIN_MS = 1;
+const POLL_MAX_MS = 8;
+/** How often a waiter asks whether the process whose ticket is ahead of it still lives. */
+const LIVENESS_CHECK_MS = 100;
+/** The queue's writes take microseconds: a writer that meets another's waits for it, this long at most. */
+const QUEUE_BUSY_TIMEOUT_MS = 1000;
+/**
+ * Callers of one process that ask while its turn still waits for the lock join that turn, up to this
+ * many (see TokenLock): the turn of another process that asked in between waits for them too.
+ */
+const MAX_CALLERS_PER_TURN = 16;
 /** A holder that takes longer than this (a hung HSM call) makes the others give up with a 503. */
 const WAIT_LIMIT_MS = 30_000;
 
+/** The names of liveness files (their SQLite journals, and files of anything else, are not). */
+const LIVENESS_FILE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+interface Ticket {
+  readonly n: number;
+  readonly owner: string;
+}
+
+/** One caller of {@link TokenLock.hold}. */
+interface Caller {
+  state: 'waiting' | 'started' | 'gave up';
+  readonly run: () => Promise<void>;
+  readonly fail: (error: unknown) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** A process's turn with the lock: one ticket, and the callers who asked while it waited. */
+interface Turn {
+  readonly ticket: number;
+  readonly callers: Caller[];
+  ticketDropped: boolean;
+}
+
+function hasWaiters(turn: Turn): boolean {
+  return turn.callers.some((caller) => caller.state === 'waiting');
+}
+
 /**
  * A lock that every process of one service holds while it changes the token: creating the embedded
- * token, generating or destroying key objects.
+ * token, generating or destroying key objects. First come, first served, across the processes.
  *
  * Why it exists: SoftHSM's file store keeps each process's view of the token in memory and re-reads
  * the token directory only when the token's generation counter moved. A process that writes an
@@ -23,14 +65,46 @@ const WAIT_LIMIT_MS = 30_000;
  * directory (with a network HSM, one round trip at a time), which is rare beside data-key traffic.
  * It does not replace the re-read of the token on a miss that the HSM layer does for any module.
  *
- * It is an exclusive transaction on a small SQLite file: the operating system releases it the moment
- * its holder dies, so a process killed while holding it never leaves a stale lock behind (lock files
- * and lock directories need a staleness guess). Inside one process, holders queue on a promise chain.
+ * The exclusion is an exclusive transaction on a small SQLite file (`file`): the operating system
+ * releases it the moment its holder dies, so a process killed while holding it never leaves a stale
+ * lock behind (lock files and lock directories need a staleness guess).
+ *
+ * The order is a queue of tickets beside it (`file`-queue, SQLite in WAL mode): every caller takes a
+ * ticket when it asks, and only the caller whose ticket is the oldest takes the exclusion. (Alone,
+ * the exclusion favoured whoever retried at the right moment: a process whose callers queued behind
+ * its own holder took it again at once, and another process's callers, retrying every few tens of
+ * milliseconds, could wait past the limit.) A ticket names its process's liveness file, in
+ * `file`-processes/, on which that process holds an exclusive transaction for as long as it lives:
+ * a waiter whose turn does not come asks, every so often, whether the process ahead of it still
+ * holds its file, and drops the tickets of one that died (SIGKILL included), without a guess.
+ *
+ * Inside one process, callers queue in turns, each with one ticket, and only the first turn polls.
+ * A caller that asks while its process's turn still waits for its ticket to come first joins that
+ * turn (up to MAX_CALLERS_PER_TURN), and the turn runs its callers' work one after another under one
+ * hold: on SoftHSM, the first write of a process after another process wrote makes its module
+ * re-read the token directory (about 10 µs of CPU per object, 0.1 s at 12,600 objects, AMD EPYC),
+ * and strict alternation between two workers paid that on every other key. So the order is first
+ * come, first served between turns: a turn that took its ticket after another process's turn waits
+ * for it, and a caller waits at most for the turns whose tickets were taken before it asked, and
+ * for its own turn's callers who asked before it.
  */
 export class TokenLock {
   private readonly db: Database.Database;
-  /** The end of this process's queue for the lock; it never rejects. */
+  private readonly queue: Database.Database;
+  private readonly processDir: string;
+  /** This process's liveness file: its name (what its tickets say) and the transaction held on it. */
+  private readonly self: { readonly name: string; readonly db: Database.Database };
+  private readonly statements: {
+    readonly take: Database.Statement<[string]>;
+    readonly drop: Database.Statement<[number]>;
+    readonly dropOwner: Database.Statement<[string]>;
+    readonly ahead: Database.Statement<[number], Ticket>;
+    readonly owners: Database.Statement<[], { owner: string }>;
+  };
+  /** The end of this process's queue of turns; it never rejects. */
   private tail: Promise<void> = Promise.resolve();
+  /** This process's turn that has a ticket and still waits for the lock: new callers join it. */
+  private pendingTurn: Turn | undefined;
 
   constructor(file: string) {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
@@ -38,59 +112,273 @@ export class TokenLock {
     // every other connection (nothing ever writes to it).
     createPrivateFile(file);
     this.db = new Database(file, { timeout: 0 });
+    this.processDir = `${file}-processes`;
+    mkdirSync(this.processDir, { recursive: true, mode: 0o700 });
+    createPrivateFile(`${file}-queue`);
+    this.queue = new Database(`${file}-queue`, { timeout: QUEUE_BUSY_TIMEOUT_MS });
+    try {
+      this.queue.pragma('journal_mode = WAL');
+      // The queue says who waits now; after a power loss its last changes may be lost, never its consistency.
+      this.queue.pragma('synchronous = NORMAL');
+      this.queue.exec('CREATE TABLE IF NOT EXISTS tickets (n INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL)');
+      this.statements = {
+        take: this.queue.prepare('INSERT INTO tickets (owner) VALUES (?)'),
+        drop: this.queue.prepare('DELETE FROM tickets WHERE n = ?'),
+        dropOwner: this.queue.prepare('DELETE FROM tickets WHERE owner = ?'),
+        ahead: this.queue.prepare<[number], Ticket>('SELECT n, owner FROM tickets WHERE n < ? ORDER BY n LIMIT 1'),
+        owners: this.queue.prepare<[], { owner: string }>('SELECT DISTINCT owner FROM tickets'),
+      };
+      this.self = claimLivenessFile(this.processDir);
+      this.sweep();
+    } catch (error) {
+      this.queue.close();
+      this.db.close();
+      throw error;
+    }
   }
 
   /**
-   * Runs `work` while holding the lock, released afterwards whatever `work` does. The wait for the
-   * lock, in this process's queue and then for the other processes, ends after `waitLimitMs` with
-   * 503 KMS.0104; once `work` has started, it is not cut short.
+   * Runs `work` while holding the lock, released afterwards whatever `work` does. The caller joins
+   * this process's turn that is still waiting for the lock, or takes a ticket for a new turn now:
+   * turns of every process get the lock in the order their tickets were taken. The wait ends after
+   * `waitLimitMs` with 503 KMS.0104; once `work` has started, it is not cut short.
    */
   hold<T>(work: () => Promise<T> | T, waitLimitMs = WAIT_LIMIT_MS): Promise<T> {
-    const giveUpAt = Date.now() + waitLimitMs;
     return new Promise<T>((resolve, reject) => {
-      let turn: 'waiting' | 'started' | 'gave up' = 'waiting';
-      const timer = setTimeout(() => {
-        if (turn !== 'waiting') return;
-        turn = 'gave up';
-        reject(lockTimeout(waitLimitMs));
-      }, waitLimitMs);
-      this.tail = this.tail.then(async () => {
-        clearTimeout(timer);
-        if (turn === 'gave up') return; // its caller has had its 503: the next one's turn
-        turn = 'started';
+      let turn = this.pendingTurn;
+      if (!turn || turn.callers.length >= MAX_CALLERS_PER_TURN) {
+        let ticket: number;
         try {
-          await this.acquire(giveUpAt, waitLimitMs);
+          ticket = Number(this.statements.take.run(this.self.name).lastInsertRowid);
         } catch (error) {
-          reject(error);
+          reject(new KmsError('KMS.0104', { cause: error }));
           return;
         }
-        try {
-          resolve(await work());
-        } catch (error) {
-          reject(error);
-        } finally {
-          this.db.exec('COMMIT');
-        }
-      }).catch(() => undefined); // a failed COMMIT (the lock closed) must not stop the queue
+        const created: Turn = { ticket, callers: [], ticketDropped: false };
+        turn = created;
+        this.pendingTurn = created;
+        this.tail = this.tail.then(() => this.serve(created)).catch(() => undefined); // serve never rejects; kept safe
+      }
+      const joined = turn;
+      const caller: Caller = {
+        state: 'waiting',
+        run: async () => {
+          try {
+            resolve(await work());
+          } catch (error) {
+            reject(error);
+          }
+        },
+        fail: (error) => reject(error),
+        timer: setTimeout(() => {
+          if (caller.state !== 'waiting') return;
+          caller.state = 'gave up';
+          reject(lockTimeout(waitLimitMs));
+          // A turn nobody waits for any more leaves the queue at once: the callers behind it must not wait for it.
+          if (!hasWaiters(joined)) this.endTurn(joined);
+        }, waitLimitMs),
+      };
+      joined.callers.push(caller);
     });
+  }
+
+  /**
+   * A number that changes whenever another process (or another TokenLock on the same file) has
+   * taken or left the queue since: every change of the token by another process of the service is
+   * made under this lock, so while this number stays the same, none was (PRAGMA data_version).
+   */
+  changesElsewhere(): number {
+    return this.queue.pragma('data_version', { simple: true }) as number;
   }
 
   close(): void {
     if (this.db.open) this.db.close();
+    if (this.queue.open) {
+      try {
+        this.statements.dropOwner.run(this.self.name);
+      } catch {
+        // Best effort: the others drop the tickets of a process whose liveness file is free.
+      }
+      this.queue.close();
+    }
+    if (this.self.db.open) {
+      this.self.db.close();
+      rmSync(path.join(this.processDir, this.self.name), { force: true });
+      rmSync(path.join(this.processDir, `${this.self.name}-journal`), { force: true });
+    }
   }
 
-  private async acquire(giveUpAt: number, waitLimitMs: number): Promise<void> {
+  /**
+   * One turn: waits for its ticket to come first and for the exclusion, then runs its callers' work
+   * one after another (each caller's failure is its own) and releases. Never rejects.
+   */
+  private async serve(turn: Turn): Promise<void> {
+    const waiting = (): boolean => hasWaiters(turn);
+    if (!waiting()) return this.endTurn(turn);
+    let acquired = false;
+    try {
+      acquired = (await this.waitForTurn(turn.ticket, waiting)) && (await this.acquire(waiting));
+    } catch (error) {
+      this.endTurn(turn);
+      for (const caller of turn.callers) {
+        if (caller.state !== 'waiting') continue;
+        caller.state = 'gave up';
+        clearTimeout(caller.timer);
+        caller.fail(error);
+      }
+      return;
+    }
+    if (!acquired) return this.endTurn(turn); // every caller gave up meanwhile
+    if (this.pendingTurn === turn) this.pendingTurn = undefined; // callers from now on take the next turn
+    try {
+      for (const caller of turn.callers) {
+        if (caller.state !== 'waiting') continue;
+        caller.state = 'started';
+        clearTimeout(caller.timer);
+        await caller.run();
+      }
+    } finally {
+      // The exclusion first: the turn next in line finds it free once this ticket is gone.
+      try {
+        this.db.exec('COMMIT');
+      } finally {
+        this.endTurn(turn);
+      }
+    }
+  }
+
+  /** Closes `turn` to new callers and drops its ticket (once). */
+  private endTurn(turn: Turn): void {
+    if (this.pendingTurn === turn) this.pendingTurn = undefined;
+    if (turn.ticketDropped) return;
+    turn.ticketDropped = true;
+    this.dropTicket(turn.ticket);
+  }
+
+  /**
+   * Waits until no ticket of a living process is older than `ticket`, dropping those of dead ones.
+   * False when `waiting` says nobody waits for it any more.
+   */
+  private async waitForTurn(ticket: number, waiting: () => boolean): Promise<boolean> {
+    let nextCheck = Date.now() + LIVENESS_CHECK_MS;
+    let front: number | undefined;
+    let wait = POLL_MIN_MS;
+    for (;;) {
+      const ahead = this.statements.ahead.get(ticket);
+      if (!ahead) return true;
+      if (ahead.n !== front) {
+        front = ahead.n; // the queue moved: look again soon
+        wait = POLL_MIN_MS;
+      }
+      const now = Date.now();
+      if (now >= nextCheck) {
+        nextCheck = now + LIVENESS_CHECK_MS;
+        if (!this.ownerAlive(ahead.owner)) {
+          this.statements.dropOwner.run(ahead.owner);
+          continue;
+        }
+      }
+      if (!waiting()) return false;
+      await sleep(wait);
+      wait = Math.min(wait * 2, POLL_MAX_MS);
+    }
+  }
+
+  /** Takes the exclusion; false when `waiting` says nobody waits for it any more. */
+  private async acquire(waiting: () => boolean): Promise<boolean> {
     for (let wait = RETRY_MIN_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
       try {
         this.db.exec('BEGIN EXCLUSIVE');
-        return;
+        return true;
       } catch (error) {
-        if (!isSqliteBusy(error)) throw error; // another process holds it
+        // Another process holds it: one of an older version that takes no ticket, or a holder that
+        // has not committed yet.
+        if (!isSqliteBusy(error)) throw error;
       }
-      if (Date.now() >= giveUpAt) throw lockTimeout(waitLimitMs);
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!waiting()) return false;
+      await sleep(wait);
     }
   }
+
+  private dropTicket(ticket: number): void {
+    try {
+      this.statements.drop.run(ticket);
+    } catch {
+      // The queue is closed or busy past its timeout: the ticket goes with this process's liveness file.
+    }
+  }
+
+  /**
+   * Whether the process that wrote `owner`'s tickets still lives: it holds an exclusive transaction
+   * on its liveness file as long as it does. A dead one's file is removed here.
+   */
+  private ownerAlive(owner: string): boolean {
+    if (owner === this.self.name) return true;
+    const file = path.join(this.processDir, owner);
+    let probe: Database.Database;
+    try {
+      probe = new Database(file, { timeout: 0, fileMustExist: true });
+    } catch {
+      return false; // no file: its process is gone and was swept already
+    }
+    try {
+      probe.exec('BEGIN EXCLUSIVE');
+    } catch (error) {
+      probe.close();
+      if (isSqliteBusy(error)) return true;
+      // Not a database (a living process's file always is, empty): nothing holds it; it goes.
+      rmSync(file, { force: true });
+      return false;
+    }
+    // Removed while this probe holds it, so that no one else takes the file for a living one's.
+    rmSync(file, { force: true });
+    probe.close();
+    rmSync(`${file}-journal`, { force: true });
+    return false;
+  }
+
+  /** Drops the tickets and liveness files of processes that died (each start does it: the folder stays small). */
+  private sweep(): void {
+    const files = readdirSync(this.processDir).filter((name) => LIVENESS_FILE.test(name));
+    const owners = new Set([...files, ...this.statements.owners.all().map((row) => row.owner)]);
+    for (const owner of owners) {
+      if (!this.ownerAlive(owner)) this.statements.dropOwner.run(owner);
+    }
+  }
+}
+
+/**
+ * Creates this process's liveness file and holds an exclusive transaction on it. A sweep by another
+ * process may remove a file between its creation and its lock (it takes it for a dead one's): then
+ * another is made.
+ */
+function claimLivenessFile(dir: string): { name: string; db: Database.Database } {
+  for (;;) {
+    const name = randomUUID();
+    const file = path.join(dir, name);
+    closeSync(openSync(file, 'wx', 0o600));
+    const db = new Database(file, { timeout: 0 });
+    try {
+      // Nothing is ever written to it: no journal file beside it.
+      db.pragma('journal_mode = MEMORY');
+      db.exec('BEGIN EXCLUSIVE');
+    } catch (error) {
+      db.close();
+      if (isSqliteBusy(error)) continue;
+      throw error;
+    }
+    if (existsSync(file)) return { name, db };
+    db.close();
+  }
+}
+
+/** Creates `file` empty with mode 0600 unless it exists (SQLite would make it 0644 less the umask). */
+function createPrivateFile(file: string): void {
+  closeSync(openSync(file, 'a', 0o600));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function lockTimeout(waitLimitMs: number): KmsError {

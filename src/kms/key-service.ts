@@ -110,7 +110,8 @@ export class KeyService {
     const material = { keyId: record.keyId, version: record.materialVersion };
     const undo = { requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId };
     try {
-      await hsm.generateKey(material);
+      // Fresh: the key id was made just now, so the token is not searched for its material first.
+      await hsm.generateKey(material, 'AES_256', { fresh: true });
     } catch (error) {
       // The HSM may have made the key before failing: destroy it, then forget the record. If that
       // fails too, the record stays invisible and reconciliation finishes the job, material first.

@@ -2,6 +2,9 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as graphene from 'graphene-pk11';
+import { tokenLockFile } from '../../src/hsm/open-hsm';
+import { TokenLock } from '../../src/hsm/token-lock';
 import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
@@ -65,5 +68,71 @@ describe('a key another process put in the shared token', () => {
       code: 'KMS.0207',
     });
     expect(await t.service.hsm.hasKey({ keyId: randomUUID(), version: 0 })).toBe(false);
+  });
+});
+
+describe('a new key (a fresh key id)', () => {
+  it('is made without a search of the token, whose cost grows with its objects', async () => {
+    await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 }); // the process knows a key now
+    const finds = jest.spyOn(graphene.Session.prototype, 'find');
+    try {
+      const ref = { keyId: randomUUID(), version: 0 };
+      await t.service.hsm.generateKey(ref, 'AES_256', { fresh: true });
+      expect(finds).not.toHaveBeenCalled();
+      const sealed = await t.service.hsm.encrypt(ref, Buffer.from('fresh'), Buffer.alloc(0));
+      expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('fresh');
+      // A key id that may have material already is looked for first, as before.
+      await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 });
+      expect(finds).toHaveBeenCalled();
+    } finally {
+      finds.mockRestore();
+    }
+  });
+
+  it('still leaves this process seeing what another process wrote before it', async () => {
+    await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 });
+    const before = { keyId: randomUUID(), version: 0 };
+    await writeElsewhere([before.keyId]);
+    // This write moves the token's generation counter: without a look first, this process's SoftHSM
+    // would skip past the other's object and need a re-read of the whole token to find it.
+    await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 }, 'AES_256', { fresh: true });
+    const rereads = t.service.hsm.state().rereads;
+    const sealed = await t.service.hsm.encrypt(before, Buffer.from('seen'), Buffer.alloc(0));
+    expect((await t.service.hsm.decrypt(before, sealed, Buffer.alloc(0))).toString()).toBe('seen');
+    expect(t.service.hsm.state().rereads).toBe(rereads);
+  });
+});
+
+describe('a key whose object was destroyed behind the service\'s back', () => {
+  it('costs one re-read of the token, not one per request, until the token changes; then it is found again', async () => {
+    const ref = { keyId: randomUUID(), version: 0 };
+    await t.service.hsm.generateKey(ref);
+    await t.service.hsm.encrypt(ref, Buffer.from('cached'), Buffer.alloc(0)); // its handle is cached now
+    side.withSession((session) => side.destroy(session, side.findKey(session, ref)!));
+    const rereads = t.service.hsm.state().rereads;
+    await expect(t.service.hsm.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
+    expect(t.service.hsm.state().rereads).toBe(rereads + 1);
+
+    const finds = jest.spyOn(graphene.Session.prototype, 'find');
+    try {
+      for (let request = 0; request < 4; request++) {
+        await expect(t.service.hsm.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
+      }
+      // Answered from memory: neither a search of the token nor a re-read.
+      expect(finds).not.toHaveBeenCalled();
+      expect(t.service.hsm.state().rereads).toBe(rereads + 1);
+    } finally {
+      finds.mockRestore();
+    }
+
+    // Another process of the service makes the material again, under the token lock (as every process of the service writes).
+    const otherProcess = new TokenLock(tokenLockFile(t.config.dataDir));
+    try {
+      await otherProcess.hold(() => writeElsewhere([ref.keyId]));
+    } finally {
+      otherProcess.close();
+    }
+    const sealed = await t.service.hsm.encrypt(ref, Buffer.from('back'), Buffer.alloc(0));
+    expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('back');
   });
 });
