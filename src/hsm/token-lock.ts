@@ -372,11 +372,6 @@ function claimLivenessFile(dir: string): { name: string; db: Database.Database }
   }
 }
 
-/** Creates `file` empty with mode 0600 unless it exists (SQLite would make it 0644 less the umask). */
-function createPrivateFile(file: string): void {
-  closeSync(openSync(file, 'a', 0o600));
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
