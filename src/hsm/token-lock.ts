@@ -105,6 +105,14 @@ export class TokenLock {
   private tail: Promise<void> = Promise.resolve();
   /** This process's turn that has a ticket and still waits for the lock: new callers join it. */
   private pendingTurn: Turn | undefined;
+  /**
+   * This process's tickets whose turn ended but whose DELETE failed (a full disk, a queue busy past
+   * its timeout): tried again before each new ticket and while any turn waits. Without this, such a
+   * ticket would stay ahead of every later turn of every process (its owner lives), until a restart.
+   * A timer tries them too, so that the other processes' turns do not wait for this one's next.
+   */
+  private readonly undropped = new Set<number>();
+  private dropRetry: NodeJS.Timeout | undefined;
 
   constructor(file: string) {
     // timeout 0: a busy lock is retried here, asynchronously, instead of blocking the event loop.
@@ -147,6 +155,7 @@ export class TokenLock {
     return new Promise<T>((resolve, reject) => {
       let turn = this.pendingTurn;
       if (!turn || turn.callers.length >= MAX_CALLERS_PER_TURN) {
+        this.retryDrops();
         let ticket: number;
         try {
           ticket = Number(this.statements.take.run(this.self.name).lastInsertRowid);
@@ -192,6 +201,8 @@ export class TokenLock {
   }
 
   close(): void {
+    clearTimeout(this.dropRetry);
+    this.undropped.clear();
     if (this.db.open) this.db.close();
     if (this.queue.open) {
       try {
@@ -264,6 +275,7 @@ export class TokenLock {
     let front: number | undefined;
     let wait = POLL_MIN_MS;
     for (;;) {
+      this.retryDrops();
       const ahead = this.statements.ahead.get(ticket);
       if (!ahead) return true;
       if (ahead.n !== front) {
@@ -303,9 +315,21 @@ export class TokenLock {
   private dropTicket(ticket: number): void {
     try {
       this.statements.drop.run(ticket);
+      this.undropped.delete(ticket);
     } catch {
-      // The queue is closed or busy past its timeout: the ticket goes with this process's liveness file.
+      // The queue is busy past its timeout or cannot be written: tried again (retryDrops), and at
+      // the latest the ticket goes with this process's liveness file when it ends.
+      if (!this.queue.open) return;
+      this.undropped.add(ticket);
+      this.dropRetry ??= setTimeout(() => {
+        this.dropRetry = undefined;
+        this.retryDrops();
+      }, POLL_MAX_MS).unref();
     }
+  }
+
+  private retryDrops(): void {
+    for (const ticket of this.undropped) this.dropTicket(ticket);
   }
 
   /**

@@ -2,6 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { TokenLock } from '../../src/hsm/token-lock';
 
 describe('the token lock', () => {
@@ -45,6 +46,27 @@ describe('the token lock', () => {
       other.close();
     }
     await expect(lock.hold(() => 'after')).resolves.toBe('after');
+  });
+
+  it('drops a ticket whose DELETE failed once the queue can be written again: it does not block every later turn', async () => {
+    const other = new TokenLock(path.join(dir, 'hsm.lock'));
+    // A writer on the queue past its busy timeout, from the moment the work runs: the turn's end
+    // cannot delete its ticket (SQLITE_BUSY after 1 s).
+    const blocker = new Database(path.join(dir, 'hsm.lock-queue'));
+    try {
+      await lock.hold(() => {
+        blocker.exec('BEGIN IMMEDIATE');
+      });
+      // The turn ends after its caller is told: its DELETE waits out the busy timeout, and fails.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      blocker.exec('COMMIT');
+      // The ticket's owner lives, so nothing but its own process can drop it.
+      await expect(other.hold(() => 'after', 5000)).resolves.toBe('after');
+    } finally {
+      if (blocker.inTransaction) blocker.exec('ROLLBACK');
+      blocker.close();
+      other.close();
+    }
   });
 
   it('passes on what the work throws and stays usable', async () => {
