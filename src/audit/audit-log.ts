@@ -173,6 +173,14 @@ export class AuditLog {
   private readonly idleWaiters: Array<() => void> = [];
   /** The last write or sync failure, until an attempt succeeds again: new operations are refused meanwhile. */
   private failure: Error | undefined;
+  /**
+   * A failed fdatasync, for good: Linux reports a writeback error once and marks the pages it could
+   * not write clean, so a later fdatasync that succeeds says nothing of the lines the failed one
+   * covered (they may be gone from the disk, the chain cut in its middle). As PostgreSQL does after
+   * a failed fsync, nothing is answered as audited again in this process; a restart reads the file
+   * as it is on disk.
+   */
+  private syncFailure: Error | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -206,6 +214,9 @@ export class AuditLog {
     if (this.fd === undefined) throw new KmsError('KMS.0104', { cause: new Error('the audit log is closed') });
     const failure = this.failure;
     if (failure === undefined) return;
+    if (this.syncFailure !== undefined) {
+      throw new KmsError('KMS.0104', { cause: new Error('the audit log could not be synced; restart the service', { cause: this.syncFailure }) });
+    }
     if (!this.writing) this.flush();
     throw new KmsError('KMS.0104', { cause: new Error('the audit log cannot be written', { cause: failure }) });
   }
@@ -252,7 +263,10 @@ export class AuditLog {
     const started = performance.now();
     writeAll(fd, batch, 0, (written, writeError) => {
       if (writeError || this.sync === 'batch') return this.finish(batch, written, writeError, started, waiting);
-      fdatasync(fd, (syncError) => this.finish(batch, written, syncError ?? undefined, started, waiting));
+      fdatasync(fd, (syncError) => {
+        if (syncError) this.syncFailure = syncError;
+        this.finish(batch, written, syncError ?? undefined, started, waiting);
+      });
     });
   }
 
@@ -289,6 +303,7 @@ export class AuditLog {
    * synced (a device or a pipe), so that the caller does not claim what it cannot know.
    */
   syncNow(): boolean {
+    if (this.syncFailure !== undefined) return false;
     if (this.fd === undefined) return true;
     try {
       fsyncSync(this.fd);

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -56,5 +57,41 @@ describe.each(['always', 'batch'] as AuditSync[])('the audit log, KMS_AUDIT_SYNC
     // Appended while the log cannot be written: told at once, kept for the next attempt.
     expect(await log.append(record('later'))).toMatchObject({ code: 'ENOSPC' });
     await expect(log.close()).rejects.toThrow('could not be written before closing');
+  });
+});
+
+describe('the audit log after a failed fdatasync (KMS_AUDIT_SYNC=always)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-audit-log-'));
+  });
+  // The module's own property (the code under test reads fs.fdatasync when it calls it).
+  const realFdatasync = fs.fdatasync;
+  afterEach(() => {
+    fs.fdatasync = realFdatasync;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('never counts an operation as audited again in this process: a later fdatasync that succeeds does not vouch for the lines the failed one covered', async () => {
+    const log = new AuditLog(path.join(dir, 'audit.log'), { sync: 'always' });
+    // Linux answers a writeback error once (EIO), and the next fdatasync of the same file succeeds.
+    let failed = false;
+    fs.fdatasync = ((fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+      if (failed) return realFdatasync(fd, callback);
+      failed = true;
+      callback(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    }) as typeof fs.fdatasync;
+    expect(await log.append(record('unsynced'))).toMatchObject({ code: 'EIO' });
+    expect(log.writable).toBe(false);
+    // Asked again and again (each operation, each readiness probe): still refused, never retried into a success.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      expect(() => log.checkWritable()).toThrow(expect.objectContaining({ code: 'KMS.0104' }));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(log.writable).toBe(false);
+    expect(await log.append(record('after'))).toMatchObject({ code: 'EIO' });
+    // Nor is its head offered as synced for an anchor.
+    expect(log.syncNow()).toBe(false);
+    await log.close().catch(() => undefined);
   });
 });
