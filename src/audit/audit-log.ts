@@ -231,10 +231,8 @@ export class AuditLog {
    */
   append(record: AuditEntry): Promise<AuditOutcome> {
     if (this.fd === undefined) throw new Error('the audit log is closed');
-    // The record's JSON with `prev` added last, as JSON.stringify({ ...record, prev }) writes it.
-    const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${this.prev}"}`;
-    const lineHash = chainHash(this.prev, withPrev);
-    this.pending.push(`${withPrev.slice(0, -1)},"hash":"${lineHash}"}\n`);
+    const { line, hash: lineHash } = chainedLine(this.prev, record);
+    this.pending.push(line);
     this.unwritten.push(lineHash);
     this.prev = lineHash;
     // After a failure, and until an attempt (started by checkWritable) succeeds, nothing is done.
@@ -349,6 +347,42 @@ export class AuditLog {
     this.failure = undefined;
     closeSync(fd);
     this.fd = undefined;
+  }
+}
+
+/** One record as the chain's next line after `prev`: `prev` added last (as JSON.stringify({ ...record, prev }) writes it), then its `hash`. */
+function chainedLine(prev: string, record: AuditEntry): { line: string; hash: string } {
+  const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${prev}"}`;
+  const hash = chainHash(prev, withPrev);
+  return { line: `${withPrev.slice(0, -1)},"hash":"${hash}"}\n`, hash };
+}
+
+/**
+ * Appends one record to the chain in `file`, written and fsync'ed before it returns, for a caller
+ * that makes its change only once the record is kept (the command-line tool's, and the first start's
+ * credential changes, under the database's write lock). If the write or the sync fails, the file is
+ * cut back to where the chain ended, so that no record of a change that will be rolled back stays
+ * in it, and the error is thrown.
+ */
+export function appendDurably(file: string, record: AuditEntry): void {
+  const end = chainEnd(file);
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    const size = fstatSync(fd).size;
+    const line = Buffer.from(chainedLine(end.hash, record).line, 'utf8');
+    try {
+      for (let written = 0; written < line.length; ) written += writeSync(fd, line, written, line.length - written);
+      fsyncSync(fd);
+    } catch (error) {
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // A torn or unsynced last line is moved aside at the next open (chainEnd); the error stands.
+      }
+      throw error;
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type Database from 'better-sqlite3';
-import { AuditLog } from '../audit/audit-log';
+import { appendDurably, AuditLog } from '../audit/audit-log';
 import type { AuditRecord, CredentialChangeRecord } from '../audit/audit-records';
 import { KmsError } from '../errors';
 import type { Operation } from '../http/operation';
@@ -40,14 +40,6 @@ async function underWriteLock<T>(db: Database.Database, work: () => Promise<T> |
   }
 }
 
-/** Appends one record to the chain in `file` and syncs it (close() fails if the write did). */
-async function appendToChain(file: string, record: AuditRecord | CredentialChangeRecord): Promise<void> {
-  const chain = new AuditLog(file);
-  // close() writes and fsyncs it (and fails if it cannot): append's own outcome is not waited for.
-  void chain.append(record);
-  await chain.close();
-}
-
 /**
  * Makes a credential change and appends its record in one step, under the write lock. The record
  * is written and synced before the change commits; if it cannot be, the change is rolled back, so
@@ -61,7 +53,7 @@ export function auditedCredentialChange<T>(
 ): Promise<T> {
   return underWriteLock(db, async () => {
     const result = await change();
-    await appendToChain(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
+    appendDurably(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
     return result;
   });
 }
@@ -133,7 +125,7 @@ export async function auditedOperation<R>(db: Database.Database, file: string, c
   if (!call.makesMaterial) {
     return underWriteLock(db, async () => {
       const outcome = await attempt();
-      await appendToChain(file, record(outcome));
+      appendDurably(file, record(outcome));
       return outcome;
     });
   }
@@ -141,7 +133,7 @@ export async function auditedOperation<R>(db: Database.Database, file: string, c
   await underWriteLock(db, () => new AuditLog(file).close());
   const outcome = await attempt();
   try {
-    await underWriteLock(db, () => appendToChain(file, record(outcome)));
+    await underWriteLock(db, () => appendDurably(file, record(outcome)));
   } catch (error) {
     const made = outcome.ok && ctx.actedOn.keyId ? ` (key ${ctx.actedOn.keyId})` : '';
     throw new Error(`${call.op.name} was done${made}, but its record could not be written to ${file}`, { cause: error });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AuditLog, verifyAuditLog, type AuditSync } from '../../src/audit/audit-log';
+import { appendDurably, AuditLog, verifyAuditLog, type AuditSync } from '../../src/audit/audit-log';
 import type { AuditRecord } from '../../src/audit/audit-records';
 
 function record(requestId: string): AuditRecord {
@@ -93,5 +93,32 @@ describe('the audit log after a failed fdatasync (KMS_AUDIT_SYNC=always)', () =>
     // Nor is its head offered as synced for an anchor.
     expect(log.syncNow()).toBe(false);
     await log.close().catch(() => undefined);
+  });
+});
+
+describe('appendDurably (the command-line tool\'s and the first start\'s credential changes)', () => {
+  let dir: string;
+  const realFsyncSync = fs.fsyncSync;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-audit-log-'));
+  });
+  afterEach(() => {
+    fs.fsyncSync = realFsyncSync;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('extends the chain, or, when the sync fails, leaves the file as it was: no record of a change that is rolled back', () => {
+    const file = path.join(dir, 'audit-cli.log');
+    appendDurably(file, record('kept'));
+    const before = readFileSync(file, 'utf8');
+    fs.fsyncSync = () => {
+      throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    };
+    expect(() => appendDurably(file, record('rolled-back'))).toThrow('EIO');
+    fs.fsyncSync = realFsyncSync;
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    appendDurably(file, record('next'));
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: 2 });
+    expect(readFileSync(file, 'utf8')).not.toContain('rolled-back');
   });
 });
