@@ -122,3 +122,43 @@ describe('appendDurably (the command-line tool\'s and the first start\'s credent
     expect(readFileSync(file, 'utf8')).not.toContain('rolled-back');
   });
 });
+
+describe('the audit log after a failed write', () => {
+  let dir: string;
+  const realWrite = fs.write;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-audit-log-'));
+  });
+  afterEach(() => {
+    fs.write = realWrite;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes what the failure left first, then what came after, in order, and the chain stays whole', async () => {
+    const file = path.join(dir, 'audit.log');
+    const log = new AuditLog(file, { sync: 'always' });
+    expect(await log.append(record('first'))).toBeUndefined();
+    // The next write(2) takes part of the batch, then the disk is full; the one after succeeds.
+    let calls = 0;
+    fs.write = ((fd: number, buffer: Buffer, offset: number, length: number, position: null, callback: (error: NodeJS.ErrnoException | null, bytes: number) => void) => {
+      calls++;
+      if (calls === 1) return realWrite(fd, buffer, offset, Math.min(length, 10), position, callback);
+      if (calls === 2) return callback(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0);
+      return realWrite(fd, buffer, offset, length, position, callback);
+    }) as unknown as typeof fs.write;
+    const failed = [log.append(record('torn-a')), log.append(record('torn-b'))];
+    expect(await Promise.all(failed)).toEqual([expect.objectContaining({ code: 'ENOSPC' }), expect.objectContaining({ code: 'ENOSPC' })]);
+    expect(() => log.checkWritable()).toThrow(expect.objectContaining({ code: 'KMS.0104' }));
+    const meanwhile = log.append(record('meanwhile'));
+    // The attempt checkWritable started succeeds: new operations are taken again.
+    for (let tries = 0; !log.writable && tries < 200; tries++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(log.writable).toBe(true);
+    expect(() => log.checkWritable()).not.toThrow();
+    expect(await log.append(record('after'))).toBeUndefined();
+    await meanwhile;
+    await log.close();
+    const ids = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { request_id: string }).request_id);
+    expect(ids).toEqual(['first', 'torn-a', 'torn-b', 'meanwhile', 'after']);
+    expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: 5 });
+  });
+});
