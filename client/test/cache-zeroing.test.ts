@@ -54,3 +54,34 @@ test('an entry past its message limit is dropped and zeroed', async () => {
   expect(keyring.filled).toHaveLength(2);
   expect(keyring.filled[0]!.hasUnencryptedDataKey).toBe(false);
 });
+
+/** Polls until the condition holds or the attempts run out (no timed assertion: the loop only bounds the wait). */
+async function eventually(condition: () => boolean, attempts = 200, everyMs = 50): Promise<boolean> {
+  for (let i = 0; i < attempts && !condition(); i += 1) await new Promise((resolve) => setTimeout(resolve, everyMs));
+  return condition();
+}
+
+test('an entry past its age is zeroed with no further traffic (swept, not only on lookup)', async () => {
+  const keyring = new RecordingKeyring();
+  const client = new EnvelopeClient({ kms: keyring, cache: { maxAgeMs: 50, maxMessages: 100, maxBytes: 1_000_000, capacity: 10 } });
+  await client.encrypt('idle afterwards');
+  expect(keyring.filled[0]!.hasUnencryptedDataKey).toBe(true);
+  expect(await eventually(() => !keyring.filled[0]!.hasUnencryptedDataKey)).toBe(true);
+  client.close();
+});
+
+test('close() zeroes every cached data key, and nothing is cached afterwards', async () => {
+  const keyring = new RecordingKeyring();
+  const client = new EnvelopeClient({ kms: keyring, cache: { maxAgeMs: 60_000, maxMessages: 100, maxBytes: 1_000_000, capacity: 10 } });
+  const a = await client.encrypt('a', { encryptionContext: { t: 'A' } });
+  await client.encrypt('b', { encryptionContext: { t: 'B' } });
+  expect(keyring.filled.map((m) => m.hasUnencryptedDataKey)).toEqual([true, true]);
+  client.close();
+  expect(keyring.filled.map((m) => m.hasUnencryptedDataKey)).toEqual([false, false]);
+  // Still usable: a new data key per message, none kept.
+  expect((await client.decrypt(a)).plaintext.toString()).toBe('a');
+  await client.encrypt('c', { encryptionContext: { t: 'A' } });
+  await client.encrypt('d', { encryptionContext: { t: 'A' } });
+  expect(keyring.filled).toHaveLength(4);
+  expect(keyring.filled.slice(2).map((m) => m.hasUnencryptedDataKey)).toEqual([false, false]);
+});
