@@ -69,7 +69,9 @@ export class KmsHttp {
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal });
+      // Never follow a redirect: fetch would re-send the body and the credentials to another host,
+      // whose plain_text would then be taken as the data key. A 3xx is a final error (below).
+      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal, redirect: 'manual' });
       text = await response.text();
     } catch (error) {
       if (timeout.aborted) throw new KmsTimeoutError(operation, endpoint, options.timeoutMs);
@@ -81,6 +83,10 @@ export class KmsHttp {
     }
     const requestId = response.headers.get('x-request-id') ?? undefined;
     const parsed = parseJsonObject(text);
+    if (response.status >= 300 && response.status < 400) {
+      // Not retryable (status < 500): nothing is sent to the redirect's target, nor failed over.
+      throw new KmsRequestError(operation, endpoint, response.status, `HTTP.${response.status}`, 'a redirect, which is not followed', requestId);
+    }
     if (!response.ok) {
       const nested = parsed && isRecord(parsed.error) ? parsed.error : undefined;
       const code = stringField(nested, 'error_code') ?? stringField(parsed, 'error_code') ?? `HTTP.${response.status}`;
