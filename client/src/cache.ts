@@ -5,8 +5,8 @@
  * A cache key is (keyring partition, algorithm suite, encryption context): a data key made for one
  * context is never used for another. The entries live in a ZeroingKeyStore (key-store.ts), which
  * zeroes an entry's plaintext data key when it leaves (LRU eviction, a limit reached, its age, even
- * with no traffic: a timer sweeps expired entries; or close()); copies handed to a message are
- * zeroed by the library when the message is done with them.
+ * with no traffic: a timer sweeps expired entries; or close()); an encrypting message's copy is
+ * zeroed by the client when the message ends or is abandoned (client.ts, zeroingAfterUse).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { NodeCachingMaterialsManager } from '@aws-crypto/caching-materials-manager-node';

@@ -13,6 +13,7 @@ import {
   KeyringNode,
   NodeDefaultCryptographicMaterialsManager,
   type EncryptionContext,
+  type NodeEncryptionMaterial,
   type NodeMaterialsManager,
 } from '@aws-crypto/material-management-node';
 import { CachingMaterials, DEFAULT_CACHE_LIMITS, type DataKeyCacheLimits } from './cache';
@@ -117,12 +118,17 @@ export class EnvelopeClient {
   }
 
   async encrypt(plaintext: Uint8Array | string, options: EncryptOptions = {}): Promise<Buffer> {
-    const { result } = await this.encryptClient.encrypt(this.cmm, plaintext, {
-      suiteId: SUITE,
-      encryptionContext: options.encryptionContext ?? {},
-      frameLength: this.frameLength,
-    });
-    return result;
+    const materials = zeroingAfterUse(this.cmm);
+    try {
+      const { result } = await this.encryptClient.encrypt(materials.cmm, plaintext, {
+        suiteId: SUITE,
+        encryptionContext: options.encryptionContext ?? {},
+        frameLength: this.frameLength,
+      });
+      return result;
+    } finally {
+      materials.zero();
+    }
   }
 
   async decrypt(message: Uint8Array | string, options: DecryptOptions = {}): Promise<DecryptResult> {
@@ -151,13 +157,14 @@ export class EnvelopeClient {
     if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {
       throw new ConfigurationError('plaintextLength must be a non-negative integer');
     }
-    const stream = this.encryptClient.encryptStream(this.cmm, {
+    const materials = zeroingAfterUse(this.cmm);
+    const stream = this.encryptClient.encryptStream(materials.cmm, {
       suiteId: SUITE,
       encryptionContext: options.encryptionContext ?? {},
       frameLength: this.frameLength,
       ...(declared === undefined ? {} : { plaintextLength: declared }),
     });
-    return new GuardedEncryptStream(stream, declared);
+    return new GuardedEncryptStream(stream, declared, materials.zero);
   }
 
   /**
@@ -181,6 +188,25 @@ export class EnvelopeClient {
     });
     return wrapStreamErrors(stream);
   }
+}
+
+/**
+ * The materials manager for one message, keeping the encryption material it hands out so that its
+ * data key can be zeroed when the message is done: the library zeroes it only when its framing
+ * stream is destroyed, which a message that ends normally never is. (A cached key's own copy stays
+ * in the cache; this is the message's clone.)
+ */
+function zeroingAfterUse(inner: NodeMaterialsManager): { cmm: NodeMaterialsManager; zero: () => void } {
+  let material: NodeEncryptionMaterial | undefined;
+  return {
+    cmm: {
+      getEncryptionMaterials: async (request) => (material = await inner.getEncryptionMaterials(request)),
+      decryptMaterials: (request) => inner.decryptMaterials(request),
+    },
+    zero: () => {
+      material?.zeroUnencryptedDataKey();
+    },
+  };
 }
 
 function checkContext(actual: EncryptionContext, expected: EncryptionContext | undefined): void {

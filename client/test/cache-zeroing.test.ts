@@ -85,3 +85,35 @@ test('close() zeroes every cached data key, and nothing is cached afterwards', a
   expect(keyring.filled).toHaveLength(4);
   expect(keyring.filled.slice(2).map((m) => m.hasUnencryptedDataKey)).toEqual([false, false]);
 });
+
+test('an encrypting stream left half-way, by destroy() without an error or by break in for await, has its data key zeroed', async () => {
+  const keyring = new RecordingKeyring();
+  const client = new EnvelopeClient({ kms: keyring, cache: false, frameLength: 1024 });
+  const stream = client.encryptStream();
+  stream.write(randomBytes(64 * 1024));
+  await new Promise((resolve) => stream.once('data', resolve));
+  stream.destroy();
+  expect(keyring.filled).toHaveLength(1);
+  expect(await eventually(() => !keyring.filled[0]!.hasUnencryptedDataKey, 40)).toBe(true);
+  // for await's break destroys with an AbortError (the error path).
+  const broken = client.encryptStream();
+  broken.write(randomBytes(64 * 1024));
+  for await (const chunk of broken) {
+    expect((chunk as Buffer).length).toBeGreaterThan(0);
+    break;
+  }
+  expect(broken.destroyed).toBe(true);
+  expect(keyring.filled).toHaveLength(2);
+  expect(await eventually(() => !keyring.filled[1]!.hasUnencryptedDataKey, 40)).toBe(true);
+});
+
+test('a message done normally (record, or a stream read to its end) has its data key zeroed (cache off: no other copy)', async () => {
+  const keyring = new RecordingKeyring();
+  const client = new EnvelopeClient({ kms: keyring, cache: false, frameLength: 1024 });
+  await client.encrypt(randomBytes(5000));
+  expect(keyring.filled[0]!.hasUnencryptedDataKey).toBe(false);
+  const stream = client.encryptStream();
+  stream.end(randomBytes(5000));
+  for await (const chunk of stream) void chunk;
+  expect(await eventually(() => !keyring.filled[1]!.hasUnencryptedDataKey, 40)).toBe(true);
+});
