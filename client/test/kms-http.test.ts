@@ -3,6 +3,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
 import { EnvelopeClient, KmsRequestError } from '../src';
 
 const KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
@@ -38,4 +39,21 @@ test('a 307 is not followed: nothing (body, token) reaches its target, and no fa
   expect(error).toBeInstanceOf(KmsRequestError);
   expect((error as KmsRequestError).status).toBe(307);
   expect(received).toEqual([]);
+});
+
+test('no credential is reachable by util.inspect or JSON.stringify of the client or its keyring', () => {
+  const secrets = { accessKey: 'AK-visible-is-fine', secretKey: 'SK-must-not-show-0123456789', securityToken: 'STS-must-not-show-abcdef' };
+  const signed = new EnvelopeClient({ kms: { endpoints: ['http://127.0.0.1:1'], projectId: 'p', keyId: KEY_ID, auth: secrets } });
+  const tokened = new EnvelopeClient({ kms: { endpoints: ['http://127.0.0.1:1'], projectId: 'p', keyId: KEY_ID, auth: { token: 'TOKEN-must-not-show-xyz' } } });
+  for (const client of [signed, tokened]) {
+    const shown = [
+      inspect(client, { depth: Infinity, showHidden: true }),
+      inspect(client.keyring, { depth: Infinity, showHidden: true }),
+      JSON.stringify(client.keyring),
+      JSON.stringify(Object.entries(client.keyring)),
+    ].join('\n');
+    expect(shown).toContain('p/');
+    for (const secret of ['SK-must-not-show', 'STS-must-not-show', 'TOKEN-must-not-show']) expect(shown).not.toContain(secret);
+    client.close();
+  }
 });
