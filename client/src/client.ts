@@ -21,6 +21,9 @@ import { ConfigurationError, EncryptionContextMismatchError, EnvelopeError, Mess
 import { KmsKeyringNode, type KmsKeyringOptions } from './keyring';
 import { GuardedEncryptStream } from './guarded-encrypt-stream';
 
+/** The default DecryptOptions.maxBodySize: 1 MiB, the largest frameLength this client writes. */
+export const DEFAULT_MAX_BODY_SIZE = 2 ** 20;
+
 /** The one suite written: AES-256-GCM, HKDF-SHA512 with key commitment, no signature. */
 export const SUITE = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
 
@@ -36,7 +39,10 @@ export interface EnvelopeClientOptions {
    * REQUIRE_ENCRYPT_ALLOW_DECRYPT also opens older, uncommitted messages.
    */
   readonly commitmentPolicy?: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT | CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT;
-  /** A message naming more data keys than this is refused before any KMS call (default 1). */
+  /**
+   * Decryption: a message naming more data keys than this is refused before any KMS call (default 1;
+   * raise it to read messages written under a multi-keyring). Encryption is not limited by it.
+   */
   readonly maxEncryptedDataKeys?: number;
 }
 
@@ -56,7 +62,12 @@ export interface EncryptStreamOptions extends EncryptOptions {
 export interface DecryptOptions {
   /** Each pair must be in the message's encryption context, with this value. */
   readonly expectedEncryptionContext?: EncryptionContext;
-  /** A message whose body declares more than this many bytes is refused before it is read. */
+  /**
+   * A frame (or an unframed body) declaring more plaintext than this many bytes is refused before
+   * any of it is read or buffered. Default DEFAULT_MAX_BODY_SIZE (1 MiB, the largest frameLength this
+   * client writes): the frame size is chosen by whoever wrote the message, and a decrypting stream
+   * holds a whole frame until its tag verified.
+   */
   readonly maxBodySize?: number;
 }
 
@@ -91,12 +102,11 @@ export class EnvelopeClient {
     if (!Number.isSafeInteger(this.frameLength) || this.frameLength <= 0 || this.frameLength > 2 ** 20) {
       throw new ConfigurationError('frameLength must be an integer from 1 to 1 MiB');
     }
-    const clientOptions = {
-      commitmentPolicy: options.commitmentPolicy ?? CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-      maxEncryptedDataKeys: options.maxEncryptedDataKeys ?? 1,
-    };
-    this.encryptClient = buildEncrypt(clientOptions);
-    this.decryptClient = buildDecrypt(clientOptions);
+    const commitmentPolicy = options.commitmentPolicy ?? CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT;
+    // The limit guards decryption (a message naming many data keys would cost a KMS call each);
+    // on encryption the keyring decides how many it writes (a multi-keyring writes one per member).
+    this.encryptClient = buildEncrypt({ commitmentPolicy, maxEncryptedDataKeys: false });
+    this.decryptClient = buildDecrypt({ commitmentPolicy, maxEncryptedDataKeys: options.maxEncryptedDataKeys ?? 1 });
   }
 
   get metrics(): EnvelopeMetrics {
@@ -134,7 +144,7 @@ export class EnvelopeClient {
   async decrypt(message: Uint8Array | string, options: DecryptOptions = {}): Promise<DecryptResult> {
     let output;
     try {
-      output = await this.decryptClient.decrypt(this.cmm, message, options.maxBodySize ? { maxBodySize: options.maxBodySize } : {});
+      output = await this.decryptClient.decrypt(this.cmm, message, { maxBodySize: maxBodySize(options) });
     } catch (error) {
       throw asMessageError(error);
     }
@@ -174,10 +184,7 @@ export class EnvelopeClient {
    * as failed). Signed suites are refused, since their signature is checked only at the end.
    */
   decryptStream(options: DecryptOptions = {}): Duplex {
-    const stream = this.decryptClient.decryptUnsignedMessageStream(
-      this.cmm,
-      options.maxBodySize ? { maxBodySize: options.maxBodySize } : {},
-    );
+    const stream = this.decryptClient.decryptUnsignedMessageStream(this.cmm, { maxBodySize: maxBodySize(options) });
     const expected = options.expectedEncryptionContext;
     stream.once('MessageHeader', (header: { encryptionContext: EncryptionContext }) => {
       try {
@@ -207,6 +214,12 @@ function zeroingAfterUse(inner: NodeMaterialsManager): { cmm: NodeMaterialsManag
       material?.zeroUnencryptedDataKey();
     },
   };
+}
+
+function maxBodySize(options: DecryptOptions): number {
+  const value = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigurationError('maxBodySize must be a positive integer');
+  return value;
 }
 
 function checkContext(actual: EncryptionContext, expected: EncryptionContext | undefined): void {
