@@ -3,7 +3,9 @@
  * seen on the very material object the cache holds: a keyring that records what it filled in.
  * No service needed: a raw AES keyring stands in for the KMS.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { RawAesKeyringNode, RawAesWrappingSuiteIdentifier } from '@aws-crypto/raw-aes-keyring-node';
 import { KeyringNode, type EncryptedDataKey, type NodeDecryptionMaterial, type NodeEncryptionMaterial } from '@aws-crypto/material-management-node';
 import { EnvelopeClient } from '../src';
@@ -117,3 +119,15 @@ test('a message done normally (record, or a stream read to its end) has its data
   for await (const chunk of stream) void chunk;
   expect(await eventually(() => !keyring.filled[1]!.hasUnencryptedDataKey, 40)).toBe(true);
 });
+
+test('the cache does not keep the process alive: a process done with its client exits by itself', async () => {
+  const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helpers', 'idle-exit-child.ts')], {
+    env: { PATH: process.env.PATH },
+  });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  // A ref'd timer would keep the child running: the test then fails on Jest's timeout.
+  const status = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  expect(status).toBe(0);
+  expect(stdout).toBe('done\n');
+}, 30_000);
