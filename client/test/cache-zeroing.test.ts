@@ -120,10 +120,15 @@ test('a message done normally (record, or a stream read to its end) has its data
   expect(await eventually(() => !keyring.filled[1]!.hasUnencryptedDataKey, 40)).toBe(true);
 });
 
+const afterAllKill: (() => void)[] = [];
+afterAll(() => afterAllKill.forEach((kill) => kill()));
+
 test('the cache does not keep the process alive: a process done with its client exits by itself', async () => {
   const child = spawn(process.execPath, ['--require', require.resolve('tsx/cjs'), path.join(__dirname, 'helpers', 'idle-exit-child.ts')], {
     env: { PATH: process.env.PATH },
   });
+  // If it hangs (the failure this test looks for), it must not outlive the test.
+  afterAllKill.push(() => child.exitCode === null && child.signalCode === null && child.kill());
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   // A ref'd timer would keep the child running: the test then fails on Jest's timeout.
