@@ -13,6 +13,7 @@ import {
   KeyringNode,
   NodeDefaultCryptographicMaterialsManager,
   type EncryptionContext,
+  type NodeDecryptionMaterial,
   type NodeEncryptionMaterial,
   type NodeMaterialsManager,
 } from '@aws-crypto/material-management-node';
@@ -143,10 +144,13 @@ export class EnvelopeClient {
 
   async decrypt(message: Uint8Array | string, options: DecryptOptions = {}): Promise<DecryptResult> {
     let output;
+    const materials = zeroingAfterUse(this.cmm);
     try {
-      output = await this.decryptClient.decrypt(this.cmm, message, { maxBodySize: maxBodySize(options) });
+      output = await this.decryptClient.decrypt(materials.cmm, message, { maxBodySize: maxBodySize(options) });
     } catch (error) {
       throw asMessageError(error);
+    } finally {
+      materials.zero();
     }
     const context = output.messageHeader.encryptionContext;
     try {
@@ -184,7 +188,11 @@ export class EnvelopeClient {
    * as failed). Signed suites are refused, since their signature is checked only at the end.
    */
   decryptStream(options: DecryptOptions = {}): Duplex {
-    const stream = this.decryptClient.decryptUnsignedMessageStream(this.cmm, { maxBodySize: maxBodySize(options) });
+    const materials = zeroingAfterUse(this.cmm);
+    const stream = this.decryptClient.decryptUnsignedMessageStream(materials.cmm, { maxBodySize: maxBodySize(options) });
+    // Once it is over, however it ended, no frame is deciphered any more.
+    stream.once('end', materials.zero);
+    stream.once('close', materials.zero);
     const expected = options.expectedEncryptionContext;
     stream.once('MessageHeader', (header: { encryptionContext: EncryptionContext }) => {
       try {
@@ -198,17 +206,17 @@ export class EnvelopeClient {
 }
 
 /**
- * The materials manager for one message, keeping the encryption material it hands out so that its
- * data key can be zeroed when the message is done: the library zeroes it only when its framing
- * stream is destroyed, which a message that ends normally never is. (A cached key's own copy stays
- * in the cache; this is the message's clone.)
+ * The materials manager for one message, keeping the material it hands out so that its data key
+ * can be zeroed when the message is done: the library zeroes it only when its framing (or
+ * deciphering) stream is destroyed, which does not happen for encryption, nor for decrypt().
+ * (A cached key's own copy stays in the cache; this is the message's clone.)
  */
 function zeroingAfterUse(inner: NodeMaterialsManager): { cmm: NodeMaterialsManager; zero: () => void } {
-  let material: NodeEncryptionMaterial | undefined;
+  let material: NodeEncryptionMaterial | NodeDecryptionMaterial | undefined;
   return {
     cmm: {
       getEncryptionMaterials: async (request) => (material = await inner.getEncryptionMaterials(request)),
-      decryptMaterials: (request) => inner.decryptMaterials(request),
+      decryptMaterials: async (request) => (material = await inner.decryptMaterials(request)),
     },
     zero: () => {
       material?.zeroUnencryptedDataKey();

@@ -12,6 +12,7 @@ import { EnvelopeClient } from '../src';
 
 class RecordingKeyring extends KeyringNode {
   readonly filled: NodeEncryptionMaterial[] = [];
+  readonly opened: NodeDecryptionMaterial[] = [];
   private readonly inner: RawAesKeyringNode;
   constructor() {
     super();
@@ -29,8 +30,10 @@ class RecordingKeyring extends KeyringNode {
     this.filled.push(filled);
     return filled;
   }
-  _onDecrypt(material: NodeDecryptionMaterial, edks: EncryptedDataKey[]): Promise<NodeDecryptionMaterial> {
-    return this.inner.onDecrypt(material, edks);
+  async _onDecrypt(material: NodeDecryptionMaterial, edks: EncryptedDataKey[]): Promise<NodeDecryptionMaterial> {
+    const opened = await this.inner.onDecrypt(material, edks);
+    this.opened.push(opened);
+    return opened;
   }
 }
 
@@ -136,3 +139,17 @@ test('the cache does not keep the process alive: a process done with its client 
   expect(status).toBe(0);
   expect(stdout).toBe('done\n');
 }, 30_000);
+
+test('a decrypted message (record or stream) has its data key zeroed when done (cache off)', async () => {
+  const keyring = new RecordingKeyring();
+  const client = new EnvelopeClient({ kms: keyring, cache: false, frameLength: 1024 });
+  const message = await client.encrypt(randomBytes(5000));
+  await client.decrypt(message);
+  expect(keyring.opened).toHaveLength(1);
+  expect(await eventually(() => !keyring.opened[0]!.hasUnencryptedDataKey, 40)).toBe(true);
+  const stream = client.decryptStream();
+  stream.end(message);
+  for await (const chunk of stream) void chunk;
+  expect(keyring.opened).toHaveLength(2);
+  expect(await eventually(() => !keyring.opened[1]!.hasUnencryptedDataKey, 40)).toBe(true);
+});
