@@ -3,12 +3,13 @@
  * every limit required, concurrent misses for one partition sharing one KMS call, and counters.
  *
  * A cache key is (keyring partition, algorithm suite, encryption context): a data key made for one
- * context is never used for another. When an entry leaves the cache (LRU eviction, age, or a limit
- * reached) the library zeroes its plaintext data key (getLocalCryptographicMaterialsCache's dispose);
- * copies handed to a message are zeroed by the library when the message is done with them.
+ * context is never used for another. The entries live in a ZeroingKeyStore (key-store.ts), which
+ * zeroes an entry's plaintext data key when it leaves (LRU eviction, a limit reached, its age, even
+ * with no traffic: a timer sweeps expired entries; or close()); an encrypting message's copy is
+ * zeroed by the client when the message ends or is abandoned (client.ts, zeroingAfterUse).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { NodeCachingMaterialsManager, getLocalCryptographicMaterialsCache } from '@aws-crypto/caching-materials-manager-node';
+import { NodeCachingMaterialsManager } from '@aws-crypto/caching-materials-manager-node';
 import {
   NodeDefaultCryptographicMaterialsManager,
   type KeyringNode,
@@ -17,9 +18,10 @@ import {
   type NodeMaterialsManager,
 } from '@aws-crypto/material-management-node';
 import { ConfigurationError } from './errors';
+import { ZeroingKeyStore } from './key-store';
 
 export interface DataKeyCacheLimits {
-  /** A data key is not used for new messages after this many ms (and a decrypted one is dropped). */
+  /** A data key is not used for new messages after this many ms, and is zeroed within a second after. */
   readonly maxAgeMs: number;
   /** A data key encrypts at most this many messages. */
   readonly maxMessages: number;
@@ -86,6 +88,7 @@ class CountingMaterialsManager implements NodeMaterialsManager {
 
 export class CachingMaterials implements NodeMaterialsManager {
   private readonly caching: NodeCachingMaterialsManager;
+  private readonly store: ZeroingKeyStore;
   private readonly flights = new SingleFlight();
   private readonly missed = new AsyncLocalStorage<{ missed: boolean }>();
   private counts = { hits: 0, misses: 0 };
@@ -99,18 +102,25 @@ export class CachingMaterials implements NodeMaterialsManager {
       const store = this.missed.getStore();
       if (store) store.missed = true;
     });
+    this.store = new ZeroingKeyStore(limits.capacity, limits.maxAgeMs);
     try {
       this.caching = new NodeCachingMaterialsManager({
         backingMaterials: backing,
-        cache: getLocalCryptographicMaterialsCache(limits.capacity),
+        cache: this.store,
         partition,
         maxAge: limits.maxAgeMs,
         maxMessagesEncrypted: limits.maxMessages,
         maxBytesEncrypted: limits.maxBytes,
       });
     } catch (error) {
+      this.store.close();
       throw new ConfigurationError(`cache limits refused: ${error instanceof Error ? error.message : String(error)}`);
     }
+  }
+
+  /** Zeroes and drops every cached data key and stops the sweep; later messages are not cached. */
+  close(): void {
+    this.store.close();
   }
 
   get metrics(): CacheMetrics {

@@ -7,10 +7,15 @@
  *
  * The KMS comes from the environment: KMS_ENDPOINTS (comma-separated base URLs), KMS_PROJECT_ID,
  * KMS_KEY_ID, and KMS_ACCESS_KEY + KMS_SECRET_KEY (signed by the Huawei SDK core) or KMS_AUTH_TOKEN.
- * Without --in, standard input; without --out, standard output. A failed decryption exits 1 and
- * removes a partly written --out file, so no unauthenticated remainder is left behind.
+ * Without --in, standard input; without --out, standard output. An --out file is written to a new
+ * file of mode 0600 beside it and renamed over it only on success: a failed decryption leaves no
+ * unauthenticated remainder (and an existing --out file untouched), and plaintext is never readable
+ * by others, whatever the umask. --in and --out naming the same file are refused (exit 2).
  */
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, openSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EnvelopeClient } from './client';
 import { ConfigurationError, EnvelopeError } from './errors';
@@ -42,7 +47,44 @@ function parseArguments(argv: readonly string[]): Arguments {
       context[value.slice(0, at)] = value.slice(at + 1);
     } else throw new ConfigurationError(`unknown option ${flag}\n${USAGE}`);
   }
+  if (input !== undefined && output !== undefined && sameFile(input, output)) {
+    throw new ConfigurationError(`--in and --out name the same file (${output}); write elsewhere, then rename`);
+  }
   return { command, input, output, context };
+}
+
+/** The same path, or two names (links) of one existing file. */
+function sameFile(a: string, b: string): boolean {
+  if (path.resolve(a) === path.resolve(b)) return true;
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // one of them does not exist (yet)
+  }
+}
+
+/**
+ * Runs the pipeline into `output` through a fresh 0600 file in the same directory (so the rename
+ * is atomic), synced and renamed over `output` only when the whole pipeline succeeded.
+ */
+async function writeAtomically(source: Readable, transform: NodeJS.ReadWriteStream, output: string): Promise<void> {
+  const temp = path.join(path.dirname(path.resolve(output)), `.${path.basename(output)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    await pipeline(source, transform, createWriteStream('', { fd, autoClose: false }));
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(temp, output);
+  } catch (error) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(temp, { force: true });
+    throw error;
+  }
 }
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -81,16 +123,15 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return 2;
   }
   const source = args.input === undefined ? process.stdin : createReadStream(args.input);
-  const sink = args.output === undefined ? process.stdout : createWriteStream(args.output);
   const transform =
     args.command === 'encrypt'
       ? client.encryptStream({ encryptionContext: args.context })
       : client.decryptStream({ expectedEncryptionContext: args.context });
   try {
-    await pipeline(source, transform, sink);
+    if (args.output === undefined) await pipeline(source, transform, process.stdout);
+    else await writeAtomically(source, transform, args.output);
     return 0;
   } catch (error) {
-    if (args.output !== undefined) rmSync(args.output, { force: true });
     process.stderr.write(`kms-envelope: ${describe(error)}\n`);
     return 1;
   }

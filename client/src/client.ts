@@ -13,12 +13,17 @@ import {
   KeyringNode,
   NodeDefaultCryptographicMaterialsManager,
   type EncryptionContext,
+  type NodeDecryptionMaterial,
+  type NodeEncryptionMaterial,
   type NodeMaterialsManager,
 } from '@aws-crypto/material-management-node';
 import { CachingMaterials, DEFAULT_CACHE_LIMITS, type DataKeyCacheLimits } from './cache';
 import { ConfigurationError, EncryptionContextMismatchError, EnvelopeError, MessageError } from './errors';
 import { KmsKeyringNode, type KmsKeyringOptions } from './keyring';
 import { GuardedEncryptStream } from './guarded-encrypt-stream';
+
+/** The default DecryptOptions.maxBodySize: 1 MiB, the largest frameLength this client writes. */
+export const DEFAULT_MAX_BODY_SIZE = 2 ** 20;
 
 /** The one suite written: AES-256-GCM, HKDF-SHA512 with key commitment, no signature. */
 export const SUITE = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
@@ -35,7 +40,10 @@ export interface EnvelopeClientOptions {
    * REQUIRE_ENCRYPT_ALLOW_DECRYPT also opens older, uncommitted messages.
    */
   readonly commitmentPolicy?: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT | CommitmentPolicy.REQUIRE_ENCRYPT_ALLOW_DECRYPT;
-  /** A message naming more data keys than this is refused before any KMS call (default 1). */
+  /**
+   * Decryption: a message naming more data keys than this is refused before any KMS call (default 1;
+   * raise it to read messages written under a multi-keyring). Encryption is not limited by it.
+   */
   readonly maxEncryptedDataKeys?: number;
 }
 
@@ -55,7 +63,12 @@ export interface EncryptStreamOptions extends EncryptOptions {
 export interface DecryptOptions {
   /** Each pair must be in the message's encryption context, with this value. */
   readonly expectedEncryptionContext?: EncryptionContext;
-  /** A message whose body declares more than this many bytes is refused before it is read. */
+  /**
+   * A frame (or an unframed body) declaring more plaintext than this many bytes is refused before
+   * any of it is read or buffered. Default DEFAULT_MAX_BODY_SIZE (1 MiB, the largest frameLength this
+   * client writes): the frame size is chosen by whoever wrote the message, and a decrypting stream
+   * holds a whole frame until its tag verified.
+   */
   readonly maxBodySize?: number;
 }
 
@@ -90,12 +103,11 @@ export class EnvelopeClient {
     if (!Number.isSafeInteger(this.frameLength) || this.frameLength <= 0 || this.frameLength > 2 ** 20) {
       throw new ConfigurationError('frameLength must be an integer from 1 to 1 MiB');
     }
-    const clientOptions = {
-      commitmentPolicy: options.commitmentPolicy ?? CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
-      maxEncryptedDataKeys: options.maxEncryptedDataKeys ?? 1,
-    };
-    this.encryptClient = buildEncrypt(clientOptions);
-    this.decryptClient = buildDecrypt(clientOptions);
+    const commitmentPolicy = options.commitmentPolicy ?? CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT;
+    // The limit guards decryption (a message naming many data keys would cost a KMS call each);
+    // on encryption the keyring decides how many it writes (a multi-keyring writes one per member).
+    this.encryptClient = buildEncrypt({ commitmentPolicy, maxEncryptedDataKeys: false });
+    this.decryptClient = buildDecrypt({ commitmentPolicy, maxEncryptedDataKeys: options.maxEncryptedDataKeys ?? 1 });
   }
 
   get metrics(): EnvelopeMetrics {
@@ -107,21 +119,38 @@ export class EnvelopeClient {
     };
   }
 
+  /**
+   * Zeroes and drops every cached data key and stops the cache's sweep timer. The client still works
+   * afterwards, but caches nothing (a KMS call per message). Messages in flight keep their own copy
+   * of the data key until they end (the library zeroes it then).
+   */
+  close(): void {
+    this.cache?.close();
+  }
+
   async encrypt(plaintext: Uint8Array | string, options: EncryptOptions = {}): Promise<Buffer> {
-    const { result } = await this.encryptClient.encrypt(this.cmm, plaintext, {
-      suiteId: SUITE,
-      encryptionContext: options.encryptionContext ?? {},
-      frameLength: this.frameLength,
-    });
-    return result;
+    const materials = zeroingAfterUse(this.cmm);
+    try {
+      const { result } = await this.encryptClient.encrypt(materials.cmm, plaintext, {
+        suiteId: SUITE,
+        encryptionContext: options.encryptionContext ?? {},
+        frameLength: this.frameLength,
+      });
+      return result;
+    } finally {
+      materials.zero();
+    }
   }
 
   async decrypt(message: Uint8Array | string, options: DecryptOptions = {}): Promise<DecryptResult> {
     let output;
+    const materials = zeroingAfterUse(this.cmm);
     try {
-      output = await this.decryptClient.decrypt(this.cmm, message, options.maxBodySize ? { maxBodySize: options.maxBodySize } : {});
+      output = await this.decryptClient.decrypt(materials.cmm, message, { maxBodySize: maxBodySize(options) });
     } catch (error) {
       throw asMessageError(error);
+    } finally {
+      materials.zero();
     }
     const context = output.messageHeader.encryptionContext;
     try {
@@ -142,13 +171,14 @@ export class EnvelopeClient {
     if (declared !== undefined && (!Number.isSafeInteger(declared) || declared < 0)) {
       throw new ConfigurationError('plaintextLength must be a non-negative integer');
     }
-    const stream = this.encryptClient.encryptStream(this.cmm, {
+    const materials = zeroingAfterUse(this.cmm);
+    const stream = this.encryptClient.encryptStream(materials.cmm, {
       suiteId: SUITE,
       encryptionContext: options.encryptionContext ?? {},
       frameLength: this.frameLength,
       ...(declared === undefined ? {} : { plaintextLength: declared }),
     });
-    return new GuardedEncryptStream(stream, declared);
+    return new GuardedEncryptStream(stream, declared, materials.zero);
   }
 
   /**
@@ -158,10 +188,11 @@ export class EnvelopeClient {
    * as failed). Signed suites are refused, since their signature is checked only at the end.
    */
   decryptStream(options: DecryptOptions = {}): Duplex {
-    const stream = this.decryptClient.decryptUnsignedMessageStream(
-      this.cmm,
-      options.maxBodySize ? { maxBodySize: options.maxBodySize } : {},
-    );
+    const materials = zeroingAfterUse(this.cmm);
+    const stream = this.decryptClient.decryptUnsignedMessageStream(materials.cmm, { maxBodySize: maxBodySize(options) });
+    // Once it is over, however it ended, no frame is deciphered any more.
+    stream.once('end', materials.zero);
+    stream.once('close', materials.zero);
     const expected = options.expectedEncryptionContext;
     stream.once('MessageHeader', (header: { encryptionContext: EncryptionContext }) => {
       try {
@@ -172,6 +203,31 @@ export class EnvelopeClient {
     });
     return wrapStreamErrors(stream);
   }
+}
+
+/**
+ * The materials manager for one message, keeping the material it hands out so that its data key
+ * can be zeroed when the message is done: the library zeroes it only when its framing (or
+ * deciphering) stream is destroyed, which does not happen for encryption, nor for decrypt().
+ * (A cached key's own copy stays in the cache; this is the message's clone.)
+ */
+function zeroingAfterUse(inner: NodeMaterialsManager): { cmm: NodeMaterialsManager; zero: () => void } {
+  let material: NodeEncryptionMaterial | NodeDecryptionMaterial | undefined;
+  return {
+    cmm: {
+      getEncryptionMaterials: async (request) => (material = await inner.getEncryptionMaterials(request)),
+      decryptMaterials: async (request) => (material = await inner.decryptMaterials(request)),
+    },
+    zero: () => {
+      material?.zeroUnencryptedDataKey();
+    },
+  };
+}
+
+function maxBodySize(options: DecryptOptions): number {
+  const value = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigurationError('maxBodySize must be a positive integer');
+  return value;
 }
 
 function checkContext(actual: EncryptionContext, expected: EncryptionContext | undefined): void {

@@ -1,4 +1,4 @@
-export { EnvelopeClient, SUITE } from './client';
+export { EnvelopeClient, SUITE, DEFAULT_MAX_BODY_SIZE } from './client';
 export type { EnvelopeClientOptions, EncryptOptions, EncryptStreamOptions, DecryptOptions, DecryptResult, EnvelopeMetrics } from './client';
 export { KmsKeyringNode, DEFAULT_PROVIDER_ID } from './keyring';
 export type { KmsKeyringOptions } from './keyring';

@@ -10,6 +10,7 @@
  * Where to send it is never read from the message: only the configured endpoints are called.
  */
 import { createHash } from 'node:crypto';
+import { inspect } from 'node:util';
 import {
   EncryptedDataKey,
   KeyringNode,
@@ -42,10 +43,12 @@ const KEY_ID = /^[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}$/;
 export class KmsKeyringNode extends KeyringNode {
   readonly providerId: string;
   readonly providerInfo: string;
+  readonly keyId: string;
   readonly http: KmsHttp;
   private readonly policy: EndpointPolicy;
 
-  constructor(readonly options: KmsKeyringOptions) {
+  /** The options are not kept: their `auth` lives only inside `http`, in private fields. */
+  constructor(options: KmsKeyringOptions) {
     super();
     if (options.endpoints.length === 0) throw new ConfigurationError('at least one endpoint is needed');
     const endpoints = options.endpoints.map((endpoint) => {
@@ -59,6 +62,7 @@ export class KmsKeyringNode extends KeyringNode {
       return endpoint.replace(/\/+$/, '');
     });
     if (!KEY_ID.test(options.keyId)) throw new ConfigurationError('keyId must be a 36-character key id');
+    this.keyId = options.keyId;
     this.providerId = options.providerId ?? DEFAULT_PROVIDER_ID;
     if (!this.providerId || this.providerId.startsWith('aws-kms')) throw new ConfigurationError('providerId must be non-empty and not aws-kms');
     this.providerInfo = `${options.projectId}/${options.keyId}`;
@@ -68,6 +72,15 @@ export class KmsKeyringNode extends KeyringNode {
       timeoutMs: positive(options.timeoutMs ?? 5000, 'timeoutMs'),
       hedgeDelayMs: positive(options.hedgeDelayMs ?? 250, 'hedgeDelayMs'),
     };
+  }
+
+  /** What may be shown of it (util.inspect, JSON): no credential. */
+  toJSON(): Record<string, unknown> {
+    return { providerId: this.providerId, providerInfo: this.providerInfo, endpoints: this.policy.endpoints, http: this.http.toJSON() };
+  }
+
+  [inspect.custom](): string {
+    return `KmsKeyringNode ${inspect(this.toJSON())}`;
   }
 
   /** Names this keyring in the data-key cache: its entries are never handed to another keyring. */
@@ -82,7 +95,7 @@ export class KmsKeyringNode extends KeyringNode {
     if (!material.hasUnencryptedDataKey) {
       const operation = 'create-datakey';
       const answer = await withFailover(this.http, this.policy, operation, {
-        key_id: this.options.keyId,
+        key_id: this.keyId,
         datakey_length: String(keyBytes * 8),
         ...context,
       });
@@ -101,7 +114,7 @@ export class KmsKeyringNode extends KeyringNode {
     const operation = 'encrypt-datakey';
     try {
       const answer = await withFailover(this.http, this.policy, operation, {
-        key_id: this.options.keyId,
+        key_id: this.keyId,
         plain_text: Buffer.concat([dataKey, createHash('sha256').update(dataKey).digest()]).toString('hex'),
         datakey_plain_length: String(keyBytes),
         ...context,
@@ -125,7 +138,7 @@ export class KmsKeyringNode extends KeyringNode {
     for (const edk of ours) {
       try {
         const answer = await withHedging(this.http, this.policy, operation, {
-          key_id: this.options.keyId,
+          key_id: this.keyId,
           cipher_text: Buffer.from(edk.encryptedDataKey).toString('hex'),
           datakey_cipher_length: String(keyBytes),
           ...contextField(material.encryptionContext),

@@ -6,6 +6,7 @@
  * object that is sent. Sending uses Node's fetch so that every call has its own timeout and can be
  * abandoned when a hedged call elsewhere has already answered.
  */
+import { inspect } from 'node:util';
 import { AKSKSigner } from '@huaweicloud/huaweicloud-sdk-core/auth/AKSKSigner';
 import { BasicCredentials } from '@huaweicloud/huaweicloud-sdk-core/auth/BasicCredentials';
 import { ConfigurationError, KmsConnectionError, KmsRequestError, KmsTimeoutError } from './errors';
@@ -40,24 +41,38 @@ export class KmsCallCounter {
 }
 
 export class KmsHttp {
+  // The secrets are in #private fields: not enumerable, not shown by util.inspect, not in JSON.
   /** Exactly one of the two is set: the SDK core's credentials for AK/SK, or the token. */
-  private readonly credentials: BasicCredentials | undefined;
-  private readonly token: string | undefined;
+  readonly #credentials: BasicCredentials | undefined;
+  readonly #token: string | undefined;
+  readonly #securityToken: string | undefined;
   readonly calls = new KmsCallCounter();
 
   constructor(
     readonly projectId: string,
-    private readonly auth: KmsAuth,
+    auth: KmsAuth,
   ) {
     if (!/^[0-9A-Za-z_-]{1,64}$/.test(projectId)) throw new ConfigurationError('projectId must be 1-64 letters, digits, _ or -');
     if ('accessKey' in auth) {
       if (!auth.accessKey || !auth.secretKey) throw new ConfigurationError('an AK/SK pair needs both accessKey and secretKey');
-      this.credentials = new BasicCredentials().withAk(auth.accessKey).withSk(auth.secretKey).withProjectId(projectId);
-      if (auth.securityToken) this.credentials.withSecurityToken(auth.securityToken);
+      this.#credentials = new BasicCredentials().withAk(auth.accessKey).withSk(auth.secretKey).withProjectId(projectId);
+      if (auth.securityToken) {
+        this.#credentials.withSecurityToken(auth.securityToken);
+        this.#securityToken = auth.securityToken;
+      }
     } else {
       if (!auth.token) throw new ConfigurationError('a token must not be empty');
-      this.token = auth.token;
+      this.#token = auth.token;
     }
+  }
+
+  /** What may be shown of it: the project and the kind of credential, never the credential. */
+  toJSON(): Record<string, unknown> {
+    return { projectId: this.projectId, auth: this.#token === undefined ? 'AK/SK' : 'token', calls: this.calls.total };
+  }
+
+  [inspect.custom](): string {
+    return `KmsHttp ${inspect(this.toJSON())}`;
   }
 
   async call(endpoint: string, operation: string, body: Record<string, unknown>, options: KmsCallOptions): Promise<KmsAnswer> {
@@ -69,7 +84,9 @@ export class KmsHttp {
     let response: Response;
     let text: string;
     try {
-      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal });
+      // Never follow a redirect: fetch would re-send the body and the credentials to another host,
+      // whose plain_text would then be taken as the data key. A 3xx is a final error (below).
+      response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal, redirect: 'manual' });
       text = await response.text();
     } catch (error) {
       if (timeout.aborted) throw new KmsTimeoutError(operation, endpoint, options.timeoutMs);
@@ -81,6 +98,10 @@ export class KmsHttp {
     }
     const requestId = response.headers.get('x-request-id') ?? undefined;
     const parsed = parseJsonObject(text);
+    if (response.status >= 300 && response.status < 400) {
+      // Not retryable (status < 500): nothing is sent to the redirect's target, nor failed over.
+      throw new KmsRequestError(operation, endpoint, response.status, `HTTP.${response.status}`, 'a redirect, which is not followed', requestId);
+    }
     if (!response.ok) {
       const nested = parsed && isRecord(parsed.error) ? parsed.error : undefined;
       const code = stringField(nested, 'error_code') ?? stringField(parsed, 'error_code') ?? `HTTP.${response.status}`;
@@ -92,20 +113,20 @@ export class KmsHttp {
   }
 
   private headers(url: string, body: Record<string, unknown>): Record<string, string> {
-    if (this.token !== undefined) return { 'content-type': 'application/json', 'x-auth-token': this.token };
-    if (!this.credentials) throw new ConfigurationError('no credentials');
+    if (this.#token !== undefined) return { 'content-type': 'application/json', 'x-auth-token': this.#token };
+    if (!this.#credentials) throw new ConfigurationError('no credentials');
     const request = {
       endpoint: url,
       method: 'POST',
       headers: {
         'content-type': 'application/json',
         'X-Project-Id': this.projectId,
-        ...('securityToken' in this.auth && this.auth.securityToken ? { 'X-Security-Token': this.auth.securityToken } : {}),
+        ...(this.#securityToken ? { 'X-Security-Token': this.#securityToken } : {}),
       },
       data: body,
       queryParams: {},
     };
-    const signed = AKSKSigner.sign(request, this.credentials) as Record<string, string>;
+    const signed = AKSKSigner.sign(request, this.#credentials) as Record<string, string>;
     // fetch sets Host itself, from the same URL the signer read it from.
     const { host: _host, ...send } = signed;
     return send;

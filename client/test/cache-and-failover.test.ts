@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EnvelopeClient, KmsUnavailableError, ConfigurationError, PlaintextLengthExceededError } from '../src';
+import { EnvelopeClient, KmsRequestError, KmsUnavailableError, ConfigurationError, PlaintextLengthExceededError } from '../src';
 import { startTestService } from '../../test/helpers/service';
 import { startClientTestService, type ClientTestService } from './helpers/kms';
 
@@ -192,5 +192,21 @@ describe('several endpoints', () => {
     });
     await expect(client.encrypt('x')).rejects.toMatchObject({ status: 404 });
     expect(client.metrics.kmsCalls).toBe(1);
+  });
+
+  test('a 4xx during a hedged decryption ends it: no call to the endpoints after it, the silent one abandoned', async () => {
+    const writer = new EnvelopeClient({ kms: kms.kms(), cache: false });
+    const message = await writer.encrypt('refused', { encryptionContext: { tenant: 'aaaa' } });
+    const changed = Buffer.from(message);
+    changed.write('bbbb', message.indexOf(Buffer.from('aaaa'))); // the KMS refuses it: KMS.2201
+    // silent (hedged past after 50 ms) → the service (400) → failing must never be called.
+    const reader = new EnvelopeClient({
+      kms: kms.kms({ endpoints: [silent, kms.service.service.url, failing], timeoutMs: 5000, hedgeDelayMs: 50 }),
+      cache: false,
+    });
+    const error = await reader.decrypt(changed).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KmsRequestError);
+    expect(error).toMatchObject({ status: 400, code: 'KMS.2201' });
+    expect(reader.metrics.kmsCallsByOperation).toEqual({ 'decrypt-datakey': 2 });
   });
 });

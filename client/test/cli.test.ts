@@ -1,7 +1,7 @@
 /** kms-envelope encrypt|decrypt, as a process, over files and pipes, against a real service. */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startClientTestService, type ClientTestService } from './helpers/kms';
@@ -68,4 +68,26 @@ test('pipes: stdin to stdout; a wrong expected context fails with exit 1 and lea
 test('usage errors exit 2', async () => {
   expect((await run(['shred'])).status).toBe(2);
   expect((await run(['encrypt', '--context', 'novalue'])).status).toBe(2);
+});
+
+test('a decrypted --out file is created 0600 whatever the umask, and replaces an existing one only on success', async () => {
+  writeFileSync(path.join(dir, 'plain-mode'), 'private');
+  expect((await run(['encrypt', '--in', path.join(dir, 'plain-mode'), '--out', path.join(dir, 'sealed-mode')])).status).toBe(0);
+  const out = path.join(dir, 'opened-mode');
+  expect((await run(['decrypt', '--in', path.join(dir, 'sealed-mode'), '--out', out])).status).toBe(0);
+  expect(statSync(out).mode & 0o777).toBe(0o600);
+  expect(readFileSync(out, 'utf8')).toBe('private');
+  // A failed decryption leaves the existing file as it was (nothing half-written, nothing removed).
+  writeFileSync(path.join(dir, 'sealed-cut'), readFileSync(path.join(dir, 'sealed-mode')).subarray(0, 200));
+  expect((await run(['decrypt', '--in', path.join(dir, 'sealed-cut'), '--out', out])).status).toBe(1);
+  expect(readFileSync(out, 'utf8')).toBe('private');
+  expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+});
+
+test('--in and --out naming one file are refused (exit 2) and the file is left intact', async () => {
+  writeFileSync(path.join(dir, 'same'), 'do not truncate');
+  const refused = await run(['encrypt', '--in', path.join(dir, 'same'), '--out', path.join(dir, '.', 'same')]);
+  expect(refused.status).toBe(2);
+  expect(refused.stderr).toMatch(/same file/);
+  expect(readFileSync(path.join(dir, 'same'), 'utf8')).toBe('do not truncate');
 });

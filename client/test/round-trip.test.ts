@@ -96,21 +96,31 @@ describe('records', () => {
     expect(reader.metrics.kmsCalls + otherService.metrics.kmsCalls).toBe(0);
   });
 
-  test('a tampered byte anywhere in a message is refused', async () => {
+  test('a tampered byte anywhere in a message is refused, with one of the refusals a message can cause', async () => {
     const client = new EnvelopeClient({ kms: kms.kms(), frameLength: 64 });
     const plaintext = randomBytes(300);
     const message = await client.encrypt(plaintext, { encryptionContext: { k: 'v' } });
-    const failures: number[] = [];
+    const failures: string[] = [];
+    const kinds = new Set<string>();
     for (let at = 0; at < message.length; at += 1) {
       const tampered = Buffer.from(message);
       tampered[at]! ^= 0x01;
       const outcome = await client.decrypt(tampered).then(
         (opened) => (opened.plaintext.equals(plaintext) ? 'accepted' : 'wrong'),
-        (error: unknown) => (error instanceof Error && error.name.length > 0 ? 'refused' : 'odd'),
+        (error: unknown) => {
+          // The library's checks (MessageError), a data key of another provider or key (refused
+          // locally), or the KMS's refusal of an altered data key or context (a 4xx, no 500).
+          if (error instanceof MessageError || error instanceof NoMatchingDataKeyError) return error.name;
+          if (error instanceof KmsRequestError && error.status >= 400 && error.status < 500) return `${error.name} ${error.code}`;
+          return `unexpected ${String(error)}`;
+        },
       );
-      if (outcome !== 'refused') failures.push(at);
+      if (outcome === 'accepted' || outcome === 'wrong' || outcome.startsWith('unexpected')) failures.push(`${at}: ${outcome}`);
+      else kinds.add(outcome);
     }
     expect(failures).toEqual([]);
+    expect(kinds).toContain('MessageError');
+    expect(kinds).toContain('KmsRequestError KMS.2201');
   });
 
   test('a truncated message, and one with two frames swapped, are refused', async () => {
@@ -144,6 +154,17 @@ describe('streams', () => {
     }).catch((error: unknown) => error);
     expect(outcome).toBeInstanceOf(MessageError);
     expect(Buffer.concat(released).equals(plaintext.subarray(0, 2000))).toBe(true);
+  });
+
+  test('a wrong expectedEncryptionContext releases zero bytes from decryptStream', async () => {
+    const client = new EnvelopeClient({ kms: kms.kms(), frameLength: 64, cache: false });
+    const message = await client.encrypt(randomBytes(5000), { encryptionContext: { tenant: 't1' } });
+    const released: Buffer[] = [];
+    const outcome = await pipeline(Readable.from([message]), client.decryptStream({ expectedEncryptionContext: { tenant: 't2' } }), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) released.push(chunk);
+    }).catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(EncryptionContextMismatchError);
+    expect(Buffer.concat(released).length).toBe(0);
   });
 
   test('encryptStream → decryptStream round-trips, and the record API reads what the stream wrote', async () => {
