@@ -68,7 +68,8 @@ async function eventually(condition: () => boolean, attempts = 200, everyMs = 50
 
 test('an entry past its age is zeroed with no further traffic (swept, not only on lookup)', async () => {
   const keyring = new RecordingKeyring();
-  const client = new EnvelopeClient({ kms: keyring, cache: { maxAgeMs: 50, maxMessages: 100, maxBytes: 1_000_000, capacity: 10 } });
+  // An age well beyond one encrypt on a loaded machine (the sweep must not have come yet when it returns), well within the wait below.
+  const client = new EnvelopeClient({ kms: keyring, cache: { maxAgeMs: 1000, maxMessages: 100, maxBytes: 1_000_000, capacity: 10 } });
   await client.encrypt('idle afterwards');
   expect(keyring.filled[0]!.hasUnencryptedDataKey).toBe(true);
   expect(await eventually(() => !keyring.filled[0]!.hasUnencryptedDataKey)).toBe(true);
