@@ -116,8 +116,8 @@ export class KeyObjects {
       return this.runner().run('generate key', async (session) => {
         tries++;
         let existing: Buffer | undefined;
-        if (fresh && tries === 1) this.refreshView(session);
-        else existing = this.findAll(session, ref)[0];
+        // The search as before when the one read did not do (see refreshView).
+        if (!(fresh && tries === 1 && this.refreshView(session))) existing = this.findAll(session, ref)[0];
         const handle = existing ?? (await kind.generate(session, ref))[0];
         // Cached before the session goes back, so a module re-initialisation (which waits for every
         // session) cannot run in between and leave a handle of the old module in the cache.
@@ -132,22 +132,23 @@ export class KeyObjects {
    * token: SoftHSM re-reads its token directory (only when another process moved the token's
    * generation counter) whenever one of its objects is read. Any object of ours will do; when this
    * process knows none, a search does it (the token then holds none of ours to read).
+   * False when the read failed otherwise, so that the caller searches as it would without `fresh`:
+   * SoftHSM answers CKR_GENERAL_ERROR to a read that meets another process's rewrite of a file half
+   * done, and a read made only for its side effect must not fail a creation.
    */
-  private refreshView(session: graphene.Session): void {
+  private refreshView(session: graphene.Session): boolean {
     const known = this.handles.entries().next();
-    if (known.done) {
-      session.find(ALL_SECRET_KEYS_TEMPLATE);
-      return;
-    }
+    if (known.done) return false;
     const [cacheKey, handle] = known.value;
     try {
       new graphene.SessionObject(handle, session, session.lib).getAttribute({ class: null });
     } catch (error) {
-      if (classifyCkr(error) !== 'handle') throw error;
+      if (classifyCkr(error) !== 'handle') return false;
       // Its object was destroyed elsewhere: reading it still made the module look, which is what
       // counts here; the handle is dropped (its key's next use looks it up afresh).
       this.handles.delete(cacheKey);
     }
+    return true;
   }
 
   /**

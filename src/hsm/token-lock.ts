@@ -231,11 +231,13 @@ export class TokenLock {
       acquired = (await this.waitForTurn(turn.ticket, waiting)) && (await this.acquire(waiting));
     } catch (error) {
       this.endTurn(turn);
+      // The lock's own files failed (SQLite): the token cannot be changed now, as when the lock is not free.
+      const failure = error instanceof KmsError ? error : new KmsError('KMS.0104', { cause: error });
       for (const caller of turn.callers) {
         if (caller.state !== 'waiting') continue;
         caller.state = 'gave up';
         clearTimeout(caller.timer);
-        caller.fail(error);
+        caller.fail(failure);
       }
       return;
     }

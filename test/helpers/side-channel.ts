@@ -38,9 +38,25 @@ export class SideChannel {
 
   slot(): Buffer {
     for (const slot of this.lib.C_GetSlotList(true)) {
-      if (this.lib.C_GetTokenInfo(slot).label.replace(/\0+$/, '').trim() === this.tokenLabel) return slot;
+      if (this.tokenInfo(slot).label.replace(/\0+$/, '').trim() === this.tokenLabel) return slot;
     }
     throw new Error(`token ${this.tokenLabel} not found`);
+  }
+
+  /**
+   * C_GetTokenInfo, asked again (up to 20 times) when SoftHSM answers CKR_GENERAL_ERROR: it reads
+   * the token's file, and a read that meets the service's rewrite of it half done (each login
+   * rewrites it) fails so; the service's own token connection waits the same way.
+   */
+  private tokenInfo(slot: Buffer): pkcs11.TokenInfo {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.lib.C_GetTokenInfo(slot);
+      } catch (error) {
+        if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_GENERAL_ERROR) || attempt === 20) throw error;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      }
+    }
   }
 
   /** Runs `work` in a fresh read-write session of the token (the service's login covers it). */
