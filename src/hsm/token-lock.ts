@@ -125,10 +125,7 @@ export class TokenLock {
     createPrivateFile(`${file}-queue`);
     this.queue = new Database(`${file}-queue`, { timeout: QUEUE_BUSY_TIMEOUT_MS });
     try {
-      this.queue.pragma('journal_mode = WAL');
-      // The queue says who waits now; after a power loss its last changes may be lost, never its consistency.
-      this.queue.pragma('synchronous = NORMAL');
-      this.queue.exec('CREATE TABLE IF NOT EXISTS tickets (n INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL)');
+      setUpQueue(this.queue);
       this.statements = {
         take: this.queue.prepare('INSERT INTO tickets (owner) VALUES (?)'),
         drop: this.queue.prepare('DELETE FROM tickets WHERE n = ?'),
@@ -395,6 +392,28 @@ function claimLivenessFile(dir: string): { name: string; db: Database.Database }
     }
     if (existsSync(file)) return { name, db };
     db.close();
+  }
+}
+
+/**
+ * The queue's mode and table. Several processes opening a fresh data directory at once all set WAL
+ * mode and create the table: SQLite answers SQLITE_BUSY to the switch to WAL without calling the
+ * busy handler ("database is locked"), so it is tried again here, for up to QUEUE_BUSY_TIMEOUT_MS
+ * (once, at start; blocking is fine there).
+ */
+function setUpQueue(queue: Database.Database): void {
+  const giveUpAt = Date.now() + QUEUE_BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      queue.pragma('journal_mode = WAL');
+      // The queue says who waits now; after a power loss its last changes may be lost, never its consistency.
+      queue.pragma('synchronous = NORMAL');
+      queue.exec('CREATE TABLE IF NOT EXISTS tickets (n INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL)');
+      return;
+    } catch (error) {
+      if (!isSqliteBusy(error) || Date.now() >= giveUpAt) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 import * as pkcs11 from 'pkcs11js';
 import type { GcmParameter, ProbeOp, ProbeOps } from './shim-probe';
+import { tokenLabelOf } from './token-label';
 
 /**
  * The child of test/helpers/shim-probe.ts: loads the module named by argv[2] with pkcs11js (the
@@ -18,7 +19,7 @@ const extraSessions: Buffer[] = [];
 
 function open(): void {
   lib.C_Initialize();
-  const found = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.trim() === process.env.KMS_PROBE_TOKEN_LABEL);
+  const found = lib.C_GetSlotList(true).find((candidate) => tokenLabelOf(lib, candidate) === process.env.KMS_PROBE_TOKEN_LABEL);
   if (!found) throw new Error(`token ${process.env.KMS_PROBE_TOKEN_LABEL} not found`);
   slot = found;
   session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);

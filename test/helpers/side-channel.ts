@@ -3,6 +3,7 @@ import * as pkcs11 from 'pkcs11js';
 import type { HsmConfig } from '../../src/config';
 import type { MaterialRef } from '../../src/hsm/hsm';
 import { findMaterialTemplate } from '../../src/hsm/templates';
+import { tokenLabelOf } from './token-label';
 
 const BLIND_WRITE: pkcs11.Template = [
   { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_DATA },
@@ -36,26 +37,18 @@ export class SideChannel {
     }
   }
 
-  slot(): Buffer {
-    for (const slot of this.lib.C_GetSlotList(true)) {
-      if (this.tokenInfo(slot).label.replace(/\0+$/, '').trim() === this.tokenLabel) return slot;
-    }
-    throw new Error(`token ${this.tokenLabel} not found`);
-  }
-
   /**
-   * C_GetTokenInfo, asked again (up to 20 times) when SoftHSM answers CKR_GENERAL_ERROR: it reads
-   * the token's file, and a read that meets the service's rewrite of it half done (each login
-   * rewrites it) fails so; the service's own token connection waits the same way.
+   * The slot of this file's token. A slot SoftHSM cannot read now is passed over (tokenLabelOf:
+   * another file's token removed meanwhile, or a token file being rewritten); when this file's is
+   * not found, the slots are listed again a few times (the service's login rewrites its file).
    */
-  private tokenInfo(slot: Buffer): pkcs11.TokenInfo {
+  slot(): Buffer {
     for (let attempt = 1; ; attempt++) {
-      try {
-        return this.lib.C_GetTokenInfo(slot);
-      } catch (error) {
-        if (!(error instanceof pkcs11.Pkcs11Error && error.code === pkcs11.CKR_GENERAL_ERROR) || attempt === 20) throw error;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      for (const slot of this.lib.C_GetSlotList(true)) {
+        if (tokenLabelOf(this.lib, slot) === this.tokenLabel) return slot;
       }
+      if (attempt === 20) throw new Error(`token ${this.tokenLabel} not found`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
     }
   }
 

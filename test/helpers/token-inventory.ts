@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import * as pkcs11 from 'pkcs11js';
 import { DEFAULT_SOFTHSM_MODULE } from '../../src/config';
+import { tokenLabelOf } from './token-label';
 
 export interface TokenInventory {
   /** Initialised tokens whose label is the one asked for (one, unless a start made two). */
@@ -24,7 +25,7 @@ function inventory(tokenLabel: string, pin: string): TokenInventory {
   lib.load(DEFAULT_SOFTHSM_MODULE);
   lib.C_Initialize();
   try {
-    const slots = lib.C_GetSlotList(true).filter((slot) => lib.C_GetTokenInfo(slot).label.trim() === tokenLabel);
+    const slots = lib.C_GetSlotList(true).filter((slot) => tokenLabelOf(lib, slot) === tokenLabel);
     const slot = slots[0];
     if (!slot) return { tokens: 0, secretKeyLabels: [] };
     const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION);

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import * as pkcs11 from 'pkcs11js';
 import { makeProbeToken, removeProbeToken, runLayoutProbe, startShimProbe, type GcmParameter, type ProbeToken, type ShimProbe } from '../helpers/shim-probe';
 import { builtFipsShim, builtShim } from '../helpers/shim-service';
+import { tokenLabelOf } from '../helpers/token-label';
 
 /**
  * The PKCS#11 shim (bench/shim) playing the HSMs SoftHSM is not: the IV made by the token, the
@@ -198,7 +199,7 @@ describe('libkms-fips-shim.so: the same shim with FIPS-style defaults', () => {
     lib.C_Initialize();
     try {
       expect(lib.C_GetInfo().manufacturerID).toBe('KMS test FIPS-style HSM'.padEnd(32));
-      const slot = lib.C_GetSlotList(true).find((candidate) => lib.C_GetTokenInfo(candidate).label.trim() === token.label)!;
+      const slot = lib.C_GetSlotList(true).find((candidate) => tokenLabelOf(lib, candidate) === token.label)!;
       const sessions = Array.from({ length: 8 }, () => lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION));
       const session = sessions[0]!;
       lib.C_Login(session, pkcs11.CKU_USER, token.pin);
