@@ -120,8 +120,10 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
     let actedOn: ActedOn | undefined;
     /** The request's records (its own, then a cascaded grant's each) go out in one batch: the first failure, if any. */
     const audit = (status: number, result: string): Promise<AuditOutcome> => {
-      const records = auditRecords(auditRecord(start, exchange, op, { projectId, actedOn, status, result }), actedOn);
-      if (records.length === 1) return deps.audit.append(records[0]!);
+      const record = auditRecord(start, exchange, op, { projectId, actedOn, status, result });
+      // Every request but a cascading revoke or retire: one record, no array, no Promise.all.
+      if (!actedOn?.cascadedGrants?.length) return deps.audit.append(record);
+      const records = auditRecords(record, actedOn);
       return Promise.all(records.map((each) => deps.audit.append(each))).then((outcomes) => outcomes.find((outcome) => outcome !== undefined));
     };
     // Nothing runs that could not be audited: a refusal here is not recorded (it could not be).
