@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { AUDIT_SYNC_POLICIES, auditLogFile, type AuditSync } from './audit/audit-log';
@@ -70,6 +70,16 @@ export interface Config {
   readonly tls?: TlsConfig;
   readonly dataDir: string;
   readonly databasePath: string;
+  /**
+   * This instance's name among those sharing one database (KMS_INSTANCE_ID, default the host
+   * name): its audit chains' checkpoints are kept under it.
+   */
+  readonly instanceId: string;
+  /**
+   * The token lock (src/hsm/token-lock.ts): KMS_HSM_LOCK_FILE, default hsm.lock in the data
+   * directory. Instances on one machine that share one SoftHSM token point it at one file.
+   */
+  readonly hsmLockPath: string;
   /** The hash-chained audit trail (JSON lines). */
   readonly auditLogPath: string;
   /** Where the first start writes the admin credential of the default project (mode 0600). */
@@ -115,6 +125,8 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
   readonly auditHeadIntervalMs: number;
+  /** How often each audit chain's head is checkpointed into the database (when it moved), in milliseconds. */
+  readonly auditCheckpointIntervalMs: number;
   /**
    * When an audit record counts as done, and the response may leave (KMS_AUDIT_SYNC): `always`,
    * written and fdatasync'ed (a power cut keeps it); `batch`, written without the sync (a crash of
@@ -290,6 +302,15 @@ function tlsConfig(env: Env): TlsConfig | undefined {
   });
 }
 
+/** KMS_INSTANCE_ID, or the host name: letters, digits and `.-_`, at most 64. */
+function instanceId(env: Env): string {
+  const id = env.KMS_INSTANCE_ID || hostname();
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+    throw new ConfigError(`KMS_INSTANCE_ID must be 1 to 64 letters, digits, '.', '-' or '_'${env.KMS_INSTANCE_ID ? '' : ` (the host name ${JSON.stringify(id)} is not: set it)`}`);
+  }
+  return id;
+}
+
 /** Reads the whole configuration once; throws {@link ConfigError} on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.KMS_DATA_DIR || 'data');
@@ -315,6 +336,8 @@ export function loadConfig(env: Env = process.env): Config {
     tls: tlsConfig(env),
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
+    instanceId: instanceId(env),
+    hsmLockPath: path.resolve(env.KMS_HSM_LOCK_FILE || path.join(dataDir, 'hsm.lock')),
     auditLogPath: auditLogFile(dataDir),
     adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
@@ -334,6 +357,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+    auditCheckpointIntervalMs: integer(env, 'KMS_AUDIT_CHECKPOINT_SECONDS', 5, 1, 3600) * 1000,
     auditSync: auditSync(env),
     sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
     sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,
