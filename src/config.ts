@@ -20,6 +20,7 @@ export type HsmConfig =
       readonly kind: 'embedded-softhsm';
       readonly modulePath: string;
       readonly tokenLabel: string;
+      /** KMS_SOFTHSM_DIR, default `softhsm` in the data directory: its configuration, PIN and tokens. */
       readonly tokenDir: string;
     }
   | {
@@ -77,7 +78,8 @@ export interface Config {
   readonly instanceId: string;
   /**
    * The token lock (src/hsm/token-lock.ts): KMS_HSM_LOCK_FILE, default hsm.lock in the data
-   * directory. Instances on one machine that share one SoftHSM token point it at one file.
+   * directory, or beside a token shared through KMS_SOFTHSM_DIR. Instances on one machine that
+   * share one token share one lock.
    */
   readonly hsmLockPath: string;
   /** The hash-chained audit trail (JSON lines). */
@@ -326,8 +328,11 @@ export function loadConfig(env: Env = process.env): Config {
   } else {
     if (pin) throw new ConfigError('a PIN is configured without KMS_PKCS11_MODULE; the embedded token manages its own PIN');
     if (env.KMS_PKCS11_INIT_ARGS) throw new ConfigError('KMS_PKCS11_INIT_ARGS is set without KMS_PKCS11_MODULE; the embedded SoftHSM takes none');
-    hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.join(dataDir, 'softhsm') };
+    hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.resolve(env.KMS_SOFTHSM_DIR || path.join(dataDir, 'softhsm')) };
   }
+  if (modulePath && env.KMS_SOFTHSM_DIR) throw new ConfigError('KMS_SOFTHSM_DIR is set with KMS_PKCS11_MODULE; it places the embedded token only');
+  // A token shared by instances on one machine (KMS_SOFTHSM_DIR) is guarded by one lock beside it.
+  const hsmLockPath = path.resolve(env.KMS_HSM_LOCK_FILE || (env.KMS_SOFTHSM_DIR && hsm.kind === 'embedded-softhsm' ? path.join(hsm.tokenDir, 'hsm.lock') : path.join(dataDir, 'hsm.lock')));
 
   const port = integer(env, 'PORT', 8080, 0, 65535);
   return Object.freeze({
@@ -337,7 +342,7 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
     instanceId: instanceId(env),
-    hsmLockPath: path.resolve(env.KMS_HSM_LOCK_FILE || path.join(dataDir, 'hsm.lock')),
+    hsmLockPath,
     auditLogPath: auditLogFile(dataDir),
     adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
