@@ -1,14 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { auditLogFiles, parseHead, verifyAuditLog, type ChainHead } from '../audit/audit-log';
+import { auditLogFiles, parseHead, type ChainHead } from '../audit/audit-log';
+import { verifyChains, type ChainVerdict } from '../audit/chain-verdicts';
 import type { Config } from '../config';
 import { parseCommandLine } from './command-line';
 import { print, type Table } from './output';
 import { UsageError } from './usage';
 
-type Verdict = Record<string, unknown> & { readonly file: string; readonly ok: boolean; readonly records: number };
-
-function verdictTable(verdicts: readonly Verdict[]): Table {
+function verdictTable(verdicts: readonly ChainVerdict[]): Table {
   return {
     columns: ['FILE', 'OK', 'RECORDS', 'ANCHOR OR REASON'],
     rows: verdicts.map((verdict) => [verdict.file, verdict.ok ? 'yes' : 'NO', verdict.records, verdict.ok ? verdict.anchor : `line ${String(verdict.line)}: ${String(verdict.reason)}`]),
@@ -37,26 +36,17 @@ export function auditCommandLine(verb: string, args: readonly string[]): (config
     if (file !== undefined && chain !== path.basename(file)) throw new UsageError(`--expect-head names ${chain}, but --file is ${path.basename(file)}`, ['audit', 'verify']);
     expected.set(chain, head);
   }
-  const verdictOf = (chainFile: string): Verdict => {
-    const verdict = verifyAuditLog(chainFile, expected.get(path.basename(chainFile)));
-    return verdict.ok ? { file: chainFile, ...verdict, anchor: `${path.basename(chainFile)}=${verdict.records}:${verdict.head}` } : { file: chainFile, ...verdict };
-  };
   return (config) => {
     if (file !== undefined) {
       if (!existsSync(file)) throw new Error(`no audit log at ${file}`);
-      const verdict = verdictOf(file);
-      print(line.format, verdict, () => verdictTable([verdict]));
-      if (!verdict.ok) process.exitCode = 1;
+      const [verdict] = verifyChains({ files: [file], dir: path.dirname(file), expected });
+      print(line.format, verdict, () => verdictTable([verdict!]));
+      if (!verdict!.ok) process.exitCode = 1;
       return;
     }
     const files = existsSync(config.dataDir) ? auditLogFiles(config.dataDir) : [];
-    const names = new Set(files.map((chainFile) => path.basename(chainFile)));
-    const missing = [...expected.keys()].filter((name) => !names.has(name));
-    if (files.length === 0 && missing.length === 0) throw new Error(`no audit log in ${config.dataDir}`);
-    const verdicts: Verdict[] = [
-      ...files.map(verdictOf),
-      ...missing.map((name) => ({ file: path.join(config.dataDir, name), ok: false, records: 0, line: 1, reason: 'the chain file is missing: it was removed' })),
-    ];
+    if (files.length === 0 && expected.size === 0) throw new Error(`no audit log in ${config.dataDir}`);
+    const verdicts = verifyChains({ files, dir: config.dataDir, expected });
     const ok = verdicts.every((verdict) => verdict.ok);
     print(line.format, { ok, records: verdicts.reduce((total, verdict) => total + verdict.records, 0), files: verdicts }, () => verdictTable(verdicts));
     if (!ok) process.exitCode = 1;

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { AuditLog, verifyAuditLog } from '../../src/audit/audit-log';
 import type { AuditRecord } from '../../src/audit/audit-records';
 import { ChainCheckpoints, checkpointName } from '../../src/audit/chain-checkpoints';
+import { verifyChains } from '../../src/audit/chain-verdicts';
 import type { AuditCheckpoint, AuditCheckpointRepository } from '../../src/domain/repositories';
 
 function record(requestId: string): AuditRecord {
@@ -99,5 +100,41 @@ describe('audit chain checkpoints', () => {
     writeFileSync(file, `${lines[0]!}\n`);
     expect(verifyAuditLog(file)).toMatchObject({ ok: true, records: 1 });
     expect(verifyAuditLog(file, { records: checkpoint.records, hash: checkpoint.head })).toMatchObject({ ok: false, reason: expect.stringContaining('cut from its end') });
+  });
+});
+
+describe('verifying chains against their checkpoints', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-verify-chains-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function chainOf(name: string, records: number): Promise<{ file: string; checkpoint: AuditCheckpoint }> {
+    const file = path.join(dir, name);
+    const log = new AuditLog(file, { instance: 'kms-a' });
+    for (let i = 0; i < records; i++) await log.append(record(`${name}-${i}`));
+    await log.close();
+    return { file, checkpoint: { instance: checkpointName('kms-a', file), records, head: log.head.hash, at: Date.parse('2026-12-07T10:00:00Z') } };
+  }
+
+  it("holds each chain to its instance's checkpoint, ignores other instances', and finds a cut or a removed chain", async () => {
+    const one = await chainOf('audit-1.log', 3);
+    const two = await chainOf('audit-2.log', 2);
+    const gone = await chainOf('audit-3.log', 1);
+    rmSync(gone.file);
+    const foreign: AuditCheckpoint = { ...one.checkpoint, instance: 'kms-b/audit-1.log', records: 99 };
+    const all = [one.checkpoint, two.checkpoint, gone.checkpoint, foreign];
+    const whole = verifyChains({ files: [one.file, two.file], dir, expected: new Map(), checkpoints: { instance: 'kms-a', all } });
+    expect(whole.map((verdict) => [path.basename(verdict.file), verdict.ok])).toEqual([['audit-1.log', true], ['audit-2.log', true], ['audit-3.log', false]]);
+    expect(whole[0]).toMatchObject({ checkpoint: { records: 3, at: '2026-12-07T10:00:00.000Z' } });
+    expect(whole[2]).toMatchObject({ reason: expect.stringContaining('kms-a/audit-3.log has a checkpoint') });
+
+    const lines = readFileSync(two.file, 'utf8').split('\n').filter(Boolean);
+    writeFileSync(two.file, `${lines[0]!}\n`);
+    const cut = verifyChains({ files: [one.file, two.file], dir, expected: new Map(), checkpoints: { instance: 'kms-a', all: [one.checkpoint, two.checkpoint] } });
+    expect(cut[1]).toMatchObject({ ok: false, reason: expect.stringContaining('cut from its end') });
+    // Without the checkpoints, the cut chain is whole: only they (or a kept head) show the cut.
+    expect(verifyChains({ files: [two.file], dir, expected: new Map() })[0]).toMatchObject({ ok: true, records: 1 });
   });
 });
