@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ChangeCursor, type ChangeWatch } from './change-watch';
-import { sqliteCode } from './sqlite-errors';
+import { sqliteCode } from './sqlite/sqlite-errors';
 
 /**
  * Key metadata in an embedded SQLite database (WAL, so that readers never wait for the writer and

@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { Config } from '../config';
 import { ChangeWatch } from './change-watch';
-import { openDatabase } from './database';
+import { openDatabase } from './sqlite/database';
 
 /**
  * What the services keep their state in: today the data directory's SQLite database, with the

@@ -5,7 +5,7 @@ import { dataBlobFromText } from '../../src/kms/data-blob-codec';
 import { decodeBlob } from '../../src/kms/blob-codec';
 import { createLogger } from '../../src/logger';
 import { ChangeWatch } from '../../src/store/change-watch';
-import { openDatabase } from '../../src/store/database';
+import { openDatabase } from '../../src/store/sqlite/database';
 import { KeyStore } from '../../src/store/key-store';
 import { RotationStore } from '../../src/store/rotation-store';
 import { expectKmsError, type KmsClient } from '../helpers/client';

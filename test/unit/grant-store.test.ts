@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { MIGRATIONS, openDatabase } from '../../src/store/database';
+import { MIGRATIONS, openDatabase } from '../../src/store/sqlite/database';
 import { GrantParentGoneError, GrantStore, type GrantRecord } from '../../src/store/grant-store';
 
 /**
