@@ -57,8 +57,8 @@ export interface CoreOptions {
    * anything is opened, so that a mistyped KMS_DATA_DIR makes no token, no database.
    */
   readonly dataDir: 'create' | 'existing';
-  /** Opens the service's audit chain, right after the store (and closed right after the HSM). */
-  readonly audit?: () => AuditSink;
+  /** Opens the service's audit chain, right after the store (and closed right after the HSM); it checkpoints into the store. */
+  readonly audit?: (store: MetadataStore) => AuditSink;
 }
 
 /**
@@ -67,7 +67,7 @@ export interface CoreOptions {
  * opened is closed, in reverse order, and the step's error is thrown. Nothing here starts a timer:
  * seal counts are flushed, and sweeps run, only where the caller starts them.
  */
-export function openCore(config: Config, options: CoreOptions & { readonly audit: () => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
+export function openCore(config: Config, options: CoreOptions & { readonly audit: (store: MetadataStore) => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
 export function openCore(config: Config, options: CoreOptions): Promise<Core>;
 export async function openCore(config: Config, options: CoreOptions): Promise<Core> {
   const { logger } = options;
@@ -82,7 +82,7 @@ export async function openCore(config: Config, options: CoreOptions): Promise<Co
     opened.push(() => hsm.close());
     const store = openStore(config);
     opened.push(() => store.close());
-    const audit = options.audit?.();
+    const audit = options.audit?.(store);
     if (audit) opened.push(() => audit.close());
     // Sealing secret keys needs the credential-sealing key.
     await ensureSystemKeys(hsm);

@@ -4,9 +4,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import { cliAuditLogFile } from './audit/audit-log';
 import { ServiceAudit } from './audit/service-audit';
-import { auditedCredentialChange } from './cli/cli-audit';
+import { auditedCredentialChange, cliChain } from './cli/cli-audit';
 import type { Config } from './config';
 import type { MetadataStore } from './domain/repositories';
 import { openCore, type Core } from './open-core';
@@ -95,7 +94,15 @@ export async function startService(config: Config, options: StartOptions): Promi
     dataDir: 'create',
     hsmObserver: metrics?.hsm,
     rotationObserver: metrics?.keys,
-    audit: () => new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit, sync: config.auditSync }),
+    audit: (store) =>
+      new ServiceAudit(options.auditLogPath ?? config.auditLogPath, {
+        logger,
+        headIntervalMs: config.auditHeadIntervalMs,
+        observer: metrics?.audit,
+        sync: config.auditSync,
+        instance: config.instanceId,
+        checkpoints: { repository: store.auditCheckpoints, instance: config.instanceId, intervalMs: config.auditCheckpointIntervalMs },
+      }),
   });
   const { hsm, audit, credentials, store } = core;
   metrics?.hsm.watch(() => hsm.state());
@@ -298,8 +305,15 @@ async function reconcileAtStart(deps: MaintenanceDeps, alone: boolean): Promise<
  */
 async function bootstrapAdminCredential(config: Config, core: Core, logger: Logger): Promise<void> {
   if (!(await core.credentials.isEmpty()) || existsSync(config.adminCredentialsPath)) return;
+  // Instances starting together on one fresh database: the first makes it, the others find it made.
+  await core.store.bootstrap.exclusive('first-start', async () => {
+    if (await core.credentials.isEmpty()) await makeAdminCredential(config, core, logger);
+  });
+}
+
+async function makeAdminCredential(config: Config, core: Core, logger: Logger): Promise<void> {
   const options = { projectId: config.defaultProjectId, actions: ['kms:*'], description: 'admin credential created on first start' };
-  const chain = cliAuditLogFile(config.dataDir);
+  const chain = cliChain(config);
   const created = (id: string, kind: string) => ({
     action: 'create' as const,
     credential: { id, kind, project_id: options.projectId, actions: options.actions, expires_at: null },

@@ -23,7 +23,12 @@ export interface ChainsToVerify {
    * The checkpoints the service recorded in its database (chain-checkpoints.ts) and the instance
    * whose chains these are; undefined when they are not checked.
    */
-  readonly checkpoints?: { readonly instance: string; readonly all: readonly AuditCheckpoint[] };
+  readonly checkpoints?: {
+    readonly instance: string;
+    readonly all: readonly AuditCheckpoint[];
+    /** Only this chain's checkpoint counts (one file verified alone: the others' are not missing). */
+    readonly only?: string;
+  };
 }
 
 /**
@@ -35,7 +40,9 @@ export function verifyChains(chains: ChainsToVerify): ChainVerdict[] {
   const checkpoints = new Map<string, AuditCheckpoint>();
   const prefix = chains.checkpoints ? `${chains.checkpoints.instance}/` : undefined;
   for (const checkpoint of chains.checkpoints?.all ?? []) {
-    if (prefix !== undefined && checkpoint.instance.startsWith(prefix)) checkpoints.set(checkpoint.instance.slice(prefix.length), checkpoint);
+    if (prefix === undefined || !checkpoint.instance.startsWith(prefix)) continue;
+    const name = checkpoint.instance.slice(prefix.length);
+    if (chains.checkpoints?.only === undefined || chains.checkpoints.only === name) checkpoints.set(name, checkpoint);
   }
   const verdictOf = (file: string): ChainVerdict => {
     const name = path.basename(file);

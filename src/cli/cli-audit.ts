@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { appendDurably, AuditLog } from '../audit/audit-log';
+import { appendDurably, AuditLog, cliAuditLogFile } from '../audit/audit-log';
+import type { Config } from '../config';
 import type { AuditRecord, CredentialChangeRecord } from '../audit/audit-records';
 import type { MetadataStore } from '../domain/repositories';
 import { KmsError } from '../errors';
@@ -18,6 +19,17 @@ import { storeInTransaction } from '../store/in-transaction';
  */
 
 const CHAIN_LOCK = 'cli-audit';
+
+/** The tool's chain on this machine: audit-cli.log of the data directory, whose lines name the instance (KMS_INSTANCE_ID). */
+export interface CliChain {
+  readonly file: string;
+  readonly instance: string;
+}
+
+/** The chain of the data directory of `config`. */
+export function cliChain(config: Pick<Config, 'dataDir' | 'instanceId'>): CliChain {
+  return { file: cliAuditLogFile(config.dataDir), instance: config.instanceId };
+}
 
 /** Where an audited change runs: the store, and the services built over a view of it (Core.servicesOver). */
 export interface AuditedStore {
@@ -70,13 +82,13 @@ function inTransactionUnderChainLock<T>(at: AuditedStore, work: (services: Servi
  */
 export function auditedCredentialChange<T>(
   at: AuditedStore,
-  file: string,
+  chain: CliChain,
   change: (credentials: CredentialService) => Promise<T>,
   describe: (result: T) => Omit<CredentialChangeRecord, 'time' | 'event' | 'operator'>,
 ): Promise<T> {
   return inTransactionUnderChainLock(at, async ({ credentials }) => {
     const result = await change(credentials);
-    appendDurably(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
+    appendDurably(chain.file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() }, chain.instance);
     return result;
   });
 }
@@ -115,7 +127,7 @@ export type CallOutcome<R> = { readonly ok: true; readonly response: R } | { rea
  * appends its record; a failure of that last write is reported (exit code 1) with the change made, as the
  * service's own chain can only keep such a record pending.
  */
-export async function auditedOperation<R>(at: AuditedStore & { readonly keys: KeyServices }, file: string, call: OperatorCall<R>): Promise<CallOutcome<R>> {
+export async function auditedOperation<R>(at: AuditedStore & { readonly keys: KeyServices }, chain: CliChain, call: OperatorCall<R>): Promise<CallOutcome<R>> {
   const who = operator();
   const ctx: RequestContext = {
     projectId: call.projectId,
@@ -151,18 +163,18 @@ export async function auditedOperation<R>(at: AuditedStore & { readonly keys: Ke
   if (!call.makesMaterial) {
     return inTransactionUnderChainLock(at, async (services) => {
       const outcome = await attempt(services.keys);
-      appendDurably(file, record(outcome));
+      appendDurably(chain.file, record(outcome), chain.instance);
       return outcome;
     });
   }
   // Opening the chain for appending fails on a missing or read-only file or directory.
-  await underChainLock(at, async () => new AuditLog(file).close());
+  await underChainLock(at, async () => new AuditLog(chain.file).close());
   const outcome = await attempt(at.keys);
   try {
-    await underChainLock(at, async () => appendDurably(file, record(outcome)));
+    await underChainLock(at, async () => appendDurably(chain.file, record(outcome), chain.instance));
   } catch (error) {
     const made = outcome.ok && ctx.actedOn.keyId ? ` (key ${ctx.actedOn.keyId})` : '';
-    throw new Error(`${call.op.name} was done${made}, but its record could not be written to ${file}`, { cause: error });
+    throw new Error(`${call.op.name} was done${made}, but its record could not be written to ${chain.file}`, { cause: error });
   }
   return outcome;
 }

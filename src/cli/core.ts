@@ -1,11 +1,11 @@
 import pino from 'pino';
-import { cliAuditLogFile } from '../audit/audit-log';
 import type { Config } from '../config';
 import type { MetadataStore } from '../domain/repositories';
 import type { Hsm } from '../hsm/hsm';
 import type { CredentialService } from '../identity/credentials';
 import type { KeyServices } from '../kms/key-services';
 import { openCore } from '../open-core';
+import { cliChain, type CliChain } from './cli-audit';
 
 /** What a command works with: the service's store, HSM and services, and the tool's audit chain. */
 export interface CliCore {
@@ -17,7 +17,7 @@ export interface CliCore {
   readonly credentials: CredentialService;
   readonly keys: KeyServices;
   /** audit-cli.log of the data directory. */
-  readonly chainFile: string;
+  readonly chain: CliChain;
 }
 
 /**
@@ -31,7 +31,7 @@ export async function withCore<T>(config: Config, work: (core: CliCore) => Promi
   const core = await openCore(config, { logger, dataDir: 'existing', hsmSessions: 1 });
   try {
     const { hsm, credentials, keys, store, servicesOver } = core;
-    return await work({ config, store, servicesOver, hsm, credentials, keys, chainFile: cliAuditLogFile(config.dataDir) });
+    return await work({ config, store, servicesOver, hsm, credentials, keys, chain: cliChain(config) });
   } finally {
     await core.close();
   }

@@ -45,7 +45,7 @@ function create(line: CommandLine): (core: CliCore) => Promise<void> {
   if (!line.flags.has('token')) {
     if (ttl !== undefined) throw new UsageError('--ttl-hours is for tokens (--token)', topic);
     return async (core) => {
-      const issued = await auditedCredentialChange(core, core.chainFile, (credentials) => credentials.createAccessKey(options), (key) => created(key.access_key, 'aksk', null));
+      const issued = await auditedCredentialChange(core, core.chain, (credentials) => credentials.createAccessKey(options), (key) => created(key.access_key, 'aksk', null));
       // The secret key is shown here once, in the table as in the JSON: it is never shown again.
       print(line.format, issued, () => ({ fields: { ...issued } }));
     };
@@ -53,7 +53,7 @@ function create(line: CommandLine): (core: CliCore) => Promise<void> {
   if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError('--ttl-hours takes a whole number of hours', topic);
   const ttlOption = ttl === undefined ? {} : { ttlMs: Number(ttl) * 3_600_000 };
   return async (core) => {
-    const token = await auditedCredentialChange(core, core.chainFile, (credentials) => credentials.createToken({ ...options, ...ttlOption }), (made) => created(made.token_id, 'token', made.expires_at));
+    const token = await auditedCredentialChange(core, core.chain, (credentials) => credentials.createToken({ ...options, ...ttlOption }), (made) => created(made.token_id, 'token', made.expires_at));
     print(line.format, token, () => ({ fields: { ...token } }));
   };
 }
@@ -65,7 +65,7 @@ function change(verb: 'enable' | 'disable' | 'delete', line: CommandLine): (core
     const before = (await core.credentials.list()).find((info) => info.id === id);
     const done = await auditedCredentialChange(
       core,
-      core.chainFile,
+      core.chain,
       (credentials) => (verb === 'delete' ? credentials.remove(id) : credentials.setEnabled(id, verb === 'enable')),
       (changed): ChangeDescription => ({ action: verb, credential: before ? described(before) : { id }, result: changed ? 'OK' : 'NOT_FOUND' }),
     );

@@ -72,7 +72,7 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
     const bodyFor = definition.body(line);
     return async (core) => {
       const op = operationAt(core.keys, definition.path);
-      const outcome = await auditedOperation(core, core.chainFile, {
+      const outcome = await auditedOperation(core, core.chain, {
         op,
         projectId,
         makesMaterial: definition.makesMaterial ?? false,
