@@ -1,9 +1,9 @@
 import type { JobLeases } from '../domain/coordination';
 
 /**
- * The exactly-once jobs' names in the store's lease table, and how long a lease lasts: longer
- * than any one item takes (a few HSM calls, each bounded by KMS_HSM_CALL_TIMEOUT_MS), short enough
- * that an instance that died mid-item leaves it to another within a few sweeps.
+ * The exactly-once jobs' names in the store's lease table (item: the key id, or key id/version
+ * for a rotation's roll-back), and how long a lease lasts unless renewed: an instance that died
+ * mid-item leaves it to another within that.
  */
 export const JOBS = {
   /** Destroying the material and record of a key whose deletion window has ended. */
@@ -12,21 +12,39 @@ export const JOBS = {
   creationRollback: 'key-creation-rollback',
   /** Rolling back a rotation that never finished. */
   rotationRollback: 'key-rotation-rollback',
+  /** A scheduled rotation come due, or one past the seal budget (the sweeps'; on-demand ones take no lease). */
+  rotation: 'key-rotation',
 } as const;
 
 export const JOB_LEASE_TTL_MS = 120_000;
 
 /**
- * Runs `work` for one item of a job if this process gets its lease (released when done, whether
- * `work` succeeded or not, so that the next pass, here or elsewhere, may retry a failure).
- * `claimed` false: another process holds it, and `work` did not run.
+ * Runs `work` for one item of a job if this process gets its lease, renewing it every third of
+ * `ttlMs` while `work` runs (an item may take many HSM calls, each up to KMS_PKCS11_CALL_TIMEOUT_MS)
+ * and releasing it when done, whether `work` succeeded or not, so that the next pass, here or
+ * elsewhere, may retry a failure. `claimed` false: another holder has it, and `work` did not run.
+ *
+ * A lease can still be lost (this process stalled past `ttlMs`): `work` must check, under the
+ * lease, that its item is still to be done, and each of its steps must be harmless done twice.
  */
-export async function underLease<T>(leases: JobLeases, job: string, item: string, work: () => Promise<T>): Promise<{ claimed: true; value: T } | { claimed: false }> {
-  const lease = await leases.tryClaim(job, item, JOB_LEASE_TTL_MS);
+export async function underLease<T>(
+  leases: JobLeases,
+  job: string,
+  item: string,
+  work: () => Promise<T>,
+  ttlMs: number = JOB_LEASE_TTL_MS,
+): Promise<{ claimed: true; value: T } | { claimed: false }> {
+  const lease = await leases.tryClaim(job, item, ttlMs);
   if (!lease) return { claimed: false };
+  const renewal = setInterval(() => {
+    // A failed renewal is retried by the next tick; a lost lease shows as the item done elsewhere.
+    lease.renew(ttlMs).catch(() => false);
+  }, ttlMs / 3);
+  renewal.unref();
   try {
     return { claimed: true, value: await work() };
   } finally {
+    clearInterval(renewal);
     await lease.release();
   }
 }

@@ -9,7 +9,7 @@ import { JOBS, underLease } from './job-lease';
 
 export interface KeyRotatorDeps {
   readonly rotations: RotationRepository;
-  /** Leases of the roll-backs of interrupted rotations (exactly once across processes). */
+  /** Leases of the sweeps' rotations and of the roll-backs of interrupted ones (exactly once across processes). */
   readonly leases: JobLeases;
   readonly hsm: Hsm;
   readonly clock: Clock;
@@ -35,6 +35,8 @@ export interface RotationReport {
   readonly rotated: number;
   /** Rotations or roll-backs that failed (logged; the next pass tries again). */
   readonly failed: number;
+  /** Rotations or roll-backs left to another process, which held their lease (or, a roll-back, had done it). */
+  readonly skipped: number;
 }
 
 /**
@@ -100,19 +102,27 @@ export class KeyRotator {
   /**
    * Rolls back rotations claimed at or before `before` that never finished: destroys the claimed
    * version's object (none is fine), then forgets the version and releases the claim. Each under
-   * its lease: a claim whose lease another process holds is left to it.
+   * its lease: a claim whose lease another process holds is left to it, and one that is gone (or
+   * claimed anew) once the lease is held was finished by another.
    */
-  async reconcile(before: number): Promise<Pick<RotationReport, 'rolledBack' | 'failed'>> {
+  async reconcile(before: number): Promise<Pick<RotationReport, 'rolledBack' | 'failed' | 'skipped'>> {
     const { rotations, hsm, logger } = this.deps;
     let rolledBack = 0;
     let failed = 0;
+    let skipped = 0;
     for (const claim of await rotations.claimedBefore(before)) {
       try {
         const outcome = await underLease(this.deps.leases, JOBS.rotationRollback, `${claim.keyId}/${claim.version}`, async () => {
+          const current = await rotations.claimedBefore(before);
+          if (!current.some((other) => other.keyId === claim.keyId && other.version === claim.version && other.claimedAt === claim.claimedAt)) return false;
           await hsm.destroyKey({ keyId: claim.keyId, version: claim.version });
           await rotations.rollBack(claim.keyId, claim.version);
+          return true;
         });
-        if (!outcome.claimed) continue;
+        if (!outcome.claimed || !outcome.value) {
+          skipped++;
+          continue;
+        }
         rolledBack++;
         logger.warn({ keyId: claim.keyId, projectId: claim.projectId, version: claim.version }, 'rolled back an interrupted key rotation');
       } catch (error) {
@@ -120,11 +130,11 @@ export class KeyRotator {
         logger.error({ keyId: claim.keyId, projectId: claim.projectId, version: claim.version, err: error }, 'could not roll back an interrupted key rotation; retrying next pass');
       }
     }
-    return { rolledBack, failed };
+    return { rolledBack, failed, skipped };
   }
 
   /** Rotates every key whose scheduled rotation is due, or whose current version is past the seal budget. */
-  async rotateDue(): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
+  async rotateDue(): Promise<Pick<RotationReport, 'rotated' | 'failed' | 'skipped'>> {
     const { rotations, clock } = this.deps;
     const scheduled = (await rotations.due(clock())).map((key) => ({ ...key, reason: 'scheduled' as const }));
     const used = (await rotations.overBudget(this.deps.sealBudget)).map((key) => ({ ...key, reason: 'budget' as const }));
@@ -132,21 +142,30 @@ export class KeyRotator {
   }
 
   /** Rotates every key whose current version is past the seal budget (after counts were flushed). */
-  async rotateOverBudget(): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
+  async rotateOverBudget(): Promise<Pick<RotationReport, 'rotated' | 'failed' | 'skipped'>> {
     return this.rotateAll((await this.deps.rotations.overBudget(this.deps.sealBudget)).map((key) => ({ ...key, reason: 'budget' as const })));
   }
 
-  private async rotateAll(candidates: ReadonlyArray<{ keyId: string; projectId: string; reason: RotationReason }>): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
+  /**
+   * The sweeps' rotations, each under the key's rotation lease: a key whose lease another process
+   * holds is left to it. The claim inside (rotate) checks again that the rotation is still due.
+   */
+  private async rotateAll(
+    candidates: ReadonlyArray<{ keyId: string; projectId: string; reason: RotationReason }>,
+  ): Promise<Pick<RotationReport, 'rotated' | 'failed' | 'skipped'>> {
     let rotated = 0;
     let failed = 0;
+    let skipped = 0;
     for (const { keyId, projectId, reason } of candidates) {
       try {
-        if ((await this.rotate(keyId, projectId, reason)) !== undefined) rotated++;
+        const outcome = await underLease(this.deps.leases, JOBS.rotation, keyId, () => this.rotate(keyId, projectId, reason));
+        if (!outcome.claimed) skipped++;
+        else if (outcome.value !== undefined) rotated++;
       } catch (error) {
         failed++;
         this.deps.logger.error({ keyId, projectId, reason, err: error }, 'key rotation failed; retrying next pass');
       }
     }
-    return { rotated, failed };
+    return { rotated, failed, skipped };
   }
 }

@@ -239,7 +239,8 @@ export class KeyService {
     const holder = await this.deps.store.keys.getByAlias(ctx.projectId, alias);
     // Under the deletion's lease: when another process is finishing it right now, this one leaves
     // it to that one (and the alias is free once it has: until then, KMS.1104).
-    if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletionOnce(this.deps.store, this.deps.hsm, holder);
+    const now = this.deps.clock();
+    if (holder && isDestroyed(holder, now)) await finishDeletionOnce(this.deps.store, this.deps.hsm, holder, now);
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Hsm } from '../hsm/hsm';
 import { isSystemKey } from '../hsm/system-keys';
-import type { KeyRecord } from '../domain/keys';
+import { isDestroyed, type KeyRecord } from '../domain/keys';
 import type { MetadataStore } from '../domain/repositories';
 import type { Clock } from './context';
 import { JOBS, underLease } from './job-lease';
@@ -29,7 +29,10 @@ export interface ReconcileReport {
   readonly rolledBack: number;
   /** Keys whose deletion window had ended and whose material was destroyed now. */
   readonly deleted: number;
-  /** Records left to another process, which held their lease (it is finishing them). */
+  /**
+   * Records, rotations and roll-backs left to another process, which held their lease (it is
+   * finishing them), or found finished by another when this one got it.
+   */
   readonly skipped: number;
   /**
    * Records that could not be finished in this pass, rotations and their roll-backs included
@@ -105,8 +108,12 @@ export class KeyMaintenance {
     let failed = 0;
     let skipped = 0;
     const attempted = new Set<string>();
-    for (const record of await store.keys.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
-      const outcome = await this.finish(JOBS.creationRollback, record, 'rolling back an interrupted key creation', attempted);
+    const before = now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS);
+    // Still unfinished now that this process holds its lease: another may have finished it (made
+    // it visible, or rolled it back) since the list was read.
+    const stillUnfinished = async (record: KeyRecord): Promise<boolean> => (await store.keys.unprovisioned(before)).some((other) => other.keyId === record.keyId);
+    for (const record of await store.keys.unprovisioned(before)) {
+      const outcome = await this.finish(JOBS.creationRollback, record, 'rolling back an interrupted key creation', attempted, stillUnfinished);
       if (outcome === 'done') {
         rolledBack++;
         logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
@@ -117,7 +124,7 @@ export class KeyMaintenance {
     for (const record of await store.keys.dueForDeletion(now)) {
       // Material first, record second: a crash between the two leaves a record whose window has
       // ended, which the API already treats as gone and the next pass removes.
-      const outcome = await this.finish(JOBS.deletion, record, 'deleting a key whose deletion window ended', attempted);
+      const outcome = await this.finish(JOBS.deletion, record, 'deleting a key whose deletion window ended', attempted, (due) => stillDue(store, due, now));
       if (outcome === 'done') {
         deleted++;
         logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
@@ -129,24 +136,36 @@ export class KeyMaintenance {
     const { rotator } = this.deps;
     if (rotator) {
       // Roll-backs first: a key whose rotation was interrupted is claimed until then. Each is logged.
-      const reconciled = await rotator.reconcile(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS));
+      const reconciled = await rotator.reconcile(before);
       const due = await rotator.rotateDue();
       failed += reconciled.failed + due.failed;
+      skipped += reconciled.skipped + due.skipped;
     }
     if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
     return { rolledBack, deleted, skipped, failed };
   }
 
   /**
-   * Finishes one record's deletion under its lease: 'failed' (logged at error level, counted) when
-   * it failed, 'skipped' when another process holds the lease.
+   * Finishes one record's deletion under its lease, if `pending` still holds once the lease is
+   * held: 'failed' (logged at error level, counted) when it failed, 'skipped' when another
+   * process holds the lease or has finished the record.
    */
-  private async finish(job: string, record: KeyRecord, what: string, attempted: Set<string>): Promise<'done' | 'skipped' | 'failed'> {
+  private async finish(
+    job: string,
+    record: KeyRecord,
+    what: string,
+    attempted: Set<string>,
+    pending: (record: KeyRecord) => Promise<boolean>,
+  ): Promise<'done' | 'skipped' | 'failed'> {
     attempted.add(record.keyId);
     try {
-      const outcome = await underLease(this.deps.store.leases, job, record.keyId, () => finishDeletion(this.deps.store, this.deps.hsm, record));
+      const outcome = await underLease(this.deps.store.leases, job, record.keyId, async () => {
+        if (!(await pending(record))) return false;
+        await finishDeletion(this.deps.store, this.deps.hsm, record);
+        return true;
+      });
       this.failures.delete(record.keyId);
-      return outcome.claimed ? 'done' : 'skipped';
+      return outcome.claimed && outcome.value ? 'done' : 'skipped';
     } catch (error) {
       const attempts = (this.failures.get(record.keyId) ?? 0) + 1;
       this.failures.set(record.keyId, attempts);
@@ -167,7 +186,18 @@ export async function finishDeletion(store: Pick<MetadataStore, 'keys'>, hsm: Hs
   await store.keys.remove(record.keyId);
 }
 
-/** finishDeletion under the deletion's lease (the sweep's): nothing when another process holds it. */
-export async function finishDeletionOnce(store: MetadataStore, hsm: Hsm, record: KeyRecord): Promise<void> {
-  await underLease(store.leases, JOBS.deletion, record.keyId, () => finishDeletion(store, hsm, record));
+/** Whether a key's deletion is still to be finished: its record is there, and its window has ended at `now`. */
+async function stillDue(store: Pick<MetadataStore, 'keys'>, record: KeyRecord, now: number): Promise<boolean> {
+  const current = await store.keys.get(record.projectId, record.keyId);
+  return current !== undefined && isDestroyed(current, now);
+}
+
+/**
+ * finishDeletion under the deletion's lease (the sweep's), when the deletion is still due once the
+ * lease is held: nothing when another process holds it or has finished it.
+ */
+export async function finishDeletionOnce(store: MetadataStore, hsm: Hsm, record: KeyRecord, now: number): Promise<void> {
+  await underLease(store.leases, JOBS.deletion, record.keyId, async () => {
+    if (await stillDue(store, record, now)) await finishDeletion(store, hsm, record);
+  });
 }
