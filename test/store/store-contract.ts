@@ -298,7 +298,7 @@ export function describeStoreContract(
         expect(forKey.records).toEqual([made[1]]);
         const retirable = await store.grants.retirable('retirer', page());
         expect(retirable.total).toBe(4);
-        expect(retirable.records.map((grant) => grant.projectId).sort()).toEqual([OTHER_PROJECT, PROJECT, PROJECT, PROJECT]);
+        expect(retirable.records.map((grant) => grant.projectId).sort()).toEqual([PROJECT, PROJECT, PROJECT, OTHER_PROJECT].sort());
 
         const naming = (principal: { principalId: string; projectId: string }): Promise<GrantRecord[]> => store.grants.naming(PROJECT, other.keyId, principal, NOW);
         expect(ids(await naming({ principalId: 'alice', projectId: 'unrelated' }))).toEqual([toUser.grantId]);
