@@ -26,6 +26,10 @@ export interface PostgresCluster {
   freshDatabase(): Promise<string>;
   /** How long initdb and the start took, in milliseconds. */
   readonly startMs: number;
+  /** Stops the server, keeping its data (immediate mode: as a crash or a kill would), until resume(). */
+  pause(): void;
+  /** Starts the paused server again, on the same port and data. */
+  resume(): void;
   /** Stops the server (immediate mode: nothing to keep) and removes its directory. Idempotent. */
   stop(): void;
 }
@@ -85,12 +89,25 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
 
   let port = 0;
   let running = false;
-  const stop = (): void => {
+  const halt = (): void => {
     if (running) {
       running = false;
-      // Immediate: the data is thrown away anyway; a smart shutdown would wait for the tests' clients.
+      // Immediate: the data is thrown away anyway (or the test wants a crash); a smart shutdown would wait for the tests' clients.
       spawnSync(path.join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { ...(identity ?? {}), cwd: root, stdio: 'ignore' });
     }
+  };
+  const serverOptions = (): string =>
+    [
+      `-p ${port}`,
+      `-k ${root}`,
+      '-c listen_addresses=127.0.0.1',
+      '-c fsync=off',
+      '-c synchronous_commit=off',
+      '-c full_page_writes=off',
+      '-c max_connections=200',
+    ].join(' ');
+  const stop = (): void => {
+    halt();
     rmSync(root, { recursive: true, force: true });
     process.removeListener('exit', stop);
   };
@@ -102,17 +119,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
     run('initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
     for (let attempt = 1; ; attempt++) {
       port = await freePort();
-      const options = [
-        `-p ${port}`,
-        `-k ${root}`,
-        '-c listen_addresses=127.0.0.1',
-        '-c fsync=off',
-        '-c synchronous_commit=off',
-        '-c full_page_writes=off',
-        '-c max_connections=200',
-      ].join(' ');
       try {
-        run('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', options]);
+        run('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', serverOptions()]);
         running = true;
         break;
       } catch (error) {
@@ -130,6 +138,12 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   return {
     url,
     startMs: Date.now() - started,
+    pause: halt,
+    resume() {
+      if (running) return;
+      run('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', serverOptions()]);
+      running = true;
+    },
     stop,
     async freshDatabase() {
       const name = `test_${++databases}`;
