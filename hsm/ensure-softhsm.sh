@@ -5,7 +5,11 @@
 #   hsm/ensure-softhsm.sh --with-nss               also NSS's softoken (libnss3), the tests' second module,
 #                                                  and the openssl command (the TLS tests' certificates)
 #   hsm/ensure-softhsm.sh --with-chromium          also Debian's chromium, for the tests of the docs page
-#                                                  (both: --with-nss --with-chromium, in that order)
+#   hsm/ensure-softhsm.sh --with-postgres          also Debian's postgresql (15 on bookworm), for the PostgreSQL store's
+#                                                  tests (test/helpers/postgres-cluster.ts starts a
+#                                                  throwaway cluster; no service is started here)
+#                                                  (together: --with-nss --with-chromium --with-postgres,
+#                                                  in that order)
 #   hsm/ensure-softhsm.sh --init-token LABEL FILE  also initialise a token LABEL whose user PIN is
 #                                                  in FILE (for running the service against SoftHSM
 #                                                  as an "external" module: KMS_PKCS11_MODULE=...)
@@ -28,6 +32,12 @@ if [ "${1:-}" = "--with-chromium" ]; then
   shift
   # test/api/docs.test.ts drives it headless (playwright-core never downloads a browser here).
   [ -x /usr/bin/chromium ] || packages+=(chromium)
+fi
+if [ "${1:-}" = "--with-postgres" ]; then
+  shift
+  # The tests run initdb and pg_ctl themselves; Debian's package also makes the postgres user they
+  # run them as. Its own cluster (main) is left alone.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || packages+=(postgresql)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then

@@ -145,7 +145,31 @@ export interface Config {
   readonly sealCountFlushMs: number;
   /** GET /metrics: off, on its own listener, or on the API's port behind a token. */
   readonly metrics: MetricsConfig;
+  /** The metadata store: SQLite at databasePath unless KMS_DATABASE_URL names PostgreSQL. */
+  readonly database: DatabaseConfig;
 }
+
+/** libpq's sslmode values the PostgreSQL store supports (not `allow`/`prefer`: no silent fall-back to plain text). */
+export const POSTGRES_SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'] as const;
+export type PostgresSslMode = (typeof POSTGRES_SSL_MODES)[number];
+
+/** The PostgreSQL store (KMS_DATABASE_URL and the KMS_DATABASE_* settings), which several instances share. */
+export interface PostgresDatabaseConfig {
+  readonly kind: 'postgres';
+  /** postgres://user@host:port/database, without its password and sslmode: safe to log. */
+  readonly url: string;
+  /** From KMS_DATABASE_PASSWORD_FILE, or the URL's; read once, never logged. */
+  readonly password: string | undefined;
+  /** The URL's sslmode; verify-full when only KMS_DATABASE_CA_FILE is set, disable when neither is. */
+  readonly sslMode: PostgresSslMode;
+  /** PEM: the CAs the server's certificate is checked against (KMS_DATABASE_CA_FILE), read at open. */
+  readonly caFile: string | undefined;
+  /** Connections of the pool (KMS_DATABASE_POOL_SIZE, default 10), beside the change feed's one. */
+  readonly poolSize: number;
+}
+
+/** Where the metadata lives: the data directory's SQLite file (the default), or PostgreSQL. */
+export type DatabaseConfig = { readonly kind: 'sqlite' } | PostgresDatabaseConfig;
 
 export const DEFAULT_SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 
@@ -304,6 +328,66 @@ function tlsConfig(env: Env): TlsConfig | undefined {
   });
 }
 
+function readSecretFile(name: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    // The path is configuration, not a secret; the file's content never reaches a message.
+    throw new ConfigError(`${name} cannot be read: ${file} (${(error as NodeJS.ErrnoException).code})`);
+  }
+  // Only the line end an editor adds is dropped: a password may begin or end with spaces.
+  const secret = text.replace(/\r?\n$/, '');
+  if (!secret) throw new ConfigError(`${name} is empty: ${file}`);
+  return secret;
+}
+
+/** KMS_DATABASE_URL, KMS_DATABASE_PASSWORD_FILE, KMS_DATABASE_CA_FILE, KMS_DATABASE_POOL_SIZE: see {@link DatabaseConfig}. */
+function databaseConfig(env: Env): DatabaseConfig {
+  const raw = env.KMS_DATABASE_URL;
+  if (!raw) {
+    for (const name of ['KMS_DATABASE_PASSWORD_FILE', 'KMS_DATABASE_CA_FILE', 'KMS_DATABASE_POOL_SIZE']) {
+      if (env[name]) throw new ConfigError(`${name} is set without KMS_DATABASE_URL`);
+    }
+    return { kind: 'sqlite' };
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    // The URL may hold a password: never repeated in a message.
+    throw new ConfigError('KMS_DATABASE_URL must be a URL: postgres://user@host:port/database');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new ConfigError(`KMS_DATABASE_URL must start with postgres:// (got ${url.protocol}//)`);
+  const database = decodeURIComponent(url.pathname.slice(1));
+  if (!database || database.includes('/')) throw new ConfigError('KMS_DATABASE_URL must name one database: postgres://user@host:port/database');
+  if (!url.hostname && !url.searchParams.get('host')) throw new ConfigError('KMS_DATABASE_URL must name a host (or ?host=/socket/directory)');
+  for (const parameter of url.searchParams.keys()) {
+    if (parameter !== 'sslmode' && parameter !== 'host') throw new ConfigError(`KMS_DATABASE_URL: the parameter ${parameter} is not supported (only sslmode and host)`);
+  }
+  const caFile = env.KMS_DATABASE_CA_FILE ? path.resolve(env.KMS_DATABASE_CA_FILE) : undefined;
+  const rawSslMode = url.searchParams.get('sslmode') ?? (caFile ? 'verify-full' : 'disable');
+  const sslMode = POSTGRES_SSL_MODES.find((mode) => mode === rawSslMode);
+  if (sslMode === undefined) throw new ConfigError(`KMS_DATABASE_URL: sslmode must be ${POSTGRES_SSL_MODES.join(', ')}, got "${rawSslMode}"`);
+  if (caFile && sslMode === 'disable') throw new ConfigError('KMS_DATABASE_CA_FILE is set with sslmode=disable');
+
+  let password = url.password ? decodeURIComponent(url.password) : undefined;
+  if (env.KMS_DATABASE_PASSWORD_FILE) {
+    if (password !== undefined) throw new ConfigError('KMS_DATABASE_URL holds a password and KMS_DATABASE_PASSWORD_FILE is set: give it in one place');
+    password = readSecretFile('KMS_DATABASE_PASSWORD_FILE', env.KMS_DATABASE_PASSWORD_FILE);
+  }
+  url.password = '';
+  url.searchParams.delete('sslmode');
+  return Object.freeze({
+    kind: 'postgres',
+    url: url.toString(),
+    password,
+    sslMode,
+    caFile,
+    poolSize: integer(env, 'KMS_DATABASE_POOL_SIZE', 10, 1, 1000),
+  });
+}
+
 /** KMS_INSTANCE_ID, or the host name: letters, digits and `.-_`, at most 64. */
 function instanceId(env: Env): string {
   const id = env.KMS_INSTANCE_ID || hostname();
@@ -367,5 +451,6 @@ export function loadConfig(env: Env = process.env): Config {
     sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
     sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,
     metrics: Object.freeze(metricsConfig(env, port)),
+    database: databaseConfig(env),
   });
 }

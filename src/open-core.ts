@@ -80,7 +80,7 @@ export async function openCore(config: Config, options: CoreOptions): Promise<Co
   try {
     const hsm = await openHsm(config, logger, options.hsmSessions ?? config.hsmSessions, options.hsmObserver);
     opened.push(() => hsm.close());
-    const store = openStore(config);
+    const store = await openStore(config, { report: (problem, error) => logger.warn({ err: error }, problem) });
     opened.push(() => store.close());
     const audit = options.audit?.(store);
     if (audit) opened.push(() => audit.close());

@@ -18,11 +18,11 @@ function verdictTable(verdicts: readonly ChainVerdict[]): Table {
 
 /**
  * The checkpoints the service recorded in its database (chain-checkpoints.ts), read through the
- * store without the HSM. A data directory whose embedded database does not exist (it never served)
- * has none; a database that cannot be read fails the command, unless --no-checkpoints.
+ * store without the HSM (PostgreSQL's when KMS_DATABASE_URL is set). A data directory whose embedded
+ * database does not exist (it never served) has none; a database that cannot be read fails the command, unless --no-checkpoints.
  */
 async function readCheckpoints(config: Config): Promise<AuditCheckpoint[]> {
-  if (!existsSync(config.databasePath)) return [];
+  if (config.database.kind === 'sqlite' && !existsSync(config.databasePath)) return [];
   let store: MetadataStore;
   try {
     store = await openStore(config);

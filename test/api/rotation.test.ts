@@ -56,8 +56,8 @@ async function status(keyId: string): Promise<Record<string, unknown> & { number
 }
 
 /** A second store on the service's database, as another process or instance has. */
-function otherProcess(service: TestService): { rotations: MetadataStore['rotations']; rotator: KeyRotator; close: () => Promise<void> } {
-  const store = openStore(service.config);
+async function otherProcess(service: TestService): Promise<{ rotations: MetadataStore['rotations']; rotator: KeyRotator; close: () => Promise<void> }> {
+  const store = await openStore(service.config);
   const rotator = new KeyRotator({
     rotations: store.rotations,
     leases: store.leases,
@@ -140,7 +140,7 @@ describe('scheduled rotation', () => {
     const keyIds = [await newKey(), await newKey(), await newKey()];
     for (const keyId of keyIds) await kms.call('enable-key-rotation', { key_id: keyId });
     t.clock.advanceDays(366);
-    const other = otherProcess(t);
+    const other = await otherProcess(t);
     try {
       // Keys of earlier tests may be due again by now: all of them count, each once.
       const due = (await other.rotations.due(t.clock.now)).map((key) => key.keyId);
@@ -177,7 +177,7 @@ describe('an interrupted rotation', () => {
   it('is rolled back at start-up: the HSM object made before the crash is destroyed, and rotating works again', async () => {
     const keyId = await newKey();
     const before = await kms.call('encrypt-data', { key_id: keyId, plain_text: 'before the crash' });
-    const other = otherProcess(t);
+    const other = await otherProcess(t);
     try {
       // What a process had done when it died: the claim and the version's record, then the HSM object.
       expect(await other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
@@ -203,7 +203,7 @@ describe('an interrupted rotation', () => {
 
   it('is rolled back by the sweep once past the grace, not while it may still be under way', async () => {
     const keyId = await newKey();
-    const other = otherProcess(t);
+    const other = await otherProcess(t);
     try {
       expect(await other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
     } finally {

@@ -12,8 +12,14 @@ import { SqliteGrantRepository } from './grant-repository';
 import { SqliteJobLeases } from './job-leases';
 import { SqliteKeyRepository } from './key-repository';
 import { SqliteRotationRepository } from './rotation-repository';
+import { isSqliteBusy } from './sqlite-errors';
 import { autocommitSession, TransactionSession, type SqliteSession } from './session';
 import { WriteMutex } from './write-mutex';
+
+/** How long withTransaction waits for another connection's write lock: the busy timeout of database.ts. */
+const BEGIN_WAIT_MS = 5000;
+/** The longest pause between two attempts at BEGIN IMMEDIATE while another connection writes. */
+const BEGIN_RETRY_MAX_MS = 20;
 
 /**
  * The embedded store: the data directory's SQLite database (database.ts), in WAL mode, shared by
@@ -63,6 +69,9 @@ export class SqliteStore implements MetadataStore {
     let txDb: Database.Database | undefined;
     try {
       txDb = openConnection(file);
+      // BEGIN IMMEDIATE is retried from a timer (begin()), never by the busy handler, which
+      // sleeps with the event loop blocked; the lock then held, nothing else on it waits.
+      txDb.pragma('busy_timeout = 0');
       return new SqliteStore(db, txDb);
     } catch (error) {
       txDb?.close();
@@ -79,7 +88,7 @@ export class SqliteStore implements MetadataStore {
    */
   withTransaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.mutex.run(async () => {
-      this.txDb.exec('BEGIN IMMEDIATE');
+      await this.begin();
       try {
         const result = await work(this.inTransaction);
         this.txDb.exec('COMMIT');
@@ -91,6 +100,26 @@ export class SqliteStore implements MetadataStore {
         throw error;
       }
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE, waiting for another connection's transaction without blocking the event loop:
+   * that transaction may be another SqliteStore's of this process (a CLI command beside the
+   * service, the contract suite's second instance), awaiting its own next step on this event loop,
+   * which SQLite's busy handler, sleeping synchronously, would never let it take: both would wait
+   * out the busy timeout and fail "database is locked".
+   */
+  private async begin(): Promise<void> {
+    const giveUpAt = Date.now() + BEGIN_WAIT_MS;
+    for (let pause = 1; ; pause = Math.min(pause * 2, BEGIN_RETRY_MAX_MS)) {
+      try {
+        this.txDb.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (error) {
+        if (!isSqliteBusy(error) || Date.now() >= giveUpAt) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 
   async ping(): Promise<void> {

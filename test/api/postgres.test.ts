@@ -1,0 +1,151 @@
+import { existsSync } from 'node:fs';
+import { Client } from 'pg';
+import { eventually } from '../helpers/eventually';
+import { expectKmsError, fetchResponse, kmsClient, type KmsClient } from '../helpers/client';
+import { usePostgresCluster } from '../helpers/postgres-cluster';
+import { startTestService, type TestService } from '../helpers/service';
+
+/**
+ * The API on PostgreSQL (KMS_DATABASE_URL): the real service on SoftHSM and a throwaway cluster,
+ * through a representative subset of the API rather than every API file again (CI time): a key's
+ * life (create, describe, disable, enable, schedule deletion), data keys (create, decrypt),
+ * grants (a grantee's use, its revocation), rotation (on demand, old data keys still open),
+ * credentials kept in the shared database, and an outage of PostgreSQL (503 KMS.0104, /readyz,
+ * then service again without a restart). The rest of the API is the same code over the store seam,
+ * whose two implementations the store contract suite holds to one behaviour (test/store/).
+ */
+
+const cluster = usePostgresCluster();
+
+let t: TestService;
+let kms: KmsClient;
+let databaseUrl: string;
+
+async function sql<R>(text: string, values: unknown[] = []): Promise<R[]> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query(text, values)).rows as R[];
+  } finally {
+    await client.end();
+  }
+}
+
+async function createKey(alias: string): Promise<string> {
+  const created = await kms.call('create-key', { key_alias: alias });
+  expect(created.status).toBe(200);
+  return created.body.key_info.key_id as string;
+}
+
+async function dataKey(keyId: string, client = kms): Promise<{ plain: string; cipher: string }> {
+  const created = await client.call('create-datakey', { key_id: keyId });
+  expect(created.status).toBe(200);
+  return { plain: created.body.plain_text as string, cipher: created.body.cipher_text as string };
+}
+
+async function opens(keyId: string, cipher: string, client = kms): Promise<string> {
+  const opened = await client.call('decrypt-datakey', { key_id: keyId, cipher_text: cipher, datakey_cipher_length: '32' });
+  expect(opened.status).toBe(200);
+  return opened.body.data_key as string;
+}
+
+beforeAll(async () => {
+  databaseUrl = await cluster().freshDatabase();
+  t = await startTestService({ env: { KMS_DATABASE_URL: databaseUrl } });
+  kms = t.client('project-a');
+}, 60_000);
+
+afterAll(async () => {
+  await t?.stop();
+});
+
+it('keeps the metadata in PostgreSQL, not in the data directory', async () => {
+  const keyId = await createKey('in-postgres');
+  expect(await sql('SELECT key_id, project_id, key_alias FROM keys WHERE key_id = $1', [keyId])).toEqual([
+    { key_id: keyId, project_id: 'project-a', key_alias: 'in-postgres' },
+  ]);
+  expect(existsSync(t.config.databasePath)).toBe(false);
+  expect((await kms.call('describe-key', { key_id: keyId })).body.key_info).toMatchObject({ key_id: keyId, key_alias: 'in-postgres', key_state: '2' });
+});
+
+it('creates data keys and decrypts them', async () => {
+  const keyId = await createKey('datakeys');
+  const { plain, cipher } = await dataKey(keyId);
+  expect(plain).toMatch(/^[0-9A-F]{64}$/);
+  expect(await opens(keyId, cipher)).toBe(plain);
+});
+
+it('refuses a disabled key at once, and serves it again once enabled', async () => {
+  const keyId = await createKey('disable');
+  const { plain, cipher } = await dataKey(keyId);
+  expect((await kms.call('disable-key', { key_id: keyId })).status).toBe(200);
+  expectKmsError(await kms.call('create-datakey', { key_id: keyId }), 400, 'KMS.0209');
+  expectKmsError(await kms.call('decrypt-datakey', { key_id: keyId, cipher_text: cipher, datakey_cipher_length: '32' }), 400, 'KMS.0209');
+  expect((await kms.call('enable-key', { key_id: keyId })).status).toBe(200);
+  expect(await opens(keyId, cipher)).toBe(plain);
+});
+
+it('schedules a deletion: the key is refused while pending, and counted by state', async () => {
+  const keyId = await createKey('deletion');
+  expect((await kms.call('schedule-key-deletion', { key_id: keyId, pending_days: '7' })).status).toBe(200);
+  expectKmsError(await kms.call('create-datakey', { key_id: keyId }), 400, 'KMS.0210');
+  expect(await sql('SELECT key_state FROM keys WHERE key_id = $1', [keyId])).toEqual([{ key_state: '4' }]);
+});
+
+it("honours a grant for its grantee, of another project, until it is revoked", async () => {
+  const keyId = await createKey('granted');
+  const grantee = await t.service.credentials.createToken({ projectId: 'project-b', actions: ['kms:*'] });
+  // The grantee calls on the key's project URL, with its own credential.
+  const asGrantee = kmsClient(() => t.service.url, 'project-a', { 'x-auth-token': grantee.token });
+  expectKmsError(await asGrantee.call('create-datakey', { key_id: keyId }), 403, 'KMS.0307');
+  const granted = await kms.call('create-grant', { key_id: keyId, grantee_principal: grantee.principal_id, operations: ['create-datakey', 'decrypt-datakey'] });
+  expect(granted.status).toBe(200);
+  const grantId = granted.body.grant_id as string;
+  expect(await sql('SELECT key_id FROM grants WHERE grant_id = $1', [grantId])).toEqual([{ key_id: keyId }]);
+  const { plain, cipher } = await dataKey(keyId, asGrantee);
+  expect(await opens(keyId, cipher)).toBe(plain);
+  expect((await kms.call('revoke-grant', { key_id: keyId, grant_id: grantId })).status).toBe(200);
+  expectKmsError(await asGrantee.call('create-datakey', { key_id: keyId }), 403, 'KMS.0307');
+});
+
+it('rotates on demand: new data keys under the new version, old ones still open', async () => {
+  const keyId = await createKey('rotated');
+  const before = await dataKey(keyId);
+  expect((await kms.call('rotate-on-demand', { key_id: keyId })).status).toBe(200);
+  const status = await kms.call('get-key-rotation-status', { key_id: keyId });
+  expect(status.body.number_of_rotations).toBe(1);
+  expect(await sql('SELECT material_version FROM keys WHERE key_id = $1', [keyId])).toEqual([{ material_version: 1 }]);
+  const after = await dataKey(keyId);
+  expect(await opens(keyId, before.cipher)).toBe(before.plain);
+  expect(await opens(keyId, after.cipher)).toBe(after.plain);
+});
+
+it('keeps credentials in the shared database: their sealed secrets and token hashes, never the secrets', async () => {
+  const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+  const rows = await sql<{ kind: string; sealed_secret: Buffer | null }>('SELECT kind, sealed_secret FROM credentials WHERE id = $1', [issued.access_key]);
+  expect(rows).toHaveLength(1);
+  expect(rows[0]!.kind).toBe('aksk');
+  expect(rows[0]!.sealed_secret).toBeInstanceOf(Buffer);
+  expect(rows[0]!.sealed_secret!.includes(Buffer.from(issued.secret_key))).toBe(false);
+});
+
+it('answers 503 KMS.0104 while PostgreSQL is down, /readyz says so, and serves again once it is back, without a restart', async () => {
+  const keyId = await createKey('outage');
+  const { plain, cipher } = await dataKey(keyId);
+  cluster().pause();
+  try {
+    expectKmsError(await kms.call('create-key', { key_alias: 'during-the-outage' }), 503, 'KMS.0104');
+    const ready = await fetchResponse(`${t.service.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.body.checks.database).toBe('failed');
+  } finally {
+    cluster().resume();
+  }
+  // The pool and the change feed reconnect by themselves.
+  await eventually('/readyz to answer 200 again', () => fetchResponse(`${t.service.url}/readyz`), { until: (response) => response.status === 200, limitMs: 20_000 });
+  expect(await opens(keyId, cipher)).toBe(plain);
+  const afterwards = await createKey('after-the-outage');
+  expect(await opens(afterwards, (await dataKey(afterwards)).cipher)).toMatch(/^[0-9A-F]{64}$/);
+  // The change feed lost its connection and said so (its caches were flushed on the reconnect).
+  expect(t.logs.text).toContain('the change feed lost its connection; reconnecting');
+});

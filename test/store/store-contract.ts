@@ -1,0 +1,819 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { StoreChange } from '../../src/domain/coordination';
+import type { CredentialRecord } from '../../src/domain/credentials';
+import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type GrantRecord } from '../../src/domain/grants';
+import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord } from '../../src/domain/keys';
+import type { MetadataStore } from '../../src/domain/repositories';
+import { nextRotationAfter, ROTATION_OFF } from '../../src/domain/rotation';
+import { eventually } from '../helpers/eventually';
+
+/**
+ * The store contract suite: what every MetadataStore (src/domain/repositories.ts and
+ * coordination.ts) must do, run against each implementation (as kes runs one suite against every
+ * backend). A runner calls it with two openers:
+ * - `openFreshStore`: a store on an empty database of its own (a fresh SQLite file, a fresh
+ *   PostgreSQL database);
+ * - `openSameDatabase(store)`: a second instance on the database of `store`, as another process or
+ *   another machine would open it (its own connections, its own change feed).
+ * Every store either opens is closed after each test.
+ *
+ * Concurrency is tested with real concurrent calls through two instances, never with timings;
+ * where a test must show that something did NOT happen (a change not delivered before its commit),
+ * it gives the store a few event-loop turns to do it (settle), which a slow machine can only make
+ * easier to pass, never fail.
+ */
+export function describeStoreContract(
+  name: string,
+  openFreshStore: () => Promise<MetadataStore>,
+  openSameDatabase: (store: MetadataStore) => Promise<MetadataStore>,
+): void {
+  describe(`store contract: ${name}`, () => {
+    const opened: MetadataStore[] = [];
+    const fresh = async (): Promise<MetadataStore> => remember(await openFreshStore());
+    const another = async (store: MetadataStore): Promise<MetadataStore> => remember(await openSameDatabase(store));
+    function remember(store: MetadataStore): MetadataStore {
+      opened.push(store);
+      return store;
+    }
+    afterEach(async () => {
+      const stores = opened.splice(0).reverse();
+      for (const store of stores) await store.close();
+    });
+
+    describe('keys', () => {
+      test('a key in creation is counted for its project but invisible until provisioned', async () => {
+        const store = await fresh();
+        const record = newKey();
+        await store.keys.insertProvisioning(record, 10);
+        expect(await store.keys.get(record.projectId, record.keyId)).toBeUndefined();
+        expect(await store.keys.getByAlias(record.projectId, record.alias)).toBeUndefined();
+        expect((await store.keys.list(record.projectId, page())).total).toBe(0);
+        expect((await store.keys.countByState(NOW)).size).toBe(0);
+        expect(await store.keys.countKeys(record.projectId, NOW)).toBe(1);
+        expect(await store.keys.materialVersions(record.keyId)).toEqual([record.materialVersion]);
+        expect(await store.keys.allMaterials()).toEqual([]);
+        expect(ids(await store.keys.unprovisioned(record.creationDate))).toEqual([record.keyId]);
+        expect(await store.keys.unprovisioned(record.creationDate - 1)).toEqual([]);
+
+        expect(await store.keys.markProvisioned(record.keyId)).toBe(true);
+        expect(await store.keys.get(record.projectId, record.keyId)).toEqual(record);
+        expect(await store.keys.getByAlias(record.projectId, record.alias)).toEqual(record);
+        expect(await store.keys.unprovisioned(record.creationDate)).toEqual([]);
+        expect(await store.keys.allMaterials()).toEqual([{ keyId: record.keyId, version: record.materialVersion }]);
+        expect(await store.keys.countByState(NOW)).toEqual(new Map([[KEY_STATE.enabled, 1]]));
+      });
+
+      test('markProvisioned of a key that is gone is false', async () => {
+        const store = await fresh();
+        expect(await store.keys.markProvisioned(randomUUID())).toBe(false);
+        const record = newKey();
+        await store.keys.insertProvisioning(record, 10);
+        await store.keys.remove(record.keyId);
+        expect(await store.keys.markProvisioned(record.keyId)).toBe(false);
+      });
+
+      test('a key is read only within its project', async () => {
+        const store = await fresh();
+        const record = await createKey(store);
+        expect(await store.keys.get('another-project', record.keyId)).toBeUndefined();
+        expect(await store.keys.getByAlias('another-project', record.alias)).toBeUndefined();
+      });
+
+      test('every field round-trips, and update writes alias, description, state and deletion date', async () => {
+        const store = await fresh();
+        const record = await createKey(store, { description: 'first é ✓', keySpec: 'SM4', keyUsage: 'ENCRYPT_DECRYPT', materialVersion: 3 });
+        expect(await store.keys.get(record.projectId, record.keyId)).toEqual(record);
+        const next: KeyRecord = { ...record, alias: `${record.alias}-renamed`, description: 'second', state: KEY_STATE.pendingDeletion, scheduledDeletionDate: NOW + 7 * 86_400_000 };
+        await store.keys.update(next);
+        expect(await store.keys.get(record.projectId, record.keyId)).toEqual(next);
+        expect(await store.keys.getByAlias(record.projectId, record.alias)).toBeUndefined();
+        // update writes what a transition may change, and nothing else.
+        await store.keys.update({ ...next, keySpec: 'RSA_2048', materialVersion: 9, creationDate: 1 });
+        expect(await store.keys.get(record.projectId, record.keyId)).toEqual(next);
+      });
+
+      test('an alias is unique within a project, a key in creation included; other projects may reuse it', async () => {
+        const store = await fresh();
+        const first = newKey();
+        await store.keys.insertProvisioning(first, 10);
+        await expect(store.keys.insertProvisioning(newKey({ alias: first.alias }), 10)).rejects.toBeInstanceOf(DuplicateAliasError);
+        await store.keys.markProvisioned(first.keyId);
+        await expect(store.keys.insertProvisioning(newKey({ alias: first.alias }), 10)).rejects.toBeInstanceOf(DuplicateAliasError);
+        await createKey(store, { alias: first.alias, projectId: OTHER_PROJECT });
+        const second = await createKey(store);
+        await expect(store.keys.update({ ...second, alias: first.alias })).rejects.toBeInstanceOf(DuplicateAliasError);
+        expect((await store.keys.get(second.projectId, second.keyId))?.alias).toBe(second.alias);
+        // The refused insert left nothing behind.
+        expect(await store.keys.countKeys(PROJECT, NOW)).toBe(2);
+      });
+
+      test('remove forgets the key, its material versions, grants and rotation state', async () => {
+        const store = await fresh();
+        const record = await createKey(store);
+        const grant = newGrant(record.keyId);
+        await store.grants.insert(grant, 10);
+        await store.rotations.setSettings(record.keyId, { enabled: true, intervalDays: 30, nextRotationAt: NOW + 1000 });
+        expect(await store.rotations.claim(record.keyId, 'on-demand', NOW, BUDGET)).toBe(record.materialVersion + 1);
+        await store.keys.remove(record.keyId);
+        expect(await store.keys.get(record.projectId, record.keyId)).toBeUndefined();
+        expect(await store.keys.materialVersions(record.keyId)).toEqual([]);
+        expect(await store.grants.get(record.projectId, grant.grantId, NOW)).toBeUndefined();
+        expect(await store.grants.retirable(grant.retiringPrincipal!, page())).toEqual({ records: [], total: 0 });
+        expect(await store.rotations.state(record.keyId)).toEqual(ROTATION_OFF);
+        expect(await store.rotations.claimedBefore(NOW)).toEqual([]);
+        expect(await store.keys.countKeys(record.projectId, NOW)).toBe(0);
+        await store.keys.remove(record.keyId); // a second removal is harmless
+      });
+
+      test("list pages a project's existing keys oldest first, with the total, by state when asked", async () => {
+        const store = await fresh();
+        const made: KeyRecord[] = [];
+        // Inserted newest first: the order must come from creationDate.
+        for (let i = 5; i >= 1; i--) made.unshift(await createKey(store, { creationDate: NOW + i, state: i % 2 === 0 ? KEY_STATE.disabled : KEY_STATE.enabled }));
+        await createKey(store, { projectId: OTHER_PROJECT });
+        await store.keys.insertProvisioning(newKey(), 10); // in creation: not listed
+
+        const all = await store.keys.list(PROJECT, page());
+        expect(all.total).toBe(5);
+        expect(ids(all.records)).toEqual(ids(made));
+        const second = await store.keys.list(PROJECT, page({ offset: 2, limit: 2 }));
+        expect(second.total).toBe(5);
+        expect(ids(second.records)).toEqual(ids(made.slice(2, 4)));
+        expect((await store.keys.list(PROJECT, page({ offset: 10 }))).records).toEqual([]);
+        const disabled = await store.keys.list(PROJECT, { ...page(), state: KEY_STATE.disabled });
+        expect(disabled.total).toBe(2);
+        expect(ids(disabled.records)).toEqual(ids(made.filter((key) => key.state === KEY_STATE.disabled)));
+        expect(await store.keys.countByState(NOW)).toEqual(
+          new Map([
+            [KEY_STATE.enabled, 4],
+            [KEY_STATE.disabled, 2],
+          ]),
+        );
+      });
+
+      test('allMaterials holds the versions of provisioned keys up to their current one', async () => {
+        const store = await fresh();
+        const rotated = await createKey(store);
+        const claimed = await store.rotations.claim(rotated.keyId, 'on-demand', NOW, BUDGET);
+        await store.keys.insertProvisioning(newKey(), 10);
+        expect(await store.keys.materialVersions(rotated.keyId)).toEqual([1, 2]);
+        // The claimed version is a rotation under way: not yet the key's.
+        expect(await store.keys.allMaterials()).toEqual([{ keyId: rotated.keyId, version: 1 }]);
+        expect(await store.rotations.finish(rotated.keyId, claimed!, NOW, NOW + 1)).toBe(true);
+        expect(sortRefs(await store.keys.allMaterials())).toEqual(sortRefs([{ keyId: rotated.keyId, version: 1 }, { keyId: rotated.keyId, version: 2 }]));
+      });
+    });
+
+    describe('the deletion rule at its boundary (isDestroyed is the one definition)', () => {
+      test('counts, lists, dueForDeletion and grants agree with isDestroyed at the scheduled date and 1 ms either side', async () => {
+        const store = await fresh();
+        const when = NOW + 60_000;
+        const key = await createKey(store, { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: when });
+        const grant = newGrant(key.keyId, { granteePrincipal: 'grantee-user', retiringPrincipal: 'retiring-user' });
+        await store.grants.insert(grant, 10);
+        const seen: boolean[] = [];
+        for (const now of [when - 1, when, when + 1]) {
+          const destroyed = isDestroyed(key, now);
+          seen.push(destroyed);
+          const exists = destroyed ? 0 : 1;
+          expect({ now, countKeys: await store.keys.countKeys(PROJECT, now) }).toEqual({ now, countKeys: exists });
+          expect({ now, listed: (await store.keys.list(PROJECT, page({ now }))).total }).toEqual({ now, listed: exists });
+          expect({ now, byState: (await store.keys.countByState(now)).get(KEY_STATE.pendingDeletion) ?? 0 }).toEqual({ now, byState: exists });
+          expect({ now, due: ids(await store.keys.dueForDeletion(now)) }).toEqual({ now, due: destroyed ? [key.keyId] : [] });
+          expect({ now, grant: (await store.grants.get(PROJECT, grant.grantId, now)) !== undefined }).toEqual({ now, grant: !destroyed });
+          expect({ now, forKey: (await store.grants.forKey(key.keyId, page({ now }))).total }).toEqual({ now, forKey: exists });
+          expect({ now, retirable: (await store.grants.retirable('retiring-user', page({ now }))).total }).toEqual({ now, retirable: exists });
+          const naming = await store.grants.naming(PROJECT, key.keyId, { principalId: 'grantee-user', projectId: 'elsewhere' }, now);
+          expect({ now, naming: naming.length }).toEqual({ now, naming: exists });
+          expect({ now, most: await store.grants.mostOnAKey(PROJECT, now) }).toEqual({ now, most: exists });
+          // get is the caller's to filter (it reads the record to say why a key is gone).
+          expect(await store.keys.get(PROJECT, key.keyId)).toEqual(key);
+        }
+        expect(seen).toEqual([false, true, true]);
+      });
+
+      test("the project quota does not count a key destroyed at the new key's creation date", async () => {
+        const store = await fresh();
+        const when = NOW + 60_000;
+        await createKey(store, { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: when });
+        await expect(store.keys.insertProvisioning(newKey({ creationDate: when - 1 }), 1)).rejects.toBeInstanceOf(QuotaExceededError);
+        await store.keys.insertProvisioning(newKey({ creationDate: when }), 1);
+      });
+
+      test('a key not pending deletion is never due, whatever its date', async () => {
+        const store = await fresh();
+        const key = await createKey(store, { state: KEY_STATE.disabled, scheduledDeletionDate: NOW });
+        expect(await store.keys.dueForDeletion(NOW + 1)).toEqual([]);
+        expect(await store.keys.countKeys(PROJECT, NOW + 1)).toBe(1);
+        expect(isDestroyed(key, NOW + 1)).toBe(false);
+      });
+    });
+
+    describe('quotas under concurrency', () => {
+      test('concurrent creations through two instances never overshoot the project quota', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const max = 5;
+        const attempts = Array.from({ length: 24 }, (_, i) => (i % 2 === 0 ? a : b).keys.insertProvisioning(newKey(), max));
+        const results = await Promise.allSettled(attempts);
+        const refused = results.filter((result) => result.status === 'rejected');
+        for (const result of refused) expect(result.reason).toBeInstanceOf(QuotaExceededError);
+        expect(results.length - refused.length).toBe(max);
+        expect(await a.keys.countKeys(PROJECT, NOW)).toBe(max);
+      });
+
+      test('concurrent grants through two instances never overshoot the per-key quota', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const max = 4;
+        const results = await Promise.allSettled(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? a : b).grants.insert(newGrant(key.keyId), max)));
+        const refused = results.filter((result) => result.status === 'rejected');
+        for (const result of refused) expect(result.reason).toBeInstanceOf(GrantQuotaExceededError);
+        expect(results.length - refused.length).toBe(max);
+        expect((await b.grants.forKey(key.keyId, page())).total).toBe(max);
+      });
+    });
+
+    describe('grants', () => {
+      test("a grant reads back with its key's project, only within that project", async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const grant = newGrant(key.keyId, { name: 'ünïcode', operations: ['create-datakey', 'decrypt-datakey'] });
+        await store.grants.insert(grant, 10);
+        expect(await store.grants.get(PROJECT, grant.grantId, NOW)).toEqual({ ...grant, projectId: PROJECT });
+        expect(await store.grants.get(OTHER_PROJECT, grant.grantId, NOW)).toBeUndefined();
+        expect(await store.grants.get(PROJECT, randomBytes(32).toString('hex'), NOW)).toBeUndefined();
+      });
+
+      test('a grant on a key that is gone, or on a grant that is gone, is refused', async () => {
+        const store = await fresh();
+        await expect(store.grants.insert(newGrant(randomUUID()), 10)).rejects.toBeInstanceOf(GrantKeyGoneError);
+        const key = await createKey(store);
+        await expect(store.grants.insert(newGrant(key.keyId, { parentGrantId: randomBytes(32).toString('hex') }), 10)).rejects.toBeInstanceOf(GrantParentGoneError);
+        expect((await store.grants.forKey(key.keyId, page())).total).toBe(0);
+      });
+
+      test('removing a grant removes every grant made on its authority, recursively, once', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const root = newGrant(key.keyId);
+        const child = newGrant(key.keyId, { parentGrantId: root.grantId });
+        const grandchild = newGrant(key.keyId, { parentGrantId: child.grantId });
+        const sibling = newGrant(key.keyId);
+        for (const grant of [root, child, grandchild, sibling]) await store.grants.insert(grant, 10);
+
+        const result = await store.grants.removeWithDescendants(root.grantId);
+        expect(result.removed).toBe(true);
+        expect([...result.cascaded].sort((x, y) => x.grantId.localeCompare(y.grantId))).toEqual(
+          [
+            { grantId: child.grantId, parentGrantId: root.grantId },
+            { grantId: grandchild.grantId, parentGrantId: child.grantId },
+          ].sort((x, y) => x.grantId.localeCompare(y.grantId)),
+        );
+        expect(ids((await store.grants.forKey(key.keyId, page())).records)).toEqual([sibling.grantId]);
+        expect(await store.grants.removeWithDescendants(root.grantId)).toEqual({ removed: false, cascaded: [] });
+        expect(await store.grants.removeWithDescendants(child.grantId)).toEqual({ removed: false, cascaded: [] });
+      });
+
+      test('forKey, retirable, naming and mostOnAKey', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const other = await createKey(store);
+        const elsewhere = await createKey(store, { projectId: OTHER_PROJECT });
+        const made: GrantRecord[] = [];
+        for (let i = 0; i < 3; i++) {
+          const grant = { ...newGrant(key.keyId, { creationDate: NOW + 10 - i, retiringPrincipal: 'retirer' }), projectId: PROJECT };
+          await store.grants.insert(grant, 10);
+          made.unshift(grant);
+        }
+        const toUser = newGrant(other.keyId, { granteePrincipal: 'alice', granteeType: 'user', retiringPrincipal: null });
+        const toDomain = newGrant(other.keyId, { granteePrincipal: 'project-of-bob', granteeType: 'domain', retiringPrincipal: null });
+        const retiredBy = newGrant(other.keyId, { granteePrincipal: 'carol', retiringPrincipal: 'bob' });
+        const elsewhereGrant = newGrant(elsewhere.keyId, { retiringPrincipal: 'retirer' });
+        for (const grant of [toUser, toDomain, retiredBy, elsewhereGrant]) await store.grants.insert(grant, 10);
+
+        const forKey = await store.grants.forKey(key.keyId, page({ offset: 1, limit: 1 }));
+        expect(forKey.total).toBe(3);
+        expect(forKey.records).toEqual([made[1]]);
+        const retirable = await store.grants.retirable('retirer', page());
+        expect(retirable.total).toBe(4);
+        expect(retirable.records.map((grant) => grant.projectId).sort()).toEqual([PROJECT, PROJECT, PROJECT, OTHER_PROJECT].sort());
+
+        const naming = (principal: { principalId: string; projectId: string }): Promise<GrantRecord[]> => store.grants.naming(PROJECT, other.keyId, principal, NOW);
+        expect(ids(await naming({ principalId: 'alice', projectId: 'unrelated' }))).toEqual([toUser.grantId]);
+        // A domain grant names every credential of the project; a user grant is not matched by project.
+        expect(ids(await naming({ principalId: 'bob', projectId: 'project-of-bob' })).sort()).toEqual([toDomain.grantId, retiredBy.grantId].sort());
+        expect(await naming({ principalId: 'project-of-bob', projectId: 'unrelated' })).toEqual([]);
+        expect(await naming({ principalId: 'nobody', projectId: 'alice' })).toEqual([]);
+        expect(await store.grants.naming(OTHER_PROJECT, other.keyId, { principalId: 'alice', projectId: 'x' }, NOW)).toEqual([]);
+
+        expect(await store.grants.mostOnAKey(PROJECT, NOW)).toBe(3);
+        expect(await store.grants.mostOnAKey(OTHER_PROJECT, NOW)).toBe(1);
+        expect(await store.grants.mostOnAKey('empty-project', NOW)).toBe(0);
+      });
+    });
+
+    describe('rotation', () => {
+      test("a key never configured has rotation off; settings are written for a key that exists, skipped for one that is gone", async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        expect(await store.rotations.state(key.keyId)).toEqual(ROTATION_OFF);
+        await store.rotations.setSettings(key.keyId, { enabled: true, intervalDays: 30, nextRotationAt: NOW + 5 });
+        expect(await store.rotations.state(key.keyId)).toEqual({ enabled: true, intervalDays: 30, nextRotationAt: NOW + 5, lastRotationAt: null });
+        const gone = randomUUID();
+        await store.rotations.setSettings(gone, { enabled: true, intervalDays: 30, nextRotationAt: NOW });
+        expect(await store.rotations.state(gone)).toEqual(ROTATION_OFF);
+      });
+
+      test('an on-demand claim makes the next version; finish makes it current and schedules the next', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        await store.rotations.setSettings(key.keyId, { enabled: true, intervalDays: 30, nextRotationAt: NOW + 1_000_000 });
+        const version = await store.rotations.claim(key.keyId, 'on-demand', NOW, BUDGET);
+        expect(version).toBe(2);
+        expect(await store.rotations.claim(key.keyId, 'on-demand', NOW, BUDGET)).toBeUndefined();
+        expect(await store.keys.materialVersions(key.keyId)).toEqual([1, 2]);
+        expect((await store.rotations.materials(key.keyId)).map((usage) => usage.version)).toEqual([1]);
+        expect(await store.rotations.claimedBefore(NOW)).toEqual([{ keyId: key.keyId, projectId: PROJECT, version: 2, claimedAt: NOW }]);
+        expect(await store.rotations.claimedBefore(NOW - 1)).toEqual([]);
+        expect((await store.keys.get(PROJECT, key.keyId))?.materialVersion).toBe(1);
+
+        expect(await store.rotations.finish(key.keyId, 2, NOW - 1, NOW + 7)).toBe(false); // not this claim
+        expect(await store.rotations.finish(key.keyId, 2, NOW, NOW + 7)).toBe(true);
+        expect(await store.rotations.finish(key.keyId, 2, NOW, NOW + 8)).toBe(false); // once
+        expect((await store.keys.get(PROJECT, key.keyId))?.materialVersion).toBe(2);
+        expect(await store.rotations.state(key.keyId)).toEqual({
+          enabled: true,
+          intervalDays: 30,
+          lastRotationAt: NOW + 7,
+          nextRotationAt: nextRotationAfter({ enabled: true, intervalDays: 30 }, NOW + 7),
+        });
+        expect(await store.rotations.claimedBefore(NOW + 100)).toEqual([]);
+        expect((await store.rotations.materials(key.keyId)).map((usage) => usage.version)).toEqual([1, 2]);
+        expect(await store.rotations.claim(key.keyId, 'on-demand', NOW + 8, BUDGET)).toBe(3);
+      });
+
+      test('finish with rotation off leaves no next rotation', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const version = await store.rotations.claim(key.keyId, 'on-demand', NOW, BUDGET);
+        expect(await store.rotations.finish(key.keyId, version!, NOW, NOW + 1)).toBe(true);
+        expect(await store.rotations.state(key.keyId)).toEqual({ ...ROTATION_OFF, lastRotationAt: NOW + 1 });
+      });
+
+      test('rollBack forgets the claimed version and releases the claim; never a current version', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const version = await store.rotations.claim(key.keyId, 'on-demand', NOW, BUDGET);
+        await store.rotations.rollBack(key.keyId, version!);
+        expect(await store.keys.materialVersions(key.keyId)).toEqual([1]);
+        expect(await store.rotations.claimedBefore(NOW)).toEqual([]);
+        expect(await store.rotations.finish(key.keyId, version!, NOW, NOW + 1)).toBe(false);
+        expect(await store.rotations.claim(key.keyId, 'on-demand', NOW + 2, BUDGET)).toBe(version);
+        await store.rotations.rollBack(key.keyId, 1);
+        expect(await store.keys.materialVersions(key.keyId)).toEqual([1, 2]);
+      });
+
+      test('a scheduled claim needs rotation on, its date come, and the key enabled; due lists exactly those', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const disabled = await createKey(store, { state: KEY_STATE.disabled });
+        const due = NOW + 500;
+        for (const k of [key, disabled]) await store.rotations.setSettings(k.keyId, { enabled: true, intervalDays: 1, nextRotationAt: due });
+        const off = await createKey(store);
+        await store.rotations.setSettings(off.keyId, { enabled: false, intervalDays: 1, nextRotationAt: due });
+
+        expect(await store.rotations.due(due - 1)).toEqual([]);
+        expect(await store.rotations.due(due)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
+        expect(await store.rotations.claim(key.keyId, 'scheduled', due - 1, BUDGET)).toBeUndefined();
+        expect(await store.rotations.claim(disabled.keyId, 'scheduled', due, BUDGET)).toBeUndefined();
+        expect(await store.rotations.claim(off.keyId, 'scheduled', due, BUDGET)).toBeUndefined();
+        expect(await store.rotations.claim(key.keyId, 'scheduled', due, BUDGET)).toBe(2);
+        expect(await store.rotations.due(due)).toEqual([]); // under way
+        // On demand, a disabled key rotates too.
+        expect(await store.rotations.claim(disabled.keyId, 'on-demand', due, BUDGET)).toBe(2);
+      });
+
+      test('seals: counted, read, and the budget claim', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const quiet = await createKey(store);
+        await store.rotations.addSeals([
+          { keyId: key.keyId, version: 1, count: 5 },
+          { keyId: key.keyId, version: 1, count: 2 },
+          { keyId: quiet.keyId, version: 1, count: 1 },
+          { keyId: key.keyId, version: 99, count: 1000 }, // a version gone: skipped
+        ]);
+        await store.rotations.addSeals([]);
+        expect(await store.rotations.materials(key.keyId)).toEqual([{ version: 1, createdAt: key.creationDate, seals: 7 }]);
+        expect(await store.rotations.mostSeals()).toBe(7);
+        expect(await store.rotations.overBudget(7)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
+        expect(await store.rotations.overBudget(8)).toEqual([]);
+        expect(await store.rotations.claim(key.keyId, 'budget', NOW, 8)).toBeUndefined();
+        expect(await store.rotations.claim(key.keyId, 'budget', NOW, 7)).toBe(2);
+        await store.keys.update({ ...quiet, state: KEY_STATE.disabled });
+        expect(await store.rotations.overBudget(1)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
+      });
+
+      test('of many claims at once through two instances, exactly one gets the rotation', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const claims = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? a : b).rotations.claim(key.keyId, 'on-demand', NOW + i, BUDGET)));
+        expect(claims.filter((version) => version !== undefined)).toEqual([2]);
+        expect(await b.keys.materialVersions(key.keyId)).toEqual([1, 2]);
+      });
+    });
+
+    describe('credentials', () => {
+      test('insert, read by id and token hash, list, enable, remove, count', async () => {
+        const store = await fresh();
+        const aksk = newCredential({ kind: 'aksk', sealedSecret: randomBytes(60), tokenHash: null, createdAt: NOW + 1 });
+        const token = newCredential({ kind: 'token', sealedSecret: null, tokenHash: randomBytes(32).toString('hex'), createdAt: NOW + 2, expiresAt: NOW + 1000 });
+        const other = newCredential({ projectId: OTHER_PROJECT, createdAt: NOW });
+        for (const credential of [aksk, token, other]) await store.credentials.insert(credential);
+
+        expect(await store.credentials.get(aksk.id)).toEqual({ ...aksk, enabled: true });
+        expect(await store.credentials.getByTokenHash(token.tokenHash!)).toEqual({ ...token, enabled: true });
+        expect(await store.credentials.get('missing')).toBeUndefined();
+        expect(await store.credentials.getByTokenHash('0'.repeat(64))).toBeUndefined();
+        expect((await store.credentials.list()).map((credential) => credential.id)).toEqual([other.id, aksk.id, token.id]);
+        expect((await store.credentials.list(PROJECT)).map((credential) => credential.id)).toEqual([aksk.id, token.id]);
+        expect(await store.credentials.count()).toBe(3);
+
+        expect(await store.credentials.setEnabled(aksk.id, false)).toBe(true);
+        expect((await store.credentials.get(aksk.id))?.enabled).toBe(false);
+        expect(await store.credentials.setEnabled(aksk.id, true)).toBe(true);
+        expect((await store.credentials.get(aksk.id))?.enabled).toBe(true);
+        expect(await store.credentials.setEnabled('missing', false)).toBe(false);
+
+        expect(await store.credentials.remove(token.id)).toBe(true);
+        expect(await store.credentials.remove(token.id)).toBe(false);
+        expect(await store.credentials.getByTokenHash(token.tokenHash!)).toBeUndefined();
+        expect(await store.credentials.count()).toBe(2);
+      });
+
+      test('a credential issued through one instance is read by another', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const credential = newCredential();
+        await a.credentials.insert(credential);
+        expect(await b.credentials.get(credential.id)).toEqual({ ...credential, enabled: true });
+        await b.credentials.setEnabled(credential.id, false);
+        expect((await a.credentials.get(credential.id))?.enabled).toBe(false);
+      });
+    });
+
+    describe('audit checkpoints', () => {
+      test("each instance's latest checkpoint is kept", async () => {
+        const a = await fresh();
+        const b = await another(a);
+        await a.auditCheckpoints.record({ instance: 'one', records: 10, head: 'a'.repeat(64), at: NOW });
+        await b.auditCheckpoints.record({ instance: 'two', records: 3, head: 'b'.repeat(64), at: NOW + 1 });
+        await a.auditCheckpoints.record({ instance: 'one', records: 12, head: 'c'.repeat(64), at: NOW + 2 });
+        const all = (await b.auditCheckpoints.all()).sort((x, y) => x.instance.localeCompare(y.instance));
+        expect(all).toEqual([
+          { instance: 'one', records: 12, head: 'c'.repeat(64), at: NOW + 2 },
+          { instance: 'two', records: 3, head: 'b'.repeat(64), at: NOW + 1 },
+        ]);
+      });
+    });
+
+    describe('transactions', () => {
+      test('what a transaction writes is seen by others only once it commits', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const result = await a.withTransaction(async (tx) => {
+          const current = await tx.keys.get(PROJECT, key.keyId, { lock: true });
+          await tx.keys.update({ ...current!, description: 'changed' });
+          expect((await tx.keys.get(PROJECT, key.keyId))?.description).toBe('changed');
+          expect((await b.keys.get(PROJECT, key.keyId))?.description).toBe(key.description);
+          return 'done';
+        });
+        expect(result).toBe('done');
+        expect((await b.keys.get(PROJECT, key.keyId))?.description).toBe('changed');
+      });
+
+      test('a transaction whose work throws is rolled back, and the error is rethrown', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const failure = new Error('refused');
+        const fresher = newKey();
+        await expect(
+          store.withTransaction(async (tx) => {
+            await tx.keys.update({ ...key, state: KEY_STATE.disabled });
+            await tx.keys.insertProvisioning(fresher, 10);
+            await tx.grants.insert(newGrant(key.keyId), 10);
+            await tx.rotations.setSettings(key.keyId, { enabled: true, intervalDays: 9, nextRotationAt: NOW });
+            await tx.credentials.insert(newCredential());
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        expect(await store.keys.get(PROJECT, key.keyId)).toEqual(key);
+        expect(await store.keys.materialVersions(fresher.keyId)).toEqual([]);
+        expect((await store.grants.forKey(key.keyId, page())).total).toBe(0);
+        expect(await store.rotations.state(key.keyId)).toEqual(ROTATION_OFF);
+        expect(await store.credentials.count()).toBe(0);
+        // The store goes on working after a rollback.
+        await store.withTransaction(async (tx) => tx.keys.update({ ...key, description: 'after' }));
+        expect((await store.keys.get(PROJECT, key.keyId))?.description).toBe('after');
+      });
+
+      test('{ lock: true } read-modify-writes through two instances at once lose no update', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a, { description: '0' });
+        const rounds = 8;
+        const increment = (store: MetadataStore): Promise<void> =>
+          store.withTransaction(async (tx) => {
+            const current = await tx.keys.get(PROJECT, key.keyId, { lock: true });
+            await tx.keys.update({ ...current!, description: String(Number(current!.description) + 1) });
+          });
+        await Promise.all(Array.from({ length: rounds * 2 }, (_, i) => increment(i % 2 === 0 ? a : b)));
+        expect((await a.keys.get(PROJECT, key.keyId))?.description).toBe(String(rounds * 2));
+      });
+
+      test("{ lock: true } on rotation settings loses no update, from a key's first settings on", async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const rounds = 8;
+        const increment = (store: MetadataStore): Promise<void> =>
+          store.withTransaction(async (tx) => {
+            const current = await tx.rotations.state(key.keyId, { lock: true });
+            await tx.rotations.setSettings(key.keyId, { enabled: true, intervalDays: current.intervalDays + 1, nextRotationAt: null });
+          });
+        await Promise.all(Array.from({ length: rounds * 2 }, (_, i) => increment(i % 2 === 0 ? a : b)));
+        expect((await a.rotations.state(key.keyId)).intervalDays).toBe(ROTATION_OFF.intervalDays + rounds * 2);
+      });
+    });
+
+    describe('change feed', () => {
+      test('a committed change reaches every instance, this one included', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const atA = listen(a);
+        const atB = listen(b);
+        const key = await createKey(a);
+        await atA.drain(key.keyId);
+        await atB.drain(key.keyId);
+        await a.keys.update({ ...key, description: 'seen everywhere' });
+        await atB.until(key.keyId);
+        await atA.until(key.keyId);
+      });
+
+      test('every write that changes what a cache holds is announced', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const atB = listen(b);
+        const announced = async (what: string, keyId: string, write: () => Promise<unknown>): Promise<void> => {
+          atB.clear();
+          await write();
+          await atB.until(keyId, what);
+        };
+        const record = newKey();
+        await a.keys.insertProvisioning(record, 10);
+        await announced('markProvisioned', record.keyId, () => a.keys.markProvisioned(record.keyId));
+        await announced('update', record.keyId, () => a.keys.update({ ...record, state: KEY_STATE.disabled }));
+        const grant = newGrant(record.keyId);
+        await announced('grants.insert', record.keyId, () => a.grants.insert(grant, 10));
+        await announced('grants.removeWithDescendants', record.keyId, () => a.grants.removeWithDescendants(grant.grantId));
+        const version = await a.rotations.claim(record.keyId, 'on-demand', NOW, BUDGET);
+        await announced('rotations.finish', record.keyId, () => a.rotations.finish(record.keyId, version!, NOW, NOW + 1));
+        await announced('keys.remove', record.keyId, () => a.keys.remove(record.keyId));
+      });
+
+      test('a change in a transaction is delivered after its commit, not before', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const atB = listen(b);
+        const key = await createKey(a);
+        await atB.drain(key.keyId);
+        await a.withTransaction(async (tx) => {
+          await tx.keys.update({ ...key, state: KEY_STATE.disabled });
+          await settle(b);
+          expect(atB.changes).toEqual([]);
+        });
+        await atB.until(key.keyId);
+      });
+
+      test('a rolled-back change is never delivered', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const atB = listen(b);
+        const key = await createKey(a);
+        const sentinel = await createKey(a);
+        await atB.drain(key.keyId, sentinel.keyId);
+        await expect(
+          a.withTransaction(async (tx) => {
+            await tx.keys.update({ ...key, state: KEY_STATE.disabled });
+            throw new Error('roll back');
+          }),
+        ).rejects.toThrow('roll back');
+        await settle(b);
+        // Changes arrive in commit order: once a later commit's has, the rolled-back one never will.
+        await a.keys.update({ ...sentinel, description: 'later' });
+        await atB.until(sentinel.keyId);
+        expect(atB.changes.filter((change) => change.kind === 'key' && change.keyId === key.keyId)).toEqual([]);
+      });
+
+      test('an unsubscribed listener hears nothing more', async () => {
+        const a = await fresh();
+        const gone: StoreChange[] = [];
+        const unsubscribe = a.changes.subscribe((change) => gone.push(change));
+        const still = listen(a);
+        const key = await createKey(a);
+        await still.drain(key.keyId);
+        gone.splice(0);
+        unsubscribe();
+        await a.keys.update({ ...key, description: 'x' });
+        await still.until(key.keyId);
+        expect(gone).toEqual([]);
+      });
+    });
+
+    describe('job leases', () => {
+      test('a lease is exclusive per job and item until its holder releases it', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const lease = await a.leases.tryClaim('delete-material', 'k1', 60_000);
+        expect(lease).toMatchObject({ job: 'delete-material', item: 'k1' });
+        expect(await b.leases.tryClaim('delete-material', 'k1', 60_000)).toBeUndefined();
+        expect(await b.leases.tryClaim('delete-material', 'k2', 60_000)).toBeDefined();
+        expect(await b.leases.tryClaim('roll-back-rotation', 'k1', 60_000)).toBeDefined();
+        expect(await lease!.renew(60_000)).toBe(true);
+        await lease!.release();
+        const taken = await b.leases.tryClaim('delete-material', 'k1', 60_000);
+        expect(taken).toBeDefined();
+        expect(await a.leases.tryClaim('delete-material', 'k1', 60_000)).toBeUndefined();
+      });
+
+      test('an expired lease is taken over; its old holder can neither renew nor release it', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const old = await a.leases.tryClaim('rotate', 'k1', 1);
+        expect(old).toBeDefined();
+        const taken = await eventually('the expired lease taken over', () => b.leases.tryClaim('rotate', 'k1', 60_000));
+        expect(await old!.renew(60_000)).toBe(false);
+        await old!.release();
+        expect(await a.leases.tryClaim('rotate', 'k1', 60_000)).toBeUndefined();
+        expect(await taken!.renew(60_000)).toBe(true);
+        await taken!.release();
+        expect(await a.leases.tryClaim('rotate', 'k1', 60_000)).toBeDefined();
+      });
+    });
+
+    describe('bootstrap lock', () => {
+      test('holds every other instance back until the work settles, and is released when it throws', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const order: string[] = [];
+        let open!: () => void;
+        const gate = new Promise<void>((resolve) => (open = resolve));
+        const first = a.bootstrap.exclusive('token', async () => {
+          order.push('a starts');
+          await gate;
+          order.push('a ends');
+          return 'a';
+        });
+        await eventually('the first holder running', () => order.includes('a starts'));
+        const second = b.bootstrap.exclusive('token', async () => {
+          order.push('b runs');
+          return 'b';
+        });
+        await settle(b);
+        expect(order).toEqual(['a starts']);
+        open();
+        expect(await first).toBe('a');
+        expect(await second).toBe('b');
+        expect(order).toEqual(['a starts', 'a ends', 'b runs']);
+
+        const failure = new Error('bootstrap failed');
+        await expect(a.bootstrap.exclusive('token', async () => Promise.reject(failure))).rejects.toBe(failure);
+        expect(await b.bootstrap.exclusive('token', async () => 'after a failure')).toBe('after a failure');
+      });
+    });
+
+    describe('readiness', () => {
+      test('ping answers while the store is open', async () => {
+        const store = await fresh();
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+    });
+  });
+}
+
+/** Dates near today's, so that nothing depends on the clock; tests pass `now` explicitly. */
+const NOW = 1_800_000_000_000;
+const PROJECT = 'project-a';
+const OTHER_PROJECT = 'project-b';
+const BUDGET = 1_000_000;
+let serial = 0;
+
+function newKey(overrides: Partial<KeyRecord> = {}): KeyRecord {
+  serial++;
+  return {
+    keyId: randomUUID(),
+    projectId: PROJECT,
+    alias: `alias-${serial}-${randomBytes(3).toString('hex')}`,
+    description: '',
+    keySpec: 'AES_256',
+    keyUsage: 'ENCRYPT_DECRYPT',
+    origin: 'kms',
+    state: KEY_STATE.enabled,
+    creationDate: NOW,
+    scheduledDeletionDate: null,
+    materialVersion: 1,
+    ...overrides,
+  };
+}
+
+async function createKey(store: MetadataStore, overrides: Partial<KeyRecord> = {}): Promise<KeyRecord> {
+  const record = newKey(overrides);
+  await store.keys.insertProvisioning(record, 1000);
+  expect(await store.keys.markProvisioned(record.keyId)).toBe(true);
+  return record;
+}
+
+function newGrant(keyId: string, overrides: Partial<Omit<GrantRecord, 'projectId'>> = {}): Omit<GrantRecord, 'projectId'> {
+  serial++;
+  return {
+    grantId: randomBytes(32).toString('hex'),
+    keyId,
+    name: `grant-${serial}`,
+    granteePrincipal: `user-${serial}`,
+    granteeType: 'user',
+    retiringPrincipal: `retirer-${serial}`,
+    issuingPrincipal: 'admin',
+    operations: ['describe-key'],
+    creationDate: NOW + serial,
+    parentGrantId: null,
+    ...overrides,
+  };
+}
+
+function newCredential(overrides: Partial<Omit<CredentialRecord, 'enabled'>> = {}): Omit<CredentialRecord, 'enabled'> {
+  serial++;
+  return {
+    id: `AK${serial}${randomBytes(6).toString('hex').toUpperCase()}`,
+    kind: 'aksk',
+    projectId: PROJECT,
+    actions: ['kms:*', 'kms:cmk:list'],
+    description: `credential ${serial}`,
+    sealedSecret: randomBytes(44),
+    tokenHash: null,
+    createdAt: NOW,
+    expiresAt: null,
+    ...overrides,
+  };
+}
+
+function page(overrides: Partial<{ offset: number; limit: number; now: number }> = {}): { offset: number; limit: number; now: number } {
+  return { offset: 0, limit: 100, now: NOW, ...overrides };
+}
+
+function ids(records: ReadonlyArray<{ keyId: string } | { grantId: string }>): string[] {
+  return records.map((record) => ('grantId' in record ? record.grantId : record.keyId));
+}
+
+function sortRefs(refs: Array<{ keyId: string; version: number }>): Array<{ keyId: string; version: number }> {
+  return [...refs].sort((x, y) => x.keyId.localeCompare(y.keyId) || x.version - y.version);
+}
+
+/** A few event-loop turns (and ~200 ms) for a store to deliver what it would, polling where the store must be asked. */
+async function settle(store: MetadataStore): Promise<void> {
+  for (let turn = 0; turn < 10; turn++) {
+    store.changes.poll();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+interface Heard {
+  readonly changes: StoreChange[];
+  clear(): void;
+  /** Waits until a change naming `keyId` (or `all`) has arrived. */
+  until(keyId: string, what?: string): Promise<void>;
+  /** Waits for the changes of set-up writes to these keys, then forgets what was heard. */
+  drain(...keyIds: string[]): Promise<void>;
+}
+
+function listen(store: MetadataStore): Heard {
+  const changes: StoreChange[] = [];
+  store.changes.subscribe((change) => changes.push(change));
+  return {
+    changes,
+    clear: () => changes.splice(0),
+    async until(keyId, what = 'a change') {
+      await eventually(`${what} of ${keyId} delivered`, () => {
+        store.changes.poll();
+        return changes.some((change) => change.kind === 'all' || change.keyId === keyId) ? changes : undefined;
+      });
+    },
+    async drain(...keyIds) {
+      for (const keyId of keyIds) await this.until(keyId, 'the set-up');
+      changes.splice(0);
+    },
+  };
+}
