@@ -31,7 +31,7 @@ beforeAll(async () => {
   // No timed sweep: every pass is the test's.
   t = await startTestService({ env: { KMS_SWEEP_INTERVAL_SECONDS: '86400' } });
   kms = t.client('project-a');
-  other = openStore(t.config);
+  other = await openStore(t.config);
 });
 
 afterAll(async () => {

@@ -20,7 +20,7 @@ let aliases = 0;
 beforeAll(async () => {
   t = await startTestService();
   kms = t.client('project-a');
-  other = openStore(t.config);
+  other = await openStore(t.config);
 });
 
 afterAll(async () => {

@@ -5,7 +5,7 @@ import type { ChangeFeed, StoreChange } from '../../src/domain/coordination';
 import { KEY_STATE, type KeyRecord, type KeyState } from '../../src/domain/keys';
 import type { MetadataStore } from '../../src/domain/repositories';
 import { KeyCache } from '../../src/kms/key-cache';
-import { openStore } from '../../src/store/open-store';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { eventually } from '../helpers/eventually';
 
 /**
@@ -22,7 +22,7 @@ let dir: string;
 const opened: MetadataStore[] = [];
 
 function open(): MetadataStore {
-  const store = openStore({ databasePath: path.join(dir, 'kms.sqlite') });
+  const store = SqliteStore.open(path.join(dir, 'kms.sqlite'));
   opened.push(store);
   return store;
 }
