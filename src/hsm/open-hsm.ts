@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { prepareEmbeddedSoftHsm } from './embedded-softhsm';
@@ -10,6 +11,8 @@ import { TokenLock } from './token-lock';
 export async function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions, observer?: HsmObserver): Promise<Pkcs11Hsm> {
   const hsm = config.hsm;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // The lock may live beside a shared token (KMS_SOFTHSM_DIR) not made yet.
+  mkdirSync(path.dirname(config.hsmLockPath), { recursive: true, mode: 0o700 });
   // Shared by every process serving the data directory (config.hsmLockPath).
   const writeLock = new TokenLock(config.hsmLockPath);
   try {
