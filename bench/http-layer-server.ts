@@ -34,7 +34,7 @@ async function expressStub(samePrototypes: boolean): Promise<void> {
   const done = Promise.resolve(undefined);
   const audit: AuditSink = { checkWritable() {}, append: () => done, authenticationFailed() {}, close: () => done };
   const logger = createLogger('info');
-  const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
+  const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database: () => done, audit() {}, draining: () => false, deadlineMs: 1000, logger });
   const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService };
   const app = await buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);

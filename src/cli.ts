@@ -43,7 +43,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (group === 'audit') {
     const run = auditCommandLine(verb, args);
-    return run(loadConfig());
+    return await run(loadConfig());
   }
   const run: (core: CliCore) => Promise<void> = group === 'key' ? keyCommandLine(verb, args) : credentialCommandLine(verb, args);
   await withCore(loadConfig(), run);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { AUDIT_SYNC_POLICIES, auditLogFile, type AuditSync } from './audit/audit-log';
@@ -20,6 +20,7 @@ export type HsmConfig =
       readonly kind: 'embedded-softhsm';
       readonly modulePath: string;
       readonly tokenLabel: string;
+      /** KMS_SOFTHSM_DIR, default `softhsm` in the data directory: its configuration, PIN and tokens. */
       readonly tokenDir: string;
     }
   | {
@@ -70,6 +71,17 @@ export interface Config {
   readonly tls?: TlsConfig;
   readonly dataDir: string;
   readonly databasePath: string;
+  /**
+   * This instance's name among those sharing one database (KMS_INSTANCE_ID, default the host
+   * name): its audit chains' checkpoints are kept under it.
+   */
+  readonly instanceId: string;
+  /**
+   * The token lock (src/hsm/token-lock.ts): KMS_HSM_LOCK_FILE, default hsm.lock in the data
+   * directory, or beside a token shared through KMS_SOFTHSM_DIR. Instances on one machine that
+   * share one token share one lock.
+   */
+  readonly hsmLockPath: string;
   /** The hash-chained audit trail (JSON lines). */
   readonly auditLogPath: string;
   /** Where the first start writes the admin credential of the default project (mode 0600). */
@@ -115,6 +127,8 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** How often each audit chain's head is logged (when it moved), in milliseconds. */
   readonly auditHeadIntervalMs: number;
+  /** How often each audit chain's head is checkpointed into the database (when it moved), in milliseconds. */
+  readonly auditCheckpointIntervalMs: number;
   /**
    * When an audit record counts as done, and the response may leave (KMS_AUDIT_SYNC): `always`,
    * written and fdatasync'ed (a power cut keeps it); `batch`, written without the sync (a crash of
@@ -290,6 +304,15 @@ function tlsConfig(env: Env): TlsConfig | undefined {
   });
 }
 
+/** KMS_INSTANCE_ID, or the host name: letters, digits and `.-_`, at most 64. */
+function instanceId(env: Env): string {
+  const id = env.KMS_INSTANCE_ID || hostname();
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+    throw new ConfigError(`KMS_INSTANCE_ID must be 1 to 64 letters, digits, '.', '-' or '_'${env.KMS_INSTANCE_ID ? '' : ` (the host name ${JSON.stringify(id)} is not: set it)`}`);
+  }
+  return id;
+}
+
 /** Reads the whole configuration once; throws {@link ConfigError} on the first bad value. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.KMS_DATA_DIR || 'data');
@@ -305,8 +328,11 @@ export function loadConfig(env: Env = process.env): Config {
   } else {
     if (pin) throw new ConfigError('a PIN is configured without KMS_PKCS11_MODULE; the embedded token manages its own PIN');
     if (env.KMS_PKCS11_INIT_ARGS) throw new ConfigError('KMS_PKCS11_INIT_ARGS is set without KMS_PKCS11_MODULE; the embedded SoftHSM takes none');
-    hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.join(dataDir, 'softhsm') };
+    hsm = { kind: 'embedded-softhsm', modulePath: DEFAULT_SOFTHSM_MODULE, tokenLabel, tokenDir: path.resolve(env.KMS_SOFTHSM_DIR || path.join(dataDir, 'softhsm')) };
   }
+  if (modulePath && env.KMS_SOFTHSM_DIR) throw new ConfigError('KMS_SOFTHSM_DIR is set with KMS_PKCS11_MODULE; it places the embedded token only');
+  // A token shared by instances on one machine (KMS_SOFTHSM_DIR) is guarded by one lock beside it.
+  const hsmLockPath = path.resolve(env.KMS_HSM_LOCK_FILE || (env.KMS_SOFTHSM_DIR && hsm.kind === 'embedded-softhsm' ? path.join(hsm.tokenDir, 'hsm.lock') : path.join(dataDir, 'hsm.lock')));
 
   const port = integer(env, 'PORT', 8080, 0, 65535);
   return Object.freeze({
@@ -315,6 +341,8 @@ export function loadConfig(env: Env = process.env): Config {
     tls: tlsConfig(env),
     dataDir,
     databasePath: path.join(dataDir, 'kms.sqlite'),
+    instanceId: instanceId(env),
+    hsmLockPath,
     auditLogPath: auditLogFile(dataDir),
     adminCredentialsPath: path.join(dataDir, 'admin-credentials.json'),
     defaultProjectId: projectId(env.KMS_DEFAULT_PROJECT_ID || 'default'),
@@ -334,6 +362,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxGrantsPerKey: integer(env, 'KMS_MAX_GRANTS_PER_KEY', 100, 1, 100_000),
     sweepIntervalMs: integer(env, 'KMS_SWEEP_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
     auditHeadIntervalMs: integer(env, 'KMS_AUDIT_HEAD_INTERVAL_SECONDS', 60, 1, 86400) * 1000,
+    auditCheckpointIntervalMs: integer(env, 'KMS_AUDIT_CHECKPOINT_SECONDS', 5, 1, 3600) * 1000,
     auditSync: auditSync(env),
     sealBudget: integer(env, 'KMS_SEAL_BUDGET', 2 ** 30, 1, 2 ** 32),
     sealCountFlushMs: integer(env, 'KMS_SEAL_COUNT_FLUSH_SECONDS', 10, 1, 3600) * 1000,

@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile } from './file-modes';
 import { StartError } from './start-error';
-import { isSqliteBusy } from './store/sqlite-errors';
+import { isSqliteBusy } from './store/sqlite/sqlite-errors';
 
 /** Claims held by this process: kept referenced so that they live as long as the process. */
 const held: Database.Database[] = [];

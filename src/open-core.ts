@@ -2,6 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import type { Config } from './config';
+import type { MetadataStore } from './domain/repositories';
 import type { HsmObserver } from './hsm/hsm-observer';
 import { openHsm } from './hsm/open-hsm';
 import type { Pkcs11Hsm } from './hsm/pkcs11-hsm';
@@ -10,8 +11,7 @@ import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import type { RotationObserver } from './kms/key-rotation';
 import { keyServices, type KeyServices } from './kms/key-services';
-import { CredentialStore } from './store/credential-store';
-import { openStore, type Store } from './store/open-store';
+import { openStore } from './store/open-store';
 
 /**
  * The one composition root: config → HSM → store → services, for the service (src/server.ts), the
@@ -23,11 +23,17 @@ import { openStore, type Store } from './store/open-store';
 export interface Core {
   readonly config: Config;
   readonly hsm: Pkcs11Hsm;
-  readonly store: Store;
+  readonly store: MetadataStore;
   /** The service's audit chain, when it asked for one (CoreOptions.audit). */
   readonly audit?: AuditSink;
   readonly credentials: CredentialService;
   readonly keys: KeyServices;
+  /**
+   * The same services over another view of the store: the command-line tool's audited changes
+   * run them over a store whose repositories are one transaction's (src/store/in-transaction.ts).
+   * The caller closes what it gets.
+   */
+  servicesOver(store: MetadataStore): { readonly credentials: CredentialService; readonly keys: KeyServices };
   /**
    * Closes the HSM first, then the audit chain, then the store. The HSM first: closing it waits for
    * the PKCS#11 calls still running (up to their deadline), whose operations still write to the
@@ -51,8 +57,8 @@ export interface CoreOptions {
    * anything is opened, so that a mistyped KMS_DATA_DIR makes no token, no database.
    */
   readonly dataDir: 'create' | 'existing';
-  /** Opens the service's audit chain, right after the store (and closed right after the HSM). */
-  readonly audit?: () => AuditSink;
+  /** Opens the service's audit chain, right after the store (and closed right after the HSM); it checkpoints into the store. */
+  readonly audit?: (store: MetadataStore) => AuditSink;
 }
 
 /**
@@ -61,7 +67,7 @@ export interface CoreOptions {
  * opened is closed, in reverse order, and the step's error is thrown. Nothing here starts a timer:
  * seal counts are flushed, and sweeps run, only where the caller starts them.
  */
-export function openCore(config: Config, options: CoreOptions & { readonly audit: () => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
+export function openCore(config: Config, options: CoreOptions & { readonly audit: (store: MetadataStore) => AuditSink }): Promise<Core & { readonly audit: AuditSink }>;
 export function openCore(config: Config, options: CoreOptions): Promise<Core>;
 export async function openCore(config: Config, options: CoreOptions): Promise<Core> {
   const { logger } = options;
@@ -76,12 +82,15 @@ export async function openCore(config: Config, options: CoreOptions): Promise<Co
     opened.push(() => hsm.close());
     const store = openStore(config);
     opened.push(() => store.close());
-    const audit = options.audit?.();
+    const audit = options.audit?.(store);
     if (audit) opened.push(() => audit.close());
     // Sealing secret keys needs the credential-sealing key.
     await ensureSystemKeys(hsm);
-    const credentials = new CredentialService(new CredentialStore(store.db, store.changes), hsm, clock);
-    const keys = keyServices({ db: store.db, changes: store.changes, hsm, clock, logger, config, rotationObserver: options.rotationObserver });
+    const servicesOver = (over: MetadataStore): { credentials: CredentialService; keys: KeyServices } => ({
+      credentials: new CredentialService(over, hsm, clock),
+      keys: keyServices({ store: over, hsm, clock, logger, config, rotationObserver: options.rotationObserver }),
+    });
+    const { credentials, keys } = servicesOver(store);
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
@@ -89,10 +98,12 @@ export async function openCore(config: Config, options: CoreOptions): Promise<Co
         try {
           await audit?.close();
         } finally {
-          store.close();
+          keys.close();
+          credentials.close();
+          await store.close();
         }
       })());
-    return { config, hsm, store, audit, credentials, keys, close };
+    return { config, hsm, store, audit, credentials, keys, servicesOver, close };
   } catch (error) {
     for (const close of opened.reverse()) {
       try {

@@ -2,14 +2,13 @@ import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { Server as NetServer, type AddressInfo } from 'node:net';
-import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
-import { cliAuditLogFile } from './audit/audit-log';
 import { ServiceAudit } from './audit/service-audit';
-import { auditedCredentialChange } from './cli/cli-audit';
+import { auditedCredentialChange, cliChain } from './cli/cli-audit';
 import type { Config } from './config';
-import { openCore } from './open-core';
+import type { MetadataStore } from './domain/repositories';
+import { openCore, type Core } from './open-core';
 import type { MetricsAnswer } from './http/metrics-route';
 import { metricsFromPrimary, shareWithPrimary } from './metrics/cluster-metrics';
 import { listenForMetrics, type MetricsListener } from './metrics/metrics-listener';
@@ -33,7 +32,6 @@ import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { KeyRotator } from './kms/key-rotation';
 import { SealUsage } from './kms/seal-usage';
 import { StartError } from './start-error';
-import { KeyStore } from './store/key-store';
 import { serviceUrl } from './service-url';
 import { startTlsFiles } from './tls/tls-files';
 import { certificateFields, tlsOptions, TlsReloader, warnIfExpired, warnIfPlainHttpBeyondLoopback } from './tls/tls-server';
@@ -42,7 +40,7 @@ export interface RunningService {
   readonly url: string;
   readonly port: number;
   readonly hsm: Pkcs11Hsm;
-  readonly store: KeyStore;
+  readonly store: MetadataStore;
   readonly credentials: CredentialService;
   readonly maintenance: KeyMaintenance;
   /** This process's seal counts (flushed on a timer and at close). */
@@ -96,18 +94,25 @@ export async function startService(config: Config, options: StartOptions): Promi
     dataDir: 'create',
     hsmObserver: metrics?.hsm,
     rotationObserver: metrics?.keys,
-    audit: () => new ServiceAudit(options.auditLogPath ?? config.auditLogPath, { logger, headIntervalMs: config.auditHeadIntervalMs, observer: metrics?.audit, sync: config.auditSync }),
+    audit: (store) =>
+      new ServiceAudit(options.auditLogPath ?? config.auditLogPath, {
+        logger,
+        headIntervalMs: config.auditHeadIntervalMs,
+        observer: metrics?.audit,
+        sync: config.auditSync,
+        instance: config.instanceId,
+        checkpoints: { repository: store.auditCheckpoints, instance: config.instanceId, intervalMs: config.auditCheckpointIntervalMs },
+      }),
   });
-  const { hsm, audit, credentials } = core;
-  const { db } = core.store;
+  const { hsm, audit, credentials, store } = core;
   metrics?.hsm.watch(() => hsm.state());
   const runMaintenance = options.maintenance ?? true;
 
-  const { store, grantStore, grantAccess, rotations, rotator, usage, keys, rotation } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation } = core.keys;
   metrics?.keys.watch({
-    keysByState: () => store.countByState(clock()),
+    keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
-    mostSeals: () => rotations.mostSeals(),
+    mostSeals: () => store.rotations.mostSeals(),
     sealBudget: config.sealBudget,
   });
   const dataKeys = new DataKeyService({ keys, hsm, usage });
@@ -118,7 +123,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };
   const grants = new GrantService({
-    store: grantStore,
+    store: store.grants,
     access: grantAccess,
     keys,
     principalExists: (principalId) => credentials.principalExists(principalId),
@@ -126,7 +131,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     logger,
     maxGrantsPerKey: config.maxGrantsPerKey,
   });
-  const quotas = new QuotaService({ keys: store, grants: grantStore, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
+  const quotas = new QuotaService({ keys: store.keys, grants: store.grants, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger, rotator });
   // Until the server listens, a step that fails stops what was started and closes what was opened.
   const stopAfterFailedStart = async (): Promise<void> => {
@@ -137,10 +142,9 @@ export async function startService(config: Config, options: StartOptions): Promi
 
   const inFlight = new InFlight();
   let draining = false;
-  const checkDatabase = db.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
   const readiness = new Readiness({
     hsm,
-    database: () => void checkDatabase.get(),
+    database: () => store.ping(),
     audit: () => audit.checkWritable(),
     draining: () => draining,
     deadlineMs: Math.min(config.hsmCallTimeoutMs, READY_HSM_DEADLINE_MS),
@@ -148,7 +152,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   let app: Awaited<ReturnType<typeof buildApp>>;
   try {
-    await bootstrapAdminCredential(config, db, credentials, logger);
+    await bootstrapAdminCredential(config, core, logger);
     if (runMaintenance) {
       // A restarted cluster worker reconciles beside workers that may be creating keys right now.
       if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker);
@@ -270,10 +274,9 @@ function metricsOnApiPort(config: Config, metrics: ServiceMetrics | undefined, c
 export async function initialiseDataDirectory(config: Config, logger: Logger): Promise<void> {
   const core = await openCore(config, { logger, dataDir: 'create', hsmSessions: 1 });
   try {
-    await bootstrapAdminCredential(config, core.store.db, core.credentials, logger);
+    await bootstrapAdminCredential(config, core, logger);
     // The initialiser runs before any worker: no other process serves the data directory.
-    const { store, rotator } = core.keys;
-    await reconcileAtStart({ store, hsm: core.hsm, clock: systemClock, logger, rotator }, true);
+    await reconcileAtStart({ store: core.store, hsm: core.hsm, clock: systemClock, logger, rotator: core.keys.rotator }, true);
   } finally {
     await core.close();
   }
@@ -290,7 +293,7 @@ async function reconcileAtStart(deps: MaintenanceDeps, alone: boolean): Promise<
   const pass = new KeyMaintenance(alone ? { ...deps, provisioningGraceMs: 0 } : deps);
   await pass.run();
   // After the pass, so that material it just rolled back is not reported as unnamed.
-  pass.reportMismatches();
+  await pass.reportMismatches();
 }
 
 /**
@@ -300,18 +303,25 @@ async function reconcileAtStart(deps: MaintenanceDeps, alone: boolean): Promise<
  * of credential changes made outside the API, as the tool records its own (`"source":"first-start"`,
  * identifiers only): the record is written and synced before the credential commits.
  */
-async function bootstrapAdminCredential(config: Config, db: Database.Database, credentials: CredentialService, logger: Logger): Promise<void> {
-  if (!credentials.isEmpty() || existsSync(config.adminCredentialsPath)) return;
+async function bootstrapAdminCredential(config: Config, core: Core, logger: Logger): Promise<void> {
+  if (!(await core.credentials.isEmpty()) || existsSync(config.adminCredentialsPath)) return;
+  // Instances starting together on one fresh database: the first makes it, the others find it made.
+  await core.store.bootstrap.exclusive('first-start', async () => {
+    if (await core.credentials.isEmpty()) await makeAdminCredential(config, core, logger);
+  });
+}
+
+async function makeAdminCredential(config: Config, core: Core, logger: Logger): Promise<void> {
   const options = { projectId: config.defaultProjectId, actions: ['kms:*'], description: 'admin credential created on first start' };
-  const chain = cliAuditLogFile(config.dataDir);
+  const chain = cliChain(config);
   const created = (id: string, kind: string) => ({
     action: 'create' as const,
     credential: { id, kind, project_id: options.projectId, actions: options.actions, expires_at: null },
     result: 'OK' as const,
     source: 'first-start' as const,
   });
-  const accessKey = await auditedCredentialChange(db, chain, () => credentials.createAccessKey(options), (made) => created(made.access_key, 'aksk'));
-  const token = await auditedCredentialChange(db, chain, () => credentials.createToken(options), (made) => created(made.token_id, 'token'));
+  const accessKey = await auditedCredentialChange(core, chain, (credentials) => credentials.createAccessKey(options), (made) => created(made.access_key, 'aksk'));
+  const token = await auditedCredentialChange(core, chain, (credentials) => credentials.createToken(options), (made) => created(made.token_id, 'token'));
   const content = {
     project_id: config.defaultProjectId,
     access_key: accessKey.access_key,

@@ -38,7 +38,7 @@ describe('records', () => {
   });
 
   test('with an X-Auth-Token, and an empty record', async () => {
-    const client = new EnvelopeClient({ kms: kms.kms({ auth: { token: kms.service.token() } }), cache: false });
+    const client = new EnvelopeClient({ kms: kms.kms({ auth: { token: await kms.service.token() } }), cache: false });
     const message = await client.encrypt(Buffer.alloc(0));
     expect((await client.decrypt(message)).plaintext.length).toBe(0);
   });

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { AuditEntry } from './audit-records';
-import { closeSync, existsSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, write, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasync, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, write, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -131,6 +131,8 @@ export interface AuditLogOptions {
   readonly observer?: AuditObserver;
   /** Default `always`. */
   readonly sync?: AuditSync;
+  /** The instance writing the chain (KMS_INSTANCE_ID): each line names it, see {@link chainedLine}. */
+  readonly instance?: string;
 }
 
 /** The records of one batch, waiting for its write: they are told together. */
@@ -157,6 +159,8 @@ export class AuditLog {
   private prev: string;
   private readonly sync: AuditSync;
   private readonly observer: AuditObserver | undefined;
+  /** `,"instance":"…"`, or nothing: what every line of this chain carries after its record. */
+  private readonly instanceField: string;
   /** Lines appended since the last batch began. */
   private pending: string[] = [];
   /** Who waits for the pending lines: undefined while none does. */
@@ -189,6 +193,7 @@ export class AuditLog {
   ) {
     this.sync = options.sync ?? 'always';
     this.observer = options.observer;
+    this.instanceField = instanceField(options.instance);
     this.written = chainEnd(file);
     this.prev = this.written.hash;
     this.fd = openSync(file, 'a', 0o600);
@@ -231,7 +236,7 @@ export class AuditLog {
    */
   append(record: AuditEntry): Promise<AuditOutcome> {
     if (this.fd === undefined) throw new Error('the audit log is closed');
-    const { line, hash: lineHash } = chainedLine(this.prev, record);
+    const { line, hash: lineHash } = chainedLine(this.prev, record, this.instanceField);
     this.pending.push(line);
     this.unwritten.push(lineHash);
     this.prev = lineHash;
@@ -297,6 +302,19 @@ export class AuditLog {
   }
 
   /**
+   * Makes the lines written so far durable (fsync, on the thread pool) and resolves with the head
+   * they end at, or undefined when that failed or the file cannot be synced (a device or a pipe),
+   * so that the caller does not claim what it cannot know.
+   */
+  syncedHead(): Promise<ChainHead | undefined> {
+    const head = this.written;
+    const fd = this.fd;
+    if (this.syncFailure !== undefined) return Promise.resolve(undefined);
+    if (fd === undefined) return Promise.resolve(head);
+    return new Promise((resolve) => fsync(fd, (error) => resolve(error ? undefined : head)));
+  }
+
+  /**
    * Makes the lines written so far durable (fsync); false when that failed or the file cannot be
    * synced (a device or a pipe), so that the caller does not claim what it cannot know.
    */
@@ -350,9 +368,22 @@ export class AuditLog {
   }
 }
 
-/** One record as the chain's next line after `prev`: `prev` added last (as JSON.stringify({ ...record, prev }) writes it), then its `hash`. */
-function chainedLine(prev: string, record: AuditEntry): { line: string; hash: string } {
-  const withPrev = `${JSON.stringify(record).slice(0, -1)},"prev":"${prev}"}`;
+const INSTANCE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The `instance` member every line of a chain carries, as it is written: `,"instance":"…"` (nothing for none). */
+function instanceField(instance: string | undefined): string {
+  if (instance === undefined) return '';
+  // Checked where it is configured too: here because it goes into the JSON unescaped.
+  if (!INSTANCE_NAME.test(instance)) throw new Error(`not an instance name: ${JSON.stringify(instance)}`);
+  return `,"instance":"${instance}"`;
+}
+
+/**
+ * One record as the chain's next line after `prev`: the instance that writes it, then `prev`, added
+ * last (as JSON.stringify({ ...record, instance, prev }) writes them), then its `hash`.
+ */
+function chainedLine(prev: string, record: AuditEntry, instance = ''): { line: string; hash: string } {
+  const withPrev = `${JSON.stringify(record).slice(0, -1)}${instance},"prev":"${prev}"}`;
   const hash = chainHash(prev, withPrev);
   return { line: `${withPrev.slice(0, -1)},"hash":"${hash}"}\n`, hash };
 }
@@ -364,12 +395,12 @@ function chainedLine(prev: string, record: AuditEntry): { line: string; hash: st
  * cut back to where the chain ended, so that no record of a change that will be rolled back stays
  * in it, and the error is thrown.
  */
-export function appendDurably(file: string, record: AuditEntry): void {
+export function appendDurably(file: string, record: AuditEntry, instance?: string): void {
   const end = chainEnd(file);
   const fd = openSync(file, 'a', 0o600);
   try {
     const size = fstatSync(fd).size;
-    const line = Buffer.from(chainedLine(end.hash, record).line, 'utf8');
+    const line = Buffer.from(chainedLine(end.hash, record, instanceField(instance)).line, 'utf8');
     try {
       for (let written = 0; written < line.length; ) written += writeSync(fd, line, written, line.length - written);
       fsyncSync(fd);

@@ -3,7 +3,9 @@ import type { AuthFailureReason, ClaimedCredential } from '../identity/authentic
 /**
  * What the audit chains hold: one JSON line per event, each naming its `event`. Records name who,
  * what, which key or credential, from where, and how it ended; never a secret (a secret key, a
- * token, a signature, a data key, a plaintext) and no string a client chose.
+ * token, a signature, a data key, a plaintext) and no string a client chose. The chain adds to each
+ * line the `instance` that wrote it (KMS_INSTANCE_ID; lines written before release 2026-12 have
+ * none), `prev` and `hash` (audit-log.ts).
  */
 
 /** A request that reached an operation (after authentication). */

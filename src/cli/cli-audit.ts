@@ -1,18 +1,43 @@
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
-import type Database from 'better-sqlite3';
-import { appendDurably, AuditLog } from '../audit/audit-log';
+import { appendDurably, AuditLog, cliAuditLogFile } from '../audit/audit-log';
+import type { Config } from '../config';
 import type { AuditRecord, CredentialChangeRecord } from '../audit/audit-records';
+import type { MetadataStore } from '../domain/repositories';
 import { KmsError } from '../errors';
 import type { Operation } from '../http/operation';
+import type { CredentialService } from '../identity/credentials';
 import type { RequestContext } from '../kms/context';
+import type { KeyServices } from '../kms/key-services';
+import { storeInTransaction } from '../store/in-transaction';
 
 /**
  * The tool's audit chain, audit-cli.log: credential changes, and the key operations it runs, each
- * recorded as the API records that operation. Every append happens under the database's write
- * lock (BEGIN IMMEDIATE): the lock orders concurrent runs of the tool, so no two extend the chain
- * from the same line, and the operating system releases it if the tool dies.
+ * recorded as the API records that operation. Every append happens under the store's bootstrap
+ * lock named CHAIN_LOCK: it orders concurrent runs of the tool (and the service's first start),
+ * so no two extend the chain from the same line, and it is released if the process dies.
  */
+
+const CHAIN_LOCK = 'cli-audit';
+
+/** The tool's chain on this machine: audit-cli.log of the data directory, whose lines name the instance (KMS_INSTANCE_ID). */
+export interface CliChain {
+  readonly file: string;
+  readonly instance: string;
+}
+
+/** The chain of the data directory of `config`. */
+export function cliChain(config: Pick<Config, 'dataDir' | 'instanceId'>): CliChain {
+  return { file: cliAuditLogFile(config.dataDir), instance: config.instanceId };
+}
+
+/** Where an audited change runs: the store, and the services built over a view of it (Core.servicesOver). */
+export interface AuditedStore {
+  readonly store: MetadataStore;
+  servicesOver(store: MetadataStore): { readonly credentials: CredentialService; readonly keys: KeyServices };
+}
+
+type Services = ReturnType<AuditedStore['servicesOver']>;
 
 export type Operator = CredentialChangeRecord['operator'];
 
@@ -27,33 +52,43 @@ export function operator(): Operator {
   return { user, pid: process.pid };
 }
 
-/** Runs `work` under the database's write lock; commits if it returns, rolls back if it throws. */
-async function underWriteLock<T>(db: Database.Database, work: () => Promise<T> | T): Promise<T> {
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    const result = await work();
-    db.exec('COMMIT');
-    return result;
-  } catch (error) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw error;
-  }
+/** Runs `work` under the chain's lock, nothing else. */
+function underChainLock<T>(at: AuditedStore, work: () => Promise<T>): Promise<T> {
+  return at.store.bootstrap.exclusive(CHAIN_LOCK, work);
 }
 
 /**
- * Makes a credential change and appends its record in one step, under the write lock. The record
- * is written and synced before the change commits; if it cannot be, the change is rolled back, so
- * no change goes unrecorded.
+ * Runs `work` under the chain's lock and in one store transaction, with services whose every read
+ * and write is that transaction's: it commits if `work` returns, and rolls back if it throws.
+ */
+function inTransactionUnderChainLock<T>(at: AuditedStore, work: (services: Services) => Promise<T>): Promise<T> {
+  return underChainLock(at, () =>
+    at.store.withTransaction(async (tx) => {
+      const services = at.servicesOver(storeInTransaction(at.store, tx));
+      try {
+        return await work(services);
+      } finally {
+        services.keys.close();
+        services.credentials.close();
+      }
+    }),
+  );
+}
+
+/**
+ * Makes a credential change and appends its record in one step: the change is made in a store
+ * transaction, and the record is written and synced before it commits; if the record cannot be
+ * written, the change is rolled back, so no change goes unrecorded.
  */
 export function auditedCredentialChange<T>(
-  db: Database.Database,
-  file: string,
-  change: () => Promise<T> | T,
+  at: AuditedStore,
+  chain: CliChain,
+  change: (credentials: CredentialService) => Promise<T>,
   describe: (result: T) => Omit<CredentialChangeRecord, 'time' | 'event' | 'operator'>,
 ): Promise<T> {
-  return underWriteLock(db, async () => {
-    const result = await change();
-    appendDurably(file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() });
+  return inTransactionUnderChainLock(at, async ({ credentials }) => {
+    const result = await change(credentials);
+    appendDurably(chain.file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() }, chain.instance);
     return result;
   });
 }
@@ -62,8 +97,11 @@ export interface OperatorCall<R> {
   /** The API operation the command performs (src/http/routes): its name and permission go on the record. */
   readonly op: Operation;
   readonly projectId: string;
-  /** Calls the service, with the request context the record is made from. */
-  readonly run: (ctx: RequestContext) => Promise<R> | R;
+  /**
+   * Calls the service, with the request context the record is made from, through `services`: those
+   * of the transaction the change runs in, or (makesMaterial) those over the store itself.
+   */
+  readonly run: (ctx: RequestContext, services: KeyServices) => Promise<R> | R;
   /**
    * The operation makes material in the HSM (create-key, rotate-on-demand). Its service writes its
    * record first and its material next, in separate transactions, so that a crash leaves
@@ -82,14 +120,14 @@ export type CallOutcome<R> = { readonly ok: true; readonly response: R } | { rea
  * `{kind: "operator", id: <user>}`; status the HTTP status the API would have answered; client
  * null; `operator` the user and pid), refusals included.
  *
- * A change that only touches the database runs under the write lock with its record, which is
- * synced before it commits: if the record cannot be written the change is rolled back. One that
- * makes HSM material first checks under the lock that the chain opens for appending (so that an
+ * A change that only touches the store runs in one transaction with its record, which is synced
+ * before it commits: if the record cannot be written the change is rolled back. One that makes
+ * HSM material first checks under the chain's lock that the chain opens for appending (so that an
  * unwritable chain refuses it before it runs, as the service answers 503 KMS.0104), runs, then
  * appends its record; a failure of that last write is reported (exit code 1) with the change made, as the
  * service's own chain can only keep such a record pending.
  */
-export async function auditedOperation<R>(db: Database.Database, file: string, call: OperatorCall<R>): Promise<CallOutcome<R>> {
+export async function auditedOperation<R>(at: AuditedStore & { readonly keys: KeyServices }, chain: CliChain, call: OperatorCall<R>): Promise<CallOutcome<R>> {
   const who = operator();
   const ctx: RequestContext = {
     projectId: call.projectId,
@@ -100,9 +138,9 @@ export async function auditedOperation<R>(db: Database.Database, file: string, c
   };
   const time = new Date().toISOString();
   const started = process.hrtime.bigint();
-  const attempt = async (): Promise<CallOutcome<R>> => {
+  const attempt = async (services: KeyServices): Promise<CallOutcome<R>> => {
     try {
-      return { ok: true, response: await call.run(ctx) };
+      return { ok: true, response: await call.run(ctx, services) };
     } catch (error) {
       return { ok: false, error: error instanceof KmsError ? error : new KmsError('KMS.0103', { cause: error }) };
     }
@@ -123,20 +161,20 @@ export async function auditedOperation<R>(db: Database.Database, file: string, c
     operator: who,
   });
   if (!call.makesMaterial) {
-    return underWriteLock(db, async () => {
-      const outcome = await attempt();
-      appendDurably(file, record(outcome));
+    return inTransactionUnderChainLock(at, async (services) => {
+      const outcome = await attempt(services.keys);
+      appendDurably(chain.file, record(outcome), chain.instance);
       return outcome;
     });
   }
   // Opening the chain for appending fails on a missing or read-only file or directory.
-  await underWriteLock(db, () => new AuditLog(file).close());
-  const outcome = await attempt();
+  await underChainLock(at, async () => new AuditLog(chain.file).close());
+  const outcome = await attempt(at.keys);
   try {
-    await underWriteLock(db, () => appendDurably(file, record(outcome)));
+    await underChainLock(at, async () => appendDurably(chain.file, record(outcome), chain.instance));
   } catch (error) {
     const made = outcome.ok && ctx.actedOn.keyId ? ` (key ${ctx.actedOn.keyId})` : '';
-    throw new Error(`${call.op.name} was done${made}, but its record could not be written to ${file}`, { cause: error });
+    throw new Error(`${call.op.name} was done${made}, but its record could not be written to ${chain.file}`, { cause: error });
   }
   return outcome;
 }

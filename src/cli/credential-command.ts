@@ -44,16 +44,16 @@ function create(line: CommandLine): (core: CliCore) => Promise<void> {
   const ttl = line.strings.get('ttl-hours');
   if (!line.flags.has('token')) {
     if (ttl !== undefined) throw new UsageError('--ttl-hours is for tokens (--token)', topic);
-    return async ({ db, chainFile, credentials }) => {
-      const issued = await auditedCredentialChange(db, chainFile, () => credentials.createAccessKey(options), (key) => created(key.access_key, 'aksk', null));
+    return async (core) => {
+      const issued = await auditedCredentialChange(core, core.chain, (credentials) => credentials.createAccessKey(options), (key) => created(key.access_key, 'aksk', null));
       // The secret key is shown here once, in the table as in the JSON: it is never shown again.
       print(line.format, issued, () => ({ fields: { ...issued } }));
     };
   }
   if (ttl !== undefined && !/^\d+$/.test(ttl)) throw new UsageError('--ttl-hours takes a whole number of hours', topic);
   const ttlOption = ttl === undefined ? {} : { ttlMs: Number(ttl) * 3_600_000 };
-  return async ({ db, chainFile, credentials }) => {
-    const token = await auditedCredentialChange(db, chainFile, () => credentials.createToken({ ...options, ...ttlOption }), (made) => created(made.token_id, 'token', made.expires_at));
+  return async (core) => {
+    const token = await auditedCredentialChange(core, core.chain, (credentials) => credentials.createToken({ ...options, ...ttlOption }), (made) => created(made.token_id, 'token', made.expires_at));
     print(line.format, token, () => ({ fields: { ...token } }));
   };
 }
@@ -61,12 +61,12 @@ function create(line: CommandLine): (core: CliCore) => Promise<void> {
 function change(verb: 'enable' | 'disable' | 'delete', line: CommandLine): (core: CliCore) => Promise<void> {
   const [id] = line.positionals;
   if (id === undefined) throw new UsageError(`credential ${verb} needs the access key or token id`, ['credential', verb]);
-  return async ({ db, chainFile, credentials }) => {
-    const before = credentials.list().find((info) => info.id === id);
+  return async (core) => {
+    const before = (await core.credentials.list()).find((info) => info.id === id);
     const done = await auditedCredentialChange(
-      db,
-      chainFile,
-      () => (verb === 'delete' ? credentials.remove(id) : credentials.setEnabled(id, verb === 'enable')),
+      core,
+      core.chain,
+      (credentials) => (verb === 'delete' ? credentials.remove(id) : credentials.setEnabled(id, verb === 'enable')),
       (changed): ChangeDescription => ({ action: verb, credential: before ? described(before) : { id }, result: changed ? 'OK' : 'NOT_FOUND' }),
     );
     if (!done) throw new Error(`no credential ${id}`);
@@ -86,7 +86,7 @@ export function credentialCommandLine(verb: string, args: readonly string[]): (c
     case 'list': {
       const projectId = line.strings.get('project');
       return async ({ credentials }) => {
-        const listed = credentials.list(projectId);
+        const listed = await credentials.list(projectId);
         print(line.format, listed, () => listTable(listed));
       };
     }

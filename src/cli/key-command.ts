@@ -3,9 +3,8 @@ import type { Operation, OperationPath } from '../http/operation';
 import { keyOperations } from '../http/routes/keys';
 import { rotationOperations } from '../http/routes/rotation';
 import type { RequestContext } from '../kms/context';
-import { KEY_STATE } from '../kms/key-service';
+import { KEY_STATE, type KeyState } from '../domain/keys';
 import type { KeyServices } from '../kms/key-services';
-import type { KeyState } from '../store/key-store';
 import { auditedOperation } from './cli-audit';
 import { parseCommandLine, type CommandLine, type OptionSpec } from './command-line';
 import type { CliCore } from './core';
@@ -73,15 +72,15 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
     const bodyFor = definition.body(line);
     return async (core) => {
       const op = operationAt(core.keys, definition.path);
-      const outcome = await auditedOperation(core.db, core.chainFile, {
+      const outcome = await auditedOperation(core, core.chain, {
         op,
         projectId,
         makesMaterial: definition.makesMaterial ?? false,
-        run: (ctx) => {
-          const body = bodyFor(keyRef === undefined ? '' : resolveKey(core.keys, projectId, keyRef));
+        run: async (ctx, services) => {
+          const body = bodyFor(keyRef === undefined ? '' : await resolveKey(services, projectId, keyRef));
           const refusal = check.refusal(op, body);
           if (refusal) throw refusal;
-          return definition.call(core.keys, ctx, body);
+          return definition.call(services, ctx, body);
         },
       });
       if (!outcome.ok) throw outcome.error;
@@ -95,9 +94,9 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
  * The key a KEY argument names in the project: the key with that id, or else the key with that
  * alias. Neither is KMS.0207, as the API answers for a key id it does not know.
  */
-function resolveKey(services: KeyServices, projectId: string, ref: string): string {
-  if (services.store.get(projectId, ref)) return ref;
-  const byAlias = services.store.getByAlias(projectId, ref);
+async function resolveKey(services: KeyServices, projectId: string, ref: string): Promise<string> {
+  if (await services.store.keys.get(projectId, ref)) return ref;
+  const byAlias = await services.store.keys.getByAlias(projectId, ref);
   if (byAlias) return byAlias.keyId;
   throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });
 }

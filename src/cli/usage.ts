@@ -49,7 +49,10 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
     delete: { args: 'ID', summary: 'Delete an access key or token.' },
   },
   audit: {
-    verify: { args: '[--file PATH] [--expect-head [CHAIN=]RECORDS:HASH ...]', summary: 'Check the audit chains of the data directory (or one file).' },
+    verify: {
+      args: '[--file PATH | --dir DIR] [--instance NAME] [--expect-head [CHAIN=]RECORDS:HASH ...] [--no-checkpoints]',
+      summary: "Check the audit chains of the data directory (or one file, or a directory of an instance's chains).",
+    },
   },
 };
 
@@ -64,6 +67,9 @@ permission is refused. Secrets (secret_key, token) are shown once, when created.
 changes are recorded in audit-cli.log.`,
   audit: `--expect-head takes a head that audit verify printed (or the service logged, "anchor") and kept
 elsewhere: the chain must still reach it. CHAIN is the chain file's name, e.g. audit-1.log.
+Each chain is also held to the checkpoint its instance recorded in the database (KMS_INSTANCE_ID,
+or --instance NAME for chains collected from another instance with --dir, or for --file):
+a chain cut short after its last checkpoint fails. --no-checkpoints skips the database.
 Exit code 1 when a chain is broken.`,
 };
 

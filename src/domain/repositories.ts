@@ -138,7 +138,7 @@ export interface AuditCheckpointRepository {
 }
 
 export interface AuditCheckpoint {
-  /** The instance whose chain this is. */
+  /** The chain: `<instance>/<chain file>` (src/audit/chain-checkpoints.ts), e.g. `kms-a/audit-2.log`. */
   readonly instance: string;
   /** How many records the chain had, and the hash of the last. */
   readonly records: number;

@@ -17,8 +17,8 @@ export interface ReadinessReport {
 
 export interface ReadinessDeps {
   readonly hsm: HsmPing;
-  /** Throws when the database does not answer. */
-  readonly database: () => void;
+  /** Rejects when the store does not answer (MetadataStore.ping). */
+  readonly database: () => Promise<void>;
   /** Throws when the audit log cannot take a record now (AuditSink.checkWritable). */
   readonly audit: () => void;
   /** Whether the service is stopping (SIGTERM): not ready, whatever the checks say. */
@@ -53,7 +53,7 @@ export class Readiness {
         return 'failed';
       }
     };
-    const database = sync('database', this.deps.database);
+    const database = await this.pingDatabase(failures);
     const audit = sync('audit', this.deps.audit);
     const hsm = await (this.pinging ??= this.pingHsm(failures).finally(() => {
       this.pinging = undefined;
@@ -63,6 +63,16 @@ export class Readiness {
     const ready = !draining && hsm === 'ok' && database === 'ok' && audit === 'ok';
     this.logChange(checks, draining, failures);
     return { ready, draining, checks };
+  }
+
+  private async pingDatabase(failures: Partial<Record<CheckName, unknown>>): Promise<CheckOutcome> {
+    try {
+      await this.deps.database();
+      return 'ok';
+    } catch (error) {
+      failures.database = error;
+      return 'failed';
+    }
   }
 
   private async pingHsm(failures: Partial<Record<CheckName, unknown>>): Promise<CheckOutcome> {

@@ -1,5 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { prepareEmbeddedSoftHsm } from './embedded-softhsm';
@@ -7,16 +6,12 @@ import type { HsmObserver } from './hsm-observer';
 import { Pkcs11Hsm } from './pkcs11-hsm';
 import { TokenLock } from './token-lock';
 
-/** The token lock of a data directory: every process serving that directory shares it. */
-export function tokenLockFile(dataDir: string): string {
-  return path.join(dataDir, 'hsm.lock');
-}
-
 /** Opens the configured HSM: the vendor's module, or the embedded SoftHSM token (created on first use); `observer` is told of every operation (the metrics). */
 export async function openHsm(config: Config, logger: Logger, sessions = config.hsmSessions, observer?: HsmObserver): Promise<Pkcs11Hsm> {
   const hsm = config.hsm;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const writeLock = new TokenLock(tokenLockFile(config.dataDir));
+  // Shared by every process serving the data directory (config.hsmLockPath).
+  const writeLock = new TokenLock(config.hsmLockPath);
   try {
     const pin = hsm.kind === 'embedded-softhsm' ? await prepareEmbeddedSoftHsm(hsm, writeLock, logger) : hsm.pin;
     return await Pkcs11Hsm.open({

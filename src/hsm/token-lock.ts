@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { KmsError } from '../errors';
 import { createPrivateFile } from '../file-modes';
-import { isSqliteBusy } from '../store/sqlite-errors';
+import { isSqliteBusy } from '../store/sqlite/sqlite-errors';
 
 const RETRY_MIN_MS = 2;
 const RETRY_MAX_MS = 50;

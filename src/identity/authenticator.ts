@@ -152,8 +152,8 @@ export class Authenticator {
     }
   }
 
-  private byToken(token: string): Principal {
-    const record = this.credentials.token(token);
+  private async byToken(token: string): Promise<Principal> {
+    const record = await this.credentials.token(token);
     if (!record) throw new AuthenticationFailure('unusable-token', TOKEN, 'Invalid or expired X-Auth-Token.');
     return { kind: 'token', id: record.id, projectId: record.projectId, actions: record.actions };
   }

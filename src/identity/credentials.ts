@@ -3,7 +3,9 @@ import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
 import { CREDENTIAL_SEALING_KEY } from '../hsm/system-keys';
 import type { Clock } from '../kms/context';
-import type { CredentialKind, CredentialRecord, CredentialStore } from '../store/credential-store';
+import type { CredentialKind, CredentialRecord } from '../domain/credentials';
+import type { MetadataStore } from '../domain/repositories';
+import { CredentialCache } from './credential-cache';
 import { actionPatternProblem } from './permissions';
 import { credentialIdOf, principalIdOf } from './principal-id';
 
@@ -88,19 +90,23 @@ function info(record: CredentialRecord): CredentialInfo {
 export class CredentialService {
   /** Unsealed secret keys by access key, valid while the sealed value they came from is unchanged. */
   private readonly secrets = new Map<string, { sealed: Buffer; secret: Buffer }>();
+  /** Credentials by id and token hash: every request reads one. */
+  private readonly cache: CredentialCache;
 
   constructor(
-    private readonly store: CredentialStore,
+    private readonly store: Pick<MetadataStore, 'credentials' | 'changes'>,
     private readonly hsm: Hsm,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.cache = new CredentialCache(store);
+  }
 
   async createAccessKey(options: CredentialOptions): Promise<IssuedAccessKey> {
     checkOptions(options);
     const accessKey = randomString(UPPER_DIGITS, 20);
     const secretKey = randomString(ALPHANUMERIC, 40);
     const sealed = await this.hsm.symmetric.encrypt(CREDENTIAL_SEALING_KEY, Buffer.from(secretKey, 'utf8'), sealingAad(accessKey, options.projectId));
-    this.store.insert({
+    await this.store.credentials.insert({
       id: accessKey,
       kind: 'aksk',
       projectId: options.projectId,
@@ -114,12 +120,12 @@ export class CredentialService {
     return { access_key: accessKey, secret_key: secretKey, project_id: options.projectId, actions: options.actions };
   }
 
-  createToken(options: CredentialOptions & { ttlMs?: number }): IssuedToken {
+  async createToken(options: CredentialOptions & { ttlMs?: number }): Promise<IssuedToken> {
     checkOptions(options);
     const token = `kmst-${randomBytes(32).toString('base64url')}`;
     const tokenId = `tok-${randomBytes(8).toString('hex')}`;
     const expiresAt = options.ttlMs === undefined ? null : this.clock() + options.ttlMs;
-    this.store.insert({
+    await this.store.credentials.insert({
       id: tokenId,
       kind: 'token',
       projectId: options.projectId,
@@ -140,36 +146,42 @@ export class CredentialService {
     };
   }
 
-  list(projectId?: string): CredentialInfo[] {
-    return this.store.list(projectId).map(info);
+  async list(projectId?: string): Promise<CredentialInfo[]> {
+    return (await this.store.credentials.list(projectId)).map(info);
   }
 
-  setEnabled(id: string, enabled: boolean): boolean {
-    return this.store.setEnabled(id, enabled);
+  setEnabled(id: string, enabled: boolean): Promise<boolean> {
+    return this.store.credentials.setEnabled(id, enabled);
   }
 
-  remove(id: string): boolean {
+  remove(id: string): Promise<boolean> {
     this.secrets.delete(id);
-    return this.store.remove(id);
+    return this.store.credentials.remove(id);
   }
 
   /** Whether a principal id (principal-id.ts) names a credential, usable or not. */
-  principalExists(principalId: string): boolean {
+  async principalExists(principalId: string): Promise<boolean> {
     const id = credentialIdOf(principalId);
-    return id !== undefined && this.store.get(id) !== undefined;
+    return id !== undefined && (await this.cache.get(id)) !== undefined;
   }
 
-  isEmpty(): boolean {
-    return this.store.count() === 0;
+  async isEmpty(): Promise<boolean> {
+    return (await this.store.credentials.count()) === 0;
+  }
+
+  /** Stops the cache's listening to the store's changes. */
+  close(): void {
+    this.cache.close();
   }
 
   /**
    * The usable AK/SK credential of an access key, with its secret key, or undefined when there is
-   * none (unknown, disabled, expired). The record is read on every call, so disabling or deleting
-   * a credential takes effect at once, in every process sharing the database.
+   * none (unknown, disabled, expired). The record comes from the cache, which the store's change
+   * feed empties (CredentialCache), so disabling or deleting a credential takes effect at once in
+   * this process, and within the cache's backstop in every other sharing the store.
    */
   async accessKey(accessKey: string): Promise<{ record: CredentialRecord; secret: Buffer } | undefined> {
-    const record = this.store.get(accessKey);
+    const record = await this.cache.get(accessKey);
     if (!record || record.kind !== 'aksk' || !this.usable(record) || !record.sealedSecret) return undefined;
     const cached = this.secrets.get(accessKey);
     if (cached && cached.sealed.equals(record.sealedSecret)) return { record, secret: cached.secret };
@@ -180,8 +192,8 @@ export class CredentialService {
   }
 
   /** The usable token credential of a token, or undefined. */
-  token(token: string): CredentialRecord | undefined {
-    const record = this.store.getByTokenHash(hashToken(token));
+  async token(token: string): Promise<CredentialRecord | undefined> {
+    const record = await this.cache.getByTokenHash(hashToken(token));
     return record && record.kind === 'token' && this.usable(record) ? record : undefined;
   }
 

@@ -25,7 +25,7 @@ export class DataService {
   constructor(private readonly deps: DataServiceDeps) {}
 
   async encryptData(ctx: RequestContext, request: EncryptDataRequest): Promise<EncryptDataResponse> {
-    const key = this.deps.keys.usableKey(ctx, request.key_id);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id);
     symmetricAlgorithm(request.encryption_algorithm);
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
     const plaintext = plaintextBytes(request.plain_text);
@@ -40,7 +40,7 @@ export class DataService {
   async decryptData(ctx: RequestContext, request: DecryptDataRequest): Promise<DecryptDataResponse> {
     const blob = dataBlobFromText(request.cipher_text);
     // The blob names its key; a key_id, when sent, must be that key (checked by the sealer).
-    const key = this.deps.keys.usableKey(ctx, request.key_id ?? blob.keyId);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id ?? blob.keyId);
     symmetricAlgorithm(request.encryption_algorithm);
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
     const plaintext = await this.deps.sealer.open(ctx, 'data', key, blob, binding);

@@ -1,7 +1,7 @@
 import { hash, timingSafeEqual } from 'node:crypto';
 import { KmsError, type KmsCode } from '../errors';
 import type { Hsm } from '../hsm/hsm';
-import type { KeyRecord } from '../store/key-store';
+import type { KeyRecord } from '../domain/keys';
 import type {
   BindingFields,
   CreateDatakeyRequest,
@@ -97,7 +97,7 @@ export class DataKeyService {
 
   /** plain_text is hex of the data key followed by its SHA-256; both are checked before sealing. */
   async encryptDataKey(ctx: RequestContext, request: EncryptDatakeyRequest): Promise<EncryptDatakeyResponse> {
-    const key = this.deps.keys.usableKey(ctx, request.key_id);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id);
     const length = byteLength(request.datakey_plain_length, 'datakey_plain_length');
     const aad = this.aad(ctx, key, key.materialVersion, request);
     const input = fromHex(request.plain_text, 'KMS.2101');
@@ -113,7 +113,7 @@ export class DataKeyService {
   }
 
   async decryptDataKey(ctx: RequestContext, request: DecryptDatakeyRequest): Promise<DecryptDatakeyResponse> {
-    const key = this.deps.keys.usableKey(ctx, request.key_id);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id);
     const expectedLength = byteLength(request.datakey_cipher_length, 'datakey_cipher_length');
     const blob = decodeBlob(fromHex(request.cipher_text, 'KMS.2201'));
     if (blob.keyId !== key.keyId) throw new KmsError('KMS.2201', { detail: 'The ciphertext belongs to another key.' });
@@ -130,7 +130,7 @@ export class DataKeyService {
   }
 
   private async generate(ctx: RequestContext, request: CreateDatakeyRequest): Promise<{ key: KeyRecord; plaintext: Buffer; blob: Buffer }> {
-    const key = this.deps.keys.usableKey(ctx, request.key_id);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id);
     const length = requestedDataKeyBytes(request);
     const aad = this.aad(ctx, key, key.materialVersion, request);
     const plaintext = await this.deps.hsm.random(length);

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import { principalIdOf } from '../identity/principal-id';
-import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type GrantPrincipal, type GrantRecord, type GrantStore } from '../store/grant-store';
+import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type GrantPrincipal, type GrantRecord } from '../domain/grants';
+import { KEY_STATE } from '../domain/keys';
+import type { GrantRepository } from '../domain/repositories';
 import type {
   CreateGrantRequest,
   CreateGrantResponse,
@@ -15,7 +17,7 @@ import type {
 } from './api-types';
 import type { Clock, Principal, RequestContext } from './context';
 import { isGrantOperation } from './grant-operations';
-import { KEY_STATE, type KeyGrants, type KeyService } from './key-service';
+import type { KeyGrants, KeyService } from './key-service';
 
 const MAX_LIST_LIMIT = 1000;
 
@@ -81,15 +83,15 @@ function listed(result: { records: GrantRecord[]; total: number }, offset: numbe
  */
 export class GrantAccess implements KeyGrants {
   constructor(
-    private readonly store: GrantStore,
+    private readonly store: GrantRepository,
     private readonly clock: Clock,
   ) {}
 
-  grantFor(ctx: RequestContext, keyId: string): GrantRecord | undefined {
+  async grantFor(ctx: RequestContext, keyId: string): Promise<GrantRecord | undefined> {
     if (ctx.access.by !== 'grant') return undefined;
     const { operation } = ctx.access;
     const principal = asGrantPrincipal(ctx.principal);
-    return this.store.naming(ctx.projectId, keyId, principal, this.clock()).find((grant) => allows(grant, principal, operation));
+    return (await this.store.naming(ctx.projectId, keyId, principal, this.clock())).find((grant) => allows(grant, principal, operation));
   }
 
   /**
@@ -98,20 +100,18 @@ export class GrantAccess implements KeyGrants {
    * One grant, not the union of several: the new grant is ended with that one, so it may hold no
    * more than that one does.
    */
-  parentFor(ctx: RequestContext, keyId: string, operations: readonly string[]): GrantRecord | undefined {
+  async parentFor(ctx: RequestContext, keyId: string, operations: readonly string[]): Promise<GrantRecord | undefined> {
     const principal = asGrantPrincipal(ctx.principal);
-    return this.store
-      .naming(ctx.projectId, keyId, principal, this.clock())
-      .find((grant) => allows(grant, principal, 'create-grant') && operations.every((operation) => grant.operations.includes(operation)));
+    return (await this.store.naming(ctx.projectId, keyId, principal, this.clock())).find((grant) => allows(grant, principal, 'create-grant') && operations.every((operation) => grant.operations.includes(operation)));
   }
 }
 
 export interface GrantServiceDeps {
-  readonly store: GrantStore;
+  readonly store: GrantRepository;
   readonly access: GrantAccess;
   readonly keys: KeyService;
   /** Whether a principal id names a credential of this service (CredentialService). */
-  readonly principalExists: (principalId: string) => boolean;
+  readonly principalExists: (principalId: string) => Promise<boolean>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly maxGrantsPerKey: number;
@@ -132,22 +132,22 @@ export class GrantService {
    * this API, so ending with the parent is all "never outlives it" needs; the new grant's own
    * retiring principal can only end it sooner.
    */
-  createGrant(ctx: RequestContext, request: CreateGrantRequest): CreateGrantResponse {
+  async createGrant(ctx: RequestContext, request: CreateGrantRequest): Promise<CreateGrantResponse> {
     const { store, access, keys, clock, logger } = this.deps;
-    const key = keys.visibleKey(ctx, request.key_id);
+    const key = await keys.visibleKey(ctx, request.key_id);
     if (key.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
     const operations = [...new Set(request.operations)];
     if (operations.every((operation) => operation === 'create-grant')) throw new KmsError('KMS.2401');
     const granteeType = request.grantee_principal_type ?? 'user';
-    if (granteeType === 'user' && !this.deps.principalExists(request.grantee_principal)) {
+    if (granteeType === 'user' && !(await this.deps.principalExists(request.grantee_principal))) {
       throw new KmsError('KMS.2402', { detail: 'grantee_principal names no credential.' });
     }
-    if (request.retiring_principal !== undefined && !this.deps.principalExists(request.retiring_principal)) {
+    if (request.retiring_principal !== undefined && !(await this.deps.principalExists(request.retiring_principal))) {
       throw new KmsError('KMS.2402', { detail: 'retiring_principal names no credential.' });
     }
     let parentGrantId: string | null = null;
     if (ctx.access.by === 'grant') {
-      const parent = access.parentFor(ctx, key.keyId, operations);
+      const parent = await access.parentFor(ctx, key.keyId, operations);
       // The caller holds create-grant on this key (visibleKey checked), so it may know what its own grant lists.
       if (!parent) throw new KmsError('KMS.0307', { detail: 'operations must all be listed by the grant that allows create-grant.' });
       parentGrantId = parent.grantId;
@@ -155,7 +155,7 @@ export class GrantService {
     }
     const grantId = randomBytes(32).toString('hex');
     try {
-      store.insert(
+      await store.insert(
         {
           grantId,
           keyId: key.keyId,
@@ -183,9 +183,9 @@ export class GrantService {
   }
 
   /** By the key's administrator (the permission; no grant allows revoke-grant). */
-  revokeGrant(ctx: RequestContext, request: RevokeGrantRequest): EmptyResponse {
-    const grant = this.grantOfKey(ctx, request);
-    this.remove(ctx, grant, 'grant revoked');
+  async revokeGrant(ctx: RequestContext, request: RevokeGrantRequest): Promise<EmptyResponse> {
+    const grant = await this.grantOfKey(ctx, request);
+    await this.remove(ctx, grant, 'grant revoked');
     return {};
   }
 
@@ -193,33 +193,33 @@ export class GrantService {
    * By the permission in the key's project, or on the grant's own authority (mayRetire): a
    * retiring principal or grantee of another project may retire it too.
    */
-  retireGrant(ctx: RequestContext, request: RevokeGrantRequest): EmptyResponse {
-    const grant = this.grantOfKey(ctx, request);
+  async retireGrant(ctx: RequestContext, request: RevokeGrantRequest): Promise<EmptyResponse> {
+    const grant = await this.grantOfKey(ctx, request);
     if (ctx.access.by === 'grant') {
       if (!mayRetire(grant, asGrantPrincipal(ctx.principal))) throw new KmsError('KMS.0307');
       // The grant retired is the one whose authority allowed it.
       ctx.actedOn.viaGrantId = grant.grantId;
     }
-    this.remove(ctx, grant, 'grant retired');
+    await this.remove(ctx, grant, 'grant retired');
     return {};
   }
 
-  listGrants(ctx: RequestContext, request: ListGrantsRequest): ListGrantsResponse {
-    const key = this.deps.keys.visibleKey(ctx, request.key_id);
+  async listGrants(ctx: RequestContext, request: ListGrantsRequest): Promise<ListGrantsResponse> {
+    const key = await this.deps.keys.visibleKey(ctx, request.key_id);
     const { limit, offset } = page(request.limit, request.marker);
-    return listed(this.deps.store.forKey(key.keyId, { limit, offset, now: this.deps.clock() }), offset);
+    return listed(await this.deps.store.forKey(key.keyId, { limit, offset, now: this.deps.clock() }), offset);
   }
 
   /** The grants naming the caller as retiring principal, on keys of every project: those it may retire. */
-  listRetirableGrants(ctx: RequestContext, request: ListRetirableGrantsRequest): ListGrantsResponse {
+  async listRetirableGrants(ctx: RequestContext, request: ListRetirableGrantsRequest): Promise<ListGrantsResponse> {
     const { limit, offset } = page(request.limit, request.marker);
-    return listed(this.deps.store.retirable(principalIdOf(ctx.principal.id), { limit, offset, now: this.deps.clock() }), offset);
+    return listed(await this.deps.store.retirable(principalIdOf(ctx.principal.id), { limit, offset, now: this.deps.clock() }), offset);
   }
 
   /** The grant `grant_id` of the key `key_id`: KMS.2501 when the project has no such grant, KMS.2502 when it is another key's. */
-  private grantOfKey(ctx: RequestContext, request: RevokeGrantRequest): GrantRecord {
-    const key = this.deps.keys.visibleKey(ctx, request.key_id);
-    const grant = this.deps.store.get(ctx.projectId, request.grant_id.toLowerCase(), this.deps.clock());
+  private async grantOfKey(ctx: RequestContext, request: RevokeGrantRequest): Promise<GrantRecord> {
+    const key = await this.deps.keys.visibleKey(ctx, request.key_id);
+    const grant = await this.deps.store.get(ctx.projectId, request.grant_id.toLowerCase(), this.deps.clock());
     if (!grant) throw new KmsError('KMS.2501');
     if (grant.keyId !== key.keyId) throw new KmsError('KMS.2502');
     ctx.actedOn.grantId = grant.grantId;
@@ -232,10 +232,10 @@ export class GrantService {
    * grant it made what it was allowed through this one. Each cascaded grant is named in
    * ctx.actedOn for an audit record of its own.
    */
-  private remove(ctx: RequestContext, grant: GrantRecord, what: string): void {
+  private async remove(ctx: RequestContext, grant: GrantRecord, what: string): Promise<void> {
     // Gone meanwhile (revoked or retired by another request): it is gone, as asked, and so are the
     // grants made on it (that request removed them in its transaction).
-    const { cascaded } = this.deps.store.removeWithDescendants(grant.grantId);
+    const { cascaded } = await this.deps.store.removeWithDescendants(grant.grantId);
     ctx.actedOn.cascadedGrants = cascaded;
     const { logger } = this.deps;
     logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: grant.keyId, grantId: grant.grantId }, what);

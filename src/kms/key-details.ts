@@ -1,5 +1,5 @@
 import type { KeyDetails } from './api-types';
-import type { KeyRecord } from '../store/key-store';
+import type { KeyRecord } from '../domain/keys';
 
 /** The API's view of a key record. Dates are milliseconds since the epoch, as strings. */
 export function keyDetails(record: KeyRecord, realm: string, rotationEnabled: boolean): KeyDetails {

@@ -1,11 +1,16 @@
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
-import type { RotationReason, RotationStore } from '../store/rotation-store';
+import type { JobLeases } from '../domain/coordination';
+import type { RotationRepository } from '../domain/repositories';
+import type { RotationReason } from '../domain/rotation';
 import type { Clock } from './context';
+import { JOBS, underLease } from './job-lease';
 
 export interface KeyRotatorDeps {
-  readonly rotations: RotationStore;
+  readonly rotations: RotationRepository;
+  /** Leases of the roll-backs of interrupted rotations (exactly once across processes). */
+  readonly leases: JobLeases;
   readonly hsm: Hsm;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -65,7 +70,7 @@ export class KeyRotator {
   private async claimAndRotate(keyId: string, projectId: string, reason: RotationReason): Promise<number | undefined> {
     const { rotations, hsm, clock, logger } = this.deps;
     const claimedAt = clock();
-    const version = rotations.claim(keyId, reason, claimedAt, this.deps.sealBudget);
+    const version = await rotations.claim(keyId, reason, claimedAt, this.deps.sealBudget);
     if (version === undefined) return undefined;
     const material = { keyId, version };
     try {
@@ -75,13 +80,13 @@ export class KeyRotator {
       // that fails too, the claim stays for reconciliation, which does the same later.
       try {
         await hsm.destroyKey(material);
-        rotations.rollBack(keyId, version);
+        await rotations.rollBack(keyId, version);
       } catch (undoError) {
         logger.error({ keyId, projectId, version, err: undoError }, 'could not undo a failed rotation: its claim (and perhaps its material) stays until reconciliation rolls it back');
       }
       throw error;
     }
-    if (!rotations.finish(keyId, version, claimedAt, clock())) {
+    if (!(await rotations.finish(keyId, version, claimedAt, clock()))) {
       // Reconciliation took the rotation for an interrupted one (the HSM took over the grace): undo it.
       await hsm.destroyKey(material).catch((undoError: unknown) => {
         logger.error({ keyId, projectId, version, err: undoError }, 'could not destroy the material of a rotation rolled back meanwhile: the token holds material that no record names');
@@ -94,16 +99,20 @@ export class KeyRotator {
 
   /**
    * Rolls back rotations claimed at or before `before` that never finished: destroys the claimed
-   * version's object (none is fine), then forgets the version and releases the claim.
+   * version's object (none is fine), then forgets the version and releases the claim. Each under
+   * its lease: a claim whose lease another process holds is left to it.
    */
   async reconcile(before: number): Promise<Pick<RotationReport, 'rolledBack' | 'failed'>> {
     const { rotations, hsm, logger } = this.deps;
     let rolledBack = 0;
     let failed = 0;
-    for (const claim of rotations.claimedBefore(before)) {
+    for (const claim of await rotations.claimedBefore(before)) {
       try {
-        await hsm.destroyKey({ keyId: claim.keyId, version: claim.version });
-        rotations.rollBack(claim.keyId, claim.version);
+        const outcome = await underLease(this.deps.leases, JOBS.rotationRollback, `${claim.keyId}/${claim.version}`, async () => {
+          await hsm.destroyKey({ keyId: claim.keyId, version: claim.version });
+          await rotations.rollBack(claim.keyId, claim.version);
+        });
+        if (!outcome.claimed) continue;
         rolledBack++;
         logger.warn({ keyId: claim.keyId, projectId: claim.projectId, version: claim.version }, 'rolled back an interrupted key rotation');
       } catch (error) {
@@ -117,14 +126,14 @@ export class KeyRotator {
   /** Rotates every key whose scheduled rotation is due, or whose current version is past the seal budget. */
   async rotateDue(): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
     const { rotations, clock } = this.deps;
-    const scheduled = rotations.due(clock()).map((key) => ({ ...key, reason: 'scheduled' as const }));
-    const used = rotations.overBudget(this.deps.sealBudget).map((key) => ({ ...key, reason: 'budget' as const }));
+    const scheduled = (await rotations.due(clock())).map((key) => ({ ...key, reason: 'scheduled' as const }));
+    const used = (await rotations.overBudget(this.deps.sealBudget)).map((key) => ({ ...key, reason: 'budget' as const }));
     return this.rotateAll([...scheduled, ...used]);
   }
 
   /** Rotates every key whose current version is past the seal budget (after counts were flushed). */
-  rotateOverBudget(): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
-    return this.rotateAll(this.deps.rotations.overBudget(this.deps.sealBudget).map((key) => ({ ...key, reason: 'budget' as const })));
+  async rotateOverBudget(): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {
+    return this.rotateAll((await this.deps.rotations.overBudget(this.deps.sealBudget)).map((key) => ({ ...key, reason: 'budget' as const })));
   }
 
   private async rotateAll(candidates: ReadonlyArray<{ keyId: string; projectId: string; reason: RotationReason }>): Promise<Pick<RotationReport, 'rotated' | 'failed'>> {

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm } from '../hsm/hsm';
-import type { RotationStore } from '../store/rotation-store';
-import { DuplicateAliasError, QuotaExceededError, type KeyRecord, type KeyState, type KeyStore, type KeyUpdate } from '../store/key-store';
+import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord, type KeyState, type KeyUpdate } from '../domain/keys';
+import type { MetadataStore } from '../domain/repositories';
 import type {
   CreateKeyRequest,
   CreateKeyResponse,
@@ -21,15 +21,9 @@ import type {
 } from './api-types';
 import type { Clock, RequestContext } from './context';
 import { keyDetails } from './key-details';
-import { finishDeletion } from './maintenance';
+import type { KeyCache } from './key-cache';
+import { finishDeletionOnce } from './maintenance';
 
-export const KEY_STATE = {
-  pendingActivation: '1',
-  enabled: '2',
-  disabled: '3',
-  pendingDeletion: '4',
-  pendingImport: '5',
-} as const satisfies Record<string, KeyState>;
 
 const DAY_MS = 86_400_000;
 const MIN_PENDING_DAYS = 7;
@@ -37,21 +31,21 @@ const MAX_PENDING_DAYS = 1096;
 const MAX_LIST_LIMIT = 1000;
 
 export interface KeyServiceDeps {
-  readonly store: KeyStore;
+  readonly store: MetadataStore;
+  /** Visible key records of this process (the data-key operations' hot path). */
+  readonly cache: KeyCache;
   readonly hsm: Hsm;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly region: string;
   readonly maxKeysPerProject: number;
-  /** Rotation settings, for key_rotation_enabled in key details. */
-  readonly rotations: RotationStore;
   /** Finds the grant that lets a request allowed only by a grant act on a key (grant-service.ts). */
   readonly grants: KeyGrants;
 }
 
 export interface KeyGrants {
   /** The grant on `keyId` that allows ctx's principal ctx.access's operation, if there is one. */
-  grantFor(ctx: RequestContext, keyId: string): { readonly grantId: string } | undefined;
+  grantFor(ctx: RequestContext, keyId: string): Promise<{ readonly grantId: string } | undefined>;
 }
 
 /** Parses a JSON-string integer the schema already limited to digits; anything else is `code`. */
@@ -101,7 +95,7 @@ export class KeyService {
       materialVersion: 0,
     };
     try {
-      store.insertProvisioning(record, this.deps.maxKeysPerProject);
+      await store.keys.insertProvisioning(record, this.deps.maxKeysPerProject);
     } catch (error) {
       if (error instanceof DuplicateAliasError) throw new KmsError('KMS.1104');
       if (error instanceof QuotaExceededError) throw new KmsError('KMS.1105');
@@ -117,13 +111,13 @@ export class KeyService {
       // fails too, the record stays invisible and reconciliation finishes the job, material first.
       try {
         await hsm.destroyKey(material);
-        store.remove(record.keyId);
+        await store.keys.remove(record.keyId);
       } catch (undoError) {
         logger.error({ ...undo, err: undoError }, 'could not undo a failed key creation: its invisible record (and perhaps its material) stays until reconciliation rolls it back');
       }
       throw error;
     }
-    if (!store.markProvisioned(record.keyId)) {
+    if (!(await store.keys.markProvisioned(record.keyId))) {
       // Reconciliation took the creation for a crashed one (the HSM took over a minute): undo it.
       await hsm.destroyKey(material).catch((undoError: unknown) => {
         logger.error({ ...undo, err: undoError }, 'could not destroy the material of a key creation rolled back meanwhile: the token holds material that no record names');
@@ -135,12 +129,12 @@ export class KeyService {
     return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
   }
 
-  describeKey(ctx: RequestContext, request: OperateKeyRequest): DescribeKeyResponse {
-    const record = this.visibleKey(ctx, request.key_id);
-    return { key_info: keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled) };
+  async describeKey(ctx: RequestContext, request: OperateKeyRequest): Promise<DescribeKeyResponse> {
+    const record = await this.visibleKey(ctx, request.key_id);
+    return { key_info: keyDetails(record, this.deps.region, (await this.deps.store.rotations.state(record.keyId)).enabled) };
   }
 
-  listKeys(ctx: RequestContext, request: ListKeysRequest): ListKeysResponse {
+  async listKeys(ctx: RequestContext, request: ListKeysRequest): Promise<ListKeysResponse> {
     const limit = request.limit === undefined ? MAX_LIST_LIMIT : wholeNumber(request.limit, 'KMS.1601', 1, MAX_LIST_LIMIT);
     const offset = request.marker === undefined || request.marker === '' ? 0 : wholeNumber(request.marker, 'KMS.1602', 0, 2 ** 31);
     const state = request.key_state as KeyState | undefined;
@@ -148,24 +142,26 @@ export class KeyService {
     if (request.key_spec !== undefined && request.key_spec !== 'ALL' && request.key_spec !== 'AES_256') {
       return { keys: [], key_details: [], next_marker: '', truncated: 'false', total: 0 };
     }
-    const { records, total } = this.deps.store.list(ctx.projectId, {
+    const { records, total } = await this.deps.store.keys.list(ctx.projectId, {
       ...(state ? { state } : {}),
       offset,
       limit,
       now: this.deps.clock(),
     });
     const truncated = offset + records.length < total;
+    const details: ReturnType<typeof keyDetails>[] = [];
+    for (const record of records) details.push(keyDetails(record, this.deps.region, (await this.deps.store.rotations.state(record.keyId)).enabled));
     return {
       keys: records.map((record) => record.keyId),
-      key_details: records.map((record) => keyDetails(record, this.deps.region, this.deps.rotations.state(record.keyId).enabled)),
+      key_details: details,
       next_marker: truncated ? String(offset + records.length) : '',
       truncated: truncated ? 'true' : 'false',
       total,
     };
   }
 
-  enableKey(ctx: RequestContext, request: OperateKeyRequest): KeyStateResponse {
-    const record = this.transition(ctx, request.key_id, (current) => {
+  async enableKey(ctx: RequestContext, request: OperateKeyRequest): Promise<KeyStateResponse> {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
       if (current.state !== KEY_STATE.disabled) throw new KmsError('KMS.1201');
       return { state: KEY_STATE.enabled };
@@ -173,8 +169,8 @@ export class KeyService {
     return { key_info: { key_id: record.keyId, key_state: record.state } };
   }
 
-  disableKey(ctx: RequestContext, request: OperateKeyRequest): KeyStateResponse {
-    const record = this.transition(ctx, request.key_id, (current) => {
+  async disableKey(ctx: RequestContext, request: OperateKeyRequest): Promise<KeyStateResponse> {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
       if (current.state !== KEY_STATE.enabled) throw new KmsError('KMS.1301');
       return { state: KEY_STATE.disabled };
@@ -183,9 +179,9 @@ export class KeyService {
   }
 
   /** The key is unusable at once; its HSM material is destroyed when the window ends (maintenance.ts). */
-  scheduleKeyDeletion(ctx: RequestContext, request: ScheduleKeyDeletionRequest): DeletionStateResponse {
+  async scheduleKeyDeletion(ctx: RequestContext, request: ScheduleKeyDeletionRequest): Promise<DeletionStateResponse> {
     const days = wholeNumber(request.pending_days, 'KMS.1401', MIN_PENDING_DAYS, MAX_PENDING_DAYS);
-    const record = this.transition(ctx, request.key_id, (current) => {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.1402');
       return { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: this.deps.clock() + days * DAY_MS };
     });
@@ -197,8 +193,8 @@ export class KeyService {
   }
 
   /** A cancelled deletion leaves the key disabled, as Huawei KMS does: enabling it is a second, deliberate step. */
-  cancelKeyDeletion(ctx: RequestContext, request: OperateKeyRequest): DeletionStateResponse {
-    const record = this.transition(ctx, request.key_id, (current) => {
+  async cancelKeyDeletion(ctx: RequestContext, request: OperateKeyRequest): Promise<DeletionStateResponse> {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state !== KEY_STATE.pendingDeletion) throw new KmsError('KMS.1501');
       return { state: KEY_STATE.disabled, scheduledDeletionDate: null };
     });
@@ -208,15 +204,15 @@ export class KeyService {
   async updateKeyAlias(ctx: RequestContext, request: UpdateKeyAliasRequest): Promise<UpdateKeyAliasResponse> {
     checkAlias(request.key_alias);
     await this.releaseAlias(ctx, request.key_alias);
-    const record = this.transition(ctx, request.key_id, (current) => {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
       return { alias: request.key_alias };
     });
     return { key_info: { key_id: record.keyId, key_alias: record.alias } };
   }
 
-  updateKeyDescription(ctx: RequestContext, request: UpdateKeyDescriptionRequest): UpdateKeyDescriptionResponse {
-    const record = this.transition(ctx, request.key_id, (current) => {
+  async updateKeyDescription(ctx: RequestContext, request: UpdateKeyDescriptionRequest): Promise<UpdateKeyDescriptionResponse> {
+    const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
       return { description: request.key_description };
     });
@@ -227,8 +223,8 @@ export class KeyService {
    * The key a data-key operation may use: it exists in the caller's project and is enabled.
    * KMS.0207 when it does not exist, KMS.0209 when disabled, KMS.0210 when pending deletion.
    */
-  usableKey(ctx: RequestContext, keyId: string): KeyRecord {
-    const record = this.visibleKey(ctx, keyId);
+  async usableKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
+    const record = await this.visibleKey(ctx, keyId);
     if (record.state === KEY_STATE.enabled) return record;
     if (record.state === KEY_STATE.disabled) throw new KmsError('KMS.0209');
     if (record.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
@@ -240,8 +236,10 @@ export class KeyService {
    * removes it: finish that deletion now, so the alias is free the moment the window ends.
    */
   private async releaseAlias(ctx: RequestContext, alias: string): Promise<void> {
-    const holder = this.deps.store.getByAlias(ctx.projectId, alias);
-    if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletion(this.deps.store, this.deps.hsm, holder);
+    const holder = await this.deps.store.keys.getByAlias(ctx.projectId, alias);
+    // Under the deletion's lease: when another process is finishing it right now, this one leaves
+    // it to that one (and the alias is free once it has: until then, KMS.1104).
+    if (holder && isDestroyed(holder, this.deps.clock())) await finishDeletionOnce(this.deps.store, this.deps.hsm, holder);
   }
 
   /**
@@ -250,27 +248,36 @@ export class KeyService {
    * allowed only by a grant (ctx.access) needs one on this key for its operation, and without one
    * gets the 403 its permissions gave, whether the key exists or not.
    */
-  visibleKey(ctx: RequestContext, keyId: string): KeyRecord {
+  async visibleKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
     if (ctx.access.by === 'grant') {
-      const grant = this.deps.grants.grantFor(ctx, keyId);
+      const grant = await this.deps.grants.grantFor(ctx, keyId);
       if (!grant) throw new KmsError('KMS.0307');
       ctx.actedOn.viaGrantId = grant.grantId;
     }
-    const record = this.deps.store.get(ctx.projectId, keyId);
+    const record = await this.deps.cache.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
     ctx.actedOn.keyId = record.keyId;
     return record;
   }
 
-  private transition(ctx: RequestContext, keyId: string, decide: (current: KeyRecord) => KeyUpdate): KeyRecord {
+  /**
+   * Reads the key and writes `decide(record)`'s update in one transaction, the read locking the
+   * record, so that two requests (or processes, or instances) never both act on the same old
+   * state. Read from the store, never from the cache: another process may have moved on.
+   * `decide` throws to refuse.
+   */
+  private async transition(ctx: RequestContext, keyId: string, decide: (current: KeyRecord) => KeyUpdate): Promise<KeyRecord> {
     // No grant allows a change of the key itself (grant-operations.ts): only the permission does.
     if (ctx.access.by !== 'permission') throw new KmsError('KMS.0307');
     const now = this.deps.clock();
     try {
-      return this.deps.store.transition(ctx.projectId, keyId, (current) => {
+      return await this.deps.store.withTransaction(async (tx) => {
+        const current = await tx.keys.get(ctx.projectId, keyId, { lock: true });
         if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
         ctx.actedOn.keyId = current.keyId;
-        return decide(current);
+        const next: KeyRecord = { ...current, ...decide(current) };
+        await tx.keys.update(next);
+        return next;
       });
     } catch (error) {
       if (error instanceof DuplicateAliasError) throw new KmsError('KMS.1104');
@@ -279,10 +286,6 @@ export class KeyService {
   }
 }
 
-/** Whether a key's deletion window has ended (its material is destroyed or about to be). */
-export function isDestroyed(record: KeyRecord, now: number): boolean {
-  return record.state === KEY_STATE.pendingDeletion && record.scheduledDeletionDate !== null && record.scheduledDeletionDate <= now;
-}
 
 /** Aliases ending in /default name the cloud services' default keys, which users cannot create. */
 function checkAlias(alias: string): void {

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import type { Hsm } from '../hsm/hsm';
 import { isSystemKey } from '../hsm/system-keys';
-import type { KeyRecord, KeyStore } from '../store/key-store';
+import type { KeyRecord } from '../domain/keys';
+import type { MetadataStore } from '../domain/repositories';
 import type { Clock } from './context';
+import { JOBS, underLease } from './job-lease';
 import type { KeyRotator } from './key-rotation';
 
 export interface MaintenanceDeps {
-  readonly store: KeyStore;
+  readonly store: MetadataStore;
   readonly hsm: Hsm;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -27,6 +29,8 @@ export interface ReconcileReport {
   readonly rolledBack: number;
   /** Keys whose deletion window had ended and whose material was destroyed now. */
   readonly deleted: number;
+  /** Records left to another process, which held their lease (it is finishing them). */
+  readonly skipped: number;
   /**
    * Records that could not be finished in this pass, rotations and their roll-backs included
    * (logged; the next pass tries them again).
@@ -38,8 +42,9 @@ const DEFAULT_GRACE_MS = 60_000;
 
 /**
  * Keeps the database and the token telling the same story: finishes what a crash interrupted and
- * destroys key material when a deletion window ends. Every step is idempotent, so running it twice,
- * or in two processes, is harmless.
+ * destroys key material when a deletion window ends. Each record is finished under its lease
+ * (job-lease.ts), so that of several processes or instances sweeping at once exactly one does it;
+ * every step is idempotent besides, so a lease that expired under a slow holder does no harm.
  */
 export class KeyMaintenance {
   private timer: NodeJS.Timeout | undefined;
@@ -59,10 +64,10 @@ export class KeyMaintenance {
   }
 
   /** Compares the token with the database once at start-up and logs what does not match. */
-  reportMismatches(): void {
+  async reportMismatches(): Promise<void> {
     const { store, hsm, logger } = this.deps;
     const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId)).map((ref) => `${ref.keyId}/${ref.version}`));
-    const inStore = new Set(store.allMaterials().map((ref) => `${ref.keyId}/${ref.version}`));
+    const inStore = new Set((await store.keys.allMaterials()).map((ref) => `${ref.keyId}/${ref.version}`));
     const missing = [...inStore].filter((ref) => !inToken.has(ref));
     const unknown = [...inToken].filter((ref) => !inStore.has(ref));
     if (missing.length > 0) {
@@ -98,25 +103,26 @@ export class KeyMaintenance {
     const now = clock();
     let rolledBack = 0;
     let failed = 0;
+    let skipped = 0;
     const attempted = new Set<string>();
-    for (const record of store.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
-      if (await this.finish(record, 'rolling back an interrupted key creation', attempted)) {
+    for (const record of await store.keys.unprovisioned(now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS))) {
+      const outcome = await this.finish(JOBS.creationRollback, record, 'rolling back an interrupted key creation', attempted);
+      if (outcome === 'done') {
         rolledBack++;
         logger.warn({ keyId: record.keyId, projectId: record.projectId }, 'rolled back an interrupted key creation');
-      } else {
-        failed++;
-      }
+      } else if (outcome === 'failed') failed++;
+      else skipped++;
     }
     let deleted = 0;
-    for (const record of store.dueForDeletion(now)) {
+    for (const record of await store.keys.dueForDeletion(now)) {
       // Material first, record second: a crash between the two leaves a record whose window has
       // ended, which the API already treats as gone and the next pass removes.
-      if (await this.finish(record, 'deleting a key whose deletion window ended', attempted)) {
+      const outcome = await this.finish(JOBS.deletion, record, 'deleting a key whose deletion window ended', attempted);
+      if (outcome === 'done') {
         deleted++;
         logger.info({ keyId: record.keyId, projectId: record.projectId }, 'key deleted: deletion window ended');
-      } else {
-        failed++;
-      }
+      } else if (outcome === 'failed') failed++;
+      else skipped++;
     }
     // A record finished elsewhere (another process, an alias released by create-key) is forgotten.
     for (const keyId of this.failures.keys()) if (!attempted.has(keyId)) this.failures.delete(keyId);
@@ -128,33 +134,40 @@ export class KeyMaintenance {
       failed += reconciled.failed + due.failed;
     }
     if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
-    return { rolledBack, deleted, failed };
+    return { rolledBack, deleted, skipped, failed };
   }
 
-  /** Finishes one record's deletion; false (logged at error level, counted) when it failed. */
-  private async finish(record: KeyRecord, what: string, attempted: Set<string>): Promise<boolean> {
+  /**
+   * Finishes one record's deletion under its lease: 'failed' (logged at error level, counted) when
+   * it failed, 'skipped' when another process holds the lease.
+   */
+  private async finish(job: string, record: KeyRecord, what: string, attempted: Set<string>): Promise<'done' | 'skipped' | 'failed'> {
     attempted.add(record.keyId);
     try {
-      await finishDeletion(this.deps.store, this.deps.hsm, record);
+      const outcome = await underLease(this.deps.store.leases, job, record.keyId, () => finishDeletion(this.deps.store, this.deps.hsm, record));
       this.failures.delete(record.keyId);
-      return true;
+      return outcome.claimed ? 'done' : 'skipped';
     } catch (error) {
       const attempts = (this.failures.get(record.keyId) ?? 0) + 1;
       this.failures.set(record.keyId, attempts);
       this.deps.logger.error({ err: error, keyId: record.keyId, projectId: record.projectId, attempts }, `key maintenance failed ${what}; retrying next pass`);
-      return false;
+      return 'failed';
     }
   }
-
 }
 
 /**
  * Removes a key for good, material first (every version; those already gone are skipped), then
  * the record: for a key whose deletion window has ended, and for a creation that never finished.
  */
-export async function finishDeletion(store: KeyStore, hsm: Hsm, record: KeyRecord): Promise<void> {
-  for (const version of store.materialVersions(record.keyId)) {
+export async function finishDeletion(store: Pick<MetadataStore, 'keys'>, hsm: Hsm, record: KeyRecord): Promise<void> {
+  for (const version of await store.keys.materialVersions(record.keyId)) {
     await hsm.destroyKey({ keyId: record.keyId, version });
   }
-  store.remove(record.keyId);
+  await store.keys.remove(record.keyId);
+}
+
+/** finishDeletion under the deletion's lease (the sweep's): nothing when another process holds it. */
+export async function finishDeletionOnce(store: MetadataStore, hsm: Hsm, record: KeyRecord): Promise<void> {
+  await underLease(store.leases, JOBS.deletion, record.keyId, () => finishDeletion(store, hsm, record));
 }

@@ -1,11 +1,10 @@
-import type { GrantStore } from '../store/grant-store';
-import type { KeyStore } from '../store/key-store';
+import type { GrantRepository, KeyRepository } from '../domain/repositories';
 import type { ShowUserInstancesResponse, ShowUserQuotasResponse } from './api-types';
 import type { Clock, RequestContext } from './context';
 
 export interface QuotaServiceDeps {
-  readonly keys: KeyStore;
-  readonly grants: GrantStore;
+  readonly keys: KeyRepository;
+  readonly grants: GrantRepository;
   readonly clock: Clock;
   /** KMS_MAX_KEYS_PER_PROJECT */
   readonly maxKeysPerProject: number;
@@ -21,20 +20,20 @@ export interface QuotaServiceDeps {
 export class QuotaService {
   constructor(private readonly deps: QuotaServiceDeps) {}
 
-  userQuotas(ctx: RequestContext): ShowUserQuotasResponse {
+  async userQuotas(ctx: RequestContext): Promise<ShowUserQuotasResponse> {
     const now = this.deps.clock();
     return {
       quotas: {
         resources: [
-          { type: 'CMK', used: this.deps.keys.countKeys(ctx.projectId, now), quota: this.deps.maxKeysPerProject },
+          { type: 'CMK', used: await this.deps.keys.countKeys(ctx.projectId, now), quota: this.deps.maxKeysPerProject },
           // A quota per key: "used" is how close the project's fullest key is to it.
-          { type: 'grant_per_CMK', used: this.deps.grants.mostOnAKey(ctx.projectId, now), quota: this.deps.maxGrantsPerKey },
+          { type: 'grant_per_CMK', used: await this.deps.grants.mostOnAKey(ctx.projectId, now), quota: this.deps.maxGrantsPerKey },
         ],
       },
     };
   }
 
-  userInstances(ctx: RequestContext): ShowUserInstancesResponse {
-    return { instance_num: this.deps.keys.countKeys(ctx.projectId, this.deps.clock()) };
+  async userInstances(ctx: RequestContext): Promise<ShowUserInstancesResponse> {
+    return { instance_num: await this.deps.keys.countKeys(ctx.projectId, this.deps.clock()) };
   }
 }

@@ -1,5 +1,5 @@
 import { KmsError } from '../errors';
-import type { KeyRecord } from '../store/key-store';
+import type { KeyRecord } from '../domain/keys';
 import type { ReEncryptRequest, ReEncryptResponse } from './api-types';
 import type { BlobPurpose } from './binding';
 import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
@@ -37,9 +37,9 @@ export class ReEncryptService {
     // Every re-encrypt record names its source key: null until one is found.
     ctx.actedOn.sourceKeyId = null;
     const source = sourceBlob(request.cipher_text);
-    const sourceKey = this.sourceKey(ctx, request.source_key_id ?? source.blob.keyId);
+    const sourceKey = await this.sourceKey(ctx, request.source_key_id ?? source.blob.keyId);
     const sourceAlgorithm = symmetricAlgorithm(request.source_encryption_algorithm);
-    const destinationKey = this.deps.keys.usableKey(ctx, request.destination_key_id);
+    const destinationKey = await this.deps.keys.usableKey(ctx, request.destination_key_id);
     const destinationAlgorithm = symmetricAlgorithm(request.destination_encryption_algorithm);
     if (request.datakey_cipher_length !== undefined) checkDataKeyLength(source, request.datakey_cipher_length);
     const sourceBinding = checkedBinding(request.source_encryption_context, request.source_additional_authenticated_data);
@@ -65,10 +65,10 @@ export class ReEncryptService {
    * The source key, recorded for the audit as the source (ctx.actedOn.sourceKeyId) whether or not
    * it may be used; ctx.actedOn.keyId stays for the destination, the key the request seals under.
    */
-  private sourceKey(ctx: RequestContext, keyId: string): KeyRecord {
+  private async sourceKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
     const lookup: RequestContext = { ...ctx, actedOn: { keyId: null } };
     try {
-      return this.deps.keys.usableKey(lookup, keyId);
+      return await this.deps.keys.usableKey(lookup, keyId);
     } finally {
       ctx.actedOn.sourceKeyId = lookup.actedOn.keyId;
     }

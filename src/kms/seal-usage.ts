@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { MaterialRef } from '../hsm/hsm';
-import type { RotationStore, SealCount } from '../store/rotation-store';
+import type { RotationRepository } from '../domain/repositories';
+import type { SealCount } from '../domain/rotation';
 import type { KeyRotator } from './key-rotation';
 
 /**
@@ -18,7 +19,7 @@ export class SealUsage {
   private sealed = 0;
 
   constructor(
-    private readonly rotations: RotationStore,
+    private readonly rotations: RotationRepository,
     private readonly rotator: KeyRotator,
     private readonly logger: Logger,
   ) {}
@@ -76,7 +77,7 @@ export class SealUsage {
       const counts: SealCount[] = [...this.pending.values()];
       this.pending = new Map();
       try {
-        this.rotations.addSeals(counts);
+        await this.rotations.addSeals(counts);
       } catch (error) {
         // Put them back (beside what was counted meanwhile), so no seal goes uncounted.
         for (const { keyId, version, count } of counts) this.add({ keyId, version }, count);

@@ -1,7 +1,7 @@
 import { KmsError } from '../errors';
 import type { Hsm, MaterialRef } from '../hsm/hsm';
 import type { EncryptionAlgorithm } from './api-types';
-import type { KeyRecord } from '../store/key-store';
+import type { KeyRecord } from '../domain/keys';
 import { canonicalContext, checkedAad, encodeBinding, type BlobPurpose } from './binding';
 import type { Blob } from './blob-frame';
 import type { RequestContext } from './context';

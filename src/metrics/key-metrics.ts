@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RotationObserver } from '../kms/key-rotation';
-import type { KeyState } from '../store/key-store';
-import type { RotationReason } from '../store/rotation-store';
+import type { KeyState } from '../domain/keys';
+import type { RotationReason } from '../domain/rotation';
 
 /** key_state's values by the names the metrics label them with. */
 const STATE_NAMES: ReadonlyArray<readonly [KeyState, string]> = [
@@ -16,12 +16,12 @@ const REASONS: readonly RotationReason[] = ['on-demand', 'scheduled', 'budget'];
 
 /** What the key metrics read at scrape time (the database, this process's seal count). */
 export interface KeySources {
-  /** Keys of every project by state (KeyStore.countByState). */
-  readonly keysByState: () => ReadonlyMap<KeyState, number>;
+  /** Keys of every project by state (KeyRepository.countByState). */
+  readonly keysByState: () => Promise<ReadonlyMap<KeyState, number>>;
   /** Seals this process has counted (SealUsage.counted). */
   readonly sealsCounted: () => number;
-  /** The most seals under any enabled key's current version (RotationStore.mostSeals). */
-  readonly mostSeals: () => number;
+  /** The most seals under any enabled key's current version (RotationRepository.mostSeals). */
+  readonly mostSeals: () => Promise<number>;
   /** KMS_SEAL_BUDGET. */
   readonly sealBudget: number;
 }
@@ -45,10 +45,10 @@ export class KeyMetrics implements RotationObserver {
       labelNames: ['state'],
       aggregator: 'first',
       registers,
-      collect() {
+      async collect() {
         const now = sources();
         if (!now) return;
-        const counts = now.keysByState();
+        const counts = await now.keysByState();
         for (const [state, name] of STATE_NAMES) this.set({ state: name }, counts.get(state) ?? 0);
       },
     });
@@ -94,9 +94,9 @@ export class KeyMetrics implements RotationObserver {
       help: "The largest share of the seal budget an enabled key's current material version has used (seal counts as flushed to the database).",
       aggregator: 'max',
       registers,
-      collect() {
+      async collect() {
         const now = sources();
-        if (now) this.set(now.mostSeals() / now.sealBudget);
+        if (now) this.set((await now.mostSeals()) / now.sealBudget);
       },
     });
   }

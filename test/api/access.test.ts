@@ -64,17 +64,17 @@ describe('authentication', () => {
   });
 
   it('stops accepting a disabled or deleted token at once, and an expired one', async () => {
-    const issued = t.service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] });
+    const issued = await t.service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] });
     const client = withToken(issued.token);
     expect((await client.call('list-keys')).status).toBe(200);
-    t.service.credentials.setEnabled(issued.token_id, false);
+    await t.service.credentials.setEnabled(issued.token_id, false);
     expectKmsError(await client.call('list-keys'), 401, 'APIGW.0301');
-    t.service.credentials.setEnabled(issued.token_id, true);
+    await t.service.credentials.setEnabled(issued.token_id, true);
     expect((await client.call('list-keys')).status).toBe(200);
-    t.service.credentials.remove(issued.token_id);
+    await t.service.credentials.remove(issued.token_id);
     expectKmsError(await client.call('list-keys'), 401, 'APIGW.0301');
 
-    const shortLived = t.service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'], ttlMs: 60_000 });
+    const shortLived = await t.service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'], ttlMs: 60_000 });
     expect((await withToken(shortLived.token).call('list-keys')).status).toBe(200);
     t.clock.now += 61_000;
     expectKmsError(await withToken(shortLived.token).call('list-keys'), 401, 'APIGW.0301');
@@ -83,7 +83,7 @@ describe('authentication', () => {
 
 describe('projects', () => {
   it("refuses project-b's credential on project-a's keys with the same 403, whether the key exists or not", async () => {
-    const b = withToken(t.token('project-b'), 'project-a');
+    const b = withToken(await t.token('project-b'), 'project-a');
     const existing = await b.call('describe-key', { key_id: keyOfA });
     const missing = await b.call('describe-key', { key_id: UNKNOWN_KEY_ID });
     expectKmsError(existing, 403, 'KMS.0307');

@@ -1,7 +1,7 @@
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chainHash, cliAuditLogFile, verifyAuditLog } from '../../src/audit/audit-log';
-import { runCli } from '../helpers/cli';
+import { runCli, runCliOn } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
 import { startTestService, type TestService } from '../helpers/service';
 
@@ -13,7 +13,7 @@ import { startTestService, type TestService } from '../helpers/service';
 let t: TestService;
 
 beforeAll(async () => {
-  t = await startTestService({ env: { KMS_AUDIT_HEAD_INTERVAL_SECONDS: '1' } });
+  t = await startTestService({ env: { KMS_AUDIT_HEAD_INTERVAL_SECONDS: '1', KMS_AUDIT_CHECKPOINT_SECONDS: '1', KMS_INSTANCE_ID: 'kms-anchor' } });
   for (let i = 0; i < 5; i++) await t.client('project-a').call('list-keys');
 });
 
@@ -115,5 +115,57 @@ describe('the head of the audit chain', () => {
       ok: false,
       files: expect.arrayContaining([expect.objectContaining({ file: path.join(t.dataDir, 'audit-7.log'), ok: false, reason: expect.stringContaining('missing') })]),
     });
+  });
+});
+
+describe('the checkpoints of the audit chains in the database', () => {
+  interface Verified {
+    ok: boolean;
+    files: Array<{ file: string; ok: boolean; records: number; reason?: string; checkpoint?: { records: number } }>;
+  }
+  const verify = async (...args: string[]): Promise<{ code: number | null; out: Verified }> => {
+    // The tool run as the instance's own operator runs it: with its KMS_INSTANCE_ID.
+    const result = await runCliOn({ KMS_DATA_DIR: t.dataDir, ...t.moduleEnv, KMS_INSTANCE_ID: 'kms-anchor' }, ['audit', 'verify', ...args]);
+    return { code: result.code, out: JSON.parse(result.stdout) as Verified };
+  };
+  const checkpointed = async (): Promise<number | undefined> => (await verify()).out.files.find((file) => file.file === t.config.auditLogPath)?.checkpoint?.records;
+
+  it('name the instance on every record, and hold the chain to its checkpoint: a cut after it fails, which the chain alone cannot show', async () => {
+    await t.client('project-a').call('list-keys');
+    const lines = readFileSync(t.config.auditLogPath, 'utf8').split('\n').filter(Boolean);
+    const recent = lines.slice(-3).map((line) => JSON.parse(line) as { instance?: string });
+    expect(recent.map((record) => record.instance)).toEqual(['kms-anchor', 'kms-anchor', 'kms-anchor']);
+    // Checkpointed within an interval or so of the last record.
+    expect(await eventually('the checkpoint of the chain', checkpointed, { until: (records) => records === lines.length })).toBe(lines.length);
+
+    const whole = readFileSync(t.config.auditLogPath);
+    writeFileSync(t.config.auditLogPath, `${lines.slice(0, -2).join('\n')}\n`);
+    try {
+      expect(verifyAuditLog(t.config.auditLogPath)).toMatchObject({ ok: true, records: lines.length - 2 });
+      const cut = await verify();
+      expect(cut.code).toBe(1);
+      expect(cut.out.files.find((file) => file.file === t.config.auditLogPath)).toMatchObject({ ok: false, reason: expect.stringContaining('cut from its end') });
+      // Without the database, the cut goes unseen: what the checkpoints are for.
+      expect((await verify('--no-checkpoints')).code).toBe(0);
+      // Another instance's checkpoints do not apply to this one's chains.
+      expect((await verify('--instance', 'kms-other')).code).toBe(0);
+      expect((await verify('--file', t.config.auditLogPath, '--instance', 'kms-anchor')).code).toBe(1);
+    } finally {
+      writeFileSync(t.config.auditLogPath, whole);
+    }
+    expect((await verify()).code).toBe(0);
+  });
+
+  it('a checkpointed chain whose file was removed fails', async () => {
+    // Moved away and back: the service keeps writing the same file.
+    const moved = `${t.config.auditLogPath}.moved`;
+    renameSync(t.config.auditLogPath, moved);
+    try {
+      const result = await verify();
+      expect(result.code).toBe(1);
+      expect(result.out.files.find((file) => file.file === t.config.auditLogPath)).toMatchObject({ ok: false, reason: expect.stringContaining('kms-anchor/audit.log has a checkpoint') });
+    } finally {
+      renameSync(moved, t.config.auditLogPath);
+    }
   });
 });

@@ -44,7 +44,7 @@ async function byRequestId(requestId: string | null): Promise<Line> {
 
 describe('the audit trail', () => {
   it('records every request that reaches an operation, successes and refusals, with who, what, which key and how it ended', async () => {
-    const token = t.token('project-a');
+    const token = await t.token('project-a');
     const client = t.client('project-a');
     const created = await client.call('create-key', { key_alias: 'audited' });
     const keyId: string = created.body.key_info.key_id;
@@ -52,7 +52,7 @@ describe('the audit trail', () => {
     const refused = await client.call('enable-key', { key_id: keyId });
     const forbidden = await t.client('project-a', ['kms:dek:*']).call('disable-key', { key_id: keyId });
 
-    const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
+    const tokenId = (await t.service.credentials.list('project-a')).find((entry) => entry.actions.join() === 'kms:*')!.id;
     expect(await byRequestId(created.headers.get('x-request-id'))).toMatchObject({
       event: 'operation',
       principal: { kind: 'token', id: tokenId },
@@ -255,7 +255,7 @@ describe('when the audit log cannot be written', () => {
   async function onAFullDisk(): Promise<{ service: RunningService; client: KmsClient }> {
     await t.service.close();
     const service = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
-    const client = kmsClient(service.url, 'project-a', { 'x-auth-token': service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
+    const client = kmsClient(service.url, 'project-a', { 'x-auth-token': (await service.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] })).token });
     return { service, client };
   }
 
@@ -266,13 +266,13 @@ describe('when the audit log cannot be written', () => {
       expectKmsError(await client.call('create-key', { key_alias: 'before-the-disk-filled' }), 503, 'KMS.0104');
       expect(t.logs.text).toContain('so the answer 200 became 503 KMS.0104');
       // It was done: its record waits in memory for a write that succeeds.
-      const made = service.store.getByAlias('project-a', 'before-the-disk-filled')!;
+      const made = (await service.store.keys.getByAlias('project-a', 'before-the-disk-filled'))!;
       expect(made).toBeDefined();
 
       expectKmsError(await client.call('create-key', { key_alias: 'after-the-disk-filled' }), 503, 'KMS.0104');
       expectKmsError(await client.call('schedule-key-deletion', { key_id: made.keyId, pending_days: '7' }), 503, 'KMS.0104');
-      expect(service.store.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
-      expect(service.store.get('project-a', made.keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
+      expect(await service.store.keys.getByAlias('project-a', 'after-the-disk-filled')).toBeUndefined();
+      expect(await service.store.keys.get('project-a', made.keyId)).toMatchObject({ state: '2', scheduledDeletionDate: null });
       expect(t.logs.text).toContain('the audit log cannot be written');
     } finally {
       // Its records were never written: closing says so.

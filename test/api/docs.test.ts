@@ -187,7 +187,7 @@ describe('KMS_DOCS=off', () => {
   it('serves neither the contract nor its page: they are unknown paths (a credential, then KMS.0201)', async () => {
     for (const route of ['/openapi.yaml', '/openapi.json', '/docs', '/docs/', '/docs/swagger-ui.css']) {
       expectKmsError(await fetchResponse(`${t.service.url}${route}`), 401, 'APIGW.0301');
-      expectKmsError(await fetchResponse(`${t.service.url}${route}`, { headers: { 'x-auth-token': t.token() } }), 400, 'KMS.0201');
+      expectKmsError(await fetchResponse(`${t.service.url}${route}`, { headers: { 'x-auth-token': await t.token() } }), 400, 'KMS.0201');
     }
   });
 

@@ -59,7 +59,7 @@ async function sendAndReset(requestId: string, headers: Record<string, string>, 
 
 describe('a client that resets its connection right after its request', () => {
   it('is still named by its address in the record of the operation it asked for', async () => {
-    await sendAndReset('edge-reset-operation', { 'x-auth-token': t.token('project-a') }, JSON.stringify({ key_alias: 'reset-at-once' }));
+    await sendAndReset('edge-reset-operation', { 'x-auth-token': await t.token('project-a') }, JSON.stringify({ key_alias: 'reset-at-once' }));
     expect(await auditRecordOf('edge-reset-operation')).toMatchObject({ event: 'operation', action: 'create-key', status: 200, client: expect.stringMatching(/127\.0\.0\.1/) });
   });
 
@@ -73,7 +73,7 @@ describe('a client that resets its connection right after its request', () => {
     // resets: the kernel completes the handshake and keeps the bytes, and the service accepts a
     // connection whose peer the kernel no longer tells.
     const script = `const s = require('node:net').connect(${new URL(t.service.url).port}, '127.0.0.1', () => s.write(process.argv[1], () => s.resetAndDestroy()));`;
-    const bytes = requestBytes('describe-key', 'edge-reset-before-accept', { 'x-auth-token': t.token('project-a') }, JSON.stringify({ key_id: UNKNOWN_KEY_ID }));
+    const bytes = requestBytes('describe-key', 'edge-reset-before-accept', { 'x-auth-token': await t.token('project-a') }, JSON.stringify({ key_id: UNKNOWN_KEY_ID }));
     expect(spawnSync(process.execPath, ['-e', script, bytes], { timeout: 20_000 }).status).toBe(0);
     // A later request's record is written after the earlier one's would have been.
     const later = await t.client('project-a').raw('describe-key', { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'edge-after-reset' }, body: JSON.stringify({ key_id: UNKNOWN_KEY_ID }) });
@@ -110,10 +110,10 @@ describe('Content-Type headers a client chooses', () => {
     const responseChecks = jest.spyOn(ResponseValidator.prototype, '_getOrBuildValidator');
     try {
       // Another project's token: authenticated, so through the validator, and refused only after it.
-      const describeKey = (contentType: string): Promise<KmsResponse> =>
+      const describeKey = async (contentType: string): Promise<KmsResponse> =>
         fetchResponse(`${t.service.url}/v1.0/project-a/kms/describe-key`, {
           method: 'POST',
-          headers: { 'content-type': contentType, 'x-auth-token': t.token('project-b') },
+          headers: { 'content-type': contentType, 'x-auth-token': await t.token('project-b') },
           body: JSON.stringify({ key_id: UNKNOWN_KEY_ID }),
         });
       // Each route the flood takes answered once first: the response validator compiles a route's on its first answer.
@@ -147,7 +147,7 @@ describe('Content-Type headers a client chooses', () => {
       const body = '{"not": json';
       const response = await rawRequest(
         t.service.url,
-        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nX-Auth-Token: ${t.token('project-a')}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nX-Auth-Token: ${await t.token('project-a')}\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
       );
       response.connection.close();
       return response.status;

@@ -22,8 +22,8 @@ interface Principal {
   on(project: string): KmsClient;
 }
 
-function principal(project: string, actions: string[]): Principal {
-  const issued = t.service.credentials.createToken({ projectId: project, actions });
+async function principal(project: string, actions: string[]): Promise<Principal> {
+  const issued = await t.service.credentials.createToken({ projectId: project, actions });
   const on = (urlProject: string): KmsClient => kmsClient(() => t.service.url, urlProject, { 'x-auth-token': issued.token });
   return { client: on(project), principalId: issued.principal_id, on };
 }
@@ -63,7 +63,7 @@ async function auditLine(response: KmsResponse): Promise<Record<string, unknown>
 
 beforeAll(async () => {
   t = await startTestService({ env: { KMS_MAX_GRANTS_PER_KEY: String(GRANTS_PER_KEY) } });
-  admin = principal('project-a', ['kms:*']);
+  admin = await principal('project-a', ['kms:*']);
 });
 
 afterAll(async () => {
@@ -73,8 +73,8 @@ afterAll(async () => {
 describe('create-grant and list-grants', () => {
   it('records a grant and lists it with the fields and JSON types the SDK reads', async () => {
     const keyId = await createKey('listed');
-    const grantee = principal('project-a', ['kms:cmk:list']);
-    const retiring = principal('project-b', ['kms:cmk:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
+    const retiring = await principal('project-b', ['kms:cmk:list']);
     const before = t.clock.now;
     const grantId = await grant(keyId, grantee.principalId, ['create-datakey', 'describe-key', 'create-datakey'], {
       name: 'orders/batch:1',
@@ -106,7 +106,7 @@ describe('create-grant and list-grants', () => {
   it('names a principal by its credential: an access key as it is, a token by its id without the hyphen', async () => {
     const keyId = await createKey('principal-ids');
     const accessKey = await t.service.credentials.createAccessKey({ projectId: 'project-b', actions: ['kms:cmk:list'] });
-    const token = t.service.credentials.createToken({ projectId: 'project-b', actions: ['kms:cmk:list'] });
+    const token = await t.service.credentials.createToken({ projectId: 'project-b', actions: ['kms:cmk:list'] });
     expect(token.principal_id).toBe(token.token_id.replace('-', ''));
     await grant(keyId, accessKey.access_key, ['describe-key']);
     await grant(keyId, token.principal_id, ['describe-key']);
@@ -116,7 +116,7 @@ describe('create-grant and list-grants', () => {
 
   it('pages with limit and marker, oldest first; truncated is the string "true"', async () => {
     const keyId = await createKey('paged');
-    const grantee = principal('project-a', ['kms:cmk:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       ids.push(await grant(keyId, grantee.principalId, ['describe-key'], { name: `g${i}` }));
@@ -133,7 +133,7 @@ describe('create-grant and list-grants', () => {
   it('accepts every operation name of the API, encrypt-data and decrypt-data included', async () => {
     const keyId = await createKey('all-operations');
     const all = ['create-datakey', 'create-datakey-without-plaintext', 'encrypt-datakey', 'decrypt-datakey', 'describe-key', 'create-grant', 'retire-grant', 'encrypt-data', 'decrypt-data'];
-    await grant(keyId, principal('project-a', ['kms:cmk:list']).principalId, all);
+    await grant(keyId, (await principal('project-a', ['kms:cmk:list'])).principalId, all);
     expect((await admin.client.call('list-grants', { key_id: keyId })).body.grants[0].operations).toEqual(all);
   });
 
@@ -149,7 +149,7 @@ describe('what a grant allows', () => {
   it("lets a credential without the permission use that key, for the operations listed, and nothing else", async () => {
     const keyId = await createKey('granted');
     const otherKey = await createKey('not-granted');
-    const grantee = principal('project-a', ['kms:cmk:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
     const grantId = await grant(keyId, grantee.principalId, ['create-datakey', 'decrypt-datakey', 'describe-key']);
 
     const dataKey = await grantee.client.call('create-datakey', { key_id: keyId });
@@ -171,8 +171,8 @@ describe('what a grant allows', () => {
 
   it("lets a credential of another project use the key, through the key's project URL", async () => {
     const keyId = await createKey('cross-project');
-    const outsider = principal('project-b', ['kms:*']);
-    const stranger = principal('project-b', ['kms:*']);
+    const outsider = await principal('project-b', ['kms:*']);
+    const stranger = await principal('project-b', ['kms:*']);
     await grant(keyId, outsider.principalId, ['create-datakey', 'describe-key']);
 
     expect((await outsider.on('project-a').call('create-datakey', { key_id: keyId })).status).toBe(200);
@@ -193,16 +193,16 @@ describe('what a grant allows', () => {
   it('with grantee_principal_type domain, lets every credential of that project use it', async () => {
     const keyId = await createKey('domain-grant');
     await grant(keyId, 'projectc', ['describe-key'], { grantee_principal_type: 'domain' });
-    for (const member of [principal('projectc', ['kms:cmk:list']), principal('projectc', ['kms:dek:create'])]) {
+    for (const member of [await principal('projectc', ['kms:cmk:list']), await principal('projectc', ['kms:dek:create'])]) {
       expect((await member.on('project-a').call('describe-key', { key_id: keyId })).status).toBe(200);
     }
-    expectKmsError(await principal('projectd', ['kms:*']).on('project-a').call('describe-key', { key_id: keyId }), 403, 'KMS.0307');
+    expectKmsError(await (await principal('projectd', ['kms:*'])).on('project-a').call('describe-key', { key_id: keyId }), 403, 'KMS.0307');
     expect((await admin.client.call('list-grants', { key_id: keyId })).body.grants[0]).toMatchObject({ grantee_principal: 'projectc', grantee_principal_type: 'domain' });
   });
 
   it('follows the key: a disabled key is refused to the grantee as to anyone (KMS.0209)', async () => {
     const keyId = await createKey('grant-disabled');
-    const grantee = principal('project-b', ['kms:cmk:list']);
+    const grantee = await principal('project-b', ['kms:cmk:list']);
     await grant(keyId, grantee.principalId, ['create-datakey']);
     await admin.client.call('disable-key', { key_id: keyId });
     expectKmsError(await grantee.on('project-a').call('create-datakey', { key_id: keyId }), 400, 'KMS.0209');
@@ -210,8 +210,8 @@ describe('what a grant allows', () => {
 
   it('lets a grantee holding create-grant pass on what it holds, never more', async () => {
     const keyId = await createKey('delegated');
-    const delegate = principal('project-b', ['kms:cmk:list']);
-    const third = principal('project-b', ['kms:cmk:list']);
+    const delegate = await principal('project-b', ['kms:cmk:list']);
+    const third = await principal('project-b', ['kms:cmk:list']);
     await grant(keyId, delegate.principalId, ['create-grant', 'create-datakey']);
 
     const passedOn = await delegate.on('project-a').call('create-grant', { key_id: keyId, grantee_principal: third.principalId, operations: ['create-datakey'] });
@@ -232,7 +232,7 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
   /** A grantee of project p2 holding what the issue's report names, on a key of project-a. */
   async function delegated(alias: string): Promise<{ keyId: string; grantee: Principal; original: string; cipher: string }> {
     const keyId = await createKey(alias);
-    const grantee = principal('p2', ['kms:cmk:list']);
+    const grantee = await principal('p2', ['kms:cmk:list']);
     const original = await grant(keyId, grantee.principalId, ['decrypt-datakey', 'create-grant', 'retire-grant']);
     const dataKey = await admin.client.call('create-datakey', { key_id: keyId });
     expect(dataKey.status).toBe(200);
@@ -252,7 +252,7 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
     const { keyId, grantee, original, cipher } = await delegated('cascade-revoke');
     const forItself = await made(grantee, keyId, { grantee_principal: grantee.principalId, operations: ['decrypt-datakey'] });
     const forProject = await made(grantee, keyId, { grantee_principal: 'p2', grantee_principal_type: 'domain', operations: ['decrypt-datakey'] });
-    const colleague = principal('p2', ['kms:cmk:list']);
+    const colleague = await principal('p2', ['kms:cmk:list']);
     expect((await decrypt(colleague, keyId, cipher)).status).toBe(200);
 
     const revoked = await admin.client.call('revoke-grant', { key_id: keyId, grant_id: original });
@@ -273,8 +273,8 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
 
   it('revokes a chain grant → grant → grant in one go, each cascaded record naming the grant it was made on', async () => {
     const { keyId, grantee, original, cipher } = await delegated('cascade-chain');
-    const second = principal('p2', ['kms:cmk:list']);
-    const third = principal('project-b', ['kms:cmk:list']);
+    const second = await principal('p2', ['kms:cmk:list']);
+    const third = await principal('project-b', ['kms:cmk:list']);
     const middle = await made(grantee, keyId, { grantee_principal: second.principalId, operations: ['decrypt-datakey', 'create-grant'] });
     const last = await made(second, keyId, { grantee_principal: third.principalId, operations: ['decrypt-datakey'] });
     expect((await decrypt(third, keyId, cipher)).status).toBe(200);
@@ -290,8 +290,8 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
 
   it('revoking a grant in the middle of a chain ends it and what was made on it, not the grant above', async () => {
     const { keyId, grantee, cipher } = await delegated('cascade-middle');
-    const second = principal('p2', ['kms:cmk:list']);
-    const third = principal('project-b', ['kms:cmk:list']);
+    const second = await principal('p2', ['kms:cmk:list']);
+    const third = await principal('project-b', ['kms:cmk:list']);
     const middle = await made(grantee, keyId, { grantee_principal: second.principalId, operations: ['decrypt-datakey', 'create-grant'] });
     await made(second, keyId, { grantee_principal: third.principalId, operations: ['decrypt-datakey'] });
     expect((await admin.client.call('revoke-grant', { key_id: keyId, grant_id: middle })).status).toBe(200);
@@ -315,7 +315,7 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
 
   it('a grant made on a grant holds no operation that grant does not list: 403 KMS.0307, nothing made', async () => {
     const { keyId, grantee } = await delegated('cascade-exceed');
-    const other = principal('p2', ['kms:cmk:list']);
+    const other = await principal('p2', ['kms:cmk:list']);
     // Not even with a second grant listing the operation: a grant is made on one grant's authority.
     await grant(keyId, grantee.principalId, ['create-datakey']);
     for (const operations of [['create-datakey'], ['decrypt-datakey', 'describe-key'], ['decrypt-datakey', 'create-datakey']]) {
@@ -330,7 +330,7 @@ describe('grants made on a grant\'s authority end with it (issue 17)', () => {
 describe('revoke-grant, retire-grant and list-retirable-grants', () => {
   it('revoke-grant ends a grant at once; the grant is then unknown (KMS.2501)', async () => {
     const keyId = await createKey('revoked');
-    const grantee = principal('project-a', ['kms:cmk:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
     const grantId = await grant(keyId, grantee.principalId, ['create-datakey']);
     expect((await grantee.client.call('create-datakey', { key_id: keyId })).status).toBe(200);
 
@@ -345,8 +345,8 @@ describe('revoke-grant, retire-grant and list-retirable-grants', () => {
 
   it('the retiring principal retires a grant without any permission, from its own project; it lists what it may retire', async () => {
     const keyId = await createKey('retired');
-    const grantee = principal('project-a', ['kms:cmk:list']);
-    const retiring = principal('project-b', ['kms:grant:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
+    const retiring = await principal('project-b', ['kms:grant:list']);
     const grantId = await grant(keyId, grantee.principalId, ['describe-key'], { retiring_principal: retiring.principalId });
 
     const retirable = await retiring.client.call('list-retirable-grants', {});
@@ -365,7 +365,7 @@ describe('revoke-grant, retire-grant and list-retirable-grants', () => {
 
   it('the grantee retires its grant when the grant lists retire-grant, and not otherwise', async () => {
     const keyId = await createKey('self-retired');
-    const grantee = principal('project-b', ['kms:cmk:list']);
+    const grantee = await principal('project-b', ['kms:cmk:list']);
     const withRetire = await grant(keyId, grantee.principalId, ['describe-key', 'retire-grant']);
     const withoutRetire = await grant(keyId, grantee.principalId, ['describe-key']);
     expectKmsError(await grantee.on('project-a').call('retire-grant', { key_id: keyId, grant_id: withoutRetire }), 403, 'KMS.0307');
@@ -377,21 +377,21 @@ describe('revoke-grant, retire-grant and list-retirable-grants', () => {
 
   it('the key administrator (kms:grant:retire) retires any grant of its keys', async () => {
     const keyId = await createKey('admin-retired');
-    const grantId = await grant(keyId, principal('project-b', ['kms:cmk:list']).principalId, ['describe-key']);
+    const grantId = await grant(keyId, (await principal('project-b', ['kms:cmk:list'])).principalId, ['describe-key']);
     expect((await admin.client.call('retire-grant', { key_id: keyId, grant_id: grantId })).status).toBe(200);
     expect((await admin.client.call('list-grants', { key_id: keyId })).body.total).toBe(0);
   });
 
   it('list-retirable-grants needs kms:grant:list in the caller\'s own project', async () => {
-    expectKmsError(await principal('project-b', ['kms:cmk:list']).client.call('list-retirable-grants'), 403, 'KMS.0307');
-    expectKmsError(await principal('project-b', ['kms:grant:list']).on('project-a').call('list-retirable-grants'), 403, 'KMS.0307');
+    expectKmsError(await (await principal('project-b', ['kms:cmk:list'])).client.call('list-retirable-grants'), 403, 'KMS.0307');
+    expectKmsError(await (await principal('project-b', ['kms:grant:list'])).on('project-a').call('list-retirable-grants'), 403, 'KMS.0307');
   });
 });
 
 describe('grants go with their key', () => {
   it('a key pending deletion takes no new grant (KMS.0210); once its window ends its grants are gone, and the sweep deletes them', async () => {
     const keyId = await createKey('deleted-with-grants');
-    const retiring = principal('project-b', ['kms:grant:list']);
+    const retiring = await principal('project-b', ['kms:grant:list']);
     await grant(keyId, retiring.principalId, ['describe-key'], { retiring_principal: retiring.principalId });
     await admin.client.call('schedule-key-deletion', { key_id: keyId, pending_days: '7' });
     expectKmsError(await admin.client.call('create-grant', { key_id: keyId, grantee_principal: retiring.principalId, operations: ['describe-key'] }), 400, 'KMS.0210');
@@ -416,7 +416,7 @@ describe('what create-grant refuses', () => {
 
   beforeAll(async () => {
     keyId = await createKey('refusals');
-    grantee = principal('project-a', ['kms:cmk:list']).principalId;
+    grantee = (await principal('project-a', ['kms:cmk:list'])).principalId;
   });
 
   const create = (body: Record<string, unknown>): Promise<KmsResponse> =>
@@ -459,7 +459,7 @@ describe('what create-grant refuses', () => {
 
   it('an unknown key: KMS.0207; without the permission: KMS.0307', async () => {
     expectKmsError(await create({ key_id: UNKNOWN_KEY_ID }), 404, 'KMS.0207');
-    const dekOnly = principal('project-a', ['kms:dek:*']);
+    const dekOnly = await principal('project-a', ['kms:dek:*']);
     expectKmsError(await dekOnly.client.call('create-grant', { key_id: keyId, grantee_principal: grantee, operations: ['describe-key'] }), 403, 'KMS.0307');
   });
 });
@@ -470,7 +470,7 @@ describe('what revoke-grant, retire-grant and the lists refuse', () => {
 
   beforeAll(async () => {
     keyId = await createKey('grant-refusals');
-    grantId = await grant(keyId, principal('project-a', ['kms:cmk:list']).principalId, ['describe-key']);
+    grantId = await grant(keyId, (await principal('project-a', ['kms:cmk:list'])).principalId, ['describe-key']);
   });
 
   it.each(['revoke-grant', 'retire-grant'])('%s: a malformed or unknown grant id (KMS.2501), a grant of another key (KMS.2502)', async (operation) => {
@@ -483,14 +483,14 @@ describe('what revoke-grant, retire-grant and the lists refuse', () => {
   });
 
   it("another project's grant is unknown here (KMS.2501)", async () => {
-    const admin2 = principal('project-e', ['kms:*']);
+    const admin2 = await principal('project-e', ['kms:*']);
     const theirKey = (await admin2.client.call('create-key', { key_alias: 'theirs' })).body.key_info.key_id;
     const theirGrant = (await admin2.client.call('create-grant', { key_id: theirKey, grantee_principal: admin.principalId, operations: ['describe-key'] })).body.grant_id;
     expectKmsError(await admin.client.call('revoke-grant', { key_id: keyId, grant_id: theirGrant }), 400, 'KMS.2501');
   });
 
   it('revoke-grant needs the permission: a grantee is refused (KMS.0307)', async () => {
-    const grantee = principal('project-a', ['kms:cmk:list']);
+    const grantee = await principal('project-a', ['kms:cmk:list']);
     const own = await grant(keyId, grantee.principalId, ['describe-key', 'retire-grant', 'create-grant']);
     expectKmsError(await grantee.client.call('revoke-grant', { key_id: keyId, grant_id: own }), 403, 'KMS.0307');
   });

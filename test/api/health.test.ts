@@ -98,7 +98,7 @@ describe('the health probes of a running service', () => {
     // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
     const broken = await startService(t.config, { logger: createLogger('debug', t.logs), clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
     try {
-      const client = kmsClient(broken.url, 'project-a', { 'x-auth-token': broken.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] }).token });
+      const client = kmsClient(broken.url, 'project-a', { 'x-auth-token': (await broken.credentials.createToken({ projectId: 'project-a', actions: ['kms:*'] })).token });
       // The first operation runs (no write has failed yet); its record's write fails, so it is answered 503 too.
       expect((await client.call('list-keys')).status).toBe(503);
       const ready = await probe(broken.url, '/readyz');

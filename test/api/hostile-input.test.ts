@@ -49,7 +49,7 @@ describe('names of Object.prototype members as values', () => {
   it.each(PROTOTYPE_NAMES)('an operation named "%s" is KMS.0201', async (name) => {
     const response = await fetchResponse(`${t.service.url}/v1.0/project-a/kms/${name}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-auth-token': t.token('project-a') },
+      headers: { 'content-type': 'application/json', 'x-auth-token': await t.token('project-a') },
       body: '{}',
     });
     expectKmsError(response, 400, 'KMS.0201');
@@ -59,7 +59,7 @@ describe('names of Object.prototype members as values', () => {
     const send = (headers: Record<string, string>): Promise<KmsResponse> =>
       fetchResponse(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
     expectKmsError(await send({ 'x-auth-token': name }), 401, 'APIGW.0301');
-    expectKmsError(await send({ 'x-auth-token': t.token('project-a'), 'x-project-id': name }), 403, 'KMS.0321');
+    expectKmsError(await send({ 'x-auth-token': await t.token('project-a'), 'x-project-id': name }), 403, 'KMS.0321');
   });
 
   it('binds encryption_context keys named like prototype members as ordinary keys', async () => {
@@ -81,10 +81,10 @@ describe('names of Object.prototype members as values', () => {
 
 describe('bodies that are not UTF-8', () => {
   /** POSTs exactly these bytes as application/json (plus any other headers given). */
-  function postBytes(operation: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<KmsResponse> {
+  async function postBytes(operation: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<KmsResponse> {
     return fetchResponse(`${t.service.url}/v1.0/project-a/kms/${operation}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-auth-token': t.token('project-a'), ...headers },
+      headers: { 'content-type': 'application/json', 'x-auth-token': await t.token('project-a'), ...headers },
       body: new Uint8Array(bytes),
     });
   }

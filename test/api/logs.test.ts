@@ -69,7 +69,7 @@ describe('request ids and the access log', () => {
     expect(dataKey.status).toBe(200);
     const requestId = dataKey.headers.get('x-request-id')!;
     const line = await accessLineOf(t, requestId);
-    const tokenId = t.service.credentials.list('project-a').find((entry) => entry.actions.join() === 'kms:*')!.id;
+    const tokenId = (await t.service.credentials.list('project-a')).find((entry) => entry.actions.join() === 'kms:*')!.id;
     expect(line).toMatchObject({
       level: 30,
       msg: 'request',
@@ -82,7 +82,7 @@ describe('request ids and the access log', () => {
     });
     expect(logLines(t).filter((entry) => entry.msg === 'request' && entry.requestId === requestId)).toHaveLength(1);
     // Never a body: neither what was sent nor what was answered.
-    for (const secret of [dataKey.body.plain_text, dataKey.body.cipher_text, 'secret-table-name', t.token()]) expect(t.logs.text).not.toContain(secret);
+    for (const secret of [dataKey.body.plain_text, dataKey.body.cipher_text, 'secret-table-name', await t.token()]) expect(t.logs.text).not.toContain(secret);
   });
 
   it('logs a request refused before authentication too, without a principal', async () => {

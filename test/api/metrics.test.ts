@@ -47,7 +47,7 @@ async function scrape(url: string): Promise<Metrics> {
  */
 async function notServedOn(t: TestService): Promise<{ withoutCredential: number; withCredential: number }> {
   const url = `${t.service.url}/metrics`;
-  const withCredential = await fetchResponse(url, { headers: { 'x-auth-token': t.token() } });
+  const withCredential = await fetchResponse(url, { headers: { 'x-auth-token': await t.token() } });
   expect(withCredential.body).toMatchObject({ error_code: 'KMS.0201' });
   return { withoutCredential: (await scrapeAt(url)).status, withCredential: withCredential.status };
 }
@@ -87,7 +87,7 @@ describe('GET /metrics on the API port, behind a bearer token', () => {
     }
     // Another scheme, or the API's own credential, is no token either.
     expect((await fetchResponse(url, { headers: { authorization: `Basic ${TOKEN}` } })).status).toBe(401);
-    expect((await fetchResponse(url, { headers: { 'x-auth-token': t.token() } })).status).toBe(401);
+    expect((await fetchResponse(url, { headers: { 'x-auth-token': await t.token() } })).status).toBe(401);
     expect((await scrapeAt(url)).status).toBe(200);
     expect((await fetchResponse(url, { headers: { authorization: `bearer  ${TOKEN}` } })).status).toBe(200);
     const logged = t.logs.lines.slice(before).join('');
@@ -213,7 +213,7 @@ describe('audit write failures', () => {
       // /dev/full takes the file open and refuses every write (ENOSPC), as a full disk does.
       const broken = await startService(t.config, { logger, clock: t.clock.read, validateResponses: true, auditLogPath: '/dev/full' });
       try {
-        const kms = kmsClient(broken.url, 'project-a', { 'x-auth-token': t.token() });
+        const kms = kmsClient(broken.url, 'project-a', { 'x-auth-token': await t.token() });
         // The first list-keys ran, but its record could not be written: it is answered 503.
         expect((await kms.call('list-keys')).status).toBe(503);
         // The next is refused before it runs, and starts one more try of the write.

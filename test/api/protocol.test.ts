@@ -17,11 +17,14 @@ import { startTestService, type TestService } from '../helpers/service';
 
 let t: TestService;
 let host: string;
+/** project-a's X-Auth-Token, for the raw requests. */
+let token: string;
 const errorProblem = errorBodyCheck(loadOpenApiDocument());
 
 beforeAll(async () => {
   t = await startTestService();
   host = new URL(t.service.url).host;
+  token = await t.token('project-a');
 });
 
 afterAll(async () => {
@@ -33,7 +36,7 @@ const LIST_KEYS = '/v1.0/project-a/kms/list-keys';
 /** A list-keys request as an SDK would send it, with its token, as raw text. */
 function listKeys(extraHeaders = ''): string {
   const body = '{}';
-  return `POST ${LIST_KEYS} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nX-Auth-Token: ${t.token('project-a')}\r\nContent-Length: ${body.length}\r\n${extraHeaders}\r\n${body}`;
+  return `POST ${LIST_KEYS} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nX-Auth-Token: ${token}\r\nContent-Length: ${body.length}\r\n${extraHeaders}\r\n${body}`;
 }
 
 /** Asserts the status, and the API's error body with `code` and the response's request id. */

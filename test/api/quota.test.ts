@@ -51,7 +51,7 @@ describe('user-quotas and user-instances', () => {
 
     const first = (await c.call('create-key', { key_alias: 'one' })).body.key_info.key_id;
     const second = (await c.call('create-key', { key_alias: 'two' })).body.key_info.key_id;
-    const grantee = t.service.credentials.createToken({ projectId: 'quota-c', actions: ['kms:cmk:list'] }).principal_id;
+    const grantee = (await t.service.credentials.createToken({ projectId: 'quota-c', actions: ['kms:cmk:list'] })).principal_id;
     for (const keyId of [first, first, second]) {
       expect((await c.call('create-grant', { key_id: keyId, grantee_principal: grantee, operations: ['describe-key'] })).status).toBe(200);
     }

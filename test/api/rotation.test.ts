@@ -4,10 +4,8 @@ import { KeyRotator } from '../../src/kms/key-rotation';
 import { dataBlobFromText } from '../../src/kms/data-blob-codec';
 import { decodeBlob } from '../../src/kms/blob-codec';
 import { createLogger } from '../../src/logger';
-import { ChangeWatch } from '../../src/store/change-watch';
-import { openDatabase } from '../../src/store/database';
-import { KeyStore } from '../../src/store/key-store';
-import { RotationStore } from '../../src/store/rotation-store';
+import type { MetadataStore } from '../../src/domain/repositories';
+import { openStore } from '../../src/store/open-store';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { makeDataDir, startTestService, type TestService } from '../helpers/service';
@@ -57,12 +55,18 @@ async function status(keyId: string): Promise<Record<string, unknown> & { number
   return response.body;
 }
 
-/** A second connection to the service's database, as another process or instance has. */
-function otherProcess(service: TestService): { rotations: RotationStore; rotator: KeyRotator; close: () => void } {
-  const db = openDatabase(service.config.databasePath);
-  const rotations = new RotationStore(db, new KeyStore(db, new ChangeWatch(db)));
-  const rotator = new KeyRotator({ rotations, hsm: service.service.hsm, clock: service.clock.read, logger: createLogger('silent'), sealBudget: service.config.sealBudget });
-  return { rotations, rotator, close: () => db.close() };
+/** A second store on the service's database, as another process or instance has. */
+function otherProcess(service: TestService): { rotations: MetadataStore['rotations']; rotator: KeyRotator; close: () => Promise<void> } {
+  const store = openStore(service.config);
+  const rotator = new KeyRotator({
+    rotations: store.rotations,
+    leases: store.leases,
+    hsm: service.service.hsm,
+    clock: service.clock.read,
+    logger: createLogger('silent'),
+    sealBudget: service.config.sealBudget,
+  });
+  return { rotations: store.rotations, rotator, close: () => store.close() };
 }
 
 describe('material versions', () => {
@@ -139,12 +143,12 @@ describe('scheduled rotation', () => {
     const other = otherProcess(t);
     try {
       // Keys of earlier tests may be due again by now: all of them count, each once.
-      const due = other.rotations.due(t.clock.now).map((key) => key.keyId);
+      const due = (await other.rotations.due(t.clock.now)).map((key) => key.keyId);
       expect(due).toEqual(expect.arrayContaining(keyIds));
       const passes = await Promise.all([t.service.rotator.rotateDue(), other.rotator.rotateDue(), t.service.rotator.rotateDue()]);
       expect(passes.reduce((sum, pass) => sum + pass.rotated, 0)).toBe(due.length);
     } finally {
-      other.close();
+      await other.close();
     }
     for (const keyId of keyIds) {
       expect((await status(keyId)).number_of_rotations).toBe(1);
@@ -176,10 +180,10 @@ describe('an interrupted rotation', () => {
     const other = otherProcess(t);
     try {
       // What a process had done when it died: the claim and the version's record, then the HSM object.
-      expect(other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
+      expect(await other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
       await t.service.hsm.generateKey({ keyId, version: 1 });
     } finally {
-      other.close();
+      await other.close();
     }
     // While claimed, another rotation of the key waits for it.
     expectKmsError(await kms.call('rotate-on-demand', { key_id: keyId }), 503, 'KMS.0104');
@@ -201,9 +205,9 @@ describe('an interrupted rotation', () => {
     const keyId = await newKey();
     const other = otherProcess(t);
     try {
-      expect(other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
+      expect(await other.rotations.claim(keyId, 'on-demand', t.clock.now, t.config.sealBudget)).toBe(1);
     } finally {
-      other.close();
+      await other.close();
     }
     await t.service.maintenance.run();
     expectKmsError(await kms.call('rotate-on-demand', { key_id: keyId }), 503, 'KMS.0104');

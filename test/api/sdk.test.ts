@@ -144,7 +144,7 @@ describe('what the SDK is refused', () => {
     const credential = await accessKey('project-a', ['kms:*']);
     const sdk = client('project-a', credential);
     expect((await sdk.call('list-keys', {})).status).toBe(200);
-    t.service.credentials.setEnabled(credential.ak, false);
+    await t.service.credentials.setEnabled(credential.ak, false);
     expect(await sdk.call('list-keys', {})).toMatchObject({ status: 401, errorCode: 'APIGW.0301' });
   });
 

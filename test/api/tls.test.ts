@@ -172,7 +172,7 @@ describe('client certificates (mTLS)', () => {
       expect.objectContaining({ request_id: refused.requestId, reason: 'client-certificate-missing', claimed: { kind: 'access-key', id: credential.ak } }),
     );
     // The whole body, as every other error of the API (checked against openapi.yaml by the test service).
-    const raw = await get(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'GET', agent: agentFor(), headers: { 'x-auth-token': t.token() } });
+    const raw = await get(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'GET', agent: agentFor(), headers: { 'x-auth-token': await t.token() } });
     expect(raw).toEqual({
       status: 401,
       body: {
@@ -189,10 +189,11 @@ describe('client certificates (mTLS)', () => {
     // TLS 1.3 session, on which Node reports the connection authorised although no certificate came.
     const agent = new Agent({ ca: serverCa.cert, keepAlive: false, maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' });
     const answers: Array<Answer & { reused: boolean }> = [];
+    const token = await t.token();
     for (let i = 0; i < 3; i++) {
       answers.push(
         await new Promise((resolve, reject) => {
-          const outgoing = request(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'POST', agent, headers: { 'x-auth-token': t.token(), 'content-type': 'application/json' } }, (response) => {
+          const outgoing = request(`${t.service.url}/v1.0/project-a/kms/list-keys`, { method: 'POST', agent, headers: { 'x-auth-token': token, 'content-type': 'application/json' } }, (response) => {
             let text = '';
             response.on('data', (chunk: Buffer) => (text += chunk.toString()));
             response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as unknown, reused: (response.socket as TLSSocket).isSessionReused() }));

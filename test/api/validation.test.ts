@@ -29,14 +29,14 @@ afterAll(async () => {
 });
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */
-function request(path: string, init: RequestInit = {}): Promise<KmsResponse> {
-  const headers = { 'x-auth-token': t.token('project-a'), ...(init.headers as Record<string, string> | undefined) };
+async function request(path: string, init: RequestInit = {}): Promise<KmsResponse> {
+  const headers = { 'x-auth-token': await t.token('project-a'), ...(init.headers as Record<string, string> | undefined) };
   return fetchResponse(`${t.service.url}${path}`, { ...init, headers });
 }
 
 /** A client of a project whose id the service must refuse, authenticated as project-a. */
 function clientOfBadProject(project: string): KmsClient {
-  return kmsClient(() => t.service.url, project, { 'x-auth-token': t.token('project-a') });
+  return kmsClient(() => t.service.url, project, async () => ({ 'x-auth-token': await t.token('project-a') }));
 }
 
 function postJson(path: string, body: string): Promise<KmsResponse> {

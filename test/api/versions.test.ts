@@ -62,7 +62,7 @@ describe('GET / and GET /v1.0', () => {
   it('refuse a query parameter (KMS.0308), and another method (KMS.0215, once authenticated: only the GET is public)', async () => {
     expectKmsError(await fetchResponse(`${t.service.url}/?limit=1`), 400, 'KMS.0308');
     expectKmsError(await fetchResponse(`${t.service.url}/v1.0`, { method: 'DELETE' }), 401, 'APIGW.0301');
-    expectKmsError(await fetchResponse(`${t.service.url}/v1.0`, { method: 'DELETE', headers: { 'x-auth-token': t.token() } }), 405, 'KMS.0215');
+    expectKmsError(await fetchResponse(`${t.service.url}/v1.0`, { method: 'DELETE', headers: { 'x-auth-token': await t.token() } }), 405, 'KMS.0215');
   });
 
   it('leave every other path behind authentication: GET /v2.0 without a credential is 401', async () => {

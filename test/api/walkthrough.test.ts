@@ -51,7 +51,7 @@ it('runs twice, each run creating a key, a data key and getting the same data ke
     expect(result.stdout).toContain(`"data_key":"${plain}"`);
     expect(result.stdout).not.toContain('error_code');
   }
-  expect(t.service.store.list('default', { limit: 100, offset: 0, now: Date.now() }).total).toBe(2);
+  expect((await t.service.store.keys.list('default', { limit: 100, offset: 0, now: Date.now() })).total).toBe(2);
 }, 120_000);
 
 it("the README's Node SDK example (the SDK core's HcClient) creates a key and a data key and gets it back", async () => {

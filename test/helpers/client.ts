@@ -27,15 +27,20 @@ export async function fetchResponse(url: string, init: RequestInit = {}): Promis
 }
 
 /**
- * A client of one project. `authHeaders` go with every request (an X-Auth-Token, usually); headers
- * a test passes win over them, so a test can also send none or a wrong one.
+ * A client of one project. `authHeaders` go with every request (an X-Auth-Token, usually; or a
+ * function giving them, asked at each request, for a credential made on first use); headers a test
+ * passes win over them, so a test can also send none or a wrong one.
  */
-export function kmsClient(baseUrl: string | (() => string), project = 'project-a', authHeaders: Record<string, string> = {}): KmsClient {
+export function kmsClient(
+  baseUrl: string | (() => string),
+  project = 'project-a',
+  authHeaders: Record<string, string> | (() => Promise<Record<string, string>>) = {},
+): KmsClient {
   const base = (): string => (typeof baseUrl === 'function' ? baseUrl() : baseUrl);
-  const raw = (operation: string, init: RequestInit): Promise<KmsResponse> =>
+  const raw = async (operation: string, init: RequestInit): Promise<KmsResponse> =>
     fetchResponse(`${base()}/v1.0/${project}/kms/${operation}`, {
       ...init,
-      headers: { ...authHeaders, ...(init.headers as Record<string, string> | undefined) },
+      headers: { ...(typeof authHeaders === 'function' ? await authHeaders() : authHeaders), ...(init.headers as Record<string, string> | undefined) },
     });
   return {
     project,

@@ -42,7 +42,7 @@ export interface TestService {
   /** A client of `project` authenticated by a token allowed `actions` (everything by default). */
   client(project?: string, actions?: readonly string[]): KmsClient;
   /** The X-Auth-Token of a credential of `project` allowed `actions` (made once, then reused). */
-  token(project?: string, actions?: readonly string[]): string;
+  token(project?: string, actions?: readonly string[]): Promise<string>;
   /** Closes the service and starts it again on the same data directory (and token). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -69,12 +69,13 @@ export async function startTestService(options: { env?: Record<string, string>; 
   const logger = createLogger('debug', logs);
   const start = (): Promise<RunningService> => startService(config, { logger, clock: clock.read, validateResponses: true });
   let service = await start();
-  const tokens = new Map<string, string>();
-  const token = (project = 'project-a', actions: readonly string[] = ['kms:*']): string => {
+  // The promise is kept, not its value: calls made before the first one settles share its token.
+  const tokens = new Map<string, Promise<string>>();
+  const token = (project = 'project-a', actions: readonly string[] = ['kms:*']): Promise<string> => {
     const key = `${project} ${actions.join(',')}`;
     let value = tokens.get(key);
     if (!value) {
-      value = service.credentials.createToken({ projectId: project, actions }).token;
+      value = service.credentials.createToken({ projectId: project, actions }).then((issued) => issued.token);
       tokens.set(key, value);
     }
     return value;
@@ -90,7 +91,7 @@ export async function startTestService(options: { env?: Record<string, string>; 
     moduleEnv,
     token,
     client: (project = 'project-a', actions?: readonly string[]) =>
-      kmsClient(() => service.url, project, { 'x-auth-token': token(project, actions) }),
+      kmsClient(() => service.url, project, async () => ({ 'x-auth-token': await token(project, actions) })),
     async restart() {
       await service.close();
       service = await start();

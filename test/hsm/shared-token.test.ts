@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as graphene from 'graphene-pk11';
-import { tokenLockFile } from '../../src/hsm/open-hsm';
 import { TokenLock } from '../../src/hsm/token-lock';
 import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
@@ -126,7 +125,7 @@ describe('a key whose object was destroyed behind the service\'s back', () => {
     }
 
     // Another process of the service makes the material again, under the token lock (as every process of the service writes).
-    const otherProcess = new TokenLock(tokenLockFile(t.config.dataDir));
+    const otherProcess = new TokenLock(t.config.hsmLockPath);
     try {
       await otherProcess.hold(() => writeElsewhere([ref.keyId]));
     } finally {

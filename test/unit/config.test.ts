@@ -144,3 +144,25 @@ describe('the metrics settings', () => {
     expect(message).not.toContain(content.trim() || '\u0000');
   });
 });
+
+describe('settings of several instances', () => {
+  it('name the instance after the host by default, and refuse a name that cannot name a chain', () => {
+    expect(loadConfig({}).instanceId).toMatch(/^[A-Za-z0-9._-]{1,64}$/);
+    expect(loadConfig({ KMS_INSTANCE_ID: 'kms-a.eu_1' }).instanceId).toBe('kms-a.eu_1');
+    expect(() => loadConfig({ KMS_INSTANCE_ID: 'kms a' })).toThrow(ConfigError);
+    expect(() => loadConfig({ KMS_INSTANCE_ID: 'x'.repeat(65) })).toThrow(ConfigError);
+  });
+
+  it('share an embedded token and its lock through KMS_SOFTHSM_DIR, and a lock file through KMS_HSM_LOCK_FILE', () => {
+    expect(loadConfig({ KMS_DATA_DIR: '/var/lib/kms' })).toMatchObject({ hsmLockPath: '/var/lib/kms/hsm.lock', hsm: { tokenDir: '/var/lib/kms/softhsm' } });
+    expect(loadConfig({ KMS_DATA_DIR: '/var/lib/kms', KMS_SOFTHSM_DIR: '/srv/token' })).toMatchObject({ hsmLockPath: '/srv/token/hsm.lock', hsm: { tokenDir: '/srv/token' } });
+    expect(loadConfig({ KMS_DATA_DIR: '/var/lib/kms', KMS_HSM_LOCK_FILE: '/run/kms/hsm.lock' }).hsmLockPath).toBe('/run/kms/hsm.lock');
+    expect(() => loadConfig({ KMS_SOFTHSM_DIR: '/srv/token', KMS_PKCS11_MODULE: '/usr/lib/vendor.so', KMS_PKCS11_PIN: '1234' })).toThrow('KMS_SOFTHSM_DIR is set with KMS_PKCS11_MODULE');
+  });
+
+  it('checkpoint the audit chains every five seconds by default', () => {
+    expect(loadConfig({}).auditCheckpointIntervalMs).toBe(5000);
+    expect(loadConfig({ KMS_AUDIT_CHECKPOINT_SECONDS: '30' }).auditCheckpointIntervalMs).toBe(30_000);
+    expect(() => loadConfig({ KMS_AUDIT_CHECKPOINT_SECONDS: '0' })).toThrow(ConfigError);
+  });
+});

@@ -16,7 +16,7 @@ import { StartError } from '../../src/start-error';
 function deps(contract: OpenApiDocument): AppDeps {
   const logger = createLogger('silent');
   const audit: AuditSink = { checkWritable() {}, append: () => Promise.resolve(undefined), authenticationFailed() {}, close: () => Promise.resolve() };
-  const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database() {}, audit() {}, draining: () => false, deadlineMs: 1000, logger });
+  const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database: () => Promise.resolve(), audit() {}, draining: () => false, deadlineMs: 1000, logger });
   return { ...({} as OperationServices), authenticator: {} as Authenticator, audit, logger, readiness, bodyLimitBytes: 65536, contract };
 }
 

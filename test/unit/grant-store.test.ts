@@ -2,12 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { MIGRATIONS, openDatabase } from '../../src/store/database';
-import { GrantParentGoneError, GrantStore, type GrantRecord } from '../../src/store/grant-store';
+import { GrantParentGoneError, type GrantRecord } from '../../src/domain/grants';
+import { MIGRATIONS } from '../../src/store/sqlite/database';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
 /**
- * The grant store's parent links (migration 5): a grant made on another's authority goes with it,
- * and the grants of a database made before the migration keep working, with no parent.
+ * The SQLite grant repository's parent links (migration 5): a grant made on another's authority
+ * goes with it, and the grants of a database made before the migration keep working, with no
+ * parent. A second, plain connection to the file plays the older release, and counts rows.
  */
 
 const KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
@@ -45,7 +47,7 @@ function grant(id: string, parentGrantId: string | null): Omit<GrantRecord, 'pro
   };
 }
 
-it('migration 5 keeps the grants of an older database, with no parent', () => {
+it('migration 5 keeps the grants of an older database, with no parent', async () => {
   const file = path.join(dir, 'kms.sqlite');
   const old = new Database(file);
   for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration);
@@ -57,50 +59,56 @@ it('migration 5 keeps the grants of an older database, with no parent', () => {
   ).run('a'.repeat(64), KEY_ID, NOW);
   old.close();
 
-  const db = openDatabase(file);
+  const store = SqliteStore.open(file);
+  const db = new Database(file, { readonly: true });
   try {
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
-    const store = new GrantStore(db);
-    expect(store.get('p1', 'a'.repeat(64), NOW)).toMatchObject({ operations: ['describe-key'], parentGrantId: null });
-    expect(store.removeWithDescendants('a'.repeat(64))).toEqual({ removed: true, cascaded: [] });
+    expect(await store.grants.get('p1', 'a'.repeat(64), NOW)).toMatchObject({ operations: ['describe-key'], parentGrantId: null });
+    expect(await store.grants.removeWithDescendants('a'.repeat(64))).toEqual({ removed: true, cascaded: [] });
   } finally {
     db.close();
+    await store.close();
   }
 });
 
 describe('removeWithDescendants', () => {
   let db: Database.Database;
-  let store: GrantStore;
+  let store: SqliteStore;
 
   beforeEach(() => {
-    db = openDatabase(path.join(dir, 'kms.sqlite'));
+    const file = path.join(dir, 'kms.sqlite');
+    store = SqliteStore.open(file);
+    db = new Database(file);
+    // As the store's own connections have it (foreign keys are a connection's setting in SQLite).
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
     addKey(db);
-    store = new GrantStore(db);
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     db.close();
+    await store.close();
   });
 
   const count = (): number => (db.prepare('SELECT count(*) AS n FROM grants').get() as { n: number }).n;
 
-  it('removes a grant and every grant made on it, recursively, naming each with its parent; a sibling stays', () => {
+  it('removes a grant and every grant made on it, recursively, naming each with its parent; a sibling stays', async () => {
     // a ← b ← c, a ← d; e stands alone.
-    for (const [id, parent] of [['a', null], ['b', 'a'], ['c', 'b'], ['d', 'a'], ['e', null]] as const) store.insert(grant(id, parent), 100);
-    const { removed, cascaded } = store.removeWithDescendants('a'.repeat(64));
+    for (const [id, parent] of [['a', null], ['b', 'a'], ['c', 'b'], ['d', 'a'], ['e', null]] as const) await store.grants.insert(grant(id, parent), 100);
+    const { removed, cascaded } = await store.grants.removeWithDescendants('a'.repeat(64));
     expect(removed).toBe(true);
     expect(cascaded.map((c) => [c.grantId[0], c.parentGrantId[0]]).sort()).toEqual([['b', 'a'], ['c', 'b'], ['d', 'a']]);
     expect(count()).toBe(1);
-    expect(store.removeWithDescendants('a'.repeat(64))).toEqual({ removed: false, cascaded: [] });
+    expect(await store.grants.removeWithDescendants('a'.repeat(64))).toEqual({ removed: false, cascaded: [] });
   });
 
-  it('refuses a grant whose parent is gone (GrantParentGoneError), and the foreign key ends children with their parent', () => {
-    store.insert(grant('a', null), 100);
-    store.insert(grant('b', 'a'), 100);
-    store.removeWithDescendants('a'.repeat(64));
-    expect(() => store.insert(grant('c', 'a'), 100)).toThrow(GrantParentGoneError);
-    store.insert(grant('a', null), 100);
-    store.insert(grant('b', 'a'), 100);
+  it('refuses a grant whose parent is gone (GrantParentGoneError), and the foreign key ends children with their parent', async () => {
+    await store.grants.insert(grant('a', null), 100);
+    await store.grants.insert(grant('b', 'a'), 100);
+    await store.grants.removeWithDescendants('a'.repeat(64));
+    await expect(store.grants.insert(grant('c', 'a'), 100)).rejects.toThrow(GrantParentGoneError);
+    await store.grants.insert(grant('a', null), 100);
+    await store.grants.insert(grant('b', 'a'), 100);
     // Even a plain DELETE of the parent (no code path does one) takes its children.
     db.prepare('DELETE FROM grants WHERE grant_id = ?').run('a'.repeat(64));
     expect(count()).toBe(0);

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { createPrivateFile } from '../file-modes';
+import { createPrivateFile } from '../../file-modes';
 
 /**
  * The service's embedded SQLite database: one file in the data directory, in WAL mode so that
@@ -94,11 +94,47 @@ CREATE INDEX key_materials_by_seals ON key_materials (seals);
 ALTER TABLE grants ADD COLUMN parent_grant_id TEXT REFERENCES grants (grant_id) ON DELETE CASCADE;
 CREATE INDEX grants_by_parent ON grants (parent_grant_id) WHERE parent_grant_id IS NOT NULL;
 `,
+  // 6: coordination (src/domain/coordination.ts). job_leases: who does an item of an exactly-once
+  // job (a key to delete, a rotation to roll back) until expires_at; a row is deleted when its
+  // holder is done, and an expired one is taken over. audit_checkpoints: each instance's audit
+  // chain head, so that a chain cut short after its last checkpoint is detected.
+  `
+CREATE TABLE job_leases (
+  job        TEXT NOT NULL,
+  item       TEXT NOT NULL,
+  holder     TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (job, item)
+) STRICT;
+CREATE TABLE audit_checkpoints (
+  instance TEXT PRIMARY KEY,
+  records  INTEGER NOT NULL,
+  head     TEXT NOT NULL,
+  at       INTEGER NOT NULL
+) STRICT;
+`,
 ];
 
+/** Opens the database, migrated to this release's schema. */
 export function openDatabase(file: string): Database.Database {
   // 0600, and so its -wal and -shm: it holds sealed secret keys and token hashes (file-modes.ts).
   createPrivateFile(file);
+  const db = connect(file);
+  try {
+    migrate(db);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return db;
+}
+
+/** One more connection to a database openDatabase has opened (and migrated): the same settings, no migration. */
+export function openConnection(file: string): Database.Database {
+  return connect(file);
+}
+
+function connect(file: string): Database.Database {
   const db = new Database(file);
   try {
     db.pragma('journal_mode = WAL');
@@ -106,7 +142,6 @@ export function openDatabase(file: string): Database.Database {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    migrate(db);
   } catch (error) {
     db.close();
     throw error;

@@ -1,54 +1,24 @@
-import type Database from 'better-sqlite3';
-import type { KeyStore } from './key-store';
+import type { RotationRepository, ReadOptions } from '../../domain/repositories';
+import {
+  DAY_MS,
+  ROTATION_OFF,
+  type MaterialUsage,
+  type RotationCandidate,
+  type RotationClaim,
+  type RotationReason,
+  type RotationSettings,
+  type RotationState,
+  type SealCount,
+} from '../../domain/rotation';
+import type { SqliteSession } from './session';
 
 /**
- * Rotation settings, rotations under way and seal counts, beside the key records (same database).
- * A rotation is claimed by one conditional UPDATE, so that of several processes or instances
- * sharing the database exactly one performs it; the claim names the material version it makes,
- * whose key_materials row exists from the claim on (so that a deletion destroys that HSM object
- * too). Finishing the rotation moves the key's material_version in the same transaction.
+ * Rotation settings, rotations under way and seal counts (migration 4), beside the key records. A
+ * rotation is claimed by one conditional UPDATE, so that of several processes or instances sharing
+ * the database exactly one performs it; the claim names the material version it makes, whose
+ * key_materials row exists from the claim on (so that a deletion destroys that HSM object too).
+ * Finishing the rotation moves the key's material_version in the same transaction.
  */
-
-export const DEFAULT_ROTATION_INTERVAL_DAYS = 365;
-const DAY_MS = 86_400_000;
-
-/** Why a rotation happens; the claim's condition depends on it. */
-export type RotationReason = 'on-demand' | 'scheduled' | 'budget';
-
-export interface RotationState {
-  readonly enabled: boolean;
-  readonly intervalDays: number;
-  /** When the next scheduled rotation is due (ms since the epoch); null while rotation is off. */
-  readonly nextRotationAt: number | null;
-  readonly lastRotationAt: number | null;
-}
-
-export interface MaterialUsage {
-  readonly version: number;
-  readonly createdAt: number;
-  /** Encryptions under this version written to the database so far (the flushed count). */
-  readonly seals: number;
-}
-
-/** A rotation under way: the version it makes and when it was claimed. */
-export interface RotationClaim {
-  readonly keyId: string;
-  readonly projectId: string;
-  readonly version: number;
-  readonly claimedAt: number;
-}
-
-/** A key that may need a rotation now. */
-export interface RotationCandidate {
-  readonly keyId: string;
-  readonly projectId: string;
-}
-
-export interface SealCount {
-  readonly keyId: string;
-  readonly version: number;
-  readonly count: number;
-}
 
 interface StateRow {
   enabled: number;
@@ -64,13 +34,11 @@ interface ClaimRow {
   claimed_at: number;
 }
 
-export class RotationStore {
+export class SqliteRotationRepository implements RotationRepository {
   private readonly statements;
 
-  constructor(
-    private readonly db: Database.Database,
-    private readonly keys: KeyStore,
-  ) {
+  constructor(private readonly session: SqliteSession) {
+    const { db } = session;
     this.statements = {
       state: db.prepare<[string], StateRow>('SELECT enabled, interval_days, next_rotation_at, last_rotation_at FROM key_rotation WHERE key_id = ?'),
       // Only for a key that exists (a key removed meanwhile gets no row, and then no claim).
@@ -91,6 +59,7 @@ export class RotationStore {
          RETURNING claimed_version`,
       ),
       insertMaterial: db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, ?, ?)'),
+      // nextRotationAfter (src/domain/rotation.ts), in SQL.
       finish: db.prepare(
         `UPDATE key_rotation SET claimed_at = NULL, claimed_version = NULL, last_rotation_at = @now,
                 next_rotation_at = CASE WHEN enabled = 1 THEN @now + interval_days * ${DAY_MS} ELSE NULL END
@@ -124,95 +93,75 @@ export class RotationStore {
     };
   }
 
-  /** A key's rotation settings; a key never configured has rotation off at the default interval. */
-  state(keyId: string): RotationState {
+  // SQLite's transactions (BEGIN IMMEDIATE) exclude every other writer already: `lock` needs nothing more.
+  async state(keyId: string, _options?: ReadOptions): Promise<RotationState> {
     const row = this.statements.state.get(keyId);
-    if (!row) return { enabled: false, intervalDays: DEFAULT_ROTATION_INTERVAL_DAYS, nextRotationAt: null, lastRotationAt: null };
+    if (!row) return ROTATION_OFF;
     return { enabled: row.enabled === 1, intervalDays: row.interval_days, nextRotationAt: row.next_rotation_at, lastRotationAt: row.last_rotation_at };
   }
 
-  /**
-   * Reads a key's settings and writes `decide`'s in one write transaction (two requests cannot
-   * both act on the same old state). `decide` throws to refuse.
-   */
-  update(keyId: string, decide: (current: RotationState) => Pick<RotationState, 'enabled' | 'intervalDays' | 'nextRotationAt'>): RotationState {
-    return this.db.transaction(() => {
+  async setSettings(keyId: string, settings: RotationSettings): Promise<void> {
+    await this.session.atomic(() => {
       this.statements.ensure.run(keyId);
-      const current = this.state(keyId);
-      const next = decide(current);
-      this.statements.setSettings.run({ keyId, enabled: next.enabled ? 1 : 0, intervalDays: next.intervalDays, nextRotationAt: next.nextRotationAt });
-      return { ...current, ...next };
-    }).immediate();
+      this.statements.setSettings.run({ keyId, enabled: settings.enabled ? 1 : 0, intervalDays: settings.intervalDays, nextRotationAt: settings.nextRotationAt });
+    });
+    this.session.announce({ kind: 'key', keyId });
   }
 
-  /**
-   * Claims the next rotation of a key, when `reason`'s condition holds and no rotation of it is
-   * under way: returns the version it is to make (its key_materials row is written), or undefined.
-   */
-  claim(keyId: string, reason: RotationReason, now: number, budget: number): number | undefined {
-    return this.db.transaction(() => {
+  async claim(keyId: string, reason: RotationReason, now: number, budget: number): Promise<number | undefined> {
+    return this.session.atomic(() => {
       this.statements.ensure.run(keyId);
       const claimed = this.statements.claim.get({ keyId, reason, now, budget });
       if (!claimed) return undefined;
       this.statements.insertMaterial.run(keyId, claimed.claimed_version, now);
       return claimed.claimed_version;
-    }).immediate();
+    });
   }
 
-  /**
-   * Makes a claimed version the key's current one. False when the claim is gone (reconciliation
-   * took it for an interrupted rotation and rolled it back meanwhile).
-   */
-  finish(keyId: string, version: number, claimedAt: number, now: number): boolean {
-    const finished = this.db.transaction(() => {
+  async finish(keyId: string, version: number, claimedAt: number, now: number): Promise<boolean> {
+    const finished = await this.session.atomic(() => {
       if (this.statements.finish.run({ keyId, version, claimedAt, now }).changes !== 1) return false;
       this.statements.advance.run({ keyId, version });
       return true;
-    }).immediate();
-    this.keys.forget();
+    });
+    // The key's current material version moved.
+    if (finished) this.session.announce({ kind: 'key', keyId });
     return finished;
   }
 
-  /** Forgets a claimed version whose HSM object is destroyed (or was never made), and releases the claim. */
-  rollBack(keyId: string, version: number): void {
-    this.db.transaction(() => {
+  async rollBack(keyId: string, version: number): Promise<void> {
+    await this.session.atomic(() => {
       this.statements.dropMaterial.run({ keyId, version });
       this.statements.release.run({ keyId, version });
-    }).immediate();
+    });
   }
 
-  /** Rotations claimed at or before `before` that have not finished (a crash, or one still under way). */
-  claimedBefore(before: number): RotationClaim[] {
+  async claimedBefore(before: number): Promise<RotationClaim[]> {
     return this.statements.claimedBefore
       .all(before)
       .map((row) => ({ keyId: row.key_id, projectId: row.project_id, version: row.claimed_version, claimedAt: row.claimed_at }));
   }
 
-  /** Enabled keys whose scheduled rotation is due at `now`. */
-  due(now: number): RotationCandidate[] {
+  async due(now: number): Promise<RotationCandidate[]> {
     return this.statements.due.all(now).map((row) => ({ keyId: row.key_id, projectId: row.project_id }));
   }
 
-  /** Enabled keys whose current version has sealed `budget` times or more. */
-  overBudget(budget: number): RotationCandidate[] {
+  async overBudget(budget: number): Promise<RotationCandidate[]> {
     return this.statements.overBudget.all(budget).map((row) => ({ keyId: row.key_id, projectId: row.project_id }));
   }
 
-  /** The most seals (flushed) under the current version of any enabled key: how near the budget the busiest key is. */
-  mostSeals(): number {
+  async mostSeals(): Promise<number> {
     return this.statements.mostSeals.get()?.seals ?? 0;
   }
 
-  /** Adds counted seals in one transaction (a version gone meanwhile is skipped). */
-  addSeals(counts: readonly SealCount[]): void {
+  async addSeals(counts: readonly SealCount[]): Promise<void> {
     if (counts.length === 0) return;
-    this.db.transaction(() => {
+    await this.session.atomic(() => {
       for (const { keyId, version, count } of counts) this.statements.addSeals.run({ keyId, version, count });
-    }).immediate();
+    });
   }
 
-  /** A key's material versions in use, oldest first, with their flushed seal counts. */
-  materials(keyId: string): MaterialUsage[] {
+  async materials(keyId: string): Promise<MaterialUsage[]> {
     return this.statements.materials.all(keyId).map((row) => ({ version: row.version, createdAt: row.created_at, seals: row.seals }));
   }
 }

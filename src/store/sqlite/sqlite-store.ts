@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import type { MetadataStore, Repositories } from '../../domain/repositories';
+import { SqliteAuditCheckpointRepository } from './audit-checkpoint-repository';
+import { SqliteBootstrapLock } from './bootstrap-lock';
+import { SqliteChangeFeed } from './change-feed';
+import { SqliteCredentialRepository } from './credential-repository';
+import { openConnection, openDatabase } from './database';
+import { SqliteGrantRepository } from './grant-repository';
+import { SqliteJobLeases } from './job-leases';
+import { SqliteKeyRepository } from './key-repository';
+import { SqliteRotationRepository } from './rotation-repository';
+import { autocommitSession, TransactionSession, type SqliteSession } from './session';
+import { WriteMutex } from './write-mutex';
+
+/**
+ * The embedded store: the data directory's SQLite database (database.ts), in WAL mode, shared by
+ * the service's processes and the command-line tool. Two connections (session.ts says why): one
+ * for reads and atomic writes, one for withTransaction; one write mutex orders this process's
+ * writers on both.
+ */
+export class SqliteStore implements MetadataStore {
+  readonly kind = 'sqlite' as const;
+  readonly keys: SqliteKeyRepository;
+  readonly grants: SqliteGrantRepository;
+  readonly rotations: SqliteRotationRepository;
+  readonly credentials: SqliteCredentialRepository;
+  readonly auditCheckpoints: SqliteAuditCheckpointRepository;
+  readonly changes: SqliteChangeFeed;
+  readonly leases: SqliteJobLeases;
+  readonly bootstrap: SqliteBootstrapLock;
+
+  private readonly mutex = new WriteMutex();
+  private readonly transaction: TransactionSession;
+  private readonly inTransaction: Repositories;
+  private readonly ping_: Database.Statement<[]>;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly txDb: Database.Database,
+  ) {
+    this.changes = new SqliteChangeFeed(db);
+    const session = autocommitSession(db, this.mutex, (change) => this.changes.publish(change));
+    this.keys = new SqliteKeyRepository(session);
+    this.grants = new SqliteGrantRepository(session);
+    this.rotations = new SqliteRotationRepository(session);
+    this.credentials = new SqliteCredentialRepository(session);
+    this.auditCheckpoints = new SqliteAuditCheckpointRepository(session);
+    this.transaction = new TransactionSession(txDb);
+    this.inTransaction = repositories(this.transaction);
+    // Per store instance: two processes, or two stores of one process, never share a holder name.
+    this.leases = new SqliteJobLeases(session, `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`);
+    this.bootstrap = new SqliteBootstrapLock(path.dirname(db.name));
+    this.ping_ = db.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
+  }
+
+  /** Opens (and creates, and migrates) the database file. */
+  static open(file: string): SqliteStore {
+    const db = openDatabase(file);
+    let txDb: Database.Database | undefined;
+    try {
+      txDb = openConnection(file);
+      return new SqliteStore(db, txDb);
+    } catch (error) {
+      txDb?.close();
+      db.close();
+      throw error;
+    }
+  }
+
+  /**
+   * BEGIN IMMEDIATE on the transaction connection, under the write mutex for the whole of `work`:
+   * no other writer of this process (nor, by SQLite's lock, of another) runs until it ends, and
+   * reads outside it (on the other connection) see only what has committed. Its changes are
+   * announced after the commit.
+   */
+  withTransaction<T>(work: (tx: Repositories) => Promise<T>): Promise<T> {
+    return this.mutex.run(async () => {
+      this.txDb.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await work(this.inTransaction);
+        this.txDb.exec('COMMIT');
+        for (const change of this.transaction.take()) this.changes.publish(change);
+        return result;
+      } catch (error) {
+        this.transaction.take();
+        if (this.txDb.inTransaction) this.txDb.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.ping_.get();
+  }
+
+  /** Waits for the writers under way (the mutex), then closes both connections. */
+  close(): Promise<void> {
+    return (this.closing ??= this.mutex.run(() => {
+      this.changes.close();
+      try {
+        this.txDb.close();
+      } finally {
+        this.db.close();
+      }
+    }));
+  }
+}
+
+function repositories(session: SqliteSession): Repositories {
+  return {
+    keys: new SqliteKeyRepository(session),
+    grants: new SqliteGrantRepository(session),
+    rotations: new SqliteRotationRepository(session),
+    credentials: new SqliteCredentialRepository(session),
+    auditCheckpoints: new SqliteAuditCheckpointRepository(session),
+  };
+}
