@@ -37,6 +37,7 @@ const ON_EVERY_MODULE = [
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',
+  'hsm/signing',
 ];
 
 module.exports = {

@@ -57,6 +57,8 @@ export class KeyObjects {
     private readonly runner: () => SessionRunner,
     private readonly logger: Logger,
     private readonly writeLock: TokenLock | undefined,
+    /** The deadline of a generation, longer than a call's: an RSA-4096 key pair takes seconds even in software. */
+    private readonly generateTimeoutMs: number,
   ) {
     this.rereads = new RereadSchedule(() => {
       this.logger.warn('key material not found: re-reading the token before answering');
@@ -144,7 +146,7 @@ export class KeyObjects {
         // session) cannot run in between and leave a handle of the old module in the cache.
         for (const { objectClass, handle } of objects) this.handles.set(objectKey(ref, objectClass), handle);
         for (const key of objectKeys(ref)) this.confirmedMissing.delete(key);
-      });
+      }, this.generateTimeoutMs);
     });
   }
 

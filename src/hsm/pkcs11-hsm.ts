@@ -37,6 +37,9 @@ import { HsmStartError } from './start-error';
 import { TokenConnection } from './token-connection';
 import type { TokenLock } from './token-lock';
 
+/** The default of {@link Pkcs11HsmOptions.generateTimeoutMs}. */
+const GENERATE_TIMEOUT_MS = 60_000;
+
 /** Until start-up has read the module's mechanisms: nothing. */
 const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], hashedInService: new Set() };
 
@@ -55,12 +58,18 @@ export interface Pkcs11HsmOptions {
   /**
    * Milliseconds an operation may take (default 5000), which covers waiting for a module recovery,
    * waiting for a session and the asynchronous calls (encryption and decryption with the profile's
-   * `async` calls, key generation). A call on a libuv thread cannot be cancelled: at the deadline the
+   * `async` calls; key generation has its own, generateTimeoutMs). A call on a libuv thread cannot be cancelled: at the deadline the
    * caller gets KMS.0104 and the session is abandoned (closed when the call comes back). A
    * synchronous call (the *Init calls, and encryption with `sync` calls) blocks the event loop and
    * cannot be timed out from JavaScript at all. Also bounds a recovery's wait for the calls in flight.
    */
   readonly callTimeoutMs?: number;
+  /**
+   * Milliseconds a key generation may take (default 60000, never less than `callTimeoutMs`): a key
+   * pair's generation is a search for primes, seconds for RSA-4096 even in software, and longer on a
+   * loaded machine or a slow device. Past it, as for a call: KMS.0104 and the session abandoned.
+   */
+  readonly generateTimeoutMs?: number;
   /** Callers that may wait for a session (default 1024); the next one gets KMS.0104 at once. */
   readonly maxWaiters?: number;
   /**
@@ -102,10 +111,11 @@ export class Pkcs11Hsm implements Hsm {
     private readonly connection: TokenConnection,
     private readonly options: Pkcs11HsmOptions,
   ) {
-    this.keys = new KeyObjects(() => this.runner, options.logger, options.writeLock);
+    const callTimeoutMs = options.callTimeoutMs ?? 5000;
+    this.keys = new KeyObjects(() => this.runner, options.logger, options.writeLock, Math.max(callTimeoutMs, options.generateTimeoutMs ?? GENERATE_TIMEOUT_MS));
     this.runner = new SessionRunner(connection, {
       sessions: options.sessions,
-      callTimeoutMs: options.callTimeoutMs ?? 5000,
+      callTimeoutMs,
       maxWaiters: options.maxWaiters ?? 1024,
       logger: options.logger,
       observer: options.observer,

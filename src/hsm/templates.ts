@@ -66,12 +66,21 @@ export function allKeysTemplate(objectClass: KeyObjectClass): graphene.ITemplate
 /** What a key object may be used for: each is its CKA_ flag, set true when named and false otherwise. */
 export type KeyUse = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'derive' | 'wrap' | 'unwrap';
 
-const ALL_USES: readonly KeyUse[] = ['encrypt', 'decrypt', 'wrap', 'unwrap', 'sign', 'verify', 'derive'];
+/**
+ * The use flags each class has (PKCS#11 §4.8-4.10: a public key cannot decrypt, sign or unwrap, a
+ * private key cannot encrypt, verify or wrap; SoftHSM answers CKR_ATTRIBUTE_TYPE_INVALID to a
+ * template that names the other half's).
+ */
+const USES_OF: Readonly<Record<KeyObjectClass, readonly KeyUse[]>> = {
+  secret: ['encrypt', 'decrypt', 'wrap', 'unwrap', 'sign', 'verify', 'derive'],
+  private: ['decrypt', 'unwrap', 'sign', 'derive'],
+  public: ['encrypt', 'wrap', 'verify', 'derive'],
+};
 
 export interface KeyObjectSpec {
   readonly objectClass: KeyObjectClass;
   readonly keyType: graphene.KeyType;
-  /** The uses this object is allowed; every other use's flag is set false explicitly (a module's default is not relied on). */
+  /** The uses this object is allowed; every other use flag of its class is set false explicitly (a module's default is not relied on). */
   readonly uses: readonly KeyUse[];
   /** The kind's own attributes: CKA_VALUE_LEN, CKA_MODULUS_BITS and CKA_PUBLIC_EXPONENT, CKA_EC_PARAMS. */
   readonly attributes?: Pick<graphene.ITemplate, 'valueLen' | 'modulusBits' | 'publicExponent' | 'paramsEC'>;
@@ -94,7 +103,10 @@ export function keyObjectTemplate(ref: MaterialRef, spec: KeyObjectSpec): graphe
     ...(secret ? { sensitive: true, extractable: false } : {}),
     modifiable: false,
   };
-  for (const use of ALL_USES) template[use] = spec.uses.includes(use);
+  const allowed = USES_OF[spec.objectClass];
+  const foreign = spec.uses.filter((use) => !allowed.includes(use));
+  if (foreign.length > 0) throw new Error(`a ${spec.objectClass} key cannot be allowed to ${foreign.join(', ')}`);
+  for (const use of allowed) template[use] = spec.uses.includes(use);
   template.id = objectId(ref);
   template.label = objectLabel(ref);
   return template;
