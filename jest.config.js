@@ -38,6 +38,7 @@ const ON_EVERY_MODULE = [
   'hsm/token-layout',
   'hsm/recovery',
   'hsm/signing',
+  'hsm/asymmetric-decryption',
 ];
 
 module.exports = {

@@ -150,7 +150,8 @@ export type AsymmetricEncryptionAlgorithm = 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_S
 /**
  * RSA-OAEP decryption with a private key in the token. Encryption needs no HSM: it is the public
  * key's ({@link KeyPairs.publicKey}), done by whoever holds it. Throws KMS.0311 when the
- * ciphertext does not decrypt under the key.
+ * ciphertext does not decrypt under the key, KMS.0308 for an algorithm the module cannot do
+ * ({@link Hsm.supportsAlgorithm}: SoftHSM 2.6 has no OAEP with SHA-256).
  */
 export interface AsymmetricDecryption {
   decrypt(ref: MaterialRef, algorithm: AsymmetricEncryptionAlgorithm, ciphertext: Buffer): Promise<Buffer>;
@@ -189,12 +190,22 @@ export interface KeyImport {
   unwrapKey(ref: MaterialRef, spec: KeySpec, wrappingRef: MaterialRef, wrapped: Buffer): Promise<void>;
 }
 
+/** Every algorithm a role takes, by its API name. */
+export type HsmAlgorithm = SigningAlgorithm | AsymmetricEncryptionAlgorithm | MacAlgorithm;
+
 /** What this module can do, read once at start-up from C_GetMechanismList / C_GetMechanismInfo (and a probe per curve). */
 export interface HsmCapabilities {
   /** The usages each spec's material can serve on this module; a spec it cannot generate is absent. */
   readonly specs: ReadonlyMap<KeySpec, ReadonlySet<KeyUsage>>;
   /** Why each spec or usage the module cannot do is missing (e.g. "SECP256K1: curve not supported"), for the log. */
   readonly missing: readonly string[];
+  /**
+   * The algorithms this module can do, for the specs that use them: a module's mechanism list
+   * cannot say everything (SoftHSM 2.6 offers CKM_RSA_PKCS_OAEP but takes SHA-1 only in its
+   * parameters), so a usage is supported when one of its algorithms is, and each request's
+   * algorithm is checked against this set.
+   */
+  readonly algorithms: ReadonlySet<HsmAlgorithm>;
   /** The signing algorithms the service hashes for (the module lacks the combined mechanism; the token signs the digest). */
   readonly hashedInService: ReadonlySet<SigningAlgorithm>;
 }
@@ -217,6 +228,9 @@ export interface Hsm extends KeyMaterial, RandomSource {
 
   /** Whether this module can generate `spec` material for `usage` (create-key refuses otherwise, with a 400 naming the spec). */
   supports(spec: KeySpec, usage: KeyUsage): boolean;
+
+  /** Whether this module can do `algorithm` (a request naming one it cannot is refused with a 400 naming it; the roles refuse it too, KMS.0308). */
+  supportsAlgorithm(algorithm: HsmAlgorithm): boolean;
 
   /** What the module can do, as read at start-up. */
   readonly capabilities: HsmCapabilities;

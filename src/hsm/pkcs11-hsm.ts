@@ -5,6 +5,7 @@ import { describeCapabilities, detectCapabilities } from './capabilities';
 import type {
   AsymmetricDecryption,
   Hsm,
+  HsmAlgorithm,
   HsmCapabilities,
   HsmState,
   KeyAgreement,
@@ -41,7 +42,7 @@ import type { TokenLock } from './token-lock';
 const GENERATE_TIMEOUT_MS = 60_000;
 
 /** Until start-up has read the module's mechanisms: nothing. */
-const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], hashedInService: new Set() };
+const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], algorithms: new Set(), hashedInService: new Set() };
 
 export interface Pkcs11HsmOptions {
   readonly modulePath: string;
@@ -135,7 +136,7 @@ export class Pkcs11Hsm implements Hsm {
       sign: (ref, input) => keepContract(signing.sign(ref, input)),
       verify: (ref, input, signature) => keepContract(signing.verify(ref, input, signature)),
     };
-    const rsa = new Pkcs11AsymmetricDecryption(this.keys, profile);
+    const rsa = new Pkcs11AsymmetricDecryption(this.keys, profile, () => this.detected);
     this.asymmetricDecryption = { decrypt: (ref, algorithm, ciphertext) => keepContract(rsa.decrypt(ref, algorithm, ciphertext)) };
     const ecdh = new Pkcs11KeyAgreement(this.keys, profile);
     this.keyAgreement = { deriveSharedSecret: (ref, spec, peer) => keepContract(ecdh.deriveSharedSecret(ref, spec, peer)) };
@@ -155,6 +156,10 @@ export class Pkcs11Hsm implements Hsm {
 
   supports(spec: KeySpec, usage: KeyUsage): boolean {
     return this.detected.specs.get(spec)?.has(usage) === true;
+  }
+
+  supportsAlgorithm(algorithm: HsmAlgorithm): boolean {
+    return this.detected.algorithms.has(algorithm);
   }
 
   /** How this module differs where the service depends on it. */

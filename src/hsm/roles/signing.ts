@@ -10,7 +10,7 @@ import { ecdsaFromDer, ecdsaToDer } from './ecdsa-der';
 import { SIGNATURE_ALGORITHMS, type SignatureFamily } from './signature-algorithms';
 
 /** The signature family of a spec's keys, or undefined for a spec that does not sign. */
-function familyOf(spec: KeySpec): SignatureFamily | undefined {
+export function familyOf(spec: KeySpec): SignatureFamily | undefined {
   if (spec.startsWith('RSA_')) return 'RSA';
   if (isCurveSpec(spec)) return 'EC';
   return spec === 'ED25519' ? 'EDWARDS' : undefined;
