@@ -16,7 +16,8 @@ const NODE_CURVE: Readonly<Record<Curve['jwk'], string>> = { 'P-256': 'prime256v
 /**
  * The {@link KeyAgreement} role: ECDH (CKM_ECDH1_DERIVE, no KDF) with the private key in the token.
  * The peer's key is parsed by Node's crypto (which refuses a point that is not on its curve) and
- * handed to the token as an uncompressed point. The shared secret is a session object the token
+ * handed to the token as an uncompressed point. The key's CKA_DERIVE is read first: not every module
+ * enforces it. The shared secret is a session object the token
  * lets us read, read once and destroyed: returning it is the operation's purpose.
  */
 export class Pkcs11KeyAgreement implements KeyAgreement {
@@ -45,6 +46,11 @@ export class Pkcs11KeyAgreement implements KeyAgreement {
       extractable: true,
     });
     return this.keys.withObject(ref, 'private', 'derive', async (session, key) => {
+      // NSS's softoken derives with a key whose CKA_DERIVE is false: the role does not rely on the
+      // module to hold a signing key to its usage (the service checks key_usage before; reaching
+      // here so is a defect, as the module's own refusal is elsewhere).
+      const [allowed] = readAttributes(session, key, [pkcs11.CKA_DERIVE]);
+      if (allowed?.[0] !== 1) throw new KmsError('KMS.0103', { cause: new Error('the private key may not derive (CKA_DERIVE is false)') });
       const { lib, handle } = session;
       const derived = this.profile.cryptoCalls === 'sync' ? lib.C_DeriveKey(handle, mechanism, key, template) : await callback<Buffer>((done) => lib.C_DeriveKey(handle, mechanism, key, template, done));
       const secret = new graphene.SessionObject(derived, session, lib);
