@@ -39,6 +39,8 @@ const ON_EVERY_MODULE = [
   'hsm/recovery',
   'hsm/signing',
   'hsm/asymmetric-decryption',
+  'hsm/key-agreement',
+  'hsm/mac',
 ];
 
 module.exports = {

@@ -169,7 +169,7 @@ export interface KeyAgreement {
 
 export type MacAlgorithm = 'HMAC_SHA_256' | 'HMAC_SHA_384' | 'HMAC_SHA_512';
 
-/** HMAC with a secret key in the token; a MAC is compared in the token (C_Verify), in constant time. */
+/** HMAC with a secret key in the token; a MAC is checked by making it again in the token and comparing in the service, in constant time. */
 export interface MessageAuthentication {
   generateMac(ref: MaterialRef, algorithm: MacAlgorithm, message: Buffer): Promise<Buffer>;
   /** Whether `mac` is the message's; false, never an error, for one that is not. */
