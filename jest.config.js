@@ -41,6 +41,7 @@ const ON_EVERY_MODULE = [
   'hsm/asymmetric-decryption',
   'hsm/key-agreement',
   'hsm/mac',
+  'hsm/key-pairs',
 ];
 
 module.exports = {
