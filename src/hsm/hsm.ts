@@ -136,7 +136,7 @@ export interface SignatureInput {
  *
  * Throws, besides the seam's contract: KMS.0332 for an algorithm that does not fit the spec (or a
  * module that cannot do it), KMS.0329 for a DIGEST whose length is not the hash's, KMS.0308 for
- * EdDSA over a DIGEST (pure Ed25519 signs the message).
+ * EdDSA over a DIGEST (pure Ed25519 signs the message) or over an empty message.
  */
 export interface Signing {
   /** The signature: RSA's as PKCS#1 defines it, ECDSA's DER (a SEQUENCE of r and s, as X.509 and Huawei's API have it; PKCS#11 gives r‖s), EdDSA's 64 bytes. */

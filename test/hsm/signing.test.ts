@@ -138,6 +138,17 @@ describe.each(SPECS)('$spec', ({ spec, algorithms, type, details }) => {
     tampered[tampered.length - 1]! ^= 0x01;
     expect(await hsm.signing.verify(ref, { spec, algorithm, messageType: 'RAW', message }, tampered)).toBe(false);
 
+    // The empty message too (pkcs11js hands C_Sign an empty buffer as a NULL pointer): signed, or
+    // for EdDSA (single-part in PKCS#11) refused as the caller's error, not a 500.
+    const emptyInput = { spec, algorithm, messageType: 'RAW', message: Buffer.alloc(0) } as const;
+    if (algorithm === 'EDDSA') {
+      await expect(hsm.signing.sign(ref, emptyInput)).rejects.toMatchObject({ code: 'KMS.0308' });
+    } else {
+      const empty = await hsm.signing.sign(ref, emptyInput);
+      expect(checkWithNode(algorithm, publicKey, Buffer.alloc(0), empty)).toBe(true);
+      expect(await hsm.signing.verify(ref, emptyInput, empty)).toBe(true);
+    }
+
     const hash = NODE[algorithm].hash;
     if (hash) {
       const digest = createHash(hash).update(message).digest();

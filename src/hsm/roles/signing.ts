@@ -68,6 +68,8 @@ export class Pkcs11Signing implements Signing {
     const parameter = algorithm.parameter ? { parameter: algorithm.parameter } : {};
     if (!algorithm.hash) {
       if (input.messageType !== 'RAW') throw new KmsError('KMS.0308', { detail: `${input.algorithm} signs the message itself: message_type must be RAW.` });
+      // Pure EdDSA is single-part in PKCS#11 (no C_SignFinal alone), and pkcs11js hands C_Sign an empty buffer as a NULL pointer.
+      if (input.message.length === 0) throw new KmsError('KMS.0308', { detail: `${input.algorithm} signs a message of at least one byte.` });
       return { mechanism: { mechanism: algorithm.direct.type }, data: input.message };
     }
     if (input.messageType === 'DIGEST' && input.message.length !== algorithm.hash.bytes) throw new KmsError('KMS.0329');
