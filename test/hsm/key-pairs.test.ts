@@ -5,26 +5,42 @@
  * restart or a recovery signs, agrees and MACs without a search; destruction takes both halves;
  * half a key pair left by an interrupted generation is made whole again.
  */
-import { createPublicKey, generateKeyPairSync, randomUUID, verify as nodeVerify, diffieHellman, type KeyObject } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, publicEncrypt, randomUUID, verify as nodeVerify, diffieHellman, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { Hsm, MaterialRef } from '../../src/hsm/hsm';
+import { fetchResponse } from '../helpers/client';
 import { findObject, rawObjectId } from '../helpers/key-attributes';
+import { Metrics } from '../helpers/metrics';
 import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 let t: TestService;
 let side: SideChannel;
 const hsm = (): Hsm => t.service.hsm;
+const METRICS_TOKEN = 'key-pairs-metrics-0123456789';
+const metricsDir = mkdtempSync(path.join(tmpdir(), 'kms-key-pairs-'));
 
 beforeAll(async () => {
-  t = await startTestService();
+  const tokenFile = path.join(metricsDir, 'metrics-token');
+  writeFileSync(tokenFile, `${METRICS_TOKEN}\n`, { mode: 0o600 });
+  t = await startTestService({ env: { KMS_METRICS_TOKEN_FILE: tokenFile } });
   side = new SideChannel(t.config.hsm);
 });
 
 afterAll(async () => {
   await t.stop();
+  rmSync(metricsDir, { recursive: true, force: true });
 });
+
+async function metrics(): Promise<Metrics> {
+  const response = await fetchResponse(`${t.service.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  expect(response.status).toBe(200);
+  return Metrics.parse(response.body as string);
+}
 
 const newRef = (): MaterialRef => ({ keyId: randomUUID(), version: 0 });
 const has = (refs: MaterialRef[], ref: MaterialRef): boolean => refs.filter((held) => held.keyId === ref.keyId && held.version === ref.version).length === 1;
@@ -152,5 +168,35 @@ describe('an interrupted generation', () => {
     await hsm().generateKey(ref, 'EC_P256');
     expect((await hsm().keyPairs.publicKey(ref, 'EC_P256')).equals(before)).toBe(true);
     side.withSession((session) => expect(side.find(session, [{ type: pkcs11.CKA_ID, value: rawObjectId(ref) }])).toHaveLength(2));
+  });
+});
+
+describe('metrics', () => {
+  it("counts each role's calls by operation, and a signature or MAC that does not verify as no error", async () => {
+    const keys = await makeKeys();
+    const rsa = newRef();
+    await hsm().generateKey(rsa, 'RSA_2048', { fresh: true, usage: 'ENCRYPT_DECRYPT' });
+    const rsaPublic = spki(await hsm().keyPairs.publicKey(rsa, 'RSA_2048'));
+    const before = await metrics();
+    await useKeys(keys); // sign, derive, generate mac, verify mac
+    const input = { spec: 'EC_P256', algorithm: 'ECDSA_SHA_256', messageType: 'RAW', message: Buffer.from('m') } as const;
+    expect(await hsm().signing.verify(keys.signing, input, await hsm().signing.sign(keys.signing, input))).toBe(true);
+    expect(await hsm().signing.verify(keys.signing, { ...input, message: Buffer.from('other') }, await hsm().signing.sign(keys.signing, input))).toBe(false);
+    expect(await hsm().mac.verifyMac(keys.mac, 'HMAC_SHA_256', Buffer.from('m'), Buffer.alloc(32))).toBe(false);
+    await hsm().keyPairs.publicKey(keys.signing, 'EC_P256');
+    const ciphertext = publicEncrypt({ key: rsaPublic, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, Buffer.from('m'));
+    expect((await hsm().asymmetricDecryption.decrypt(rsa, 'RSAES_OAEP_SHA_1', ciphertext)).toString()).toBe('m');
+    const after = await metrics();
+    const count = (name: string): number => after.delta(before, 'kms_hsm_call_duration_seconds_count', { function: name });
+    expect({
+      sign: count('sign'),
+      verify: count('verify'),
+      derive: count('derive'),
+      generateMac: count('generate_mac'),
+      verifyMac: count('verify_mac'),
+      readPublicKey: count('read_public_key'),
+      rsaDecrypt: count('rsa_decrypt'),
+    }).toEqual({ sign: 3, verify: 2, derive: 1, generateMac: 1, verifyMac: 2, readPublicKey: 1, rsaDecrypt: 1 });
+    expect(after.all('kms_hsm_call_errors_total')).toEqual(before.all('kms_hsm_call_errors_total'));
   });
 });
