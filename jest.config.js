@@ -37,6 +37,11 @@ const ON_EVERY_MODULE = [
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',
+  'hsm/signing',
+  'hsm/asymmetric-decryption',
+  'hsm/key-agreement',
+  'hsm/mac',
+  'hsm/key-pairs',
 ];
 
 module.exports = {

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const seam = async (): Promise<string> => {
     const aad = encodeBinding(binding);
     const dataKey = await hsm.random(32);
-    const sealed = await hsm.encrypt(ref, dataKey, aad);
+    const sealed = await hsm.symmetric.encrypt(ref, dataKey, aad);
     const body = datakeyAnswer(keyId, dataKey, encodeBlob({ keyId, materialVersion: ref.version, ...sealed }));
     dataKey.fill(0);
     return body;

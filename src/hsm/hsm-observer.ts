@@ -3,7 +3,22 @@
  * lines and reports them to an {@link HsmObserver}: a closed list, so that what is counted per
  * operation stays bounded.
  */
-export const HSM_CALLS = ['generate random', 'ping', 'generate key', 'destroy key', 'find key', 'encrypt', 'decrypt'] as const;
+export const HSM_CALLS = [
+  'generate random',
+  'ping',
+  'generate key',
+  'destroy key',
+  'find key',
+  'encrypt',
+  'decrypt',
+  'sign',
+  'verify',
+  'rsa decrypt',
+  'derive',
+  'generate mac',
+  'verify mac',
+  'read public key',
+] as const;
 
 export type HsmCallName = (typeof HSM_CALLS)[number];
 

@@ -1,9 +1,9 @@
 /**
  * The HSM seam: everything the KMS asks of the hardware, as roles. Key material never crosses it;
- * only key references, data to protect and results do. Each key kind the API offers is an
- * implementation of the roles it needs behind this seam (src/hsm/key-kinds/), so a new endpoint adds
- * an implementation, never a rewrite: today AES-256-GCM; the asymmetric, HMAC and import roles
- * below are the design the next endpoints fill in.
+ * only key references, data to protect and results do. Each key kind the API offers is a
+ * file in src/hsm/key-kinds/ (its object classes, mechanisms and templates) served by the role
+ * implementations in src/hsm/roles/, so a new key kind is one file and one line in the kinds' list.
+ * Import (unwrap) is declared and not implemented yet.
  *
  * Error contract (every method of every role): failures are {@link KmsError}s, never raw PKCS#11
  * errors.
@@ -12,6 +12,9 @@
  *   that share the token).
  * - KMS.2201 the ciphertext or its additional data failed authentication (decryption only; only
  *   from the decryption call itself, as the module's profile says).
+ * - The caller's errors a role names beside it (a digest of the wrong length, a peer key that is
+ *   no point of the curve, ...): 400s.
+ * - A failed signature or MAC check is `false`, not an error.
  * - KMS.0104 the HSM is unavailable or out of sessions/memory after one recovery attempt, the
  *   operation passed its deadline (waiting for a session, the token lock or a recovery, or inside an
  *   asynchronous call), too many callers wait for a session, or a failed re-initialisation is
@@ -27,7 +30,7 @@ export interface MaterialRef {
   readonly version: number;
 }
 
-/** The key kinds the API names (`key_spec`); those implemented behind the seam are in key-kinds/. */
+/** The key kinds the API names (`key_spec`); each is a file in key-kinds/, listed in key-kinds/index.ts. */
 export type KeySpec =
   | 'AES_256'
   | 'RSA_2048'
@@ -35,10 +38,18 @@ export type KeySpec =
   | 'RSA_4096'
   | 'EC_P256'
   | 'EC_P384'
+  | 'SECP256K1'
   | 'ED25519'
   | 'HMAC_256'
   | 'HMAC_384'
   | 'HMAC_512';
+
+/**
+ * What a key's material is allowed to do (`key_usage`). The private key's CKA_SIGN, CKA_DECRYPT
+ * and CKA_DERIVE (and the public key's CKA_VERIFY and CKA_ENCRYPT) follow it and nothing else: an
+ * RSA key made to sign cannot decrypt, in the token.
+ */
+export type KeyUsage = 'ENCRYPT_DECRYPT' | 'SIGN_VERIFY' | 'GENERATE_VERIFY_MAC' | 'KEY_AGREEMENT';
 
 export interface SealedData {
   /** The 96-bit IV: fresh for every call (made by the service from the HSM's generator, or by the HSM itself), never reused. */
@@ -47,32 +58,35 @@ export interface SealedData {
   readonly ciphertext: Buffer;
 }
 
-// ---- roles the current endpoints use ----------------------------------------------------------
+// ---- roles ----------------------------------------------------------------------------------------
 
-/** Key material's life in the token. */
+/** Key material's life in the token, for every key kind. */
 export interface KeyMaterial {
   /**
-   * Generates new key material of `spec` inside the token for `ref`: token objects that are
-   * private, sensitive, never extractable, allowed only what the kind needs. Material the token
-   * already holds for `ref` is kept instead (so a retry never makes a second object with the same
-   * id). Throws KMS.0104 / KMS.0103.
+   * Generates new key material of `spec` inside the token for `ref`: token objects (a secret key,
+   * or a private and a public key) whose private and secret parts are private, sensitive and never
+   * extractable, allowed only what `usage` needs (default: the kind's default usage). Material the
+   * token already holds for `ref` is kept instead (so a retry never makes a second object with the
+   * same id). Throws KMS.0104 / KMS.0103, and KMS.0103 for a spec or usage the module cannot do
+   * (callers ask {@link Hsm.supports} first and refuse the request with a 400).
    *
    * `fresh`: `ref`'s key id was made for this creation (a new CMK), so the token cannot hold its
    * material yet and is not searched for it first (a search costs in proportion to the token's
    * objects on some modules, SoftHSM's among them).
    */
-  generateKey(ref: MaterialRef, spec?: KeySpec, options?: { readonly fresh?: boolean }): Promise<void>;
+  generateKey(ref: MaterialRef, spec?: KeySpec, options?: { readonly fresh?: boolean; readonly usage?: KeyUsage }): Promise<void>;
 
   /**
-   * Destroys every object of `ref`. Returns false when none existed (already destroyed, by us or by
-   * another process sharing the token), so that callers can finish interrupted deletions.
+   * Destroys every object of `ref` (of every class). Returns false when none existed (already
+   * destroyed, by us or by another process sharing the token), so that callers can finish
+   * interrupted deletions.
    */
   destroyKey(ref: MaterialRef): Promise<boolean>;
 
   /** Whether the token holds material for `ref` (a fresh lookup under the token lock, not the cache). */
   hasKey(ref: MaterialRef): Promise<boolean>;
 
-  /** The material references this process's view of the token holds: from start-up, and from every re-read of the token since. */
+  /** The material references this process's view of the token holds (every object class): from start-up, and from every re-read of the token since. */
   listKeys(): MaterialRef[];
 }
 
@@ -91,8 +105,6 @@ export interface RandomSource {
   random(length: number): Promise<Buffer>;
 }
 
-// ---- roles of the key kinds to come (declared so that their endpoints add implementations) -----
-
 export type SigningAlgorithm =
   | 'RSASSA_PSS_SHA_256'
   | 'RSASSA_PSS_SHA_384'
@@ -103,37 +115,74 @@ export type SigningAlgorithm =
   | 'ECDSA_SHA_256'
   | 'ECDSA_SHA_384'
   | 'ECDSA_SHA_512'
-  | 'ED25519_SHA_512';
+  | 'EDDSA';
 
-/** Asymmetric signing with a private key that never leaves the token (RSA-PSS, RSA PKCS#1 v1.5, ECDSA, EdDSA). */
+/** What is signed: a digest of the algorithm's hash (its length must match), or the message itself, which the service or the HSM hashes. */
+export type MessageType = 'DIGEST' | 'RAW';
+
+export interface SignatureInput {
+  /** The key's spec, as the store records it (the curve's size for ECDSA's encoding, and which algorithms fit). */
+  readonly spec: KeySpec;
+  readonly algorithm: SigningAlgorithm;
+  readonly messageType: MessageType;
+  readonly message: Buffer;
+}
+
+/**
+ * Asymmetric signing with a private key that never leaves the token (RSA-PSS with a salt as long
+ * as the hash, RSA PKCS#1 v1.5, ECDSA, pure EdDSA). Where the module lacks the combined mechanism
+ * (CKM_ECDSA_SHA256 on SoftHSM 2.6.1), the service hashes and the token signs the digest (a
+ * capability read from the mechanism list at start-up, {@link HsmCapabilities}).
+ *
+ * Throws, besides the seam's contract: KMS.0332 for an algorithm that does not fit the spec (or a
+ * module that cannot do it), KMS.0329 for a DIGEST whose length is not the hash's, KMS.0308 for
+ * EdDSA over a DIGEST (pure Ed25519 signs the message) or over an empty message.
+ */
 export interface Signing {
-  /** Signs a digest (or, for EdDSA, the message itself). */
-  sign(ref: MaterialRef, algorithm: SigningAlgorithm, message: Buffer): Promise<Buffer>;
-  /** Whether `signature` verifies; false, never KMS.2201, for a signature that does not. */
-  verify(ref: MaterialRef, algorithm: SigningAlgorithm, message: Buffer, signature: Buffer): Promise<boolean>;
-  /** The public key, DER SubjectPublicKeyInfo. */
-  publicKey(ref: MaterialRef): Promise<Buffer>;
+  /** The signature: RSA's as PKCS#1 defines it, ECDSA's DER (a SEQUENCE of r and s, as X.509 and Huawei's API have it; PKCS#11 gives r‖s), EdDSA's 64 bytes. */
+  sign(ref: MaterialRef, input: SignatureInput): Promise<Buffer>;
+  /** Whether `signature` verifies, in the token with the public key; false, never an error, for one that does not (a malformed one included). */
+  verify(ref: MaterialRef, input: SignatureInput, signature: Buffer): Promise<boolean>;
 }
 
-/** RSA-OAEP decryption with a private key in the token (and encryption with its public key). */
-export interface AsymmetricEncryption {
-  encrypt(ref: MaterialRef, algorithm: 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1', plaintext: Buffer): Promise<Buffer>;
-  /** Throws KMS.2201 when the ciphertext does not decrypt. */
-  decrypt(ref: MaterialRef, algorithm: 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1', ciphertext: Buffer): Promise<Buffer>;
+export type AsymmetricEncryptionAlgorithm = 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1';
+
+/**
+ * RSA-OAEP decryption with a private key in the token. Encryption needs no HSM: it is the public
+ * key's ({@link KeyPairs.publicKey}), done by whoever holds it. Throws KMS.0311 when the
+ * ciphertext does not decrypt under the key, KMS.0308 for an algorithm the module cannot do
+ * ({@link Hsm.supportsAlgorithm}: SoftHSM 2.6 has no OAEP with SHA-256).
+ */
+export interface AsymmetricDecryption {
+  decrypt(ref: MaterialRef, algorithm: AsymmetricEncryptionAlgorithm, ciphertext: Buffer): Promise<Buffer>;
 }
 
-/** ECDH with a private key in the token: the shared secret of a peer's public key. */
+/**
+ * ECDH with a private key in the token (CKM_ECDH1_DERIVE, no KDF): the shared secret (the x
+ * coordinate, as Node's ECDH computes it) of a peer's public key, DER SubjectPublicKeyInfo. The
+ * secret is made as a session object that may be read, read once, and destroyed. Throws KMS.0308
+ * for a peer key that does not parse, is on another curve, or is not a point of it.
+ */
 export interface KeyAgreement {
-  deriveSharedSecret(ref: MaterialRef, peerPublicKey: Buffer): Promise<Buffer>;
+  deriveSharedSecret(ref: MaterialRef, spec: KeySpec, peerPublicKey: Buffer): Promise<Buffer>;
 }
 
-/** HMAC with a secret key in the token. */
+export type MacAlgorithm = 'HMAC_SHA_256' | 'HMAC_SHA_384' | 'HMAC_SHA_512';
+
+/** HMAC with a secret key in the token; a MAC is checked by making it again in the token and comparing in the service, in constant time. */
 export interface MessageAuthentication {
-  generateMac(ref: MaterialRef, algorithm: 'HMAC_SHA_256' | 'HMAC_SHA_384' | 'HMAC_SHA_512', message: Buffer): Promise<Buffer>;
-  verifyMac(ref: MaterialRef, algorithm: 'HMAC_SHA_256' | 'HMAC_SHA_384' | 'HMAC_SHA_512', message: Buffer, mac: Buffer): Promise<boolean>;
+  generateMac(ref: MaterialRef, algorithm: MacAlgorithm, message: Buffer): Promise<Buffer>;
+  /** Whether `mac` is the message's; false, never an error, for one that is not. */
+  verifyMac(ref: MaterialRef, algorithm: MacAlgorithm, message: Buffer, mac: Buffer): Promise<boolean>;
 }
 
-/** Key material brought from outside: unwrapped inside the token, or created from material the token then holds. */
+/** The public half of key-pair material (generation is {@link KeyMaterial.generateKey}'s, for every kind). */
+export interface KeyPairs {
+  /** The public key as DER SubjectPublicKeyInfo, built from the public key object's attributes (C_GetAttributeValue). */
+  publicKey(ref: MaterialRef, spec: KeySpec): Promise<Buffer>;
+}
+
+/** Key material brought from outside: unwrapped inside the token (declared for the import issue; not implemented yet). */
 export interface KeyImport {
   /** A wrapping key pair for one import (its public key handed to the client), valid until destroyed. */
   createWrappingKey(ref: MaterialRef): Promise<Buffer>;
@@ -141,9 +190,51 @@ export interface KeyImport {
   unwrapKey(ref: MaterialRef, spec: KeySpec, wrappingRef: MaterialRef, wrapped: Buffer): Promise<void>;
 }
 
+/** Every algorithm a role takes, by its API name. */
+export type HsmAlgorithm = SigningAlgorithm | AsymmetricEncryptionAlgorithm | MacAlgorithm;
+
+/** What this module can do, read once at start-up from C_GetMechanismList / C_GetMechanismInfo (and a probe per curve). */
+export interface HsmCapabilities {
+  /** The usages each spec's material can serve on this module; a spec it cannot generate is absent. */
+  readonly specs: ReadonlyMap<KeySpec, ReadonlySet<KeyUsage>>;
+  /** Why each spec or usage the module cannot do is missing (e.g. "SECP256K1: curve not supported"), for the log. */
+  readonly missing: readonly string[];
+  /**
+   * The algorithms this module can do, for the specs that use them: a module's mechanism list
+   * cannot say everything (SoftHSM 2.6 offers CKM_RSA_PKCS_OAEP but takes SHA-1 only in its
+   * parameters), so a usage is supported when one of its algorithms is, and each request's
+   * algorithm is checked against this set.
+   */
+  readonly algorithms: ReadonlySet<HsmAlgorithm>;
+  /** The signing algorithms the service hashes for (the module lacks the combined mechanism; the token signs the digest). */
+  readonly hashedInService: ReadonlySet<SigningAlgorithm>;
+}
+
 // ---- the whole seam ------------------------------------------------------------------------------
 
-export interface Hsm extends KeyMaterial, SymmetricEncryption, RandomSource {
+/**
+ * The HSM as role objects, one per family of operations (so that roles with methods of the same
+ * name, symmetric and asymmetric decryption, do not collide), beside the material's life cycle.
+ */
+export interface Hsm extends KeyMaterial, RandomSource {
+  readonly symmetric: SymmetricEncryption;
+  readonly signing: Signing;
+  readonly asymmetricDecryption: AsymmetricDecryption;
+  readonly keyAgreement: KeyAgreement;
+  readonly mac: MessageAuthentication;
+  readonly keyPairs: KeyPairs;
+  /** Not implemented yet (the import issue fills it). */
+  readonly keyImport: KeyImport | undefined;
+
+  /** Whether this module can generate `spec` material for `usage` (create-key refuses otherwise, with a 400 naming the spec). */
+  supports(spec: KeySpec, usage: KeyUsage): boolean;
+
+  /** Whether this module can do `algorithm` (a request naming one it cannot is refused with a 400 naming it; the roles refuse it too, KMS.0308). */
+  supportsAlgorithm(algorithm: HsmAlgorithm): boolean;
+
+  /** What the module can do, as read at start-up. */
+  readonly capabilities: HsmCapabilities;
+
   /**
    * A cheap call that reaches the device (one byte from C_GenerateRandom, past the random pool) on a
    * pooled session, within the call deadline, for readiness checks: it resolves when the HSM

@@ -4,10 +4,11 @@ import { KmsError } from '../errors';
 import { classifyCkr } from './ckr';
 import type { MaterialRef } from './hsm';
 import type { HsmCallName } from './hsm-observer';
+import type { KeyUsage } from './hsm';
 import type { KeyKind } from './key-kinds/key-kind';
 import { RereadSchedule } from './reread-schedule';
 import type { SessionRunner } from './session-runner';
-import { ALL_SECRET_KEYS_TEMPLATE, findMaterialTemplate, parseObjectLabel } from './templates';
+import { allKeysTemplate, findMaterialObjectTemplate, findMaterialTemplate, KEY_OBJECT_CLASSES, parseObjectLabel, type KeyObjectClass } from './templates';
 import type { TokenLock } from './token-lock';
 
 /**
@@ -21,13 +22,19 @@ const REREAD_MIN_INTERVAL_MS = 1000;
  */
 const MAX_CONFIRMED_MISSING = 1024;
 
-function materialKey(ref: MaterialRef): string {
-  return `${ref.keyId}/${ref.version}`;
+/** The cache's key of one object of a material version: `<key id>/<version>/<class>`. */
+function objectKey(ref: MaterialRef, objectClass: KeyObjectClass): string {
+  return `${ref.keyId}/${ref.version}/${objectClass}`;
+}
+
+function objectKeys(ref: MaterialRef): string[] {
+  return KEY_OBJECT_CLASSES.map((objectClass) => objectKey(ref, objectClass));
 }
 
 /**
  * The token's key objects as this process sees them: a cache of object handles by material
- * reference (the token is read once at start-up and after each re-initialisation, because a find
+ * reference (key and version) and object class, so that a key pair is a private and a public key
+ * object (the token is read once at start-up and after each re-initialisation, because a find
  * gets slower as the token fills), fresh lookups, and the changes of the token (generation and
  * destruction), which every process of the service makes only under the token lock.
  *
@@ -50,6 +57,8 @@ export class KeyObjects {
     private readonly runner: () => SessionRunner,
     private readonly logger: Logger,
     private readonly writeLock: TokenLock | undefined,
+    /** The deadline of a generation, longer than a call's: an RSA-4096 key pair takes seconds even in software. */
+    private readonly generateTimeoutMs: number,
   ) {
     this.rereads = new RereadSchedule(() => {
       this.logger.warn('key material not found: re-reading the token before answering');
@@ -57,15 +66,18 @@ export class KeyObjects {
     }, REREAD_MIN_INTERVAL_MS);
   }
 
+  /** The material versions held (a key pair's two objects count once). */
   get size(): number {
-    return this.handles.size;
+    return this.list().length;
   }
 
   list(): MaterialRef[] {
-    return [...this.handles.keys()].map((key) => {
+    const refs = new Map<string, MaterialRef>();
+    for (const key of this.handles.keys()) {
       const [keyId, version] = key.split('/');
-      return { keyId: keyId!, version: Number(version) };
-    });
+      refs.set(`${keyId}/${version}`, { keyId: keyId!, version: Number(version) });
+    }
+    return [...refs.values()];
   }
 
   /** Forgets every handle (the module is being re-initialised: they will name other objects, or none). */
@@ -74,26 +86,29 @@ export class KeyObjects {
   }
 
   /**
-   * Reads every secret key of the token once and caches the handles of ours. An object whose label
-   * cannot be read is skipped (and counted in the log): it cannot be one this service can use, and
-   * one unreadable object must not stop the service from starting.
+   * Reads every key object of the token once, class by class (secret, private and public keys),
+   * and caches the handles of ours. An object whose label cannot be read is skipped (and counted in
+   * the log): it cannot be one this service can use, and one unreadable object must not stop the
+   * service from starting.
    */
   readToken(session: graphene.Session): void {
-    const objects = session.find(ALL_SECRET_KEYS_TEMPLATE);
     let unreadable = 0;
-    for (let i = 0; i < objects.length; i++) {
-      const object = objects.items(i);
-      let label: unknown;
-      try {
-        label = object.getAttribute({ label: null }).label;
-      } catch {
-        unreadable++;
-        continue;
+    for (const objectClass of KEY_OBJECT_CLASSES) {
+      const objects = session.find(allKeysTemplate(objectClass));
+      for (let i = 0; i < objects.length; i++) {
+        const object = objects.items(i);
+        let label: unknown;
+        try {
+          label = object.getAttribute({ label: null }).label;
+        } catch {
+          unreadable++;
+          continue;
+        }
+        const ref = typeof label === 'string' ? parseObjectLabel(label) : undefined;
+        if (ref) this.handles.set(objectKey(ref, objectClass), object.handle);
       }
-      const ref = typeof label === 'string' ? parseObjectLabel(label) : undefined;
-      if (ref) this.handles.set(materialKey(ref), object.handle);
     }
-    if (unreadable > 0) this.logger.warn({ unreadable }, 'secret keys of the token whose label cannot be read were skipped');
+    if (unreadable > 0) this.logger.warn({ unreadable }, 'key objects of the token whose label cannot be read were skipped');
   }
 
   /**
@@ -110,20 +125,28 @@ export class KeyObjects {
    * lost session or a module recovery) searches as before, since the failed try may have made the
    * object.
    */
-  async generate(ref: MaterialRef, kind: KeyKind, fresh = false): Promise<void> {
+  async generate(ref: MaterialRef, kind: KeyKind, usage: KeyUsage, fresh = false): Promise<void> {
     await this.changingToken(() => {
       let tries = 0;
       return this.runner().run('generate key', async (session) => {
         tries++;
-        let existing: Buffer | undefined;
+        let existing: Array<{ objectClass: KeyObjectClass; handle: Buffer }> = [];
         // The search as before when the one read did not do (see refreshView).
-        if (!(fresh && tries === 1 && this.refreshView(session))) existing = this.findAll(session, ref)[0];
-        const handle = existing ?? (await kind.generate(session, ref))[0];
+        if (!(fresh && tries === 1 && this.refreshView(session))) {
+          existing = kind.objectClasses.flatMap((objectClass) => this.findAll(session, ref, objectClass).slice(0, 1).map((handle) => ({ objectClass, handle })));
+          if (existing.length > 0 && existing.length < kind.objectClasses.length) {
+            // Half a key pair (a module that made the pair's objects one by one was interrupted):
+            // useless, so it is destroyed and the pair made again.
+            for (const { handle } of existing) new graphene.SessionObject(handle, session, session.lib).destroy();
+            existing = [];
+          }
+        }
+        const objects = existing.length > 0 ? existing : await kind.generate(session, ref, usage);
         // Cached before the session goes back, so a module re-initialisation (which waits for every
         // session) cannot run in between and leave a handle of the old module in the cache.
-        if (handle) this.handles.set(materialKey(ref), handle);
-        this.confirmedMissing.delete(materialKey(ref));
-      });
+        for (const { objectClass, handle } of objects) this.handles.set(objectKey(ref, objectClass), handle);
+        for (const key of objectKeys(ref)) this.confirmedMissing.delete(key);
+      }, this.generateTimeoutMs);
     });
   }
 
@@ -160,7 +183,7 @@ export class KeyObjects {
   async destroy(ref: MaterialRef): Promise<boolean> {
     return this.changingToken(() =>
       this.runner().run('destroy key', async (session) => {
-        this.handles.delete(materialKey(ref));
+        for (const key of objectKeys(ref)) this.handles.delete(key);
         const found = this.findAll(session, ref);
         for (const handle of found) {
           try {
@@ -187,12 +210,18 @@ export class KeyObjects {
    * lag behind another process's writes); still missing, it is KMS.0207.
    */
   withKey<T>(ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
-    const cacheKey = materialKey(ref);
+    return this.withObject(ref, 'secret', what, (session, handle) => operation(session, new graphene.SecretKey(handle, session, session.lib)));
+  }
+
+  /** {@link withKey} for any object of the material: its secret key, or its private or public key. */
+  withObject<T>(ref: MaterialRef, objectClass: KeyObjectClass, what: HsmCallName, operation: KeyOperation<T>): Promise<T> {
+    const cacheKey = objectKey(ref, objectClass);
     // The first attempt without an async frame of its own (this runs on every encryption); a
     // failure goes on in retry(), which decides between a fresh lookup, a re-read and KMS.0207.
     const cached = this.handles.get(cacheKey);
     if (cached === undefined && this.stillMissing(cacheKey)) return Promise.reject(new KmsError('KMS.0207', { cause: new MaterialMissing(cacheKey) }));
-    return this.attempt(cacheKey, ref, what, operation).catch((error: unknown) => this.retry(error, cached !== undefined, cacheKey, ref, what, operation));
+    const target = { ref, objectClass, cacheKey };
+    return this.attempt(target, what, operation).catch((error: unknown) => this.retry(error, cached !== undefined, target, what, operation));
   }
 
   /** Whether `cacheKey` was confirmed missing and nothing changed the token since (else it is forgotten). */
@@ -212,14 +241,8 @@ export class KeyObjects {
     this.confirmedMissing.set(cacheKey, mark);
   }
 
-  private async retry<T>(
-    firstError: unknown,
-    hadCachedHandle: boolean,
-    cacheKey: string,
-    ref: MaterialRef,
-    what: HsmCallName,
-    operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>,
-  ): Promise<T> {
+  private async retry<T>(firstError: unknown, hadCachedHandle: boolean, target: ObjectTarget, what: HsmCallName, operation: KeyOperation<T>): Promise<T> {
+    const { cacheKey } = target;
     let error = firstError;
     let reread = false;
     /** The token lock's change mark before the look that followed the re-read. */
@@ -243,7 +266,7 @@ export class KeyObjects {
       }
       cached = this.handles.has(cacheKey);
       try {
-        return await this.attempt(cacheKey, ref, what, operation);
+        return await this.attempt(target, what, operation);
       } catch (next) {
         error = next;
       }
@@ -251,21 +274,24 @@ export class KeyObjects {
   }
 
   /** One run of `operation` with the key's object: the cached handle, or one found now (and cached). */
-  private attempt<T>(cacheKey: string, ref: MaterialRef, what: HsmCallName, operation: (session: graphene.Session, key: graphene.SecretKey) => T | Promise<T>): Promise<T> {
+  private attempt<T>({ ref, objectClass, cacheKey }: ObjectTarget, what: HsmCallName, operation: KeyOperation<T>): Promise<T> {
     return this.runner().run(what, (session) => {
       // Read again here, not before run(): a retry inside run() may follow a module
       // re-initialisation, after which a handle read before it names another object or none.
       const known = this.handles.get(cacheKey);
-      const handle = known ?? this.findAll(session, ref)[0];
+      const handle = known ?? this.findAll(session, ref, objectClass)[0];
       if (!handle) throw new MaterialMissing(cacheKey);
       if (!known) this.handles.set(cacheKey, handle);
-      return operation(session, new graphene.SecretKey(handle, session, session.lib));
+      return operation(session, handle);
     });
   }
 
-  /** Every object with the material's CKA_ID (normally one; more only after an interrupted creation elsewhere). */
-  private findAll(session: graphene.Session, ref: MaterialRef): Buffer[] {
-    const found = session.find(findMaterialTemplate(ref));
+  /**
+   * Every object with the material's CKA_ID, of `objectClass` or of any class (normally one per
+   * class; more only after an interrupted creation elsewhere).
+   */
+  private findAll(session: graphene.Session, ref: MaterialRef, objectClass?: KeyObjectClass): Buffer[] {
+    const found = session.find(objectClass ? findMaterialObjectTemplate(ref, objectClass) : findMaterialTemplate(ref));
     const handles: Buffer[] = [];
     for (let i = 0; i < found.length; i++) handles.push(found.items(i).handle);
     return handles;
@@ -275,6 +301,16 @@ export class KeyObjects {
   private changingToken<T>(work: () => Promise<T>): Promise<T> {
     return this.writeLock ? this.writeLock.hold(work) : work();
   }
+}
+
+/** An operation on one object of a material version: on a leased session, with the object's handle. */
+export type KeyOperation<T> = (session: graphene.Session, handle: Buffer) => T | Promise<T>;
+
+/** The object an operation is for, and its key in the cache. */
+interface ObjectTarget {
+  readonly ref: MaterialRef;
+  readonly objectClass: KeyObjectClass;
+  readonly cacheKey: string;
 }
 
 /** The token does not show the material (inside withKey only: it decides between a re-read and 404). */

@@ -95,7 +95,8 @@ export class SessionRunner {
   }
 
   /**
-   * Runs `operation` on a leased session, within the call deadline (which every attempt shares). A
+   * Runs `operation` on a leased session, within the call deadline (which every attempt shares;
+   * `timeoutMs` when the operation names its own, as a key generation does). A
    * lost session is replaced and the operation retried once; a module-level failure re-initialises
    * the module first. See the class's contract for what it throws.
    *
@@ -104,8 +105,8 @@ export class SessionRunner {
    * arming one per call cost a request more than the check is worth. Only a promise is raced. With no
    * recovery under way and a session idle, nothing is awaited before the operation runs.
    */
-  async run<T>(what: HsmCallName, operation: (session: graphene.Session) => T | Promise<T>): Promise<T> {
-    const deadline = performance.now() + this.options.callTimeoutMs;
+  async run<T>(what: HsmCallName, operation: (session: graphene.Session) => T | Promise<T>, timeoutMs = this.options.callTimeoutMs): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
     // At most one new session and one module re-initialisation per operation: a module that lost
     // its state may first say so for the session (NSS: CKR_SESSION_HANDLE_INVALID), then for the slot.
     let sessionRetried = false;
@@ -142,7 +143,7 @@ export class SessionRunner {
           this.options.observer?.callTimedOut(what);
           // The call goes on in its libuv thread; its session must not be used or closed until then.
           this.pool.abandon(lease, call instanceof Promise ? call : Promise.resolve());
-          throw this.unavailable(what, `no answer within ${this.options.callTimeoutMs} ms; the session is abandoned`, error);
+          throw this.unavailable(what, `no answer within ${timeoutMs} ms; the session is abandoned`, error);
         }
         // Errors that did not come from the module (a KmsError, a missing key) pass through as they are.
         const code = ckrOf(error);

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { ckrName, ckrOf } from './ckr';
+import { MechanismTable } from './mechanisms';
 import type { CapabilityOverrides, ProfileName } from './profile-names';
 import { profileFor, type Pkcs11Profile } from './profiles';
 import { HsmStartError } from './start-error';
@@ -86,12 +87,15 @@ export class TokenConnection {
     return this.slotFound;
   }
 
-  /** The mechanisms the token offers (C_GetMechanismList). */
-  mechanisms(): Set<number> {
+  /** The mechanisms the token offers (C_GetMechanismList), each with its C_GetMechanismInfo. */
+  mechanisms(): MechanismTable {
     const list = this.slot.getMechanisms();
-    const offered = new Set<number>();
-    for (let i = 0; i < list.length; i++) offered.add(list.items(i).type);
-    return offered;
+    const infos = new Map<number, pkcs11.MechanismInfo>();
+    for (let i = 0; i < list.length; i++) {
+      const mechanism = list.items(i);
+      infos.set(mechanism.type, { minKeySize: mechanism.minKeySize, maxKeySize: mechanism.maxKeySize, flags: mechanism.flags });
+    }
+    return new MechanismTable(infos);
   }
 
   /**

@@ -105,7 +105,7 @@ export class CredentialService {
     checkOptions(options);
     const accessKey = randomString(UPPER_DIGITS, 20);
     const secretKey = randomString(ALPHANUMERIC, 40);
-    const sealed = await this.hsm.encrypt(CREDENTIAL_SEALING_KEY, Buffer.from(secretKey, 'utf8'), sealingAad(accessKey, options.projectId));
+    const sealed = await this.hsm.symmetric.encrypt(CREDENTIAL_SEALING_KEY, Buffer.from(secretKey, 'utf8'), sealingAad(accessKey, options.projectId));
     await this.store.credentials.insert({
       id: accessKey,
       kind: 'aksk',
@@ -204,7 +204,7 @@ export class CredentialService {
   private async unseal(record: CredentialRecord): Promise<Buffer> {
     const sealed = record.sealedSecret!;
     if (sealed[0] !== SEAL_FORMAT) throw new KmsError('KMS.0103', { cause: new Error(`credential ${record.id}: unknown seal format`) });
-    return this.hsm.decrypt(
+    return this.hsm.symmetric.decrypt(
       CREDENTIAL_SEALING_KEY,
       { iv: sealed.subarray(1, 1 + IV_BYTES), ciphertext: sealed.subarray(1 + IV_BYTES) },
       sealingAad(record.id, record.projectId),

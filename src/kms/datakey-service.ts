@@ -121,7 +121,7 @@ export class DataKeyService {
     if (blob.materialVersion > key.materialVersion) throw new KmsError('KMS.2201');
     if (dataKeyLength(blob) !== expectedLength) throw new KmsError('KMS.2204');
     const aad = this.aad(ctx, key, blob.materialVersion, request);
-    const plaintext = await this.deps.hsm.decrypt({ keyId: key.keyId, version: blob.materialVersion }, blob, aad);
+    const plaintext = await this.deps.hsm.symmetric.decrypt({ keyId: key.keyId, version: blob.materialVersion }, blob, aad);
     try {
       return { data_key: hex(plaintext), datakey_length: String(plaintext.length), datakey_dgst: hex(sha256(plaintext)) };
     } finally {
@@ -147,7 +147,7 @@ export class DataKeyService {
     const ref = { keyId: key.keyId, version: key.materialVersion };
     // Counted before the call: an encryption whose answer is lost may still have used an IV.
     this.deps.usage.count(ref);
-    return this.deps.hsm.encrypt(ref, plaintext, aad).then((sealed) => encodeBlob({ keyId: key.keyId, materialVersion: key.materialVersion, ...sealed }));
+    return this.deps.hsm.symmetric.encrypt(ref, plaintext, aad).then((sealed) => encodeBlob({ keyId: key.keyId, materialVersion: key.materialVersion, ...sealed }));
   }
 
   private aad(ctx: RequestContext, key: KeyRecord, materialVersion: number, fields: BindingFields): Buffer {

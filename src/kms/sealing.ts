@@ -52,7 +52,7 @@ export class Sealer {
     const ref = { keyId: key.keyId, version };
     // Counted before the call: an encryption whose answer is lost may still have used an IV.
     this.usage.count(ref);
-    const sealed = await this.hsm.encrypt(ref, plaintext, additionalData(ctx, purpose, key, version, binding));
+    const sealed = await this.hsm.symmetric.encrypt(ref, plaintext, additionalData(ctx, purpose, key, version, binding));
     return { keyId: key.keyId, materialVersion: version, ...sealed };
   }
 
@@ -62,7 +62,7 @@ export class Sealer {
     // Material versions are added one at a time from 0 and never removed while the key exists.
     if (blob.materialVersion > key.materialVersion) throw new KmsError('KMS.2201');
     const ref = { keyId: key.keyId, version: blob.materialVersion };
-    return this.hsm.decrypt(ref, blob, additionalData(ctx, purpose, key, blob.materialVersion, binding));
+    return this.hsm.symmetric.decrypt(ref, blob, additionalData(ctx, purpose, key, blob.materialVersion, binding));
   }
 }
 

@@ -161,7 +161,7 @@ describe('decrypt-data refuses what it cannot trust', () => {
   });
 
   it('a change of IV, ciphertext or tag with the trailer recomputed: GCM in the HSM refuses (KMS.2201)', async () => {
-    const decrypt = jest.spyOn(t.service.hsm, 'decrypt');
+    const decrypt = jest.spyOn(t.service.hsm.symmetric, 'decrypt');
     try {
       const bytes = Buffer.from(blob, 'base64');
       const tagEnd = bytes.readUInt16LE(2) - 36;
@@ -225,7 +225,7 @@ describe('a data blob is never a data key blob, nor the reverse', () => {
   });
 
   it('with the frame rewritten to the other kind, GCM in the HSM refuses: the purpose is in the additional data (KMS.2201)', async () => {
-    const decrypt = jest.spyOn(t.service.hsm, 'decrypt');
+    const decrypt = jest.spyOn(t.service.hsm.symmetric, 'decrypt');
     try {
       const data = await kms.call('encrypt-data', { key_id: keyId, plain_text: plaintext });
       const asDataKey = reframed(Buffer.from(data.body.cipher_text, 'base64'), BLOB_FORMAT_V1);

@@ -217,9 +217,9 @@ describe('decrypt-datakey: a change with the SHA-256 trailer recomputed is refus
   // them must be the HSM's AES-GCM authentication (the tag covers the ciphertext under the IV and
   // the additional data that names key id, material version, project and context). Each case
   // asserts the codec accepted the blob, the HSM was asked, and its C_Decrypt refused.
-  let decrypt: jest.SpiedFunction<TestService['service']['hsm']['decrypt']>;
+  let decrypt: jest.SpiedFunction<TestService['service']['hsm']['symmetric']['decrypt']>;
   beforeEach(() => {
-    decrypt = jest.spyOn(t.service.hsm, 'decrypt');
+    decrypt = jest.spyOn(t.service.hsm.symmetric, 'decrypt');
   });
   afterEach(() => decrypt.mockRestore());
 

@@ -166,7 +166,7 @@ describe('bindings: the source is checked, the destination applied', () => {
     ['another source context', { source_additional_authenticated_data: 'old-aad', source_encryption_context: { tenant: 'other' } }],
   ])('refuses %s (KMS.2201), before anything is sealed', async (_name, binding) => {
     const created = await kms.call('create-datakey', { key_id: source, additional_authenticated_data: 'old-aad', encryption_context: context });
-    const encrypt = jest.spyOn(t.service.hsm, 'encrypt');
+    const encrypt = jest.spyOn(t.service.hsm.symmetric, 'encrypt');
     try {
       expectKmsError(await kms.call('re-encrypt', { cipher_text: created.body.cipher_text, destination_key_id: destination, ...binding }), 400, 'KMS.2201');
       expect(encrypt).not.toHaveBeenCalled();
@@ -182,7 +182,7 @@ describe('bindings: the source is checked, the destination applied', () => {
     ['a destination AAD over 128 bytes', { destination_additional_authenticated_data: 'x'.repeat(129) }, 'KMS.0308'],
   ])('refuses %s (%s) before the HSM is asked', async (_name, fields, code) => {
     const created = await kms.call('create-datakey', { key_id: source });
-    const decrypt = jest.spyOn(t.service.hsm, 'decrypt');
+    const decrypt = jest.spyOn(t.service.hsm.symmetric, 'decrypt');
     try {
       expectKmsError(await kms.call('re-encrypt', { cipher_text: created.body.cipher_text, destination_key_id: destination, ...fields }), 400, code);
       expect(decrypt).not.toHaveBeenCalled();
@@ -255,8 +255,8 @@ describe('re-encrypt refuses', () => {
   });
 
   it('a change with the trailer recomputed, or a blob re-framed as the other kind: GCM in the HSM refuses (KMS.2201)', async () => {
-    const decrypt = jest.spyOn(t.service.hsm, 'decrypt');
-    const encrypt = jest.spyOn(t.service.hsm, 'encrypt');
+    const decrypt = jest.spyOn(t.service.hsm.symmetric, 'decrypt');
+    const encrypt = jest.spyOn(t.service.hsm.symmetric, 'encrypt');
     try {
       const tampered = Buffer.from(dataKeyBlob, 'hex');
       tampered[20] = tampered[20]! ^ 0x01;

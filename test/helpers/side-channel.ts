@@ -126,6 +126,11 @@ export class SideChannel {
     });
   }
 
+  /** Creates an object from raw attributes (a key whose value a test knows). */
+  createObject(session: Buffer, template: pkcs11.Template): Buffer {
+    return this.lib.C_CreateObject(session, template);
+  }
+
   destroy(session: Buffer, handle: Buffer): void {
     this.lib.C_DestroyObject(session, handle);
   }

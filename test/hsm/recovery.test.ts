@@ -83,8 +83,8 @@ describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls
       const aad = Buffer.from('load');
       for (let wave = 0; wave < 40; wave++) {
         const plaintexts = await Promise.all(Array.from({ length: 256 }, () => t.service.hsm.random(32)));
-        const sealed = await Promise.all(plaintexts.map((plaintext) => t.service.hsm.encrypt(ref, plaintext, aad)));
-        const opened = await Promise.all(sealed.map((data) => t.service.hsm.decrypt(ref, data, aad)));
+        const sealed = await Promise.all(plaintexts.map((plaintext) => t.service.hsm.symmetric.encrypt(ref, plaintext, aad)));
+        const opened = await Promise.all(sealed.map((data) => t.service.hsm.symmetric.decrypt(ref, data, aad)));
         expect(opened.every((plaintext, i) => plaintext.equals(plaintexts[i]!))).toBe(true);
       }
       // About 20,000 HSM calls: seconds on SoftHSM, five times that on NSS's softoken.

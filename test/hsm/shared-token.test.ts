@@ -43,8 +43,8 @@ describe('a key another process put in the shared token', () => {
       expect(side.findKey(session, ref)).toBeUndefined();
       side.closeSession(session);
 
-      const sealed = await t.service.hsm.encrypt(ref, Buffer.from('shared'), Buffer.alloc(0));
-      expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('shared');
+      const sealed = await t.service.hsm.symmetric.encrypt(ref, Buffer.from('shared'), Buffer.alloc(0));
+      expect((await t.service.hsm.symmetric.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('shared');
       expect(t.logs.text).toContain('key material not found: re-reading the token before answering');
     } finally {
       side.removeBlindWrites();
@@ -54,16 +54,16 @@ describe('a key another process put in the shared token', () => {
   it('replaces a cached handle whose object another process destroyed and made again', async () => {
     const ref = { keyId: randomUUID(), version: 0 };
     await t.service.hsm.generateKey(ref);
-    await t.service.hsm.encrypt(ref, Buffer.from('first'), Buffer.alloc(0)); // its handle is cached now
+    await t.service.hsm.symmetric.encrypt(ref, Buffer.from('first'), Buffer.alloc(0)); // its handle is cached now
     side.withSession((session) => side.destroy(session, side.findKey(session, ref)!));
     await writeElsewhere([ref.keyId]);
     // The cached handle names nothing now: one fresh lookup, then (this process's view lagging) a re-read.
-    const sealed = await t.service.hsm.encrypt(ref, Buffer.from('second'), Buffer.alloc(0));
-    expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('second');
+    const sealed = await t.service.hsm.symmetric.encrypt(ref, Buffer.from('second'), Buffer.alloc(0));
+    expect((await t.service.hsm.symmetric.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('second');
   });
 
   it('is still missing (404) when the re-read does not show it either', async () => {
-    await expect(t.service.hsm.encrypt({ keyId: randomUUID(), version: 0 }, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({
+    await expect(t.service.hsm.symmetric.encrypt({ keyId: randomUUID(), version: 0 }, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({
       code: 'KMS.0207',
     });
     expect(await t.service.hsm.hasKey({ keyId: randomUUID(), version: 0 })).toBe(false);
@@ -78,8 +78,8 @@ describe('a new key (a fresh key id)', () => {
       const ref = { keyId: randomUUID(), version: 0 };
       await t.service.hsm.generateKey(ref, 'AES_256', { fresh: true });
       expect(finds).not.toHaveBeenCalled();
-      const sealed = await t.service.hsm.encrypt(ref, Buffer.from('fresh'), Buffer.alloc(0));
-      expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('fresh');
+      const sealed = await t.service.hsm.symmetric.encrypt(ref, Buffer.from('fresh'), Buffer.alloc(0));
+      expect((await t.service.hsm.symmetric.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('fresh');
       // A key id that may have material already is looked for first, as before.
       await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 });
       expect(finds).toHaveBeenCalled();
@@ -96,8 +96,8 @@ describe('a new key (a fresh key id)', () => {
     // would skip past the other's object and need a re-read of the whole token to find it.
     await t.service.hsm.generateKey({ keyId: randomUUID(), version: 0 }, 'AES_256', { fresh: true });
     const rereads = t.service.hsm.state().rereads;
-    const sealed = await t.service.hsm.encrypt(before, Buffer.from('seen'), Buffer.alloc(0));
-    expect((await t.service.hsm.decrypt(before, sealed, Buffer.alloc(0))).toString()).toBe('seen');
+    const sealed = await t.service.hsm.symmetric.encrypt(before, Buffer.from('seen'), Buffer.alloc(0));
+    expect((await t.service.hsm.symmetric.decrypt(before, sealed, Buffer.alloc(0))).toString()).toBe('seen');
     expect(t.service.hsm.state().rereads).toBe(rereads);
   });
 });
@@ -106,16 +106,16 @@ describe('a key whose object was destroyed behind the service\'s back', () => {
   it('costs one re-read of the token, not one per request, until the token changes; then it is found again', async () => {
     const ref = { keyId: randomUUID(), version: 0 };
     await t.service.hsm.generateKey(ref);
-    await t.service.hsm.encrypt(ref, Buffer.from('cached'), Buffer.alloc(0)); // its handle is cached now
+    await t.service.hsm.symmetric.encrypt(ref, Buffer.from('cached'), Buffer.alloc(0)); // its handle is cached now
     side.withSession((session) => side.destroy(session, side.findKey(session, ref)!));
     const rereads = t.service.hsm.state().rereads;
-    await expect(t.service.hsm.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
+    await expect(t.service.hsm.symmetric.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
     expect(t.service.hsm.state().rereads).toBe(rereads + 1);
 
     const finds = jest.spyOn(graphene.Session.prototype, 'find');
     try {
       for (let request = 0; request < 4; request++) {
-        await expect(t.service.hsm.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
+        await expect(t.service.hsm.symmetric.encrypt(ref, Buffer.from('x'), Buffer.alloc(0))).rejects.toMatchObject({ code: 'KMS.0207' });
       }
       // Answered from memory: neither a search of the token nor a re-read.
       expect(finds).not.toHaveBeenCalled();
@@ -131,7 +131,7 @@ describe('a key whose object was destroyed behind the service\'s back', () => {
     } finally {
       otherProcess.close();
     }
-    const sealed = await t.service.hsm.encrypt(ref, Buffer.from('back'), Buffer.alloc(0));
-    expect((await t.service.hsm.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('back');
+    const sealed = await t.service.hsm.symmetric.encrypt(ref, Buffer.from('back'), Buffer.alloc(0));
+    expect((await t.service.hsm.symmetric.decrypt(ref, sealed, Buffer.alloc(0))).toString()).toBe('back');
   });
 });

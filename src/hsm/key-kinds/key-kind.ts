@@ -1,18 +1,57 @@
 import type * as graphene from 'graphene-pk11';
-import type { KeySpec, MaterialRef } from '../hsm';
+import type { KeySpec, KeyUsage, MaterialRef } from '../hsm';
+import type { KeyObjectClass } from '../templates';
+
+/** A mechanism a key kind needs, as C_GetMechanismInfo must report it. */
+export interface MechanismNeed {
+  readonly type: number;
+  readonly name: string;
+  /** The CKF_ flags the module must report for it (CKF_SIGN, CKF_DECRYPT, CKF_GENERATE_KEY_PAIR, ...). */
+  readonly flags: number;
+  /**
+   * A key size the mechanism's [ulMinKeySize, ulMaxKeySize] must include, in the mechanism's unit
+   * (bits for RSA and EC, bytes for AES and HMAC); none when modules disagree on the unit (generic
+   * secret generation: the kind's probe checks it then).
+   */
+  readonly keySize?: number;
+}
+
+/** Any one of these mechanisms will do (a combined hash-and-sign mechanism, or the service hashes and the token signs the digest). */
+export type MechanismChoice = readonly MechanismNeed[];
+
+/** One object the generation made. */
+export interface GeneratedObject {
+  readonly objectClass: KeyObjectClass;
+  readonly handle: Buffer;
+}
 
 /**
- * One kind of key material behind the seam: how it is generated in the token and which mechanisms
- * the token must offer for it. Its operations are the role implementations (see ../hsm.ts) that
- * use it; a new key spec is a new KeyKind and the roles it serves, nothing else.
+ * One kind of key material behind the seam (one `key_spec`): its object classes, the mechanisms it
+ * needs to be generated and for each usage, its templates (through templates.ts's one builder), and
+ * how its public key becomes a SubjectPublicKeyInfo. The role implementations in ../roles/ serve
+ * every kind; a new key spec is a new KeyKind file and one line in ./index.ts.
  */
 export interface KeyKind {
   readonly spec: KeySpec;
-  /** The mechanisms the token must offer (C_GetMechanismList), by PKCS#11 number and name. */
-  readonly mechanisms: ReadonlyMap<number, string>;
+  /** What one material version is in the token: a secret key, or a private and a public key. */
+  readonly objectClasses: readonly KeyObjectClass[];
+  /** The usage of a key made without one (create-key's default for the spec). */
+  readonly defaultUsage: KeyUsage;
+  /** What generation needs: every one of these. */
+  readonly generation: readonly MechanismNeed[];
+  /** The usages the kind can serve, each with what it needs: every choice, each by one of its mechanisms. */
+  readonly usages: ReadonlyMap<KeyUsage, readonly MechanismChoice[]>;
   /**
-   * Generates the material of `ref` on `session` (asynchronously, off the event loop: on a network
-   * HSM a key generation is a round trip) and resolves with the new objects' handles.
+   * A check at start-up of what the mechanism list cannot say (a curve: the list has one EC key
+   * pair mechanism for every curve; a secret's length: modules disagree on the unit of its sizes),
+   * on a session, with session objects it destroys. Throws when the module cannot make the kind.
    */
-  generate(session: graphene.Session, ref: MaterialRef): Promise<Buffer[]>;
+  probe?(session: graphene.Session): void | Promise<void>;
+  /**
+   * Generates the material of `ref` for `usage` on `session` (asynchronously, off the event loop: on a
+   * network HSM a key generation is a round trip) and resolves with the new objects.
+   */
+  generate(session: graphene.Session, ref: MaterialRef, usage: KeyUsage): Promise<GeneratedObject[]>;
+  /** Key-pair kinds: the DER SubjectPublicKeyInfo of the public key object `handle`. */
+  publicKeyInfo?(session: graphene.Session, handle: Buffer): Buffer;
 }

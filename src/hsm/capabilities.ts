@@ -1,0 +1,83 @@
+import type * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import { ckrName } from './ckr';
+import type { AsymmetricEncryptionAlgorithm, HsmAlgorithm, HsmCapabilities, KeySpec, KeyUsage, MacAlgorithm, SigningAlgorithm } from './hsm';
+import { MAC_MECHANISMS } from './key-kinds/hmac';
+import type { KeyKind } from './key-kinds/key-kind';
+import type { MechanismTable } from './mechanisms';
+import { OAEP, probeOaep } from './roles/asymmetric-decryption';
+import { SIGNATURE_ALGORITHMS } from './roles/signature-algorithms';
+import { familyOf } from './roles/signing';
+
+/**
+ * What the module can do for each key kind, found once at start-up: each kind's generation and
+ * usages against the mechanism table (C_GetMechanismList and C_GetMechanismInfo: flags and key
+ * sizes), and each kind's probe (a curve; a secret's length) on `session`. A usage counts only
+ * when every algorithm of it can be done (a key that signs with only some of its spec's algorithms
+ * would fail later, at first use), except RSA's ENCRYPT_DECRYPT, which counts when one OAEP hash
+ * can be done (SoftHSM 2.6 has SHA-1 only): each algorithm is listed, and requests are checked
+ * against that list.
+ */
+export async function detectCapabilities(kinds: Iterable<KeyKind>, table: MechanismTable, session: graphene.Session): Promise<HsmCapabilities> {
+  const specs = new Map<KeySpec, Set<KeyUsage>>();
+  const missing: string[] = [];
+  for (const kind of kinds) {
+    const generation = kind.generation.filter((need) => !table.has(need));
+    if (generation.length > 0) {
+      missing.push(`${kind.spec}: ${generation.map((need) => table.why(need)).join(', ')}`);
+      continue;
+    }
+    if (kind.probe) {
+      try {
+        await kind.probe(session);
+      } catch (error) {
+        missing.push(`${kind.spec}: the module cannot generate it (${ckrName(error)})`);
+        continue;
+      }
+    }
+    const usages = new Set<KeyUsage>();
+    for (const [usage, choices] of kind.usages) {
+      const lacking = choices.filter((choice) => table.choose(choice) === undefined);
+      if (lacking.length === 0) usages.add(usage);
+      else missing.push(`${kind.spec} ${usage}: ${lacking.map((choice) => choice.map((need) => table.why(need)).join(' and ')).join(', ')}`);
+    }
+    if (usages.size > 0) specs.set(kind.spec, usages);
+  }
+  const algorithms = new Set<HsmAlgorithm>();
+  for (const [name, algorithm] of Object.entries(SIGNATURE_ALGORITHMS) as Array<[SigningAlgorithm, (typeof SIGNATURE_ALGORITHMS)[SigningAlgorithm]]>) {
+    if ([...specs].some(([spec, usages]) => usages.has('SIGN_VERIFY') && familyOf(spec) === algorithm.family)) algorithms.add(name);
+  }
+  for (const [name, mac] of Object.entries(MAC_MECHANISMS) as Array<[MacAlgorithm, (typeof MAC_MECHANISMS)[MacAlgorithm]]>) {
+    if (table.has({ type: mac.type, name: mac.name, flags: pkcs11.CKF_SIGN | pkcs11.CKF_VERIFY })) algorithms.add(name);
+  }
+  // RSA's ENCRYPT_DECRYPT (AES_256's is AES-GCM, checked at start-up).
+  const rsaDecrypting = [...specs].filter(([spec, usages]) => usages.has('ENCRYPT_DECRYPT') && familyOf(spec) === 'RSA');
+  if (rsaDecrypting.length > 0) {
+    for (const name of Object.keys(OAEP) as AsymmetricEncryptionAlgorithm[]) {
+      if (probeOaep(session, name)) algorithms.add(name);
+      else missing.push(`${name}: the module refuses OAEP with its hash`);
+    }
+    if (!(['RSAES_OAEP_SHA_256', 'RSAES_OAEP_SHA_1'] as const).some((name) => algorithms.has(name))) {
+      for (const [spec, usages] of rsaDecrypting) {
+        usages.delete('ENCRYPT_DECRYPT');
+        missing.push(`${spec} ENCRYPT_DECRYPT: no OAEP hash the module takes`);
+      }
+    }
+  }
+  const hashedInService = new Set<SigningAlgorithm>();
+  for (const [name, algorithm] of Object.entries(SIGNATURE_ALGORITHMS) as Array<[SigningAlgorithm, (typeof SIGNATURE_ALGORITHMS)[SigningAlgorithm]]>) {
+    if (algorithm.combined && !table.has(algorithm.combined) && table.has(algorithm.direct)) hashedInService.add(name);
+  }
+  for (const [spec, usages] of specs) if (usages.size === 0) specs.delete(spec);
+  return { specs, missing, algorithms, hashedInService };
+}
+
+/** The capabilities as a log line's fields: each spec with its usages, and the algorithms the service hashes for. */
+export function describeCapabilities(capabilities: HsmCapabilities): Record<string, unknown> {
+  return {
+    keySpecs: Object.fromEntries([...capabilities.specs].map(([spec, usages]) => [spec, [...usages]])),
+    unsupported: capabilities.missing,
+    algorithms: [...capabilities.algorithms],
+    hashedInService: [...capabilities.hashedInService],
+  };
+}

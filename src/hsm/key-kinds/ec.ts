@@ -1,0 +1,74 @@
+import * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import type { KeySpec, KeyUsage } from '../hsm';
+import { signingNeeds } from '../roles/signature-algorithms';
+import { keyObjectTemplate, type KeyUse } from '../templates';
+import { generateKeyPair, probeKeyPair } from './generate';
+import type { KeyKind } from './key-kind';
+import { ecPublicKeyInfo } from './public-key-info';
+
+/** A Weierstrass curve as the token (its CKA_EC_PARAMS), Node (its JWK name) and the encodings (its coordinates' size) know it. */
+export interface Curve {
+  /** DER of the curve's OID, the CKA_EC_PARAMS of its keys. */
+  readonly params: Buffer;
+  readonly jwk: 'P-256' | 'P-384' | 'secp256k1';
+  /** The size of a coordinate and of ECDSA's r and s, in bytes. */
+  readonly bytes: number;
+  readonly bits: number;
+}
+
+export const CURVES = {
+  EC_P256: { params: Buffer.from('06082a8648ce3d030107', 'hex'), jwk: 'P-256', bytes: 32, bits: 256 },
+  EC_P384: { params: Buffer.from('06052b81040022', 'hex'), jwk: 'P-384', bytes: 48, bits: 384 },
+  SECP256K1: { params: Buffer.from('06052b8104000a', 'hex'), jwk: 'secp256k1', bytes: 32, bits: 256 },
+} as const satisfies Partial<Record<KeySpec, Curve>>;
+
+export type CurveSpec = keyof typeof CURVES;
+
+export function isCurveSpec(spec: KeySpec): spec is CurveSpec {
+  return spec in CURVES;
+}
+
+const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly public: KeyUse[] }>> = {
+  SIGN_VERIFY: { private: ['sign'], public: ['verify'] },
+  // The peer's public key is the other input of a derivation: this key pair's public key does nothing in the token.
+  KEY_AGREEMENT: { private: ['derive'], public: [] },
+};
+
+/** An EC key pair on a named curve: to sign (ECDSA) or to agree keys (ECDH), never both. */
+function ecKind(spec: CurveSpec): KeyKind {
+  const curve: Curve = CURVES[spec];
+  const templates = (ref: Parameters<typeof keyObjectTemplate>[0], uses: { readonly private: KeyUse[]; readonly public: KeyUse[] }) => ({
+    public: keyObjectTemplate(ref, { objectClass: 'public', keyType: graphene.KeyType.EC, uses: uses.public, attributes: { paramsEC: curve.params } }),
+    private: keyObjectTemplate(ref, { objectClass: 'private', keyType: graphene.KeyType.EC, uses: uses.private }),
+  });
+  return {
+    spec,
+    objectClasses: ['private', 'public'],
+    defaultUsage: 'SIGN_VERIFY',
+    generation: [{ type: pkcs11.CKM_EC_KEY_PAIR_GEN, name: 'CKM_EC_KEY_PAIR_GEN', flags: pkcs11.CKF_GENERATE_KEY_PAIR, keySize: curve.bits }],
+    usages: new Map([
+      ['SIGN_VERIFY', signingNeeds('EC', curve.bits)],
+      ['KEY_AGREEMENT', [[{ type: pkcs11.CKM_ECDH1_DERIVE, name: 'CKM_ECDH1_DERIVE', flags: pkcs11.CKF_DERIVE, keySize: curve.bits }]]],
+    ]),
+    // One EC key pair mechanism serves every curve: whether the module knows this one, only a generation says.
+    probe: (session) =>
+      probeKeyPair(
+        session,
+        pkcs11.CKM_EC_KEY_PAIR_GEN,
+        { keyType: graphene.KeyType.EC, paramsEC: curve.params, verify: true },
+        { keyType: graphene.KeyType.EC, sensitive: true, extractable: false, sign: true },
+      ),
+    generate: (session, ref, usage) => {
+      const uses = USES[usage];
+      if (!uses) return Promise.reject(new Error(`${spec} keys cannot be made for ${usage}`));
+      const made = templates(ref, uses);
+      return generateKeyPair(session, pkcs11.CKM_EC_KEY_PAIR_GEN, made.public, made.private);
+    },
+    publicKeyInfo: (session, handle) => ecPublicKeyInfo(session, handle, curve.jwk, curve.bytes),
+  };
+}
+
+export const EC_P256 = ecKind('EC_P256');
+export const EC_P384 = ecKind('EC_P384');
+export const SECP256K1 = ecKind('SECP256K1');

@@ -1,0 +1,24 @@
+import type { KeySpec } from '../hsm';
+import { AES_256 } from './aes-256';
+import { EC_P256, EC_P384, SECP256K1 } from './ec';
+import { ED25519 } from './ed25519';
+import { HMAC_256, HMAC_384, HMAC_512 } from './hmac';
+import type { KeyKind } from './key-kind';
+import { RSA_2048, RSA_3072, RSA_4096 } from './rsa';
+
+/** Every key kind behind the seam, by spec: a new kind is its file and one line here. */
+export const KEY_KINDS: ReadonlyMap<KeySpec, KeyKind> = new Map(
+  [
+    AES_256,
+    RSA_2048,
+    RSA_3072,
+    RSA_4096,
+    EC_P256,
+    EC_P384,
+    SECP256K1,
+    ED25519,
+    HMAC_256,
+    HMAC_384,
+    HMAC_512,
+  ].map((kind) => [kind.spec, kind]),
+);
