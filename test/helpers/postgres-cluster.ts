@@ -26,7 +26,11 @@ export interface PostgresCluster {
   freshDatabase(): Promise<string>;
   /** How long initdb and the start took, in milliseconds. */
   readonly startMs: number;
-  /** Stops the server, keeping its data (immediate mode: as a crash or a kill would), until resume(). */
+  /**
+   * Stops the server until resume(), keeping its data: a fast shutdown (its sessions are ended, as a
+   * restart ends them), not an immediate one, since with synchronous_commit off a crash would lose
+   * the last commits.
+   */
   pause(): void;
   /** Starts the paused server again, on the same port and data. */
   resume(): void;
@@ -89,11 +93,11 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
 
   let port = 0;
   let running = false;
-  const halt = (): void => {
+  const halt = (mode: 'immediate' | 'fast'): void => {
     if (running) {
       running = false;
-      // Immediate: the data is thrown away anyway (or the test wants a crash); a smart shutdown would wait for the tests' clients.
-      spawnSync(path.join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { ...(identity ?? {}), cwd: root, stdio: 'ignore' });
+      // Never smart: a smart shutdown would wait for the tests' clients to leave.
+      spawnSync(path.join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', mode, '-w'], { ...(identity ?? {}), cwd: root, stdio: 'ignore' });
     }
   };
   const serverOptions = (): string =>
@@ -107,7 +111,8 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       '-c max_connections=200',
     ].join(' ');
   const stop = (): void => {
-    halt();
+    // Immediate: the data is thrown away anyway.
+    halt('immediate');
     rmSync(root, { recursive: true, force: true });
     process.removeListener('exit', stop);
   };
@@ -138,7 +143,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   return {
     url,
     startMs: Date.now() - started,
-    pause: halt,
+    pause: () => halt('fast'),
     resume() {
       if (running) return;
       run('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', serverOptions()]);
