@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -69,12 +69,31 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+export interface ClusterOptions {
+  /**
+   * TLS on (ssl=on) with this certificate and key (PEM files; copied into the cluster's directory,
+   * where the server's user can read them). Connections without TLS are still accepted.
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export async function startPostgresCluster(options: ClusterOptions = {}): Promise<PostgresCluster> {
   const started = Date.now();
   const bin = binDir();
   const identity = serverIdentity();
   const root = mkdtempSync(path.join(tmpdir(), 'kms-postgres-'));
   if (identity) chownSync(root, identity.uid, identity.gid);
+  if (options.tls) {
+    for (const [from, to] of [
+      [options.tls.certFile, 'server.pem'],
+      [options.tls.keyFile, 'server.key'],
+    ] as const) {
+      copyFileSync(from, path.join(root, to));
+      // The server refuses a key others can read.
+      chmodSync(path.join(root, to), 0o600);
+      if (identity) chownSync(path.join(root, to), identity.uid, identity.gid);
+    }
+  }
   const dataDir = path.join(root, 'data');
   const logFile = path.join(root, 'server.log');
   const run = (tool: string, args: string[]): void => {
@@ -109,6 +128,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       '-c synchronous_commit=off',
       '-c full_page_writes=off',
       '-c max_connections=200',
+      ...(options.tls ? ['-c ssl=on', `-c ssl_cert_file=${root}/server.pem`, `-c ssl_key_file=${root}/server.key`] : []),
     ].join(' ');
   const stop = (): void => {
     // Immediate: the data is thrown away anyway.
@@ -169,10 +189,10 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
  * stopped after its last whether the tests passed or not. Returns a getter, since the cluster
  * exists only once beforeAll has run.
  */
-export function usePostgresCluster(): () => PostgresCluster {
+export function usePostgresCluster(options: ClusterOptions | (() => ClusterOptions) = {}): () => PostgresCluster {
   let cluster: PostgresCluster | undefined;
   beforeAll(async () => {
-    cluster = await startPostgresCluster();
+    cluster = await startPostgresCluster(typeof options === 'function' ? options() : options);
   }, 120_000);
   afterAll(() => {
     cluster?.stop();

@@ -1,19 +1,31 @@
+import { rmSync } from 'node:fs';
 import { Client } from 'pg';
 import type { PostgresDatabaseConfig } from '../../src/config';
 import type { StoreChange } from '../../src/domain/coordination';
 import { StoreUnavailableError } from '../../src/domain/store-errors';
+import { clientConfig } from '../../src/store/postgres/connection';
 import { MIGRATIONS } from '../../src/store/postgres/migrations';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store';
+import { TestPki, type Issued } from '../helpers/certificates';
 import { eventually } from '../helpers/eventually';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
 
 /**
  * What the PostgreSQL store does beyond the contract every store keeps (store-contract.ts): its
  * migrations when several instances start at once, its change feed's reconnection, its answer
- * when the server is down, and its pool's size.
+ * when the server is down, its pool's size, and TLS to the server (the cluster has it on; plain
+ * connections are still accepted).
  */
 
-const cluster = usePostgresCluster();
+let pki: TestPki;
+let serverCa: Issued;
+const cluster = usePostgresCluster(() => {
+  pki = new TestPki();
+  serverCa = pki.ca('database-ca');
+  const server = pki.server('database', serverCa);
+  return { tls: { certFile: server.certFile, keyFile: server.keyFile } };
+});
+afterAll(() => rmSync(pki.dir, { recursive: true, force: true }));
 const opened: PostgresStore[] = [];
 
 function configOf(url: string, poolSize = 10): PostgresDatabaseConfig {
@@ -100,4 +112,37 @@ it('answers StoreUnavailableError while the server is down, and serves again onc
   }
   await eventually('the store to answer again', () => store.ping().then(() => true, () => false));
   expect(await store.keys.get('p', 'k')).toBeUndefined();
+});
+
+describe('TLS to the database', () => {
+  async function usesTls(config: PostgresDatabaseConfig): Promise<boolean> {
+    const client = new Client(clientConfig(config));
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+      return rows[0]!.ssl;
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('verifies the server against KMS_DATABASE_CA_FILE (verify-full), and its connections are encrypted', async () => {
+    const url = await cluster().freshDatabase();
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const config: PostgresDatabaseConfig = { ...configOf(url.replace('127.0.0.1', host)), sslMode: 'verify-full', caFile: serverCa.certFile };
+      expect(await usesTls(config)).toBe(true);
+      const store = await openPostgresStore(config);
+      opened.push(store);
+      await store.ping();
+    }
+    expect(await usesTls(configOf(url))).toBe(false);
+  });
+
+  it('refuses a server whose certificate another CA signed', async () => {
+    const url = await cluster().freshDatabase();
+    const otherCa = pki.ca('another-ca');
+    for (const sslMode of ['verify-full', 'verify-ca', 'require'] as const) {
+      await expect(openPostgresStore({ ...configOf(url), sslMode, caFile: otherCa.certFile })).rejects.toThrow(/certificate/i);
+    }
+  });
 });
