@@ -129,6 +129,24 @@ it('keeps credentials in the shared database: their sealed secrets and token has
   expect(rows[0]!.sealed_secret!.includes(Buffer.from(issued.secret_key))).toBe(false);
 });
 
+it("leaves another instance's key creation under way alone when it starts, since the database is shared", async () => {
+  // Another instance between the key's record and its HSM object: a record not yet provisioned.
+  const keyId = 'c0ffee00-0000-4000-8000-000000000001';
+  await sql(
+    `INSERT INTO keys (key_id, project_id, key_alias, key_spec, key_usage, origin, key_state, creation_date, material_version, provisioned)
+     VALUES ($1, 'project-a', 'being-created-elsewhere', 'AES_256', 'ENCRYPT_DECRYPT', 'kms', '2', $2, 0, false)`,
+    [keyId, t.clock.now],
+  );
+  await sql('INSERT INTO key_materials (key_id, version, created_at) VALUES ($1, 0, $2)', [keyId, t.clock.now]);
+  // This instance starts again (as a new instance would) and reconciles at start.
+  await t.restart();
+  expect(await sql('SELECT provisioned FROM keys WHERE key_id = $1', [keyId])).toEqual([{ provisioned: false }]);
+  // Past the grace a creation takes, it is an interrupted one: the periodic pass rolls it back.
+  t.clock.now += 120_000;
+  await t.restart();
+  expect(await sql('SELECT key_id FROM keys WHERE key_id = $1', [keyId])).toEqual([]);
+});
+
 it('answers 503 KMS.0104 while PostgreSQL is down, /readyz says so, and serves again once it is back, without a restart', async () => {
   const keyId = await createKey('outage');
   const { plain, cipher } = await dataKey(keyId);
