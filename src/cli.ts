@@ -3,6 +3,7 @@ import { auditCommandLine } from './cli/audit-command';
 import { withCore, type CliCore } from './cli/core';
 import { credentialCommandLine } from './cli/credential-command';
 import { keyCommandLine } from './cli/key-command';
+import { storeCommandLine } from './cli/store-command';
 import { COMMANDS, helpText, nearestHelp, own, UsageError } from './cli/usage';
 import { loadConfig } from './config';
 import { restrictUmask } from './file-modes';
@@ -43,6 +44,10 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (group === 'audit') {
     const run = auditCommandLine(verb, args);
+    return await run(loadConfig());
+  }
+  if (group === 'store') {
+    const run = storeCommandLine(verb, args);
     return await run(loadConfig());
   }
   const run: (core: CliCore) => Promise<void> = group === 'key' ? keyCommandLine(verb, args) : credentialCommandLine(verb, args);

@@ -351,6 +351,14 @@ function databaseConfig(env: Env): DatabaseConfig {
     }
     return { kind: 'sqlite' };
   }
+  return postgresDatabaseConfig(raw, env);
+}
+
+/**
+ * A PostgreSQL URL (KMS_DATABASE_URL, or the target of `kms store copy --to`) with the
+ * KMS_DATABASE_PASSWORD_FILE, KMS_DATABASE_CA_FILE and KMS_DATABASE_POOL_SIZE of `env`.
+ */
+export function postgresDatabaseConfig(raw: string, env: Env = process.env): PostgresDatabaseConfig {
   let url: URL;
   try {
     url = new URL(raw);

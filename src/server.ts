@@ -154,8 +154,9 @@ export async function startService(config: Config, options: StartOptions): Promi
   try {
     await bootstrapAdminCredential(config, core, logger);
     if (runMaintenance) {
-      // A restarted cluster worker reconciles beside workers that may be creating keys right now.
-      if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker);
+      // A restarted cluster worker reconciles beside workers that may be creating keys right now,
+      // and so does any process on a shared database, beside the other instances.
+      if (!options.reconciledAtStart) await reconcileAtStart({ store, hsm, clock, logger, rotator }, !options.clusterWorker && !isShared(store));
       maintenance.start(config.sweepIntervalMs);
     }
     // Every serving process counts its own seals (a cluster's workers each), and rotates past the budget.
@@ -275,11 +276,20 @@ export async function initialiseDataDirectory(config: Config, logger: Logger): P
   const core = await openCore(config, { logger, dataDir: 'create', hsmSessions: 1 });
   try {
     await bootstrapAdminCredential(config, core, logger);
-    // The initialiser runs before any worker: no other process serves the data directory.
-    await reconcileAtStart({ store: core.store, hsm: core.hsm, clock: systemClock, logger, rotator: core.keys.rotator }, true);
+    // The initialiser runs before any worker: no other process serves the data directory (nor,
+    // unless the database is shared, its store).
+    await reconcileAtStart({ store: core.store, hsm: core.hsm, clock: systemClock, logger, rotator: core.keys.rotator }, !isShared(core.store));
   } finally {
     await core.close();
   }
+}
+
+/**
+ * Whether other instances may be writing to this store right now: PostgreSQL is shared by every
+ * instance on it (KMS_DATABASE_URL), while the embedded database is the data directory's alone.
+ */
+function isShared(store: MetadataStore): boolean {
+  return store.kind === 'postgres';
 }
 
 /**

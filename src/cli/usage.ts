@@ -54,6 +54,12 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
       summary: "Check the audit chains of the data directory (or one file, or a directory of an instance's chains).",
     },
   },
+  store: {
+    copy: {
+      args: '--to postgres://USER@HOST:PORT/DATABASE',
+      summary: 'Copy the embedded store (keys, versions, grants, credentials, rotation state, audit checkpoints) into an empty PostgreSQL database.',
+    },
+  },
 };
 
 const NOTES: Readonly<Record<string, string>> = {
@@ -71,6 +77,10 @@ Each chain is also held to the checkpoint its instance recorded in the database 
 or --instance NAME for chains collected from another instance with --dir, or for --file):
 a chain cut short after its last checkpoint fails. --no-checkpoints skips the database.
 Exit code 1 when a chain is broken.`,
+  store: `Stop the service first: what it writes after the copy's snapshot is not copied. The target must
+be empty (its schema is made if missing); the copy is one transaction, its counts checked against
+the source's before it commits. The password comes from the URL or KMS_DATABASE_PASSWORD_FILE, the
+server's CA from KMS_DATABASE_CA_FILE. Then start every instance with KMS_DATABASE_URL set to it.`,
 };
 
 const COMMON = `Options of every command:

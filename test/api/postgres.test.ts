@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { eventually } from '../helpers/eventually';
+import { runCliOn } from '../helpers/cli';
 import { expectKmsError, fetchResponse, kmsClient, type KmsClient } from '../helpers/client';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
 import { startTestService, type TestService } from '../helpers/service';
@@ -10,8 +11,9 @@ import { startTestService, type TestService } from '../helpers/service';
  * through a representative subset of the API rather than every API file again (CI time): a key's
  * life (create, describe, disable, enable, schedule deletion), data keys (create, decrypt),
  * grants (a grantee's use, its revocation), rotation (on demand, old data keys still open),
- * credentials kept in the shared database, and an outage of PostgreSQL (503 KMS.0104, /readyz,
- * then service again without a restart). The rest of the API is the same code over the store seam,
+ * credentials kept in the shared database, what another process (the CLI) writes honoured at once,
+ * a start beside another instance's key creation, and an outage of PostgreSQL (503 KMS.0104,
+ * /readyz, then service again without a restart). The rest of the API is the same code over the store seam,
  * whose two implementations the store contract suite holds to one behaviour (test/store/).
  */
 
@@ -127,6 +129,43 @@ it('keeps credentials in the shared database: their sealed secrets and token has
   expect(rows[0]!.kind).toBe('aksk');
   expect(rows[0]!.sealed_secret).toBeInstanceOf(Buffer);
   expect(rows[0]!.sealed_secret!.includes(Buffer.from(issued.secret_key))).toBe(false);
+});
+
+it("honours at once what another process wrote to the shared database: the CLI's credential, and its disabling of a key", async () => {
+  // The command-line tool is a process of its own, on the same token and database, as another instance would be.
+  const env = { KMS_DATA_DIR: t.dataDir, ...t.moduleEnv, KMS_DATABASE_URL: databaseUrl };
+  const issued = await runCliOn(env, ['credential', 'create', '--project', 'project-c', '--actions', 'kms:*', '--token', '--json']);
+  expect(issued).toMatchObject({ code: 0 });
+  const asCli = kmsClient(() => t.service.url, 'project-c', { 'x-auth-token': JSON.parse(issued.stdout).token as string });
+  const created = await asCli.call('create-key', { key_alias: 'from-a-cli-credential' });
+  expect(created.status).toBe(200);
+  const keyId = created.body.key_info.key_id as string;
+  await dataKey(keyId, asCli);
+
+  const disabled = await runCliOn(env, ['key', 'disable', '--project', 'project-c', keyId, '--json']);
+  expect(disabled).toMatchObject({ code: 0 });
+  // Announced by NOTIFY and dropped from this process's key cache: refused from then on.
+  await eventually('the disabled key to be refused', () => asCli.call('create-datakey', { key_id: keyId }), { until: (response) => response.status === 400 });
+  expectKmsError(await asCli.call('create-datakey', { key_id: keyId }), 400, 'KMS.0209');
+  // Two runs of the tool, each compiling it (tsx) and opening the HSM: slow on a loaded machine.
+}, 120_000);
+
+it("leaves another instance's key creation under way alone when it starts, since the database is shared", async () => {
+  // Another instance between the key's record and its HSM object: a record not yet provisioned.
+  const keyId = 'c0ffee00-0000-4000-8000-000000000001';
+  await sql(
+    `INSERT INTO keys (key_id, project_id, key_alias, key_spec, key_usage, origin, key_state, creation_date, material_version, provisioned)
+     VALUES ($1, 'project-a', 'being-created-elsewhere', 'AES_256', 'ENCRYPT_DECRYPT', 'kms', '2', $2, 0, false)`,
+    [keyId, t.clock.now],
+  );
+  await sql('INSERT INTO key_materials (key_id, version, created_at) VALUES ($1, 0, $2)', [keyId, t.clock.now]);
+  // This instance starts again (as a new instance would) and reconciles at start.
+  await t.restart();
+  expect(await sql('SELECT provisioned FROM keys WHERE key_id = $1', [keyId])).toEqual([{ provisioned: false }]);
+  // Past the grace a creation takes, it is an interrupted one: the periodic pass rolls it back.
+  t.clock.now += 120_000;
+  await t.restart();
+  expect(await sql('SELECT key_id FROM keys WHERE key_id = $1', [keyId])).toEqual([]);
 });
 
 it('answers 503 KMS.0104 while PostgreSQL is down, /readyz says so, and serves again once it is back, without a restart', async () => {

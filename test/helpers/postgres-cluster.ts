@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +26,11 @@ export interface PostgresCluster {
   freshDatabase(): Promise<string>;
   /** How long initdb and the start took, in milliseconds. */
   readonly startMs: number;
-  /** Stops the server, keeping its data (immediate mode: as a crash or a kill would), until resume(). */
+  /**
+   * Stops the server until resume(), keeping its data: a fast shutdown (its sessions are ended, as a
+   * restart ends them), not an immediate one, since with synchronous_commit off a crash would lose
+   * the last commits.
+   */
   pause(): void;
   /** Starts the paused server again, on the same port and data. */
   resume(): void;
@@ -65,12 +69,31 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgresCluster(): Promise<PostgresCluster> {
+export interface ClusterOptions {
+  /**
+   * TLS on (ssl=on) with this certificate and key (PEM files; copied into the cluster's directory,
+   * where the server's user can read them). Connections without TLS are still accepted.
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+export async function startPostgresCluster(options: ClusterOptions = {}): Promise<PostgresCluster> {
   const started = Date.now();
   const bin = binDir();
   const identity = serverIdentity();
   const root = mkdtempSync(path.join(tmpdir(), 'kms-postgres-'));
   if (identity) chownSync(root, identity.uid, identity.gid);
+  if (options.tls) {
+    for (const [from, to] of [
+      [options.tls.certFile, 'server.pem'],
+      [options.tls.keyFile, 'server.key'],
+    ] as const) {
+      copyFileSync(from, path.join(root, to));
+      // The server refuses a key others can read.
+      chmodSync(path.join(root, to), 0o600);
+      if (identity) chownSync(path.join(root, to), identity.uid, identity.gid);
+    }
+  }
   const dataDir = path.join(root, 'data');
   const logFile = path.join(root, 'server.log');
   const run = (tool: string, args: string[]): void => {
@@ -89,11 +112,11 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
 
   let port = 0;
   let running = false;
-  const halt = (): void => {
+  const halt = (mode: 'immediate' | 'fast'): void => {
     if (running) {
       running = false;
-      // Immediate: the data is thrown away anyway (or the test wants a crash); a smart shutdown would wait for the tests' clients.
-      spawnSync(path.join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { ...(identity ?? {}), cwd: root, stdio: 'ignore' });
+      // Never smart: a smart shutdown would wait for the tests' clients to leave.
+      spawnSync(path.join(bin, 'pg_ctl'), ['stop', '-D', dataDir, '-m', mode, '-w'], { ...(identity ?? {}), cwd: root, stdio: 'ignore' });
     }
   };
   const serverOptions = (): string =>
@@ -105,9 +128,11 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
       '-c synchronous_commit=off',
       '-c full_page_writes=off',
       '-c max_connections=200',
+      ...(options.tls ? ['-c ssl=on', `-c ssl_cert_file=${root}/server.pem`, `-c ssl_key_file=${root}/server.key`] : []),
     ].join(' ');
   const stop = (): void => {
-    halt();
+    // Immediate: the data is thrown away anyway.
+    halt('immediate');
     rmSync(root, { recursive: true, force: true });
     process.removeListener('exit', stop);
   };
@@ -138,7 +163,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   return {
     url,
     startMs: Date.now() - started,
-    pause: halt,
+    pause: () => halt('fast'),
     resume() {
       if (running) return;
       run('pg_ctl', ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60', '-o', serverOptions()]);
@@ -164,10 +189,10 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
  * stopped after its last whether the tests passed or not. Returns a getter, since the cluster
  * exists only once beforeAll has run.
  */
-export function usePostgresCluster(): () => PostgresCluster {
+export function usePostgresCluster(options: ClusterOptions | (() => ClusterOptions) = {}): () => PostgresCluster {
   let cluster: PostgresCluster | undefined;
   beforeAll(async () => {
-    cluster = await startPostgresCluster();
+    cluster = await startPostgresCluster(typeof options === 'function' ? options() : options);
   }, 120_000);
   afterAll(() => {
     cluster?.stop();

@@ -166,3 +166,63 @@ describe('settings of several instances', () => {
     expect(() => loadConfig({ KMS_AUDIT_CHECKPOINT_SECONDS: '0' })).toThrow(ConfigError);
   });
 });
+
+describe('the database settings', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'kms-config-db-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keep the embedded SQLite store without KMS_DATABASE_URL, and refuse its companions alone', () => {
+    expect(loadConfig({}).database).toEqual({ kind: 'sqlite' });
+    for (const name of ['KMS_DATABASE_PASSWORD_FILE', 'KMS_DATABASE_CA_FILE', 'KMS_DATABASE_POOL_SIZE']) {
+      expect(() => loadConfig({ [name]: '1' })).toThrow(`${name} is set without KMS_DATABASE_URL`);
+    }
+  });
+
+  it('select PostgreSQL by KMS_DATABASE_URL, a pool of 10 by default, sized by KMS_DATABASE_POOL_SIZE', () => {
+    expect(loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db.internal:5433/kms' }).database).toEqual({
+      kind: 'postgres',
+      url: 'postgres://kms@db.internal:5433/kms',
+      password: undefined,
+      sslMode: 'disable',
+      caFile: undefined,
+      poolSize: 10,
+    });
+    expect(loadConfig({ KMS_DATABASE_URL: 'postgresql://kms@db/kms', KMS_DATABASE_POOL_SIZE: '32' }).database).toMatchObject({ kind: 'postgres', poolSize: 32 });
+    expect(() => loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms', KMS_DATABASE_POOL_SIZE: '0' })).toThrow(ConfigError);
+  });
+
+  it("keep the URL's password apart from the URL, which is safe to log, and never repeat it in a refusal", () => {
+    const config = loadConfig({ KMS_DATABASE_URL: 'postgres://kms:s3cr%40t-pw@db/kms' });
+    expect(config.database).toMatchObject({ url: 'postgres://kms@db/kms', password: 's3cr@t-pw' });
+    expect(config.database.kind === 'postgres' && config.database.url).not.toContain('s3cr');
+    expect(() => loadConfig({ KMS_DATABASE_URL: 'mysql://kms:s3cr3t-pw@db/kms' })).toThrow(/must start with postgres:\/\//);
+    for (const bad of ['postgres://kms:s3cr3t-pw@db', 'postgres://kms:s3cr3t-pw@db/kms?application_name=x', 'postgres://kms:s3cr3t-pw@db/kms?sslmode=prefer', 'not a url s3cr3t-pw']) {
+      let message = '';
+      try {
+        loadConfig({ KMS_DATABASE_URL: bad });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/KMS_DATABASE_URL/);
+      expect(message).not.toContain('s3cr3t-pw');
+    }
+  });
+
+  it('read the password from KMS_DATABASE_PASSWORD_FILE, only its line end dropped, and refuse a password in both places', () => {
+    const file = path.join(dir, 'password');
+    writeFileSync(file, ' pass word \n');
+    expect(loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms', KMS_DATABASE_PASSWORD_FILE: file }).database).toMatchObject({ password: ' pass word ' });
+    expect(() => loadConfig({ KMS_DATABASE_URL: 'postgres://kms:other@db/kms', KMS_DATABASE_PASSWORD_FILE: file })).toThrow(/in one place/);
+    expect(() => loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms', KMS_DATABASE_PASSWORD_FILE: path.join(dir, 'missing') })).toThrow(/cannot be read/);
+  });
+
+  it('verify the server against KMS_DATABASE_CA_FILE (verify-full unless the URL says otherwise), and refuse it with sslmode=disable', () => {
+    const ca = path.join(dir, 'ca.pem');
+    expect(loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms', KMS_DATABASE_CA_FILE: ca }).database).toMatchObject({ sslMode: 'verify-full', caFile: ca, url: 'postgres://kms@db/kms' });
+    expect(loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms?sslmode=verify-ca', KMS_DATABASE_CA_FILE: ca }).database).toMatchObject({ sslMode: 'verify-ca' });
+    expect(() => loadConfig({ KMS_DATABASE_URL: 'postgres://kms@db/kms?sslmode=disable', KMS_DATABASE_CA_FILE: ca })).toThrow(/sslmode=disable/);
+  });
+});

@@ -25,19 +25,21 @@ const typeParsers: NonNullable<ClientConfig['types']> = {
   >['getTypeParser'],
 };
 
-/** libpq's sslmode, as node-postgres's TLS options (the CA file read now, at each open). */
-function tlsOptions(config: PostgresDatabaseConfig, host: string): false | ConnectionOptions {
+/**
+ * libpq's sslmode, as node-postgres's TLS options (the CA file read now, at each open). The name
+ * checked by verify-full is the host's: node-postgres gives it to TLS (as SNI too, unless an IP).
+ */
+function tlsOptions(config: PostgresDatabaseConfig): false | ConnectionOptions {
   if (config.sslMode === 'disable') return false;
   const ca = config.caFile === undefined ? undefined : readFileSync(config.caFile);
-  const servername = host.startsWith('/') ? undefined : host;
   switch (config.sslMode) {
     case 'require':
       // As libpq: encrypted; verified against the CA file only when one is given (as verify-ca).
-      return ca ? { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined, servername } : { rejectUnauthorized: false, servername };
+      return ca ? { ca, rejectUnauthorized: true, checkServerIdentity: () => undefined } : { rejectUnauthorized: false };
     case 'verify-ca':
-      return { ...(ca ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined, servername };
+      return { ...(ca ? { ca } : {}), rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':
-      return { ...(ca ? { ca } : {}), rejectUnauthorized: true, servername };
+      return { ...(ca ? { ca } : {}), rejectUnauthorized: true };
   }
 }
 
@@ -51,7 +53,7 @@ export function clientConfig(config: PostgresDatabaseConfig): ClientConfig {
     user: decodeURIComponent(url.username) || undefined,
     password: config.password,
     database: decodeURIComponent(url.pathname.slice(1)),
-    ssl: tlsOptions(config, host),
+    ssl: tlsOptions(config),
     types: typeParsers,
     application_name: 'kms',
     // A database that does not answer fails the call (503) rather than holding it forever.
