@@ -1,7 +1,7 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
  *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--pkcs11-layer]
- *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync]]
+ *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync] [--stores]]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -21,6 +21,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { load, signedHeaders, type Credential, type LoadResult } from './load';
 import { loadConfig } from '../src/config';
+import { storesRun } from './stores';
 import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, treeCpuSeconds, type Server } from './processes';
 
 const { values: args } = parseArgs({
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     'http-layer': { type: 'boolean', default: false },
     'hsm-cost': { type: 'boolean', default: false },
     'audit-sync': { type: 'boolean', default: false },
+    stores: { type: 'boolean', default: false },
     'pkcs11-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
     out: { type: 'string' },
@@ -823,6 +825,7 @@ async function main(): Promise<void> {
     await hsmSeamRun(report);
   }
   if (args['only-extra'] && args['audit-sync']) await auditSyncRun(report);
+  if (args['only-extra'] && args.stores) await storesRun(report, { durationSeconds, rounds, smoke });
   if (!args['only-extra'] || args['http-layer']) await httpLayerRun(report);
   if (args['pkcs11-layer'] || smoke) await pkcs11LayerRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));

@@ -2,6 +2,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit-sink';
 import type { Config } from './config';
+import type { StoreObserver } from './domain/coordination';
 import type { MetadataStore } from './domain/repositories';
 import type { HsmObserver } from './hsm/hsm-observer';
 import { openHsm } from './hsm/open-hsm';
@@ -51,6 +52,8 @@ export interface CoreOptions {
   readonly hsmObserver?: HsmObserver;
   /** Told of every rotation (the metrics). */
   readonly rotationObserver?: RotationObserver;
+  /** Told of the store's change feed and lease outcomes from its opening on (the metrics). */
+  readonly storeObserver?: StoreObserver;
   /**
    * 'create' (the service, the initialiser): the data directory is made on the first start.
    * 'existing' (the command-line tool): a data directory that does not exist is refused before
@@ -82,6 +85,7 @@ export async function openCore(config: Config, options: CoreOptions): Promise<Co
     opened.push(() => hsm.close());
     const store = await openStore(config, { report: (problem, error) => logger.warn({ err: error }, problem) });
     opened.push(() => store.close());
+    if (options.storeObserver) store.observe(options.storeObserver);
     const audit = options.audit?.(store);
     if (audit) opened.push(() => audit.close());
     // Sealing secret keys needs the credential-sealing key.

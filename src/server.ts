@@ -94,6 +94,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     dataDir: 'create',
     hsmObserver: metrics?.hsm,
     rotationObserver: metrics?.keys,
+    storeObserver: metrics?.store,
     audit: (store) =>
       new ServiceAudit(options.auditLogPath ?? config.auditLogPath, {
         logger,
@@ -106,6 +107,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const { hsm, audit, credentials, store } = core;
   metrics?.hsm.watch(() => hsm.state());
+  metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
   const { grantAccess, rotator, usage, keys, rotation } = core.keys;

@@ -49,3 +49,39 @@ export interface JobLease {
 export interface BootstrapLock {
   exclusive<T>(name: string, work: () => Promise<T>): Promise<T>;
 }
+
+/** What became of a lease: claimed; held elsewhere (a live lease of another holder); lost on renewal (it expired and was taken over). */
+export type LeaseOutcome = 'claimed' | 'held_elsewhere' | 'lost';
+
+/**
+ * What a store tells of its coordination as it happens (the metrics listen, MetadataStore.observe).
+ * Called synchronously; an observer must not throw.
+ */
+export interface StoreObserver {
+  /**
+   * A change committed by this or another process reached this one, `seconds` after its sender
+   * announced it (PostgreSQL: the sender's clock, carried in the NOTIFY, against this one's).
+   * Stores that cannot say when a change was made (SQLite's data_version) never call it.
+   */
+  changeDelivered(seconds: number): void;
+  /** The change feed lost its connection and listens again (caches were flushed). */
+  changeFeedReconnected(): void;
+  /** A claim of a job item's lease (claimed or held elsewhere), or a renewal that found it lost. */
+  leaseOutcome(job: string, outcome: LeaseOutcome): void;
+}
+
+/** A connection pool's state (PostgreSQL's; SQLite has none). */
+export interface PoolStats {
+  /** Connections open, idle and in use. */
+  readonly total: number;
+  readonly idle: number;
+  /** The most the pool opens (KMS_DATABASE_POOL_SIZE). */
+  readonly max: number;
+  /** Calls waiting for a connection. */
+  readonly waiting: number;
+}
+
+/** What a store holds now, read at scrape time. */
+export interface StoreStats {
+  readonly pool?: PoolStats;
+}

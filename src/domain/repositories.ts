@@ -2,7 +2,7 @@ import type { CredentialRecord } from './credentials';
 import type { CascadedRemoval, GrantPrincipal, GrantRecord, Page } from './grants';
 import type { KeyRecord, KeyState, MaterialRef } from './keys';
 import type { MaterialUsage, RotationCandidate, RotationClaim, RotationReason, RotationSettings, RotationState, SealCount } from './rotation';
-import type { BootstrapLock, ChangeFeed, JobLeases } from './coordination';
+import type { BootstrapLock, ChangeFeed, JobLeases, StoreObserver, StoreStats } from './coordination';
 
 /**
  * The store seam: what the services keep, behind asynchronous repositories, whatever keeps it (the
@@ -171,5 +171,9 @@ export interface MetadataStore extends Repositories {
   readonly bootstrap: BootstrapLock;
   /** Throws when the store does not answer (the readiness probe). */
   ping(): Promise<void>;
+  /** Tells `observer` of the change feed's deliveries and reconnects and of lease outcomes from now on (the metrics). */
+  observe(observer: StoreObserver): void;
+  /** What the store holds now: its connection pool, where it has one. Cheap: read at every scrape. */
+  stats(): StoreStats;
   close(): Promise<void>;
 }

@@ -20,6 +20,8 @@ export function storeInTransaction(outer: MetadataStore, tx: Repositories): Meta
     leases: outer.leases,
     bootstrap: outer.bootstrap,
     ping: () => outer.ping(),
+    observe: (observer) => outer.observe(observer),
+    stats: () => outer.stats(),
     close: () => outer.close(),
   };
 }

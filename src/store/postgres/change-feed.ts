@@ -1,5 +1,6 @@
 import type { Client, Notification } from 'pg';
-import type { ChangeFeed, StoreChange } from '../../domain/coordination';
+import type { ChangeFeed, StoreChange, StoreObserver } from '../../domain/coordination';
+import { readChangePayload } from './change-payload';
 import { CHANGES_CHANNEL } from './executor';
 
 /**
@@ -27,6 +28,8 @@ export class PostgresChangeFeed implements ChangeFeed {
   constructor(
     private readonly connect: () => Client,
     private readonly report: (problem: string, error: unknown) => void,
+    /** Told of each notification's lag and of each reconnect (the metrics). */
+    private readonly observer?: StoreObserver,
   ) {}
 
   /** Listens; throws when the first connection cannot be made (the store does not open). */
@@ -61,7 +64,10 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.on('end', () => this.lost(client, new Error('the change feed connection ended')));
     client.on('notification', (message: Notification) => {
       if (message.channel !== CHANGES_CHANNEL) return;
-      this.deliver(message.payload ? { kind: 'key', keyId: message.payload } : { kind: 'all' });
+      const { keyId, sentAtMs } = readChangePayload(message.payload);
+      // Clocks of two machines may disagree: a notice from "the future" counts as no lag.
+      if (sentAtMs !== undefined) this.observer?.changeDelivered(Math.max(0, Date.now() - sentAtMs) / 1000);
+      this.deliver(keyId === undefined ? { kind: 'all' } : { kind: 'key', keyId });
     });
     try {
       await client.connect();
@@ -92,6 +98,7 @@ export class PostgresChangeFeed implements ChangeFeed {
           if (this.closed) return;
           this.retryMs = FIRST_RETRY_MS;
           this.reconnections++;
+          this.observer?.changeFeedReconnected();
           // Whatever was announced while not listening is lost: everything may have changed.
           this.deliver({ kind: 'all' });
         },

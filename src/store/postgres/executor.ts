@@ -1,4 +1,5 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
+import { changePayload } from './change-payload';
 import { guarded } from './errors';
 
 /**
@@ -10,7 +11,7 @@ import { guarded } from './errors';
  * back.
  */
 
-/** The channel of the change feed (change-feed.ts listens on it). Payload: a key id, or '' for "anything". */
+/** The channel of the change feed (change-feed.ts listens on it). Payload: change-payload.ts (a key id, or '' for "anything", and when it was sent). */
 export const CHANGES_CHANNEL = 'kms_changes';
 
 export interface Sql {
@@ -94,7 +95,10 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient, ch
   try {
     await sql.query('BEGIN');
     const result = await work(client, changes);
-    if (changes.size > 0) await sql.query('SELECT pg_notify($1, key_id) FROM unnest($2::text[]) AS key_id', [CHANGES_CHANNEL, [...changes]]);
+    if (changes.size > 0) {
+      const sentAtMs = Date.now();
+      await sql.query('SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload', [CHANGES_CHANNEL, [...changes].map((keyId) => changePayload(keyId, sentAtMs))]);
+    }
     await sql.query('COMMIT');
     return result;
   } catch (error) {

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import type { JobLeases, PoolStats, StoreObserver, StoreStats } from '../../domain/coordination';
 import type { MetadataStore, Repositories } from '../../domain/repositories';
 import type { PostgresDatabaseConfig } from '../../config';
 import { PostgresAuditCheckpointRepository } from './audit-checkpoint-repository';
@@ -12,6 +13,7 @@ import { PostgresGrantRepository } from './grant-repository';
 import { PostgresJobLeases } from './job-leases';
 import { PostgresKeyRepository } from './key-repository';
 import { migrate } from './migrations';
+import { observedLeases, StoreEvents } from '../store-events';
 import { PostgresRotationRepository } from './rotation-repository';
 
 /**
@@ -25,15 +27,6 @@ import { PostgresRotationRepository } from './rotation-repository';
  * One pool for the repositories (KMS_DATABASE_POOL_SIZE connections), one dedicated connection for
  * the change feed's LISTEN, and one for each bootstrap lock while it is held.
  */
-
-export interface PoolStats {
-  /** Connections open (idle and in use), and the most the pool opens. */
-  readonly total: number;
-  readonly idle: number;
-  readonly max: number;
-  /** Calls waiting for a connection. */
-  readonly waiting: number;
-}
 
 export interface PostgresStoreOptions {
   /** Where connection problems are reported (the logger); they never end the process. */
@@ -57,7 +50,7 @@ export class PostgresStore implements MetadataStore {
   readonly rotations;
   readonly credentials;
   readonly auditCheckpoints;
-  readonly leases: PostgresJobLeases;
+  readonly leases: JobLeases;
   readonly bootstrap: PostgresBootstrapLock;
 
   constructor(
@@ -65,10 +58,11 @@ export class PostgresStore implements MetadataStore {
     readonly changes: PostgresChangeFeed,
     bootstrap: PostgresBootstrapLock,
     private readonly maxConnections: number,
+    private readonly events: StoreEvents = new StoreEvents(),
   ) {
     const db = new PoolExecutor(pool);
     ({ keys: this.keys, grants: this.grants, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints } = repositories(db));
-    this.leases = new PostgresJobLeases(db);
+    this.leases = observedLeases(new PostgresJobLeases(db), events);
     this.bootstrap = bootstrap;
   }
 
@@ -83,6 +77,14 @@ export class PostgresStore implements MetadataStore {
   /** What the metrics read: the pool's connections and its waiters. */
   poolStats(): PoolStats {
     return { total: this.pool.totalCount, idle: this.pool.idleCount, max: this.maxConnections, waiting: this.pool.waitingCount };
+  }
+
+  stats(): StoreStats {
+    return { pool: this.poolStats() };
+  }
+
+  observe(observer: StoreObserver): void {
+    this.events.add(observer);
   }
 
   async close(): Promise<void> {
@@ -101,7 +103,8 @@ export async function openPostgresStore(config: PostgresDatabaseConfig, options:
   // An idle connection's error (the server restarted) would otherwise end the process; the pool
   // drops that connection and opens another when next asked.
   pool.on('error', (error) => report('an idle database connection failed', error));
-  const feed = new PostgresChangeFeed(() => createClient(config), report);
+  const events = new StoreEvents();
+  const feed = new PostgresChangeFeed(() => createClient(config), report, events);
   try {
     await guarded(() => migrate(pool));
     await guarded(() => feed.start());
@@ -110,5 +113,5 @@ export async function openPostgresStore(config: PostgresDatabaseConfig, options:
     await pool.end().catch(() => undefined);
     throw error;
   }
-  return new PostgresStore(pool, feed, new PostgresBootstrapLock(() => createClient(config), report), config.poolSize);
+  return new PostgresStore(pool, feed, new PostgresBootstrapLock(() => createClient(config), report), config.poolSize, events);
 }

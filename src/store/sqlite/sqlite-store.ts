@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import type { JobLeases, StoreObserver, StoreStats } from '../../domain/coordination';
 import type { MetadataStore, Repositories } from '../../domain/repositories';
+import { observedLeases, StoreEvents } from '../store-events';
 import { SqliteAuditCheckpointRepository } from './audit-checkpoint-repository';
 import { SqliteBootstrapLock } from './bootstrap-lock';
 import { SqliteChangeFeed } from './change-feed';
@@ -35,9 +37,10 @@ export class SqliteStore implements MetadataStore {
   readonly credentials: SqliteCredentialRepository;
   readonly auditCheckpoints: SqliteAuditCheckpointRepository;
   readonly changes: SqliteChangeFeed;
-  readonly leases: SqliteJobLeases;
+  readonly leases: JobLeases;
   readonly bootstrap: SqliteBootstrapLock;
 
+  private readonly events = new StoreEvents();
   private readonly mutex = new WriteMutex();
   private readonly transaction: TransactionSession;
   private readonly inTransaction: Repositories;
@@ -58,7 +61,7 @@ export class SqliteStore implements MetadataStore {
     this.transaction = new TransactionSession(txDb);
     this.inTransaction = repositories(this.transaction);
     // Per store instance: two processes, or two stores of one process, never share a holder name.
-    this.leases = new SqliteJobLeases(session, `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`);
+    this.leases = observedLeases(new SqliteJobLeases(session, `${hostname()}:${process.pid}:${randomBytes(6).toString('hex')}`), this.events);
     this.bootstrap = new SqliteBootstrapLock(path.dirname(db.name));
     this.ping_ = db.prepare('SELECT 1 FROM sqlite_master LIMIT 1');
   }
@@ -124,6 +127,19 @@ export class SqliteStore implements MetadataStore {
 
   async ping(): Promise<void> {
     this.ping_.get();
+  }
+
+  /**
+   * Lease outcomes only: the change feed learns of other processes' commits from data_version,
+   * which says neither when nor what (no lag to measure), and has no connection to lose.
+   */
+  observe(observer: StoreObserver): void {
+    this.events.add(observer);
+  }
+
+  /** No pool: two connections of this process (session.ts). */
+  stats(): StoreStats {
+    return {};
   }
 
   /** Waits for the writers under way (the mutex), then closes both connections. */
