@@ -3,24 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { appendDurably, AuditLog, verifyAuditLog, type AuditSync } from '../../src/audit/audit-log';
-import type { AuditRecord } from '../../src/audit/audit-records';
+import { operationRecord } from '../helpers/audit-record';
 
-function record(requestId: string): AuditRecord {
-  return {
-    time: '2026-12-07T00:00:00.000Z',
-    event: 'operation',
-    request_id: requestId,
-    principal: { kind: 'token', id: 'tok-0123456789abcdef' },
-    project_id: 'default',
-    action: 'list-keys',
-    permission: 'kms:cmk:list',
-    key_id: null,
-    status: 200,
-    result: 'OK',
-    latency_ms: 1,
-    client: '127.0.0.1',
-  };
-}
+const record = operationRecord;
 
 describe.each(['always', 'batch'] as AuditSync[])('the audit log, KMS_AUDIT_SYNC=%s (group commit)', (sync) => {
   let dir: string;

@@ -3,27 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { AuditLog, verifyAuditLog } from '../../src/audit/audit-log';
-import type { AuditRecord } from '../../src/audit/audit-records';
 import { ChainCheckpoints, checkpointName } from '../../src/audit/chain-checkpoints';
 import { verifyChains } from '../../src/audit/chain-verdicts';
 import type { AuditCheckpoint, AuditCheckpointRepository } from '../../src/domain/repositories';
+import { operationRecord } from '../helpers/audit-record';
 
-function record(requestId: string): AuditRecord {
-  return {
-    time: '2026-12-07T00:00:00.000Z',
-    event: 'operation',
-    request_id: requestId,
-    principal: { kind: 'token', id: 'tok-0123456789abcdef' },
-    project_id: 'default',
-    action: 'list-keys',
-    permission: 'kms:cmk:list',
-    key_id: null,
-    status: 200,
-    result: 'OK',
-    latency_ms: 1,
-    client: '127.0.0.1',
-  };
-}
+const record = operationRecord;
 
 /** The repository's contract as the store suite holds every store to it: record replaces a chain's checkpoint. */
 class CheckpointTable implements AuditCheckpointRepository {
