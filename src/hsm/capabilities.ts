@@ -54,7 +54,16 @@ export async function detectCapabilities(kinds: Iterable<KeyKind>, table: Mechan
   const rsaDecrypting = [...specs].filter(([spec, usages]) => usages.has('ENCRYPT_DECRYPT') && familyOf(spec) === 'RSA');
   if (rsaDecrypting.length > 0) {
     for (const name of Object.keys(OAEP) as AsymmetricEncryptionAlgorithm[]) {
-      if (probeOaep(session, name)) algorithms.add(name);
+      let taken: boolean;
+      try {
+        taken = probeOaep(session, name);
+      } catch (error) {
+        // A probe that fails otherwise (a module that will not take a public key object from the
+        // caller) must not stop the start: the algorithm is only not offered.
+        missing.push(`${name}: the probe failed (${ckrName(error)})`);
+        continue;
+      }
+      if (taken) algorithms.add(name);
       else missing.push(`${name}: the module refuses OAEP with its hash`);
     }
     if (!(['RSAES_OAEP_SHA_256', 'RSAES_OAEP_SHA_1'] as const).some((name) => algorithms.has(name))) {
