@@ -13,13 +13,12 @@
  * --pkcs11-layer (and --smoke, briefly) times graphene-pk11 against raw pkcs11js.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { load, signedHeaders, type Credential, type LoadResult } from './load';
+import { call, workload } from './kms-calls';
+import { load, type Credential, type LoadResult } from './load';
 import { loadConfig } from '../src/config';
 import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, treeCpuSeconds, type Server } from './processes';
 
@@ -62,23 +61,6 @@ interface Row extends LoadResult {
   readonly peakPssMb: number;
 }
 
-/** POSTs a signed request to the service (setup only; the load itself goes through autocannon). */
-function call(url: string, credential: Credential, operation: string, body: unknown): Promise<Record<string, unknown>> {
-  const path = `/v1.0/${credential.projectId}/kms/${operation}`;
-  const text = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const outgoing = request(`${url}${path}`, { method: 'POST', headers: signedHeaders(url, credential, path, text) }, (response) => {
-      let data = '';
-      response.on('data', (chunk: Buffer) => (data += chunk.toString()));
-      response.on('end', () =>
-        response.statusCode === 200 ? resolve(JSON.parse(data) as Record<string, unknown>) : reject(new Error(`${operation}: ${response.statusCode} ${data}`)),
-      );
-    });
-    outgoing.on('error', reject);
-    outgoing.end(text);
-  });
-}
-
 async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, name = 'service'): Promise<{ server: Server; credential: Credential }> {
   const env: NodeJS.ProcessEnv = {
     KMS_DATA_DIR: dataDir,
@@ -96,20 +78,6 @@ async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, name 
   const server = await startServer(name, [path.join(ROOT, 'dist', 'main.js')], env);
   const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
   return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };
-}
-
-/** The bodies of the five measured operations, for one CMK. */
-async function workload(url: string, credential: Credential, keyId: string): Promise<Array<{ endpoint: string; body: string }>> {
-  const sealed = (await call(url, credential, 'create-datakey', { key_id: keyId })) as { cipher_text: string };
-  const dek = Buffer.alloc(32, 7);
-  const plainText = dek.toString('hex') + createHash('sha256').update(dek).digest('hex');
-  return [
-    { endpoint: 'create-datakey', body: JSON.stringify({ key_id: keyId }) },
-    { endpoint: 'create-datakey-without-plaintext', body: JSON.stringify({ key_id: keyId }) },
-    { endpoint: 'encrypt-datakey', body: JSON.stringify({ key_id: keyId, plain_text: plainText, datakey_plain_length: '32' }) },
-    { endpoint: 'decrypt-datakey', body: JSON.stringify({ key_id: keyId, cipher_text: sealed.cipher_text, datakey_cipher_length: '32' }) },
-    { endpoint: 'describe-key', body: JSON.stringify({ key_id: keyId }) },
-  ];
 }
 
 async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
