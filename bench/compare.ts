@@ -16,14 +16,13 @@
  * service/ceiling is taken per round and its median printed. The ceiling answers create-datakey
  * only (bench/ceiling-server.ts); decrypt-datakey is held against that same ceiling.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { call, workloadBodies } from './kms-calls';
 import { load, type Credential, type LoadResult } from './load';
-import { ROOT, startServer, treeCpuSeconds, type Server } from './processes';
+import { ROOT, startServer, startService, treeCpuSeconds, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,42 +46,6 @@ const connectionCounts = (args.connections ?? '1,32').split(',').map(Number);
 const endpoints = (args.endpoints ?? '').split(',');
 const TSX = require.resolve('tsx/cli');
 const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
-
-/** Starts a build's service with its stdout (the access log) going to a file; resolves once it listens. */
-async function startService(name: string, dir: string, dataDir: string): Promise<{ server: Server; credential: Credential; logFile: string }> {
-  const logFile = path.join(dataDir, 'service.log');
-  const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [path.join(dir, 'dist', 'main.js')], {
-    cwd: ROOT,
-    env: { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'info', SOFTHSM2_CONF: '' },
-    stdio: ['ignore', out, 'pipe'],
-  });
-  closeSync(out);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const started = Date.now();
-  let url: string | undefined;
-  while (!url) {
-    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before listening:\n${stderr}`);
-    if (Date.now() - started > 60_000) throw new Error(`${name} did not listen within 60 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    url = /"url":"(http:[^"]+)"/.exec(readFileSync(logFile, 'utf8'))?.[1];
-  }
-  const server: Server = {
-    name,
-    url,
-    child,
-    startupMs: Date.now() - started,
-    stop: () =>
-      new Promise((done) => {
-        if (child.exitCode !== null) return done();
-        child.once('exit', () => done());
-        child.kill('SIGTERM');
-      }),
-  };
-  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
-  return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! }, logFile };
-}
 
 interface Leg {
   readonly server: Server;
@@ -110,7 +73,7 @@ async function main(): Promise<void> {
     for (const build of builds) {
       const dataDir = mkdtempSync(path.join(os.tmpdir(), `kms-compare-${build.name}-`));
       dataDirs.push(dataDir);
-      const { server, credential } = await startService(build.name, build.dir, dataDir);
+      const { server, credential } = await startService(build.name, path.join(build.dir, 'dist', 'main.js'), dataDir);
       servers.push(server);
       const keyId = ((await call(server.url, credential, 'create-key', { key_alias: 'bench' })) as { key_info: { key_id: string } }).key_info.key_id;
       legs.set(build.name, { server, credential, projectId: credential.projectId, bodies: await workloadBodies(server.url, credential, keyId) });

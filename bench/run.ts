@@ -1,7 +1,7 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
  *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--pkcs11-layer]
- *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync]]
+ *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync]] [--profile]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -11,6 +11,9 @@
  * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone,
  * --audit-sync the audit sync rows alone, auditSyncRun).
  * --pkcs11-layer (and --smoke, briefly) times graphene-pk11 against raw pkcs11js.
+ * --profile runs alone: a CPU profile of the service under create-datakey load (bench/profile.ts),
+ * written with the table of where each request's CPU goes (10 s at 32 connections unless
+ * --duration or --connections say).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { call, workload } from './kms-calls';
 import { load, type Credential, type LoadResult } from './load';
+import { profileRun } from './profile';
 import { loadConfig } from '../src/config';
 import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, treeCpuSeconds, type Server } from './processes';
 
@@ -37,6 +41,7 @@ const { values: args } = parseArgs({
     'audit-sync': { type: 'boolean', default: false },
     'pkcs11-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
+    profile: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -785,6 +790,19 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
   };
+  if (args.profile) {
+    await profileRun(report, { durationSeconds: Number(args.duration ?? 10), connections: Number(args.connections ?? 32) });
+  } else {
+    await mainSequence(report);
+  }
+  const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwritten: ${path.relative(process.cwd(), out)}`);
+}
+
+/** Everything but --profile: the main run and the runs the options add. */
+async function mainSequence(report: Record<string, unknown>): Promise<void> {
   if (!args['only-extra']) await mainRun(report);
   if (args['only-extra'] && args['hsm-cost']) {
     await hsmCostRun(report);
@@ -796,10 +814,6 @@ async function main(): Promise<void> {
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));
   if (args.scaling !== undefined) await scalingRun(report, args.scaling.split(',').map(Number));
   if (args.soak !== undefined) await soakRun(report, Number(args.soak));
-  const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwritten: ${path.relative(process.cwd(), out)}`);
 }
 
 main().catch((error: unknown) => {
