@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Credential } from './load';
 
@@ -63,6 +63,8 @@ export async function startService(
   options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ server: Server; credential: Credential; logFile: string }> {
   const logFile = path.join(dataDir, 'service.log');
+  // A service started again on the same data directory appends: its own lines are those after these.
+  const offset = existsSync(logFile) ? statSync(logFile).size : 0;
   const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), mainJs], {
     cwd: ROOT,
@@ -78,7 +80,7 @@ export async function startService(
     if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before listening:\n${stderr}`);
     if (Date.now() - started > 60_000) throw new Error(`${name} did not listen within 60 s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    url = /"url":"(http:[^"]+)"/.exec(readFileSync(logFile, 'utf8'))?.[1];
+    url = /"url":"(http:[^"]+)"/.exec(readFileSync(logFile).subarray(offset).toString('utf8'))?.[1];
   }
   const server: Server = {
     name,

@@ -16,7 +16,7 @@
  * --duration or --connections say).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,7 +24,7 @@ import { call, workload } from './kms-calls';
 import { load, type Credential, type LoadResult } from './load';
 import { profileRun } from './profile';
 import { loadConfig } from '../src/config';
-import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, treeCpuSeconds, type Server } from './processes';
+import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, startService, treeCpuSeconds, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -66,23 +66,14 @@ interface Row extends LoadResult {
   readonly peakPssMb: number;
 }
 
+/**
+ * The service as users start it, with its defaults (the access log on, its lines going to a file,
+ * as in production: processes.ts startService), and the admin credential it made.
+ */
 async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, name = 'service'): Promise<{ server: Server; credential: Credential }> {
-  const env: NodeJS.ProcessEnv = {
-    KMS_DATA_DIR: dataDir,
-    PORT: '0',
-    KMS_LOG_LEVEL: 'info',
-    // The access log (one line per request at info) goes to this process through a pipe, which it
-    // drains only between bursts of load generation: the service's synchronous writes then block on
-    // a full pipe, which is the benchmark's doing, not the service's (smoke run, AMD EPYC: service/
-    // ceiling 0.12 with it, 0.32 without). Production logs go to a file or a collector.
-    KMS_ACCESS_LOG: 'off',
-    SOFTHSM2_CONF: '',
-    ...(args.workers ? { KMS_WORKERS: args.workers } : {}),
-    ...extraEnv,
-  };
-  const server = await startServer(name, [path.join(ROOT, 'dist', 'main.js')], env);
-  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
-  return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };
+  const env: NodeJS.ProcessEnv = { ...(args.workers ? { KMS_WORKERS: args.workers } : {}), ...extraEnv };
+  const { server, credential } = await startService(name, path.join(ROOT, 'dist', 'main.js'), dataDir, { env });
+  return { server, credential };
 }
 
 async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
