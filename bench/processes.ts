@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Credential } from './load';
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -47,6 +48,54 @@ export function startServer(name: string, args: string[], env: NodeJS.ProcessEnv
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.once('exit', onExit);
   });
+}
+
+/**
+ * Starts a built service (`mainJs`, a dist/main.js) with its defaults, as users run it, its stdout
+ * (the access log, on by default) going to a file in its data directory as in production, not to
+ * the benchmark through a pipe; resolves once it listens, with the admin credential it made.
+ * `nodeArgs` go before the script (a cluster's workers inherit them: --cpu-prof, say).
+ */
+export async function startService(
+  name: string,
+  mainJs: string,
+  dataDir: string,
+  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ server: Server; credential: Credential; logFile: string }> {
+  const logFile = path.join(dataDir, 'service.log');
+  // A service started again on the same data directory appends: its own lines are those after these.
+  const offset = existsSync(logFile) ? statSync(logFile).size : 0;
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), mainJs], {
+    cwd: ROOT,
+    env: { ...process.env, KMS_DATA_DIR: dataDir, PORT: '0', KMS_LOG_LEVEL: 'info', SOFTHSM2_CONF: '', ...options.env },
+    stdio: ['ignore', out, 'pipe'],
+  });
+  closeSync(out);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const started = Date.now();
+  let url: string | undefined;
+  while (!url) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before listening:\n${stderr}`);
+    if (Date.now() - started > 60_000) throw new Error(`${name} did not listen within 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    url = /"url":"(http:[^"]+)"/.exec(readFileSync(logFile).subarray(offset).toString('utf8'))?.[1];
+  }
+  const server: Server = {
+    name,
+    url,
+    child,
+    startupMs: Date.now() - started,
+    stop: () =>
+      new Promise((done) => {
+        if (child.exitCode !== null) return done();
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+      }),
+  };
+  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
+  return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! }, logFile };
 }
 
 function portUrl(output: string): string | undefined {

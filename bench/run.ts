@@ -1,7 +1,7 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
  *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--pkcs11-layer]
- *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync] [--stores]]
+ *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync] [--stores]] [--profile]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -11,18 +11,21 @@
  * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone,
  * --audit-sync the audit sync rows alone, auditSyncRun).
  * --pkcs11-layer (and --smoke, briefly) times graphene-pk11 against raw pkcs11js.
+ * --profile runs alone: a CPU profile of the service under create-datakey load (bench/profile.ts),
+ * written with the table of where each request's CPU goes (10 s at 32 connections unless
+ * --duration or --connections say).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { load, signedHeaders, type Credential, type LoadResult } from './load';
+import { call, workload } from './kms-calls';
+import { load, type Credential, type LoadResult } from './load';
+import { profileRun } from './profile';
 import { loadConfig } from '../src/config';
 import { storesRun } from './stores';
-import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, treeCpuSeconds, type Server } from './processes';
+import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, startService, treeCpuSeconds, type Server } from './processes';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +43,7 @@ const { values: args } = parseArgs({
     stores: { type: 'boolean', default: false },
     'pkcs11-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
+    profile: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -64,54 +68,14 @@ interface Row extends LoadResult {
   readonly peakPssMb: number;
 }
 
-/** POSTs a signed request to the service (setup only; the load itself goes through autocannon). */
-function call(url: string, credential: Credential, operation: string, body: unknown): Promise<Record<string, unknown>> {
-  const path = `/v1.0/${credential.projectId}/kms/${operation}`;
-  const text = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const outgoing = request(`${url}${path}`, { method: 'POST', headers: signedHeaders(url, credential, path, text) }, (response) => {
-      let data = '';
-      response.on('data', (chunk: Buffer) => (data += chunk.toString()));
-      response.on('end', () =>
-        response.statusCode === 200 ? resolve(JSON.parse(data) as Record<string, unknown>) : reject(new Error(`${operation}: ${response.statusCode} ${data}`)),
-      );
-    });
-    outgoing.on('error', reject);
-    outgoing.end(text);
-  });
-}
-
+/**
+ * The service as users start it, with its defaults (the access log on, its lines going to a file,
+ * as in production: processes.ts startService), and the admin credential it made.
+ */
 async function startKms(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, name = 'service'): Promise<{ server: Server; credential: Credential }> {
-  const env: NodeJS.ProcessEnv = {
-    KMS_DATA_DIR: dataDir,
-    PORT: '0',
-    KMS_LOG_LEVEL: 'info',
-    // The access log (one line per request at info) goes to this process through a pipe, which it
-    // drains only between bursts of load generation: the service's synchronous writes then block on
-    // a full pipe, which is the benchmark's doing, not the service's (smoke run, AMD EPYC: service/
-    // ceiling 0.12 with it, 0.32 without). Production logs go to a file or a collector.
-    KMS_ACCESS_LOG: 'off',
-    SOFTHSM2_CONF: '',
-    ...(args.workers ? { KMS_WORKERS: args.workers } : {}),
-    ...extraEnv,
-  };
-  const server = await startServer(name, [path.join(ROOT, 'dist', 'main.js')], env);
-  const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
-  return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! } };
-}
-
-/** The bodies of the five measured operations, for one CMK. */
-async function workload(url: string, credential: Credential, keyId: string): Promise<Array<{ endpoint: string; body: string }>> {
-  const sealed = (await call(url, credential, 'create-datakey', { key_id: keyId })) as { cipher_text: string };
-  const dek = Buffer.alloc(32, 7);
-  const plainText = dek.toString('hex') + createHash('sha256').update(dek).digest('hex');
-  return [
-    { endpoint: 'create-datakey', body: JSON.stringify({ key_id: keyId }) },
-    { endpoint: 'create-datakey-without-plaintext', body: JSON.stringify({ key_id: keyId }) },
-    { endpoint: 'encrypt-datakey', body: JSON.stringify({ key_id: keyId, plain_text: plainText, datakey_plain_length: '32' }) },
-    { endpoint: 'decrypt-datakey', body: JSON.stringify({ key_id: keyId, cipher_text: sealed.cipher_text, datakey_cipher_length: '32' }) },
-    { endpoint: 'describe-key', body: JSON.stringify({ key_id: keyId }) },
-  ];
+  const env: NodeJS.ProcessEnv = { ...(args.workers ? { KMS_WORKERS: args.workers } : {}), ...extraEnv };
+  const { server, credential } = await startService(name, path.join(ROOT, 'dist', 'main.js'), dataDir, { env });
+  return { server, credential };
 }
 
 async function measure(server: Server, endpoint: string, pathname: string, body: string, connections: number, credential?: Credential): Promise<Row> {
@@ -450,6 +414,48 @@ function shimEnv(dataDir: string, delayMs: number): NodeJS.ProcessEnv {
 }
 
 /**
+ * What a network HSM's latency costs the service (issue 21: throughput kept at ≥ 90% of the 0 ms
+ * figure): the same service through the shim, with `delayMs` and with 0 ms in its crypto calls,
+ * restarted in turn on the same token for each of `rounds` rounds (two services cannot share a
+ * data directory), create-datakey and decrypt-datakey at the peak connections; the medians of the
+ * paired rounds' ratios.
+ */
+async function networkHsmKept(
+  dataDir: string,
+  keyId: string,
+  delayMs: number,
+  bodies: ReadonlyArray<{ endpoint: string; body: string }>,
+): Promise<Record<string, { ratios: number[]; median: number }>> {
+  const endpoints = bodies.filter((entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey');
+  const rates = new Map<string, number[]>();
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? [delayMs, 0] : [0, delayMs];
+    for (const delay of order) {
+      const { server, credential } = await startKms(dataDir, shimEnv(dataDir, delay), `service-${delay}ms`);
+      try {
+        for (const { endpoint, body } of endpoints) {
+          const row = await measure(server, endpoint, `/v1.0/${credential.projectId}/kms/${endpoint}`, body, peakConnections, credential);
+          const key = `${endpoint} ${delay}`;
+          rates.set(key, [...(rates.get(key) ?? []), row.requestsPerSecond]);
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const kept: Record<string, { ratios: number[]; median: number }> = {};
+  console.log(`\nnetwork HSM against 0 ms, ${rounds} rounds at ${peakConnections} connections (key ${keyId}): req/s with ${delayMs} ms / with 0 ms`);
+  for (const { endpoint } of endpoints) {
+    const slow = rates.get(`${endpoint} ${delayMs}`)!;
+    const fast = rates.get(`${endpoint} 0`)!;
+    const ratios = slow.map((rate, i) => Math.round((rate / fast[i]!) * 100) / 100);
+    kept[endpoint] = { ratios, median: median(ratios) };
+    console.log(`  ${endpoint}: ${median(ratios).toFixed(2)} (rounds: ${slow.map((rate, i) => `${rate}/${fast[i]}`).join(', ')})`);
+  }
+  return kept;
+}
+
+/**
  * A physical HSM answers each call in about a millisecond. The shim (bench/shim) forwards to
  * SoftHSM and sleeps that long inside each crypto call, in native code: a server that makes HSM calls
  * on its event loop serialises on them; one that makes them on worker threads overlaps them.
@@ -483,7 +489,10 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
     rows.push(await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), bodies[0]!.body, peakConnections));
     console.log(`\nnetwork HSM: ${delayMs} ms in every crypto call (shim over SoftHSM)`);
     printTable(rows);
-    report.networkHsm = { delayMs, table: rows };
+    await service.stop();
+    servers.splice(servers.indexOf(service), 1);
+    const kept = await networkHsmKept(dataDir, keyId, delayMs, bodies);
+    report.networkHsm = { delayMs, table: rows, kept };
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
@@ -819,6 +828,19 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
     settings: { durationSeconds, connections: connectionCounts, rounds, smoke },
   };
+  if (args.profile) {
+    await profileRun(report, { durationSeconds: Number(args.duration ?? 10), connections: Number(args.connections ?? 32) });
+  } else {
+    await mainSequence(report);
+  }
+  const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  console.log(`\nwritten: ${path.relative(process.cwd(), out)}`);
+}
+
+/** Everything but --profile: the main run and the runs the options add. */
+async function mainSequence(report: Record<string, unknown>): Promise<void> {
   if (!args['only-extra']) await mainRun(report);
   if (args['only-extra'] && args['hsm-cost']) {
     await hsmCostRun(report);
@@ -831,10 +853,6 @@ async function main(): Promise<void> {
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));
   if (args.scaling !== undefined) await scalingRun(report, args.scaling.split(',').map(Number));
   if (args.soak !== undefined) await soakRun(report, Number(args.soak));
-  const out = args.out ?? path.join(ROOT, 'bench', 'results', `bench-${report.when as string}.json`.replace(/:/g, '-'));
-  mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwritten: ${path.relative(process.cwd(), out)}`);
 }
 
 main().catch((error: unknown) => {

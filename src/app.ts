@@ -62,6 +62,34 @@ function rawProjectId(req: Request): string {
 }
 
 /**
+ * The paths a route of openapi.yaml takes, as Express's strict, case-sensitive routing took them:
+ * each `{param}` one segment, nothing more (no trailing slash).
+ */
+function exactPath(template: string): RegExp {
+  const segments = template.split('/').map((segment) => (/^\{[^}]+\}$/.test(segment) ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${segments.join('/')}$`);
+}
+
+/**
+ * One handler for all the operations: the one for the route the validator matched the request to
+ * (req.openapi), found in a map, when the path is exactly the route's (the validator also matches
+ * a trailing slash). A route per operation had Express try each one's path in turn on every
+ * request, forty-odd regular expressions before the last (issue 21). A request not matched to an
+ * operation goes on (to a public document's route, or the 404).
+ */
+function dispatch(handlers: ReadonlyArray<readonly [Operation, RequestHandler]>): RequestHandler {
+  const byRoute = new Map(handlers.map(([op, handler]) => [`${op.method.toUpperCase()} ${op.path}`, { path: exactPath(op.path), handler }]));
+  return (req, res, next) => {
+    const route = req.openapi === undefined ? undefined : byRoute.get(`${req.method} ${req.openapi.openApiRoute}`);
+    if (route === undefined || !route.path.test(req.path)) {
+      next();
+      return;
+    }
+    return route.handler(req, res, next);
+  };
+}
+
+/**
  * The HTTP application as an Express app of its dependencies:
  * request id → health probes and the contract's docs (no credential) → GET /metrics (its own token) → request metrics → access log → body (size-limited, raw bytes kept) → authentication → body errors →
  * express-openapi-validator on openapi.yaml (path, method, project id, query, media type, body)
@@ -115,7 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
     const { exchange, body } = res.locals;
     const projectId = rawProjectId(req);
     // Express and the validator decode the path: a project is named as sent, not percent-encoded.
-    if (projectId !== req.params.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
+    if (projectId !== req.openapi?.pathParams.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
     const start = auditStart();
     let actedOn: ActedOn | undefined;
     /** The request's records (its own, then a cascaded grant's each) go out in one batch: the first failure, if any. */
@@ -167,7 +195,7 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   app.use(authenticate);
   const validator = contractValidator(document, { validateResponses: deps.validateResponses ?? false });
   app.use(...validator.handlers);
-  for (const op of operations) app[op.method](expressPath(op.path), perform(op));
+  app.use(dispatch(operations.map((op) => [op, perform(op)])));
   for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { claimDataDirectory } from './data-dir-claim';
 import { restrictUmask, warnIfDataDirectoryOpen } from './file-modes';
 import { StartError } from './start-error';
-import { createLogger, prettyLogs } from './logger';
+import { createLogger, exitAfterFlush, prettyLogs } from './logger';
 import type { StartOptions } from './server';
 import { serviceUrl } from './service-url';
 import { startTlsFiles } from './tls/tls-files';
@@ -43,10 +43,10 @@ function onSignals(logger: Logger, stop: () => Promise<void>): void {
       process.exit(1);
     }, SHUTDOWN_LIMIT_MS).unref();
     stop().then(
-      () => process.exit(0),
+      () => exitAfterFlush(logger, 0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exitAfterFlush(logger, 1);
       },
     );
   };

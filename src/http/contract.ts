@@ -53,9 +53,9 @@ export interface ContractValidator {
 /**
  * The validator's middlewares for the whole document, to mount before the operations' routes.
  * One instance: each instance loads and compiles the document on start (one per operation cost
- * about 200 ms of start-up each). It matches a request against the document's paths in turn,
- * compiling a path-to-regexp per path tried (express-openapi-validator 5.6; see README,
- * Performance).
+ * about 200 ms of start-up each). It matches a request against the document's paths in turn;
+ * express-openapi-validator 5.6 compiled a path-to-regexp for each path tried on every request,
+ * patched (patches/, upstream PR #1217) to compile each once (test/unit/validator-patch.test.ts).
  *
  * Requests: path (an unknown one is refused), method, path parameter, query (none is allowed),
  * media type and body, without type coercion. Responses, when `validateResponses` (the tests):

@@ -1,12 +1,12 @@
 import { KmsError } from '../errors';
 import type { Clock, Principal } from '../kms/context';
 import type { CredentialService } from './credentials';
-import { hasSignedHeaders, parseAuthorization, parseSdkDate, sign, signaturesMatch, type SignedRequest } from './signer';
+import { hasSignedHeaders, parseAuthorization, parseSdkDate, sign, signaturesMatch, SigningKey, type SignedRequest } from './signer';
 
 /** How far X-Sdk-Date may be from the server's clock, either way (the API gateway's window). */
 export const SIGNATURE_WINDOW_MS = 15 * 60_000;
 
-const UNKNOWN_KEY_SECRET = Buffer.alloc(40);
+const UNKNOWN_KEY_SECRET = new SigningKey(Buffer.alloc(40));
 
 /** Why an authentication failed, for the audit trail (clients see only the 401 and its detail). */
 export type AuthFailureReason =
@@ -83,6 +83,14 @@ function claimedBy(request: SignedRequest): ClaimedCredential {
  * a detail that never says whether an access key or token exists.
  */
 export class Authenticator {
+  /**
+   * Each unsealed secret's SigningKey, made on its first use. Keyed by the secret's Buffer, which
+   * the credential service keeps while the credential is cached and replaces when it changes: an
+   * entry goes when its secret does (a WeakMap holds no key alive), so this grows no further than
+   * that cache.
+   */
+  private readonly signingKeys = new WeakMap<Buffer, SigningKey>();
+
   constructor(
     private readonly credentials: CredentialService,
     private readonly clock: Clock,
@@ -126,11 +134,20 @@ export class Authenticator {
 
     const credential = await this.unsealed(parsed.accessKey, claimed);
     // An unknown access key costs the same HMAC as a known one, so timing tells nothing either.
-    const expected = sign(credential?.secret ?? UNKNOWN_KEY_SECRET, request, parsed.signedHeaders, sdkDate);
+    const expected = sign(credential ? this.signingKey(credential.secret) : UNKNOWN_KEY_SECRET, request, parsed.signedHeaders, sdkDate);
     if (!credential) throw refused('unusable-access-key', 'Verify AK/SK signature failed.');
     if (!signaturesMatch(expected, parsed.signature)) throw refused('signature-mismatch', 'Verify AK/SK signature failed.');
     const { record } = credential;
     return { kind: 'access-key', id: record.id, projectId: record.projectId, actions: record.actions };
+  }
+
+  private signingKey(secret: Buffer): SigningKey {
+    let key = this.signingKeys.get(secret);
+    if (key === undefined) {
+      key = new SigningKey(secret);
+      this.signingKeys.set(secret, key);
+    }
+    return key;
   }
 
   /**

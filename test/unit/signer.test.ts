@@ -8,7 +8,9 @@ import {
   parseSdkDate,
   sign,
   signaturesMatch,
+  SigningKey,
 } from '../../src/identity/signer';
+import { createHmac, randomBytes } from 'node:crypto';
 
 /**
  * Known answers: the Huawei Cloud Go SDK's own signer tests (core/auth/signer/signer_test.go), and
@@ -165,5 +167,22 @@ describe('the Authorization header and X-Sdk-Date', () => {
     expect(signaturesMatch(a, a)).toBe(true);
     expect(signaturesMatch(a, `${a.slice(0, -1)}5`)).toBe(false);
     expect(signaturesMatch(a, a.slice(0, 32))).toBe(false);
+  });
+});
+
+describe('SigningKey (HMAC-SHA256 from padded keys made once per credential)', () => {
+  it.each([0, 1, 40, 63, 64, 65, 200])('signs as createHmac does with a key of %i bytes', (length) => {
+    const key = randomBytes(length);
+    const signingKey = new SigningKey(key);
+    for (const text of ['', 'SDK-HMAC-SHA256\n20191115T033655Z\n' + 'a'.repeat(64), 'é€𝄞 and more'.repeat(20)]) {
+      expect(signingKey.hmac(text)).toBe(createHmac('sha256', key).update(text).digest('hex'));
+    }
+  });
+
+  it("gives each of the known answers' signatures", () => {
+    for (const vector of VECTORS) {
+      const request = { method: vector.method, path: vector.path, query: vector.query, headers: vector.headers, body: Buffer.from(vector.body) };
+      expect(sign(new SigningKey(Buffer.from(vector.sk)), request, vector.signedHeaders.split(';'), vector.date)).toBe(vector.signature);
+    }
   });
 });

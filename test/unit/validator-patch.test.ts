@@ -1,0 +1,73 @@
+/**
+ * express-openapi-validator is run patched (patches/, applied by patch-package on every install):
+ * its route lookup compiles each route's path-to-regexp matcher once, not once per route scanned
+ * on every request (upstream PR #1217, "perf: cache route matchers"). If the patch stops applying
+ * (a new validator version, an install without the postinstall), these fail.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type ErrorRequestHandler } from 'express';
+import * as pathToRegexpModule from 'path-to-regexp';
+import { contractValidator } from '../../src/http/contract';
+import { loadOpenApiDocument } from '../../src/openapi-spec';
+
+let server: Server;
+let base: string;
+const compiles = jest.spyOn(pathToRegexpModule, 'pathToRegexp');
+
+beforeAll(async () => {
+  const app = express();
+  // As the service sets them (src/app.ts): the cache is keyed by these options too.
+  app.enable('case sensitive routing');
+  app.enable('strict routing');
+  app.use(express.json());
+  app.use(...contractValidator(loadOpenApiDocument(), { validateResponses: false }).handlers);
+  app.post('/v1.0/:project_id/kms/:operation', (req, res) => {
+    res.json({ matched: req.openapi?.openApiRoute });
+  });
+  const refusal: ErrorRequestHandler = (error: { status?: number }, _req, res, _next) => {
+    res.status(error.status ?? 500).json({ status: error.status });
+  };
+  app.use(refusal);
+  server = createServer(app).listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  compiles.mockRestore();
+  server.close();
+  await once(server, 'close');
+});
+
+function post(operation: string, body: unknown): Promise<Response> {
+  return fetch(`${base}/v1.0/project1/kms/${operation}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+describe('the patched route lookup of express-openapi-validator', () => {
+  it('compiles no route matcher for a request once the routes it scans were compiled', async () => {
+    // The first requests compile the matchers of the routes scanned before each one's match.
+    const first = await post('re-encrypt', {});
+    expect(first.status).toBe(400);
+    await post('describe-key', { key_id: 'x' });
+    compiles.mockClear();
+    for (let i = 0; i < 5; i++) {
+      const response = await post('describe-key', { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f' });
+      expect(response.status).toBe(200);
+      await expect(response.json()).resolves.toEqual({ matched: '/v1.0/{project_id}/kms/describe-key' });
+    }
+    expect(await post('re-encrypt', {}).then((response) => response.status)).toBe(400);
+    // Unpatched, each of these six requests compiles a matcher for every route it scans (dozens).
+    expect(compiles).not.toHaveBeenCalled();
+  });
+
+  it('still refuses what the contract does not describe, and checks each body', async () => {
+    expect((await post('no-such-operation', {})).status).toBe(404);
+    expect((await post('no-such-operation', {})).status).toBe(404);
+    expect((await post('describe-key', {})).status).toBe(400);
+    expect((await post('describe-key', { key_id: 7 })).status).toBe(400);
+    const params = await fetch(`${base}/v1.0/project1/kms/describe-key?x=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"key_id":"k"}' });
+    expect(params.status).toBe(400);
+  });
+});
