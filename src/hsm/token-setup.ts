@@ -54,17 +54,51 @@ export interface TokenCreation {
  * forgotten: the embedded token is managed through the user PIN alone.
  */
 export function createTokenIfMissing(options: TokenCreation): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      createTokenOnce(options);
+      return;
+    } catch (error) {
+      if (!(error instanceof SlotListingFailed)) throw error;
+      // Nothing was changed yet: a fresh C_Initialize reads the token directory again.
+      if (attempt >= LISTING_ATTEMPTS) throw error.failure;
+      options.logger.warn({ token: options.tokenLabel, attempt, err: error.failure }, 'the slots could not be listed; initialising the module again');
+    }
+  }
+}
+
+/**
+ * SoftHSM lists, at C_Initialize, every token of its directory; a token another process removes
+ * meanwhile stays listed and answers CKR_GENERAL_ERROR for good in this initialisation (tests share
+ * one token directory and remove their tokens when done). Listing again after a new
+ * C_Initialize sees the directory as it is now.
+ */
+const LISTING_ATTEMPTS = 3;
+
+/** The slots could not be listed: nothing was changed, so the creation may be tried again. */
+class SlotListingFailed extends Error {
+  constructor(readonly failure: HsmStartError) {
+    super(failure.message);
+  }
+}
+
+function createTokenOnce(options: TokenCreation): void {
   const module = loadModule(options.modulePath);
   try {
-    const existing = tokenSlots(module, options.tokenLabel);
+    let existing: graphene.Slot[];
+    let free: graphene.Slot | undefined;
+    try {
+      existing = tokenSlots(module, options.tokenLabel);
+      const slots = module.getSlots(true);
+      for (let i = 0; i < slots.length && !free; i++) {
+        const slot = slots.items(i);
+        if ((slot.getToken().flags & pkcs11.CKF_TOKEN_INITIALIZED) === 0) free = slot;
+      }
+    } catch (error) {
+      throw new SlotListingFailed(new HsmStartError(`cannot create the token: ${ckrName(error)}`, { cause: error }));
+    }
     if (existing.length > 1) throw new HsmStartError(`more than one token is labelled "${options.tokenLabel}"`);
     if (existing.length === 1) return;
-    const slots = module.getSlots(true);
-    let free: graphene.Slot | undefined;
-    for (let i = 0; i < slots.length && !free; i++) {
-      const slot = slots.items(i);
-      if ((slot.getToken().flags & pkcs11.CKF_TOKEN_INITIALIZED) === 0) free = slot;
-    }
     if (!free) throw new HsmStartError('no uninitialised token is available to create the embedded token');
     const soPin = randomBytes(24).toString('hex');
     const lib = module.lib;
@@ -82,7 +116,7 @@ export function createTokenIfMissing(options: TokenCreation): void {
     }
     options.logger.info({ token: options.tokenLabel }, 'initialised a new token');
   } catch (error) {
-    throw error instanceof HsmStartError ? error : new HsmStartError(`cannot create the token: ${ckrName(error)}`, { cause: error });
+    throw error instanceof HsmStartError || error instanceof SlotListingFailed ? error : new HsmStartError(`cannot create the token: ${ckrName(error)}`, { cause: error });
   } finally {
     finalizeQuietly(module);
   }
