@@ -831,9 +831,9 @@ export interface components {
         /** @description 1 to 255 characters of letters, digits, colons, slashes, underscores and hyphens; not ending in /default. */
         KeyAlias: string;
         KeyDescription: string;
-        /** @description Only AES_256 is supported. */
+        /** @description AES_256 (the default), RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, SECP256K1, ED25519, HMAC_256, HMAC_384 or HMAC_512, where the HSM can make it (a spec it cannot, SM2, SM4 and HMAC_SM3 among them, is refused naming it). */
         CmkKeySpec: string;
-        /** @description Only ENCRYPT_DECRYPT is supported. */
+        /** @description ENCRYPT_DECRYPT (AES_256's default; RSA for OAEP), SIGN_VERIFY (the default for key pairs), GENERATE_VERIFY_MAC (HMAC's default) or KEY_AGREEMENT (EC keys); a usage the spec cannot serve is refused. */
         KeyUsage: string;
         /** @description Only kms (material generated in the HSM) is supported. */
         Origin: string;
@@ -844,7 +844,7 @@ export interface components {
         /** @description Offset to start from, as returned in next_marker. */
         ListMarker: string;
         KeyStateFilter: string;
-        /** @description AES_256 or ALL; other specs match no key here. */
+        /** @description A key_spec lists keys of that spec, ALL lists every key; without it only AES_256 keys are listed, as in Huawei KMS. */
         KeySpecFilter: string;
         /** @description 7 to 1096. */
         PendingDays: string;
