@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import type { KeySpec, KeyUsage } from '../../src/hsm/hsm';
@@ -157,5 +157,137 @@ describe('symmetric operations refuse other kinds before the HSM', () => {
     // The AES key still does it (decrypt-datakey and decrypt-data with their own blobs).
     const [operation, body] = request(aesKey);
     expect((await kms.call(operation, body)).status).toBe(200);
+  });
+});
+
+describe('sign, verify and get-publickey', () => {
+  const HASHES = { SHA_256: 'sha256', SHA_384: 'sha384', SHA_512: 'sha512' } as const;
+  const CASES: ReadonlyArray<[KeySpec, string]> = [
+    ['RSA_2048', 'RSASSA_PSS_SHA_256'],
+    ['RSA_2048', 'RSASSA_PSS_SHA_384'],
+    ['RSA_3072', 'RSASSA_PSS_SHA_512'],
+    ['RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_256'],
+    ['RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_384'],
+    ['RSA_2048', 'RSASSA_PKCS1_V1_5_SHA_512'],
+    ['EC_P256', 'ECDSA_SHA_256'],
+    ['EC_P384', 'ECDSA_SHA_384'],
+    ['EC_P256', 'ECDSA_SHA_512'],
+    ['SECP256K1', 'ECDSA_SHA_256'],
+    ['ED25519', 'ED25519_SHA_512'],
+  ];
+  const keys = new Map<KeySpec, { keyId: string; publicKey: KeyObject }>();
+
+  /** One key per spec, its public key from get-publickey (PEM with CRLF, as Huawei answers it). */
+  async function keyOf(spec: KeySpec): Promise<{ keyId: string; publicKey: KeyObject }> {
+    let key = keys.get(spec);
+    if (!key) {
+      const keyId = await createKey({ key_spec: spec });
+      const response = await kms.call('get-publickey', { key_id: keyId });
+      expect(response.status).toBe(200);
+      expect(response.body.key_id).toBe(keyId);
+      const pem = response.body.public_key as string;
+      expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----\r\n([A-Za-z0-9+/=]{1,64}\r\n)+-----END PUBLIC KEY-----\r\n$/);
+      key = { keyId, publicKey: createPublicKey(pem) };
+      keys.set(spec, key);
+    }
+    return key;
+  }
+
+  function hashOf(algorithm: string): 'sha256' | 'sha384' | 'sha512' | null {
+    const suffix = Object.keys(HASHES).find((name) => algorithm.endsWith(name)) as keyof typeof HASHES | undefined;
+    return algorithm.startsWith('ED25519') || !suffix ? null : HASHES[suffix];
+  }
+
+  /** Node's verdict on `signature` over `message` with the public key get-publickey answered. */
+  function verifiedByNode(publicKey: KeyObject, algorithm: string, message: Buffer, signature: Buffer): boolean {
+    const hash = hashOf(algorithm);
+    if (algorithm.startsWith('RSASSA_PSS')) {
+      return verifyLocally(hash, message, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: createHash(hash!).digest().length }, signature);
+    }
+    return verifyLocally(hash, message, publicKey, signature);
+  }
+
+  it.each(CASES)('%s %s: RAW and DIGEST signatures verify with Node\'s crypto and the get-publickey key; verify answers "true", and "false" for a wrong one', async (spec, algorithm) => {
+    if (!supports(spec, 'SIGN_VERIFY')) {
+      const refused = await kms.call('create-key', { key_alias: `unsupported-${spec}-${algorithm}`, key_spec: spec });
+      expectKmsError(refused, 400, 'KMS.0308');
+      expect(refused.body.error.error_msg).toContain(spec);
+      return;
+    }
+    const { keyId, publicKey } = await keyOf(spec);
+    const message = Buffer.from(`a message to sign with ${spec} ${algorithm}`);
+    const hash = hashOf(algorithm);
+    const requests: Array<{ message: Buffer; message_type?: string }> = [{ message, message_type: 'RAW' }];
+    if (hash) requests.push({ message: createHash(hash).update(message).digest() }, { message: createHash(hash).update(message).digest(), message_type: 'DIGEST' });
+    for (const request of requests) {
+      const body = { key_id: keyId, signing_algorithm: algorithm, message: request.message.toString('base64'), ...(request.message_type ? { message_type: request.message_type } : {}) };
+      const signed = await kms.call('sign', body);
+      expect(signed.status).toBe(200);
+      expect(signed.body.key_id).toBe(keyId);
+      const signature = Buffer.from(signed.body.signature as string, 'base64');
+      // The signature is over the message, whether the service or the client hashed it.
+      expect(verifiedByNode(publicKey, algorithm, message, signature)).toBe(true);
+      expect((await kms.call('verify', { ...body, signature: signature.toString('base64') })).body).toEqual({ key_id: keyId, signature_valid: 'true' });
+      const wrong = Buffer.from(signature);
+      wrong[wrong.length - 5] ^= 0x01;
+      expect((await kms.call('verify', { ...body, signature: wrong.toString('base64') })).body).toEqual({ key_id: keyId, signature_valid: 'false' });
+      const otherMessage = { ...body, message: Buffer.from(request.message).fill(0x42, 0, 1).toString('base64') };
+      expect((await kms.call('verify', { ...otherMessage, signature: signature.toString('base64') })).body.signature_valid).toBe('false');
+    }
+  });
+
+  it('an algorithm that does not fit the key is 400 KMS.0332; SM2DSA_SM3 too', async () => {
+    const rsa = await keyOf('RSA_2048');
+    const ec = await keyOf('EC_P256');
+    const digest = createHash('sha256').update('x').digest().toString('base64');
+    expectKmsError(await kms.call('sign', { key_id: rsa.keyId, signing_algorithm: 'ECDSA_SHA_256', message: digest }), 400, 'KMS.0332');
+    expectKmsError(await kms.call('sign', { key_id: ec.keyId, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest }), 400, 'KMS.0332');
+    expectKmsError(await kms.call('verify', { key_id: ec.keyId, signing_algorithm: 'RSASSA_PKCS1_V1_5_SHA_256', message: digest, signature: 'AAAA' }), 400, 'KMS.0332');
+    expectKmsError(await kms.call('sign', { key_id: ec.keyId, signing_algorithm: 'SM2DSA_SM3', message: digest }), 400, 'KMS.0332');
+    expectKmsError(await kms.call('sign', { key_id: ec.keyId, signing_algorithm: 'NOT_ONE', message: digest }), 400, 'KMS.0308');
+  });
+
+  it('a DIGEST of the wrong length is 400 KMS.0329; a message of 4096 bytes or none is 400 KMS.0308', async () => {
+    const { keyId } = await keyOf('EC_P256');
+    expectKmsError(await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: Buffer.alloc(20).toString('base64') }), 400, 'KMS.0329');
+    expectKmsError(await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message_type: 'RAW', message: Buffer.alloc(4096).toString('base64') }), 400, 'KMS.0308');
+    expect((await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message_type: 'RAW', message: Buffer.alloc(4095).toString('base64') })).status).toBe(200);
+    expectKmsError(await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: '' }), 400, 'KMS.0308');
+  });
+
+  it('sign with an AES key is 400 KMS.1115, with an HMAC key KMS.0341, with an RSA key made to decrypt KMS.0334; get-publickey of an AES key KMS.0331', async () => {
+    const digest = createHash('sha256').update('x').digest().toString('base64');
+    const aes = await createKey();
+    expectKmsError(await kms.call('sign', { key_id: aes, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest }), 400, 'KMS.1115');
+    expectKmsError(await kms.call('verify', { key_id: aes, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest, signature: 'AAAA' }), 400, 'KMS.1115');
+    expectKmsError(await kms.call('get-publickey', { key_id: aes }), 400, 'KMS.0331');
+    const hmac = await createKey({ key_spec: 'HMAC_256' });
+    expectKmsError(await kms.call('sign', { key_id: hmac, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest }), 400, 'KMS.0341');
+    if (supports('RSA_2048', 'ENCRYPT_DECRYPT')) {
+      const decrypting = await createKey({ key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+      expectKmsError(await kms.call('sign', { key_id: decrypting, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest }), 400, 'KMS.0334');
+      expect((await kms.call('get-publickey', { key_id: decrypting })).status).toBe(200);
+    }
+  });
+
+  it('a disabled key signs nothing (KMS.0209); another project\'s key does not exist (KMS.0207)', async () => {
+    const keyId = await createKey({ key_spec: 'EC_P256' });
+    const digest = createHash('sha256').update('x').digest().toString('base64');
+    expectKmsError(await t.client('project-b').call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: digest }), 404, 'KMS.0207');
+    expect((await kms.call('disable-key', { key_id: keyId })).status).toBe(200);
+    expectKmsError(await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: digest }), 400, 'KMS.0209');
+  });
+
+  it('needs kms:cmk:sign, kms:cmk:verify and kms:cmk:getPublicKey: each alone allows its operation only', async () => {
+    const { keyId } = await keyOf('EC_P256');
+    const body = { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: createHash('sha256').update('x').digest().toString('base64') };
+    const signer = t.client('project-a', ['kms:cmk:sign']);
+    const signed = await signer.call('sign', body);
+    expect(signed.status).toBe(200);
+    expectKmsError(await signer.call('verify', { ...body, signature: signed.body.signature }), 403, 'KMS.0307');
+    expectKmsError(await signer.call('get-publickey', { key_id: keyId }), 403, 'KMS.0307');
+    expect((await t.client('project-a', ['kms:cmk:verify']).call('verify', { ...body, signature: signed.body.signature })).body.signature_valid).toBe('true');
+    expect((await t.client('project-a', ['kms:cmk:getPublicKey']).call('get-publickey', { key_id: keyId })).status).toBe(200);
+    expectKmsError(await t.client('project-a', ['kms:cmk:crypto']).call('sign', body), 403, 'KMS.0307');
   });
 });
