@@ -1,4 +1,5 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import type { KeySpec, KeyUsage } from '../../src/hsm/hsm';
@@ -289,5 +290,30 @@ describe('sign, verify and get-publickey', () => {
     expect((await t.client('project-a', ['kms:cmk:verify']).call('verify', { ...body, signature: signed.body.signature })).body.signature_valid).toBe('true');
     expect((await t.client('project-a', ['kms:cmk:getPublicKey']).call('get-publickey', { key_id: keyId })).status).toBe(200);
     expectKmsError(await t.client('project-a', ['kms:cmk:crypto']).call('sign', body), 403, 'KMS.0307');
+  });
+});
+
+describe('the audit trail of sign and verify', () => {
+  /** The audit record of one request (an operation is answered once its record is in the file). */
+  function recordOf(requestId: string | null): string {
+    const lines = readFileSync(t.config.auditLogPath, 'utf8').split('\n').filter((line) => line.includes(`"request_id":"${requestId}"`));
+    expect(lines).toHaveLength(1);
+    return lines[0]!;
+  }
+
+  it('names the key and the algorithm, never the message or the signature', async () => {
+    const keyId = await createKey({ key_spec: 'EC_P256' });
+    const message = createHash('sha256').update('a secret message').digest().toString('base64');
+    const signed = await kms.call('sign', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message });
+    expect(signed.status).toBe(200);
+    const verified = await kms.call('verify', { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message, signature: signed.body.signature });
+    expect(verified.body.signature_valid).toBe('true');
+    for (const [response, action] of [[signed, 'sign'], [verified, 'verify']] as const) {
+      const line = recordOf(response.headers.get('x-request-id'));
+      expect(JSON.parse(line)).toMatchObject({ action, permission: `kms:cmk:${action}`, key_id: keyId, algorithm: 'ECDSA_SHA_256', result: 'OK' });
+      expect(line).not.toContain(message);
+      expect(line).not.toContain(signed.body.signature);
+      expect(line).not.toContain(Buffer.from(message, 'base64').toString('hex'));
+    }
   });
 });
