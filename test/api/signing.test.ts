@@ -1,6 +1,8 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expectKmsError, type KmsClient } from '../helpers/client';
+import { sdkClient } from '../helpers/sdk-client';
+import { testModuleKind } from '../helpers/test-module';
 import { startTestService, type TestService } from '../helpers/service';
 import type { KeySpec, KeyUsage } from '../../src/hsm/hsm';
 
@@ -65,8 +67,20 @@ describe('create-key key_spec and key_usage', () => {
     expect(described.body.key_info).toMatchObject({ key_spec: spec, key_usage: usage });
   });
 
+  it('NSS\'s softoken has neither Ed25519 nor secp256k1: create-key refuses both naming the spec (elsewhere they are made)', async () => {
+    for (const spec of ['ED25519', 'SECP256K1'] as const) {
+      const response = await kms.call('create-key', { key_alias: `module-${spec}`, key_spec: spec });
+      if (testModuleKind() !== 'nss') {
+        expect(response.status).toBe(200);
+        continue;
+      }
+      expectKmsError(response, 400, 'KMS.0308');
+      expect(response.body.error.error_msg).toContain(`cannot make ${spec} keys`);
+    }
+  });
+
   it('RSA_4096 for ENCRYPT_DECRYPT and EC_P256 for KEY_AGREEMENT are made as asked', async () => {
-    for (const [spec, usage] of [['RSA_4096', 'SIGN_VERIFY'], ['EC_P256', 'KEY_AGREEMENT']] as const) {
+    for (const [spec, usage] of [['RSA_4096', 'ENCRYPT_DECRYPT'], ['EC_P256', 'KEY_AGREEMENT']] as const) {
       if (!supports(spec, usage)) continue;
       const keyId = await createKey({ key_spec: spec, key_usage: usage });
       expect((await kms.call('describe-key', { key_id: keyId })).body.key_info).toMatchObject({ key_spec: spec, key_usage: usage });
@@ -315,5 +329,24 @@ describe('the audit trail of sign and verify', () => {
       expect(line).not.toContain(signed.body.signature);
       expect(line).not.toContain(Buffer.from(message, 'base64').toString('hex'));
     }
+  });
+});
+
+describe('sign, verify and get-publickey through the official SDK\'s signer', () => {
+  it('an EC_P256 key made, its public key read and a signature made and checked, each request signed by the SDK core', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-sdk', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-sdk', ak: issued.access_key, sk: issued.secret_key });
+    const created = await sdk.call('create-key', { key_alias: 'sdk-signing', key_spec: 'EC_P256', key_usage: 'SIGN_VERIFY' });
+    expect(created.status).toBe(200);
+    const keyId: string = created.body.key_info.key_id;
+    const publicKey = createPublicKey((await sdk.call('get-publickey', { key_id: keyId })).body.public_key as string);
+    const message = Buffer.from('signed through the SDK');
+    const body = { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message_type: 'RAW', message: message.toString('base64') };
+    const signed = await sdk.call('sign', body);
+    expect(signed.status).toBe(200);
+    expect(verifyLocally('sha256', message, publicKey, Buffer.from(signed.body.signature as string, 'base64'))).toBe(true);
+    expect((await sdk.call('verify', { ...body, signature: signed.body.signature })).body).toEqual({ key_id: keyId, signature_valid: 'true' });
+    const refused = await sdk.call('sign', { ...body, signing_algorithm: 'RSASSA_PSS_SHA_256' });
+    expect(refused).toMatchObject({ status: 400, errorCode: 'KMS.0332' });
   });
 });
