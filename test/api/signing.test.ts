@@ -1,6 +1,6 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { testModuleKind } from '../helpers/test-module';
 import { startTestService, type TestService } from '../helpers/service';
@@ -348,5 +348,22 @@ describe('sign, verify and get-publickey through the official SDK\'s signer', ()
     expect((await sdk.call('verify', { ...body, signature: signed.body.signature })).body).toEqual({ key_id: keyId, signature_valid: 'true' });
     const refused = await sdk.call('sign', { ...body, signing_algorithm: 'RSASSA_PSS_SHA_256' });
     expect(refused).toMatchObject({ status: 400, errorCode: 'KMS.0332' });
+  });
+});
+
+describe('grants on sign, verify and get-publickey', () => {
+  it('a grantee of another project signs, verifies and reads the public key with a grant naming them, and nothing else', async () => {
+    const keyId = await createKey({ key_spec: 'EC_P256' });
+    const issued = await t.service.credentials.createToken({ projectId: 'project-grantee', actions: ['kms:grant:list'] });
+    const grantee = kmsClient(() => t.service.url, 'project-a', { 'x-auth-token': issued.token });
+    const body = { key_id: keyId, signing_algorithm: 'ECDSA_SHA_256', message: createHash('sha256').update('granted').digest().toString('base64') };
+    expectKmsError(await grantee.call('sign', body), 403, 'KMS.0307');
+    const granted = await kms.call('create-grant', { key_id: keyId, grantee_principal: issued.principal_id, operations: ['sign', 'get-publickey'] });
+    expect(granted.status).toBe(200);
+    const signed = await grantee.call('sign', body);
+    expect(signed.status).toBe(200);
+    expect((await grantee.call('get-publickey', { key_id: keyId })).status).toBe(200);
+    expectKmsError(await grantee.call('verify', { ...body, signature: signed.body.signature }), 403, 'KMS.0307');
+    expect((await kms.call('verify', { ...body, signature: signed.body.signature })).body.signature_valid).toBe('true');
   });
 });
