@@ -30,9 +30,10 @@ export function keyKindOf(specText: string | undefined, usageText: string | unde
     throw new KmsError('KMS.0308', { detail: `key_spec: ${name} needs vendor (SM) mechanisms that this service's HSM does not have.` });
   }
   const kind = [...KEY_KINDS.values()].find((candidate) => candidate.spec === name);
-  if (!kind) throw new KmsError('KMS.0308', { detail: `key_spec: ${name} is not one of ${[...KEY_KINDS.keys()].join(', ')}.` });
+  // The client's value is not echoed (error messages never repeat the request): the accepted ones are named instead.
+  if (!kind) throw new KmsError('KMS.0308', { detail: `key_spec: must be one of ${[...KEY_KINDS.keys()].join(', ')}.` });
   if (usageText === undefined) return { spec: kind.spec, usage: kind.defaultUsage };
-  if (!isKeyUsage(usageText)) throw new KmsError('KMS.0308', { detail: `key_usage: ${usageText} is not one of ${USAGES.join(', ')}.` });
+  if (!isKeyUsage(usageText)) throw new KmsError('KMS.0308', { detail: `key_usage: must be one of ${USAGES.join(', ')}.` });
   const usage = usageText;
   if (!kind.usages.has(usage)) {
     throw new KmsError(mismatchCode(kind.spec, usage), { detail: `key_usage: ${kind.spec} keys can be made for ${[...kind.usages.keys()].join(' or ')}, not ${usage}.` });

@@ -91,11 +91,17 @@ describe('create-key key_spec and key_usage', () => {
     ['SM2', {}],
     ['SM4', {}],
     ['HMAC_SM3', {}],
-    ['RSA_1024', {}],
   ])('%s is refused naming the spec (KMS.0308)', async (spec) => {
     const response = await kms.call('create-key', { key_alias: `refused-${spec}`, key_spec: spec });
     expectKmsError(response, 400, 'KMS.0308');
     expect(response.body.error.error_msg).toContain(spec);
+  });
+
+  it('a spec that is none is refused naming those there are, not echoing it (KMS.0308)', async () => {
+    const response = await kms.call('create-key', { key_alias: 'refused-rsa-1024', key_spec: 'RSA_1024' });
+    expectKmsError(response, 400, 'KMS.0308');
+    expect(response.body.error.error_msg).toContain('RSA_2048');
+    expect(response.body.error.error_msg).not.toContain('RSA_1024');
   });
 
   it.each([
