@@ -18,6 +18,11 @@ function mismatchCode(spec: KeySpec, usage: KeyUsage): 'KMS.1114' | 'KMS.1115' |
   return 'KMS.0308';
 }
 
+/** The key kind a key_spec names (a record's, or a request's), if any: found by comparison, never by a client's string as an object key. */
+export function keySpecOf(name: string): KeySpec | undefined {
+  return [...KEY_KINDS.keys()].find((spec) => spec === name);
+}
+
 /**
  * create-key's key_spec and key_usage as a key kind and one of its usages (the kind's default
  * when none is named: SIGN_VERIFY for key pairs, GENERATE_VERIFY_MAC for HMAC). Whether this HSM
@@ -29,7 +34,8 @@ export function keyKindOf(specText: string | undefined, usageText: string | unde
   if (VENDOR_SPECS.has(name)) {
     throw new KmsError('KMS.0308', { detail: `key_spec: ${name} needs vendor (SM) mechanisms that this service's HSM does not have.` });
   }
-  const kind = [...KEY_KINDS.values()].find((candidate) => candidate.spec === name);
+  const spec = keySpecOf(name);
+  const kind = spec === undefined ? undefined : KEY_KINDS.get(spec);
   // The client's value is not echoed (error messages never repeat the request): the accepted ones are named instead.
   if (!kind) throw new KmsError('KMS.0308', { detail: `key_spec: must be one of ${[...KEY_KINDS.keys()].join(', ')}.` });
   if (usageText === undefined) return { spec: kind.spec, usage: kind.defaultUsage };

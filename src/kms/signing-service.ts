@@ -1,9 +1,9 @@
 import { KmsError } from '../errors';
 import type { Hsm, KeySpec, SigningAlgorithm } from '../hsm/hsm';
-import { KEY_KINDS } from '../hsm/key-kinds';
 import type { ApiSigningAlgorithm, OperateKeyRequest, PublicKeyResponse, SignRequest, SignResponse, VerifyRequest, VerifyResponse } from './api-types';
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
+import { keySpecOf } from './key-specs';
 import type { KeyRecord } from '../domain/keys';
 
 /** The message (or digest) is under 4096 bytes, as the API has it. */
@@ -80,9 +80,9 @@ export class SigningService {
 
 /** The record's spec as the seam names it; a record names only specs create-key made. */
 function specOf(record: KeyRecord): KeySpec {
-  const kind = [...KEY_KINDS.values()].find((candidate) => candidate.spec === record.keySpec);
-  if (!kind) throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no key kind serves`) });
-  return kind.spec;
+  const spec = keySpecOf(record.keySpec);
+  if (spec === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no key kind serves`) });
+  return spec;
 }
 
 /** Strict base64 (the schema checked the alphabet) of `min` to MAX_MESSAGE_BYTES bytes, or KMS.0308 naming the field. */
