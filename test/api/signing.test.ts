@@ -1,6 +1,7 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { runCli } from '../helpers/cli';
 import { sdkClient } from '../helpers/sdk-client';
 import { testModuleKind } from '../helpers/test-module';
 import { startTestService, type TestService } from '../helpers/service';
@@ -371,5 +372,21 @@ describe('grants on sign, verify and get-publickey', () => {
     expect((await grantee.call('get-publickey', { key_id: keyId })).status).toBe(200);
     expectKmsError(await grantee.call('verify', { ...body, signature: signed.body.signature }), 403, 'KMS.0307');
     expect((await kms.call('verify', { ...body, signature: signed.body.signature })).body.signature_valid).toBe('true');
+  });
+});
+
+describe('the command line', () => {
+  it('key create --spec --usage makes that kind; key list shows AES_256 keys unless --spec names another or ALL', async () => {
+    const created = await runCli(t, ['key', 'create', '--project', 'project-cli', '--alias', 'cli-ec', '--spec', 'EC_P256', '--usage', 'SIGN_VERIFY']);
+    expect(created.stderr).toBe('');
+    expect(created.code).toBe(0);
+    const client = t.client('project-cli');
+    const listed = (await client.call('list-keys', { key_spec: 'ALL' })).body;
+    expect(listed.key_details).toEqual([expect.objectContaining({ key_alias: 'cli-ec', key_spec: 'EC_P256', key_usage: 'SIGN_VERIFY' })]);
+    expect((await runCli(t, ['key', 'list', '--project', 'project-cli'])).stdout).not.toContain(listed.keys[0]);
+    expect((await runCli(t, ['key', 'list', '--project', 'project-cli', '--spec', 'ALL'])).stdout).toContain(listed.keys[0]);
+    const refused = await runCli(t, ['key', 'create', '--project', 'project-cli', '--alias', 'cli-sm4', '--spec', 'SM4']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('SM4');
   });
 });
