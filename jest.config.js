@@ -34,6 +34,7 @@ const ON_EVERY_MODULE = [
   'api/gen-random',
   'api/re-encrypt',
   'api/rotation',
+  'api/signing',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

@@ -22,6 +22,7 @@ import { Authenticator } from './identity/authenticator';
 import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
+import { SigningService } from './kms/signing-service';
 import { DataService } from './kms/data-service';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
@@ -124,6 +125,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     random: new RandomService(hsm),
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };
+  const signing = new SigningService({ keys, hsm });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -171,6 +173,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       grants,
       quotas,
       rotation,
+      signing,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -123,7 +123,7 @@ const doneTable = (action: string) => (): Table => ({ fields: { done: action } }
 const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
   create: keyCommand({
     path: '/v1.0/{project_id}/kms/create-key',
-    spec: { strings: ['alias', 'description', 'origin'] },
+    spec: { strings: ['alias', 'description', 'origin', 'spec', 'usage'] },
     takesKey: false,
     makesMaterial: true,
     body: (line) => {
@@ -131,21 +131,31 @@ const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
       if (alias === undefined) throw new UsageError('key create needs --alias', ['key', 'create']);
       const description = line.strings.get('description');
       const origin = line.strings.get('origin');
-      return () => ({ key_alias: alias, ...(description === undefined ? {} : { key_description: description }), ...(origin === undefined ? {} : { origin }) });
+      const keySpec = line.strings.get('spec');
+      const keyUsage = line.strings.get('usage');
+      return () => ({
+        key_alias: alias,
+        ...(description === undefined ? {} : { key_description: description }),
+        ...(origin === undefined ? {} : { origin }),
+        ...(keySpec === undefined ? {} : { key_spec: keySpec }),
+        ...(keyUsage === undefined ? {} : { key_usage: keyUsage }),
+      });
     },
     call: (services, ctx, body) => services.keys.createKey(ctx, body),
     table: (response) => ({ fields: { key_id: response.key_info.key_id, project_id: response.key_info.domain_id } }),
   }),
   list: keyCommand({
     path: '/v1.0/{project_id}/kms/list-keys',
-    spec: { strings: ['state', 'limit', 'marker'] },
+    spec: { strings: ['state', 'limit', 'marker', 'spec'] },
     takesKey: false,
     body: (line) => {
       const state = line.strings.get('state');
       const limit = line.strings.get('limit');
       const marker = line.strings.get('marker');
+      const keySpec = line.strings.get('spec');
       return () => ({
         ...(state === undefined ? {} : { key_state: stateCode(state) }),
+        ...(keySpec === undefined ? {} : { key_spec: keySpec }),
         ...(limit === undefined ? {} : { limit }),
         ...(marker === undefined ? {} : { marker }),
       });

@@ -25,8 +25,8 @@ const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
 
 export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
   key: {
-    create: { args: '--project ID --alias ALIAS [--description TEXT] [--origin kms]', summary: 'Create a CMK, generated in the HSM (create-key).' },
-    list: { args: '--project ID [--state enabled|disabled|pending-deletion|1..5] [--limit N] [--marker M]', summary: 'List the project\'s keys (list-keys).' },
+    create: { args: '--project ID --alias ALIAS [--description TEXT] [--spec AES_256|RSA_2048|...|HMAC_512] [--usage ENCRYPT_DECRYPT|SIGN_VERIFY|GENERATE_VERIFY_MAC|KEY_AGREEMENT] [--origin kms]', summary: 'Create a CMK, generated in the HSM (create-key).' },
+    list: { args: '--project ID [--state enabled|disabled|pending-deletion|1..5] [--spec SPEC|ALL (default AES_256)] [--limit N] [--marker M]', summary: 'List the project\'s keys (list-keys).' },
     describe: { args: '--project ID KEY', summary: `Show a key (describe-key). ${KEY_REF}` },
     enable: { args: '--project ID KEY', summary: 'Enable a disabled key (enable-key).' },
     disable: { args: '--project ID KEY', summary: 'Disable a key: the API refuses to use it at once (disable-key).' },

@@ -50,8 +50,8 @@ export interface KeyRepository {
   countKeys(projectId: string, now: number): Promise<number>;
   /** Keys of every project that exist at `now`, by state (creations under way not counted): the metrics read it. */
   countByState(now: number): Promise<Map<KeyState, number>>;
-  /** One page of a project's keys that exist at `now`, oldest first, and how many match in all. */
-  list(projectId: string, options: { state?: KeyState; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }>;
+  /** One page of a project's keys that exist at `now` (of `state` and `spec` when given), oldest first, and how many match in all. */
+  list(projectId: string, options: { state?: KeyState; spec?: string; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }>;
   /** Keys whose creation started at or before `before` and never finished (a crash or an HSM failure). */
   unprovisioned(before: number): Promise<KeyRecord[]>;
   /** Visible keys pending deletion whose window has ended at `now`. */

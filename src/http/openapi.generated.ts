@@ -463,6 +463,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/sign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign a message or its digest with the private key of a SIGN_VERIFY key pair, in the HSM. */
+        post: operations["sign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Verify a signature with the public key of a SIGN_VERIFY key pair, in the HSM; a signature that does not verify is signature_valid "false". */
+        post: operations["validateSignature"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/get-publickey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The public key of a key pair, PEM of its DER SubjectPublicKeyInfo. */
+        post: operations["showPublicKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -762,7 +813,7 @@ export interface components {
         GranteePrincipalType: "user" | "domain";
         GrantName: string;
         /** @enum {string} */
-        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data";
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey";
         /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
         GrantOperations: components["schemas"]["GrantOperation"][];
         /** @description Grants per page, 1 to 1000 (default 1000). */
@@ -831,9 +882,9 @@ export interface components {
         /** @description 1 to 255 characters of letters, digits, colons, slashes, underscores and hyphens; not ending in /default. */
         KeyAlias: string;
         KeyDescription: string;
-        /** @description Only AES_256 is supported. */
+        /** @description AES_256 (the default), RSA_2048, RSA_3072, RSA_4096, EC_P256, EC_P384, SECP256K1, ED25519, HMAC_256, HMAC_384 or HMAC_512, where the HSM can make it (a spec it cannot, SM2, SM4 and HMAC_SM3 among them, is refused naming it). */
         CmkKeySpec: string;
-        /** @description Only ENCRYPT_DECRYPT is supported. */
+        /** @description ENCRYPT_DECRYPT (AES_256's default; RSA for OAEP), SIGN_VERIFY (the default for key pairs), GENERATE_VERIFY_MAC (HMAC's default) or KEY_AGREEMENT (EC keys); a usage the spec cannot serve is refused. */
         KeyUsage: string;
         /** @description Only kms (material generated in the HSM) is supported. */
         Origin: string;
@@ -844,7 +895,7 @@ export interface components {
         /** @description Offset to start from, as returned in next_marker. */
         ListMarker: string;
         KeyStateFilter: string;
-        /** @description AES_256 or ALL; other specs match no key here. */
+        /** @description A key_spec lists keys of that spec, ALL lists every key; without it only AES_256 keys are listed, as in Huawei KMS. */
         KeySpecFilter: string;
         /** @description 7 to 1096. */
         PendingDays: string;
@@ -864,6 +915,20 @@ export interface components {
         DataKeyPlainText: string;
         /** @description Hex of a cipher_text this service returned (either case). */
         DataKeyCipherText: string;
+        /**
+         * @description RSASSA_PSS_SHA_256/384/512 and RSASSA_PKCS1_V1_5_SHA_256/384/512 (RSA keys), ECDSA_SHA_256/384/512 (EC keys; DER signatures), ED25519_SHA_512 (pure Ed25519 over a RAW message). SM2DSA_SM3 and ED25519_PH_SHA_512 are the SDK's too and refused here (KMS.0332); so is an algorithm that does not fit the key.
+         * @enum {string}
+         */
+        SigningAlgorithm: "RSASSA_PSS_SHA_256" | "RSASSA_PSS_SHA_384" | "RSASSA_PSS_SHA_512" | "RSASSA_PKCS1_V1_5_SHA_256" | "RSASSA_PKCS1_V1_5_SHA_384" | "RSASSA_PKCS1_V1_5_SHA_512" | "ECDSA_SHA_256" | "ECDSA_SHA_384" | "ECDSA_SHA_512" | "SM2DSA_SM3" | "ED25519_SHA_512" | "ED25519_PH_SHA_512";
+        /**
+         * @description DIGEST (the default; its length must be the algorithm's hash's) or RAW (the service hashes the message).
+         * @enum {string}
+         */
+        MessageType: "DIGEST" | "RAW";
+        /** @description Base64 of the message or digest, 1 to 4095 bytes. */
+        SignMessage: string;
+        /** @description Base64 of the signature. */
+        Signature: string;
         CreateKeyRequestBody: {
             key_alias: components["schemas"]["KeyAlias"];
             key_description?: components["schemas"]["KeyDescription"];
@@ -884,6 +949,21 @@ export interface components {
             key_state?: components["schemas"]["KeyStateFilter"];
             key_spec?: components["schemas"]["KeySpecFilter"];
             enterprise_project_id?: components["schemas"]["OpaqueString"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        SignRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            message: components["schemas"]["SignMessage"];
+            signing_algorithm: components["schemas"]["SigningAlgorithm"];
+            message_type?: components["schemas"]["MessageType"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        VerifyRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            message: components["schemas"]["SignMessage"];
+            signature: components["schemas"]["Signature"];
+            signing_algorithm: components["schemas"]["SigningAlgorithm"];
+            message_type?: components["schemas"]["MessageType"];
             sequence?: components["schemas"]["Sequence"];
         };
         ScheduleKeyDeletionRequestBody: {
@@ -953,6 +1033,20 @@ export interface components {
             key_rotation_enabled: string;
             sys_enterprise_project_id: string;
             keystore_id: string;
+        };
+        SignResponse: {
+            key_id: string;
+            signature: string;
+        };
+        VerifyResponse: {
+            key_id: string;
+            /** @enum {string} */
+            signature_valid: "true" | "false";
+        };
+        PublicKeyResponse: {
+            key_id: string;
+            /** @description PEM (BEGIN PUBLIC KEY, CRLF line endings) of the DER SubjectPublicKeyInfo, as Huawei KMS answers it. */
+            public_key: string;
         };
         CreateKeyResponse: {
             key_info: {
@@ -1917,6 +2011,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReEncryptResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    sign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    validateSignature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublicKeyResponse"];
                 };
             };
             default: components["responses"]["Error"];

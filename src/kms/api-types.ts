@@ -62,3 +62,11 @@ export type ApiVersionDetail = Schemas['ApiVersionDetail'];
 export type UpdateKeyRotationIntervalRequest = Schemas['UpdateKeyRotationIntervalRequestBody'];
 export type RotateOnDemandResponse = Schemas['RotateOnDemandResponse'];
 export type KeyRotationStatusResponse = Schemas['KeyRotationStatusResponse'];
+
+// Signing and public keys.
+export type SignRequest = Schemas['SignRequestBody'];
+export type VerifyRequest = Schemas['VerifyRequestBody'];
+export type SignResponse = Schemas['SignResponse'];
+export type VerifyResponse = Schemas['VerifyResponse'];
+export type PublicKeyResponse = Schemas['PublicKeyResponse'];
+export type ApiSigningAlgorithm = Schemas['SigningAlgorithm'];

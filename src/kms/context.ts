@@ -21,6 +21,8 @@ export interface ActedOn {
   keyId: string | null;
   /** re-encrypt only: the key the ciphertext was sealed under before (keyId is the one it is now). */
   sourceKeyId?: string | null;
+  /** sign and verify: the signing_algorithm asked for (never the message or the signature). */
+  algorithm?: string;
   /** The grant the request created, revoked or retired. */
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */

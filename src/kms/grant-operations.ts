@@ -15,6 +15,9 @@ export const GRANT_OPERATIONS = [
   'retire-grant',
   'encrypt-data',
   'decrypt-data',
+  'sign',
+  'verify',
+  'get-publickey',
 ] as const satisfies readonly GrantOperation[];
 
 // Fails to compile when openapi.yaml names an operation the list above lacks.

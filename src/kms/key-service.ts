@@ -23,6 +23,8 @@ import type { Clock, RequestContext } from './context';
 import { keyDetails } from './key-details';
 import type { KeyCache } from './key-cache';
 import { finishDeletionOnce } from './maintenance';
+import { checkPurpose, type KeyPurpose } from './key-purpose';
+import { keyKindOf } from './key-specs';
 
 
 const DAY_MS = 86_400_000;
@@ -70,11 +72,9 @@ export class KeyService {
   async createKey(ctx: RequestContext, request: CreateKeyRequest): Promise<CreateKeyResponse> {
     const { store, hsm, clock, logger } = this.deps;
     checkAlias(request.key_alias);
-    if ((request.key_spec ?? 'AES_256') !== 'AES_256') {
-      throw new KmsError('KMS.0308', { detail: 'key_spec: only AES_256 is supported.' });
-    }
-    if ((request.key_usage ?? 'ENCRYPT_DECRYPT') !== 'ENCRYPT_DECRYPT') {
-      throw new KmsError('KMS.0308', { detail: 'key_usage: only ENCRYPT_DECRYPT is supported.' });
+    const { spec, usage } = keyKindOf(request.key_spec, request.key_usage);
+    if (!hsm.supports(spec, usage)) {
+      throw new KmsError('KMS.0308', { detail: `key_spec: this HSM cannot make ${spec} keys for ${usage}.` });
     }
     if ((request.origin ?? 'kms') !== 'kms') {
       throw new KmsError('KMS.0308', { detail: 'origin: only kms is supported; importing key material is not.' });
@@ -86,8 +86,8 @@ export class KeyService {
       projectId: ctx.projectId,
       alias: request.key_alias,
       description: request.key_description ?? '',
-      keySpec: 'AES_256',
-      keyUsage: 'ENCRYPT_DECRYPT',
+      keySpec: spec,
+      keyUsage: usage,
       origin: 'kms',
       state: KEY_STATE.enabled,
       creationDate: clock(),
@@ -105,7 +105,7 @@ export class KeyService {
     const undo = { requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId };
     try {
       // Fresh: the key id was made just now, so the token is not searched for its material first.
-      await hsm.generateKey(material, 'AES_256', { fresh: true });
+      await hsm.generateKey(material, spec, { fresh: true, usage });
     } catch (error) {
       // The HSM may have made the key before failing: destroy it, then forget the record. If that
       // fails too, the record stays invisible and reconciliation finishes the job, material first.
@@ -138,12 +138,11 @@ export class KeyService {
     const limit = request.limit === undefined ? MAX_LIST_LIMIT : wholeNumber(request.limit, 'KMS.1601', 1, MAX_LIST_LIMIT);
     const offset = request.marker === undefined || request.marker === '' ? 0 : wholeNumber(request.marker, 'KMS.1602', 0, 2 ** 31);
     const state = request.key_state as KeyState | undefined;
-    // Every key here is AES_256; a filter for another spec matches nothing ("ALL" matches all).
-    if (request.key_spec !== undefined && request.key_spec !== 'ALL' && request.key_spec !== 'AES_256') {
-      return { keys: [], key_details: [], next_marker: '', truncated: 'false', total: 0 };
-    }
+    // As in Huawei KMS: without a key_spec only AES_256 keys are listed; ALL lists every kind.
+    const spec = request.key_spec ?? 'AES_256';
     const { records, total } = await this.deps.store.keys.list(ctx.projectId, {
       ...(state ? { state } : {}),
+      ...(spec === 'ALL' ? {} : { spec }),
       offset,
       limit,
       now: this.deps.clock(),
@@ -220,15 +219,18 @@ export class KeyService {
   }
 
   /**
-   * The key a data-key operation may use: it exists in the caller's project and is enabled.
+   * The key an operation may use: it exists in the caller's project, is enabled, and is of the
+   * spec and usage `purpose` needs (key-purpose.ts; by default an AES key to seal with), checked
+   * here so that a key of the wrong kind never reaches the HSM.
    * KMS.0207 when it does not exist, KMS.0209 when disabled, KMS.0210 when pending deletion.
    */
-  async usableKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
+  async usableKey(ctx: RequestContext, keyId: string, purpose: KeyPurpose = 'seal'): Promise<KeyRecord> {
     const record = await this.visibleKey(ctx, keyId);
-    if (record.state === KEY_STATE.enabled) return record;
     if (record.state === KEY_STATE.disabled) throw new KmsError('KMS.0209');
     if (record.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
-    throw new KmsError('KMS.1301');
+    if (record.state !== KEY_STATE.enabled) throw new KmsError('KMS.1301');
+    checkPurpose(record, purpose);
+    return record;
   }
 
   /**

@@ -11,6 +11,7 @@ import type {
 } from './api-types';
 import type { Clock, RequestContext } from './context';
 import type { KeyRotator } from './key-rotation';
+import { checkRotatable } from './key-purpose';
 import type { KeyService } from './key-service';
 import type { SealUsage } from './seal-usage';
 
@@ -76,6 +77,7 @@ export class RotationService {
    */
   async getKeyRotationStatus(ctx: RequestContext, request: OperateKeyRequest): Promise<KeyRotationStatusResponse> {
     const key = await this.deps.keys.visibleKey(ctx, request.key_id);
+    checkRotatable(key);
     const state: RotationState = await this.deps.store.rotations.state(key.keyId);
     const materials = (await this.deps.store.rotations.materials(key.keyId)).map((material) => ({
       create_time: String(material.createdAt),
@@ -98,6 +100,7 @@ export class RotationService {
   /** A new material version now; with scheduled rotation on, the next one is due an interval later. */
   async rotateOnDemand(ctx: RequestContext, request: OperateKeyRequest): Promise<RotateOnDemandResponse> {
     const key = await this.deps.keys.usableKey(ctx, request.key_id);
+    checkRotatable(key);
     const version = await this.deps.rotator.rotate(key.keyId, key.projectId, 'on-demand');
     // Another request or process is rotating this key at this moment: nothing is wrong, try again.
     if (version === undefined) throw new KmsError('KMS.0104', { detail: 'A rotation of this key is under way; retry later.' });
@@ -107,6 +110,7 @@ export class RotationService {
   private async configurableKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
     const key = await this.deps.keys.visibleKey(ctx, keyId);
     if (key.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+    checkRotatable(key);
     return key;
   }
 

@@ -125,14 +125,15 @@ describe('create-key', () => {
     expect(await describeKey(a, keyId)).toMatchObject({ key_spec: 'AES_256', key_usage: 'ENCRYPT_DECRYPT', origin: 'kms' });
   });
 
+  // Other key kinds: test/api/signing.test.ts.
   it.each([
-    ['key_spec RSA_2048', { key_spec: 'RSA_2048' }],
-    ['key_spec SM4', { key_spec: 'SM4' }],
-    ['key_usage SIGN_VERIFY', { key_usage: 'SIGN_VERIFY' }],
-    ['origin external', { origin: 'external' }],
-  ])('refuses %s with 400 KMS.0308 and creates nothing', async (_label, extra) => {
+    ['key_spec SM4', { key_spec: 'SM4' }, 'KMS.0308'],
+    ['key_spec AES_128', { key_spec: 'AES_128' }, 'KMS.0308'],
+    ['key_usage SIGN_VERIFY for AES_256', { key_usage: 'SIGN_VERIFY' }, 'KMS.1115'],
+    ['origin external', { origin: 'external' }, 'KMS.0308'],
+  ])('refuses %s with 400 and creates nothing', async (_label, extra, code) => {
     const alias = freshAlias('unsupported');
-    expectKmsError(await a.call('create-key', { key_alias: alias, ...extra }), 400, 'KMS.0308');
+    expectKmsError(await a.call('create-key', { key_alias: alias, ...extra }), 400, code);
     // The alias is still free: nothing was reserved.
     await createKey(a, alias);
   });

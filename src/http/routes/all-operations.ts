@@ -13,6 +13,8 @@ import { grantOperations } from './grants';
 import { keyOperations } from './keys';
 import { quotaOperations } from './quotas';
 import { rotationOperations } from './rotation';
+import { signingOperations } from './signing';
+import type { SigningService } from '../../kms/signing-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -23,6 +25,8 @@ export interface OperationServices {
   readonly grants: GrantService;
   readonly quotas: QuotaService;
   readonly rotation: RotationService;
+  /** sign, verify, get-publickey. */
+  readonly signing: SigningService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -34,6 +38,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...grantOperations(services.grants),
     ...quotaOperations(services.quotas),
     ...rotationOperations(services.rotation),
+    ...signingOperations(services.signing),
   ];
 }
 

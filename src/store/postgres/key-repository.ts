@@ -147,12 +147,16 @@ export class PostgresKeyRepository implements KeyRepository {
     return new Map(rows.map((row) => [keyState(row.key_state), row.n]));
   }
 
-  async list(projectId: string, options: { state?: KeyState; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }> {
+  async list(projectId: string, options: { state?: KeyState; spec?: string; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }> {
     const values: unknown[] = [projectId, options.now];
     let where = `k.project_id = $1 AND k.provisioned AND ${keyExists(2)}`;
     if (options.state) {
       values.push(options.state);
       where += ` AND k.key_state = $${values.length}`;
+    }
+    if (options.spec) {
+      values.push(options.spec);
+      where += ` AND k.key_spec = $${values.length}`;
     }
     // One statement, so the page and its total come from the same snapshot.
     const { rows } = await this.db.query<KeyRow & { total: number }>(

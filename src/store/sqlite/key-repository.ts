@@ -136,12 +136,16 @@ export class SqliteKeyRepository implements KeyRepository {
     return new Map(this.statements.byState.all(now).map((row) => [row.key_state, row.n]));
   }
 
-  async list(projectId: string, options: { state?: KeyState; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }> {
+  async list(projectId: string, options: { state?: KeyState; spec?: string; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }> {
     let where = `project_id = ? AND provisioned = 1 AND ${KEY_EXISTS}`;
     const params: Array<string | number> = [projectId, options.now];
     if (options.state) {
       where += ' AND key_state = ?';
       params.push(options.state);
+    }
+    if (options.spec) {
+      where += ' AND key_spec = ?';
+      params.push(options.spec);
     }
     const total = (this.db.prepare(`SELECT count(*) AS n FROM keys WHERE ${where}`).get(...params) as { n: number }).n;
     const rows = this.db

@@ -1,0 +1,54 @@
+import type { KeyRecord } from '../domain/keys';
+import { KmsError } from '../errors';
+
+/**
+ * What an operation needs its key to be, checked on the key's record before the HSM is asked:
+ * - `seal`: AES_256 for ENCRYPT_DECRYPT (data keys, encrypt-data/decrypt-data with
+ *   SYMMETRIC_DEFAULT, re-encrypt, rotation);
+ * - `sign`: a key pair made for SIGN_VERIFY (sign, verify);
+ * - `publicKey`: any key pair (get-publickey).
+ */
+export type KeyPurpose = 'seal' | 'sign' | 'publicKey';
+
+const SYMMETRIC_SPEC = 'AES_256';
+
+function isHmac(record: KeyRecord): boolean {
+  return record.keySpec.startsWith('HMAC_');
+}
+
+function isKeyPair(record: KeyRecord): boolean {
+  return record.keySpec !== SYMMETRIC_SPEC && !isHmac(record);
+}
+
+/**
+ * Refuses a key of the wrong spec or usage for `purpose` with the code Huawei KMS answers
+ * (kms-error-codes.md): KMS.0325 an asymmetric key for a symmetric operation, KMS.0341 an HMAC
+ * key, KMS.1115 / KMS.0331 a symmetric key to sign or for a public key, KMS.0334 a key pair made to
+ * encrypt and decrypt (or agree keys) asked to sign.
+ */
+export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
+  const named = `key ${record.keyId} is ${record.keySpec} for ${record.keyUsage}`;
+  if (isHmac(record) && purpose !== 'seal') throw new KmsError('KMS.0341', { detail: `${named}.` });
+  switch (purpose) {
+    case 'seal':
+      if (isHmac(record)) throw new KmsError('KMS.0341', { detail: `${named}; this operation needs an AES_256 key for ENCRYPT_DECRYPT.` });
+      if (isKeyPair(record)) throw new KmsError('KMS.0325', { detail: `${named}; this operation needs an AES_256 key for ENCRYPT_DECRYPT.` });
+      return;
+    case 'sign':
+      if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.1115', { detail: `${named}; sign and verify need a key pair for SIGN_VERIFY.` });
+      if (record.keyUsage !== 'SIGN_VERIFY') throw new KmsError('KMS.0334', { detail: `${named}; sign and verify need a key pair for SIGN_VERIFY.` });
+      return;
+    case 'publicKey':
+      if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: `${named}; only key pairs have a public key.` });
+      return;
+  }
+}
+
+/**
+ * Rotation adds material versions of the AES key sealing data: asymmetric keys cannot be rotated,
+ * as in Huawei KMS (KMS.0324 for RSA, KMS.0325 for the others), nor HMAC keys here (KMS.0341).
+ */
+export function checkRotatable(record: KeyRecord): void {
+  if (record.keySpec.startsWith('RSA_')) throw new KmsError('KMS.0324', { detail: `key ${record.keyId} is ${record.keySpec}.` });
+  checkPurpose(record, 'seal');
+}
