@@ -151,6 +151,18 @@ export function describeStoreContract(
         );
       });
 
+      test('list filters by key spec when asked, and by nothing when not', async () => {
+        const store = await fresh();
+        const aes = await createKey(store, { creationDate: NOW + 1 });
+        const rsa = await createKey(store, { creationDate: NOW + 2, keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+        const hmac = await createKey(store, { creationDate: NOW + 3, keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC' });
+        expect(ids((await store.keys.list(PROJECT, page())).records)).toEqual(ids([aes, rsa, hmac]));
+        const signing = await store.keys.list(PROJECT, { ...page(), spec: 'RSA_2048' });
+        expect({ total: signing.total, ids: ids(signing.records) }).toEqual({ total: 1, ids: ids([rsa]) });
+        expect(await store.keys.list(PROJECT, { ...page(), spec: 'EC_P256' })).toEqual({ records: [], total: 0 });
+        expect((await store.keys.list(PROJECT, { ...page(), spec: 'HMAC_256', state: KEY_STATE.enabled })).records.map((key) => key.keySpec)).toEqual(['HMAC_256']);
+      });
+
       test('allMaterials holds the versions of provisioned keys up to their current one', async () => {
         const store = await fresh();
         const rotated = await createKey(store);
