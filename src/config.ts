@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { AUDIT_SYNC_POLICIES, auditLogFile, type AuditSync } from './audit/audit-log';
+import { AUDIT_SYNC_POLICIES, auditLogFile, isInstanceName, type AuditSync } from './audit/audit-log';
 import {
   CRYPTO_CALL_MODES,
   GCM_IV_SOURCES,
@@ -399,7 +399,7 @@ export function postgresDatabaseConfig(raw: string, env: Env = process.env): Pos
 /** KMS_INSTANCE_ID, or the host name: letters, digits and `.-_`, at most 64. */
 function instanceId(env: Env): string {
   const id = env.KMS_INSTANCE_ID || hostname();
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(id)) {
+  if (!isInstanceName(id)) {
     throw new ConfigError(`KMS_INSTANCE_ID must be 1 to 64 letters, digits, '.', '-' or '_'${env.KMS_INSTANCE_ID ? '' : ` (the host name ${JSON.stringify(id)} is not: set it)`}`);
   }
   return id;

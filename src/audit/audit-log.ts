@@ -368,13 +368,16 @@ export class AuditLog {
   }
 }
 
-const INSTANCE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** An instance's name (KMS_INSTANCE_ID): 1 to 64 letters, digits, '.', '-' or '_', so it goes into a chain's JSON and a checkpoint's name as it is. */
+export function isInstanceName(name: string): boolean {
+  return /^[A-Za-z0-9._-]{1,64}$/.test(name);
+}
 
 /** The `instance` member every line of a chain carries, as it is written: `,"instance":"…"` (nothing for none). */
 function instanceField(instance: string | undefined): string {
   if (instance === undefined) return '';
   // Checked where it is configured too: here because it goes into the JSON unescaped.
-  if (!INSTANCE_NAME.test(instance)) throw new Error(`not an instance name: ${JSON.stringify(instance)}`);
+  if (!isInstanceName(instance)) throw new Error(`not an instance name: ${JSON.stringify(instance)}`);
   return `,"instance":"${instance}"`;
 }
 

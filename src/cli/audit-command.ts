@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { auditLogFiles, parseHead, type ChainHead } from '../audit/audit-log';
+import { auditLogFiles, isInstanceName, parseHead, type ChainHead } from '../audit/audit-log';
 import { verifyChains, type ChainVerdict } from '../audit/chain-verdicts';
 import type { Config } from '../config';
 import type { AuditCheckpoint, MetadataStore } from '../domain/repositories';
@@ -52,7 +52,7 @@ export function auditCommandLine(verb: string, args: readonly string[]): (config
   const instanceOption = line.strings.get('instance');
   const useCheckpoints = !line.flags.has('no-checkpoints');
   if (file !== undefined && dirOption !== undefined) throw new UsageError('--file and --dir exclude each other', ['audit', 'verify']);
-  if (instanceOption !== undefined && !/^[A-Za-z0-9._-]{1,64}$/.test(instanceOption)) throw new UsageError(`--instance takes an instance name (KMS_INSTANCE_ID); got ${instanceOption}`, ['audit', 'verify']);
+  if (instanceOption !== undefined && !isInstanceName(instanceOption)) throw new UsageError(`--instance takes an instance name (KMS_INSTANCE_ID); got ${instanceOption}`, ['audit', 'verify']);
   if (instanceOption !== undefined && !useCheckpoints) throw new UsageError('--instance names whose checkpoints to check: not with --no-checkpoints', ['audit', 'verify']);
   const expected = new Map<string, ChainHead>();
   for (const text of line.lists.get('expect-head') ?? []) {
