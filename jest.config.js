@@ -35,6 +35,7 @@ const ON_EVERY_MODULE = [
   'api/re-encrypt',
   'api/rotation',
   'api/signing',
+  'api/mac',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

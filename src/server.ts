@@ -23,6 +23,7 @@ import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
+import { MacService } from './kms/mac-service';
 import { DataService } from './kms/data-service';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
@@ -126,6 +127,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };
   const signing = new SigningService({ keys, hsm });
+  const macs = new MacService({ keys, hsm });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -174,6 +176,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       quotas,
       rotation,
       signing,
+      macs,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

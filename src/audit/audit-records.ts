@@ -24,7 +24,7 @@ export interface AuditRecord {
   readonly key_id: string | null;
   /** re-encrypt only: the key the ciphertext was sealed under before (key_id: the one it is sealed under now). */
   readonly source_key_id?: string | null;
-  /** sign and verify: the signing algorithm the request named (never the message or signature). */
+  /** sign and verify: the signing algorithm the request named; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   readonly algorithm?: string;
   /** The grant the request created, revoked or retired, when it did. */
   readonly grant_id?: string;

@@ -514,6 +514,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/generate-mac": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The HMAC of a message under a GENERATE_VERIFY_MAC key, made in the HSM. */
+        post: operations["generateMac"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/verify-mac": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Check a MAC by making it again in the HSM and comparing in constant time; a MAC that does not match is mac_valid false. */
+        post: operations["verifyMac"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -813,7 +847,7 @@ export interface components {
         GranteePrincipalType: "user" | "domain";
         GrantName: string;
         /** @enum {string} */
-        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey";
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "generate-mac" | "verify-mac";
         /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
         GrantOperations: components["schemas"]["GrantOperation"][];
         /** @description Grants per page, 1 to 1000 (default 1000). */
@@ -929,6 +963,15 @@ export interface components {
         SignMessage: string;
         /** @description Base64 of the signature. */
         Signature: string;
+        /**
+         * @description HMAC_SHA_256/384/512, each for the HMAC key of its size (HMAC_256/384/512); another is KMS.0308 naming the one the key takes. HMAC_SM3 is the SDK's too and refused here (KMS.0308): no module here has SM3.
+         * @enum {string}
+         */
+        MacAlgorithm: "HMAC_SHA_256" | "HMAC_SHA_384" | "HMAC_SHA_512" | "HMAC_SM3";
+        /** @description Base64 of the message, 1 to 4096 bytes (the SDK model's limits). */
+        MacMessage: string;
+        /** @description Hex of the MAC (either case), as long as the algorithm's output (32, 48 or 64 bytes); another length is KMS.0308. */
+        Mac: string;
         CreateKeyRequestBody: {
             key_alias: components["schemas"]["KeyAlias"];
             key_description?: components["schemas"]["KeyDescription"];
@@ -964,6 +1007,19 @@ export interface components {
             signature: components["schemas"]["Signature"];
             signing_algorithm: components["schemas"]["SigningAlgorithm"];
             message_type?: components["schemas"]["MessageType"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        GenerateMacRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            mac_algorithm: components["schemas"]["MacAlgorithm"];
+            message: components["schemas"]["MacMessage"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        VerifyMacRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            mac_algorithm: components["schemas"]["MacAlgorithm"];
+            message: components["schemas"]["MacMessage"];
+            mac: components["schemas"]["Mac"];
             sequence?: components["schemas"]["Sequence"];
         };
         ScheduleKeyDeletionRequestBody: {
@@ -1042,6 +1098,18 @@ export interface components {
             key_id: string;
             /** @enum {string} */
             signature_valid: "true" | "false";
+        };
+        GenerateMacResponse: {
+            key_id: string;
+            mac_algorithm: string;
+            /** @description Upper-case hex of the MAC, as the service answers every hex field. */
+            mac: string;
+        };
+        VerifyMacResponse: {
+            key_id: string;
+            mac_algorithm: string;
+            /** @description A JSON boolean, as the SDK model types it (verify's signature_valid is a string). */
+            mac_valid: boolean;
         };
         PublicKeyResponse: {
             key_id: string;
@@ -2098,6 +2166,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PublicKeyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    generateMac: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerateMacRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerateMacResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    verifyMac: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyMacRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyMacResponse"];
                 };
             };
             default: components["responses"]["Error"];

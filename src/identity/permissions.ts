@@ -24,6 +24,8 @@ export const PERMISSIONS = [
   'kms:cmk:sign',
   'kms:cmk:verify',
   'kms:cmk:getPublicKey',
+  'kms:cmk:generateMac',
+  'kms:cmk:verifyMac',
   'kms:cmk:enableRotation',
   'kms:cmk:disableRotation',
   'kms:cmk:updateRotation',

@@ -70,3 +70,10 @@ export type SignResponse = Schemas['SignResponse'];
 export type VerifyResponse = Schemas['VerifyResponse'];
 export type PublicKeyResponse = Schemas['PublicKeyResponse'];
 export type ApiSigningAlgorithm = Schemas['SigningAlgorithm'];
+
+// MACs.
+export type GenerateMacRequest = Schemas['GenerateMacRequestBody'];
+export type VerifyMacRequest = Schemas['VerifyMacRequestBody'];
+export type GenerateMacResponse = Schemas['GenerateMacResponse'];
+export type VerifyMacResponse = Schemas['VerifyMacResponse'];
+export type ApiMacAlgorithm = Schemas['MacAlgorithm'];

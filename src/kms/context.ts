@@ -21,7 +21,7 @@ export interface ActedOn {
   keyId: string | null;
   /** re-encrypt only: the key the ciphertext was sealed under before (keyId is the one it is now). */
   sourceKeyId?: string | null;
-  /** sign and verify: the signing_algorithm asked for (never the message or the signature). */
+  /** sign and verify: the signing_algorithm asked for; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   algorithm?: string;
   /** The grant the request created, revoked or retired. */
   grantId?: string;

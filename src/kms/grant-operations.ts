@@ -18,6 +18,8 @@ export const GRANT_OPERATIONS = [
   'sign',
   'verify',
   'get-publickey',
+  'generate-mac',
+  'verify-mac',
 ] as const satisfies readonly GrantOperation[];
 
 // Fails to compile when openapi.yaml names an operation the list above lacks.

@@ -6,9 +6,10 @@ import { KmsError } from '../errors';
  * - `seal`: AES_256 for ENCRYPT_DECRYPT (data keys, encrypt-data/decrypt-data with
  *   SYMMETRIC_DEFAULT, re-encrypt, rotation);
  * - `sign`: a key pair made for SIGN_VERIFY (sign, verify);
- * - `publicKey`: any key pair (get-publickey).
+ * - `publicKey`: any key pair (get-publickey);
+ * - `mac`: an HMAC key made for GENERATE_VERIFY_MAC (generate-mac, verify-mac).
  */
-export type KeyPurpose = 'seal' | 'sign' | 'publicKey';
+export type KeyPurpose = 'seal' | 'sign' | 'publicKey' | 'mac';
 
 const SYMMETRIC_SPEC = 'AES_256';
 
@@ -24,10 +25,18 @@ function isKeyPair(record: KeyRecord): boolean {
  * Refuses a key of the wrong spec or usage for `purpose` with the code Huawei KMS answers
  * (kms-error-codes.md): KMS.0325 an asymmetric key for a symmetric operation, KMS.0341 an HMAC
  * key, KMS.1115 / KMS.0331 a symmetric key to sign or for a public key, KMS.0334 a key pair made to
- * encrypt and decrypt (or agree keys) asked to sign.
+ * encrypt and decrypt (or agree keys) asked to sign; for a MAC, KMS.0331 an AES key and KMS.0325 a
+ * key pair (their "not supported by this key" codes; Huawei lists none of its own for MACs).
  */
 export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
   const named = `key ${record.keyId} is ${record.keySpec} for ${record.keyUsage}`;
+  if (purpose === 'mac') {
+    const needed = `${named}; generate-mac and verify-mac need an HMAC key for GENERATE_VERIFY_MAC.`;
+    if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: needed });
+    if (!isHmac(record)) throw new KmsError('KMS.0325', { detail: needed });
+    if (record.keyUsage !== 'GENERATE_VERIFY_MAC') throw new KmsError('KMS.0341', { detail: needed });
+    return;
+  }
   if (isHmac(record) && purpose !== 'seal') throw new KmsError('KMS.0341', { detail: `${named}.` });
   switch (purpose) {
     case 'seal':

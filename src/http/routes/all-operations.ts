@@ -15,6 +15,8 @@ import { quotaOperations } from './quotas';
 import { rotationOperations } from './rotation';
 import { signingOperations } from './signing';
 import type { SigningService } from '../../kms/signing-service';
+import { macOperations } from './mac';
+import type { MacService } from '../../kms/mac-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -27,6 +29,8 @@ export interface OperationServices {
   readonly rotation: RotationService;
   /** sign, verify, get-publickey. */
   readonly signing: SigningService;
+  /** generate-mac, verify-mac. */
+  readonly macs: MacService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -39,6 +43,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...quotaOperations(services.quotas),
     ...rotationOperations(services.rotation),
     ...signingOperations(services.signing),
+    ...macOperations(services.macs),
   ];
 }
 
