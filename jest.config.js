@@ -35,6 +35,7 @@ const ON_EVERY_MODULE = [
   'api/re-encrypt',
   'api/rotation',
   'api/signing',
+  'api/rsa-data',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

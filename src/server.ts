@@ -24,6 +24,7 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
 import { DataService } from './kms/data-service';
+import { RsaDataCipher } from './kms/rsa-data';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
 import { Sealer } from './kms/sealing';
@@ -121,7 +122,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
   const dataOperations = {
-    data: new DataService({ keys, sealer }),
+    data: new DataService({ keys, sealer, rsa: new RsaDataCipher(hsm) }),
     random: new RandomService(hsm),
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };

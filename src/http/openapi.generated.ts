@@ -404,7 +404,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Encrypt up to 4096 bytes under a CMK; the blob names its key. */
+        /** Encrypt up to 4096 bytes under a CMK (the blob names its key), or RSA-OAEP with an RSA key (the raw ciphertext, up to the modulus' OAEP limit). */
         post: operations["encryptData"];
         delete?: never;
         options?: never;
@@ -421,7 +421,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decrypt a blob of encrypt-data; the key is the one the blob names. */
+        /** Decrypt a blob of encrypt-data (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
         post: operations["decryptData"];
         delete?: never;
         options?: never;
@@ -1111,10 +1111,12 @@ export interface components {
         /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
         DataCipherText: string;
         /**
-         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @description SYMMETRIC_DEFAULT (the default) with an AES_256 key; RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1
+         *     with an RSA key made for ENCRYPT_DECRYPT (the other pairings are KMS.2105 and KMS.2106, as
+         *     is an OAEP hash this service's HSM cannot decrypt with). SM2_ENCRYPT is never served.
          * @enum {string}
          */
-        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "RSAES_OAEP_SHA_1" | "SM2_ENCRYPT";
         /**
          * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
          * @enum {string}

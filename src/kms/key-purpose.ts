@@ -6,9 +6,12 @@ import { KmsError } from '../errors';
  * - `seal`: AES_256 for ENCRYPT_DECRYPT (data keys, encrypt-data/decrypt-data with
  *   SYMMETRIC_DEFAULT, re-encrypt, rotation);
  * - `sign`: a key pair made for SIGN_VERIFY (sign, verify);
- * - `publicKey`: any key pair (get-publickey).
+ * - `publicKey`: any key pair (get-publickey);
+ * - `data`: what encrypt-data and decrypt-data take, an AES_256 key (`seal`'s rules) or an RSA key
+ *   pair made for ENCRYPT_DECRYPT (RSA-OAEP: {@link isRsaEncryptionKey});
+ * - `agree`: an EC key pair made for KEY_AGREEMENT (derive-shared-secret).
  */
-export type KeyPurpose = 'seal' | 'sign' | 'publicKey';
+export type KeyPurpose = 'seal' | 'sign' | 'publicKey' | 'data' | 'agree';
 
 const SYMMETRIC_SPEC = 'AES_256';
 
@@ -20,14 +23,25 @@ function isKeyPair(record: KeyRecord): boolean {
   return record.keySpec !== SYMMETRIC_SPEC && !isHmac(record);
 }
 
+/** An RSA key pair made to encrypt and decrypt (RSA-OAEP), for encrypt-data and decrypt-data. */
+export function isRsaEncryptionKey(record: KeyRecord): boolean {
+  return record.keySpec.startsWith('RSA_') && record.keyUsage === 'ENCRYPT_DECRYPT';
+}
+
 /**
  * Refuses a key of the wrong spec or usage for `purpose` with the code Huawei KMS answers
  * (kms-error-codes.md): KMS.0325 an asymmetric key for a symmetric operation, KMS.0341 an HMAC
  * key, KMS.1115 / KMS.0331 a symmetric key to sign or for a public key, KMS.0334 a key pair made to
- * encrypt and decrypt (or agree keys) asked to sign.
+ * encrypt and decrypt (or agree keys) asked to sign, KMS.0308 a key not made for KEY_AGREEMENT
+ * asked to agree keys. `data` keeps `seal`'s answers for every key but an RSA encryption key, so
+ * that the symmetric operations answer as they did before RSA-OAEP was served.
  */
 export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
   const named = `key ${record.keyId} is ${record.keySpec} for ${record.keyUsage}`;
+  if (purpose === 'data') {
+    if (!isRsaEncryptionKey(record)) checkPurpose(record, 'seal');
+    return;
+  }
   if (isHmac(record) && purpose !== 'seal') throw new KmsError('KMS.0341', { detail: `${named}.` });
   switch (purpose) {
     case 'seal':
@@ -40,6 +54,10 @@ export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
       return;
     case 'publicKey':
       if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: `${named}; only key pairs have a public key.` });
+      return;
+    case 'agree':
+      if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: `${named}; derive-shared-secret needs an EC key pair for KEY_AGREEMENT.` });
+      if (record.keyUsage !== 'KEY_AGREEMENT') throw new KmsError('KMS.0308', { detail: `${named}; derive-shared-secret needs an EC key pair for KEY_AGREEMENT.` });
       return;
   }
 }
