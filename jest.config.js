@@ -36,6 +36,7 @@ const ON_EVERY_MODULE = [
   'api/rotation',
   'api/signing',
   'api/rsa-data',
+  'api/derive-shared-secret',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

@@ -23,6 +23,7 @@ import { CredentialService } from './identity/credentials';
 import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
+import { KeyAgreementService } from './kms/key-agreement-service';
 import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
 import { RandomService } from './kms/random-service';
@@ -127,6 +128,7 @@ export async function startService(config: Config, options: StartOptions): Promi
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };
   const signing = new SigningService({ keys, hsm });
+  const keyAgreement = new KeyAgreementService({ keys, hsm });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -175,6 +177,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       quotas,
       rotation,
       signing,
+      keyAgreement,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -514,6 +514,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/derive-shared-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** ECDH in the HSM between the private key of a KEY_AGREEMENT EC key pair and a peer's public key; the shared secret is the x coordinate, in base64. */
+        post: operations["deriveSharedSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -813,7 +830,7 @@ export interface components {
         GranteePrincipalType: "user" | "domain";
         GrantName: string;
         /** @enum {string} */
-        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey";
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "derive-shared-secret";
         /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
         GrantOperations: components["schemas"]["GrantOperation"][];
         /** @description Grants per page, 1 to 1000 (default 1000). */
@@ -1047,6 +1064,22 @@ export interface components {
             key_id: string;
             /** @description PEM (BEGIN PUBLIC KEY, CRLF line endings) of the DER SubjectPublicKeyInfo, as Huawei KMS answers it. */
             public_key: string;
+        };
+        DeriveSharedSecretRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            /** @enum {string} */
+            key_agreement_algorithm: "ECDH";
+            /** @description Base64 of the peer's DER SubjectPublicKeyInfo, on the key's curve. */
+            public_key: string;
+            /** @description An enclave's attestation document (Huawei's confidential computing); not served here, refused with KMS.0308. */
+            recipient?: Record<string, never>;
+            sequence?: components["schemas"]["Sequence"];
+        };
+        DeriveSharedSecretResponse: {
+            key_id: string;
+            /** @enum {string} */
+            key_agreement_algorithm: "ECDH";
+            shared_secret: string;
         };
         CreateKeyResponse: {
             key_info: {
@@ -2100,6 +2133,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PublicKeyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deriveSharedSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeriveSharedSecretRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeriveSharedSecretResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -24,6 +24,7 @@ export const PERMISSIONS = [
   'kms:cmk:sign',
   'kms:cmk:verify',
   'kms:cmk:getPublicKey',
+  'kms:cmk:deriveSharedSecret',
   'kms:cmk:enableRotation',
   'kms:cmk:disableRotation',
   'kms:cmk:updateRotation',

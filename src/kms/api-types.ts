@@ -70,3 +70,7 @@ export type SignResponse = Schemas['SignResponse'];
 export type VerifyResponse = Schemas['VerifyResponse'];
 export type PublicKeyResponse = Schemas['PublicKeyResponse'];
 export type ApiSigningAlgorithm = Schemas['SigningAlgorithm'];
+
+// Key agreement.
+export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
+export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];

@@ -18,6 +18,7 @@ export const GRANT_OPERATIONS = [
   'sign',
   'verify',
   'get-publickey',
+  'derive-shared-secret',
 ] as const satisfies readonly GrantOperation[];
 
 // Fails to compile when openapi.yaml names an operation the list above lacks.

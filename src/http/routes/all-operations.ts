@@ -15,6 +15,8 @@ import { quotaOperations } from './quotas';
 import { rotationOperations } from './rotation';
 import { signingOperations } from './signing';
 import type { SigningService } from '../../kms/signing-service';
+import { keyAgreementOperations } from './key-agreement';
+import type { KeyAgreementService } from '../../kms/key-agreement-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -27,6 +29,8 @@ export interface OperationServices {
   readonly rotation: RotationService;
   /** sign, verify, get-publickey. */
   readonly signing: SigningService;
+  /** derive-shared-secret. */
+  readonly keyAgreement: KeyAgreementService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -39,6 +43,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...quotaOperations(services.quotas),
     ...rotationOperations(services.rotation),
     ...signingOperations(services.signing),
+    ...keyAgreementOperations(services.keyAgreement),
   ];
 }
 
