@@ -34,6 +34,7 @@ export class DataService {
   async encryptData(ctx: RequestContext, request: EncryptDataRequest): Promise<EncryptDataResponse> {
     const key = await this.deps.keys.usableKey(ctx, request.key_id, 'data');
     if (isRsaEncryptionKey(key)) {
+      noBinding(request);
       const plaintext = plaintextBytes(request.plain_text);
       try {
         const ciphertext = await this.deps.rsa.encrypt(ctx, key, request.encryption_algorithm, plaintext);
@@ -65,12 +66,25 @@ export class DataService {
     } else {
       // The key decides which kind of cipher_text this is; a data blob must be that key's (checked by the sealer).
       key = await this.deps.keys.usableKey(ctx, request.key_id, 'data');
-      if (isRsaEncryptionKey(key)) return answer(key.keyId, await this.deps.rsa.decrypt(ctx, key, request.encryption_algorithm, request.cipher_text));
+      if (isRsaEncryptionKey(key)) {
+        noBinding(request);
+        return answer(key.keyId, await this.deps.rsa.decrypt(ctx, key, request.encryption_algorithm, request.cipher_text));
+      }
       symmetricAlgorithm(request.encryption_algorithm);
       blob = dataBlobFromText(request.cipher_text);
     }
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
     return answer(key.keyId, await this.deps.sealer.open(ctx, 'data', key, blob, binding));
+  }
+}
+
+/**
+ * An RSA-OAEP ciphertext is bound to nothing (its label is empty, as every KMS has it): a binding
+ * sent with one is refused rather than ignored, so that no caller believes its data bound.
+ */
+function noBinding(request: Pick<EncryptDataRequest, 'encryption_context' | 'additional_authenticated_data'>): void {
+  if (request.encryption_context !== undefined || request.additional_authenticated_data !== undefined) {
+    throw new KmsError('KMS.0308', { detail: 'encryption_context and additional_authenticated_data do not apply to RSA-OAEP: its ciphertext is bound to nothing.' });
   }
 }
 

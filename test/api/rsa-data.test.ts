@@ -116,6 +116,16 @@ describe('RSA-OAEP through encrypt-data and decrypt-data', () => {
     expect((await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: good })).body.plain_text).toBe('still fine');
   });
 
+  it('an encryption_context or additional_authenticated_data is refused, not ignored: an OAEP ciphertext is bound to nothing (KMS.0308)', async () => {
+    const cipherText = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('x'));
+    for (const binding of [{ encryption_context: { purpose: 'test' } }, { additional_authenticated_data: 'aad' }]) {
+      const encrypted = await kms.call('encrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', plain_text: 'x', ...binding });
+      expectKmsError(encrypted, 400, 'KMS.0308');
+      expect(encrypted.body.error.error_msg).toContain('bound to nothing');
+      expectKmsError(await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: cipherText, ...binding }), 400, 'KMS.0308');
+    }
+  });
+
   it('decrypt-data of an RSA ciphertext needs key_id (KMS.0308)', async () => {
     const cipherText = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('x'));
     const response = await kms.call('decrypt-data', { encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: cipherText });
