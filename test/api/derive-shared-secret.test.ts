@@ -1,6 +1,7 @@
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 import type { KeySpec } from '../../src/hsm/hsm';
 
@@ -148,5 +149,20 @@ describe('access, grants and audit', () => {
     expect(lines[0]).not.toContain(secret);
     expect(lines[0]).not.toContain(Buffer.from(secret, 'base64').toString('hex'));
     expect(lines[0]).not.toContain(peer.spki);
+  });
+});
+
+describe('through the official SDK\'s signer', () => {
+  it('an EC_P256 KEY_AGREEMENT key agrees a secret equal to the peer\'s own ECDH', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-sdk', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-sdk', ak: issued.access_key, sk: issued.secret_key });
+    const created = await sdk.call('create-key', { key_alias: 'sdk-agreement', key_spec: 'EC_P256', key_usage: 'KEY_AGREEMENT' });
+    expect(created.status).toBe(200);
+    const keyId: string = created.body.key_info.key_id;
+    const ours = createPublicKey((await sdk.call('get-publickey', { key_id: keyId })).body.public_key as string);
+    const peer = peerOf('prime256v1');
+    const derived = await sdk.call('derive-shared-secret', { key_id: keyId, key_agreement_algorithm: 'ECDH', public_key: peer.spki });
+    expect(derived.status).toBe(200);
+    expect(derived.body.shared_secret).toBe(diffieHellman({ privateKey: peer.privateKey, publicKey: ours }).toString('base64'));
   });
 });

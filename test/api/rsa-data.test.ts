@@ -1,6 +1,7 @@
 import { constants, createPublicKey, publicEncrypt, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expectKmsError, type KmsClient } from '../helpers/client';
+import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 import { testModuleKind } from '../helpers/test-module';
 
@@ -197,3 +198,18 @@ describe('access and audit', () => {
   });
 });
 
+
+describe('through the official SDK\'s signer', () => {
+  it('an RSA ENCRYPT_DECRYPT key: encrypt-data and decrypt-data with RSAES_OAEP_SHA_1, and SYMMETRIC_DEFAULT refused with KMS.2106', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-sdk', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-sdk', ak: issued.access_key, sk: issued.secret_key });
+    const created = await sdk.call('create-key', { key_alias: 'sdk-rsa-data', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+    expect(created.status).toBe(200);
+    const keyId: string = created.body.key_info.key_id;
+    const encrypted = await sdk.call('encrypt-data', { key_id: keyId, encryption_algorithm: 'RSAES_OAEP_SHA_1', plain_text: 'through the SDK' });
+    expect(encrypted.status).toBe(200);
+    const decrypted = await sdk.call('decrypt-data', { key_id: keyId, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: encrypted.body.cipher_text });
+    expect(decrypted.body).toMatchObject({ key_id: keyId, plain_text: 'through the SDK' });
+    expect(await sdk.call('encrypt-data', { key_id: keyId, plain_text: 'x' })).toMatchObject({ status: 400, errorCode: 'KMS.2106' });
+  });
+});
