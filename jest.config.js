@@ -36,6 +36,8 @@ const ON_EVERY_MODULE = [
   'api/rotation',
   'api/signing',
   'api/mac',
+  'api/rsa-data',
+  'api/derive-shared-secret',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

@@ -24,7 +24,9 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
 import { MacService } from './kms/mac-service';
+import { KeyAgreementService } from './kms/key-agreement-service';
 import { DataService } from './kms/data-service';
+import { RsaDataCipher } from './kms/rsa-data';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
 import { Sealer } from './kms/sealing';
@@ -122,12 +124,13 @@ export async function startService(config: Config, options: StartOptions): Promi
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
   const dataOperations = {
-    data: new DataService({ keys, sealer }),
+    data: new DataService({ keys, sealer, rsa: new RsaDataCipher(hsm) }),
     random: new RandomService(hsm),
     reEncrypt: new ReEncryptService({ keys, sealer }),
   };
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
+  const keyAgreement = new KeyAgreementService({ keys, hsm });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -177,6 +180,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       rotation,
       signing,
       macs,
+      keyAgreement,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -404,7 +404,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Encrypt up to 4096 bytes under a CMK; the blob names its key. */
+        /** Encrypt up to 4096 bytes under a CMK (the blob names its key), or RSA-OAEP with an RSA key (the raw ciphertext, up to the modulus' OAEP limit). */
         post: operations["encryptData"];
         delete?: never;
         options?: never;
@@ -421,7 +421,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decrypt a blob of encrypt-data; the key is the one the blob names. */
+        /** Decrypt a blob of encrypt-data (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
         post: operations["decryptData"];
         delete?: never;
         options?: never;
@@ -542,6 +542,23 @@ export interface paths {
         put?: never;
         /** Check a MAC by making it again in the HSM and comparing in constant time; a MAC that does not match is mac_valid false. */
         post: operations["verifyMac"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/derive-shared-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** ECDH in the HSM between the private key of a KEY_AGREEMENT EC key pair and a peer's public key; the shared secret is the x coordinate, in base64. */
+        post: operations["deriveSharedSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -847,7 +864,7 @@ export interface components {
         GranteePrincipalType: "user" | "domain";
         GrantName: string;
         /** @enum {string} */
-        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "generate-mac" | "verify-mac";
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "generate-mac" | "verify-mac" | "derive-shared-secret";
         /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
         GrantOperations: components["schemas"]["GrantOperation"][];
         /** @description Grants per page, 1 to 1000 (default 1000). */
@@ -1116,6 +1133,22 @@ export interface components {
             /** @description PEM (BEGIN PUBLIC KEY, CRLF line endings) of the DER SubjectPublicKeyInfo, as Huawei KMS answers it. */
             public_key: string;
         };
+        DeriveSharedSecretRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            /** @enum {string} */
+            key_agreement_algorithm: "ECDH";
+            /** @description Base64 of the peer's DER SubjectPublicKeyInfo, on the key's curve. */
+            public_key: string;
+            /** @description An enclave's attestation document (Huawei's confidential computing); not served here, refused with KMS.0308. */
+            recipient?: Record<string, never>;
+            sequence?: components["schemas"]["Sequence"];
+        };
+        DeriveSharedSecretResponse: {
+            key_id: string;
+            /** @enum {string} */
+            key_agreement_algorithm: "ECDH";
+            shared_secret: string;
+        };
         CreateKeyResponse: {
             key_info: {
                 key_id: string;
@@ -1179,10 +1212,12 @@ export interface components {
         /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
         DataCipherText: string;
         /**
-         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @description SYMMETRIC_DEFAULT (the default) with an AES_256 key; RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1
+         *     with an RSA key made for ENCRYPT_DECRYPT (the other pairings are KMS.2105 and KMS.2106, as
+         *     is an OAEP hash this service's HSM cannot decrypt with). SM2_ENCRYPT is never served.
          * @enum {string}
          */
-        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
+        EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "RSAES_OAEP_SHA_1" | "SM2_ENCRYPT";
         /**
          * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
          * @enum {string}
@@ -2224,6 +2259,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VerifyMacResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deriveSharedSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeriveSharedSecretRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeriveSharedSecretResponse"];
                 };
             };
             default: components["responses"]["Error"];

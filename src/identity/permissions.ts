@@ -26,6 +26,7 @@ export const PERMISSIONS = [
   'kms:cmk:getPublicKey',
   'kms:cmk:generateMac',
   'kms:cmk:verifyMac',
+  'kms:cmk:deriveSharedSecret',
   'kms:cmk:enableRotation',
   'kms:cmk:disableRotation',
   'kms:cmk:updateRotation',

@@ -77,3 +77,6 @@ export type VerifyMacRequest = Schemas['VerifyMacRequestBody'];
 export type GenerateMacResponse = Schemas['GenerateMacResponse'];
 export type VerifyMacResponse = Schemas['VerifyMacResponse'];
 export type ApiMacAlgorithm = Schemas['MacAlgorithm'];
+// Key agreement.
+export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
+export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];

@@ -1,8 +1,12 @@
 import { KmsError } from '../errors';
+import type { KeyRecord } from '../domain/keys';
+import type { Blob } from './blob-frame';
 import type { DecryptDataRequest, DecryptDataResponse, EncryptDataRequest, EncryptDataResponse } from './api-types';
 import type { RequestContext } from './context';
 import { dataBlobFromText, dataBlobToText } from './data-blob-codec';
+import { isRsaEncryptionKey } from './key-purpose';
 import type { KeyService } from './key-service';
+import { isOaep, type RsaDataCipher } from './rsa-data';
 import { checkedBinding, symmetricAlgorithm, type Sealer } from './sealing';
 
 /** encrypt-data's plaintext limit, in bytes of UTF-8. */
@@ -13,6 +17,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export interface DataServiceDeps {
   readonly keys: KeyService;
   readonly sealer: Sealer;
+  readonly rsa: RsaDataCipher;
 }
 
 /**
@@ -20,12 +25,24 @@ export interface DataServiceDeps {
  * sealed in the HSM, and the data blob names its key and material version, so decrypt-data finds
  * the key without a key_id. The binding rules are the data keys'; the purpose `data` in the
  * additional data keeps a data blob from ever opening as a data key, and the reverse.
+ * With an RSA key pair made for ENCRYPT_DECRYPT they are RSA-OAEP instead (rsa-data.ts): no blob,
+ * no binding, and decrypt-data then needs key_id.
  */
 export class DataService {
   constructor(private readonly deps: DataServiceDeps) {}
 
   async encryptData(ctx: RequestContext, request: EncryptDataRequest): Promise<EncryptDataResponse> {
-    const key = await this.deps.keys.usableKey(ctx, request.key_id);
+    const key = await this.deps.keys.usableKey(ctx, request.key_id, 'data');
+    if (isRsaEncryptionKey(key)) {
+      noBinding(request);
+      const plaintext = plaintextBytes(request.plain_text);
+      try {
+        const ciphertext = await this.deps.rsa.encrypt(ctx, key, request.encryption_algorithm, plaintext);
+        return { key_id: key.keyId, cipher_text: ciphertext.toString('base64') };
+      } finally {
+        plaintext.fill(0);
+      }
+    }
     symmetricAlgorithm(request.encryption_algorithm);
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
     const plaintext = plaintextBytes(request.plain_text);
@@ -38,18 +55,49 @@ export class DataService {
   }
 
   async decryptData(ctx: RequestContext, request: DecryptDataRequest): Promise<DecryptDataResponse> {
-    const blob = dataBlobFromText(request.cipher_text);
-    // The blob names its key; a key_id, when sent, must be that key (checked by the sealer).
-    const key = await this.deps.keys.usableKey(ctx, request.key_id ?? blob.keyId);
-    symmetricAlgorithm(request.encryption_algorithm);
-    const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
-    const plaintext = await this.deps.sealer.open(ctx, 'data', key, blob, binding);
-    try {
-      // Every plaintext sealed here was a JSON string's UTF-8, so it decodes back exactly.
-      return { key_id: key.keyId, plain_text: plaintext.toString('utf8'), plain_text_base64: plaintext.toString('base64') };
-    } finally {
-      plaintext.fill(0);
+    let key: KeyRecord;
+    let blob: Blob;
+    if (request.key_id === undefined) {
+      // An RSA ciphertext names no key, so RSA-OAEP needs the key_id; a data blob names its own.
+      if (isOaep(request.encryption_algorithm)) throw new KmsError('KMS.0308', { detail: `key_id: decrypt-data with ${request.encryption_algorithm} needs the key's id.` });
+      blob = dataBlobFromText(request.cipher_text);
+      key = await this.deps.keys.usableKey(ctx, blob.keyId);
+      symmetricAlgorithm(request.encryption_algorithm);
+    } else {
+      // The key decides which kind of cipher_text this is; a data blob must be that key's (checked by the sealer).
+      key = await this.deps.keys.usableKey(ctx, request.key_id, 'data');
+      if (isRsaEncryptionKey(key)) {
+        noBinding(request);
+        return answer(key.keyId, await this.deps.rsa.decrypt(ctx, key, request.encryption_algorithm, request.cipher_text));
+      }
+      symmetricAlgorithm(request.encryption_algorithm);
+      blob = dataBlobFromText(request.cipher_text);
     }
+    const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
+    return answer(key.keyId, await this.deps.sealer.open(ctx, 'data', key, blob, binding));
+  }
+}
+
+/**
+ * An RSA-OAEP ciphertext is bound to nothing (its label is empty, as every KMS has it): a binding
+ * sent with one is refused rather than ignored, so that no caller believes its data bound.
+ */
+function noBinding(request: Pick<EncryptDataRequest, 'encryption_context' | 'additional_authenticated_data'>): void {
+  if (request.encryption_context !== undefined || request.additional_authenticated_data !== undefined) {
+    throw new KmsError('KMS.0308', { detail: 'encryption_context and additional_authenticated_data do not apply to RSA-OAEP: its ciphertext is bound to nothing.' });
+  }
+}
+
+/**
+ * decrypt-data's answer, wiping the plaintext. Every plaintext sealed here was a JSON string's
+ * UTF-8, so plain_text decodes back exactly; an RSA ciphertext made elsewhere may hold any bytes,
+ * which plain_text_base64 carries exactly.
+ */
+function answer(keyId: string, plaintext: Buffer): DecryptDataResponse {
+  try {
+    return { key_id: keyId, plain_text: plaintext.toString('utf8'), plain_text_base64: plaintext.toString('base64') };
+  } finally {
+    plaintext.fill(0);
   }
 }
 

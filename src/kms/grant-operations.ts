@@ -20,6 +20,7 @@ export const GRANT_OPERATIONS = [
   'get-publickey',
   'generate-mac',
   'verify-mac',
+  'derive-shared-secret',
 ] as const satisfies readonly GrantOperation[];
 
 // Fails to compile when openapi.yaml names an operation the list above lacks.

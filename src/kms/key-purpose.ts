@@ -7,9 +7,12 @@ import { KmsError } from '../errors';
  *   SYMMETRIC_DEFAULT, re-encrypt, rotation);
  * - `sign`: a key pair made for SIGN_VERIFY (sign, verify);
  * - `publicKey`: any key pair (get-publickey);
- * - `mac`: an HMAC key made for GENERATE_VERIFY_MAC (generate-mac, verify-mac).
+ * - `mac`: an HMAC key made for GENERATE_VERIFY_MAC (generate-mac, verify-mac);
+ * - `data`: what encrypt-data and decrypt-data take, an AES_256 key (`seal`'s rules) or an RSA key
+ *   pair made for ENCRYPT_DECRYPT (RSA-OAEP: {@link isRsaEncryptionKey});
+ * - `agree`: an EC key pair made for KEY_AGREEMENT (derive-shared-secret).
  */
-export type KeyPurpose = 'seal' | 'sign' | 'publicKey' | 'mac';
+export type KeyPurpose = 'seal' | 'sign' | 'publicKey' | 'mac' | 'data' | 'agree';
 
 const SYMMETRIC_SPEC = 'AES_256';
 
@@ -21,12 +24,20 @@ function isKeyPair(record: KeyRecord): boolean {
   return record.keySpec !== SYMMETRIC_SPEC && !isHmac(record);
 }
 
+/** An RSA key pair made to encrypt and decrypt (RSA-OAEP), for encrypt-data and decrypt-data. */
+export function isRsaEncryptionKey(record: KeyRecord): boolean {
+  return record.keySpec.startsWith('RSA_') && record.keyUsage === 'ENCRYPT_DECRYPT';
+}
+
 /**
  * Refuses a key of the wrong spec or usage for `purpose` with the code Huawei KMS answers
  * (kms-error-codes.md): KMS.0325 an asymmetric key for a symmetric operation, KMS.0341 an HMAC
  * key, KMS.1115 / KMS.0331 a symmetric key to sign or for a public key, KMS.0334 a key pair made to
- * encrypt and decrypt (or agree keys) asked to sign; for a MAC, KMS.0331 an AES key and KMS.0325 a
- * key pair (their "not supported by this key" codes; Huawei lists none of its own for MACs).
+ * encrypt and decrypt (or agree keys) asked to sign, KMS.0308 a key not made for KEY_AGREEMENT
+ * asked to agree keys; for a MAC, KMS.0331 an AES key and KMS.0325 a key pair (their "not
+ * supported by this key" codes; Huawei lists none of its own for MACs). `data` keeps `seal`'s
+ * answers for every key but an RSA encryption key, so that the symmetric operations answer as
+ * they did before RSA-OAEP was served.
  */
 export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
   const named = `key ${record.keyId} is ${record.keySpec} for ${record.keyUsage}`;
@@ -35,6 +46,10 @@ export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
     if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: needed });
     if (!isHmac(record)) throw new KmsError('KMS.0325', { detail: needed });
     if (record.keyUsage !== 'GENERATE_VERIFY_MAC') throw new KmsError('KMS.0341', { detail: needed });
+    return;
+  }
+  if (purpose === 'data') {
+    if (!isRsaEncryptionKey(record)) checkPurpose(record, 'seal');
     return;
   }
   if (isHmac(record) && purpose !== 'seal') throw new KmsError('KMS.0341', { detail: `${named}.` });
@@ -49,6 +64,10 @@ export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
       return;
     case 'publicKey':
       if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: `${named}; only key pairs have a public key.` });
+      return;
+    case 'agree':
+      if (record.keySpec === SYMMETRIC_SPEC) throw new KmsError('KMS.0331', { detail: `${named}; derive-shared-secret needs an EC key pair for KEY_AGREEMENT.` });
+      if (record.keyUsage !== 'KEY_AGREEMENT') throw new KmsError('KMS.0308', { detail: `${named}; derive-shared-secret needs an EC key pair for KEY_AGREEMENT.` });
       return;
   }
 }

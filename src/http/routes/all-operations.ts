@@ -17,6 +17,8 @@ import { signingOperations } from './signing';
 import type { SigningService } from '../../kms/signing-service';
 import { macOperations } from './mac';
 import type { MacService } from '../../kms/mac-service';
+import { keyAgreementOperations } from './key-agreement';
+import type { KeyAgreementService } from '../../kms/key-agreement-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -31,6 +33,8 @@ export interface OperationServices {
   readonly signing: SigningService;
   /** generate-mac, verify-mac. */
   readonly macs: MacService;
+  /** derive-shared-secret. */
+  readonly keyAgreement: KeyAgreementService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -44,6 +48,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...rotationOperations(services.rotation),
     ...signingOperations(services.signing),
     ...macOperations(services.macs),
+    ...keyAgreementOperations(services.keyAgreement),
   ];
 }
 

@@ -1,0 +1,49 @@
+import { KmsError } from '../errors';
+import type { Hsm, KeySpec } from '../hsm/hsm';
+import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from './api-types';
+import type { RequestContext } from './context';
+import type { KeyService } from './key-service';
+import { keySpecOf } from './key-specs';
+
+export interface KeyAgreementServiceDeps {
+  readonly keys: KeyService;
+  readonly hsm: Hsm;
+}
+
+/**
+ * derive-shared-secret: ECDH between the private key of an EC key pair made for KEY_AGREEMENT,
+ * which never leaves the HSM, and a peer's public key (DER SubjectPublicKeyInfo in base64, on the
+ * key's curve: the HSM's key agreement role refuses another curve or a point off it, KMS.0308).
+ * The shared secret is answered in base64, as the API has it: returning it is the operation's
+ * purpose. The audit record names the key and ECDH, never the peer key or the secret. A
+ * `recipient` (an enclave's attestation document, for an encrypted answer) is not served and is
+ * refused, so that a caller who asked for the secret encrypted never gets it in the clear.
+ */
+export class KeyAgreementService {
+  constructor(private readonly deps: KeyAgreementServiceDeps) {}
+
+  async deriveSharedSecret(ctx: RequestContext, request: DeriveSharedSecretRequest): Promise<DeriveSharedSecretResponse> {
+    const record = await this.deps.keys.usableKey(ctx, request.key_id, 'agree');
+    ctx.actedOn.algorithm = request.key_agreement_algorithm;
+    if (request.recipient !== undefined) {
+      throw new KmsError('KMS.0308', { detail: 'recipient: attestation documents are not supported by this service; the shared secret is answered only in the clear.' });
+    }
+    const peer = Buffer.from(request.public_key, 'base64');
+    if (peer.length === 0 || peer.toString('base64') !== request.public_key) {
+      throw new KmsError('KMS.0308', { detail: 'public_key must be canonical base64 of a DER SubjectPublicKeyInfo.' });
+    }
+    const secret = await this.deps.hsm.keyAgreement.deriveSharedSecret({ keyId: record.keyId, version: record.materialVersion }, specOf(record.keyId, record.keySpec), peer);
+    try {
+      return { key_id: record.keyId, key_agreement_algorithm: request.key_agreement_algorithm, shared_secret: secret.toString('base64') };
+    } finally {
+      secret.fill(0);
+    }
+  }
+}
+
+/** The record's spec as the seam names it; a record names only specs create-key made. */
+function specOf(keyId: string, name: string): KeySpec {
+  const spec = keySpecOf(name);
+  if (spec === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${keyId} has spec ${name}, which no key kind serves`) });
+  return spec;
+}

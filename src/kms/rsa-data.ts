@@ -1,0 +1,81 @@
+import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
+import { KmsError } from '../errors';
+import type { AsymmetricEncryptionAlgorithm, Hsm, MaterialRef } from '../hsm/hsm';
+import type { KeyRecord } from '../domain/keys';
+import type { EncryptionAlgorithm } from './api-types';
+import type { RequestContext } from './context';
+
+/** OAEP's hash for each algorithm, as Node names it, and its length (the plaintext limit is k - 2·hLen - 2). */
+const OAEP_HASH: Readonly<Record<AsymmetricEncryptionAlgorithm, { readonly node: string; readonly bytes: number }>> = {
+  RSAES_OAEP_SHA_256: { node: 'sha256', bytes: 32 },
+  RSAES_OAEP_SHA_1: { node: 'sha1', bytes: 20 },
+};
+
+/** The OAEP algorithm an encryption_algorithm names, or KMS.2106 (SYMMETRIC_DEFAULT, also when left out, and SM2_ENCRYPT). */
+export function oaepAlgorithm(algorithm: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
+  if (algorithm === 'RSAES_OAEP_SHA_256' || algorithm === 'RSAES_OAEP_SHA_1') return algorithm;
+  throw new KmsError('KMS.2106', { detail: 'An RSA key for ENCRYPT_DECRYPT takes encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1.' });
+}
+
+/** Whether an encryption_algorithm names RSA-OAEP. */
+export function isOaep(algorithm: EncryptionAlgorithm | undefined): algorithm is AsymmetricEncryptionAlgorithm {
+  return algorithm === 'RSAES_OAEP_SHA_256' || algorithm === 'RSAES_OAEP_SHA_1';
+}
+
+type RsaSpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096';
+
+/** The modulus length in bytes of each RSA spec create-key makes. */
+const MODULUS_BYTES: Readonly<Record<RsaSpec, number>> = { RSA_2048: 256, RSA_3072: 384, RSA_4096: 512 };
+
+/**
+ * encrypt-data and decrypt-data with an RSA key pair made for ENCRYPT_DECRYPT: RSA-OAEP (MGF1 of
+ * the same hash, empty label). Encryption needs only the public key, read from the token and used
+ * by Node's crypto here; decryption is the token's (the private key never leaves it). The
+ * ciphertext is the raw modulus-size block, as Huawei KMS answers it: it carries no key id, so
+ * decrypt-data needs key_id. An algorithm the module cannot decrypt with (OAEP-SHA-256 on SoftHSM
+ * 2.6) is refused for both, naming it: a ciphertext this service could never open is not made.
+ * The audit record names the algorithm (ctx.actedOn), never the data.
+ */
+export class RsaDataCipher {
+  constructor(private readonly hsm: Hsm) {}
+
+  async encrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, plaintext: Buffer): Promise<Buffer> {
+    const algorithm = this.usableAlgorithm(ctx, requested);
+    const limit = MODULUS_BYTES[specOf(record)] - 2 * OAEP_HASH[algorithm].bytes - 2;
+    if (plaintext.length > limit) {
+      throw new KmsError('KMS.2108', { detail: `plain_text must be at most ${limit} bytes as UTF-8 for ${record.keySpec} with ${algorithm}.` });
+    }
+    const der = await this.hsm.keyPairs.publicKey(refOf(record), specOf(record));
+    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm].node }, plaintext);
+  }
+
+  /** The plaintext (the caller wipes it); KMS.2201 for a ciphertext that is not one block of the modulus' size, KMS.0311 for one that does not decrypt. */
+  decrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, cipherText: string): Promise<Buffer> {
+    const algorithm = this.usableAlgorithm(ctx, requested);
+    const ciphertext = Buffer.from(cipherText, 'base64');
+    if (ciphertext.toString('base64') !== cipherText || ciphertext.length !== MODULUS_BYTES[specOf(record)]) {
+      throw new KmsError('KMS.2201', { detail: `cipher_text must be base64 of ${MODULUS_BYTES[specOf(record)]} bytes for ${record.keySpec}.` });
+    }
+    return this.hsm.asymmetricDecryption.decrypt(refOf(record), algorithm, ciphertext);
+  }
+
+  private usableAlgorithm(ctx: RequestContext, requested: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
+    const algorithm = oaepAlgorithm(requested);
+    ctx.actedOn.algorithm = algorithm;
+    if (!this.hsm.supportsAlgorithm(algorithm)) {
+      throw new KmsError('KMS.2106', { detail: `encryption_algorithm: ${algorithm} is not supported by this service's HSM.` });
+    }
+    return algorithm;
+  }
+}
+
+function refOf(record: KeyRecord): MaterialRef {
+  return { keyId: record.keyId, version: record.materialVersion };
+}
+
+/** The record's RSA spec; a record names only specs create-key made, so another is a defect here (KMS.0103). */
+function specOf(record: KeyRecord): RsaSpec {
+  if (record.keySpec === 'RSA_2048' || record.keySpec === 'RSA_3072' || record.keySpec === 'RSA_4096') return record.keySpec;
+  throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which is not RSA`) });
+}
