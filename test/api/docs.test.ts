@@ -100,12 +100,13 @@ describe('the contract page in headless Chromium', () => {
     t = await startTestService();
     userDataDir = mkdtempSync(path.join(tmpdir(), 'kms-chromium-'));
     browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  }, 60_000);
+  }, 90_000);
+  // Chromium takes seconds to close on a loaded machine (CI's run timed the default 30 s out once).
   afterAll(async () => {
     await browser?.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     await t?.stop();
-  });
+  }, 90_000);
 
   it('lists every operation of openapi.yaml, with its servers and {project_id} paths, from this service alone, unaudited and unlogged', async () => {
     const origin = `http://${HOST}:${new URL(t.service.url).port}`;
