@@ -1,7 +1,7 @@
 import type { CredentialRecord } from '../../domain/credentials';
 import type { CredentialRepository } from '../../domain/repositories';
 import type { Executor } from './executor';
-import { credentialKind } from './rows';
+import { credentialRecord, stringList, type CredentialRow } from '../rows';
 
 /**
  * Credentials in PostgreSQL (migration 2), shared by every instance: a credential issued through
@@ -9,34 +9,15 @@ import { credentialKind } from './rows';
  * change feed (the feed names keys only), so that every instance's credential cache drops it.
  */
 
-interface CredentialRow {
-  id: string;
-  kind: string;
-  project_id: string;
+interface PostgresCredentialRow extends CredentialRow {
   actions: string[];
-  description: string;
-  sealed_secret: Buffer | null;
-  token_hash: string | null;
   enabled: boolean;
-  created_at: number;
-  expires_at: number | null;
 }
 
 const COLUMNS = 'id, kind, project_id, actions, description, sealed_secret, token_hash, enabled, created_at, expires_at';
 
-function toRecord(row: CredentialRow): CredentialRecord {
-  return {
-    id: row.id,
-    kind: credentialKind(row.kind),
-    projectId: row.project_id,
-    actions: row.actions,
-    description: row.description,
-    sealedSecret: row.sealed_secret,
-    tokenHash: row.token_hash,
-    enabled: row.enabled,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
+function toRecord(row: PostgresCredentialRow): CredentialRecord {
+  return credentialRecord(row, stringList(row.actions, "credential's actions"), row.enabled);
 }
 
 export class PostgresCredentialRepository implements CredentialRepository {
@@ -60,20 +41,20 @@ export class PostgresCredentialRepository implements CredentialRepository {
   }
 
   async get(id: string): Promise<CredentialRecord | undefined> {
-    const { rows } = await this.db.query<CredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE id = $1`, [id]);
+    const { rows } = await this.db.query<PostgresCredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE id = $1`, [id]);
     return rows[0] && toRecord(rows[0]);
   }
 
   async getByTokenHash(tokenHash: string): Promise<CredentialRecord | undefined> {
-    const { rows } = await this.db.query<CredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE token_hash = $1`, [tokenHash]);
+    const { rows } = await this.db.query<PostgresCredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE token_hash = $1`, [tokenHash]);
     return rows[0] && toRecord(rows[0]);
   }
 
   async list(projectId?: string): Promise<CredentialRecord[]> {
     const { rows } =
       projectId === undefined
-        ? await this.db.query<CredentialRow>(`SELECT ${COLUMNS} FROM credentials ORDER BY created_at, id`)
-        : await this.db.query<CredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE project_id = $1 ORDER BY created_at, id`, [projectId]);
+        ? await this.db.query<PostgresCredentialRow>(`SELECT ${COLUMNS} FROM credentials ORDER BY created_at, id`)
+        : await this.db.query<PostgresCredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE project_id = $1 ORDER BY created_at, id`, [projectId]);
     return rows.map(toRecord);
   }
 

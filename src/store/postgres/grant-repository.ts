@@ -11,38 +11,16 @@ import type { GrantRepository } from '../../domain/repositories';
 import { isForeignKeyViolation } from './errors';
 import type { Executor } from './executor';
 import { keyExists } from './key-repository';
-import { granteeType } from './rows';
+import { grantRecord, stringList, type GrantRow } from '../rows';
 
-/** Grants in PostgreSQL (migrations 3 and 5); the semantics are src/store/grant-store.ts's. */
+/** Grants in PostgreSQL (migrations 3 and 5); the semantics are GrantRepository's (src/domain/repositories.ts). */
 
-interface GrantRow {
-  grant_id: string;
-  key_id: string;
-  project_id: string;
-  name: string;
-  grantee_principal: string;
-  grantee_principal_type: string;
-  retiring_principal: string | null;
-  issuing_principal: string;
+interface PostgresGrantRow extends GrantRow {
   operations: string[];
-  creation_date: number;
-  parent_grant_id: string | null;
 }
 
-function toRecord(row: GrantRow): GrantRecord {
-  return {
-    grantId: row.grant_id,
-    keyId: row.key_id,
-    projectId: row.project_id,
-    name: row.name,
-    granteePrincipal: row.grantee_principal,
-    granteeType: granteeType(row.grantee_principal_type),
-    retiringPrincipal: row.retiring_principal,
-    issuingPrincipal: row.issuing_principal,
-    operations: row.operations,
-    creationDate: row.creation_date,
-    parentGrantId: row.parent_grant_id,
-  };
+function toRecord(row: PostgresGrantRow): GrantRecord {
+  return grantRecord(row, stringList(row.operations, 'grant\'s operations'));
 }
 
 /** Grants with their key's project (and `seq`, the order of equal dates), of provisioned keys that exist at $1 (the deletion rule). */
@@ -95,7 +73,7 @@ export class PostgresGrantRepository implements GrantRepository {
   }
 
   async get(projectId: string, grantId: string, now: number): Promise<GrantRecord | undefined> {
-    const { rows } = await this.db.query<GrantRow>(`${VISIBLE} WHERE g.grant_id = $2 AND k.project_id = $3`, [now, grantId, projectId]);
+    const { rows } = await this.db.query<PostgresGrantRow>(`${VISIBLE} WHERE g.grant_id = $2 AND k.project_id = $3`, [now, grantId, projectId]);
     return rows[0] && toRecord(rows[0]);
   }
 
@@ -132,7 +110,7 @@ export class PostgresGrantRepository implements GrantRepository {
   }
 
   private async page(where: string, values: unknown[], page: Page): Promise<{ records: GrantRecord[]; total: number }> {
-    const { rows } = await this.db.query<GrantRow & { total: number }>(
+    const { rows } = await this.db.query<PostgresGrantRow & { total: number }>(
       // One statement, so the page and its total come from the same snapshot.
       `SELECT v.*, count(*) OVER () AS total FROM (${VISIBLE} WHERE ${where}) v ORDER BY v.creation_date, v.seq LIMIT $3 OFFSET $4`,
       [...values, page.limit, page.offset],
@@ -143,7 +121,7 @@ export class PostgresGrantRepository implements GrantRepository {
   }
 
   async naming(projectId: string, keyId: string, principal: GrantPrincipal, now: number): Promise<GrantRecord[]> {
-    const { rows } = await this.db.query<GrantRow>(
+    const { rows } = await this.db.query<PostgresGrantRow>(
       `${VISIBLE} WHERE g.key_id = $2 AND k.project_id = $3
          AND ((g.grantee_principal_type = 'user' AND g.grantee_principal = $4)
            OR (g.grantee_principal_type = 'domain' AND g.grantee_principal = $5)

@@ -3,23 +3,10 @@ import type { KeyRepository, ReadOptions } from '../../domain/repositories';
 import { isUniqueViolation } from './errors';
 import type { Executor } from './executor';
 import { ADVISORY_NAMESPACE } from './migrations';
-import { keyState } from './rows';
+import { keyRecord, keyState, type KeyRow } from '../rows';
 
 /** Key records and their material versions in PostgreSQL (migration 1). */
 
-interface KeyRow {
-  key_id: string;
-  project_id: string;
-  key_alias: string;
-  key_description: string;
-  key_spec: string;
-  key_usage: string;
-  origin: string;
-  key_state: string;
-  creation_date: number;
-  scheduled_deletion_date: number | null;
-  material_version: number;
-}
 
 export const KEY_COLUMNS = 'key_id, project_id, key_alias, key_description, key_spec, key_usage, origin, key_state, creation_date, scheduled_deletion_date, material_version';
 
@@ -35,21 +22,6 @@ export function keyExists(nowParameter: number): string {
 /** pg_advisory_xact_lock's (int, int) key: the first number names the project quota's lock. */
 const PROJECT_QUOTA_LOCK = ADVISORY_NAMESPACE + 1;
 
-export function toKeyRecord(row: KeyRow): KeyRecord {
-  return {
-    keyId: row.key_id,
-    projectId: row.project_id,
-    alias: row.key_alias,
-    description: row.key_description,
-    keySpec: row.key_spec,
-    keyUsage: row.key_usage,
-    origin: row.origin,
-    state: keyState(row.key_state),
-    creationDate: row.creation_date,
-    scheduledDeletionDate: row.scheduled_deletion_date,
-    materialVersion: row.material_version,
-  };
-}
 
 export class PostgresKeyRepository implements KeyRepository {
   constructor(private readonly db: Executor) {}
@@ -111,12 +83,12 @@ export class PostgresKeyRepository implements KeyRepository {
       `SELECT ${KEY_COLUMNS} FROM keys WHERE key_id = $1 AND project_id = $2 AND provisioned${options.lock ? ' FOR UPDATE' : ''}`,
       [keyId, projectId],
     );
-    return rows[0] && toKeyRecord(rows[0]);
+    return rows[0] && keyRecord(rows[0]);
   }
 
   async getByAlias(projectId: string, alias: string): Promise<KeyRecord | undefined> {
     const { rows } = await this.db.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys WHERE project_id = $1 AND key_alias = $2 AND provisioned`, [projectId, alias]);
-    return rows[0] && toKeyRecord(rows[0]);
+    return rows[0] && keyRecord(rows[0]);
   }
 
   async update(record: KeyRecord): Promise<void> {
@@ -164,7 +136,7 @@ export class PostgresKeyRepository implements KeyRepository {
        ORDER BY k.creation_date, k.seq LIMIT $${values.length + 1} OFFSET $${values.length + 2}`,
       [...values, options.limit, options.offset],
     );
-    if (rows.length > 0 || options.offset === 0) return { records: rows.map(toKeyRecord), total: rows[0]?.total ?? 0 };
+    if (rows.length > 0 || options.offset === 0) return { records: rows.map(keyRecord), total: rows[0]?.total ?? 0 };
     // A page past the end has no row to carry the total.
     const { rows: counted } = await this.db.query<{ n: number }>(`SELECT count(*) AS n FROM keys k WHERE ${where}`, values);
     return { records: [], total: counted[0]!.n };
@@ -172,7 +144,7 @@ export class PostgresKeyRepository implements KeyRepository {
 
   async unprovisioned(before: number): Promise<KeyRecord[]> {
     const { rows } = await this.db.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys WHERE NOT provisioned AND creation_date <= $1 ORDER BY creation_date, seq`, [before]);
-    return rows.map(toKeyRecord);
+    return rows.map(keyRecord);
   }
 
   async dueForDeletion(now: number): Promise<KeyRecord[]> {
@@ -180,7 +152,7 @@ export class PostgresKeyRepository implements KeyRepository {
       `SELECT ${KEY_COLUMNS} FROM keys WHERE key_state = '4' AND scheduled_deletion_date <= $1 AND provisioned ORDER BY scheduled_deletion_date, seq`,
       [now],
     );
-    return rows.map(toKeyRecord);
+    return rows.map(keyRecord);
   }
 
   async materialVersions(keyId: string): Promise<number[]> {

@@ -14,7 +14,7 @@ import type { Executor, Sql } from './executor';
 
 /**
  * Rotation settings, claims and seal counts in PostgreSQL (migration 4); the semantics are
- * src/store/rotation-store.ts's. A claim is one conditional UPDATE: of several instances' at once,
+ * RotationRepository's (src/domain/repositories.ts). A claim is one conditional UPDATE: of several instances' at once,
  * the first sets claimed_at and the others, re-checking the row once it commits (READ COMMITTED's
  * re-evaluation of an UPDATE's WHERE), match nothing.
  */

@@ -1,35 +1,18 @@
-import type { CredentialKind, CredentialRecord } from '../../domain/credentials';
+import type { CredentialRecord } from '../../domain/credentials';
 import type { CredentialRepository } from '../../domain/repositories';
+import { credentialRecord, jsonStringList, type CredentialRow } from '../rows';
 import type { SqliteSession } from './session';
 
 /** Credential records (migration 2). No secret is stored in the clear: secret keys sealed, tokens hashed. */
 
-interface CredentialRow {
-  id: string;
-  kind: CredentialKind;
-  project_id: string;
+interface SqliteCredentialRow extends CredentialRow {
+  /** JSON text. */
   actions: string;
-  description: string;
-  sealed_secret: Buffer | null;
-  token_hash: string | null;
   enabled: number;
-  created_at: number;
-  expires_at: number | null;
 }
 
-function toRecord(row: CredentialRow): CredentialRecord {
-  return {
-    id: row.id,
-    kind: row.kind,
-    projectId: row.project_id,
-    actions: JSON.parse(row.actions) as string[],
-    description: row.description,
-    sealedSecret: row.sealed_secret,
-    tokenHash: row.token_hash,
-    enabled: row.enabled === 1,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-  };
+function toRecord(row: SqliteCredentialRow): CredentialRecord {
+  return credentialRecord(row, jsonStringList(row.actions, "credential's actions"), row.enabled === 1);
 }
 
 /**
@@ -46,10 +29,10 @@ export class SqliteCredentialRepository implements CredentialRepository {
         `INSERT INTO credentials (id, kind, project_id, actions, description, sealed_secret, token_hash, enabled, created_at, expires_at)
          VALUES (@id, @kind, @projectId, @actions, @description, @sealedSecret, @tokenHash, 1, @createdAt, @expiresAt)`,
       ),
-      get: db.prepare<[string], CredentialRow>('SELECT * FROM credentials WHERE id = ?'),
-      byTokenHash: db.prepare<[string], CredentialRow>('SELECT * FROM credentials WHERE token_hash = ?'),
-      all: db.prepare<[], CredentialRow>('SELECT * FROM credentials ORDER BY created_at, id'),
-      byProject: db.prepare<[string], CredentialRow>('SELECT * FROM credentials WHERE project_id = ? ORDER BY created_at, id'),
+      get: db.prepare<[string], SqliteCredentialRow>('SELECT * FROM credentials WHERE id = ?'),
+      byTokenHash: db.prepare<[string], SqliteCredentialRow>('SELECT * FROM credentials WHERE token_hash = ?'),
+      all: db.prepare<[], SqliteCredentialRow>('SELECT * FROM credentials ORDER BY created_at, id'),
+      byProject: db.prepare<[string], SqliteCredentialRow>('SELECT * FROM credentials WHERE project_id = ? ORDER BY created_at, id'),
       setEnabled: db.prepare<[number, string]>('UPDATE credentials SET enabled = ? WHERE id = ?'),
       remove: db.prepare<[string]>('DELETE FROM credentials WHERE id = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM credentials'),

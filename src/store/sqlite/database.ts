@@ -87,7 +87,7 @@ ALTER TABLE key_materials ADD COLUMN seals INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX key_materials_by_seals ON key_materials (seals);
 `,
   // 5: the grant whose authority a grant was made on (a grantee holding create-grant made it), so
-  // that ending that grant ends this one too (grant-store.ts, removeWithDescendants). NULL for a
+  // that ending that grant ends this one too (GrantRepository.removeWithDescendants). NULL for a
   // grant the key's administrator made, and for every grant made before this migration: which
   // authority those used was not recorded. The foreign key is the backstop of the cascade.
   `

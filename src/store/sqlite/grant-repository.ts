@@ -1,6 +1,7 @@
-import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type CascadedRemoval, type GrantPrincipal, type GrantRecord, type GranteeType, type Page } from '../../domain/grants';
+import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type CascadedRemoval, type GrantPrincipal, type GrantRecord, type Page } from '../../domain/grants';
 import type { GrantRepository } from '../../domain/repositories';
 import { KEY_EXISTS } from './key-exists';
+import { grantRecord, jsonStringList, type GrantRow } from '../rows';
 import type { SqliteSession } from './session';
 import { sqliteCode } from './sqlite-errors';
 
@@ -11,34 +12,13 @@ import { sqliteCode } from './sqlite-errors';
  * authority (its parent, on the same key) ends with it: removeWithDescendants.
  */
 
-interface GrantRow {
-  grant_id: string;
-  key_id: string;
-  project_id: string;
-  name: string;
-  grantee_principal: string;
-  grantee_principal_type: GranteeType;
-  retiring_principal: string | null;
-  issuing_principal: string;
+interface SqliteGrantRow extends GrantRow {
+  /** JSON text. */
   operations: string;
-  creation_date: number;
-  parent_grant_id: string | null;
 }
 
-function toRecord(row: GrantRow): GrantRecord {
-  return {
-    grantId: row.grant_id,
-    keyId: row.key_id,
-    projectId: row.project_id,
-    name: row.name,
-    granteePrincipal: row.grantee_principal,
-    granteeType: row.grantee_principal_type,
-    retiringPrincipal: row.retiring_principal,
-    issuingPrincipal: row.issuing_principal,
-    operations: JSON.parse(row.operations) as string[],
-    creationDate: row.creation_date,
-    parentGrantId: row.parent_grant_id,
-  };
+function toRecord(row: SqliteGrantRow): GrantRecord {
+  return grantRecord(row, jsonStringList(row.operations, 'grant\'s operations'));
 }
 
 /** Grants with their key's project, of keys that exist at the bound `now`. */
@@ -68,13 +48,13 @@ export class SqliteGrantRepository implements GrantRepository {
          SELECT grant_id, parent_grant_id FROM made_on`,
       ),
       countForKey: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM grants WHERE key_id = ?'),
-      get: db.prepare<[number, string, string], GrantRow>(`${VISIBLE} WHERE g.grant_id = ? AND k.project_id = ?`),
+      get: db.prepare<[number, string, string], SqliteGrantRow>(`${VISIBLE} WHERE g.grant_id = ? AND k.project_id = ?`),
       remove: db.prepare<[string]>('DELETE FROM grants WHERE grant_id = ?'),
-      forKey: db.prepare<[number, string, number, number], GrantRow>(`${VISIBLE} WHERE g.key_id = ? ${ORDER} LIMIT ? OFFSET ?`),
+      forKey: db.prepare<[number, string, number, number], SqliteGrantRow>(`${VISIBLE} WHERE g.key_id = ? ${ORDER} LIMIT ? OFFSET ?`),
       totalForKey: db.prepare<[number, string], { n: number }>(`SELECT count(*) AS n FROM (${VISIBLE} WHERE g.key_id = ?)`),
-      retirable: db.prepare<[number, string, number, number], GrantRow>(`${VISIBLE} WHERE g.retiring_principal = ? ${ORDER} LIMIT ? OFFSET ?`),
+      retirable: db.prepare<[number, string, number, number], SqliteGrantRow>(`${VISIBLE} WHERE g.retiring_principal = ? ${ORDER} LIMIT ? OFFSET ?`),
       totalRetirable: db.prepare<[number, string], { n: number }>(`SELECT count(*) AS n FROM (${VISIBLE} WHERE g.retiring_principal = ?)`),
-      naming: db.prepare<[number, string, string, string, string, string], GrantRow>(
+      naming: db.prepare<[number, string, string, string, string, string], SqliteGrantRow>(
         `${VISIBLE} WHERE g.key_id = ? AND k.project_id = ?
            AND ((g.grantee_principal_type = 'user' AND g.grantee_principal = ?)
              OR (g.grantee_principal_type = 'domain' AND g.grantee_principal = ?)

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import { DuplicateAliasError, QuotaExceededError, type KeyRecord, type KeyState, type MaterialRef } from '../../domain/keys';
 import type { KeyRepository, ReadOptions } from '../../domain/repositories';
 import { KEY_EXISTS } from './key-exists';
+import { keyRecord, keyState, type KeyRow } from '../rows';
 import type { SqliteSession } from './session';
 import { sqliteCode } from './sqlite-errors';
 
@@ -11,35 +12,7 @@ import { sqliteCode } from './sqlite-errors';
  * (provisioned = 0) while its material is generated, and made visible after.
  */
 
-interface KeyRow {
-  key_id: string;
-  project_id: string;
-  key_alias: string;
-  key_description: string;
-  key_spec: string;
-  key_usage: string;
-  origin: string;
-  key_state: KeyState;
-  creation_date: number;
-  scheduled_deletion_date: number | null;
-  material_version: number;
-}
 
-function toRecord(row: KeyRow): KeyRecord {
-  return {
-    keyId: row.key_id,
-    projectId: row.project_id,
-    alias: row.key_alias,
-    description: row.key_description,
-    keySpec: row.key_spec,
-    keyUsage: row.key_usage,
-    origin: row.origin,
-    state: row.key_state,
-    creationDate: row.creation_date,
-    scheduledDeletionDate: row.scheduled_deletion_date,
-    materialVersion: row.material_version,
-  };
-}
 
 function isUniqueViolation(error: unknown): boolean {
   return sqliteCode(error) === 'SQLITE_CONSTRAINT_UNIQUE';
@@ -63,7 +36,7 @@ export class SqliteKeyRepository implements KeyRepository {
       markProvisioned: db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
       remove: db.prepare('DELETE FROM keys WHERE key_id = ?'),
       count: db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${KEY_EXISTS}`),
-      byState: db.prepare<[number], { key_state: KeyState; n: number }>(
+      byState: db.prepare<[number], { key_state: string; n: number }>(
         `SELECT key_state, count(*) AS n FROM keys WHERE provisioned = 1 AND ${KEY_EXISTS} GROUP BY key_state`,
       ),
       byAlias: db.prepare<[string, string], KeyRow>('SELECT * FROM keys WHERE project_id = ? AND key_alias = ? AND provisioned = 1'),
@@ -110,12 +83,12 @@ export class SqliteKeyRepository implements KeyRepository {
   // SQLite's transactions (BEGIN IMMEDIATE) exclude every other writer already: `lock` needs nothing more.
   async get(projectId: string, keyId: string, _options?: ReadOptions): Promise<KeyRecord | undefined> {
     const row = this.statements.get.get(keyId, projectId);
-    return row && toRecord(row);
+    return row && keyRecord(row);
   }
 
   async getByAlias(projectId: string, alias: string): Promise<KeyRecord | undefined> {
     const row = this.statements.byAlias.get(projectId, alias);
-    return row && toRecord(row);
+    return row && keyRecord(row);
   }
 
   async update(record: KeyRecord): Promise<void> {
@@ -133,7 +106,7 @@ export class SqliteKeyRepository implements KeyRepository {
   }
 
   async countByState(now: number): Promise<Map<KeyState, number>> {
-    return new Map(this.statements.byState.all(now).map((row) => [row.key_state, row.n]));
+    return new Map(this.statements.byState.all(now).map((row) => [keyState(row.key_state), row.n]));
   }
 
   async list(projectId: string, options: { state?: KeyState; spec?: string; offset: number; limit: number; now: number }): Promise<{ records: KeyRecord[]; total: number }> {
@@ -151,15 +124,15 @@ export class SqliteKeyRepository implements KeyRepository {
     const rows = this.db
       .prepare(`SELECT * FROM keys WHERE ${where} ORDER BY creation_date, rowid LIMIT ? OFFSET ?`)
       .all(...params, options.limit, options.offset) as KeyRow[];
-    return { records: rows.map(toRecord), total };
+    return { records: rows.map(keyRecord), total };
   }
 
   async unprovisioned(before: number): Promise<KeyRecord[]> {
-    return this.statements.unprovisioned.all(before).map(toRecord);
+    return this.statements.unprovisioned.all(before).map(keyRecord);
   }
 
   async dueForDeletion(now: number): Promise<KeyRecord[]> {
-    return this.statements.dueForDeletion.all(now).map(toRecord);
+    return this.statements.dueForDeletion.all(now).map(keyRecord);
   }
 
   async materialVersions(keyId: string): Promise<number[]> {
