@@ -1,5 +1,6 @@
 import { KmsError } from '../errors';
 import { decodeFrame, encodeFrame, type Blob } from './blob-frame';
+import { strictBase64 } from './strict-base64';
 
 /**
  * The data blob: the one codec for the `cipher_text` of encrypt-data and decrypt-data, which the
@@ -48,7 +49,7 @@ export function dataBlobToText(blob: Blob): string {
  */
 export function dataBlobFromText(text: string): Blob {
   if (!BASE64.test(text)) throw new KmsError('KMS.2201', { cause: new Error('not canonical base64') });
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.toString('base64') !== text) throw new KmsError('KMS.2201', { cause: new Error('not canonical base64') });
+  const bytes = strictBase64(text);
+  if (bytes === undefined) throw new KmsError('KMS.2201', { cause: new Error('not canonical base64') });
   return decodeDataBlob(bytes);
 }

@@ -4,6 +4,7 @@ import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from './ap
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
 import { keySpecOf } from './key-specs';
+import { strictBase64 } from './strict-base64';
 
 export interface KeyAgreementServiceDeps {
   readonly keys: KeyService;
@@ -28,8 +29,8 @@ export class KeyAgreementService {
     if (request.recipient !== undefined) {
       throw new KmsError('KMS.0308', { detail: 'recipient: attestation documents are not supported by this service; the shared secret is answered only in the clear.' });
     }
-    const peer = Buffer.from(request.public_key, 'base64');
-    if (peer.length === 0 || peer.toString('base64') !== request.public_key) {
+    const peer = strictBase64(request.public_key);
+    if (peer === undefined || peer.length === 0) {
       throw new KmsError('KMS.0308', { detail: 'public_key must be canonical base64 of a DER SubjectPublicKeyInfo.' });
     }
     const secret = await this.deps.hsm.keyAgreement.deriveSharedSecret({ keyId: record.keyId, version: record.materialVersion }, specOf(record.keyId, record.keySpec), peer);

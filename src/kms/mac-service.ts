@@ -4,6 +4,7 @@ import type { ApiMacAlgorithm, GenerateMacRequest, GenerateMacResponse, VerifyMa
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
 import type { KeyRecord } from '../domain/keys';
+import { strictBase64 } from './strict-base64';
 
 /** The message is 1 to 4096 bytes, as the SDK's model has it. */
 const MAX_MESSAGE_BYTES = 4096;
@@ -53,8 +54,8 @@ export class MacService {
     const record = await this.deps.keys.usableKey(ctx, request.key_id, 'mac');
     ctx.actedOn.algorithm = request.mac_algorithm;
     const algorithm = algorithmFor(record, request.mac_algorithm);
-    const message = Buffer.from(request.message, 'base64');
-    if (message.toString('base64') !== request.message || message.length < 1 || message.length > MAX_MESSAGE_BYTES) {
+    const message = strictBase64(request.message);
+    if (message === undefined || message.length < 1 || message.length > MAX_MESSAGE_BYTES) {
       throw new KmsError('KMS.0308', { detail: `message must be base64 of 1 to ${MAX_MESSAGE_BYTES} bytes.` });
     }
     return { ref: { keyId: record.keyId, version: record.materialVersion }, algorithm, message };

@@ -4,6 +4,7 @@ import type { AsymmetricEncryptionAlgorithm, Hsm, MaterialRef } from '../hsm/hsm
 import type { KeyRecord } from '../domain/keys';
 import type { EncryptionAlgorithm } from './api-types';
 import type { RequestContext } from './context';
+import { strictBase64 } from './strict-base64';
 
 /** OAEP's hash for each algorithm, as Node names it, and its length (the plaintext limit is k - 2·hLen - 2). */
 const OAEP_HASH: Readonly<Record<AsymmetricEncryptionAlgorithm, { readonly node: string; readonly bytes: number }>> = {
@@ -13,13 +14,13 @@ const OAEP_HASH: Readonly<Record<AsymmetricEncryptionAlgorithm, { readonly node:
 
 /** The OAEP algorithm an encryption_algorithm names, or KMS.2106 (SYMMETRIC_DEFAULT, also when left out, and SM2_ENCRYPT). */
 export function oaepAlgorithm(algorithm: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
-  if (algorithm === 'RSAES_OAEP_SHA_256' || algorithm === 'RSAES_OAEP_SHA_1') return algorithm;
+  if (isOaep(algorithm)) return algorithm;
   throw new KmsError('KMS.2106', { detail: 'An RSA key for ENCRYPT_DECRYPT takes encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1.' });
 }
 
 /** Whether an encryption_algorithm names RSA-OAEP. */
 export function isOaep(algorithm: EncryptionAlgorithm | undefined): algorithm is AsymmetricEncryptionAlgorithm {
-  return algorithm === 'RSAES_OAEP_SHA_256' || algorithm === 'RSAES_OAEP_SHA_1';
+  return algorithm !== undefined && algorithm in OAEP_HASH;
 }
 
 type RsaSpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096';
@@ -53,8 +54,8 @@ export class RsaDataCipher {
   /** The plaintext (the caller wipes it); KMS.2201 for a ciphertext that is not one block of the modulus' size, KMS.0311 for one that does not decrypt. */
   decrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, cipherText: string): Promise<Buffer> {
     const algorithm = this.usableAlgorithm(ctx, requested);
-    const ciphertext = Buffer.from(cipherText, 'base64');
-    if (ciphertext.toString('base64') !== cipherText || ciphertext.length !== MODULUS_BYTES[specOf(record)]) {
+    const ciphertext = strictBase64(cipherText);
+    if (ciphertext === undefined || ciphertext.length !== MODULUS_BYTES[specOf(record)]) {
       throw new KmsError('KMS.2201', { detail: `cipher_text must be base64 of ${MODULUS_BYTES[specOf(record)]} bytes for ${record.keySpec}.` });
     }
     return this.hsm.asymmetricDecryption.decrypt(refOf(record), algorithm, ciphertext);

@@ -5,6 +5,7 @@ import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
 import { keySpecOf } from './key-specs';
 import type { KeyRecord } from '../domain/keys';
+import { strictBase64 } from './strict-base64';
 
 /** The message (or digest) is under 4096 bytes, as the API has it. */
 const MAX_MESSAGE_BYTES = 4095;
@@ -87,8 +88,8 @@ function specOf(record: KeyRecord): KeySpec {
 
 /** Strict base64 (the schema checked the alphabet) of `min` to MAX_MESSAGE_BYTES bytes, or KMS.0308 naming the field. */
 function base64Bytes(text: string, field: string, min: number): Buffer {
-  const bytes = Buffer.from(text, 'base64');
-  if (bytes.toString('base64') !== text || bytes.length < min || bytes.length > MAX_MESSAGE_BYTES) {
+  const bytes = strictBase64(text);
+  if (bytes === undefined || bytes.length < min || bytes.length > MAX_MESSAGE_BYTES) {
     throw new KmsError('KMS.0308', { detail: `${field} must be base64 of ${min} to ${MAX_MESSAGE_BYTES} bytes.` });
   }
   return bytes;
