@@ -1,9 +1,9 @@
 import { KmsError } from '../errors';
-import type { Hsm, KeySpec } from '../hsm/hsm';
+import type { Hsm } from '../hsm/hsm';
 import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from './api-types';
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
-import { keySpecOf } from './key-specs';
+import { currentMaterial, recordSpec } from './key-specs';
 import { strictBase64 } from './strict-base64';
 
 export interface KeyAgreementServiceDeps {
@@ -33,7 +33,7 @@ export class KeyAgreementService {
     if (peer === undefined || peer.length === 0) {
       throw new KmsError('KMS.0308', { detail: 'public_key must be canonical base64 of a DER SubjectPublicKeyInfo.' });
     }
-    const secret = await this.deps.hsm.keyAgreement.deriveSharedSecret({ keyId: record.keyId, version: record.materialVersion }, specOf(record.keyId, record.keySpec), peer);
+    const secret = await this.deps.hsm.keyAgreement.deriveSharedSecret(currentMaterial(record), recordSpec(record), peer);
     try {
       return { key_id: record.keyId, key_agreement_algorithm: request.key_agreement_algorithm, shared_secret: secret.toString('base64') };
     } finally {
@@ -42,9 +42,3 @@ export class KeyAgreementService {
   }
 }
 
-/** The record's spec as the seam names it; a record names only specs create-key made. */
-function specOf(keyId: string, name: string): KeySpec {
-  const spec = keySpecOf(name);
-  if (spec === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${keyId} has spec ${name}, which no key kind serves`) });
-  return spec;
-}

@@ -1,3 +1,4 @@
+import type { KeyRecord, MaterialRef } from '../domain/keys';
 import { KmsError } from '../errors';
 import type { KeySpec, KeyUsage } from '../hsm/hsm';
 import { KEY_KINDS } from '../hsm/key-kinds';
@@ -21,6 +22,18 @@ function mismatchCode(spec: KeySpec, usage: KeyUsage): 'KMS.1114' | 'KMS.1115' |
 /** The key kind a key_spec names (a record's, or a request's), if any: found by comparison, never by a client's string as an object key. */
 export function keySpecOf(name: string): KeySpec | undefined {
   return [...KEY_KINDS.keys()].find((spec) => spec === name);
+}
+
+/** A stored key's spec as the HSM seam names it: a record names only specs create-key made, so another is a defect (KMS.0103). */
+export function recordSpec(record: Pick<KeyRecord, 'keyId' | 'keySpec'>): KeySpec {
+  const spec = keySpecOf(record.keySpec);
+  if (spec === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no key kind serves`) });
+  return spec;
+}
+
+/** The HSM objects of a key's current material version. */
+export function currentMaterial(record: Pick<KeyRecord, 'keyId' | 'materialVersion'>): MaterialRef {
+  return { keyId: record.keyId, version: record.materialVersion };
 }
 
 /**

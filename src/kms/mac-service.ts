@@ -4,6 +4,7 @@ import type { ApiMacAlgorithm, GenerateMacRequest, GenerateMacResponse, VerifyMa
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
 import type { KeyRecord } from '../domain/keys';
+import { currentMaterial } from './key-specs';
 import { strictBase64 } from './strict-base64';
 
 /** The message is 1 to 4096 bytes, as the SDK's model has it. */
@@ -58,7 +59,7 @@ export class MacService {
     if (message === undefined || message.length < 1 || message.length > MAX_MESSAGE_BYTES) {
       throw new KmsError('KMS.0308', { detail: `message must be base64 of 1 to ${MAX_MESSAGE_BYTES} bytes.` });
     }
-    return { ref: { keyId: record.keyId, version: record.materialVersion }, algorithm, message };
+    return { ref: currentMaterial(record), algorithm, message };
   }
 }
 

@@ -1,7 +1,8 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { KmsError } from '../errors';
-import type { AsymmetricEncryptionAlgorithm, Hsm, MaterialRef } from '../hsm/hsm';
+import type { AsymmetricEncryptionAlgorithm, Hsm } from '../hsm/hsm';
 import type { KeyRecord } from '../domain/keys';
+import { currentMaterial } from './key-specs';
 import type { EncryptionAlgorithm } from './api-types';
 import type { RequestContext } from './context';
 import { strictBase64 } from './strict-base64';
@@ -46,7 +47,7 @@ export class RsaDataCipher {
     if (plaintext.length > limit) {
       throw new KmsError('KMS.2108', { detail: `plain_text must be at most ${limit} bytes as UTF-8 for ${record.keySpec} with ${algorithm}.` });
     }
-    const der = await this.hsm.keyPairs.publicKey(refOf(record), specOf(record));
+    const der = await this.hsm.keyPairs.publicKey(currentMaterial(record), specOf(record));
     const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
     return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm].node }, plaintext);
   }
@@ -58,7 +59,7 @@ export class RsaDataCipher {
     if (ciphertext === undefined || ciphertext.length !== MODULUS_BYTES[specOf(record)]) {
       throw new KmsError('KMS.2201', { detail: `cipher_text must be base64 of ${MODULUS_BYTES[specOf(record)]} bytes for ${record.keySpec}.` });
     }
-    return this.hsm.asymmetricDecryption.decrypt(refOf(record), algorithm, ciphertext);
+    return this.hsm.asymmetricDecryption.decrypt(currentMaterial(record), algorithm, ciphertext);
   }
 
   private usableAlgorithm(ctx: RequestContext, requested: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
@@ -71,9 +72,6 @@ export class RsaDataCipher {
   }
 }
 
-function refOf(record: KeyRecord): MaterialRef {
-  return { keyId: record.keyId, version: record.materialVersion };
-}
 
 /** The record's RSA spec; a record names only specs create-key made, so another is a defect here (KMS.0103). */
 function specOf(record: KeyRecord): RsaSpec {

@@ -1,10 +1,9 @@
 import { KmsError } from '../errors';
-import type { Hsm, KeySpec, SigningAlgorithm } from '../hsm/hsm';
+import type { Hsm, SigningAlgorithm } from '../hsm/hsm';
 import type { ApiSigningAlgorithm, OperateKeyRequest, PublicKeyResponse, SignRequest, SignResponse, VerifyRequest, VerifyResponse } from './api-types';
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
-import { keySpecOf } from './key-specs';
-import type { KeyRecord } from '../domain/keys';
+import { currentMaterial, recordSpec } from './key-specs';
 import { strictBase64 } from './strict-base64';
 
 /** The message (or digest) is under 4096 bytes, as the API has it. */
@@ -60,7 +59,7 @@ export class SigningService {
   /** PEM of the DER SubjectPublicKeyInfo with CRLF line endings, as Huawei KMS answers it. */
   async getPublicKey(ctx: RequestContext, request: OperateKeyRequest): Promise<PublicKeyResponse> {
     const record = await this.deps.keys.usableKey(ctx, request.key_id, 'publicKey');
-    const der = await this.deps.hsm.keyPairs.publicKey({ keyId: record.keyId, version: record.materialVersion }, specOf(record));
+    const der = await this.deps.hsm.keyPairs.publicKey(currentMaterial(record), recordSpec(record));
     return { key_id: record.keyId, public_key: pem(der) };
   }
 
@@ -73,18 +72,12 @@ export class SigningService {
     }
     const message = base64Bytes(request.message, 'message', 1);
     return {
-      key: { record, ref: { keyId: record.keyId, version: record.materialVersion } },
-      input: { spec: specOf(record), algorithm, messageType: request.message_type ?? 'DIGEST', message },
+      key: { record, ref: currentMaterial(record) },
+      input: { spec: recordSpec(record), algorithm, messageType: request.message_type ?? 'DIGEST', message },
     };
   }
 }
 
-/** The record's spec as the seam names it; a record names only specs create-key made. */
-function specOf(record: KeyRecord): KeySpec {
-  const spec = keySpecOf(record.keySpec);
-  if (spec === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no key kind serves`) });
-  return spec;
-}
 
 /** Strict base64 (the schema checked the alphabet) of `min` to MAX_MESSAGE_BYTES bytes, or KMS.0308 naming the field. */
 function base64Bytes(text: string, field: string, min: number): Buffer {
