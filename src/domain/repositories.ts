@@ -36,8 +36,18 @@ export interface KeyRepository {
    * cannot overshoot: throws QuotaExceededError, or DuplicateAliasError when the alias is taken.
    */
   insertProvisioning(record: KeyRecord, maxKeysInProject: number): Promise<void>;
-  /** Makes a new key visible. False when its record is gone (reconciliation rolled it back meanwhile). */
+  /**
+   * Makes a new key visible. False when reconciliation has claimed its roll-back
+   * ({@link claimRollback}) or finished it: the creation lost, and its material must go.
+   */
   markProvisioned(keyId: string): Promise<boolean>;
+  /**
+   * Claims an unfinished creation for its roll-back, so that {@link markProvisioned} can no longer
+   * make it visible: one row, one atomic update, so that a creation finishing while the sweep takes
+   * it over either wins (false here: it is visible now) or loses. True when the key is still
+   * unfinished (claimed now or by an earlier, failed roll-back), false when it is visible or gone.
+   */
+  claimRollback(keyId: string): Promise<boolean>;
   /** Forgets a key, its material versions, grants and rotation state. */
   remove(keyId: string): Promise<void>;
   /** A visible key of the project, whatever its state (the deletion rule is the caller's: isDestroyed). Never cached here. */

@@ -109,9 +109,11 @@ export class KeyMaintenance {
     let skipped = 0;
     const attempted = new Set<string>();
     const before = now - (this.deps.provisioningGraceMs ?? DEFAULT_GRACE_MS);
-    // Still unfinished now that this process holds its lease: another may have finished it (made
-    // it visible, or rolled it back) since the list was read.
-    const stillUnfinished = async (record: KeyRecord): Promise<boolean> => (await store.keys.unprovisioned(before)).some((other) => other.keyId === record.keyId);
+    // Claimed for the roll-back now that this process holds its lease, unless another has finished
+    // it (made it visible, or rolled it back) since the list was read. The claim, not a re-read,
+    // decides: a creation whose HSM call outlived the grace and finishes while the material is
+    // being destroyed could otherwise become visible without its material.
+    const stillUnfinished = (record: KeyRecord): Promise<boolean> => store.keys.claimRollback(record.keyId);
     for (const record of await store.keys.unprovisioned(before)) {
       const outcome = await this.finish(JOBS.creationRollback, record, 'rolling back an interrupted key creation', attempted, stillUnfinished);
       if (outcome === 'done') {

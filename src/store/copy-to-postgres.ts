@@ -43,7 +43,7 @@ interface TableCopy {
 }
 
 /** SQLite's 0/1 flags are PostgreSQL's booleans; its JSON arrays of names, PostgreSQL's TEXT[] (converted on the server). */
-const TABLES: Readonly<Record<CopiedTable, TableCopy>> = {
+export const TABLE_COPIES: Readonly<Record<CopiedTable, TableCopy>> = {
   keys: {
     columns: [
       ['key_id', 'text'],
@@ -58,6 +58,7 @@ const TABLES: Readonly<Record<CopiedTable, TableCopy>> = {
       ['scheduled_deletion_date', 'bigint'],
       ['material_version', 'integer'],
       ['provisioned', 'boolean'],
+      ['rolling_back', 'boolean'],
     ],
   },
   key_materials: {
@@ -135,7 +136,7 @@ function readSource(db: Database.Database): Record<CopiedTable, Row[]> {
   const read = db.transaction(() => {
     const rows = {} as Record<CopiedTable, Row[]>;
     for (const table of COPIED_TABLES) {
-      const columns = TABLES[table].columns.map(([name]) => name).join(', ');
+      const columns = TABLE_COPIES[table].columns.map(([name]) => name).join(', ');
       rows[table] = db.prepare(`SELECT ${columns} FROM ${table} ORDER BY rowid`).all() as Row[];
     }
     return rows;
@@ -154,7 +155,7 @@ async function countTarget(client: PoolClient): Promise<CopyCounts> {
 
 /** INSERT … SELECT FROM unnest(one array per column) WITH ORDINALITY, in the rows' order. */
 async function insertRows(client: PoolClient, table: CopiedTable, rows: readonly Row[]): Promise<void> {
-  const { columns } = TABLES[table];
+  const { columns } = TABLE_COPIES[table];
   const names = columns.map(([name]) => name);
   // JSON arrays travel as text and become TEXT[] on the server.
   const arrayTypes = columns.map(([, type]) => (type === 'json' ? 'text' : type));

@@ -191,6 +191,33 @@ describe('the roll-back of an interrupted creation', () => {
     expect((await kms.call('create-datakey', { key_id: keyId })).status).toBe(200);
   });
 
+  it('wins against a creation that finishes while its material is being destroyed: that key never becomes visible without material', async () => {
+    const keyId = await unfinishedCreation();
+    t.clock.now += HOUR_MS;
+    // The creating process's HSM call ends (past the grace) just as the sweep destroys its material.
+    const madeVisible: boolean[] = [];
+    const hsm = t.service.hsm;
+    const racing = new Proxy(hsm, {
+      get(target, property, receiver) {
+        if (property === 'destroyKey') {
+          return async (ref: Parameters<Hsm['destroyKey']>[0]) => {
+            madeVisible.push(await other.keys.markProvisioned(keyId));
+            return hsm.destroyKey(ref);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sweep = new KeyMaintenance({ store: t.service.store, hsm: racing, clock: t.clock.read, logger: createLogger('silent') });
+    expect(await sweep.run()).toMatchObject({ rolledBack: 1, skipped: 0, failed: 0 });
+    // The creation lost (its request answers KMS.0103), and nothing names the destroyed material.
+    expect(madeVisible).toEqual([false]);
+    expect(await t.service.hsm.hasKey({ keyId, version: 0 })).toBe(false);
+    expect((await kms.call('describe-key', { key_id: keyId })).body).toMatchObject({ error: { error_code: 'KMS.0207' } });
+    expect(await t.service.store.keys.unprovisioned(t.clock.now)).toEqual([]);
+  });
+
   it('is left to the process holding its lease, and done here once that lease has expired', async () => {
     const keyId = await unfinishedCreation();
     t.clock.now += HOUR_MS;

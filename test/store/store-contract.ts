@@ -72,6 +72,38 @@ export function describeStoreContract(
         expect(await store.keys.markProvisioned(record.keyId)).toBe(false);
       });
 
+      test("an unfinished creation claimed for its roll-back can no longer be made visible, and a visible key cannot be claimed", async () => {
+        const store = await fresh();
+        const claimed = newKey();
+        await store.keys.insertProvisioning(claimed, 10);
+        expect(await store.keys.claimRollback(claimed.keyId)).toBe(true);
+        // Claimed again by a roll-back retried after a failure: still its to finish.
+        expect(await store.keys.claimRollback(claimed.keyId)).toBe(true);
+        expect(await store.keys.markProvisioned(claimed.keyId)).toBe(false);
+        expect(await store.keys.get(claimed.projectId, claimed.keyId)).toBeUndefined();
+        expect(ids(await store.keys.unprovisioned(claimed.creationDate))).toEqual([claimed.keyId]);
+
+        const finished = newKey();
+        await store.keys.insertProvisioning(finished, 10);
+        expect(await store.keys.markProvisioned(finished.keyId)).toBe(true);
+        expect(await store.keys.claimRollback(finished.keyId)).toBe(false);
+        expect(await store.keys.get(finished.projectId, finished.keyId)).toEqual(finished);
+        expect(await store.keys.claimRollback(randomUUID())).toBe(false);
+      });
+
+      test('of a creation finishing while another instance claims its roll-back, exactly one wins', async () => {
+        const store = await fresh();
+        const elsewhere = await another(store);
+        for (let round = 0; round < 10; round++) {
+          const record = newKey();
+          await store.keys.insertProvisioning(record, 100);
+          const [visible, claimed] = await Promise.all([store.keys.markProvisioned(record.keyId), elsewhere.keys.claimRollback(record.keyId)]);
+          expect([visible, claimed]).toContain(true);
+          expect(visible).not.toBe(claimed);
+          expect((await store.keys.get(record.projectId, record.keyId)) !== undefined).toBe(visible);
+        }
+      });
+
       test('a key is read only within its project', async () => {
         const store = await fresh();
         const record = await createKey(store);

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { KeyRecord } from '../../src/domain/keys';
 import type { MetadataStore } from '../../src/domain/repositories';
+import { COPIED_TABLES, TABLE_COPIES } from '../../src/store/copy-to-postgres';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store';
+import { openDatabase } from '../../src/store/sqlite/database';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 import { runCliOn } from '../helpers/cli';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
@@ -151,4 +153,20 @@ it('refuses a --to that is not a PostgreSQL URL without repeating its password, 
   const missing = await runCliOn({ KMS_DATA_DIR: dataDir }, ['store', 'copy', '--to', await cluster().freshDatabase()]);
   expect(missing.code).toBe(1);
   expect(missing.stderr).toContain('no embedded store at');
+});
+
+it("copies every table and column of the embedded store's schema but the job leases, so that a migration adding one cannot be forgotten here", () => {
+  const db = openDatabase(path.join(dataDir, 'schema.db'));
+  try {
+    const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all();
+    const schema = Object.fromEntries(
+      tables
+        .filter(({ name }) => name !== 'job_leases')
+        .map(({ name }) => [name, db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${name}') ORDER BY name`).all().map((column) => column.name)]),
+    );
+    const copied = Object.fromEntries(COPIED_TABLES.map((table) => [table, TABLE_COPIES[table].columns.map(([name]) => name).sort()]));
+    expect(copied).toEqual(schema);
+  } finally {
+    db.close();
+  }
 });

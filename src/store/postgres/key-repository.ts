@@ -63,11 +63,17 @@ export class PostgresKeyRepository implements KeyRepository {
 
   markProvisioned(keyId: string): Promise<boolean> {
     return this.db.atomic(async (tx) => {
-      const { rowCount } = await tx.query('UPDATE keys SET provisioned = true WHERE key_id = $1', [keyId]);
+      const { rowCount } = await tx.query('UPDATE keys SET provisioned = true WHERE key_id = $1 AND NOT rolling_back', [keyId]);
       if (rowCount !== 1) return false;
       tx.changed(keyId);
       return true;
     });
+  }
+
+  claimRollback(keyId: string): Promise<boolean> {
+    // Invisible either way: nothing for the other instances' caches to forget. The row lock makes
+    // this and markProvisioned wait for each other, and each re-reads the row's flags after the wait.
+    return this.db.atomic(async (tx) => (await tx.query('UPDATE keys SET rolling_back = true WHERE key_id = $1 AND NOT provisioned', [keyId])).rowCount === 1);
   }
 
   remove(keyId: string): Promise<void> {

@@ -110,6 +110,8 @@ CREATE TABLE audit_checkpoints (
   head     TEXT NOT NULL,
   at       BIGINT NOT NULL
 );`,
+  // 7: an unfinished creation claimed for its roll-back (key-repository.ts claimRollback).
+  `ALTER TABLE keys ADD COLUMN rolling_back BOOLEAN NOT NULL DEFAULT false;`,
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

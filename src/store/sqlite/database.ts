@@ -113,6 +113,9 @@ CREATE TABLE audit_checkpoints (
   at       INTEGER NOT NULL
 ) STRICT;
 `,
+  // 7: an unfinished creation claimed for its roll-back (key-repository.ts claimRollback): it can
+  // no longer be made visible, so the sweep never destroys the material of a key that just became usable.
+  `ALTER TABLE keys ADD COLUMN rolling_back INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** Opens the database, migrated to this release's schema. */

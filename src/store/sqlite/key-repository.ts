@@ -33,7 +33,8 @@ export class SqliteKeyRepository implements KeyRepository {
                  @creationDate, @scheduledDeletionDate, @materialVersion, 0)`,
       ),
       insertMaterial: db.prepare('INSERT INTO key_materials (key_id, version, created_at) VALUES (?, ?, ?)'),
-      markProvisioned: db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ?'),
+      markProvisioned: db.prepare('UPDATE keys SET provisioned = 1 WHERE key_id = ? AND rolling_back = 0'),
+      claimRollback: db.prepare('UPDATE keys SET rolling_back = 1 WHERE key_id = ? AND provisioned = 0'),
       remove: db.prepare('DELETE FROM keys WHERE key_id = ?'),
       count: db.prepare<[string, number], { n: number }>(`SELECT count(*) AS n FROM keys WHERE project_id = ? AND ${KEY_EXISTS}`),
       byState: db.prepare<[number], { key_state: string; n: number }>(
@@ -73,6 +74,11 @@ export class SqliteKeyRepository implements KeyRepository {
     const changed = await this.session.atomic(() => this.statements.markProvisioned.run(keyId).changes === 1);
     this.session.announce({ kind: 'key', keyId });
     return changed;
+  }
+
+  async claimRollback(keyId: string): Promise<boolean> {
+    // Invisible either way: nothing for the other processes' caches to forget.
+    return this.session.atomic(() => this.statements.claimRollback.run(keyId).changes === 1);
   }
 
   async remove(keyId: string): Promise<void> {
