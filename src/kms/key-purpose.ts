@@ -36,8 +36,10 @@ export function isRsaEncryptionKey(record: KeyRecord): boolean {
  * encrypt and decrypt (or agree keys) asked to sign, KMS.0308 a key not made for KEY_AGREEMENT
  * asked to agree keys; for a MAC, KMS.0331 an AES key and KMS.0325 a key pair (their "not
  * supported by this key" codes; Huawei lists none of its own for MACs). `data` keeps `seal`'s
- * answers for every key but an RSA encryption key, so that the symmetric operations answer as
- * they did before RSA-OAEP was served.
+ * answers for every key but an RSA key pair: one made for ENCRYPT_DECRYPT is served (RSA-OAEP),
+ * and one made to sign is KMS.0335 ("The cmk is used to sign and verify"), the code Huawei has for
+ * exactly that key, rather than KMS.0325's "try again using a symmetric key": an RSA key of the
+ * other usage would do.
  */
 export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
   const named = `key ${record.keyId} is ${record.keySpec} for ${record.keyUsage}`;
@@ -49,7 +51,11 @@ export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
     return;
   }
   if (purpose === 'data') {
-    if (!isRsaEncryptionKey(record)) checkPurpose(record, 'seal');
+    if (isRsaEncryptionKey(record)) return;
+    if (record.keySpec.startsWith('RSA_') && record.keyUsage === 'SIGN_VERIFY') {
+      throw new KmsError('KMS.0335', { detail: `${named}; encrypt-data and decrypt-data need an AES_256 key, or an RSA key pair made for ENCRYPT_DECRYPT.` });
+    }
+    checkPurpose(record, 'seal');
     return;
   }
   if (isHmac(record) && purpose !== 'seal') throw new KmsError('KMS.0341', { detail: `${named}.` });
