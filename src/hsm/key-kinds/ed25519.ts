@@ -15,6 +15,7 @@ const ED25519_PARAMS = Buffer.from('06032b6570', 'hex');
 /** An Ed25519 key pair, to sign (pure EdDSA over the message) only. */
 export const ED25519: KeyKind = {
   spec: 'ED25519' satisfies KeySpec,
+  family: { name: 'EDWARDS' },
   objectClasses: ['private', 'public'],
   defaultUsage: 'SIGN_VERIFY',
   generation: [{ type: CKM_EC_EDWARDS_KEY_PAIR_GEN, name: 'CKM_EC_EDWARDS_KEY_PAIR_GEN', flags: graphene.MechanismFlag.GENERATE_KEY_PAIR, keySize: 256 }],

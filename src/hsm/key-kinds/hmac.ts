@@ -23,6 +23,7 @@ function hmacKind(spec: KeySpec, algorithm: MacAlgorithm): KeyKind {
   const macNeed: MechanismNeed = { type: mac.type, name: mac.name, flags: pkcs11.CKF_SIGN | pkcs11.CKF_VERIFY, keySize: mac.bytes };
   return {
     spec,
+    family: { name: 'HMAC', mac: algorithm },
     objectClasses: ['secret'],
     defaultUsage: 'GENERATE_VERIFY_MAC',
     // Modules disagree on the unit of a generic secret's sizes (SoftHSM: bits, NSS: bytes): the probe generates one instead.

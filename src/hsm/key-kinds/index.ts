@@ -22,3 +22,10 @@ export const KEY_KINDS: ReadonlyMap<KeySpec, KeyKind> = new Map(
     HMAC_512,
   ].map((kind) => [kind.spec, kind]),
 );
+
+/** The kind of `spec` (every KeySpec has one: a missing one is a defect of this list). */
+export function kindOf(spec: KeySpec): KeyKind {
+  const kind = KEY_KINDS.get(spec);
+  if (!kind) throw new Error(`no key kind serves ${spec}`);
+  return kind;
+}

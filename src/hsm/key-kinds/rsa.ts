@@ -20,6 +20,7 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
 function rsaKind(spec: KeySpec, bits: number): KeyKind {
   return {
     spec,
+    family: { name: 'RSA', bits },
     objectClasses: ['private', 'public'],
     defaultUsage: 'SIGN_VERIFY',
     generation: [{ type: pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, name: 'CKM_RSA_PKCS_KEY_PAIR_GEN', flags: pkcs11.CKF_GENERATE_KEY_PAIR, keySize: bits }],
