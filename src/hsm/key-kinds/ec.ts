@@ -1,6 +1,6 @@
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
-import type { KeySpec, KeyUsage } from '../hsm';
+import type { KeyUsage } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
 import { keyObjectTemplate, type KeyUse } from '../templates';
 import { generateKeyPair, probeKeyPair } from './generate';
@@ -14,7 +14,7 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
 };
 
 /** An EC key pair on a named curve: to sign (ECDSA) or to agree keys (ECDH), never both. A new curve is one such line (its own file, or below). */
-export function ecKind(spec: KeySpec, curve: Curve): KeyKind {
+export function ecKind<S extends string>(spec: S, curve: Curve): KeyKind<S> {
   const templates = (ref: Parameters<typeof keyObjectTemplate>[0], uses: { readonly private: KeyUse[]; readonly public: KeyUse[] }) => ({
     public: keyObjectTemplate(ref, { objectClass: 'public', keyType: graphene.KeyType.EC, uses: uses.public, attributes: { paramsEC: curve.params } }),
     private: keyObjectTemplate(ref, { objectClass: 'private', keyType: graphene.KeyType.EC, uses: uses.private }),

@@ -54,10 +54,11 @@ export interface GeneratedObject {
  * One kind of key material behind the seam (one `key_spec`): its object classes, the mechanisms it
  * needs to be generated and for each usage, its templates (through templates.ts's one builder), and
  * how its public key becomes a SubjectPublicKeyInfo. The role implementations in ../roles/ serve
- * every kind; a new key spec is a new KeyKind file and one line in ./index.ts.
+ * every kind; a new key spec is a new KeyKind file and one line in ./index.ts (the KeySpec type
+ * is the list's specs). `S` is the spec's own name, for that list.
  */
-export interface KeyKind {
-  readonly spec: KeySpec;
+export interface KeyKind<S extends string = KeySpec> {
+  readonly spec: S;
   readonly family: KindFamily;
   /** What one material version is in the token: a secret key, or a private and a public key. */
   readonly objectClasses: readonly KeyObjectClass[];
