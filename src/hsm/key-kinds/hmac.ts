@@ -16,7 +16,7 @@ export const MAC_MECHANISMS: Readonly<Record<MacAlgorithm, { readonly type: numb
  * An HMAC key: a generic secret as long as its hash's output (RFC 2104's advice), sensitive and
  * never extractable, allowed to sign and verify (make and check MACs) only.
  */
-function hmacKind<S extends string>(spec: S, algorithm: MacAlgorithm): KeyKind<S> {
+export function hmacKind<S extends string>(spec: S, algorithm: MacAlgorithm): KeyKind<S> {
   const mac = MAC_MECHANISMS[algorithm];
   const template = (ref: Parameters<typeof keyObjectTemplate>[0]): graphene.ITemplate =>
     keyObjectTemplate(ref, { objectClass: 'secret', keyType: graphene.KeyType.GENERIC_SECRET, uses: ['sign', 'verify'], attributes: { valueLen: mac.bytes } });

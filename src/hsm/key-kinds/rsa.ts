@@ -17,7 +17,7 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
 };
 
 /** An RSA key pair of `bits`: to sign (PSS, PKCS#1 v1.5) or to decrypt (OAEP), never both. */
-function rsaKind<S extends string>(spec: S, bits: number): KeyKind<S> {
+export function rsaKind<S extends string>(spec: S, bits: number): KeyKind<S> {
   return {
     spec,
     family: { name: 'RSA', bits },
