@@ -6,7 +6,9 @@
  * on the service's token, in alternating rounds of the same run, with the CPU each server's
  * processes spend per request (from /proc, which others' load on the machine does not inflate as
  * it does the rates). Messages are SHA-256 digests (message_type DIGEST, the API's default); the
- * MAC's message is 256 bytes.
+ * MAC's message is 256 bytes. The service's describe-key of the same key is measured in the same
+ * rounds beside them: what any request costs the service without an HSM call (authentication,
+ * validation, key lookup, audit, reply), the part of each row that no ceiling has.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -133,14 +135,18 @@ export async function signingRows(service: Server, credential: Credential, softh
       if (result.non2xx > 0 || result.errors > 0) throw new Error(`${leg.side} ${operation.name}: ${result.non2xx} non-2xx responses and ${result.errors} errors`);
       return { requestsPerSecond: result.requestsPerSecond, p99Ms: result.p99Ms, cpuUsPerRequest: round1(((treeCpuSeconds(pid) - before) / result.requests) * 1e6) };
     };
+    const describe: Operation = { name: 'describe-key', endpoint: 'describe-key', body: JSON.stringify({ key_id: keys.ec }) };
     // A second of each first, unrecorded: every code path warm.
     for (const operation of operations) for (const leg of legs) await run(leg, operation, 1);
+    await run(legs[0], describe, 1);
+    const described: Measured[] = [];
     const measured = new Map(operations.map((operation) => [operation.name, { service: [] as Measured[], ceiling: [] as Measured[] }]));
     for (let round = 0; round < options.rounds; round++) {
       for (const operation of operations) {
         const order = round % 2 === 0 ? legs : [...legs].reverse();
         for (const leg of order) measured.get(operation.name)![leg.side].push(await run(leg, operation, options.durationSeconds));
       }
+      described.push(await run(legs[0], describe, options.durationSeconds));
     }
     const loadAverage = round1(os.loadavg()[0]!);
     const rows = operations.map(({ name }) => {
@@ -170,7 +176,13 @@ export async function signingRows(service: Server, credential: Credential, softh
     const format = (cells: string[]): string => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
     console.log(`  ${format(header)}`);
     for (const line of lines) console.log(`  ${format(line)}`);
-    report.signing = { connections: options.connections, rounds: options.rounds, durationSeconds: options.durationSeconds, loadAverage, rows };
+    const describeKey = {
+      requestsPerSecond: Math.round(median(described.map((entry) => entry.requestsPerSecond))),
+      cpuUsPerRequest: round1(median(described.map((entry) => entry.cpuUsPerRequest))),
+      rounds: described.map((entry) => entry.requestsPerSecond),
+    };
+    console.log(`  service describe-key (no HSM call) in the same rounds: ${describeKey.requestsPerSecond} req/s, ${describeKey.cpuUsPerRequest} µs CPU per request`);
+    report.signing = { connections: options.connections, rounds: options.rounds, durationSeconds: options.durationSeconds, loadAverage, rows, serviceDescribeKey: describeKey };
   } finally {
     await ceiling.stop();
   }
