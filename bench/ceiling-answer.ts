@@ -23,12 +23,18 @@ export interface CeilingSession {
   readonly key: Buffer;
 }
 
+/** A loaded module and one logged-in session on the token of BENCH_TOKEN_LABEL. */
+export interface TokenSession {
+  readonly lib: pkcs11.PKCS11;
+  readonly session: Buffer;
+}
+
 /**
- * Opens the ceiling's session on the token of BENCH_TOKEN_LABEL and finds BENCH_KEY_LABEL's key.
- * The module may be initialised already (the in-process comparison's seam did it: PKCS#11 state is
+ * Opens a session on the token of BENCH_TOKEN_LABEL, logged in with BENCH_PIN_FILE's PIN. The
+ * module may be initialised already (the in-process comparison's seam did it: PKCS#11 state is
  * per process, so this is a second handle on it, and its login is the seam's).
  */
-export function openCeilingSession(): CeilingSession {
+export function openTokenSession(): TokenSession {
   const lib = new pkcs11.PKCS11();
   lib.load(benchEnv('BENCH_MODULE'));
   let initialisedHere = true;
@@ -43,14 +49,25 @@ export function openCeilingSession(): CeilingSession {
   if (!slot) throw new Error(`no token ${label}`);
   const session = lib.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
   if (initialisedHere) lib.C_Login(session, pkcs11.CKU_USER, readFileSync(benchEnv('BENCH_PIN_FILE'), 'utf8').trim());
+  return { lib, session };
+}
+
+/** The handle of the object of `objectClass` labelled `label` (kms/<key id>/v<version>: a key pair's two objects share it). */
+export function findKeyObject({ lib, session }: TokenSession, objectClass: number, label: string): Buffer {
   lib.C_FindObjectsInit(session, [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_SECRET_KEY },
-    { type: pkcs11.CKA_LABEL, value: benchEnv('BENCH_KEY_LABEL') },
+    { type: pkcs11.CKA_CLASS, value: objectClass },
+    { type: pkcs11.CKA_LABEL, value: label },
   ]);
   const [key] = lib.C_FindObjects(session, 1);
   lib.C_FindObjectsFinal(session);
-  if (!key) throw new Error(`no key ${benchEnv('BENCH_KEY_LABEL')}`);
-  return { lib, session, key };
+  if (!key) throw new Error(`no key ${label} of class ${objectClass}`);
+  return key;
+}
+
+/** Opens the ceiling's session (openTokenSession) and finds BENCH_KEY_LABEL's key. */
+export function openCeilingSession(): CeilingSession {
+  const token = openTokenSession();
+  return { ...token, key: findKeyObject(token, pkcs11.CKO_SECRET_KEY, benchEnv('BENCH_KEY_LABEL')) };
 }
 
 /** The create-datakey response body in the service's JSON: upper-case hex of the data key and its blob. */

@@ -1,7 +1,7 @@
 /**
  * npm run bench -- [--duration S] [--connections 1,32] [--rounds N] [--workers N] [--smoke] [--out FILE]
  *                  [--scaling 10,1000,10000] [--network-hsm MS] [--soak REQUESTS] [--pkcs11-layer]
- *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync] [--stores]] [--profile]
+ *                  [--only-extra [--http-layer] [--hsm-cost] [--audit-sync] [--stores] [--signing]] [--profile]
  *
  * Measures the service as users run it (node dist/main.js on the embedded SoftHSM, authentication
  * and audit on, every request signed as the official SDKs sign) beside two reference servers on the
@@ -9,7 +9,10 @@
  * and a no-op node:http server, with the HSM cost per request of both (hsmCostRounds); then the
  * HTTP layer alone (httpLayerRun). Prints the tables and writes them as JSON. --only-extra skips
  * the main run (and the HTTP layer, unless --http-layer; --hsm-cost runs the HSM-cost rounds alone,
- * --audit-sync the audit sync rows alone, auditSyncRun).
+ * --audit-sync the audit sync rows alone, auditSyncRun; --signing issue 19's rows alone).
+ * The main run ends with issue 19's rows (bench/signing-rows.ts): sign RSA-2048 PSS, sign ECDSA
+ * P-256, verify ECDSA P-256 and generate-mac HMAC_256 at the peak connections, each against a
+ * ceiling doing the same PKCS#11 work over bare node:http on the service's token.
  * --pkcs11-layer (and --smoke, briefly) times graphene-pk11 against raw pkcs11js.
  * --profile runs alone: a CPU profile of the service under create-datakey load (bench/profile.ts),
  * written with the table of where each request's CPU goes (10 s at 32 connections unless
@@ -24,6 +27,7 @@ import { call, workload } from './kms-calls';
 import { load, type Credential, type LoadResult } from './load';
 import { profileRun } from './profile';
 import { loadConfig } from '../src/config';
+import { signingRows, signingRowsRun } from './signing-rows';
 import { storesRun } from './stores';
 import { cpuSeconds, currentPssMb, currentRssMb, peakRssMb, resetPeakRss, ROOT, samplePeakPss, startServer, startService, treeCpuSeconds, type Server } from './processes';
 
@@ -41,6 +45,7 @@ const { values: args } = parseArgs({
     'hsm-cost': { type: 'boolean', default: false },
     'audit-sync': { type: 'boolean', default: false },
     stores: { type: 'boolean', default: false },
+    signing: { type: 'boolean', default: false },
     'pkcs11-layer': { type: 'boolean', default: false },
     soak: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -205,6 +210,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     };
     await hsmCostRounds(references, report);
     await auditSyncRounds(service, credential, report);
+    await signingRows(service, credential, path.join(dataDir, 'softhsm'), report, { durationSeconds, connections: peakConnections, rounds });
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     rmSync(dataDir, { recursive: true, force: true });
@@ -848,6 +854,9 @@ async function mainSequence(report: Record<string, unknown>): Promise<void> {
   }
   if (args['only-extra'] && args['audit-sync']) await auditSyncRun(report);
   if (args['only-extra'] && args.stores) await storesRun(report, { durationSeconds, rounds, smoke });
+  if (args['only-extra'] && args.signing) {
+    await signingRowsRun(report, { durationSeconds, connections: peakConnections, rounds, ...(args.workers ? { workers: args.workers } : {}) });
+  }
   if (!args['only-extra'] || args['http-layer']) await httpLayerRun(report);
   if (args['pkcs11-layer'] || smoke) await pkcs11LayerRun(report);
   if (args['network-hsm'] !== undefined) await networkHsmRun(report, Number(args['network-hsm']));

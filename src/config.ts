@@ -106,6 +106,12 @@ export interface Config {
    * cut short (see Pkcs11HsmOptions.callTimeoutMs).
    */
   readonly hsmCallTimeoutMs: number;
+  /**
+   * How long one key generation may take, in milliseconds (KMS_HSM_GENERATE_TIMEOUT_MS, default
+   * 60000, never less than hsmCallTimeoutMs): a key pair's generation is a search for primes,
+   * seconds for RSA-4096 even in software (see Pkcs11HsmOptions.generateTimeoutMs).
+   */
+  readonly hsmGenerateTimeoutMs: number;
   /** Callers that may wait for a free HSM session per process; beyond it, an immediate 503 KMS.0104. */
   readonly hsmMaxWaiters: number;
   /** Server processes (Node cluster workers) sharing the port; 1 serves from the main process. */
@@ -188,6 +194,19 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
   const value = Number(raw);
   if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}`);
+  return value;
+}
+
+/**
+ * KMS_HSM_GENERATE_TIMEOUT_MS: key generation's own deadline. A generation is also an HSM
+ * operation, so one shorter than the call deadline would be raised to it silently: it is refused
+ * instead, naming both settings.
+ */
+function generateTimeout(env: Env, callTimeoutMs: number): number {
+  const value = integer(env, 'KMS_HSM_GENERATE_TIMEOUT_MS', Math.max(60_000, callTimeoutMs), 10, 3_600_000);
+  if (value < callTimeoutMs) {
+    throw new ConfigError(`KMS_HSM_GENERATE_TIMEOUT_MS (${value}) must be at least KMS_PKCS11_CALL_TIMEOUT_MS (${callTimeoutMs})`);
+  }
   return value;
 }
 
@@ -427,6 +446,7 @@ export function loadConfig(env: Env = process.env): Config {
   const hsmLockPath = path.resolve(env.KMS_HSM_LOCK_FILE || (env.KMS_SOFTHSM_DIR && hsm.kind === 'embedded-softhsm' ? path.join(hsm.tokenDir, 'hsm.lock') : path.join(dataDir, 'hsm.lock')));
 
   const port = integer(env, 'PORT', 8080, 0, 65535);
+  const hsmCallTimeoutMs = integer(env, 'KMS_PKCS11_CALL_TIMEOUT_MS', 5000, 10, 600_000);
   return Object.freeze({
     port,
     host: env.KMS_HOST || '127.0.0.1',
@@ -442,7 +462,8 @@ export function loadConfig(env: Env = process.env): Config {
     hsmProfile: hsmProfile(env),
     hsmSessions: integer(env, 'KMS_PKCS11_SESSIONS', 8, 1, 256),
     hsmCapabilities: capabilities(env),
-    hsmCallTimeoutMs: integer(env, 'KMS_PKCS11_CALL_TIMEOUT_MS', 5000, 10, 600_000),
+    hsmCallTimeoutMs,
+    hsmGenerateTimeoutMs: generateTimeout(env, hsmCallTimeoutMs),
     hsmMaxWaiters: integer(env, 'KMS_PKCS11_MAX_WAITERS', 1024, 0, 1_000_000),
     workers: workerCount(env),
     region: env.KMS_REGION || 'local',

@@ -22,6 +22,8 @@
  * - KMS.0103 any other HSM failure (500). The PKCS#11 cause is attached for the log, never for clients.
  */
 
+import type { KeySpec } from './key-kinds';
+
 /** One version of one CMK's key material, as stored in the token. */
 export interface MaterialRef {
   /** The CMK's id (a lower-case UUID). */
@@ -30,19 +32,8 @@ export interface MaterialRef {
   readonly version: number;
 }
 
-/** The key kinds the API names (`key_spec`); each is a file in key-kinds/, listed in key-kinds/index.ts. */
-export type KeySpec =
-  | 'AES_256'
-  | 'RSA_2048'
-  | 'RSA_3072'
-  | 'RSA_4096'
-  | 'EC_P256'
-  | 'EC_P384'
-  | 'SECP256K1'
-  | 'ED25519'
-  | 'HMAC_256'
-  | 'HMAC_384'
-  | 'HMAC_512';
+/** The key kinds the API names (`key_spec`): each is a file in key-kinds/, and this is the specs of their list, key-kinds/index.ts. */
+export type { KeySpec };
 
 /**
  * What a key's material is allowed to do (`key_usage`). The private key's CKA_SIGN, CKA_DECRYPT

@@ -26,6 +26,7 @@ export async function openHsm(config: Config, logger: Logger, sessions = config.
       sessions,
       capabilities: config.hsmCapabilities,
       callTimeoutMs: config.hsmCallTimeoutMs,
+      generateTimeoutMs: config.hsmGenerateTimeoutMs,
       maxWaiters: config.hsmMaxWaiters,
       writeLock,
       logger,

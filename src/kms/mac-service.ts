@@ -4,7 +4,8 @@ import type { ApiMacAlgorithm, GenerateMacRequest, GenerateMacResponse, VerifyMa
 import type { RequestContext } from './context';
 import type { KeyService } from './key-service';
 import type { KeyRecord } from '../domain/keys';
-import { currentMaterial } from './key-specs';
+import { MAC_MECHANISMS } from '../hsm/key-kinds/hmac';
+import { currentMaterial, recordFamily } from './key-specs';
 import { strictBase64 } from './strict-base64';
 
 /** The message is 1 to 4096 bytes, as the SDK's model has it. */
@@ -14,13 +15,6 @@ export interface MacServiceDeps {
   readonly keys: KeyService;
   readonly hsm: Hsm;
 }
-
-/** The one mac_algorithm each HMAC key spec takes, and its MAC's length in bytes (the hash's output). */
-const ALGORITHM_OF_SPEC: ReadonlyMap<string, { readonly algorithm: MacAlgorithm; readonly bytes: number }> = new Map([
-  ['HMAC_256', { algorithm: 'HMAC_SHA_256', bytes: 32 }],
-  ['HMAC_384', { algorithm: 'HMAC_SHA_384', bytes: 48 }],
-  ['HMAC_512', { algorithm: 'HMAC_SHA_512', bytes: 64 }],
-]);
 
 /**
  * generate-mac and verify-mac with HMAC keys that never leave the HSM. The key must be an enabled
@@ -68,9 +62,11 @@ function algorithmFor(record: KeyRecord, requested: ApiMacAlgorithm): { algorith
   if (requested === 'HMAC_SM3') {
     throw new KmsError('KMS.0308', { detail: 'mac_algorithm: HMAC_SM3 needs vendor (SM3) mechanisms that this service\'s HSM does not have.' });
   }
-  const algorithm = ALGORITHM_OF_SPEC.get(record.keySpec);
-  // A record checked for 'mac' is an HMAC key create-key made: one without an entry is the service's fault.
-  if (algorithm === undefined) throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no MAC algorithm serves`) });
+  // The one algorithm of the key's kind, and its MAC's length in bytes (the hash's output).
+  const family = recordFamily(record);
+  // A record checked for 'mac' is an HMAC key create-key made: another is the service's fault.
+  if (family.name !== 'HMAC') throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which no MAC algorithm serves`) });
+  const algorithm = { algorithm: family.mac, bytes: MAC_MECHANISMS[family.mac].bytes };
   if (algorithm.algorithm !== requested) {
     throw new KmsError('KMS.0308', { detail: `mac_algorithm: key ${record.keyId} is ${record.keySpec}, whose MACs are ${algorithm.algorithm}.` });
   }

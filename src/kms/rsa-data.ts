@@ -2,7 +2,7 @@ import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { AsymmetricEncryptionAlgorithm, Hsm } from '../hsm/hsm';
 import type { KeyRecord } from '../domain/keys';
-import { currentMaterial } from './key-specs';
+import { currentMaterial, recordFamily, recordSpec } from './key-specs';
 import type { EncryptionAlgorithm } from './api-types';
 import type { RequestContext } from './context';
 import { strictBase64 } from './strict-base64';
@@ -24,11 +24,6 @@ export function isOaep(algorithm: EncryptionAlgorithm | undefined): algorithm is
   return algorithm !== undefined && algorithm in OAEP_HASH;
 }
 
-type RsaSpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096';
-
-/** The modulus length in bytes of each RSA spec create-key makes. */
-const MODULUS_BYTES: Readonly<Record<RsaSpec, number>> = { RSA_2048: 256, RSA_3072: 384, RSA_4096: 512 };
-
 /**
  * encrypt-data and decrypt-data with an RSA key pair made for ENCRYPT_DECRYPT: RSA-OAEP (MGF1 of
  * the same hash, empty label). Encryption needs only the public key, read from the token and used
@@ -43,11 +38,11 @@ export class RsaDataCipher {
 
   async encrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, plaintext: Buffer): Promise<Buffer> {
     const algorithm = this.usableAlgorithm(ctx, requested);
-    const limit = MODULUS_BYTES[specOf(record)] - 2 * OAEP_HASH[algorithm].bytes - 2;
+    const limit = modulusBytes(record) - 2 * OAEP_HASH[algorithm].bytes - 2;
     if (plaintext.length > limit) {
       throw new KmsError('KMS.2108', { detail: `plain_text must be at most ${limit} bytes as UTF-8 for ${record.keySpec} with ${algorithm}.` });
     }
-    const der = await this.hsm.keyPairs.publicKey(currentMaterial(record), specOf(record));
+    const der = await this.hsm.keyPairs.publicKey(currentMaterial(record), recordSpec(record));
     const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
     return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm].node }, plaintext);
   }
@@ -56,8 +51,9 @@ export class RsaDataCipher {
   decrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, cipherText: string): Promise<Buffer> {
     const algorithm = this.usableAlgorithm(ctx, requested);
     const ciphertext = strictBase64(cipherText);
-    if (ciphertext === undefined || ciphertext.length !== MODULUS_BYTES[specOf(record)]) {
-      throw new KmsError('KMS.2201', { detail: `cipher_text must be base64 of ${MODULUS_BYTES[specOf(record)]} bytes for ${record.keySpec}.` });
+    const bytes = modulusBytes(record);
+    if (ciphertext === undefined || ciphertext.length !== bytes) {
+      throw new KmsError('KMS.2201', { detail: `cipher_text must be base64 of ${bytes} bytes for ${record.keySpec}.` });
     }
     return this.hsm.asymmetricDecryption.decrypt(currentMaterial(record), algorithm, ciphertext);
   }
@@ -73,8 +69,9 @@ export class RsaDataCipher {
 }
 
 
-/** The record's RSA spec; a record names only specs create-key made, so another is a defect here (KMS.0103). */
-function specOf(record: KeyRecord): RsaSpec {
-  if (record.keySpec === 'RSA_2048' || record.keySpec === 'RSA_3072' || record.keySpec === 'RSA_4096') return record.keySpec;
-  throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which is not RSA`) });
+/** The modulus length in bytes of the record's RSA kind; a record checked as an RSA key that is not one is a defect here (KMS.0103). */
+function modulusBytes(record: KeyRecord): number {
+  const family = recordFamily(record);
+  if (family.name !== 'RSA') throw new KmsError('KMS.0103', { cause: new Error(`key ${record.keyId} has spec ${record.keySpec}, which is not RSA`) });
+  return family.bits / 8;
 }

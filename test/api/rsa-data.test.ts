@@ -160,9 +160,16 @@ describe('keys and algorithms that do not go together', () => {
     expect((await kms.call('decrypt-data', { cipher_text: blob })).body.plain_text).toBe('x');
   });
 
-  it('an RSA key made to sign does not encrypt (KMS.0325, as before RSA-OAEP was served)', async () => {
+  it('an RSA key made to sign neither encrypts nor decrypts: KMS.0335, "the cmk is used to sign and verify"', async () => {
     const signingKey = await createKey({ key_spec: 'RSA_2048' });
-    expectKmsError(await kms.call('encrypt-data', { key_id: signingKey, plain_text: 'x', encryption_algorithm: 'RSAES_OAEP_SHA_1' }), 400, 'KMS.0325');
+    const cipherText = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('x'));
+    for (const algorithm of ['RSAES_OAEP_SHA_1', 'SYMMETRIC_DEFAULT', undefined]) {
+      const named = algorithm === undefined ? {} : { encryption_algorithm: algorithm };
+      expectKmsError(await kms.call('encrypt-data', { key_id: signingKey, plain_text: 'x', ...named }), 400, 'KMS.0335');
+      expectKmsError(await kms.call('decrypt-data', { key_id: signingKey, cipher_text: cipherText, ...named }), 400, 'KMS.0335');
+    }
+    // Nothing else an RSA key cannot do changes: data keys are still "try a symmetric key".
+    expectKmsError(await kms.call('create-datakey', { key_id: signingKey }), 400, 'KMS.0325');
   });
 
   it('an RSA encryption key does not sign, make data keys or re-encrypt', async () => {

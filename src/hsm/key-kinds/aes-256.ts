@@ -21,8 +21,9 @@ export function aes256Template(ref: MaterialRef): graphene.ITemplate {
 }
 
 /** AES_256 is the service's own kind too (its data keys and credentials are sealed with it): a module without these mechanisms cannot serve. */
-export const AES_256: KeyKind & { readonly mechanisms: ReadonlyMap<number, string> } = {
+export const AES_256: KeyKind<'AES_256'> & { readonly mechanisms: ReadonlyMap<number, string> } = {
   spec: 'AES_256',
+  family: { name: 'AES' },
   objectClasses: ['secret'],
   defaultUsage: 'ENCRYPT_DECRYPT',
   mechanisms: new Map([

@@ -1,33 +1,11 @@
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
-import type { KeySpec, KeyUsage } from '../hsm';
+import type { KeyUsage } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
 import { keyObjectTemplate, type KeyUse } from '../templates';
 import { generateKeyPair, probeKeyPair } from './generate';
-import type { KeyKind } from './key-kind';
+import type { Curve, KeyKind } from './key-kind';
 import { ecPublicKeyInfo } from './public-key-info';
-
-/** A Weierstrass curve as the token (its CKA_EC_PARAMS), Node (its JWK name) and the encodings (its coordinates' size) know it. */
-export interface Curve {
-  /** DER of the curve's OID, the CKA_EC_PARAMS of its keys. */
-  readonly params: Buffer;
-  readonly jwk: 'P-256' | 'P-384' | 'secp256k1';
-  /** The size of a coordinate and of ECDSA's r and s, in bytes. */
-  readonly bytes: number;
-  readonly bits: number;
-}
-
-export const CURVES = {
-  EC_P256: { params: Buffer.from('06082a8648ce3d030107', 'hex'), jwk: 'P-256', bytes: 32, bits: 256 },
-  EC_P384: { params: Buffer.from('06052b81040022', 'hex'), jwk: 'P-384', bytes: 48, bits: 384 },
-  SECP256K1: { params: Buffer.from('06052b8104000a', 'hex'), jwk: 'secp256k1', bytes: 32, bits: 256 },
-} as const satisfies Partial<Record<KeySpec, Curve>>;
-
-export type CurveSpec = keyof typeof CURVES;
-
-export function isCurveSpec(spec: KeySpec): spec is CurveSpec {
-  return spec in CURVES;
-}
 
 const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly public: KeyUse[] }>> = {
   SIGN_VERIFY: { private: ['sign'], public: ['verify'] },
@@ -35,15 +13,15 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
   KEY_AGREEMENT: { private: ['derive'], public: [] },
 };
 
-/** An EC key pair on a named curve: to sign (ECDSA) or to agree keys (ECDH), never both. */
-function ecKind(spec: CurveSpec): KeyKind {
-  const curve: Curve = CURVES[spec];
+/** An EC key pair on a named curve: to sign (ECDSA) or to agree keys (ECDH), never both. A new curve is one such line (its own file, or below). */
+export function ecKind<S extends string>(spec: S, curve: Curve): KeyKind<S> {
   const templates = (ref: Parameters<typeof keyObjectTemplate>[0], uses: { readonly private: KeyUse[]; readonly public: KeyUse[] }) => ({
     public: keyObjectTemplate(ref, { objectClass: 'public', keyType: graphene.KeyType.EC, uses: uses.public, attributes: { paramsEC: curve.params } }),
     private: keyObjectTemplate(ref, { objectClass: 'private', keyType: graphene.KeyType.EC, uses: uses.private }),
   });
   return {
     spec,
+    family: { name: 'EC', curve },
     objectClasses: ['private', 'public'],
     defaultUsage: 'SIGN_VERIFY',
     generation: [{ type: pkcs11.CKM_EC_KEY_PAIR_GEN, name: 'CKM_EC_KEY_PAIR_GEN', flags: pkcs11.CKF_GENERATE_KEY_PAIR, keySize: curve.bits }],
@@ -69,6 +47,6 @@ function ecKind(spec: CurveSpec): KeyKind {
   };
 }
 
-export const EC_P256 = ecKind('EC_P256');
-export const EC_P384 = ecKind('EC_P384');
-export const SECP256K1 = ecKind('SECP256K1');
+export const EC_P256 = ecKind('EC_P256', { params: Buffer.from('06082a8648ce3d030107', 'hex'), jwk: 'P-256', node: 'prime256v1', bytes: 32, bits: 256 });
+export const EC_P384 = ecKind('EC_P384', { params: Buffer.from('06052b81040022', 'hex'), jwk: 'P-384', node: 'secp384r1', bytes: 48, bits: 384 });
+export const SECP256K1 = ecKind('SECP256K1', { params: Buffer.from('06052b8104000a', 'hex'), jwk: 'secp256k1', node: 'secp256k1', bytes: 32, bits: 256 });

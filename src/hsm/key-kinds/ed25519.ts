@@ -1,5 +1,4 @@
 import * as graphene from 'graphene-pk11';
-import type { KeySpec } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
 import { keyObjectTemplate } from '../templates';
 import { generateKeyPair, probeKeyPair } from './generate';
@@ -13,8 +12,9 @@ const CKK_EC_EDWARDS: number = 0x40;
 const ED25519_PARAMS = Buffer.from('06032b6570', 'hex');
 
 /** An Ed25519 key pair, to sign (pure EdDSA over the message) only. */
-export const ED25519: KeyKind = {
-  spec: 'ED25519' satisfies KeySpec,
+export const ED25519: KeyKind<'ED25519'> = {
+  spec: 'ED25519',
+  family: { name: 'EDWARDS' },
   objectClasses: ['private', 'public'],
   defaultUsage: 'SIGN_VERIFY',
   generation: [{ type: CKM_EC_EDWARDS_KEY_PAIR_GEN, name: 'CKM_EC_EDWARDS_KEY_PAIR_GEN', flags: graphene.MechanismFlag.GENERATE_KEY_PAIR, keySize: 256 }],

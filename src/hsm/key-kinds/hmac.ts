@@ -1,6 +1,6 @@
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
-import type { KeySpec, MacAlgorithm } from '../hsm';
+import type { MacAlgorithm } from '../hsm';
 import { keyObjectTemplate } from '../templates';
 import { destroyQuietly, generateSecretKey } from './generate';
 import type { KeyKind, MechanismNeed } from './key-kind';
@@ -16,13 +16,14 @@ export const MAC_MECHANISMS: Readonly<Record<MacAlgorithm, { readonly type: numb
  * An HMAC key: a generic secret as long as its hash's output (RFC 2104's advice), sensitive and
  * never extractable, allowed to sign and verify (make and check MACs) only.
  */
-function hmacKind(spec: KeySpec, algorithm: MacAlgorithm): KeyKind {
+export function hmacKind<S extends string>(spec: S, algorithm: MacAlgorithm): KeyKind<S> {
   const mac = MAC_MECHANISMS[algorithm];
   const template = (ref: Parameters<typeof keyObjectTemplate>[0]): graphene.ITemplate =>
     keyObjectTemplate(ref, { objectClass: 'secret', keyType: graphene.KeyType.GENERIC_SECRET, uses: ['sign', 'verify'], attributes: { valueLen: mac.bytes } });
   const macNeed: MechanismNeed = { type: mac.type, name: mac.name, flags: pkcs11.CKF_SIGN | pkcs11.CKF_VERIFY, keySize: mac.bytes };
   return {
     spec,
+    family: { name: 'HMAC', mac: algorithm },
     objectClasses: ['secret'],
     defaultUsage: 'GENERATE_VERIFY_MAC',
     // Modules disagree on the unit of a generic secret's sizes (SoftHSM: bits, NSS: bytes): the probe generates one instead.

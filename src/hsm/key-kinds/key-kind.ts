@@ -1,5 +1,5 @@
 import type * as graphene from 'graphene-pk11';
-import type { KeySpec, KeyUsage, MaterialRef } from '../hsm';
+import type { KeySpec, KeyUsage, MacAlgorithm, MaterialRef } from '../hsm';
 import type { KeyObjectClass } from '../templates';
 
 /** A mechanism a key kind needs, as C_GetMechanismInfo must report it. */
@@ -16,6 +16,31 @@ export interface MechanismNeed {
   readonly keySize?: number;
 }
 
+/** A Weierstrass curve as the token (its CKA_EC_PARAMS), Node (its names) and the encodings (its coordinates' size) know it. */
+export interface Curve {
+  /** DER of the curve's OID, the CKA_EC_PARAMS of its keys. */
+  readonly params: Buffer;
+  /** The curve's JWK name (crv), in which public keys are handed to Node's crypto. */
+  readonly jwk: string;
+  /** Node's name of the curve (KeyObject.asymmetricKeyDetails.namedCurve), to check a peer's key. */
+  readonly node: string;
+  /** The size of a coordinate and of ECDSA's r and s, in bytes. */
+  readonly bytes: number;
+  readonly bits: number;
+}
+
+/**
+ * What the roles and the services must know of a kind's keys beyond its objects and mechanisms,
+ * by family: an RSA modulus's size, a curve, an HMAC key's one algorithm. They ask the kind
+ * (KEY_KINDS), never the spec's name.
+ */
+export type KindFamily =
+  | { readonly name: 'AES' }
+  | { readonly name: 'RSA'; readonly bits: number }
+  | { readonly name: 'EC'; readonly curve: Curve }
+  | { readonly name: 'EDWARDS' }
+  | { readonly name: 'HMAC'; readonly mac: MacAlgorithm };
+
 /** Any one of these mechanisms will do (a combined hash-and-sign mechanism, or the service hashes and the token signs the digest). */
 export type MechanismChoice = readonly MechanismNeed[];
 
@@ -29,10 +54,12 @@ export interface GeneratedObject {
  * One kind of key material behind the seam (one `key_spec`): its object classes, the mechanisms it
  * needs to be generated and for each usage, its templates (through templates.ts's one builder), and
  * how its public key becomes a SubjectPublicKeyInfo. The role implementations in ../roles/ serve
- * every kind; a new key spec is a new KeyKind file and one line in ./index.ts.
+ * every kind; a new key spec is a new KeyKind file and one line in ./index.ts (the KeySpec type
+ * is the list's specs). `S` is the spec's own name, for that list.
  */
-export interface KeyKind {
-  readonly spec: KeySpec;
+export interface KeyKind<S extends string = KeySpec> {
+  readonly spec: S;
+  readonly family: KindFamily;
   /** What one material version is in the token: a secret key, or a private and a public key. */
   readonly objectClasses: readonly KeyObjectClass[];
   /** The usage of a key made without one (create-key's default for the spec). */

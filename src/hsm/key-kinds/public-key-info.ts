@@ -47,7 +47,7 @@ export function ecPoint(attribute: Buffer, length: number): Buffer {
 }
 
 /** A Weierstrass curve's public key object (CKA_EC_POINT, uncompressed) as SPKI; `curve` is the JWK's name. */
-export function ecPublicKeyInfo(session: graphene.Session, handle: Buffer, curve: 'P-256' | 'P-384' | 'secp256k1', coordinateBytes: number): Buffer {
+export function ecPublicKeyInfo(session: graphene.Session, handle: Buffer, curve: string, coordinateBytes: number): Buffer {
   const [attribute] = readAttributes(session, handle, [pkcs11.CKA_EC_POINT]);
   const point = ecPoint(attribute!, 1 + 2 * coordinateBytes);
   if (point[0] !== 0x04) throw new Error('CKA_EC_POINT is not an uncompressed point');

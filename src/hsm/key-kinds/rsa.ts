@@ -1,6 +1,6 @@
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
-import type { KeySpec, KeyUsage } from '../hsm';
+import type { KeyUsage } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
 import { keyObjectTemplate, type KeyUse } from '../templates';
 import { generateKeyPair } from './generate';
@@ -17,9 +17,10 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
 };
 
 /** An RSA key pair of `bits`: to sign (PSS, PKCS#1 v1.5) or to decrypt (OAEP), never both. */
-function rsaKind(spec: KeySpec, bits: number): KeyKind {
+export function rsaKind<S extends string>(spec: S, bits: number): KeyKind<S> {
   return {
     spec,
+    family: { name: 'RSA', bits },
     objectClasses: ['private', 'public'],
     defaultUsage: 'SIGN_VERIFY',
     generation: [{ type: pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, name: 'CKM_RSA_PKCS_KEY_PAIR_GEN', flags: pkcs11.CKF_GENERATE_KEY_PAIR, keySize: bits }],

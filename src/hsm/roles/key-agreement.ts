@@ -3,15 +3,13 @@ import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { KmsError } from '../../errors';
 import type { KeyAgreement, KeySpec, MaterialRef } from '../hsm';
-import { CURVES, isCurveSpec, type Curve } from '../key-kinds/ec';
+import { kindOf } from '../key-kinds';
 import { destroyQuietly } from '../key-kinds/generate';
 import { readAttributes } from '../key-kinds/public-key-info';
+import type { Curve } from '../key-kinds/key-kind';
 import type { KeyObjects } from '../key-objects';
 import type { Pkcs11Profile } from '../profiles';
 import { callback } from './calls';
-
-/** Node's names of our curves (KeyObject.asymmetricKeyDetails.namedCurve). */
-const NODE_CURVE: Readonly<Record<Curve['jwk'], string>> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', secp256k1: 'secp256k1' };
 
 /**
  * The {@link KeyAgreement} role: ECDH (CKM_ECDH1_DERIVE, no KDF) with the private key in the token.
@@ -27,8 +25,9 @@ export class Pkcs11KeyAgreement implements KeyAgreement {
   ) {}
 
   deriveSharedSecret(ref: MaterialRef, spec: KeySpec, peerPublicKey: Buffer): Promise<Buffer> {
-    if (!isCurveSpec(spec)) return Promise.reject(new KmsError('KMS.0308', { detail: `${spec} keys do not agree keys.` }));
-    const curve: Curve = CURVES[spec];
+    const family = kindOf(spec).family;
+    if (family.name !== 'EC') return Promise.reject(new KmsError('KMS.0308', { detail: `${spec} keys do not agree keys.` }));
+    const { curve } = family;
     let point: Buffer;
     try {
       point = peerPoint(peerPublicKey, curve);
@@ -71,7 +70,7 @@ function peerPoint(spki: Buffer, curve: Curve): Buffer {
   } catch (error) {
     throw new KmsError('KMS.0308', { detail: 'The public key is not a valid DER SubjectPublicKeyInfo of a point on its curve.', cause: error });
   }
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== NODE_CURVE[curve.jwk]) {
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== curve.node) {
     throw new KmsError('KMS.0308', { detail: `The public key is not on the key's curve (${curve.jwk}).` });
   }
   const jwk = key.export({ format: 'jwk' });

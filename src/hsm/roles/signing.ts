@@ -2,18 +2,17 @@ import { createHash } from 'node:crypto';
 import type * as pkcs11 from 'pkcs11js';
 import { KmsError } from '../../errors';
 import type { HsmCapabilities, KeySpec, MaterialRef, SignatureInput, Signing } from '../hsm';
-import { CURVES, isCurveSpec } from '../key-kinds/ec';
+import { kindOf } from '../key-kinds';
 import type { KeyObjects } from '../key-objects';
 import type { Pkcs11Profile } from '../profiles';
 import { signOn, verifyOn } from './calls';
 import { ecdsaFromDer, ecdsaToDer } from './ecdsa-der';
 import { SIGNATURE_ALGORITHMS, type SignatureFamily } from './signature-algorithms';
 
-/** The signature family of a spec's keys, or undefined for a spec that does not sign. */
+/** The signature family of a spec's keys (its kind's), or undefined for a spec that does not sign. */
 export function familyOf(spec: KeySpec): SignatureFamily | undefined {
-  if (spec.startsWith('RSA_')) return 'RSA';
-  if (isCurveSpec(spec)) return 'EC';
-  return spec === 'ED25519' ? 'EDWARDS' : undefined;
+  const family = kindOf(spec).family.name;
+  return family === 'RSA' || family === 'EC' || family === 'EDWARDS' ? family : undefined;
 }
 
 /** What the token is given: the mechanism (with its parameter) and the data it signs. */
@@ -50,8 +49,9 @@ export class Pkcs11Signing implements Signing {
     let presented = signature;
     try {
       prepared = this.prepare(input);
-      if (SIGNATURE_ALGORITHMS[input.algorithm].family === 'EC' && isCurveSpec(input.spec)) {
-        const raw = ecdsaFromDer(signature, CURVES[input.spec].bytes);
+      const family = kindOf(input.spec).family;
+      if (SIGNATURE_ALGORITHMS[input.algorithm].family === 'EC' && family.name === 'EC') {
+        const raw = ecdsaFromDer(signature, family.curve.bytes);
         if (!raw) return Promise.resolve(false);
         presented = raw;
       }
