@@ -107,7 +107,7 @@ export interface Config {
    */
   readonly hsmCallTimeoutMs: number;
   /**
-   * How long one key generation may take, in milliseconds (KMS_HSM_GENERATE_TIMEOUT_MS, default
+   * How long one key generation may take, in milliseconds (KMS_PKCS11_GENERATE_TIMEOUT_MS, default
    * 60000, never less than hsmCallTimeoutMs): a key pair's generation is a search for primes,
    * seconds for RSA-4096 even in software (see Pkcs11HsmOptions.generateTimeoutMs).
    */
@@ -198,14 +198,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
 }
 
 /**
- * KMS_HSM_GENERATE_TIMEOUT_MS: key generation's own deadline. A generation is also an HSM
+ * KMS_PKCS11_GENERATE_TIMEOUT_MS: key generation's own deadline. A generation is also an HSM
  * operation, so one shorter than the call deadline would be raised to it silently: it is refused
  * instead, naming both settings.
  */
 function generateTimeout(env: Env, callTimeoutMs: number): number {
-  const value = integer(env, 'KMS_HSM_GENERATE_TIMEOUT_MS', Math.max(60_000, callTimeoutMs), 10, 3_600_000);
+  const value = integer(env, 'KMS_PKCS11_GENERATE_TIMEOUT_MS', Math.max(60_000, callTimeoutMs), 10, 3_600_000);
   if (value < callTimeoutMs) {
-    throw new ConfigError(`KMS_HSM_GENERATE_TIMEOUT_MS (${value}) must be at least KMS_PKCS11_CALL_TIMEOUT_MS (${callTimeoutMs})`);
+    throw new ConfigError(`KMS_PKCS11_GENERATE_TIMEOUT_MS (${value}) must be at least KMS_PKCS11_CALL_TIMEOUT_MS (${callTimeoutMs})`);
   }
   return value;
 }

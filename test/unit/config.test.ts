@@ -52,24 +52,24 @@ describe('HSM deadlines and the waiting queue', () => {
   });
 });
 
-describe('KMS_HSM_GENERATE_TIMEOUT_MS', () => {
+describe('KMS_PKCS11_GENERATE_TIMEOUT_MS', () => {
   it("defaults to a minute, or the call deadline when that is longer", () => {
     expect(loadConfig({}).hsmGenerateTimeoutMs).toBe(60_000);
     expect(loadConfig({ KMS_PKCS11_CALL_TIMEOUT_MS: '90000' }).hsmGenerateTimeoutMs).toBe(90_000);
   });
 
   it('can be set, down to the call deadline', () => {
-    expect(loadConfig({ KMS_HSM_GENERATE_TIMEOUT_MS: '120000' }).hsmGenerateTimeoutMs).toBe(120_000);
-    expect(loadConfig({ KMS_PKCS11_CALL_TIMEOUT_MS: '250', KMS_HSM_GENERATE_TIMEOUT_MS: '250' }).hsmGenerateTimeoutMs).toBe(250);
+    expect(loadConfig({ KMS_PKCS11_GENERATE_TIMEOUT_MS: '120000' }).hsmGenerateTimeoutMs).toBe(120_000);
+    expect(loadConfig({ KMS_PKCS11_CALL_TIMEOUT_MS: '250', KMS_PKCS11_GENERATE_TIMEOUT_MS: '250' }).hsmGenerateTimeoutMs).toBe(250);
   });
 
   it.each(['0', 'soon', '-1', '3600001'])('refuses %s', (value) => {
-    expect(() => loadConfig({ KMS_HSM_GENERATE_TIMEOUT_MS: value })).toThrow(/^KMS_HSM_GENERATE_TIMEOUT_MS must be/);
+    expect(() => loadConfig({ KMS_PKCS11_GENERATE_TIMEOUT_MS: value })).toThrow(/^KMS_PKCS11_GENERATE_TIMEOUT_MS must be/);
   });
 
   it('refuses a generation deadline shorter than the call deadline, naming both', () => {
-    expect(() => loadConfig({ KMS_HSM_GENERATE_TIMEOUT_MS: '4000' })).toThrow(
-      new ConfigError('KMS_HSM_GENERATE_TIMEOUT_MS (4000) must be at least KMS_PKCS11_CALL_TIMEOUT_MS (5000)'),
+    expect(() => loadConfig({ KMS_PKCS11_GENERATE_TIMEOUT_MS: '4000' })).toThrow(
+      new ConfigError('KMS_PKCS11_GENERATE_TIMEOUT_MS (4000) must be at least KMS_PKCS11_CALL_TIMEOUT_MS (5000)'),
     );
   });
 });
