@@ -110,6 +110,18 @@ CREATE TABLE audit_checkpoints (
   head     TEXT NOT NULL,
   at       BIGINT NOT NULL
 );`,
+  // 7: aliases (v2), unique in their project, several per key; they go with their key.
+  `CREATE TABLE key_aliases (
+  project_id  TEXT NOT NULL,
+  -- Byte order, as SQLite's: list-aliases pages by alias (next_marker is the last one).
+  alias       TEXT COLLATE "C" NOT NULL,
+  key_id      TEXT NOT NULL,
+  create_time BIGINT NOT NULL,
+  update_time BIGINT NOT NULL,
+  CONSTRAINT key_aliases_pkey PRIMARY KEY (project_id, alias),
+  CONSTRAINT key_aliases_key_fk FOREIGN KEY (key_id) REFERENCES keys (key_id) ON DELETE CASCADE
+);
+CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);`,
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

@@ -113,6 +113,19 @@ CREATE TABLE audit_checkpoints (
   at       INTEGER NOT NULL
 ) STRICT;
 `,
+  // 7: aliases (v2), unique in their project, several per key; they go with their key. Apart from
+  // keys.key_alias, create-key's label, which no request resolves (README, "Aliases").
+  `
+CREATE TABLE key_aliases (
+  project_id  TEXT NOT NULL,
+  alias       TEXT NOT NULL,
+  key_id      TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  PRIMARY KEY (project_id, alias)
+) STRICT;
+CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);
+`,
 ];
 
 /** Opens the database, migrated to this release's schema. */
