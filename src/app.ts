@@ -141,6 +141,7 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
    */
   const perform = (op: Operation): RequestHandler => async (req, res) => {
     const { exchange, body } = res.locals;
+    exchange.operation = op.name;
     const projectId = rawProjectId(req);
     // Express and the validator decode the path: a project is named as sent, not percent-encoded.
     if (projectId !== req.openapi?.pathParams.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });

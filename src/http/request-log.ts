@@ -17,6 +17,11 @@ export interface Exchange {
 /** A request's exchange inside the app (res.locals.exchange): with its peer, taken on arrival. */
 export interface ApiExchange extends Exchange {
   readonly peer: Peer;
+  /**
+   * The operation's name, once the request reached one: for the request metrics, where the path's
+   * last segment does not name it (the aliases' operations).
+   */
+  operation?: string;
 }
 
 /** A fresh request id: 32 lower-case hex digits. */
