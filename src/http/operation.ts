@@ -30,12 +30,12 @@ export type OperationMethod = 'get' | 'post' | 'delete';
 export type SuccessStatus = 200 | 201 | 204;
 
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there). The app registers a
- * route for each and checks the list against openapi.yaml at start-up, both ways (see
- * checkOperations).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there; or a method of a path
+ * that does not name it, declaredOperation). The app registers a route for each and checks the
+ * list against openapi.yaml at start-up, both ways (see checkOperations).
  */
 export interface Operation {
-  /** The path's last segment, e.g. "create-datakey": the audit trail's action. */
+  /** The path's last segment, e.g. "create-datakey", or the declared name ("create-alias"): the audit trail's action. */
   readonly name: string;
   readonly method: OperationMethod;
   readonly path: OperationPath;
