@@ -141,6 +141,7 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
    */
   const perform = (op: Operation): RequestHandler => async (req, res) => {
     const { exchange, body } = res.locals;
+    exchange.operation = op.name;
     const projectId = rawProjectId(req);
     // Express and the validator decode the path: a project is named as sent, not percent-encoded.
     if (projectId !== req.openapi?.pathParams.project_id) throw new KmsError('KMS.0201', { detail: 'project_id must not be percent-encoded.' });
@@ -160,15 +161,17 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
     try {
       const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op);
       actedOn = ctx.actedOn;
-      response = await inFlight.track(async () => op.run(ctx, body.parsed));
+      response = await inFlight.track(async () => op.run(ctx, op.method === 'get' ? req.query : body.parsed));
     } catch (error) {
       const kmsError = toKmsError(error, contract, op.name);
       const failure = await audit(kmsError.status, kmsError.code);
       throw failure ? new KmsError('KMS.0104', { cause: new AuditNotDone(failure, kmsError) }) : kmsError;
     }
-    const failure = await audit(200, 'OK');
+    const status = op.status ?? 200;
+    const failure = await audit(status, 'OK');
     if (failure) throw new KmsError('KMS.0104', { cause: new AuditNotDone(failure) });
-    reply.json(res, 200, response);
+    if (status === 204) res.status(204).end();
+    else reply.json(res, status, response);
   };
 
   /** A public document: no authorisation, no audit (see PublicDocument); the same reply and error path. */

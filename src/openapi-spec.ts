@@ -13,7 +13,7 @@ interface SchemaObject {
 }
 
 export interface OpenApiDocument {
-  paths: Record<string, { post?: { requestBody?: { content?: Record<string, { schema?: SchemaObject }> } } }>;
+  paths: Record<string, Partial<Record<'post' | 'delete', { requestBody?: { content?: Record<string, { schema?: SchemaObject }> } }>>>;
   components: { schemas: Record<string, SchemaObject> };
 }
 
@@ -36,13 +36,18 @@ export function fieldErrorCodes(document: OpenApiDocument): FieldErrorCodes {
   const byOperation = new Map<string, Map<string, KmsCode>>();
   for (const [route, item] of Object.entries(document.paths)) {
     const operation = route.split('/').pop()!;
-    const body = resolve(document, item.post?.requestBody?.content?.['application/json']?.schema);
     const fields = new Map<string, KmsCode>();
-    for (const [field, property] of Object.entries(body?.properties ?? {})) {
-      const code = resolve(document, property)?.['x-kms-error-code'];
-      if (code === undefined) continue;
-      if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${operation}.${field} names unknown error code ${code}`);
-      fields.set(field, code);
+    // A path's POST and DELETE bodies (create-alias and delete-alias share …/aliases) share its
+    // map: a field both name must mean the same there (key_id does).
+    for (const method of ['post', 'delete'] as const) {
+      const body = resolve(document, item[method]?.requestBody?.content?.['application/json']?.schema);
+      for (const [field, property] of Object.entries(body?.properties ?? {})) {
+        const code = resolve(document, property)?.['x-kms-error-code'];
+        if (code === undefined) continue;
+        if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${operation}.${field} names unknown error code ${code}`);
+        if (fields.has(field) && fields.get(field) !== code) throw new Error(`openapi.yaml: ${operation}.${field} names two error codes`);
+        fields.set(field, code);
+      }
     }
     byOperation.set(operation, fields);
   }

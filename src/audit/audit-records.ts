@@ -3,7 +3,8 @@ import type { AuthFailureReason, ClaimedCredential } from '../identity/authentic
 /**
  * What the audit chains hold: one JSON line per event, each naming its `event`. Records name who,
  * what, which key or credential, from where, and how it ended; never a secret (a secret key, a
- * token, a signature, a data key, a plaintext) and no string a client chose. The chain adds to each
+ * token, a signature, a data key, a plaintext) and no free text a client chose (an alias is named:
+ * the contract holds it to `alias/` and letters, digits and `:/_-`). The chain adds to each
  * line the `instance` that wrote it (KMS_INSTANCE_ID; lines written before release 2026-12 have
  * none), `prev` and `hash` (audit-log.ts).
  */
@@ -26,6 +27,10 @@ export interface AuditRecord {
   readonly source_key_id?: string | null;
   /** sign and verify: the signing algorithm the request named; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   readonly algorithm?: string;
+  /** create-alias, associate-alias, delete-alias: the aliases made, moved or deleted (each `alias/` and letters, digits, `:/_-` only). */
+  readonly aliases?: readonly string[];
+  /** associate-alias: the key the alias named before (key_id: the one it names now). */
+  readonly previous_key_id?: string;
   /** The grant the request created, revoked or retired, when it did. */
   readonly grant_id?: string;
   /** The grant that allowed the request, when the principal's permissions did not. */

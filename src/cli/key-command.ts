@@ -4,6 +4,7 @@ import { keyOperations } from '../http/routes/keys';
 import { rotationOperations } from '../http/routes/rotation';
 import type { RequestContext } from '../kms/context';
 import { KEY_STATE, type KeyState } from '../domain/keys';
+import { ALIAS } from '../kms/key-reference';
 import type { KeyServices } from '../kms/key-services';
 import { auditedOperation } from './cli-audit';
 import { parseCommandLine, type CommandLine, type OptionSpec } from './command-line';
@@ -91,11 +92,14 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
 }
 
 /**
- * The key a KEY argument names in the project: the key with that id, or else the key with that
- * alias. Neither is KMS.0207, as the API answers for a key id it does not know.
+ * The key a KEY argument names in the project: the key with that id, or else the key an alias (v2,
+ * `alias/…`) names, or else the key with that key_alias. None is KMS.0207, as the API answers for
+ * a key id it does not know.
  */
 async function resolveKey(services: KeyServices, projectId: string, ref: string): Promise<string> {
   if (await services.store.keys.get(projectId, ref)) return ref;
+  const named = ALIAS.test(ref) ? await services.store.aliases.get(projectId, ref) : undefined;
+  if (named) return named.keyId;
   const byAlias = await services.store.keys.getByAlias(projectId, ref);
   if (byAlias) return byAlias.keyId;
   throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });

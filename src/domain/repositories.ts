@@ -1,3 +1,4 @@
+import type { AliasRecord } from './aliases';
 import type { CredentialRecord } from './credentials';
 import type { CascadedRemoval, GrantPrincipal, GrantRecord, Page } from './grants';
 import type { KeyRecord, KeyState, MaterialRef } from './keys';
@@ -96,6 +97,33 @@ export interface GrantRepository {
   mostOnAKey(projectId: string, now: number): Promise<number>;
 }
 
+/**
+ * Aliases (v2) of keys (src/domain/aliases.ts). An alias is unique in its project whatever the state
+ * of its key; it goes with its key when the key's record is removed (keys.remove), and until then a
+ * key whose deletion window has ended keeps its aliases (the service frees them: KeyService). Every
+ * write announces the keys it changed on the change feed (the alias cache listens).
+ */
+export interface AliasRepository {
+  /**
+   * Records an alias of a key of the record's project, counted against `maxPerKey` atomically with
+   * the insert: AliasTakenError when the project has it already, AliasQuotaExceededError when the
+   * key holds `maxPerKey`, AliasKeyGoneError when the key (of that project) is gone.
+   */
+  insert(record: AliasRecord, maxPerKey: number): Promise<void>;
+  /** An alias of the project, whatever the state of its key (the deletion rule is the caller's: isDestroyed). */
+  get(projectId: string, alias: string): Promise<AliasRecord | undefined>;
+  /**
+   * Moves an alias of the project to the key `keyId` of the same project (its update time `now`),
+   * atomically with the target's count (AliasQuotaExceededError; AliasKeyGoneError when the target
+   * is gone). Undefined when the project has no such alias. Announces both keys.
+   */
+  associate(projectId: string, alias: string, keyId: string, now: number, maxPerKey: number): Promise<{ readonly previousKeyId: string; readonly record: AliasRecord } | undefined>;
+  /** Removes aliases of the key, all or none: AliasNotHeldError, naming those the key does not hold, removes nothing. */
+  remove(projectId: string, keyId: string, aliases: readonly string[]): Promise<void>;
+  /** Up to `limit` aliases of the project (of one key, when given) whose key exists at `now`, in alias order, after `after` when given. */
+  list(projectId: string, options: { keyId?: string; after?: string; limit: number; now: number }): Promise<AliasRecord[]>;
+}
+
 export interface RotationRepository {
   /** A key's rotation settings; a key never configured has ROTATION_OFF. */
   state(keyId: string, options?: ReadOptions): Promise<RotationState>;
@@ -157,10 +185,11 @@ export interface AuditCheckpoint {
   readonly at: number;
 }
 
-/** The repositories, as seen inside a transaction or outside one. Tags and aliases (v2) join here. */
+/** The repositories, as seen inside a transaction or outside one. Tags join here. */
 export interface Repositories {
   readonly keys: KeyRepository;
   readonly grants: GrantRepository;
+  readonly aliases: AliasRepository;
   readonly rotations: RotationRepository;
   readonly credentials: CredentialRepository;
   readonly auditCheckpoints: AuditCheckpointRepository;

@@ -41,6 +41,8 @@ export function auditRecord(
     key_id: actedOn?.keyId ?? null,
     ...(actedOn?.sourceKeyId === undefined ? {} : { source_key_id: actedOn.sourceKeyId }),
     ...(actedOn?.algorithm === undefined ? {} : { algorithm: actedOn.algorithm }),
+    ...(actedOn?.aliases === undefined ? {} : { aliases: actedOn.aliases }),
+    ...(actedOn?.previousKeyId === undefined ? {} : { previous_key_id: actedOn.previousKeyId }),
     ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
     ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
     status: outcome.status,

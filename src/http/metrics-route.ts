@@ -74,18 +74,19 @@ const API_PATH = /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/;
 
 /**
  * Times every request mounted after it and reports it by operation: the declared operation's name
- * when the path is `/v1.0/{project_id}/kms/<name>` of one, `versions` for the version documents,
- * else `unknown`, so that the label never holds a raw path, a project or a key id.
+ * when the path is `/v1.0/{project_id}/kms/<name>` of one, or else the name of the operation the
+ * request reached (the aliases', whose paths do not name them), `versions` for the version
+ * documents, else `unknown`, so that the label never holds a raw path, a project or a key id.
  */
 export function requestMetrics(observer: RequestObserver, operations: ReadonlySet<string>, documents: ReadonlySet<string>): RequestHandler {
-  const operationOf = (path: string): string => {
+  const operationOf = (path: string, reached: string | undefined): string => {
     if (documents.has(path)) return 'versions';
     const name = API_PATH.exec(path)?.[1];
-    return name !== undefined && operations.has(name) ? name : 'unknown';
+    return name !== undefined && operations.has(name) ? name : (reached ?? 'unknown');
   };
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
-    res.once('finish', () => observer.requestEnded(operationOf(req.path), res.statusCode, (performance.now() - started) / 1000));
+    res.once('finish', () => observer.requestEnded(operationOf(req.path, res.locals.exchange?.operation), res.statusCode, (performance.now() - started) / 1000));
     next();
   };
 }

@@ -327,6 +327,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/aliases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The project's aliases (of one key with key_id), in alias order, a page at a time. */
+        get: operations["listAliases"];
+        put?: never;
+        /** Give a key an alias (`alias/…`); a key may hold up to 50. The alias then names the key wherever a key_id is taken. */
+        post: operations["createAlias"];
+        /** Delete aliases of a key, all or none. */
+        delete: operations["deleteAlias"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/alias/associate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Move an alias to another key of the project. */
+        post: operations["associateAlias"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1.0/{project_id}/kms/create-datakey": {
         parameters: {
             query?: never;
@@ -921,10 +957,15 @@ export interface components {
         };
         EmptyResponse: Record<string, never>;
         /**
-         * @description 36-character CMK id.
+         * @description The key: its 36-character id, one of its aliases (`alias/…`), or an alias's URN (`kms:<region>:<project_id>:alias:alias/…`, an alias's alias_urn). Answers, audit records and grants always name the key's own id.
          * @example 0d0466b0-e727-4d9c-b35d-f84bb474a37f
          */
         KeyId: string;
+        /**
+         * @description An alias (v2), `alias/` and 1 to 249 letters, digits, colons, slashes, underscores and hyphens; unique in its project.
+         * @example alias/orders
+         */
+        AliasName: string;
         /**
          * @description 36-character request serial number.
          * @example 919c82d4-8046-4722-9094-35c3c6524cff
@@ -1048,6 +1089,41 @@ export interface components {
             key_id: components["schemas"]["KeyId"];
             key_alias: components["schemas"]["KeyAlias"];
             sequence?: components["schemas"]["Sequence"];
+        };
+        CreateAliasRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            alias: components["schemas"]["AliasName"];
+        };
+        AssociateAliasRequestBody: {
+            alias: components["schemas"]["AliasName"];
+            target_key_id: components["schemas"]["KeyId"];
+        };
+        DeleteAliasRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            aliases: components["schemas"]["AliasNames"];
+        };
+        /** @description 1 to 50 aliases of the key (a key holds at most 50). */
+        AliasNames: components["schemas"]["AliasName"][];
+        AliasEntity: {
+            /** @description The project. */
+            domain_id: string;
+            /** @description The id of the key the alias names. */
+            key_id: string;
+            alias: string;
+            /** @description kms:<region>:<project_id>:alias:<alias> */
+            alias_urn: string;
+            /** @description ISO 8601 UTC, to the second: 2024-04-01T00:00:00Z. */
+            create_time: string;
+            /** @description When the alias last moved to another key (or was created). */
+            update_time: string;
+        };
+        ListAliasesResponse: {
+            aliases: components["schemas"]["AliasEntity"][];
+            page_info: {
+                /** @description The last alias of this page, when more follow; absent on the last page. */
+                next_marker?: string;
+                current_count: number;
+            };
         };
         UpdateKeyDescriptionRequestBody: {
             key_id: components["schemas"]["KeyId"];
@@ -1882,6 +1958,123 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UpdateKeyDescriptionResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listAliases: {
+        parameters: {
+            query?: {
+                /** @description The key's id, an alias or an alias URN. */
+                key_id?: string;
+                /** @description 1 to 100 (the default), as a string. */
+                limit?: string;
+                /** @description The previous page's page_info.next_marker (its last alias). */
+                marker?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListAliasesResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createAlias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAliasRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AliasEntity"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteAlias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAliasRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    associateAlias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssociateAliasRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AliasEntity"];
                 };
             };
             default: components["responses"]["Error"];

@@ -23,22 +23,28 @@ type Get<P extends OperationPath> = paths[P]['get'];
 /** The 200 body of the path's GET as openapi.yaml describes it. */
 export type GetResponseOf<P extends OperationPath> = Get<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
 
-/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs. */
-export type OperationMethod = 'get' | 'post';
+/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs, and delete-alias a DELETE with a body. */
+export type OperationMethod = 'get' | 'post' | 'delete';
+
+/** The statuses an operation answers success with: 200 with a body; 201 with the body of what it made; 204 without a body. */
+export type SuccessStatus = 200 | 201 | 204;
 
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there). The app registers a
- * route for each and checks the list against openapi.yaml at start-up, both ways (see
- * checkOperations).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there; or a method of a path
+ * that does not name it, declaredOperation). The app registers a route for each and checks the
+ * list against openapi.yaml at start-up, both ways (see checkOperations).
  */
 export interface Operation {
-  /** The path's last segment, e.g. "create-datakey": the audit trail's action. */
+  /** The path's last segment, e.g. "create-datakey", or the declared name ("create-alias"): the audit trail's action. */
   readonly name: string;
   readonly method: OperationMethod;
   readonly path: OperationPath;
   /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
   readonly action: string;
-  readonly run: (ctx: RequestContext, body: unknown) => unknown;
+  /** The success status, 200 unless the API names another (declaredOperation). */
+  readonly status?: SuccessStatus;
+  /** `input`: the body the contract checked; for a GET, its query parameters, which the contract checked. */
+  readonly run: (ctx: RequestContext, input: unknown) => unknown;
 }
 
 /**
@@ -65,6 +71,32 @@ export function getOperation<P extends OperationPath>(
   run: (ctx: RequestContext) => GetResponseOf<P> | Promise<GetResponseOf<P>>,
 ): Operation {
   return { name: nameOf(path), method: 'get', path, action, run: (ctx) => run(ctx) };
+}
+
+type Method<P extends OperationPath, M extends OperationMethod> = paths[P][M];
+/** A GET's query parameters, a POST's or DELETE's body, as openapi.yaml describes them. */
+type InputOf<Op> = Op extends { requestBody: infer Body }
+  ? JsonOf<Body>
+  : Op extends { requestBody?: infer Body }
+    ? JsonOf<Body> | undefined
+    : Op extends { parameters: { query?: infer Query } }
+      ? Query
+      : undefined;
+/** The success body of `status` (void for 204). */
+type OutputOf<Op, S extends SuccessStatus> = S extends 204 ? void : Op extends { responses: Record<S, infer Success> } ? JsonOf<Success> : never;
+
+/**
+ * Declares an operation whose path's last segment does not name it alone (v2 aliases: POST, GET
+ * and DELETE of `…/kms/aliases`, and `…/kms/alias/associate`), or that answers 201 or 204: its
+ * name, the audit trail's action, is given; its input and output are typed by openapi.yaml's
+ * method of the path (the query of a GET, the body otherwise), which the validator has checked.
+ */
+export function declaredOperation<P extends OperationPath, M extends OperationMethod, S extends SuccessStatus>(
+  declared: { readonly name: string; readonly method: M; readonly path: P; readonly status: S },
+  action: Permission,
+  run: (ctx: RequestContext, input: InputOf<Method<P, M>>) => OutputOf<Method<P, M>, S> | Promise<OutputOf<Method<P, M>, S>>,
+): Operation {
+  return { ...declared, action, run: run as (ctx: RequestContext, input: unknown) => unknown };
 }
 
 /** What a public document may know of its request. */

@@ -17,6 +17,11 @@ export interface Exchange {
 /** A request's exchange inside the app (res.locals.exchange): with its peer, taken on arrival. */
 export interface ApiExchange extends Exchange {
   readonly peer: Peer;
+  /**
+   * The operation's name, once the request reached one: for the request metrics and the access log,
+   * where the path's last segment does not name it (the aliases' operations).
+   */
+  operation?: string;
 }
 
 /** A fresh request id: 32 lower-case hex digits. */
@@ -60,7 +65,7 @@ export function requestIds(): RequestHandler {
   };
 }
 
-/** The operation an access-log line names: the path's last segment for the API ("create-datakey"). */
+/** The operation an access-log line names when the request reached none: the path's last segment for the API ("create-datakey"). */
 function operationOf(req: Request): string {
   const path = req.originalUrl.split('?')[0] ?? '';
   return path.startsWith('/v1.0/') ? path.slice(path.lastIndexOf('/') + 1) : path;
@@ -85,7 +90,7 @@ export function accessLog(logger: Logger, enabled = true): RequestHandler | unde
       logger.info(
         {
           requestId: exchange?.requestId,
-          operation: operationOf(req),
+          operation: exchange?.operation ?? operationOf(req),
           method: req.method,
           status: res.statusCode,
           code: exchange?.errorCode,

@@ -37,12 +37,17 @@ export const PERMISSIONS = [
   'kms:grant:list',
   'kms:grant:revoke',
   'kms:grant:retire',
+  // Aliases (v2), as Huawei's identity policies name them.
+  'kms:alias:create',
+  'kms:alias:list',
+  'kms:alias:associate',
+  'kms:alias:delete',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** The wildcards worth naming in a refusal: everything, and each group of permissions. */
-const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*'] as const;
+const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*', 'kms:alias:*'] as const;
 
 const ACTION_PATTERN = /^[a-z*]+(:[a-zA-Z*]+)*$/;
 

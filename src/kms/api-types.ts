@@ -80,3 +80,9 @@ export type ApiMacAlgorithm = Schemas['MacAlgorithm'];
 // Key agreement.
 export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
 export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];
+
+export type CreateAliasRequest = Schemas['CreateAliasRequestBody'];
+export type AssociateAliasRequest = Schemas['AssociateAliasRequestBody'];
+export type DeleteAliasRequest = Schemas['DeleteAliasRequestBody'];
+export type AliasEntity = Schemas['AliasEntity'];
+export type ListAliasesResponse = Schemas['ListAliasesResponse'];

@@ -23,6 +23,13 @@ export interface ActedOn {
   sourceKeyId?: string | null;
   /** sign and verify: the signing_algorithm asked for; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   algorithm?: string;
+  /**
+   * create-alias, associate-alias, delete-alias: the aliases (v2) the request made, moved or
+   * deleted, as the store holds them (the contract held each to its pattern: no free text).
+   */
+  aliases?: readonly string[];
+  /** associate-alias: the key the alias named before (keyId: the one it names now). */
+  previousKeyId?: string;
   /** The grant the request created, revoked or retired. */
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */

@@ -21,7 +21,9 @@ import type {
 } from './api-types';
 import type { Clock, RequestContext } from './context';
 import { keyDetails } from './key-details';
+import type { AliasCache } from './alias-cache';
 import type { KeyCache } from './key-cache';
+import { keyReference } from './key-reference';
 import { finishDeletionOnce } from './maintenance';
 import { checkPurpose, type KeyPurpose } from './key-purpose';
 import { keyKindOf } from './key-specs';
@@ -36,6 +38,8 @@ export interface KeyServiceDeps {
   readonly store: MetadataStore;
   /** Visible key records of this process (the data-key operations' hot path). */
   readonly cache: KeyCache;
+  /** The keys aliases (v2) name, as lately read (the request path's resolution of an alias). */
+  readonly aliases: AliasCache;
   readonly hsm: Hsm;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -246,21 +250,39 @@ export class KeyService {
   }
 
   /**
-   * A key of the caller's project that still exists: a key whose deletion window ended is gone.
-   * Found, it is the key the request acts on (ctx.actedOn), whatever the rules say next. A caller
+   * A key of the caller's project that still exists, named by its id or by an alias (keyIdOf): a
+   * key whose deletion window ended is gone, whatever names it. Found, it is the key the request
+   * acts on (ctx.actedOn), whatever the rules say next. A caller
    * allowed only by a grant (ctx.access) needs one on this key for its operation, and without one
    * gets the 403 its permissions gave, whether the key exists or not.
    */
-  async visibleKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
+  async visibleKey(ctx: RequestContext, reference: string): Promise<KeyRecord> {
+    const keyId = await this.keyIdOf(ctx, reference, (alias) => this.deps.aliases.keyIdOf(ctx.projectId, alias));
     if (ctx.access.by === 'grant') {
-      const grant = await this.deps.grants.grantFor(ctx, keyId);
+      // By the key's id: a grant is on the key, whichever name the request gave it.
+      const grant = keyId === undefined ? undefined : await this.deps.grants.grantFor(ctx, keyId);
       if (!grant) throw new KmsError('KMS.0307');
       ctx.actedOn.viaGrantId = grant.grantId;
     }
+    if (keyId === undefined) throw new KmsError('KMS.0207');
     const record = await this.deps.cache.get(ctx.projectId, keyId);
     if (!record || isDestroyed(record, this.deps.clock())) throw new KmsError('KMS.0207');
     ctx.actedOn.keyId = record.keyId;
     return record;
+  }
+
+  /**
+   * The id of the key a request's `key_id` names in the caller's project: the id itself, or the key
+   * an alias (v2) or alias URN names (`lookUp`: cached on the request path, the store's in a
+   * transaction), as Huawei KMS takes either wherever it takes a key id. Undefined when it names
+   * none. Every key-taking operation comes through here (visibleKey, usableKey, transition), so
+   * an operation added later takes aliases without a word of its own, and answers, audits and
+   * checks grants by the key's id (ctx.actedOn.keyId is the record's).
+   */
+  private async keyIdOf(ctx: RequestContext, reference: string, lookUp: (alias: string) => Promise<string | undefined>): Promise<string | undefined> {
+    const named = keyReference(reference, this.deps.region, ctx.projectId);
+    if (named === undefined) return undefined;
+    return named.kind === 'id' ? named.keyId : lookUp(named.alias);
   }
 
   /**
@@ -269,13 +291,14 @@ export class KeyService {
    * state. Read from the store, never from the cache: another process may have moved on.
    * `decide` throws to refuse.
    */
-  private async transition(ctx: RequestContext, keyId: string, decide: (current: KeyRecord) => KeyUpdate): Promise<KeyRecord> {
+  private async transition(ctx: RequestContext, reference: string, decide: (current: KeyRecord) => KeyUpdate): Promise<KeyRecord> {
     // No grant allows a change of the key itself (grant-operations.ts): only the permission does.
     if (ctx.access.by !== 'permission') throw new KmsError('KMS.0307');
     const now = this.deps.clock();
     try {
       return await this.deps.store.withTransaction(async (tx) => {
-        const current = await tx.keys.get(ctx.projectId, keyId, { lock: true });
+        const keyId = await this.keyIdOf(ctx, reference, async (alias) => (await tx.aliases.get(ctx.projectId, alias))?.keyId);
+        const current = keyId === undefined ? undefined : await tx.keys.get(ctx.projectId, keyId, { lock: true });
         if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
         ctx.actedOn.keyId = current.keyId;
         const next: KeyRecord = { ...current, ...decide(current) };

@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { MetadataStore } from '../domain/repositories';
 import type { Hsm } from '../hsm/hsm';
 import type { Clock } from './context';
+import { AliasCache } from './alias-cache';
 import { GrantAccess } from './grant-service';
 import { KeyCache } from './key-cache';
 import { KeyRotator, type RotationObserver } from './key-rotation';
@@ -17,7 +18,7 @@ export interface KeyServices {
   readonly grantAccess: GrantAccess;
   readonly keys: KeyService;
   readonly rotation: RotationService;
-  /** Stops the key cache's listening to the store's changes. */
+  /** Stops the key and alias caches' listening to the store's changes. */
   close(): void;
 }
 
@@ -38,10 +39,15 @@ export interface KeyServicesDeps {
  */
 export function keyServices({ store, hsm, clock, logger, config, rotationObserver }: KeyServicesDeps): KeyServices {
   const cache = new KeyCache(store);
+  const aliases = new AliasCache(store);
   const grantAccess = new GrantAccess(store.grants, clock);
   const rotator = new KeyRotator({ rotations: store.rotations, leases: store.leases, hsm, clock, logger, sealBudget: config.sealBudget, observer: rotationObserver });
   const usage = new SealUsage(store.rotations, rotator, logger);
-  const keys = new KeyService({ store, cache, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
+  const keys = new KeyService({ store, cache, aliases, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
-  return { store, rotator, usage, grantAccess, keys, rotation, close: () => cache.close() };
+  const close = (): void => {
+    cache.close();
+    aliases.close();
+  };
+  return { store, rotator, usage, grantAccess, keys, rotation, close };
 }

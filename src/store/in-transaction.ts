@@ -12,6 +12,7 @@ export function storeInTransaction(outer: MetadataStore, tx: Repositories): Meta
     kind: outer.kind,
     keys: tx.keys,
     grants: tx.grants,
+    aliases: tx.aliases,
     rotations: tx.rotations,
     credentials: tx.credentials,
     auditCheckpoints: tx.auditCheckpoints,

@@ -1,3 +1,4 @@
+import type { AliasRecord } from '../domain/aliases';
 import type { CredentialKind, CredentialRecord } from '../domain/credentials';
 import type { GranteeType, GrantRecord } from '../domain/grants';
 import type { KeyRecord, KeyState } from '../domain/keys';
@@ -124,4 +125,16 @@ export function credentialRecord(row: CredentialRow, actions: string[], enabled:
     createdAt: row.created_at,
     expiresAt: row.expires_at,
   };
+}
+
+export interface AliasRow {
+  project_id: string;
+  alias: string;
+  key_id: string;
+  create_time: number;
+  update_time: number;
+}
+
+export function aliasRecord(row: AliasRow): AliasRecord {
+  return { projectId: row.project_id, alias: row.alias, keyId: row.key_id, createTime: row.create_time, updateTime: row.update_time };
 }

@@ -149,7 +149,7 @@ describe('npm run kms -- credential create --actions, against the permission nam
     expect(bogus.code).toBe(2);
     expect(bogus.stdout).toBe('');
     expect(bogus.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*\)\n$/);
+    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*, kms:alias:\*\)\n$/);
     const typo = await runCli(t, ['credential', 'create', '--project', 'cli-project', '--actions', 'kms:cmk:creat']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('kms:cmk:creat matches no permission');
@@ -409,5 +409,19 @@ describe('npm run kms -- key ..., beside the running service', () => {
     const cliRecord = records.find((record) => record.action === 'describe-key' && record.result === 'OK')!;
     expect(Object.keys(cliRecord).sort()).toEqual([...Object.keys(apiRecord), 'operator'].sort());
     expect(verifyAuditLog(path.join(t.dataDir, 'audit-cli.log'))).toMatchObject({ ok: true });
+  });
+
+  it('takes a key by its alias (v2) too, before a key_alias of the same name', async () => {
+    // Last, and in a project of its own: the tests before count the keys and records of theirs.
+    const other = lazyClient(() => t, 'cli-v2-project');
+    const describe = (ref: string): Promise<CliResult> => runCli(t, ['key', 'describe', '--project', 'cli-v2-project', ref]);
+    const named = (await other.call('create-key', { key_alias: 'v2-named' })).body.key_info.key_id as string;
+    const labelled = (await other.call('create-key', { key_alias: 'alias/cli-v2' })).body.key_info.key_id as string;
+    expect((await other.call('aliases', { key_id: named, alias: 'alias/cli-v2' })).status).toBe(201);
+    const described = await describe('alias/cli-v2');
+    expect(described.code).toBe(0);
+    expect(JSON.parse(described.stdout).key_info.key_id).toBe(named);
+    expect(JSON.parse((await describe('v2-named')).stdout).key_info.key_id).toBe(named);
+    expect(labelled).not.toBe(named);
   });
 });

@@ -206,7 +206,7 @@ describe('decrypt-data refuses what it cannot trust', () => {
   it('an asymmetric algorithm (KMS.2105), an unknown one (KMS.0308), a malformed key_id (KMS.0205), no cipher_text (KMS.0204)', async () => {
     expectKmsError(await kms.call('decrypt-data', { cipher_text: blob, encryption_algorithm: 'SM2_ENCRYPT' }), 400, 'KMS.2105');
     expectKmsError(await kms.call('decrypt-data', { cipher_text: blob, encryption_algorithm: 'AES' }), 400, 'KMS.0308');
-    expectKmsError(await kms.call('decrypt-data', { cipher_text: blob, key_id: 'alias/x' }), 400, 'KMS.0205');
+    expectKmsError(await kms.call('decrypt-data', { cipher_text: blob, key_id: 'alias x' }), 400, 'KMS.0205');
     expectKmsError(await kms.call('decrypt-data', { key_id: keyId }), 400, 'KMS.0204');
   });
 });

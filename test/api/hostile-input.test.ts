@@ -79,6 +79,38 @@ describe('names of Object.prototype members as values', () => {
   });
 });
 
+describe('aliases (v2) named like prototype members, and hostile alias requests', () => {
+  it.each(PROTOTYPE_NAMES.filter((name) => /^[a-zA-Z0-9_]+$/.test(name)))('alias/%s is an alias like any other: made, resolved, listed, moved and deleted', async (name) => {
+    const alias = `alias/${name}`;
+    expect((await kms.call('aliases', { key_id: keyId, alias })).status).toBe(201);
+    expect((await kms.call('describe-key', { key_id: alias })).body.key_info.key_id).toBe(keyId);
+    expect((await kms.call('alias/associate', { alias, target_key_id: keyId })).status).toBe(200);
+    const listed = await kms.raw(`aliases?key_id=${encodeURIComponent(alias)}`, { method: 'GET' });
+    expect(listed.body.aliases.map((entry: { alias: string }) => entry.alias)).toContain(alias);
+    const deleted = await kms.raw('aliases', { method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key_id: keyId, aliases: [alias] }) });
+    expect(deleted.status).toBe(204);
+    expectKmsError(await kms.call('describe-key', { key_id: alias }), 404, 'KMS.0207');
+  });
+
+  it.each(PROTOTYPE_NAMES)('"%s" as a list-aliases query parameter, or as a bare alias, is refused', async (name) => {
+    expectKmsError(await kms.raw(`aliases?${encodeURIComponent(name)}=1`, { method: 'GET' }), 400, 'KMS.0308');
+    expectKmsError(await kms.call('aliases', { key_id: keyId, alias: name }), 400, 'KMS.1101');
+    expectKmsError(await kms.call('describe-key', { key_id: name }), 400, 'KMS.0205');
+  });
+
+  it('refuses invalid UTF-8 in an alias body, on POST and DELETE alike', async () => {
+    for (const method of ['POST', 'DELETE']) {
+      const body = Buffer.concat([Buffer.from(`{"key_id":"${keyId}","alias":"alias/caf`), Buffer.from([0xe9]), Buffer.from('","aliases":["alias/x"]}')]);
+      const response = await fetchResponse(`${t.service.url}/v1.0/project-a/kms/aliases`, {
+        method,
+        headers: { 'content-type': 'application/json', 'x-auth-token': await t.token('project-a') },
+        body: new Uint8Array(body),
+      });
+      expectKmsError(response, 400, 'KMS.0202');
+    }
+  });
+});
+
 describe('bodies that are not UTF-8', () => {
   /** POSTs exactly these bytes as application/json (plus any other headers given). */
   async function postBytes(operation: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<KmsResponse> {

@@ -69,6 +69,17 @@ it('a disable through one is refused by every other once a second has passed, an
   for (const instance of [a, c]) expect((await instance.kms.call('create-datakey', { key_id: keyId, datakey_length: '256' })).status).toBe(200);
 });
 
+it('an alias made or moved through one names its key on every other (aliases resolve through a cache the change feed empties)', async () => {
+  const first = await newKey(a);
+  const second = await newKey(a);
+  expect((await a.kms.call('aliases', { key_id: first, alias: 'alias/shared' })).status).toBe(201);
+  const keyOf = async (instance: Instance): Promise<string | undefined> => (await instance.kms.call('describe-key', { key_id: 'alias/shared' })).body.key_info?.key_id;
+  // Read (and cached) on b and c before the move.
+  for (const instance of [b, c]) expect(await keyOf(instance)).toBe(first);
+  expect((await a.kms.call('alias/associate', { alias: 'alias/shared', target_key_id: second })).status).toBe(200);
+  for (const instance of [b, c]) await eventually(`${instance.name} resolving the moved alias`, () => keyOf(instance), { until: (keyId) => keyId === second });
+});
+
 /** One SQL statement on the shared database, as an operator (or time passing) would change it. */
 async function sql(text: string, values: unknown[]): Promise<void> {
   const client = new Client({ connectionString: databaseUrl });

@@ -61,6 +61,17 @@ describe('request ids and the access log', () => {
     expect(response.headers.get('x-request-id')).toBe(longest);
   });
 
+  it("names the aliases' operations by name, where their path does not (…/kms/aliases, …/kms/alias/associate)", async () => {
+    const client = t.client();
+    const keyId = (await client.call('create-key', { key_alias: 'logged-aliases' })).body.key_info.key_id as string;
+    const created = await client.call('aliases', { key_id: keyId, alias: 'alias/logged' });
+    expect(await accessLineOf(t, created.headers.get('x-request-id')!)).toMatchObject({ operation: 'create-alias', method: 'POST', status: 201 });
+    const listed = await client.raw('aliases', { method: 'GET' });
+    expect(await accessLineOf(t, listed.headers.get('x-request-id')!)).toMatchObject({ operation: 'list-aliases', method: 'GET', status: 200 });
+    const moved = await client.call('alias/associate', { alias: 'alias/logged', target_key_id: keyId });
+    expect(await accessLineOf(t, moved.headers.get('x-request-id')!)).toMatchObject({ operation: 'associate-alias', status: 200 });
+  });
+
   it('logs one info line per request with operation, status, ms, request id and principal, and never a body', async () => {
     const client = t.client();
     const created = await client.call('create-key', { key_alias: 'logged' });

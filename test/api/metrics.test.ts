@@ -128,6 +128,13 @@ describe('GET /metrics on the API port, behind a bearer token', () => {
     // Scrapes are not API requests (they would be `unknown`, 200).
     expect(after.value('kms_http_requests_total', { operation: 'unknown', status: '200' })).toBeUndefined();
 
+    // Operations whose path does not name them (the aliases'): by the operation's name.
+    expect((await kms.call('aliases', { key_id: keyId, alias: 'alias/counted' })).status).toBe(201);
+    expect((await kms.raw('aliases', { method: 'GET' })).status).toBe(200);
+    const afterAliases = await scrape(t.service.url);
+    expect(afterAliases.delta(after, 'kms_http_requests_total', { operation: 'create-alias', status: '201' })).toBe(1);
+    expect(afterAliases.delta(after, 'kms_http_requests_total', { operation: 'list-aliases', status: '200' })).toBe(1);
+
     // Each data key is sealed once under the CMK in the HSM; none failed.
     expect(after200.delta(before, 'kms_hsm_call_duration_seconds_count', { function: 'encrypt' })).toBe(N);
     expect(after.all('kms_hsm_call_errors_total')).toEqual([]);

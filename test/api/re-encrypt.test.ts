@@ -221,7 +221,7 @@ describe('re-encrypt refuses', () => {
     ['an asymmetric source algorithm', { source_encryption_algorithm: 'RSAES_OAEP_SHA_1' }, 'KMS.2105'],
     ['an asymmetric destination algorithm', { destination_encryption_algorithm: 'RSAES_OAEP_SHA_256' }, 'KMS.2105'],
     ['an algorithm the API does not define', { destination_encryption_algorithm: 'AES' }, 'KMS.0308'],
-    ['a malformed destination_key_id', { destination_key_id: 'alias/x' }, 'KMS.0205'],
+    ['a malformed destination_key_id', { destination_key_id: 'alias x' }, 'KMS.0205'],
     ['a malformed source_key_id', { source_key_id: 'x' }, 'KMS.0205'],
   ])('%s (%s)', async (_name, fields, code) => {
     expectKmsError(await kms.call('re-encrypt', { cipher_text: dataKeyBlob, destination_key_id: destination, ...fields }), 400, code);

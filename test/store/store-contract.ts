@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { StoreChange } from '../../src/domain/coordination';
+import { AliasKeyGoneError, AliasNotHeldError, AliasQuotaExceededError, AliasTakenError, type AliasRecord } from '../../src/domain/aliases';
 import type { CredentialRecord } from '../../src/domain/credentials';
 import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type GrantRecord } from '../../src/domain/grants';
 import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord } from '../../src/domain/keys';
@@ -358,6 +359,133 @@ export function describeStoreContract(
       });
     });
 
+    describe('aliases', () => {
+      test('an alias reads back within its project only; a taken alias, a key that is gone or of another project is refused', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const other = await createKey(store);
+        const elsewhere = await createKey(store, { projectId: OTHER_PROJECT });
+        const alias = newAlias(key.keyId);
+        await store.aliases.insert(alias, 10);
+        expect(await store.aliases.get(PROJECT, alias.alias)).toEqual(alias);
+        expect(await store.aliases.get(OTHER_PROJECT, alias.alias)).toBeUndefined();
+        await expect(store.aliases.insert({ ...alias, createTime: NOW + 5 }, 10)).rejects.toBeInstanceOf(AliasTakenError);
+        await expect(store.aliases.insert({ ...alias, keyId: other.keyId }, 10)).rejects.toBeInstanceOf(AliasTakenError);
+        await expect(store.aliases.insert(newAlias(randomUUID()), 10)).rejects.toBeInstanceOf(AliasKeyGoneError);
+        await expect(store.aliases.insert(newAlias(elsewhere.keyId), 10)).rejects.toBeInstanceOf(AliasKeyGoneError);
+        // The same name in another project is another alias.
+        const there = newAlias(elsewhere.keyId, { projectId: OTHER_PROJECT, alias: alias.alias });
+        await store.aliases.insert(there, 10);
+        expect(await store.aliases.get(OTHER_PROJECT, alias.alias)).toEqual(there);
+        expect(await store.aliases.get(PROJECT, alias.alias)).toEqual(alias);
+      });
+
+      test('a key holds at most maxPerKey aliases, also when two instances add them at once; an alias added twice at once is taken once', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const max = 3;
+        const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? a : b).aliases.insert(newAlias(key.keyId), max)));
+        const refused = results.filter((result) => result.status === 'rejected');
+        for (const result of refused) expect(result.reason).toBeInstanceOf(AliasQuotaExceededError);
+        expect(results.length - refused.length).toBe(max);
+        expect(await b.aliases.list(PROJECT, { keyId: key.keyId, limit: 100, now: NOW })).toHaveLength(max);
+
+        const one = await createKey(a);
+        const two = await createKey(a);
+        const same = newAlias(one.keyId);
+        const raced = await Promise.allSettled([a.aliases.insert(same, 10), b.aliases.insert({ ...same, keyId: two.keyId }, 10)]);
+        expect(raced.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+        for (const result of raced) if (result.status === 'rejected') expect(result.reason).toBeInstanceOf(AliasTakenError);
+      });
+
+      test('associate moves an alias to another key of its project, counted against that key; the same key changes nothing', async () => {
+        const store = await fresh();
+        const from = await createKey(store);
+        const to = await createKey(store);
+        const full = await createKey(store);
+        const alias = newAlias(from.keyId);
+        await store.aliases.insert(alias, 10);
+        await store.aliases.insert(newAlias(full.keyId), 1);
+
+        expect(await store.aliases.associate(PROJECT, alias.alias, from.keyId, NOW + 50, 10)).toEqual({ previousKeyId: from.keyId, record: alias });
+        const moved = { ...alias, keyId: to.keyId, updateTime: NOW + 100 };
+        expect(await store.aliases.associate(PROJECT, alias.alias, to.keyId, NOW + 100, 10)).toEqual({ previousKeyId: from.keyId, record: moved });
+        expect(await store.aliases.get(PROJECT, alias.alias)).toEqual(moved);
+        expect(await store.aliases.list(PROJECT, { keyId: from.keyId, limit: 10, now: NOW })).toEqual([]);
+
+        await expect(store.aliases.associate(PROJECT, alias.alias, full.keyId, NOW + 200, 1)).rejects.toBeInstanceOf(AliasQuotaExceededError);
+        await expect(store.aliases.associate(PROJECT, alias.alias, randomUUID(), NOW + 200, 10)).rejects.toBeInstanceOf(AliasKeyGoneError);
+        const elsewhere = await createKey(store, { projectId: OTHER_PROJECT });
+        await expect(store.aliases.associate(PROJECT, alias.alias, elsewhere.keyId, NOW + 200, 10)).rejects.toBeInstanceOf(AliasKeyGoneError);
+        expect(await store.aliases.get(PROJECT, alias.alias)).toEqual(moved);
+        expect(await store.aliases.associate(PROJECT, 'alias/none', to.keyId, NOW, 10)).toBeUndefined();
+        expect(await store.aliases.associate(OTHER_PROJECT, alias.alias, elsewhere.keyId, NOW, 10)).toBeUndefined();
+      });
+
+      test("remove takes a key's aliases all or none", async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const other = await createKey(store);
+        const [x, y] = [newAlias(key.keyId), newAlias(key.keyId)];
+        const theirs = newAlias(other.keyId);
+        for (const alias of [x, y, theirs]) await store.aliases.insert(alias, 10);
+
+        const refusal = await store.aliases.remove(PROJECT, key.keyId, [x.alias, theirs.alias, 'alias/none']).catch((error: unknown) => error);
+        expect(refusal).toBeInstanceOf(AliasNotHeldError);
+        expect((refusal as AliasNotHeldError).aliases).toEqual([theirs.alias, 'alias/none']);
+        expect(await store.aliases.get(PROJECT, x.alias)).toEqual(x);
+
+        await store.aliases.remove(PROJECT, key.keyId, [x.alias, y.alias, x.alias]);
+        expect(await store.aliases.list(PROJECT, { limit: 10, now: NOW })).toEqual([theirs]);
+        await expect(store.aliases.remove(OTHER_PROJECT, other.keyId, [theirs.alias])).rejects.toBeInstanceOf(AliasNotHeldError);
+      });
+
+      test('list pages in alias order, by key or for the project, and leaves out aliases of keys gone; aliases go with their key', async () => {
+        const store = await fresh();
+        const when = NOW + 60_000;
+        const key = await createKey(store);
+        const leaving = await createKey(store, { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: when });
+        const made = [
+          newAlias(key.keyId, { alias: 'alias/b' }),
+          newAlias(key.keyId, { alias: 'alias/B' }),
+          newAlias(key.keyId, { alias: 'alias/a-z' }),
+          newAlias(leaving.keyId, { alias: 'alias/a' }),
+          newAlias(key.keyId, { alias: 'alias/a/b' }),
+        ];
+        for (const alias of made) await store.aliases.insert(alias, 10);
+        const names = (records: AliasRecord[]): string[] => records.map((record) => record.alias);
+        // Byte order: upper case before lower, '-' before '/'.
+        expect(names(await store.aliases.list(PROJECT, { limit: 10, now: NOW }))).toEqual(['alias/B', 'alias/a', 'alias/a-z', 'alias/a/b', 'alias/b']);
+        expect(names(await store.aliases.list(PROJECT, { limit: 2, after: 'alias/a', now: NOW }))).toEqual(['alias/a-z', 'alias/a/b']);
+        expect(names(await store.aliases.list(PROJECT, { keyId: key.keyId, after: 'alias/B', limit: 10, now: NOW }))).toEqual(['alias/a-z', 'alias/a/b', 'alias/b']);
+        expect(await store.aliases.list(OTHER_PROJECT, { limit: 10, now: NOW })).toEqual([]);
+        // The deletion rule at its boundary: gone at its date, though get still reads it.
+        expect(names(await store.aliases.list(PROJECT, { keyId: leaving.keyId, limit: 10, now: when - 1 }))).toEqual(['alias/a']);
+        expect(await store.aliases.list(PROJECT, { keyId: leaving.keyId, limit: 10, now: when })).toEqual([]);
+        expect(await store.aliases.get(PROJECT, 'alias/a')).toEqual(made[3]);
+
+        await store.keys.remove(leaving.keyId);
+        expect(await store.aliases.get(PROJECT, 'alias/a')).toBeUndefined();
+        await store.keys.remove(key.keyId);
+        expect(await store.aliases.list(PROJECT, { limit: 10, now: NOW })).toEqual([]);
+      });
+
+      test('aliases written in a transaction that rolls back are not kept', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        const alias = newAlias(key.keyId);
+        await expect(
+          store.withTransaction(async (tx) => {
+            await tx.aliases.insert(alias, 10);
+            expect(await tx.aliases.get(PROJECT, alias.alias)).toEqual(alias);
+            throw new Error('roll back');
+          }),
+        ).rejects.toThrow('roll back');
+        expect(await store.aliases.get(PROJECT, alias.alias)).toBeUndefined();
+      });
+    });
+
     describe('rotation', () => {
       test("a key never configured has rotation off; settings are written for a key that exists, skipped for one that is gone", async () => {
         const store = await fresh();
@@ -624,6 +752,13 @@ export function describeStoreContract(
         const grant = newGrant(record.keyId);
         await announced('grants.insert', record.keyId, () => a.grants.insert(grant, 10));
         await announced('grants.removeWithDescendants', record.keyId, () => a.grants.removeWithDescendants(grant.grantId));
+        const alias = newAlias(record.keyId);
+        await announced('aliases.insert', record.keyId, () => a.aliases.insert(alias, 10));
+        const target = await createKey(a);
+        await atB.drain(target.keyId);
+        await announced('aliases.associate (the target)', target.keyId, () => a.aliases.associate(PROJECT, alias.alias, target.keyId, NOW + 1, 10));
+        await announced('aliases.associate (the key it left)', record.keyId, () => a.aliases.associate(PROJECT, alias.alias, record.keyId, NOW + 2, 10));
+        await announced('aliases.remove', record.keyId, () => a.aliases.remove(PROJECT, record.keyId, [alias.alias]));
         const version = await a.rotations.claim(record.keyId, 'on-demand', NOW, BUDGET);
         await announced('rotations.finish', record.keyId, () => a.rotations.finish(record.keyId, version!, NOW, NOW + 1));
         await announced('keys.remove', record.keyId, () => a.keys.remove(record.keyId));
@@ -796,6 +931,11 @@ function newGrant(keyId: string, overrides: Partial<Omit<GrantRecord, 'projectId
     parentGrantId: null,
     ...overrides,
   };
+}
+
+function newAlias(keyId: string, overrides: Partial<AliasRecord> = {}): AliasRecord {
+  serial++;
+  return { projectId: PROJECT, alias: `alias/a-${serial}-${randomBytes(3).toString('hex')}`, keyId, createTime: NOW + serial, updateTime: NOW + serial, ...overrides };
 }
 
 function newCredential(overrides: Partial<Omit<CredentialRecord, 'enabled'>> = {}): Omit<CredentialRecord, 'enabled'> {

@@ -47,7 +47,7 @@ function key(projectId: string, alias: string, overrides: Partial<KeyRecord> = {
   };
 }
 
-/** An embedded store with keys (one still in creation, one pending deletion), versions and seals, rotation, nested grants, credentials, a checkpoint. */
+/** An embedded store with keys (one still in creation, one pending deletion), versions and seals, rotation, nested grants, aliases, credentials, a checkpoint. */
 async function fillEmbeddedStore(store: MetadataStore): Promise<KeyRecord[]> {
   const keys = [key('p1', 'orders'), key('p1', 'invoices'), key('p2', 'logs', { creationDate: NOW + 1 }), key('p1', 'leaving', { state: '4', scheduledDeletionDate: NOW + 7 * DAY })];
   for (const record of keys) {
@@ -80,6 +80,8 @@ async function fillEmbeddedStore(store: MetadataStore): Promise<KeyRecord[]> {
   await store.grants.insert(grant('a'.repeat(64), null, NOW), 10);
   await store.grants.insert(grant('b'.repeat(64), 'a'.repeat(64), NOW), 10);
   await store.grants.insert(grant('c'.repeat(64), 'b'.repeat(64), NOW - 1), 10);
+  await store.aliases.insert({ projectId: 'p1', alias: 'alias/orders', keyId: orders.keyId, createTime: NOW, updateTime: NOW }, 10);
+  await store.aliases.insert({ projectId: 'p1', alias: 'alias/orders-b', keyId: orders.keyId, createTime: NOW + 1, updateTime: NOW + 2 }, 10);
   await store.credentials.insert({ id: 'AKCOPIED0000000000001', kind: 'aksk', projectId: 'p1', actions: ['kms:*'], description: 'copied', sealedSecret: randomBytes(60), tokenHash: null, createdAt: NOW, expiresAt: null });
   await store.credentials.insert({ id: 'tok-copied', kind: 'token', projectId: 'p2', actions: ['kms:cmk:list', 'kms:dek:*'], description: '', sealedSecret: null, tokenHash: 'ab'.repeat(32), createdAt: NOW + 1, expiresAt: NOW + DAY });
   await store.credentials.setEnabled('tok-copied', false);
@@ -106,6 +108,7 @@ async function everything(store: MetadataStore, keys: readonly KeyRecord[]): Pro
       })),
     ),
     claims: await store.rotations.claimedBefore(NOW + DAY),
+    aliases: await store.aliases.list('p1', { limit: 100, now: NOW }),
     credentials: await store.credentials.list(),
     checkpoints: await store.auditCheckpoints.all(),
   };
@@ -127,7 +130,7 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
   expect(copied).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(copied.stdout)).toEqual({
     to: url,
-    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, credentials: 2, audit_checkpoints: 1 },
+    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, key_aliases: 2, credentials: 2, audit_checkpoints: 1 },
   });
 
   const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });

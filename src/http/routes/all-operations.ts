@@ -1,3 +1,4 @@
+import type { AliasService } from '../../kms/alias-service';
 import type { DataKeyService } from '../../kms/datakey-service';
 import type { GrantService } from '../../kms/grant-service';
 import type { KeyService } from '../../kms/key-service';
@@ -7,6 +8,7 @@ import { DOCS_ROUTES } from '../docs-routes';
 import { HEALTH_ROUTES } from '../health-routes';
 import { METRICS_ROUTE } from '../metrics-route';
 import type { Operation, PublicRoute } from '../operation';
+import { aliasOperations } from './aliases';
 import { dataOperations, type DataOperationsDeps } from './data';
 import { dataKeyOperations } from './datakeys';
 import { grantOperations } from './grants';
@@ -35,6 +37,8 @@ export interface OperationServices {
   readonly macs: MacService;
   /** derive-shared-secret. */
   readonly keyAgreement: KeyAgreementService;
+  /** create-alias, list-aliases, associate-alias, delete-alias. */
+  readonly aliases: AliasService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -49,6 +53,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...signingOperations(services.signing),
     ...macOperations(services.macs),
     ...keyAgreementOperations(services.keyAgreement),
+    ...aliasOperations(services.aliases),
   ];
 }
 

@@ -112,6 +112,18 @@ CREATE TABLE audit_checkpoints (
 );`,
   // 7: an unfinished creation claimed for its roll-back (key-repository.ts claimRollback).
   `ALTER TABLE keys ADD COLUMN rolling_back BOOLEAN NOT NULL DEFAULT false;`,
+  // 8: aliases (v2), unique in their project, several per key; they go with their key.
+  `CREATE TABLE key_aliases (
+  project_id  TEXT NOT NULL,
+  -- Byte order, as SQLite's: list-aliases pages by alias (next_marker is the last one).
+  alias       TEXT COLLATE "C" NOT NULL,
+  key_id      TEXT NOT NULL,
+  create_time BIGINT NOT NULL,
+  update_time BIGINT NOT NULL,
+  CONSTRAINT key_aliases_pkey PRIMARY KEY (project_id, alias),
+  CONSTRAINT key_aliases_key_fk FOREIGN KEY (key_id) REFERENCES keys (key_id) ON DELETE CASCADE
+);
+CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);`,
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { JobLeases, PoolStats, StoreObserver, StoreStats } from '../../domain/coordination';
 import type { MetadataStore, Repositories } from '../../domain/repositories';
 import type { PostgresDatabaseConfig } from '../../config';
+import { PostgresAliasRepository } from './alias-repository';
 import { PostgresAuditCheckpointRepository } from './audit-checkpoint-repository';
 import { PostgresBootstrapLock } from './bootstrap-lock';
 import { PostgresChangeFeed } from './change-feed';
@@ -37,6 +38,7 @@ function repositories(db: Executor): Repositories {
   return {
     keys: new PostgresKeyRepository(db),
     grants: new PostgresGrantRepository(db),
+    aliases: new PostgresAliasRepository(db),
     rotations: new PostgresRotationRepository(db),
     credentials: new PostgresCredentialRepository(db),
     auditCheckpoints: new PostgresAuditCheckpointRepository(db),
@@ -47,6 +49,7 @@ export class PostgresStore implements MetadataStore {
   readonly kind = 'postgres' as const;
   readonly keys;
   readonly grants;
+  readonly aliases;
   readonly rotations;
   readonly credentials;
   readonly auditCheckpoints;
@@ -61,7 +64,7 @@ export class PostgresStore implements MetadataStore {
     private readonly events: StoreEvents = new StoreEvents(),
   ) {
     const db = new PoolExecutor(pool);
-    ({ keys: this.keys, grants: this.grants, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints } = repositories(db));
+    ({ keys: this.keys, grants: this.grants, aliases: this.aliases, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints } = repositories(db));
     this.leases = observedLeases(new PostgresJobLeases(db), events);
     this.bootstrap = bootstrap;
   }

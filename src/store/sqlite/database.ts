@@ -116,6 +116,19 @@ CREATE TABLE audit_checkpoints (
   // 7: an unfinished creation claimed for its roll-back (key-repository.ts claimRollback): it can
   // no longer be made visible, so the sweep never destroys the material of a key that just became usable.
   `ALTER TABLE keys ADD COLUMN rolling_back INTEGER NOT NULL DEFAULT 0;`,
+  // 8: aliases (v2), unique in their project, several per key; they go with their key. Apart from
+  // keys.key_alias, create-key's label, which no request resolves (README, "Aliases").
+  `
+CREATE TABLE key_aliases (
+  project_id  TEXT NOT NULL,
+  alias       TEXT NOT NULL,
+  key_id      TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  create_time INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  PRIMARY KEY (project_id, alias)
+) STRICT;
+CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);
+`,
 ];
 
 /** Opens the database, migrated to this release's schema. */

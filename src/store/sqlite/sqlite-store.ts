@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import type { JobLeases, StoreObserver, StoreStats } from '../../domain/coordination';
 import type { MetadataStore, Repositories } from '../../domain/repositories';
 import { observedLeases, StoreEvents } from '../store-events';
+import { SqliteAliasRepository } from './alias-repository';
 import { SqliteAuditCheckpointRepository } from './audit-checkpoint-repository';
 import { SqliteBootstrapLock } from './bootstrap-lock';
 import { SqliteChangeFeed } from './change-feed';
@@ -33,6 +34,7 @@ export class SqliteStore implements MetadataStore {
   readonly kind = 'sqlite' as const;
   readonly keys: SqliteKeyRepository;
   readonly grants: SqliteGrantRepository;
+  readonly aliases: SqliteAliasRepository;
   readonly rotations: SqliteRotationRepository;
   readonly credentials: SqliteCredentialRepository;
   readonly auditCheckpoints: SqliteAuditCheckpointRepository;
@@ -55,6 +57,7 @@ export class SqliteStore implements MetadataStore {
     const session = autocommitSession(db, this.mutex, (change) => this.changes.publish(change));
     this.keys = new SqliteKeyRepository(session);
     this.grants = new SqliteGrantRepository(session);
+    this.aliases = new SqliteAliasRepository(session);
     this.rotations = new SqliteRotationRepository(session);
     this.credentials = new SqliteCredentialRepository(session);
     this.auditCheckpoints = new SqliteAuditCheckpointRepository(session);
@@ -159,6 +162,7 @@ function repositories(session: SqliteSession): Repositories {
   return {
     keys: new SqliteKeyRepository(session),
     grants: new SqliteGrantRepository(session),
+    aliases: new SqliteAliasRepository(session),
     rotations: new SqliteRotationRepository(session),
     credentials: new SqliteCredentialRepository(session),
     auditCheckpoints: new SqliteAuditCheckpointRepository(session),
