@@ -29,6 +29,7 @@ import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
+import { DataKeyPairService } from './kms/datakey-pair-service';
 import { Sealer } from './kms/sealing';
 import { GrantService } from './kms/grant-service';
 import { QuotaService } from './kms/quota-service';
@@ -131,6 +132,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
   const keyAgreement = new KeyAgreementService({ keys, hsm });
+  const dataKeyPairs = new DataKeyPairService({ keys, sealer });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -181,6 +183,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       signing,
       macs,
       keyAgreement,
+      dataKeyPairs,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

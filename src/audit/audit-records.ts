@@ -26,6 +26,8 @@ export interface AuditRecord {
   readonly source_key_id?: string | null;
   /** sign and verify: the signing algorithm the request named; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   readonly algorithm?: string;
+  /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
+  readonly key_spec?: string;
   /** The grant the request created, revoked or retired, when it did. */
   readonly grant_id?: string;
   /** The grant that allowed the request, when the principal's permissions did not. */

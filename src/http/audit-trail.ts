@@ -41,6 +41,7 @@ export function auditRecord(
     key_id: actedOn?.keyId ?? null,
     ...(actedOn?.sourceKeyId === undefined ? {} : { source_key_id: actedOn.sourceKeyId }),
     ...(actedOn?.algorithm === undefined ? {} : { algorithm: actedOn.algorithm }),
+    ...(actedOn?.keySpec === undefined ? {} : { key_spec: actedOn.keySpec }),
     ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
     ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
     status: outcome.status,

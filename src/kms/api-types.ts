@@ -80,3 +80,7 @@ export type ApiMacAlgorithm = Schemas['MacAlgorithm'];
 // Key agreement.
 export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
 export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];
+// Data key pairs.
+export type CreateRsaDatakeyPairRequest = Schemas['CreateRsaDatakeyPairRequestBody'];
+export type CreateEcDatakeyPairRequest = Schemas['CreateEcDatakeyPairRequestBody'];
+export type DatakeyPairResponse = Schemas['DatakeyPairResponse'];

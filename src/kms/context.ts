@@ -23,6 +23,8 @@ export interface ActedOn {
   sourceKeyId?: string | null;
   /** sign and verify: the signing_algorithm asked for; generate-mac and verify-mac: the mac_algorithm (never the message, signature or MAC). */
   algorithm?: string;
+  /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
+  keySpec?: string;
   /** The grant the request created, revoked or retired. */
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */

@@ -5,7 +5,7 @@ import type { BlobPurpose } from './binding';
 import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
 import type { Blob } from './blob-frame';
 import type { RequestContext } from './context';
-import { dataBlobFromText, dataBlobToText } from './data-blob-codec';
+import { base64BlobFromText, base64BlobToText } from './data-blob-codec';
 import type { KeyService } from './key-service';
 import { checkedBinding, symmetricAlgorithm, type Sealer } from './sealing';
 
@@ -27,7 +27,8 @@ interface SourceBlob {
  * re-encrypt: opens a ciphertext under its key (source) and seals it under another key, or under
  * the newest material version of the same one (destination), inside the service: the plaintext is
  * never in a response. As the API defines, a data key blob (hex) becomes a data key blob and a data
- * blob of encrypt-data (base64) a data blob; each keeps its purpose in the additional data. The
+ * blob of encrypt-data (base64) a data blob, and a private-key blob of a data key pair (base64) a
+ * private-key blob; each keeps its purpose in the additional data. The
  * source binding must be the one the blob was sealed with; the destination binding is applied.
  */
 export class ReEncryptService {
@@ -57,7 +58,7 @@ export class ReEncryptService {
       source_key_id: sourceKey.keyId,
       source_encryption_algorithm: sourceAlgorithm,
       destination_encryption_algorithm: destinationAlgorithm,
-      cipher_text: source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : dataBlobToText(sealed),
+      cipher_text: source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : base64BlobToText({ purpose: source.purpose, blob: sealed }),
     };
   }
 
@@ -77,11 +78,12 @@ export class ReEncryptService {
 
 /**
  * The blob of a cipher_text: hex is a data key blob (as decrypt-datakey takes it), anything else
- * base64 of a data blob (as decrypt-data takes it). No data blob reads as hex: its base64 begins
- * with "AU" (data-blob-codec.ts). Either codec refuses what is not its kind: KMS.2201.
+ * base64 of a data blob or of a data key pair's private-key blob (as decrypt-data takes them). No
+ * base64 blob reads as hex: it begins with "AU" or "AV" (data-blob-codec.ts). Each codec refuses
+ * what is not its kind: KMS.2201.
  */
 function sourceBlob(text: string): SourceBlob {
-  if (!HEX.test(text)) return { purpose: 'data', blob: dataBlobFromText(text) };
+  if (!HEX.test(text)) return base64BlobFromText(text);
   if (text.length % 2 !== 0) throw new KmsError('KMS.2201', { detail: 'Hex strings need an even number of digits.' });
   return { purpose: 'datakey', blob: decodeBlob(Buffer.from(text, 'hex')) };
 }
