@@ -40,7 +40,7 @@ export interface DataKeyPairServiceDeps {
  *
  * The pair is made here by Node's crypto (OpenSSL), not in the HSM: the private key leaves by
  * design, and a token would have to make it an extractable, non-sensitive object and hand out its
- * components, which a FIPS-mode module refuses, and which NSS cannot do for secp256k1 at all; one
+ * components, which a FIPS-mode HSM refuses, and which NSS cannot do for secp256k1 at all; one
  * vetted generator serves every module alike (README, "How keys are kept"). The HSM seals it.
  *
  * `public_key` is base64 of the DER SubjectPublicKeyInfo, `private_key_plain_text` base64 of the
