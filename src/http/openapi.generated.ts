@@ -421,7 +421,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decrypt a blob of encrypt-data (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
+        /** Decrypt a blob of encrypt-data or a data key pair's private_key_cipher_text (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
         post: operations["decryptData"];
         delete?: never;
         options?: never;
@@ -455,7 +455,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move a data blob or a data key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
+        /** Move a data blob, a data key blob or a private-key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
         post: operations["reEncrypt"];
         delete?: never;
         options?: never;
@@ -1274,7 +1274,7 @@ export interface components {
         };
         /** @description The data to encrypt, 1 to 4096 bytes as UTF-8. */
         DataPlainText: string;
-        /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
+        /** @description Base64 of a cipher_text of encrypt-data, or of a data key pair's private_key_cipher_text (canonical, padded). */
         DataCipherText: string;
         /**
          * @description SYMMETRIC_DEFAULT (the default) with an AES_256 key; RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1
@@ -1290,7 +1290,7 @@ export interface components {
         ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
         /** @description Length in bits, 8 to 8192, a multiple of 8. */
         RandomDataLength: string;
-        /** @description A data key blob in hex (either case), or a data blob in base64. */
+        /** @description A data key blob in hex (either case), or a data blob or a data key pair's private-key blob in base64. */
         ReEncryptCipherText: string;
         EncryptDataRequestBody: {
             key_id: components["schemas"]["KeyId"];
