@@ -117,6 +117,13 @@ describe('RSA-OAEP through encrypt-data and decrypt-data', () => {
     expect((await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: good })).body.plain_text).toBe('still fine');
   });
 
+  it('a block whose number is not below the modulus (all 0xff bytes) is the caller\'s bad ciphertext, KMS.0311, on every module (NSS answers CKR_ARGUMENTS_BAD)', async () => {
+    const block = Buffer.alloc(256, 0xff).toString('base64');
+    expectKmsError(await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: block }), 400, 'KMS.0311');
+    const good = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('still fine'));
+    expect((await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: good })).body.plain_text).toBe('still fine');
+  });
+
   it('an encryption_context or additional_authenticated_data is refused, not ignored: an OAEP ciphertext is bound to nothing (KMS.0308)', async () => {
     const cipherText = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('x'));
     for (const binding of [{ encryption_context: { purpose: 'test' } }, { additional_authenticated_data: 'aad' }]) {
