@@ -124,10 +124,11 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
+  const rsa = new RsaDataCipher(hsm);
   const dataOperations = {
-    data: new DataService({ keys, sealer, rsa: new RsaDataCipher(hsm) }),
+    data: new DataService({ keys, sealer, rsa }),
     random: new RandomService(hsm),
-    reEncrypt: new ReEncryptService({ keys, sealer }),
+    reEncrypt: new ReEncryptService({ keys, sealer, rsa }),
   };
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });

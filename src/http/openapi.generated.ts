@@ -1284,13 +1284,13 @@ export interface components {
          */
         EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "RSAES_OAEP_SHA_1" | "SM2_ENCRYPT";
         /**
-         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @description SYMMETRIC_DEFAULT (the default). source_encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 with a source_key_id of an RSA key made for ENCRYPT_DECRYPT moves an RSA-OAEP ciphertext of encrypt-data (KMS.2106 for SYMMETRIC_DEFAULT with such a key); with an AES key, and as destination_encryption_algorithm, the asymmetric ones are KMS.2105. SM2_ENCRYPT is never served.
          * @enum {string}
          */
         ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
         /** @description Length in bits, 8 to 8192, a multiple of 8. */
         RandomDataLength: string;
-        /** @description A data key blob in hex (either case), or a data blob or a data key pair's private-key blob in base64. */
+        /** @description A data key blob in hex (either case), a data blob or a data key pair's private-key blob in base64, or (with an RSA source_key_id) an RSA-OAEP ciphertext in base64. */
         ReEncryptCipherText: string;
         EncryptDataRequestBody: {
             key_id: components["schemas"]["KeyId"];

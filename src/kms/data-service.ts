@@ -91,9 +91,10 @@ function noBinding(request: Pick<EncryptDataRequest, 'encryption_context' | 'add
 }
 
 /**
- * decrypt-data's answer, wiping the plaintext. Every plaintext sealed here was a JSON string's
- * UTF-8, so plain_text decodes back exactly; an RSA ciphertext made elsewhere may hold any bytes,
- * which plain_text_base64 carries exactly.
+ * decrypt-data's answer, wiping the plaintext. A plaintext encrypt-data or a data key pair sealed
+ * was a JSON string's UTF-8, so plain_text decodes back exactly; an RSA ciphertext made elsewhere
+ * may hold any bytes, and so may the data blob re-encrypt made of one: plain_text_base64 carries
+ * them exactly.
  */
 function answer(keyId: string, plaintext: Buffer): DecryptDataResponse {
   try {
