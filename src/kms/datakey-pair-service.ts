@@ -6,8 +6,16 @@ import type { RequestContext } from './context';
 import { base64BlobToText } from './data-blob-codec';
 import type { KeyService } from './key-service';
 import { checkedBinding, type Sealer } from './sealing';
+import { WorkSlots } from './work-slots';
 
 const generate = promisify(generateKeyPair);
+
+/**
+ * Key pairs generated at once. OpenSSL's prime search runs on libuv's thread pool (an RSA_4096
+ * pair takes seconds), which asynchronous HSM calls and the audit log's writes share: however many
+ * pairs are asked for at once, the others wait, and those threads stay free.
+ */
+export const MAX_CONCURRENT_GENERATIONS = 2;
 
 /** A data key pair's spec as the API names it, and how OpenSSL makes one. */
 type PairSpec = { readonly type: 'rsa'; readonly modulusLength: number } | { readonly type: 'ec'; readonly namedCurve: string };
@@ -49,6 +57,8 @@ export interface DataKeyPairServiceDeps {
  * that very text. The audit record names the CMK and the key_spec, never a key of the pair.
  */
 export class DataKeyPairService {
+  private readonly generations = new WorkSlots(MAX_CONCURRENT_GENERATIONS);
+
   constructor(private readonly deps: DataKeyPairServiceDeps) {}
 
   createRsaDataKeyPair(ctx: RequestContext, request: CreateRsaDatakeyPairRequest): Promise<DatakeyPairResponse> {
@@ -70,7 +80,7 @@ export class DataKeyPairService {
     ctx.actedOn.keySpec = request.key_spec;
     const binding = checkedBinding(undefined, request.additional_authenticated_data);
 
-    const pair = await generatePair(spec);
+    const pair = await this.generations.run(() => generatePair(spec));
     // The sealed text is the response's own spelling of the private key (see data-blob-codec.ts).
     const privateText = pair.privateKey.toString('base64');
     pair.privateKey.fill(0);
