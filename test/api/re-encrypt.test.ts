@@ -441,4 +441,18 @@ describe('through the official SDK (its signer, ReEncryptRequestBody\'s field na
     expect((await sdk.call('decrypt-data', { cipher_text: movedData.body.cipher_text })).body.plain_text).toBe('sdk data');
     expect(await sdk.call('re-encrypt', { destination_key_id: destination, cipher_text: 'AAAA' })).toMatchObject({ status: 400, errorCode: 'KMS.2201' });
   });
+
+  it('moves an RSA-OAEP ciphertext of encrypt-data to an AES key', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-a', ak: issued.access_key, sk: issued.secret_key });
+    const created = await sdk.call('create-key', { key_alias: 're-encrypt-sdk-rsa', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+    expect(created.status).toBe(200);
+    const rsaKey: string = created.body.key_info.key_id;
+    const encrypted = await sdk.call('encrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', plain_text: 'sdk rsa data' });
+    expect(encrypted.status).toBe(200);
+    const moved = await sdk.call('re-encrypt', { source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination, cipher_text: encrypted.body.cipher_text });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ key_id: destination, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1' });
+    expect((await sdk.call('decrypt-data', { cipher_text: moved.body.cipher_text })).body.plain_text).toBe('sdk rsa data');
+  });
 });
