@@ -6,7 +6,7 @@ import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
 import type { Blob } from './blob-frame';
 import type { RequestContext } from './context';
 import { base64BlobFromText, base64BlobToText } from './data-blob-codec';
-import { isRsaEncryptionKey } from './key-purpose';
+import { isRsaEncryptionKey, type KeyPurpose } from './key-purpose';
 import type { KeyService } from './key-service';
 import { isOaep, oaepAlgorithm, type RsaDataCipher } from './rsa-data';
 import { checkedBinding, symmetricAlgorithm, type CheckedBinding, type Sealer } from './sealing';
@@ -95,10 +95,12 @@ export class ReEncryptService {
         throw new KmsError('KMS.0308', { detail: `source_key_id: re-encrypt with ${request.source_encryption_algorithm} needs the RSA key's id.` });
       }
       const parsed = sourceBlob(request.cipher_text);
-      const key = await this.sourceKey(ctx, parsed.blob.keyId);
+      // Only an AES key seals blobs: one naming another kind of key is refused as before (KMS.0325, KMS.0341).
+      const key = await this.sourceKey(ctx, parsed.blob.keyId, 'seal');
       return this.blobSource(ctx, parsed, key, symmetricAlgorithm(request.source_encryption_algorithm));
     }
-    const key = await this.sourceKey(ctx, request.source_key_id);
+    // 'data': an AES key, or an RSA key made for ENCRYPT_DECRYPT (an RSA-OAEP source).
+    const key = await this.sourceKey(ctx, request.source_key_id, 'data');
     if (isRsaEncryptionKey(key)) return this.rsaSource(ctx, request, key);
     // An AES key with OAEP is KMS.2105 whatever the cipher_text, as in decrypt-data.
     const algorithm = symmetricAlgorithm(request.source_encryption_algorithm);
@@ -127,11 +129,10 @@ export class ReEncryptService {
    * The source key, recorded for the audit as the source (ctx.actedOn.sourceKeyId) whether or not
    * it may be used; ctx.actedOn.keyId stays for the destination, the key the request seals under.
    */
-  private async sourceKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
+  private async sourceKey(ctx: RequestContext, keyId: string, purpose: KeyPurpose): Promise<KeyRecord> {
     const lookup: RequestContext = { ...ctx, actedOn: { keyId: null } };
     try {
-      // 'data': an AES key, or an RSA key made for ENCRYPT_DECRYPT (an RSA-OAEP source).
-      return await this.deps.keys.usableKey(lookup, keyId, 'data');
+      return await this.deps.keys.usableKey(lookup, keyId, purpose);
     } finally {
       ctx.actedOn.sourceKeyId = lookup.actedOn.keyId;
     }

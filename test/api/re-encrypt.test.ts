@@ -370,6 +370,15 @@ describe('an RSA-OAEP source (encrypt-data with an RSA ENCRYPT_DECRYPT key) move
     expect((await kms.call('re-encrypt', body)).status).toBe(200);
   });
 
+  it('a blob naming the RSA key, without source_key_id, is refused as before RSA sources were served (KMS.0325)', async () => {
+    const bytes = Buffer.from((await kms.call('encrypt-data', { key_id: source, plain_text: 'x' })).body.cipher_text, 'base64');
+    const keyIdEnd = bytes.readUInt16LE(2);
+    bytes.write(rsaKey, keyIdEnd - 36, 'ascii');
+    const forged = withTrailerRecomputed(bytes).toString('base64');
+    expectKmsError(await kms.call('re-encrypt', { cipher_text: forged, destination_key_id: destination }), 400, 'KMS.0325');
+    expectKmsError(await kms.call('decrypt-data', { cipher_text: forged }), 400, 'KMS.0325');
+  });
+
   it('the audit record names the RSA key as the source and the AES key as key_id, never the plaintext', async () => {
     const secret = 'rsa-source-secret';
     const moved = await kms.call('re-encrypt', { cipher_text: encryptLocally(Buffer.from(secret)), source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination });
