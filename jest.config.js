@@ -38,6 +38,7 @@ const ON_EVERY_MODULE = [
   'api/mac',
   'api/rsa-data',
   'api/derive-shared-secret',
+  'api/datakey-pair',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

@@ -30,6 +30,7 @@ import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
 import { RandomService } from './kms/random-service';
 import { ReEncryptService } from './kms/reencrypt-service';
+import { DataKeyPairService } from './kms/datakey-pair-service';
 import { Sealer } from './kms/sealing';
 import { GrantService } from './kms/grant-service';
 import { QuotaService } from './kms/quota-service';
@@ -124,15 +125,17 @@ export async function startService(config: Config, options: StartOptions): Promi
   });
   const dataKeys = new DataKeyService({ keys, hsm, usage });
   const sealer = new Sealer(hsm, usage);
+  const rsa = new RsaDataCipher(hsm);
   const dataOperations = {
-    data: new DataService({ keys, sealer, rsa: new RsaDataCipher(hsm) }),
+    data: new DataService({ keys, sealer, rsa }),
     random: new RandomService(hsm),
-    reEncrypt: new ReEncryptService({ keys, sealer }),
+    reEncrypt: new ReEncryptService({ keys, sealer, rsa }),
   };
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
   const keyAgreement = new KeyAgreementService({ keys, hsm });
   const aliases = new AliasService({ store, hsm, keys, clock, logger, region: config.region });
+  const dataKeyPairs = new DataKeyPairService({ keys, sealer });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -184,6 +187,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       macs,
       keyAgreement,
       aliases,
+      dataKeyPairs,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -31,6 +31,8 @@ export interface AuditRecord {
   readonly aliases?: readonly string[];
   /** associate-alias: the key the alias named before (key_id: the one it names now). */
   readonly previous_key_id?: string;
+  /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
+  readonly key_spec?: string;
   /** The grant the request created, revoked or retired, when it did. */
   readonly grant_id?: string;
   /** The grant that allowed the request, when the principal's permissions did not. */

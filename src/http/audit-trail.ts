@@ -43,6 +43,7 @@ export function auditRecord(
     ...(actedOn?.algorithm === undefined ? {} : { algorithm: actedOn.algorithm }),
     ...(actedOn?.aliases === undefined ? {} : { aliases: actedOn.aliases }),
     ...(actedOn?.previousKeyId === undefined ? {} : { previous_key_id: actedOn.previousKeyId }),
+    ...(actedOn?.keySpec === undefined ? {} : { key_spec: actedOn.keySpec }),
     ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
     ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
     status: outcome.status,

@@ -457,7 +457,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decrypt a blob of encrypt-data (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
+        /** Decrypt a blob of encrypt-data or a data key pair's private_key_cipher_text (the key is the one the blob names), or an RSA-OAEP ciphertext with key_id and its encryption_algorithm. */
         post: operations["decryptData"];
         delete?: never;
         options?: never;
@@ -491,7 +491,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move a data blob or a data key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
+        /** Move a data blob, a data key blob or a private-key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
         post: operations["reEncrypt"];
         delete?: never;
         options?: never;
@@ -595,6 +595,40 @@ export interface paths {
         put?: never;
         /** ECDH in the HSM between the private key of a KEY_AGREEMENT EC key pair and a peer's public key; the shared secret is the x coordinate, in base64. */
         post: operations["deriveSharedSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/create-rsa-datakey-pair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An RSA data key pair (RSA_2048, RSA_3072, RSA_4096) made by the service, its private key sealed under an AES_256 CMK; the plaintext private key too unless with_plain_text is false. */
+        post: operations["createRsaDatakeyPair"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/create-ec-datakey-pair": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** An EC data key pair (ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521, ECC_SECG_P256K1) made by the service, its private key sealed under an AES_256 CMK; the plaintext private key too unless with_plain_text is false. */
+        post: operations["createEcDatakeyPair"];
         delete?: never;
         options?: never;
         head?: never;
@@ -900,7 +934,7 @@ export interface components {
         GranteePrincipalType: "user" | "domain";
         GrantName: string;
         /** @enum {string} */
-        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "generate-mac" | "verify-mac" | "derive-shared-secret";
+        GrantOperation: "create-datakey" | "create-datakey-without-plaintext" | "encrypt-datakey" | "decrypt-datakey" | "describe-key" | "create-grant" | "retire-grant" | "encrypt-data" | "decrypt-data" | "sign" | "verify" | "get-publickey" | "generate-mac" | "verify-mac" | "derive-shared-secret" | "create-rsa-datakey-pair" | "create-ec-datakey-pair";
         /** @description What the grantee may do with the key; not create-grant alone (KMS.2401). Repeats count once. */
         GrantOperations: components["schemas"]["GrantOperation"][];
         /** @description Grants per page, 1 to 1000 (default 1000). */
@@ -1283,9 +1317,40 @@ export interface components {
             datakey_length: string;
             datakey_dgst: string;
         };
+        /** @description create-rsa-datakey-pair: RSA_2048, RSA_3072 or RSA_4096; create-ec-datakey-pair: ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521 or ECC_SECG_P256K1 (SM2 needs vendor mechanisms and is refused). */
+        DatakeyPairSpec: string;
+        /** @description Whether the response carries private_key_plain_text (a JSON boolean; default true). */
+        WithPlainText: boolean;
+        CreateRsaDatakeyPairRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            key_spec: components["schemas"]["DatakeyPairSpec"];
+            with_plain_text?: components["schemas"]["WithPlainText"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        CreateEcDatakeyPairRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            key_spec: components["schemas"]["DatakeyPairSpec"];
+            with_plain_text?: components["schemas"]["WithPlainText"];
+            additional_authenticated_data?: components["schemas"]["AdditionalAuthenticatedData"];
+            pin?: components["schemas"]["OpaqueString"];
+            pin_type?: components["schemas"]["OpaqueString"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        DatakeyPairResponse: {
+            /** @description The CMK the private key is sealed under. */
+            key_id: string;
+            key_spec: string;
+            /** @description Base64 of the DER SubjectPublicKeyInfo. */
+            public_key: string;
+            /** @description Base64 of a private-key blob under the CMK, bound to additional_authenticated_data; decrypt-data opens it (with the same additional_authenticated_data) and answers private_key_plain_text as its plain_text. */
+            private_key_cipher_text: string;
+            /** @description Base64 of the DER PKCS#8 PrivateKeyInfo; left out when with_plain_text is false. */
+            private_key_plain_text?: string;
+        };
         /** @description The data to encrypt, 1 to 4096 bytes as UTF-8. */
         DataPlainText: string;
-        /** @description Base64 of a cipher_text of encrypt-data (canonical, padded). */
+        /** @description Base64 of a cipher_text of encrypt-data, or of a data key pair's private_key_cipher_text (canonical, padded). */
         DataCipherText: string;
         /**
          * @description SYMMETRIC_DEFAULT (the default) with an AES_256 key; RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1
@@ -1295,13 +1360,13 @@ export interface components {
          */
         EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "RSAES_OAEP_SHA_1" | "SM2_ENCRYPT";
         /**
-         * @description SYMMETRIC_DEFAULT (the default); this service's keys are symmetric, so the others are KMS.2105.
+         * @description SYMMETRIC_DEFAULT (the default). source_encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 with a source_key_id of an RSA key made for ENCRYPT_DECRYPT moves an RSA-OAEP ciphertext of encrypt-data (KMS.2106 for SYMMETRIC_DEFAULT with such a key); with an AES key, and as destination_encryption_algorithm, the asymmetric ones are KMS.2105. SM2_ENCRYPT is never served.
          * @enum {string}
          */
         ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";
         /** @description Length in bits, 8 to 8192, a multiple of 8. */
         RandomDataLength: string;
-        /** @description A data key blob in hex (either case), or a data blob in base64. */
+        /** @description A data key blob in hex (either case), a data blob or a data key pair's private-key blob in base64, or (with an RSA source_key_id) an RSA-OAEP ciphertext in base64. */
         ReEncryptCipherText: string;
         EncryptDataRequestBody: {
             key_id: components["schemas"]["KeyId"];
@@ -2481,6 +2546,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeriveSharedSecretResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createRsaDatakeyPair: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateRsaDatakeyPairRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatakeyPairResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createEcDatakeyPair: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateEcDatakeyPairRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatakeyPairResponse"];
                 };
             };
             default: components["responses"]["Error"];

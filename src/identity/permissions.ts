@@ -33,6 +33,7 @@ export const PERMISSIONS = [
   'kms:cmk:getRotation',
   'kms:dek:create',
   'kms:dek:crypto',
+  'kms:dek:createDatakeyPair',
   'kms:grant:create',
   'kms:grant:list',
   'kms:grant:revoke',

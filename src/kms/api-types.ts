@@ -86,3 +86,7 @@ export type AssociateAliasRequest = Schemas['AssociateAliasRequestBody'];
 export type DeleteAliasRequest = Schemas['DeleteAliasRequestBody'];
 export type AliasEntity = Schemas['AliasEntity'];
 export type ListAliasesResponse = Schemas['ListAliasesResponse'];
+// Data key pairs.
+export type CreateRsaDatakeyPairRequest = Schemas['CreateRsaDatakeyPairRequestBody'];
+export type CreateEcDatakeyPairRequest = Schemas['CreateEcDatakeyPairRequestBody'];
+export type DatakeyPairResponse = Schemas['DatakeyPairResponse'];

@@ -1,11 +1,13 @@
 import { KmsError } from '../errors';
 
 /**
- * What a ciphertext holds: a data key (create-, encrypt-datakey) or a caller's data (encrypt-data).
- * Bound into the additional data, so that a blob of one kind never opens as the other, whatever its
- * frame says: decrypt-data cannot be made to hand out a data key, nor decrypt-datakey small data.
+ * What a ciphertext holds: a data key (create-, encrypt-datakey), a caller's data (encrypt-data)
+ * or the private key of a data key pair (create-rsa-, create-ec-datakey-pair). Bound into the
+ * additional data, so that a blob of one kind never opens as another, whatever its frame says:
+ * decrypt-data cannot be made to hand out a data key, nor decrypt-datakey small data, and no blob
+ * a caller could have made with encrypt-data passes for a private key this service made.
  */
-export type BlobPurpose = 'datakey' | 'data';
+export type BlobPurpose = 'datakey' | 'data' | 'privateKey';
 
 /**
  * What a ciphertext is bound to. The GCM additional data carries all of it, so a blob opens only
@@ -31,6 +33,7 @@ export const MAX_AAD_BYTES = 128;
 const DOMAINS: Readonly<Record<BlobPurpose, string>> = {
   datakey: 'huawei-kms-compatible/datakey/v1',
   data: 'huawei-kms-compatible/data/v1',
+  privateKey: 'huawei-kms-compatible/private-key/v1',
 };
 
 /**

@@ -30,6 +30,8 @@ export interface ActedOn {
   aliases?: readonly string[];
   /** associate-alias: the key the alias named before (keyId: the one it names now). */
   previousKeyId?: string;
+  /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
+  keySpec?: string;
   /** The grant the request created, revoked or retired. */
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */

@@ -26,6 +26,28 @@ import { strictBase64 } from './strict-base64';
 
 export const DATA_BLOB_FORMAT_V1 = 0x4401;
 
+/**
+ * The private-key blob: `private_key_cipher_text` of create-rsa-datakey-pair and
+ * create-ec-datakey-pair, in base64 as the data blob. The same frame with format version 0x5001
+ * ("P", 1), the ciphertext being the private key as the response's private_key_plain_text spells
+ * it (the UTF-8 of base64 of the DER PKCS#8), so that decrypt-data, which opens it, answers that
+ * very text as its plain_text. Its bytes `01 50` make its base64 begin with "AV" (never hex, as
+ * for a data blob). Its purpose `privateKey` is bound into the GCM additional data (binding.ts):
+ * a data blob given this format, or the reverse, does not open.
+ */
+export const PRIVATE_KEY_BLOB_FORMAT_V1 = 0x5001;
+
+/** The blobs carried in base64: a data blob of encrypt-data, or a private-key blob of a data key pair. */
+export type Base64BlobPurpose = 'data' | 'privateKey';
+
+const FORMATS: Readonly<Record<Base64BlobPurpose, number>> = { data: DATA_BLOB_FORMAT_V1, privateKey: PRIVATE_KEY_BLOB_FORMAT_V1 };
+
+/** A blob carried in base64, and what it holds (its format says which; the additional data holds it to that). */
+export interface Base64Blob {
+  readonly purpose: Base64BlobPurpose;
+  readonly blob: Blob;
+}
+
 /** Canonical base64 with padding: what we send, and the only spelling we accept. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -48,8 +70,27 @@ export function dataBlobToText(blob: Blob): string {
  * missing padding; only canonical base64 is taken, so that one blob has one spelling. KMS.2201.
  */
 export function dataBlobFromText(text: string): Blob {
+  return decodeDataBlob(canonicalBytes(text));
+}
+
+/** A blob of `purpose` as the API carries it: base64. */
+export function base64BlobToText({ purpose, blob }: Base64Blob): string {
+  return encodeFrame(FORMATS[purpose], blob).toString('base64');
+}
+
+/**
+ * The blob of a base64 `cipher_text` (decrypt-data, re-encrypt), a data blob or a private-key blob
+ * as its format says; anything else, a data key blob among them, is KMS.2201.
+ */
+export function base64BlobFromText(text: string): Base64Blob {
+  const bytes = canonicalBytes(text);
+  const purpose = bytes.length >= 2 && bytes.readUInt16LE(0) === PRIVATE_KEY_BLOB_FORMAT_V1 ? 'privateKey' : 'data';
+  return { purpose, blob: decodeFrame(FORMATS[purpose], bytes) };
+}
+
+function canonicalBytes(text: string): Buffer {
   if (!BASE64.test(text)) throw new KmsError('KMS.2201', { cause: new Error('not canonical base64') });
   const bytes = strictBase64(text);
   if (bytes === undefined) throw new KmsError('KMS.2201', { cause: new Error('not canonical base64') });
-  return decodeDataBlob(bytes);
+  return bytes;
 }

@@ -1,9 +1,8 @@
 import { KmsError } from '../errors';
 import type { KeyRecord } from '../domain/keys';
-import type { Blob } from './blob-frame';
 import type { DecryptDataRequest, DecryptDataResponse, EncryptDataRequest, EncryptDataResponse } from './api-types';
 import type { RequestContext } from './context';
-import { dataBlobFromText, dataBlobToText } from './data-blob-codec';
+import { base64BlobFromText, dataBlobToText, type Base64Blob } from './data-blob-codec';
 import { isRsaEncryptionKey } from './key-purpose';
 import type { KeyService } from './key-service';
 import { isOaep, type RsaDataCipher } from './rsa-data';
@@ -27,6 +26,9 @@ export interface DataServiceDeps {
  * additional data keeps a data blob from ever opening as a data key, and the reverse.
  * With an RSA key pair made for ENCRYPT_DECRYPT they are RSA-OAEP instead (rsa-data.ts): no blob,
  * no binding, and decrypt-data then needs key_id.
+ * decrypt-data also opens the private-key blob of a data key pair (datakey-pair-service.ts), as
+ * the general decryption that create-rsa- and create-ec-datakey-pair leave it to: its format names
+ * it, and it opens under the purpose `privateKey` only, so that no data blob passes for one.
  */
 export class DataService {
   constructor(private readonly deps: DataServiceDeps) {}
@@ -56,12 +58,12 @@ export class DataService {
 
   async decryptData(ctx: RequestContext, request: DecryptDataRequest): Promise<DecryptDataResponse> {
     let key: KeyRecord;
-    let blob: Blob;
+    let sealed: Base64Blob;
     if (request.key_id === undefined) {
       // An RSA ciphertext names no key, so RSA-OAEP needs the key_id; a data blob names its own.
       if (isOaep(request.encryption_algorithm)) throw new KmsError('KMS.0308', { detail: `key_id: decrypt-data with ${request.encryption_algorithm} needs the key's id.` });
-      blob = dataBlobFromText(request.cipher_text);
-      key = await this.deps.keys.usableKey(ctx, blob.keyId);
+      sealed = base64BlobFromText(request.cipher_text);
+      key = await this.deps.keys.usableKey(ctx, sealed.blob.keyId);
       symmetricAlgorithm(request.encryption_algorithm);
     } else {
       // The key decides which kind of cipher_text this is; a data blob must be that key's (checked by the sealer).
@@ -71,10 +73,10 @@ export class DataService {
         return answer(key.keyId, await this.deps.rsa.decrypt(ctx, key, request.encryption_algorithm, request.cipher_text));
       }
       symmetricAlgorithm(request.encryption_algorithm);
-      blob = dataBlobFromText(request.cipher_text);
+      sealed = base64BlobFromText(request.cipher_text);
     }
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
-    return answer(key.keyId, await this.deps.sealer.open(ctx, 'data', key, blob, binding));
+    return answer(key.keyId, await this.deps.sealer.open(ctx, sealed.purpose, key, sealed.blob, binding));
   }
 }
 
@@ -89,9 +91,10 @@ function noBinding(request: Pick<EncryptDataRequest, 'encryption_context' | 'add
 }
 
 /**
- * decrypt-data's answer, wiping the plaintext. Every plaintext sealed here was a JSON string's
- * UTF-8, so plain_text decodes back exactly; an RSA ciphertext made elsewhere may hold any bytes,
- * which plain_text_base64 carries exactly.
+ * decrypt-data's answer, wiping the plaintext. A plaintext encrypt-data or a data key pair sealed
+ * was a JSON string's UTF-8, so plain_text decodes back exactly; an RSA ciphertext made elsewhere
+ * may hold any bytes, and so may the data blob re-encrypt made of one: plain_text_base64 carries
+ * them exactly.
  */
 function answer(keyId: string, plaintext: Buffer): DecryptDataResponse {
   try {

@@ -21,6 +21,8 @@ export const GRANT_OPERATIONS = [
   'generate-mac',
   'verify-mac',
   'derive-shared-secret',
+  'create-rsa-datakey-pair',
+  'create-ec-datakey-pair',
 ] as const satisfies readonly GrantOperation[];
 
 // Fails to compile when openapi.yaml names an operation the list above lacks.

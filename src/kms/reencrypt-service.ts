@@ -5,9 +5,11 @@ import type { BlobPurpose } from './binding';
 import { dataKeyLength, decodeBlob, encodeBlob } from './blob-codec';
 import type { Blob } from './blob-frame';
 import type { RequestContext } from './context';
-import { dataBlobFromText, dataBlobToText } from './data-blob-codec';
+import { base64BlobFromText, base64BlobToText } from './data-blob-codec';
+import { isRsaEncryptionKey, type KeyPurpose } from './key-purpose';
 import type { KeyService } from './key-service';
-import { checkedBinding, symmetricAlgorithm, type Sealer } from './sealing';
+import { isOaep, oaepAlgorithm, type RsaDataCipher } from './rsa-data';
+import { checkedBinding, symmetricAlgorithm, type CheckedBinding, type Sealer } from './sealing';
 
 const MAX_DATAKEY_BYTES = 1024;
 const HEX = /^[0-9a-fA-F]+$/;
@@ -15,6 +17,8 @@ const HEX = /^[0-9a-fA-F]+$/;
 export interface ReEncryptServiceDeps {
   readonly keys: KeyService;
   readonly sealer: Sealer;
+  /** Opens RSA-OAEP sources (in the HSM). */
+  readonly rsa: RsaDataCipher;
 }
 
 /** A cipher_text of either kind, read from its text: the kind decides the codec and the purpose. */
@@ -23,12 +27,31 @@ interface SourceBlob {
   readonly blob: Blob;
 }
 
+/** What re-encrypt moves: its key and algorithm, the purpose the destination seals it with, and how to open it. */
+interface Source {
+  readonly key: KeyRecord;
+  readonly algorithm: ReEncryptResponse['source_encryption_algorithm'];
+  readonly purpose: BlobPurpose;
+  /** A data key blob, whose datakey_cipher_length is checked. */
+  readonly dataKeyBlob?: Blob;
+  open(binding: CheckedBinding): Promise<Buffer>;
+}
+
 /**
  * re-encrypt: opens a ciphertext under its key (source) and seals it under another key, or under
  * the newest material version of the same one (destination), inside the service: the plaintext is
  * never in a response. As the API defines, a data key blob (hex) becomes a data key blob and a data
- * blob of encrypt-data (base64) a data blob; each keeps its purpose in the additional data. The
+ * blob of encrypt-data (base64) a data blob, and a private-key blob of a data key pair (base64) a
+ * private-key blob; each keeps its purpose in the additional data. The
  * source binding must be the one the blob was sealed with; the destination binding is applied.
+ *
+ * An RSA-OAEP ciphertext of encrypt-data (source_encryption_algorithm RSAES_OAEP_SHA_256 or
+ * RSAES_OAEP_SHA_1, as the API's enum has them) is a source too: it names no key, so it needs
+ * source_key_id, an RSA key made for ENCRYPT_DECRYPT; it is decrypted in the HSM and sealed under
+ * the destination as a data blob, which decrypt-data opens (its plaintext may be any bytes:
+ * plain_text_base64 carries them exactly). It is bound to nothing, so a source binding is refused.
+ * The destination is an AES_256 key: moving data to an RSA public key is not served (KMS.0325, and
+ * KMS.2105 for an asymmetric destination_encryption_algorithm).
  */
 export class ReEncryptService {
   constructor(private readonly deps: ReEncryptServiceDeps) {}
@@ -36,52 +59,104 @@ export class ReEncryptService {
   async reEncrypt(ctx: RequestContext, request: ReEncryptRequest): Promise<ReEncryptResponse> {
     // Every re-encrypt record names its source key: null until one is found.
     ctx.actedOn.sourceKeyId = null;
-    const source = sourceBlob(request.cipher_text);
-    const sourceKey = await this.sourceKey(ctx, request.source_key_id ?? source.blob.keyId);
-    const sourceAlgorithm = symmetricAlgorithm(request.source_encryption_algorithm);
+    const source = await this.source(ctx, request);
     const destinationKey = await this.deps.keys.usableKey(ctx, request.destination_key_id);
     const destinationAlgorithm = symmetricAlgorithm(request.destination_encryption_algorithm);
-    if (request.datakey_cipher_length !== undefined) checkDataKeyLength(source, request.datakey_cipher_length);
+    if (request.datakey_cipher_length !== undefined) checkDataKeyLength(source.dataKeyBlob, request.datakey_cipher_length);
     const sourceBinding = checkedBinding(request.source_encryption_context, request.source_additional_authenticated_data);
     const destinationBinding = checkedBinding(request.destination_encryption_context, request.destination_additional_authenticated_data);
 
-    const plaintext = await this.deps.sealer.open(ctx, source.purpose, sourceKey, source.blob, sourceBinding);
+    const plaintext = await source.open(sourceBinding);
     let sealed: Blob;
     try {
+      // encrypt-data never makes an empty data blob, and an OAEP ciphertext may hold nothing.
+      if (plaintext.length === 0) throw new KmsError('KMS.2101', { detail: 'The ciphertext holds no plaintext to seal.' });
       sealed = await this.deps.sealer.seal(ctx, source.purpose, destinationKey, plaintext, destinationBinding);
     } finally {
       plaintext.fill(0);
     }
     return {
       key_id: destinationKey.keyId,
-      source_key_id: sourceKey.keyId,
-      source_encryption_algorithm: sourceAlgorithm,
+      source_key_id: source.key.keyId,
+      source_encryption_algorithm: source.algorithm,
       destination_encryption_algorithm: destinationAlgorithm,
-      cipher_text: source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : dataBlobToText(sealed),
+      cipher_text: source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : base64BlobToText({ purpose: source.purpose, blob: sealed }),
     };
+  }
+
+  /**
+   * The source. With source_key_id the key decides, as decrypt-data's key_id does: an RSA key made
+   * for ENCRYPT_DECRYPT takes an RSA-OAEP ciphertext, any other a blob of this service. Without it,
+   * the cipher_text is a blob, which names its key.
+   */
+  private async source(ctx: RequestContext, request: ReEncryptRequest): Promise<Source> {
+    if (request.source_key_id === undefined) {
+      if (isOaep(request.source_encryption_algorithm) && !isBlobText(request.cipher_text)) {
+        throw new KmsError('KMS.0308', { detail: `source_key_id: re-encrypt with ${request.source_encryption_algorithm} needs the RSA key's id.` });
+      }
+      const parsed = sourceBlob(request.cipher_text);
+      // Only an AES key seals blobs: one naming another kind of key is refused as before (KMS.0325, KMS.0341).
+      const key = await this.sourceKey(ctx, parsed.blob.keyId, 'seal');
+      return this.blobSource(ctx, parsed, key, symmetricAlgorithm(request.source_encryption_algorithm));
+    }
+    // 'data': an AES key, or an RSA key made for ENCRYPT_DECRYPT (an RSA-OAEP source).
+    const key = await this.sourceKey(ctx, request.source_key_id, 'data');
+    if (isRsaEncryptionKey(key)) return this.rsaSource(ctx, request, key);
+    // An AES key with OAEP is KMS.2105 whatever the cipher_text, as in decrypt-data.
+    const algorithm = symmetricAlgorithm(request.source_encryption_algorithm);
+    return this.blobSource(ctx, sourceBlob(request.cipher_text), key, algorithm);
+  }
+
+  private blobSource(ctx: RequestContext, parsed: SourceBlob, key: KeyRecord, algorithm: Source['algorithm']): Source {
+    return {
+      key,
+      algorithm,
+      purpose: parsed.purpose,
+      ...(parsed.purpose === 'datakey' ? { dataKeyBlob: parsed.blob } : {}),
+      open: (binding) => this.deps.sealer.open(ctx, parsed.purpose, key, parsed.blob, binding),
+    };
+  }
+
+  private rsaSource(ctx: RequestContext, request: ReEncryptRequest, key: KeyRecord): Source {
+    const algorithm = oaepAlgorithm(request.source_encryption_algorithm);
+    if (request.source_encryption_context !== undefined || request.source_additional_authenticated_data !== undefined) {
+      throw new KmsError('KMS.0308', { detail: 'source_encryption_context and source_additional_authenticated_data do not apply to RSA-OAEP: its ciphertext is bound to nothing.' });
+    }
+    return { key, algorithm, purpose: 'data', open: () => this.deps.rsa.decrypt(ctx, key, algorithm, request.cipher_text) };
   }
 
   /**
    * The source key, recorded for the audit as the source (ctx.actedOn.sourceKeyId) whether or not
    * it may be used; ctx.actedOn.keyId stays for the destination, the key the request seals under.
    */
-  private async sourceKey(ctx: RequestContext, keyId: string): Promise<KeyRecord> {
+  private async sourceKey(ctx: RequestContext, keyId: string, purpose: KeyPurpose): Promise<KeyRecord> {
     const lookup: RequestContext = { ...ctx, actedOn: { keyId: null } };
     try {
-      return await this.deps.keys.usableKey(lookup, keyId);
+      return await this.deps.keys.usableKey(lookup, keyId, purpose);
     } finally {
       ctx.actedOn.sourceKeyId = lookup.actedOn.keyId;
     }
   }
 }
 
+/** Whether a cipher_text reads as a blob of this service (of any kind), without saying why not. */
+function isBlobText(text: string): boolean {
+  try {
+    sourceBlob(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The blob of a cipher_text: hex is a data key blob (as decrypt-datakey takes it), anything else
- * base64 of a data blob (as decrypt-data takes it). No data blob reads as hex: its base64 begins
- * with "AU" (data-blob-codec.ts). Either codec refuses what is not its kind: KMS.2201.
+ * base64 of a data blob or of a data key pair's private-key blob (as decrypt-data takes them). No
+ * base64 blob reads as hex: it begins with "AU" or "AV" (data-blob-codec.ts). Each codec refuses
+ * what is not its kind: KMS.2201.
  */
 function sourceBlob(text: string): SourceBlob {
-  if (!HEX.test(text)) return { purpose: 'data', blob: dataBlobFromText(text) };
+  if (!HEX.test(text)) return base64BlobFromText(text);
   if (text.length % 2 !== 0) throw new KmsError('KMS.2201', { detail: 'Hex strings need an even number of digits.' });
   return { purpose: 'datakey', blob: decodeBlob(Buffer.from(text, 'hex')) };
 }
@@ -89,12 +164,12 @@ function sourceBlob(text: string): SourceBlob {
 /**
  * datakey_cipher_length, as in decrypt-datakey: the data key's length in bytes (1 to 1024), which
  * must be the blob's (KMS.2204). The API asks for it for CBC-sealed data keys only; here every blob
- * is GCM, so it may be left out, and it says nothing about a data blob.
+ * is GCM, so it may be left out, and it says nothing about a data blob or an RSA ciphertext.
  */
-function checkDataKeyLength(source: SourceBlob, value: string): void {
+function checkDataKeyLength(dataKeyBlob: Blob | undefined, value: string): void {
   const length = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
   if (!(length >= 1 && length <= MAX_DATAKEY_BYTES)) {
     throw new KmsError('KMS.0308', { detail: `datakey_cipher_length must be 1 to ${MAX_DATAKEY_BYTES}.` });
   }
-  if (source.purpose === 'datakey' && dataKeyLength(source.blob) !== length) throw new KmsError('KMS.2204');
+  if (dataKeyBlob !== undefined && dataKeyLength(dataKeyBlob) !== length) throw new KmsError('KMS.2204');
 }

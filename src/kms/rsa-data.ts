@@ -1,4 +1,4 @@
-import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
+import { constants, createPublicKey, publicEncrypt, type KeyObject } from 'node:crypto';
 import { KmsError } from '../errors';
 import type { AsymmetricEncryptionAlgorithm, Hsm } from '../hsm/hsm';
 import type { KeyRecord } from '../domain/keys';
@@ -32,8 +32,17 @@ export function isOaep(algorithm: EncryptionAlgorithm | undefined): algorithm is
  * decrypt-data needs key_id. An algorithm the module cannot decrypt with (OAEP-SHA-256 on SoftHSM
  * 2.6) is refused for both, naming it: a ciphertext this service could never open is not made.
  * The audit record names the algorithm (ctx.actedOn), never the data.
+ *
+ * The public key is read from the token once per key record, not on every encryption: kept by the
+ * record object itself (a WeakMap), so it lives exactly as long as the service holds that record
+ * (the key cache's: at most KEY_CACHE_MAX_ENTRIES, each re-read within KEY_CACHE_MAX_AGE_MS or when
+ * the store says the key changed, when a new record, and so a new read, replaces it). Nothing
+ * else can name an entry, so nothing a client chooses grows it. Concurrent encryptions share one
+ * read; a read that fails is forgotten.
  */
 export class RsaDataCipher {
+  private readonly publicKeys = new WeakMap<KeyRecord, Promise<KeyObject>>();
+
   constructor(private readonly hsm: Hsm) {}
 
   async encrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, plaintext: Buffer): Promise<Buffer> {
@@ -42,9 +51,20 @@ export class RsaDataCipher {
     if (plaintext.length > limit) {
       throw new KmsError('KMS.2108', { detail: `plain_text must be at most ${limit} bytes as UTF-8 for ${record.keySpec} with ${algorithm}.` });
     }
-    const der = await this.hsm.keyPairs.publicKey(currentMaterial(record), recordSpec(record));
-    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    const key = await this.publicKey(record);
     return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm].node }, plaintext);
+  }
+
+  /** The record's public key, read from the token for the first encryption with this record. */
+  private publicKey(record: KeyRecord): Promise<KeyObject> {
+    const kept = this.publicKeys.get(record);
+    if (kept !== undefined) return kept;
+    const read = this.hsm.keyPairs.publicKey(currentMaterial(record), recordSpec(record)).then((der) => createPublicKey({ key: der, format: 'der', type: 'spki' }));
+    this.publicKeys.set(record, read);
+    read.catch(() => {
+      if (this.publicKeys.get(record) === read) this.publicKeys.delete(record);
+    });
+    return read;
   }
 
   /** The plaintext (the caller wipes it); KMS.2201 for a ciphertext that is not one block of the modulus' size, KMS.0311 for one that does not decrypt. */

@@ -1,9 +1,11 @@
+import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
 import { expectKmsError, type KmsClient } from '../helpers/client';
 import { addMaterialVersion, blobMaterialVersion } from '../helpers/material-version';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
+import { testModuleKind } from '../helpers/test-module';
 import { BLOB_FORMAT_V1 } from '../../src/kms/blob-codec';
 import { DATA_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
 
@@ -310,6 +312,83 @@ describe('re-encrypt refuses', () => {
   });
 });
 
+describe('an RSA-OAEP source (encrypt-data with an RSA ENCRYPT_DECRYPT key) moves to an AES key as a data blob', () => {
+  let rsaKey: string;
+  let encryptLocally: (plaintext: Buffer, hash?: string) => string;
+  beforeAll(async () => {
+    const created = await kms.call('create-key', { key_alias: 're-encrypt-rsa', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+    expect(created.status).toBe(200);
+    rsaKey = created.body.key_info.key_id;
+    const publicKey = createPublicKey((await kms.call('get-publickey', { key_id: rsaKey })).body.public_key);
+    encryptLocally = (plaintext, hash = 'sha1') => publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, plaintext).toString('base64');
+  });
+
+  it('RSAES_OAEP_SHA_1: decrypted in the HSM, sealed under the destination; decrypt-data gives the bytes back exactly, any bytes', async () => {
+    const plaintext = Buffer.from([0xff, 0x00, 0xfe, 0x80, 0x41]);
+    const moved = await kms.call('re-encrypt', { cipher_text: encryptLocally(plaintext), source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ key_id: destination, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_encryption_algorithm: 'SYMMETRIC_DEFAULT' });
+    expect(Buffer.from(moved.body.cipher_text, 'base64').readUInt16LE(0)).toBe(DATA_BLOB_FORMAT_V1);
+    const opened = await kms.call('decrypt-data', { cipher_text: moved.body.cipher_text });
+    expect(opened.status).toBe(200);
+    expect(opened.body.key_id).toBe(destination);
+    expect(Buffer.from(opened.body.plain_text_base64, 'base64')).toEqual(plaintext);
+    // And encrypt-data's own RSA ciphertext, with a destination AAD that the data blob then needs.
+    const encrypted = await kms.call('encrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', plain_text: 'from RSA to AES' });
+    const again = await kms.call('re-encrypt', { cipher_text: encrypted.body.cipher_text, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination, destination_additional_authenticated_data: 'aad' });
+    expect(again.status).toBe(200);
+    expectKmsError(await kms.call('decrypt-data', { cipher_text: again.body.cipher_text }), 400, 'KMS.2201');
+    expect((await kms.call('decrypt-data', { cipher_text: again.body.cipher_text, additional_authenticated_data: 'aad' })).body.plain_text).toBe('from RSA to AES');
+  });
+
+  it('RSAES_OAEP_SHA_256 where the module decrypts with it (NSS), refused naming it where not (SoftHSM: KMS.2106)', async () => {
+    const moved = await kms.call('re-encrypt', { cipher_text: encryptLocally(Buffer.from('sha-256'), 'sha256'), source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_256', destination_key_id: destination });
+    if (testModuleKind() !== 'nss') {
+      expectKmsError(moved, 400, 'KMS.2106');
+      expect(moved.body.error.error_msg).toContain('RSAES_OAEP_SHA_256');
+      return;
+    }
+    expect(moved.status).toBe(200);
+    expect((await kms.call('decrypt-data', { cipher_text: moved.body.cipher_text })).body.plain_text).toBe('sha-256');
+  });
+
+  it('refuses: no source_key_id (KMS.0308), an RSA key with SYMMETRIC_DEFAULT (KMS.2106), an AES key with OAEP (KMS.2105), a source binding (KMS.0308), a ciphertext under another key (KMS.0311), an RSA destination (KMS.0325)', async () => {
+    const cipherText = encryptLocally(Buffer.from('x'));
+    const body = { cipher_text: cipherText, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination };
+    const withoutKey = await kms.call('re-encrypt', { ...body, source_key_id: undefined });
+    expectKmsError(withoutKey, 400, 'KMS.0308');
+    expect(withoutKey.body.error.error_msg).toContain('source_key_id');
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_encryption_algorithm: undefined }), 400, 'KMS.2106');
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_encryption_algorithm: 'SYMMETRIC_DEFAULT' }), 400, 'KMS.2106');
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_key_id: source }), 400, 'KMS.2105');
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_additional_authenticated_data: 'aad' }), 400, 'KMS.0308');
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_encryption_context: { a: 'b' } }), 400, 'KMS.0308');
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_key_id: rsaKey }), 400, 'KMS.0325');
+    const other = await kms.call('create-key', { key_alias: 're-encrypt-rsa-other', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+    expectKmsError(await kms.call('re-encrypt', { ...body, source_key_id: other.body.key_info.key_id }), 400, 'KMS.0311');
+    // The request that fits still moves.
+    expect((await kms.call('re-encrypt', body)).status).toBe(200);
+  });
+
+  it('a blob naming the RSA key, without source_key_id, is refused as before RSA sources were served (KMS.0325)', async () => {
+    const bytes = Buffer.from((await kms.call('encrypt-data', { key_id: source, plain_text: 'x' })).body.cipher_text, 'base64');
+    const keyIdEnd = bytes.readUInt16LE(2);
+    bytes.write(rsaKey, keyIdEnd - 36, 'ascii');
+    const forged = withTrailerRecomputed(bytes).toString('base64');
+    expectKmsError(await kms.call('re-encrypt', { cipher_text: forged, destination_key_id: destination }), 400, 'KMS.0325');
+    expectKmsError(await kms.call('decrypt-data', { cipher_text: forged }), 400, 'KMS.0325');
+  });
+
+  it('the audit record names the RSA key as the source and the AES key as key_id, never the plaintext', async () => {
+    const secret = 'rsa-source-secret';
+    const moved = await kms.call('re-encrypt', { cipher_text: encryptLocally(Buffer.from(secret)), source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination });
+    expect(moved.status).toBe(200);
+    const record = await auditRecord(moved);
+    expect(record).toMatchObject({ action: 're-encrypt', key_id: destination, source_key_id: rsaKey, algorithm: 'RSAES_OAEP_SHA_1', result: 'OK' });
+    expect(JSON.stringify(record)).not.toContain(secret);
+  });
+});
+
 describe('the audit trail', () => {
   it('names the destination as key_id and the source as source_key_id, and never the plaintext', async () => {
     const created = await kms.call('create-datakey', { key_id: source });
@@ -370,5 +449,19 @@ describe('through the official SDK (its signer, ReEncryptRequestBody\'s field na
     const movedData = await sdk.call('re-encrypt', { destination_key_id: destination, cipher_text: sealed.body.cipher_text });
     expect((await sdk.call('decrypt-data', { cipher_text: movedData.body.cipher_text })).body.plain_text).toBe('sdk data');
     expect(await sdk.call('re-encrypt', { destination_key_id: destination, cipher_text: 'AAAA' })).toMatchObject({ status: 400, errorCode: 'KMS.2201' });
+  });
+
+  it('moves an RSA-OAEP ciphertext of encrypt-data to an AES key', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-a', ak: issued.access_key, sk: issued.secret_key });
+    const created = await sdk.call('create-key', { key_alias: 're-encrypt-sdk-rsa', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+    expect(created.status).toBe(200);
+    const rsaKey: string = created.body.key_info.key_id;
+    const encrypted = await sdk.call('encrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', plain_text: 'sdk rsa data' });
+    expect(encrypted.status).toBe(200);
+    const moved = await sdk.call('re-encrypt', { source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination, cipher_text: encrypted.body.cipher_text });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ key_id: destination, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1' });
+    expect((await sdk.call('decrypt-data', { cipher_text: moved.body.cipher_text })).body.plain_text).toBe('sdk rsa data');
   });
 });

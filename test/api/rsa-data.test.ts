@@ -4,6 +4,8 @@ import { expectKmsError, type KmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 import { testModuleKind } from '../helpers/test-module';
+import type { RequestContext } from '../../src/kms/context';
+import { RsaDataCipher } from '../../src/kms/rsa-data';
 
 /**
  * encrypt-data and decrypt-data with RSA keys made for ENCRYPT_DECRYPT: RSA-OAEP, the ciphertext
@@ -117,6 +119,13 @@ describe('RSA-OAEP through encrypt-data and decrypt-data', () => {
     expect((await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: good })).body.plain_text).toBe('still fine');
   });
 
+  it('a block whose number is not below the modulus (all 0xff bytes) is the caller\'s bad ciphertext, KMS.0311, on every module (NSS answers CKR_ARGUMENTS_BAD)', async () => {
+    const block = Buffer.alloc(256, 0xff).toString('base64');
+    expectKmsError(await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: block }), 400, 'KMS.0311');
+    const good = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('still fine'));
+    expect((await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: good })).body.plain_text).toBe('still fine');
+  });
+
   it('an encryption_context or additional_authenticated_data is refused, not ignored: an OAEP ciphertext is bound to nothing (KMS.0308)', async () => {
     const cipherText = encryptLocally(rsaPublic, 'RSAES_OAEP_SHA_1', Buffer.from('x'));
     for (const binding of [{ encryption_context: { purpose: 'test' } }, { additional_authenticated_data: 'aad' }]) {
@@ -140,6 +149,38 @@ describe('RSA-OAEP through encrypt-data and decrypt-data', () => {
     expect(encrypted.status).toBe(200);
     expect(Buffer.from(encrypted.body.cipher_text as string, 'base64')).toHaveLength(384);
     expect((await kms.call('decrypt-data', { key_id: keyId, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: encrypted.body.cipher_text })).body.plain_text).toBe('three thousand');
+  });
+});
+
+describe('the public key RSA-OAEP encrypts with', () => {
+  const ctx = (): RequestContext => ({
+    projectId: 'project-a',
+    requestId: 'test',
+    principal: { kind: 'operator', id: 'test', projectId: 'project-a', actions: ['kms:*'] },
+    actedOn: { keyId: null },
+    access: { by: 'permission' },
+  });
+
+  it('is read from the token once per key record (the key cache\'s), and again for a new record of the key', async () => {
+    const cipher = new RsaDataCipher(t.service.hsm);
+    const read = jest.spyOn(t.service.hsm.keyPairs, 'publicKey');
+    try {
+      const record = await t.service.store.keys.get('project-a', rsaKey);
+      if (record === undefined) throw new Error('the key has no record');
+      const ciphertexts = await Promise.all(['one', 'two', 'three'].map((text) => cipher.encrypt(ctx(), record, 'RSAES_OAEP_SHA_1', Buffer.from(text))));
+      expect(await cipher.encrypt(ctx(), record, 'RSAES_OAEP_SHA_1', Buffer.from('four'))).toHaveLength(256);
+      expect(read).toHaveBeenCalledTimes(1);
+      // Each was made with the key's own public key: the token decrypts it.
+      const opened = await Promise.all(ciphertexts.map(async (ciphertext) => (await kms.call('decrypt-data', { key_id: rsaKey, encryption_algorithm: 'RSAES_OAEP_SHA_1', cipher_text: ciphertext.toString('base64') })).body.plain_text));
+      expect(opened).toEqual(['one', 'two', 'three']);
+      // A record read again (what the key cache does when the key changes or its entry ages) reads the token again.
+      const reread = await t.service.store.keys.get('project-a', rsaKey);
+      if (reread === undefined) throw new Error('the key has no record');
+      await cipher.encrypt(ctx(), reread, 'RSAES_OAEP_SHA_1', Buffer.from('five'));
+      expect(read).toHaveBeenCalledTimes(2);
+    } finally {
+      read.mockRestore();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { decodeBlob, encodeBlob, type Blob } from '../../src/kms/blob-codec';
-import { DATA_BLOB_FORMAT_V1, dataBlobFromText, dataBlobToText, decodeDataBlob, encodeDataBlob } from '../../src/kms/data-blob-codec';
+import { base64BlobFromText, base64BlobToText, DATA_BLOB_FORMAT_V1, dataBlobFromText, dataBlobToText, decodeDataBlob, encodeDataBlob, PRIVATE_KEY_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
 
 const blob = (plaintextBytes: number): Blob => ({
   keyId: '0d0466b0-e727-4d9c-b35d-f84bb474a37f',
@@ -57,5 +57,28 @@ describe('the data blob', () => {
     const respelt = `${text.slice(0, -2)}${alphabet[alphabet.indexOf(last) ^ 1]}=`;
     expect(Buffer.from(respelt, 'base64').equals(Buffer.from(text, 'base64'))).toBe(true);
     expectInvalid(() => dataBlobFromText(respelt));
+  });
+});
+
+describe('the private-key blob of a data key pair', () => {
+  it('round-trips with its purpose, on the shared frame with format 0x5001; its base64 begins with "AV", never hex', () => {
+    for (const length of [1, 2, 3, 300, 3300]) {
+      const original = blob(length);
+      const text = base64BlobToText({ purpose: 'privateKey', blob: original });
+      expect(text.slice(0, 2)).toBe('AV');
+      expect(Buffer.from(text, 'base64').readUInt16LE(0)).toBe(PRIVATE_KEY_BLOB_FORMAT_V1);
+      expect(base64BlobFromText(text)).toEqual({ purpose: 'privateKey', blob: original });
+    }
+  });
+
+  it('a data blob reads as a data blob; a data key blob in base64 as neither (KMS.2201); dataBlobFromText takes no private-key blob', () => {
+    const original = blob(20);
+    expect(base64BlobFromText(dataBlobToText(original))).toEqual({ purpose: 'data', blob: original });
+    expectInvalid(() => base64BlobFromText(encodeBlob(original).toString('base64')));
+    expectInvalid(() => dataBlobFromText(base64BlobToText({ purpose: 'privateKey', blob: original })));
+  });
+
+  it('an RSA_4096 private key (about 3.2 KB as base64 PKCS#8) fits decrypt-data\'s cipher_text limit of 5648 characters', () => {
+    expect(base64BlobToText({ purpose: 'privateKey', blob: blob(3300) }).length).toBeLessThanOrEqual(5648);
   });
 });

@@ -21,9 +21,18 @@ export const OAEP: Readonly<Record<AsymmetricEncryptionAlgorithm, pkcs11.RsaOAEP
 const MAX_PLAINTEXT_BYTES = 512;
 
 /**
+ * What C_Decrypt answers, besides the profile's bad-tag codes, for an RSA ciphertext that cannot
+ * decrypt: CKR_DATA_LEN_RANGE, and CKR_ARGUMENTS_BAD, NSS 3.87's answer to a block whose number is
+ * not below the modulus (all 0xff bytes, or, now and then, a ciphertext made for another key).
+ * The OAEP parameters are fixed and were probed at start-up (probeOaep), so from this call the
+ * argument it means is the ciphertext.
+ */
+const BAD_CIPHERTEXT: ReadonlySet<number> = new Set([pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_ARGUMENTS_BAD]);
+
+/**
  * The {@link AsymmetricDecryption} role: RSA-OAEP with the private key in the token. What C_Decrypt
  * answers for a ciphertext that does not decrypt is the profile's (SoftHSM's CKR_GENERAL_ERROR, as
- * for a GCM tag), and from that call only it is the caller's KMS.0311.
+ * for a GCM tag) or one of BAD_CIPHERTEXT, and from that call only it is the caller's KMS.0311.
  */
 export class Pkcs11AsymmetricDecryption implements AsymmetricDecryption {
   constructor(
@@ -41,7 +50,7 @@ export class Pkcs11AsymmetricDecryption implements AsymmetricDecryption {
         return Buffer.from(await decryptOn(session, mechanism, key, ciphertext, MAX_PLAINTEXT_BYTES, this.profile.cryptoCalls));
       } catch (error) {
         const code = ckrOf(error);
-        throw code !== undefined && (this.profile.badTagCodes.has(code) || code === pkcs11.CKR_DATA_LEN_RANGE) ? new KmsError('KMS.0311', { cause: error }) : error;
+        throw code !== undefined && (this.profile.badTagCodes.has(code) || BAD_CIPHERTEXT.has(code)) ? new KmsError('KMS.0311', { cause: error }) : error;
       }
     });
   }

@@ -21,6 +21,8 @@ import { macOperations } from './mac';
 import type { MacService } from '../../kms/mac-service';
 import { keyAgreementOperations } from './key-agreement';
 import type { KeyAgreementService } from '../../kms/key-agreement-service';
+import { dataKeyPairOperations } from './datakey-pairs';
+import type { DataKeyPairService } from '../../kms/datakey-pair-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -39,6 +41,8 @@ export interface OperationServices {
   readonly keyAgreement: KeyAgreementService;
   /** create-alias, list-aliases, associate-alias, delete-alias. */
   readonly aliases: AliasService;
+  /** create-rsa-datakey-pair, create-ec-datakey-pair. */
+  readonly dataKeyPairs: DataKeyPairService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -54,6 +58,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...macOperations(services.macs),
     ...keyAgreementOperations(services.keyAgreement),
     ...aliasOperations(services.aliases),
+    ...dataKeyPairOperations(services.dataKeyPairs),
   ];
 }
 
