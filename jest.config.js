@@ -39,6 +39,7 @@ const ON_EVERY_MODULE = [
   'api/rsa-data',
   'api/derive-shared-secret',
   'api/datakey-pair',
+  'api/aliases',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',
