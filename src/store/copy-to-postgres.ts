@@ -19,7 +19,7 @@ import { openDatabase } from './sqlite/database';
  */
 
 /** The tables copied, in the order they are written (parents before the rows that name them). */
-export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'grants', 'credentials', 'audit_checkpoints'] as const;
+export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'grants', 'key_tags', 'credentials', 'audit_checkpoints'] as const;
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 export type CopyCounts = Record<CopiedTable, number>;
 
@@ -91,6 +91,13 @@ const TABLES: Readonly<Record<CopiedTable, TableCopy>> = {
       ['operations', 'json'],
       ['creation_date', 'bigint'],
       ['parent_grant_id', 'text'],
+    ],
+  },
+  key_tags: {
+    columns: [
+      ['key_id', 'text'],
+      ['tag_key', 'text'],
+      ['tag_value', 'text'],
     ],
   },
   credentials: {
