@@ -17,7 +17,7 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, SchemaObject> };
 }
 
-/** For each operation name (the path's last segment), the KMS code each body field's failure gets. */
+/** For each route (openapi.yaml's path, e.g. "/v1.0/{project_id}/kms/create-key"), the KMS code each body field's failure gets. */
 export type FieldErrorCodes = ReadonlyMap<string, ReadonlyMap<string, KmsCode>>;
 
 export function loadOpenApiDocument(file = OPENAPI_PATH): OpenApiDocument {
@@ -33,18 +33,17 @@ function resolve(document: OpenApiDocument, schema: SchemaObject | undefined): S
 
 /** Reads every `x-kms-error-code` of every request body field; fails fast on a code the catalogue lacks. */
 export function fieldErrorCodes(document: OpenApiDocument): FieldErrorCodes {
-  const byOperation = new Map<string, Map<string, KmsCode>>();
+  const byRoute = new Map<string, Map<string, KmsCode>>();
   for (const [route, item] of Object.entries(document.paths)) {
-    const operation = route.split('/').pop()!;
     const body = resolve(document, item.post?.requestBody?.content?.['application/json']?.schema);
     const fields = new Map<string, KmsCode>();
     for (const [field, property] of Object.entries(body?.properties ?? {})) {
       const code = resolve(document, property)?.['x-kms-error-code'];
       if (code === undefined) continue;
-      if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${operation}.${field} names unknown error code ${code}`);
+      if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${route} ${field} names unknown error code ${code}`);
       fields.set(field, code);
     }
-    byOperation.set(operation, fields);
+    byRoute.set(route, fields);
   }
-  return byOperation;
+  return byRoute;
 }

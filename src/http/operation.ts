@@ -23,8 +23,29 @@ type Get<P extends OperationPath> = paths[P]['get'];
 /** The 200 body of the path's GET as openapi.yaml describes it. */
 export type GetResponseOf<P extends OperationPath> = Get<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
 
-/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs. */
-export type OperationMethod = 'get' | 'post';
+/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs, delete-tag a DELETE. */
+export type OperationMethod = 'get' | 'post' | 'delete';
+
+type MethodOf<P extends OperationPath, M extends OperationMethod> = paths[P][M];
+
+/** The path's own parameters for the method as openapi.yaml declares them, but the project (the request context's). */
+export type PathParamsOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { parameters: { path: infer Params } } ? Omit<Params, 'project_id'> : never;
+
+type BodyOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { requestBody: infer Body }
+  ? JsonOf<Body>
+  : MethodOf<P, M> extends { requestBody?: infer Body }
+    ? JsonOf<Body> | undefined
+    : undefined;
+
+/** Nothing for an operation openapi.yaml answers 204, else its 200 body. */
+type AnswerOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { responses: { 204: unknown } }
+  ? void
+  : MethodOf<P, M> extends { responses: { 200: infer Success } }
+    ? JsonOf<Success>
+    : never;
+
+/** Path parameters as the validator decoded them, by name (project_id among them). */
+export type PathParams = Readonly<Record<string, string>>;
 
 /**
  * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there). The app registers a
@@ -38,7 +59,12 @@ export interface Operation {
   readonly path: OperationPath;
   /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
   readonly action: string;
-  readonly run: (ctx: RequestContext, body: unknown) => unknown;
+  /**
+   * Answered 204 without a body (the SDK's create-kms-tag, batch tags action and delete-tag), not
+   * 200 with `run`'s JSON; checkOperations holds this to openapi.yaml's responses.
+   */
+  readonly noContent?: boolean;
+  readonly run: (ctx: RequestContext, body: unknown, params: PathParams) => unknown;
 }
 
 /**
@@ -67,6 +93,22 @@ export function getOperation<P extends OperationPath>(
   return { name: nameOf(path), method: 'get', path, action, run: (ctx) => run(ctx) };
 }
 
+/**
+ * Declares an operation of a path with parameters of its own besides the project (the tag paths,
+ * `/kms/{key_id}/tags...`), whose last segment does not name it: `name` does (the audit trail's
+ * action, the metrics' label). Its handler gets those parameters as the validator decoded them,
+ * typed by openapi.yaml, and the body, if the method has one. An operation openapi.yaml answers
+ * 204 answers without a body (its handler returns nothing).
+ */
+export function pathOperation<P extends OperationPath, M extends OperationMethod>(
+  spec: { readonly name: string; readonly method: M; readonly path: P; readonly action: Permission; readonly noContent?: boolean },
+  run: (ctx: RequestContext, params: PathParamsOf<P, M>, body: BodyOf<P, M>) => AnswerOf<P, M> | Promise<AnswerOf<P, M>>,
+): Operation {
+  // The one widening: the validator has checked the path parameters and the body against the
+  // schemas these types are generated from before `run` sees them.
+  return { ...spec, run: (ctx, body, params) => run(ctx, params as PathParamsOf<P, M>, body as BodyOf<P, M>) };
+}
+
 /** What a public document may know of its request. */
 export interface DocumentRequest {
   /** Where the client reached the service, e.g. "http://127.0.0.1:8080". */
@@ -87,6 +129,15 @@ export interface PublicDocument {
 
 export function publicDocument<P extends OperationPath>(path: P, build: (request: DocumentRequest) => GetResponseOf<P>): PublicDocument {
   return { method: 'get', path, build };
+}
+
+/**
+ * The paths a route of openapi.yaml takes, as Express's strict, case-sensitive routing took them:
+ * each `{param}` one segment, nothing more (no trailing slash).
+ */
+export function exactPath(template: string): RegExp {
+  const segments = template.split('/').map((segment) => (/^\{[^}]+\}$/.test(segment) ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${segments.join('/')}$`);
 }
 
 /** openapi.yaml's path template as an Express route: "{project_id}" → ":project_id". */
@@ -121,6 +172,11 @@ export function checkOperations(
     }
   }
   const handled = new Set<string>();
+  const bodiless: string[] = [];
+  for (const op of operations) {
+    const responses = (document.paths[op.path] as Record<string, { responses?: Record<string, unknown> } | undefined> | undefined)?.[op.method]?.responses;
+    if (responses !== undefined && ('204' in responses) !== (op.noContent === true)) bodiless.push(`${op.method.toUpperCase()} ${op.path}`);
+  }
   for (const op of [...operations, ...documents]) {
     const route = `${op.method.toUpperCase()} ${op.path}`;
     if (handled.has(route)) throw new Error(`two operations handle ${route}`);
@@ -141,6 +197,7 @@ export function checkOperations(
       .filter(([route, scheme]) => documented.has(route) && (!documentedPublic.has(route) || documentedPublic.get(route) !== scheme))
       .map(([route, scheme]) => `${route} is served without a credential but openapi.yaml does not say ${securityOf(scheme)}`),
     ...[...documentedPublic].filter(([route]) => !served.has(route)).map(([route, scheme]) => `${route} says ${securityOf(scheme)} in openapi.yaml but is not a public route`),
+    ...bodiless.map((route) => `${route} answers 204 in openapi.yaml or its operation says noContent, but not both`),
   ];
   if (problems.length > 0) throw new Error(`the operations and openapi.yaml disagree: ${problems.join('; ')}`);
 }
