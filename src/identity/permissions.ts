@@ -37,12 +37,17 @@ export const PERMISSIONS = [
   'kms:grant:list',
   'kms:grant:revoke',
   'kms:grant:retire',
+  'kms:cmkTag:create',
+  'kms:cmkTag:batch',
+  'kms:cmkTag:delete',
+  'kms:cmkTag:list',
+  'kms:cmkTag:listInstance',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** The wildcards worth naming in a refusal: everything, and each group of permissions. */
-const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*'] as const;
+const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*', 'kms:cmkTag:*'] as const;
 
 const ACTION_PATTERN = /^[a-z*]+(:[a-zA-Z*]+)*$/;
 

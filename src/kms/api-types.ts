@@ -80,3 +80,11 @@ export type ApiMacAlgorithm = Schemas['MacAlgorithm'];
 // Key agreement.
 export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
 export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];
+
+// Tags.
+export type CreateKmsTagRequest = Schemas['CreateKmsTagRequestBody'];
+export type BatchCreateKmsTagsRequest = Schemas['BatchCreateKmsTagsRequestBody'];
+export type ListKmsByTagsRequest = Schemas['ListKmsByTagsRequestBody'];
+export type ShowKmsTagsResponse = Schemas['ShowKmsTagsResponse'];
+export type ListKmsTagsResponse = Schemas['ListKmsTagsResponse'];
+export type ListKmsByTagsResponse = Schemas['ListKmsByTagsResponse'];

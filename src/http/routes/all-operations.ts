@@ -19,6 +19,8 @@ import { macOperations } from './mac';
 import type { MacService } from '../../kms/mac-service';
 import { keyAgreementOperations } from './key-agreement';
 import type { KeyAgreementService } from '../../kms/key-agreement-service';
+import { tagOperations } from './tags';
+import type { TagService } from '../../kms/tag-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -35,6 +37,8 @@ export interface OperationServices {
   readonly macs: MacService;
   /** derive-shared-secret. */
   readonly keyAgreement: KeyAgreementService;
+  /** The six tag operations. */
+  readonly tags: TagService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -49,6 +53,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...signingOperations(services.signing),
     ...macOperations(services.macs),
     ...keyAgreementOperations(services.keyAgreement),
+    ...tagOperations(services.tags),
   ];
 }
 
