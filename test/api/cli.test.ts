@@ -149,7 +149,7 @@ describe('npm run kms -- credential create --actions, against the permission nam
     expect(bogus.code).toBe(2);
     expect(bogus.stdout).toBe('');
     expect(bogus.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*\)\n$/);
+    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*, kms:cmkTag:\*\)\n$/);
     const typo = await runCli(t, ['credential', 'create', '--project', 'cli-project', '--actions', 'kms:cmk:creat']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('kms:cmk:creat matches no permission');
