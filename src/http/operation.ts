@@ -48,12 +48,12 @@ type AnswerOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, 
 export type PathParams = Readonly<Record<string, string>>;
 
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there). The app registers a
- * route for each and checks the list against openapi.yaml at start-up, both ways (see
- * checkOperations).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there), or one of the tag
+ * paths (`/kms/{key_id}/tags...`, pathOperation). The app registers a route for each and checks
+ * the list against openapi.yaml at start-up, both ways (see checkOperations).
  */
 export interface Operation {
-  /** The path's last segment, e.g. "create-datakey": the audit trail's action. */
+  /** The path's last segment, e.g. "create-datakey", or pathOperation's name: the audit trail's action and the metrics' label. */
   readonly name: string;
   readonly method: OperationMethod;
   readonly path: OperationPath;
