@@ -32,7 +32,6 @@ import { ReEncryptService } from './kms/reencrypt-service';
 import { Sealer } from './kms/sealing';
 import { GrantService } from './kms/grant-service';
 import { QuotaService } from './kms/quota-service';
-import { TagService } from './kms/tag-service';
 import { KeyMaintenance, type MaintenanceDeps } from './kms/maintenance';
 import { KeyRotator } from './kms/key-rotation';
 import { SealUsage } from './kms/seal-usage';
@@ -115,7 +114,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
-  const { grantAccess, rotator, usage, keys, rotation } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation, tags } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -142,7 +141,6 @@ export async function startService(config: Config, options: StartOptions): Promi
     maxGrantsPerKey: config.maxGrantsPerKey,
   });
   const quotas = new QuotaService({ keys: store.keys, grants: store.grants, clock, maxKeysPerProject: config.maxKeysPerProject, maxGrantsPerKey: config.maxGrantsPerKey });
-  const tags = new TagService({ store, keys, clock, region: config.region });
   const maintenance = new KeyMaintenance({ store, hsm, clock, logger, rotator });
   // Until the server listens, a step that fails stops what was started and closes what was opened.
   const stopAfterFailedStart = async (): Promise<void> => {

@@ -9,6 +9,7 @@ import { KeyRotator, type RotationObserver } from './key-rotation';
 import { KeyService } from './key-service';
 import { RotationService } from './rotation-service';
 import { SealUsage } from './seal-usage';
+import { TagService } from './tag-service';
 
 export interface KeyServices {
   readonly store: MetadataStore;
@@ -17,6 +18,8 @@ export interface KeyServices {
   readonly grantAccess: GrantAccess;
   readonly keys: KeyService;
   readonly rotation: RotationService;
+  /** The tag operations, on the same keys and store. */
+  readonly tags: TagService;
   /** Stops the key cache's listening to the store's changes. */
   close(): void;
 }
@@ -43,5 +46,6 @@ export function keyServices({ store, hsm, clock, logger, config, rotationObserve
   const usage = new SealUsage(store.rotations, rotator, logger);
   const keys = new KeyService({ store, cache, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
-  return { store, rotator, usage, grantAccess, keys, rotation, close: () => cache.close() };
+  const tags = new TagService({ store, keys, clock, region: config.region });
+  return { store, rotator, usage, grantAccess, keys, rotation, tags, close: () => cache.close() };
 }
