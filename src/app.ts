@@ -12,7 +12,7 @@ import { compileContract } from './http/contract-compile';
 import { toKmsError } from './http/error-mapping';
 import { InFlight } from './http/in-flight';
 import './http/locals';
-import { checkOperations, expressPath, type Operation, type PublicDocument } from './http/operation';
+import { checkOperations, exactPath, expressPath, type Operation, type PublicDocument } from './http/operation';
 import { mountHealthRoutes } from './http/health-routes';
 import { mountDocsRoutes } from './http/docs-routes';
 import { mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
@@ -59,15 +59,6 @@ function hostOf(req: Request): string {
 /** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
 function rawProjectId(req: Request): string {
   return req.originalUrl.split('?')[0]!.split('/')[2] ?? '';
-}
-
-/**
- * The paths a route of openapi.yaml takes, as Express's strict, case-sensitive routing took them:
- * each `{param}` one segment, nothing more (no trailing slash).
- */
-function exactPath(template: string): RegExp {
-  const segments = template.split('/').map((segment) => (/^\{[^}]+\}$/.test(segment) ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
-  return new RegExp(`^${segments.join('/')}$`);
 }
 
 /**
@@ -161,16 +152,16 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
     try {
       const ctx = authorise(req, exchange.principal, exchange.requestId, projectId, op);
       actedOn = ctx.actedOn;
-      response = await inFlight.track(async () => op.run(ctx, op.method === 'get' ? req.query : body.parsed));
+      response = await inFlight.track(async () => op.run(ctx, op.method === 'get' ? req.query : body.parsed, req.openapi?.pathParams ?? {}));
     } catch (error) {
-      const kmsError = toKmsError(error, contract, op.name);
+      const kmsError = toKmsError(error, contract, op.path);
       const failure = await audit(kmsError.status, kmsError.code);
       throw failure ? new KmsError('KMS.0104', { cause: new AuditNotDone(failure, kmsError) }) : kmsError;
     }
     const status = op.status ?? 200;
     const failure = await audit(status, 'OK');
     if (failure) throw new KmsError('KMS.0104', { cause: new AuditNotDone(failure) });
-    if (status === 204) res.status(204).end();
+    if (status === 204) reply.noContent(res);
     else reply.json(res, status, response);
   };
 
@@ -191,7 +182,7 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   if (deps.docs ?? true) mountDocsRoutes(app);
   mountMetricsRoute(app, deps.metrics);
   // After the probes, the contract's pages and the scrapes: they are not API requests.
-  if (deps.requestObserver) app.use(requestMetrics(deps.requestObserver, new Set(operations.map((op) => op.name)), publicPaths));
+  if (deps.requestObserver) app.use(requestMetrics(deps.requestObserver, operations, publicPaths));
   const log = accessLog(deps.logger, deps.accessLog ?? true);
   if (log) app.use(log);
   app.use(jsonBody(deps.bodyLimitBytes));
@@ -202,8 +193,8 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
-    // The operation's name (the path's last segment) picks the field codes of its body's schema.
-    reply.error(res, res.locals.exchange, toKmsError(error, contract, req.path.slice(req.path.lastIndexOf('/') + 1)));
+    // The route the validator matched (when it did) picks the field codes of its body's schema.
+    reply.error(res, res.locals.exchange, toKmsError(error, contract, req.openapi?.openApiRoute));
   };
   app.use(onError);
   await compileContract(app, validator.requestChecks, [...operations, ...documents]);

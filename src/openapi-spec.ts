@@ -17,7 +17,7 @@ export interface OpenApiDocument {
   components: { schemas: Record<string, SchemaObject> };
 }
 
-/** For each operation name (the path's last segment), the KMS code each body field's failure gets. */
+/** For each route (openapi.yaml's path, e.g. "/v1.0/{project_id}/kms/create-key"), the KMS code each body field's failure gets. */
 export type FieldErrorCodes = ReadonlyMap<string, ReadonlyMap<string, KmsCode>>;
 
 export function loadOpenApiDocument(file = OPENAPI_PATH): OpenApiDocument {
@@ -33,9 +33,8 @@ function resolve(document: OpenApiDocument, schema: SchemaObject | undefined): S
 
 /** Reads every `x-kms-error-code` of every request body field; fails fast on a code the catalogue lacks. */
 export function fieldErrorCodes(document: OpenApiDocument): FieldErrorCodes {
-  const byOperation = new Map<string, Map<string, KmsCode>>();
+  const byRoute = new Map<string, Map<string, KmsCode>>();
   for (const [route, item] of Object.entries(document.paths)) {
-    const operation = route.split('/').pop()!;
     const fields = new Map<string, KmsCode>();
     // A path's POST and DELETE bodies (create-alias and delete-alias share …/aliases) share its
     // map: a field both name must mean the same there (key_id does).
@@ -44,12 +43,12 @@ export function fieldErrorCodes(document: OpenApiDocument): FieldErrorCodes {
       for (const [field, property] of Object.entries(body?.properties ?? {})) {
         const code = resolve(document, property)?.['x-kms-error-code'];
         if (code === undefined) continue;
-        if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${operation}.${field} names unknown error code ${code}`);
-        if (fields.has(field) && fields.get(field) !== code) throw new Error(`openapi.yaml: ${operation}.${field} names two error codes`);
+        if (!isKmsCode(code)) throw new Error(`openapi.yaml: ${route} ${field} names unknown error code ${code}`);
+        if (fields.has(field) && fields.get(field) !== code) throw new Error(`openapi.yaml: ${route} ${field} names two error codes`);
         fields.set(field, code);
       }
     }
-    byOperation.set(operation, fields);
+    byRoute.set(route, fields);
   }
-  return byOperation;
+  return byRoute;
 }

@@ -116,7 +116,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
-  const { grantAccess, rotator, usage, keys, rotation } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation, tags } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -188,6 +188,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       keyAgreement,
       aliases,
       dataKeyPairs,
+      tags,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

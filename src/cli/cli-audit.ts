@@ -154,7 +154,8 @@ export async function auditedOperation<R>(at: AuditedStore & { readonly keys: Ke
     action: call.op.name,
     permission: call.op.action,
     key_id: ctx.actedOn.keyId,
-    status: outcome.ok ? 200 : outcome.error.status,
+    // As the API answers it: 204 for the operations that answer without a body (the tag writes).
+    status: outcome.ok ? (call.op.status ?? 200) : outcome.error.status,
     result: outcome.ok ? 'OK' : outcome.error.code,
     latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 10_000) / 100,
     client: null,

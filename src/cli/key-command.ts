@@ -1,7 +1,8 @@
 import { KmsError } from '../errors';
-import type { Operation, OperationPath } from '../http/operation';
+import type { Operation, OperationMethod, OperationPath } from '../http/operation';
 import { keyOperations } from '../http/routes/keys';
 import { rotationOperations } from '../http/routes/rotation';
+import { tagOperations } from '../http/routes/tags';
 import type { RequestContext } from '../kms/context';
 import { KEY_STATE, type KeyState } from '../domain/keys';
 import { ALIAS } from '../kms/key-reference';
@@ -23,13 +24,16 @@ import { own, UsageError } from './usage';
 
 interface KeyCommand<Body, Response> {
   readonly path: OperationPath;
+  /** The operation's method at `path` (POST by default); only a POST's body is checked against openapi.yaml. */
+  readonly method?: OperationMethod;
   readonly spec: OptionSpec;
   /** The command takes a KEY argument (a key id or an alias). */
   readonly takesKey: boolean;
   readonly makesMaterial?: boolean;
   /** The request body for the resolved key; usage errors are thrown here, before the core is opened. */
   readonly body: (line: CommandLine) => (keyId: string) => Body;
-  readonly call: (services: KeyServices, ctx: RequestContext, body: Body) => Response | Promise<Response>;
+  /** `keyId`: the key resolved (the tag paths take it in the path, not the body). */
+  readonly call: (services: KeyServices, ctx: RequestContext, body: Body, keyId: string) => Response | Promise<Response>;
   readonly table: (response: Response) => Table;
 }
 
@@ -72,16 +76,18 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
     if (definition.takesKey && keyRef === undefined) throw new UsageError(`${topic.join(' ')} needs the key (its id or alias)`, topic);
     const bodyFor = definition.body(line);
     return async (core) => {
-      const op = operationAt(core.keys, definition.path);
+      const method = definition.method ?? 'post';
+      const op = operationAt(core.keys, definition.path, method);
       const outcome = await auditedOperation(core, core.chain, {
         op,
         projectId,
         makesMaterial: definition.makesMaterial ?? false,
         run: async (ctx, services) => {
-          const body = bodyFor(keyRef === undefined ? '' : await resolveKey(services, projectId, keyRef));
-          const refusal = check.refusal(op, body);
+          const keyId = keyRef === undefined ? '' : await resolveKey(services, projectId, keyRef);
+          const body = bodyFor(keyId);
+          const refusal = method === 'post' ? check.refusal(op, body) : undefined;
           if (refusal) throw refusal;
-          return definition.call(services, ctx, body);
+          return definition.call(services, ctx, body, keyId);
         },
       });
       if (!outcome.ok) throw outcome.error;
@@ -105,11 +111,19 @@ async function resolveKey(services: KeyServices, projectId: string, ref: string)
   throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });
 }
 
-/** The API's operation at `path`, as the service declares it (src/http/routes). */
-function operationAt(services: KeyServices, path: OperationPath): Operation {
-  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation)].find((candidate) => candidate.path === path);
-  if (!op) throw new Error(`no operation at ${path}`);
+/** The API's operation at `path` and `method`, as the service declares it (src/http/routes). */
+function operationAt(services: KeyServices, path: OperationPath, method: OperationMethod): Operation {
+  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation), ...tagOperations(services.tags)].find(
+    (candidate) => candidate.path === path && candidate.method === method,
+  );
+  if (!op) throw new Error(`no operation at ${method.toUpperCase()} ${path}`);
   return op;
+}
+
+function tagName(line: CommandLine, topic: string): string {
+  const name = line.strings.get('name');
+  if (name === undefined) throw new UsageError(`${topic} needs --name TAG-KEY`, ['key', topic]);
+  return name;
 }
 
 function days(line: CommandLine, topic: string): string {
@@ -278,6 +292,46 @@ const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
         seal_budget: status.seal_budget,
       },
     }),
+  }),
+  tag: keyCommand({
+    path: '/v1.0/{project_id}/kms/{key_id}/tags',
+    spec: { strings: ['name', 'value'] },
+    takesKey: true,
+    body: (line) => {
+      const name = tagName(line, 'tag');
+      const value = line.strings.get('value') ?? '';
+      return () => ({ tag: { key: name, value } });
+    },
+    // The API answers 204 without a body: as JSON, an empty object.
+    call: async (services, ctx, body, keyId) => {
+      await services.tags.createKmsTag(ctx, keyId, body);
+      return {};
+    },
+    table: doneTable('tagged'),
+  }),
+  untag: keyCommand({
+    path: '/v1.0/{project_id}/kms/{key_id}/tags/{key}',
+    method: 'delete',
+    spec: { strings: ['name'] },
+    takesKey: true,
+    body: (line) => {
+      const name = tagName(line, 'untag');
+      return () => name;
+    },
+    call: async (services, ctx, name, keyId) => {
+      await services.tags.deleteTag(ctx, keyId, name);
+      return {};
+    },
+    table: doneTable('untagged'),
+  }),
+  tags: keyCommand({
+    path: '/v1.0/{project_id}/kms/{key_id}/tags',
+    method: 'get',
+    spec: {},
+    takesKey: true,
+    body: () => () => undefined,
+    call: (services, ctx, _body, keyId) => services.tags.showKmsTags(ctx, keyId),
+    table: (response) => ({ columns: ['TAG KEY', 'VALUE'], rows: response.tags.map((tag) => [tag.key, tag.value]) }),
   }),
   rotate: keyCommand({
     path: '/v1.0/{project_id}/kms/rotate-on-demand',

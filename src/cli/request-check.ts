@@ -34,10 +34,10 @@ export class RequestCheck {
     const validate = this.bodyValidator(op);
     if (validate(body)) return undefined;
     const first = validate.errors?.[0];
-    if (!first) return this.contract.bodyFieldError(op.name, '', 'is invalid', false);
-    if (first.keyword === 'required') return this.contract.bodyFieldError(op.name, '', first.message ?? 'is required', true);
+    if (!first) return this.contract.bodyFieldError(op.path, '', 'is invalid', false);
+    if (first.keyword === 'required') return this.contract.bodyFieldError(op.path, '', first.message ?? 'is required', true);
     const field = first.instancePath.split('/')[1]?.replace(/~1/g, '/').replace(/~0/g, '~') ?? '';
-    return this.contract.bodyFieldError(op.name, field, first.message ?? 'is invalid', false);
+    return this.contract.bodyFieldError(op.path, field, first.message ?? 'is invalid', false);
   }
 
   private bodyValidator(op: Operation): ValidateFunction {

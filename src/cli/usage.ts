@@ -37,6 +37,9 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
     'rotation-interval': { args: '--project ID KEY --days N', summary: 'Rotate every N days, 30 to 365 (update-key-rotation-interval).' },
     'rotation-status': { args: '--project ID KEY', summary: 'Show rotation settings, versions and seal counts (get-key-rotation-status).' },
     rotate: { args: '--project ID KEY', summary: 'Make a new material version now (rotate-on-demand).' },
+    tag: { args: '--project ID KEY --name TAG-KEY [--value VALUE]', summary: 'Set a tag of the key, its value empty unless given (create-kms-tag).' },
+    untag: { args: '--project ID KEY --name TAG-KEY', summary: 'Delete a tag of the key (delete-tag).' },
+    tags: { args: '--project ID KEY', summary: "Show the key's tags (show-kms-tags)." },
   },
   credential: {
     create: {
@@ -57,7 +60,7 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
   store: {
     copy: {
       args: '--to postgres://USER@HOST:PORT/DATABASE',
-      summary: 'Copy the embedded store (keys, versions, grants, credentials, rotation state, audit checkpoints) into an empty PostgreSQL database.',
+      summary: 'Copy the embedded store (keys, versions, grants, tags, credentials, rotation state, audit checkpoints) into an empty PostgreSQL database.',
     },
   },
 };

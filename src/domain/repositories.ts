@@ -3,6 +3,7 @@ import type { CredentialRecord } from './credentials';
 import type { CascadedRemoval, GrantPrincipal, GrantRecord, Page } from './grants';
 import type { KeyRecord, KeyState, MaterialRef } from './keys';
 import type { MaterialUsage, RotationCandidate, RotationClaim, RotationReason, RotationSettings, RotationState, SealCount } from './rotation';
+import type { ProjectTag, Tag, TagFilter, TaggedKey, TagRemoval } from './tags';
 import type { BootstrapLock, ChangeFeed, JobLeases, StoreObserver, StoreStats } from './coordination';
 
 /**
@@ -49,7 +50,7 @@ export interface KeyRepository {
    * unfinished (claimed now or by an earlier, failed roll-back), false when it is visible or gone.
    */
   claimRollback(keyId: string): Promise<boolean>;
-  /** Forgets a key, its material versions, grants and rotation state. */
+  /** Forgets a key, its material versions, grants, rotation state, aliases and tags. */
   remove(keyId: string): Promise<void>;
   /** A visible key of the project, whatever its state (the deletion rule is the caller's: isDestroyed). Never cached here. */
   get(projectId: string, keyId: string, options?: ReadOptions): Promise<KeyRecord | undefined>;
@@ -168,6 +169,31 @@ export interface CredentialRepository {
   count(): Promise<number>;
 }
 
+/**
+ * Key tags (src/domain/tags.ts). Tags are deleted with their key (remove, and the sweep); the tags
+ * of a key whose deletion window has ended are gone with it for every read here, as the key is.
+ * Tag keys and values compare exactly (code points, case-sensitive), and list in code point order
+ * in every store.
+ */
+export interface TagRepository {
+  /** A key's tags, in tag key order. */
+  forKey(keyId: string): Promise<Tag[]>;
+  /**
+   * Sets each tag's value on the key, adding the tag keys it lacks, unless the key would then hold
+   * more than `maxPerKey` tags (TagLimitExceededError), counted atomically with the write: all or
+   * nothing. TagKeyGoneError when the key's record is gone.
+   */
+  put(keyId: string, tags: readonly Tag[], maxPerKey: number): Promise<void>;
+  /** Removes the key's tags named, atomically; how many it removed (one that is not there is skipped). */
+  remove(keyId: string, tags: readonly TagRemoval[]): Promise<number>;
+  /** The tag keys on the project's keys that exist at `now`, each with its distinct values, both in code point order. */
+  projectTags(projectId: string, now: number): Promise<ProjectTag[]>;
+  /** One page of the project's keys the filter finds, oldest first (as list-keys), with their tags, and how many it finds in all. */
+  find(projectId: string, filter: TagFilter, page: { readonly offset: number; readonly limit: number }): Promise<{ keys: TaggedKey[]; total: number }>;
+  /** How many of the project's keys the filter finds. */
+  count(projectId: string, filter: TagFilter): Promise<number>;
+}
+
 /** Where each instance's audit chain head is checkpointed, so that a chain cut short after its last checkpoint is detected. */
 export interface AuditCheckpointRepository {
   /** Records (replaces) an instance's chain head. */
@@ -193,6 +219,7 @@ export interface Repositories {
   readonly rotations: RotationRepository;
   readonly credentials: CredentialRepository;
   readonly auditCheckpoints: AuditCheckpointRepository;
+  readonly tags: TagRepository;
 }
 
 export type StoreKind = 'sqlite' | 'postgres';

@@ -101,7 +101,7 @@ export class ContractErrors {
    * value sent; only the top-level field is named, because deeper path segments would be the
    * caller's encryption_context keys.
    */
-  kmsErrorOf(error: unknown, operation: string | undefined): KmsError | undefined {
+  kmsErrorOf(error: unknown, route: string | undefined): KmsError | undefined {
     if (!isValidatorError(error)) return undefined;
     switch (error.status) {
       case 404:
@@ -113,7 +113,7 @@ export class ContractErrors {
       case 415:
         return new KmsError('KMS.0214', { detail: 'Send the body as application/json.', cause: error });
       case 400:
-        return this.badRequest(error, operation);
+        return this.badRequest(error, route);
       default:
         return new KmsError('KMS.0103', { cause: error });
     }
@@ -121,16 +121,17 @@ export class ContractErrors {
 
   /**
    * The KmsError for a body field the contract refuses: a missing one is KMS.0204, a bad one its
-   * `x-kms-error-code` (KMS.0308 when it names none). Also for bodies checked without the
-   * validator (the command-line tool's, src/cli/request-check.ts).
+   * `x-kms-error-code` (KMS.0308 when it names none), by the operation's route (openapi.yaml's
+   * path: the tag paths' last segments do not name their operations). Also for bodies checked
+   * without the validator (the command-line tool's, src/cli/request-check.ts).
    */
-  bodyFieldError(operation: string | undefined, field: string, message: string, required: boolean): KmsError {
+  bodyFieldError(route: string | undefined, field: string, message: string, required: boolean): KmsError {
     if (required) return new KmsError('KMS.0204', { detail: `${message}.` });
-    const code: KmsCode = (operation && this.fieldCodes.get(operation)?.get(field)) || 'KMS.0308';
+    const code: KmsCode = (route && this.fieldCodes.get(route)?.get(field)) || 'KMS.0308';
     return new KmsError(code, { detail: `${field}: ${message}.` });
   }
 
-  private badRequest(error: ValidatorError, operation: string | undefined): KmsError {
+  private badRequest(error: ValidatorError, route: string | undefined): KmsError {
     const first = error.errors[0];
     if (!first) return new KmsError('KMS.0308', { cause: error });
     const [, location, field] = first.path.split('/');
@@ -146,7 +147,7 @@ export class ContractErrors {
             ? new KmsError('KMS.0204', { detail: "must have required property 'body'." })
             : new KmsError('KMS.0202', { detail: 'The body must be a JSON object.' });
         }
-        return this.bodyFieldError(operation, decodePointer(field), first.message, required);
+        return this.bodyFieldError(route, decodePointer(field), first.message, required);
       }
       default:
         // The path does not decode ("malformed uri"), or a check the API does not use.

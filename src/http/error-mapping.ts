@@ -9,9 +9,9 @@ import type { ContractErrors } from './contract';
  * database down or restarting) is 503 KMS.0104, worth a retry; anything unknown is KMS.0103 with
  * the cause kept for the log.
  */
-export function toKmsError(error: unknown, contract: ContractErrors, operation: string | undefined): KmsError {
+export function toKmsError(error: unknown, contract: ContractErrors, route: string | undefined): KmsError {
   if (error instanceof KmsError) return error;
-  const refusal = contract.kmsErrorOf(error, operation);
+  const refusal = contract.kmsErrorOf(error, route);
   if (refusal) return refusal;
   // The router's decodeURIComponent of a path parameter ("%zz"): a URIError with status 400.
   if (error instanceof StoreUnavailableError) return new KmsError('KMS.0104', { detail: 'The key metadata store is unavailable; retry later.', cause: error });

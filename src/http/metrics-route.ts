@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
-import type { PublicRoute } from './operation';
+import { exactPath, type Operation, type PublicRoute } from './operation';
 
 /**
  * GET /metrics on the API's port: served before the API's authentication, the body parser and the
@@ -74,19 +74,27 @@ const API_PATH = /^\/v1\.0\/[^/]+\/kms\/([a-z-]+)$/;
 
 /**
  * Times every request mounted after it and reports it by operation: the declared operation's name
- * when the path is `/v1.0/{project_id}/kms/<name>` of one, or else the name of the operation the
- * request reached (the aliases', whose paths do not name them), `versions` for the version
- * documents, else `unknown`, so that the label never holds a raw path, a project or a key id.
+ * when the request reached the route of one (the validator matched it: the tag paths'
+ * `/kms/{key_id}/tags...` too), or, before that (a refused authentication), when the path is
+ * `/v1.0/{project_id}/kms/<name>` of one; `versions` for the version documents; else `unknown`,
+ * so that the label never holds a raw path, a project, a key id or a tag key.
  */
-export function requestMetrics(observer: RequestObserver, operations: ReadonlySet<string>, documents: ReadonlySet<string>): RequestHandler {
-  const operationOf = (path: string, reached: string | undefined): string => {
-    if (documents.has(path)) return 'versions';
-    const name = API_PATH.exec(path)?.[1];
-    return name !== undefined && operations.has(name) ? name : (reached ?? 'unknown');
+export function requestMetrics(observer: RequestObserver, operations: readonly Pick<Operation, 'name' | 'method' | 'path'>[], documents: ReadonlySet<string>): RequestHandler {
+  const byRoute = new Map(operations.map((op) => [`${op.method.toUpperCase()} ${op.path}`, { name: op.name, path: exactPath(op.path) }]));
+  // The fallback names only operations whose path is `/kms/<name>` (not the tag paths' own names).
+  const names = new Set(operations.filter((op) => op.path.endsWith(`/kms/${op.name}`)).map((op) => op.name));
+  const operationOf = (req: Request): string => {
+    if (documents.has(req.path)) return 'versions';
+    if (req.openapi !== undefined) {
+      const route = byRoute.get(`${req.method} ${req.openapi.openApiRoute}`);
+      if (route !== undefined && route.path.test(req.path)) return route.name;
+    }
+    const name = API_PATH.exec(req.path)?.[1];
+    return name !== undefined && names.has(name) ? name : 'unknown';
   };
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
-    res.once('finish', () => observer.requestEnded(operationOf(req.path, res.locals.exchange?.operation), res.statusCode, (performance.now() - started) / 1000));
+    res.once('finish', () => observer.requestEnded(operationOf(req), res.statusCode, (performance.now() - started) / 1000));
     next();
   };
 }

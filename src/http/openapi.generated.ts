@@ -781,6 +781,115 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/{key_id}/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A key's tags (kms:cmkTag:list), in code point order of their keys; existTagsNum in camelCase, as the SDK reads it. */
+        get: operations["showKmsTags"];
+        put?: never;
+        /**
+         * Tag a key (kms:cmkTag:create): sets the tag's value, adding the tag key when the key lacks it. Answers 204 without a body, as the SDK expects.
+         * @description A key holds at most 10 tags (KMS.0409 beyond). A tag key is 1 to 36 characters (KMS.0411), a
+         *     value 0 to 43 (KMS.0410), counted in Unicode code points; neither may hold an ASCII control
+         *     character (0-31) or any of `* < > \ =` (KMS.0406 for a key, KMS.0405 for a value). Keys and
+         *     values are exact: case-sensitive, not normalised. A key pending deletion is not tagged (KMS.0210).
+         */
+        post: operations["createKmsTag"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/{key_id}/tags/action": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add or delete a key's tags in one step (kms:cmkTag:batch): all of them or none. Answers 204 without a body.
+         * @description `create` sets each tag as create-kms-tag does; its list names each tag key once (KMS.0412).
+         *     `delete` removes each tag named by its key, and only when it holds the `value` given, if one is
+         *     given; a tag that is not there is skipped. The list holds 1 to 10 tags (KMS.0401 empty,
+         *     KMS.0407 longer); a key pending deletion is refused (KMS.0210).
+         */
+        post: operations["batchCreateKmsTags"];
+        /** delete-tag of the tag key `action` (kms:cmkTag:delete): the batch path, literal, would otherwise answer this DELETE 405 instead of deleting the tag. */
+        delete: operations["deleteTagAction"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/{key_id}/tags/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one tag of a key (kms:cmkTag:delete), named by its key: percent-encoded UTF-8, as the SDKs send (and sign) it. 404 KMS.0416 when the key has no such tag. Answers 204 without a body. */
+        delete: operations["deleteTag"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/tags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tag keys on the project's keys, each with every value they give it (kms:cmkTag:list). */
+        get: operations["listKmsTags"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/resource_instances/action": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Find the project's keys by tag and alias (kms:cmkTag:listInstance): `filter` a page of them, `count` how many.
+         * @description A key is found when, for every entry of `tags` (AND; at most 10, each key once: KMS.0407,
+         *     KMS.0412), it holds that tag key with one of the entry's `values` (OR; at most 10: KMS.0413;
+         *     none: any value), and, with `matches` `[{"key": "resource_name", "value": …}]` (the only match
+         *     key: KMS.0403; a value of 1 to 255 characters: KMS.0402), when its alias (create-key's
+         *     `key_alias`, the resource_name) contains the value, ignoring ASCII case (Huawei's fuzzy
+         *     match). `filter` answers the page `offset` (default 0; KMS.0417) of `limit` (1 to 1000,
+         *     default 10; KMS.1601) keys, oldest first, and `total_count`, every key found; `count`
+         *     answers `total_count` only, and takes no `offset` (KMS.0418).
+         */
+        post: operations["listKmsByTags"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/openapi.yaml": {
         parameters: {
             query?: never;
@@ -1477,6 +1586,71 @@ export interface components {
             /** @description Extension: encryptions per version after which the key is rotated, whether or not scheduled rotation is on. */
             seal_budget: number;
         };
+        /** @description A tag: `key` 1 to 36 characters, `value` 0 to 43 (empty when left out), without ASCII control characters or `* < > \ =`. */
+        TagItem: {
+            key: string;
+            value?: string;
+        };
+        TagItems: components["schemas"]["TagItem"][];
+        CreateKmsTagRequestBody: {
+            tag: components["schemas"]["TagItem"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        BatchCreateKmsTagsRequestBody: {
+            tags: components["schemas"]["TagItems"];
+            /** @enum {string} */
+            action: "create" | "delete";
+            sequence?: components["schemas"]["Sequence"];
+        };
+        /** @description A tag key and values (list-kms-tags; a resource_instances search's entry, where no values means any value). */
+        TagValues: {
+            key: string;
+            values?: string[];
+        };
+        TagMatch: {
+            key: string;
+            value: string;
+        };
+        ListKmsByTagsRequestBody: {
+            /** @enum {string} */
+            action: "filter" | "count";
+            /** @description Keys per page, 1 to 1000 (default 10); filter only. */
+            limit?: string;
+            /** @description Keys to skip (default 0); filter only. */
+            offset?: string;
+            tags?: components["schemas"]["TagValues"][];
+            matches?: components["schemas"]["TagMatch"][];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        TagPair: {
+            key: string;
+            value: string;
+        };
+        ShowKmsTagsResponse: {
+            tags: components["schemas"]["TagPair"][];
+            /** @description How many tags the key has (camelCase, the one such field, as the SDK reads it). */
+            existTagsNum: number;
+        };
+        ListKmsTagsResponse: {
+            tags: {
+                key: string;
+                values: string[];
+            }[];
+        };
+        ActionResource: {
+            /** @description The key id. */
+            resource_id: string;
+            resource_detail: components["schemas"]["KeyDetails"];
+            /** @description The key's alias (create-key's key_alias). */
+            resource_name: string;
+            tags: components["schemas"]["TagPair"][];
+        };
+        ListKmsByTagsResponse: {
+            /** @description The page of keys found (filter only). */
+            resources?: components["schemas"]["ActionResource"][];
+            /** @description Every key found. */
+            total_count: number;
+        };
     };
     responses: {
         /**
@@ -1496,6 +1670,10 @@ export interface components {
     parameters: {
         /** @description Project ID. */
         ProjectId: string;
+        /** @description The key's id (the tag paths). */
+        KeyIdInPath: components["schemas"]["KeyId"];
+        /** @description A tag key, percent-encoded as UTF-8 (delete-tag). */
+        TagKeyInPath: string;
     };
     requestBodies: never;
     headers: {
@@ -2836,6 +3014,197 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RotateOnDemandResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    showKmsTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+                /** @description The key's id (the tag paths). */
+                key_id: components["parameters"]["KeyIdInPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShowKmsTagsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createKmsTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+                /** @description The key's id (the tag paths). */
+                key_id: components["parameters"]["KeyIdInPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateKmsTagRequestBody"];
+            };
+        };
+        responses: {
+            /** @description The tag is set. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    batchCreateKmsTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+                /** @description The key's id (the tag paths). */
+                key_id: components["parameters"]["KeyIdInPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchCreateKmsTagsRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteTagAction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+                /** @description The key's id (the tag paths). */
+                key_id: components["parameters"]["KeyIdInPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tag is deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+                /** @description The key's id (the tag paths). */
+                key_id: components["parameters"]["KeyIdInPath"];
+                /** @description A tag key, percent-encoded as UTF-8 (delete-tag). */
+                key: components["parameters"]["TagKeyInPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tag is deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listKmsTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListKmsTagsResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    listKmsByTags: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListKmsByTagsRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListKmsByTagsResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -23,28 +23,54 @@ type Get<P extends OperationPath> = paths[P]['get'];
 /** The 200 body of the path's GET as openapi.yaml describes it. */
 export type GetResponseOf<P extends OperationPath> = Get<P> extends { responses: { 200: infer Success } } ? JsonOf<Success> : never;
 
-/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs, and delete-alias a DELETE with a body. */
+/** The HTTP methods operations use: the API's operations are POSTs with a body, its few reads GETs, delete-tag a DELETE, and delete-alias a DELETE with a body. */
 export type OperationMethod = 'get' | 'post' | 'delete';
 
 /** The statuses an operation answers success with: 200 with a body; 201 with the body of what it made; 204 without a body. */
 export type SuccessStatus = 200 | 201 | 204;
 
+type MethodOf<P extends OperationPath, M extends OperationMethod> = paths[P][M];
+
+/** The path's own parameters for the method as openapi.yaml declares them, but the project (the request context's). */
+export type PathParamsOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { parameters: { path: infer Params } } ? Omit<Params, 'project_id'> : never;
+
+type BodyOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { requestBody: infer Body }
+  ? JsonOf<Body>
+  : MethodOf<P, M> extends { requestBody?: infer Body }
+    ? JsonOf<Body> | undefined
+    : undefined;
+
+/** Nothing for an operation openapi.yaml answers 204, else its 200 body. */
+type AnswerOf<P extends OperationPath, M extends OperationMethod> = MethodOf<P, M> extends { responses: { 204: unknown } }
+  ? void
+  : MethodOf<P, M> extends { responses: { 200: infer Success } }
+    ? JsonOf<Success>
+    : never;
+
+/** Path parameters as the validator decoded them, by name (project_id among them). */
+export type PathParams = Readonly<Record<string, string>>;
+
 /**
- * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there; or a method of a path
- * that does not name it, declaredOperation). The app registers a route for each and checks the
- * list against openapi.yaml at start-up, both ways (see checkOperations).
+ * One API operation: `POST /v1.0/{project_id}/kms/<name>` (or a GET there), a method of a path
+ * that does not name it (the v2 aliases', declaredOperation), or one of the tag paths
+ * (`/kms/{key_id}/tags...`, pathOperation). The app registers a route for each and checks the list
+ * against openapi.yaml at start-up, both ways (see checkOperations).
  */
 export interface Operation {
-  /** The path's last segment, e.g. "create-datakey", or the declared name ("create-alias"): the audit trail's action. */
+  /** The path's last segment, e.g. "create-datakey", or the declared name ("create-alias", "delete-tag"): the audit trail's action and the metrics' label. */
   readonly name: string;
   readonly method: OperationMethod;
   readonly path: OperationPath;
   /** The permission the API's IAM model names for it, e.g. "kms:dek:create". */
   readonly action: string;
-  /** The success status, 200 unless the API names another (declaredOperation). */
+  /**
+   * The success status, 200 unless the API names another: 201 (create-alias), or 204 without a
+   * body (delete-alias, and the SDK's create-kms-tag, batch tags action and delete-tag);
+   * checkOperations holds it to openapi.yaml's responses.
+   */
   readonly status?: SuccessStatus;
-  /** `input`: the body the contract checked; for a GET, its query parameters, which the contract checked. */
-  readonly run: (ctx: RequestContext, input: unknown) => unknown;
+  /** `input`: the body the contract checked, or for a GET its query parameters; `params`: the path's, decoded. */
+  readonly run: (ctx: RequestContext, input: unknown, params: PathParams) => unknown;
 }
 
 /**
@@ -73,7 +99,22 @@ export function getOperation<P extends OperationPath>(
   return { name: nameOf(path), method: 'get', path, action, run: (ctx) => run(ctx) };
 }
 
-type Method<P extends OperationPath, M extends OperationMethod> = paths[P][M];
+/**
+ * Declares an operation of a path with parameters of its own besides the project (the tag paths,
+ * `/kms/{key_id}/tags...`), whose last segment does not name it: `name` does (the audit trail's
+ * action, the metrics' label). Its handler gets those parameters as the validator decoded them,
+ * typed by openapi.yaml, and the body, if the method has one. An operation openapi.yaml answers
+ * 204 answers without a body (its handler returns nothing).
+ */
+export function pathOperation<P extends OperationPath, M extends OperationMethod>(
+  spec: { readonly name: string; readonly method: M; readonly path: P; readonly action: Permission; readonly status?: 200 | 204 },
+  run: (ctx: RequestContext, params: PathParamsOf<P, M>, body: BodyOf<P, M>) => AnswerOf<P, M> | Promise<AnswerOf<P, M>>,
+): Operation {
+  // The one widening: the validator has checked the path parameters and the body against the
+  // schemas these types are generated from before `run` sees them.
+  return { ...spec, run: (ctx, body, params) => run(ctx, params as PathParamsOf<P, M>, body as BodyOf<P, M>) };
+}
+
 /** A GET's query parameters, a POST's or DELETE's body, as openapi.yaml describes them. */
 type InputOf<Op> = Op extends { requestBody: infer Body }
   ? JsonOf<Body>
@@ -94,8 +135,9 @@ type OutputOf<Op, S extends SuccessStatus> = S extends 204 ? void : Op extends {
 export function declaredOperation<P extends OperationPath, M extends OperationMethod, S extends SuccessStatus>(
   declared: { readonly name: string; readonly method: M; readonly path: P; readonly status: S },
   action: Permission,
-  run: (ctx: RequestContext, input: InputOf<Method<P, M>>) => OutputOf<Method<P, M>, S> | Promise<OutputOf<Method<P, M>, S>>,
+  run: (ctx: RequestContext, input: InputOf<MethodOf<P, M>>) => OutputOf<MethodOf<P, M>, S> | Promise<OutputOf<MethodOf<P, M>, S>>,
 ): Operation {
+  // The one widening: the validator has checked the input against the schemas these types are generated from.
   return { ...declared, action, run: run as (ctx: RequestContext, input: unknown) => unknown };
 }
 
@@ -119,6 +161,15 @@ export interface PublicDocument {
 
 export function publicDocument<P extends OperationPath>(path: P, build: (request: DocumentRequest) => GetResponseOf<P>): PublicDocument {
   return { method: 'get', path, build };
+}
+
+/**
+ * The paths a route of openapi.yaml takes, as Express's strict, case-sensitive routing took them:
+ * each `{param}` one segment, nothing more (no trailing slash).
+ */
+export function exactPath(template: string): RegExp {
+  const segments = template.split('/').map((segment) => (/^\{[^}]+\}$/.test(segment) ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${segments.join('/')}$`);
 }
 
 /** openapi.yaml's path template as an Express route: "{project_id}" → ":project_id". */
@@ -153,6 +204,14 @@ export function checkOperations(
     }
   }
   const handled = new Set<string>();
+  const bodiless: string[] = [];
+  const undeclaredStatus: string[] = [];
+  for (const op of operations) {
+    const responses = (document.paths[op.path] as Record<string, { responses?: Record<string, unknown> } | undefined> | undefined)?.[op.method]?.responses;
+    if (responses === undefined) continue;
+    if (('204' in responses) !== (op.status === 204)) bodiless.push(`${op.method.toUpperCase()} ${op.path}`);
+    else if (!(String(op.status ?? 200) in responses)) undeclaredStatus.push(`${op.method.toUpperCase()} ${op.path} answers ${op.status ?? 200}`);
+  }
   for (const op of [...operations, ...documents]) {
     const route = `${op.method.toUpperCase()} ${op.path}`;
     if (handled.has(route)) throw new Error(`two operations handle ${route}`);
@@ -173,6 +232,8 @@ export function checkOperations(
       .filter(([route, scheme]) => documented.has(route) && (!documentedPublic.has(route) || documentedPublic.get(route) !== scheme))
       .map(([route, scheme]) => `${route} is served without a credential but openapi.yaml does not say ${securityOf(scheme)}`),
     ...[...documentedPublic].filter(([route]) => !served.has(route)).map(([route, scheme]) => `${route} says ${securityOf(scheme)} in openapi.yaml but is not a public route`),
+    ...bodiless.map((route) => `${route} answers 204 in openapi.yaml or its operation says status 204, but not both`),
+    ...undeclaredStatus.map((answer) => `${answer}, which openapi.yaml's responses do not list`),
   ];
   if (problems.length > 0) throw new Error(`the operations and openapi.yaml disagree: ${problems.join('; ')}`);
 }

@@ -20,6 +20,8 @@ export interface Replies {
    * header is already set.
    */
   json(res: Response, status: number, body: unknown): void;
+  /** 204 without a body (the SDK's tag writes). The request id header is already set. */
+  noContent(res: Response): void;
   /**
    * The one place that turns errors into responses: the KMS body with the catalogue's status.
    * Client errors are answered with their code; server errors are logged with their cause and
@@ -98,5 +100,9 @@ export function replies(logger: Logger, check?: ErrorBodyCheck): Replies {
     res.status(status).json(body);
   };
 
-  return { json, error, socketError };
+  const noContent = (res: Response): void => {
+    res.status(204).end();
+  };
+
+  return { json, noContent, error, socketError };
 }

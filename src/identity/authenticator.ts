@@ -1,7 +1,7 @@
 import { KmsError } from '../errors';
 import type { Clock, Principal } from '../kms/context';
 import type { CredentialService } from './credentials';
-import { hasSignedHeaders, parseAuthorization, parseSdkDate, sign, signaturesMatch, SigningKey, type SignedRequest } from './signer';
+import { hasSignedHeaders, nodeCoreCanonicalUri, parseAuthorization, parseSdkDate, sign, signaturesMatch, SigningKey, type SignedRequest } from './signer';
 
 /** How far X-Sdk-Date may be from the server's clock, either way (the API gateway's window). */
 export const SIGNATURE_WINDOW_MS = 15 * 60_000;
@@ -134,11 +134,25 @@ export class Authenticator {
 
     const credential = await this.unsealed(parsed.accessKey, claimed);
     // An unknown access key costs the same HMAC as a known one, so timing tells nothing either.
-    const expected = sign(credential ? this.signingKey(credential.secret) : UNKNOWN_KEY_SECRET, request, parsed.signedHeaders, sdkDate);
+    const key = credential ? this.signingKey(credential.secret) : UNKNOWN_KEY_SECRET;
+    const expected = sign(key, request, parsed.signedHeaders, sdkDate);
     if (!credential) throw refused('unusable-access-key', 'Verify AK/SK signature failed.');
-    if (!signaturesMatch(expected, parsed.signature)) throw refused('signature-mismatch', 'Verify AK/SK signature failed.');
+    if (!signaturesMatch(expected, parsed.signature) && !this.signedAsNodeCore(key, request, parsed.signedHeaders, sdkDate, parsed.signature)) {
+      throw refused('signature-mismatch', 'Verify AK/SK signature failed.');
+    }
     const { record } = credential;
     return { kind: 'access-key', id: record.id, projectId: record.projectId, actions: record.actions };
+  }
+
+  /**
+   * Whether the signature is over the path as the official Node.js core signs a path parameter
+   * holding a character its url.parse escapes on its own (a tag key with a space: signer.ts,
+   * nodeCoreCanonicalUri). Only such paths get this second HMAC; both forms are of the path as
+   * received, so neither lets a signature stand for another path.
+   */
+  private signedAsNodeCore(key: SigningKey | Buffer, request: SignedRequest, signedHeaders: readonly string[], sdkDate: string, signature: string): boolean {
+    const uri = nodeCoreCanonicalUri(request.path);
+    return uri !== undefined && signaturesMatch(sign(key, request, signedHeaders, sdkDate, uri), signature);
   }
 
   private signingKey(secret: Buffer): SigningKey {

@@ -43,12 +43,18 @@ export const PERMISSIONS = [
   'kms:alias:list',
   'kms:alias:associate',
   'kms:alias:delete',
+  // Tags, as Huawei's permissions page names them.
+  'kms:cmkTag:create',
+  'kms:cmkTag:batch',
+  'kms:cmkTag:delete',
+  'kms:cmkTag:list',
+  'kms:cmkTag:listInstance',
 ] as const;
 
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** The wildcards worth naming in a refusal: everything, and each group of permissions. */
-const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*', 'kms:alias:*'] as const;
+const WILDCARDS = ['kms:*', 'kms:cmk:*', 'kms:dek:*', 'kms:grant:*', 'kms:alias:*', 'kms:cmkTag:*'] as const;
 
 const ACTION_PATTERN = /^[a-z*]+(:[a-zA-Z*]+)*$/;
 

@@ -97,6 +97,30 @@ export function canonicalUri(path: string): string {
   return uri.endsWith('/') ? uri : `${uri}/`;
 }
 
+/**
+ * What Node's legacy url.parse escapes in a path on its own (its "autoEscape" characters). The
+ * official Node.js core signs `url.parse(url).pathname`, where a path parameter given raw (as its
+ * KmsClient gives delete-tag's tag key) already has these as %XX, and then encodes that again:
+ * a tag key `a b` travels as `a%20b` and is signed as `a%2520b`. Other characters (`环境`) it
+ * leaves raw, encodes once, and signs as canonicalUri makes them; so do the Python SDK (unquote,
+ * then quote) and curl-like clients.
+ */
+const NODE_AUTO_ESCAPED = /[{}|\\^`<>"' \r\n\t]/;
+const NODE_AUTO_ESCAPED_ALL = new RegExp(NODE_AUTO_ESCAPED.source, 'g');
+
+/**
+ * The canonical URI the official Node.js core signs for this path, when it is not canonicalUri's
+ * (the decoded path holds a character url.parse escapes on its own); undefined otherwise.
+ */
+export function nodeCoreCanonicalUri(path: string): string | undefined {
+  if (PLAIN_PATH.test(path)) return undefined;
+  const decoded = decode(path);
+  if (!NODE_AUTO_ESCAPED.test(decoded)) return undefined;
+  const escaped = decoded.replace(NODE_AUTO_ESCAPED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  const uri = escaped.split('/').map(encode).join('/');
+  return uri.endsWith('/') ? uri : `${uri}/`;
+}
+
 /** Pairs sorted by key, then by value, each side encoded, joined with '&'. */
 export function canonicalQuery(query: string): string {
   if (!query) return '';
@@ -119,12 +143,13 @@ function headerValue(headers: SignedRequest['headers'], name: string): string {
   return (Array.isArray(value) ? value.join(',') : (value ?? '')).trim();
 }
 
-export function canonicalRequest(request: SignedRequest, signedHeaders: readonly string[]): string {
+/** `uri`: the canonical URI signed, canonicalUri's by default (nodeCoreCanonicalUri's is the other). */
+export function canonicalRequest(request: SignedRequest, signedHeaders: readonly string[], uri: string = canonicalUri(request.path)): string {
   const canonicalHeaders = signedHeaders.map((name) => `${name}:${headerValue(request.headers, name)}\n`).join('');
   const payloadHash = hash('sha256', request.body, 'hex');
   return [
     request.method.toUpperCase(),
-    canonicalUri(request.path),
+    uri,
     canonicalQuery(request.query),
     canonicalHeaders,
     signedHeaders.join(';'),
@@ -136,8 +161,8 @@ export function stringToSign(canonical: string, sdkDate: string): string {
   return `${ALGORITHM}\n${sdkDate}\n${hash('sha256', canonical, 'hex')}`;
 }
 
-export function sign(secretKey: Buffer | string | SigningKey, request: SignedRequest, signedHeaders: readonly string[], sdkDate: string): string {
-  const text = stringToSign(canonicalRequest(request, signedHeaders), sdkDate);
+export function sign(secretKey: Buffer | string | SigningKey, request: SignedRequest, signedHeaders: readonly string[], sdkDate: string, uri?: string): string {
+  const text = stringToSign(canonicalRequest(request, signedHeaders, uri), sdkDate);
   return secretKey instanceof SigningKey ? secretKey.hmac(text) : createHmac('sha256', secretKey).update(text).digest('hex');
 }
 

@@ -90,3 +90,10 @@ export type ListAliasesResponse = Schemas['ListAliasesResponse'];
 export type CreateRsaDatakeyPairRequest = Schemas['CreateRsaDatakeyPairRequestBody'];
 export type CreateEcDatakeyPairRequest = Schemas['CreateEcDatakeyPairRequestBody'];
 export type DatakeyPairResponse = Schemas['DatakeyPairResponse'];
+// Tags.
+export type CreateKmsTagRequest = Schemas['CreateKmsTagRequestBody'];
+export type BatchCreateKmsTagsRequest = Schemas['BatchCreateKmsTagsRequestBody'];
+export type ListKmsByTagsRequest = Schemas['ListKmsByTagsRequestBody'];
+export type ShowKmsTagsResponse = Schemas['ShowKmsTagsResponse'];
+export type ListKmsTagsResponse = Schemas['ListKmsTagsResponse'];
+export type ListKmsByTagsResponse = Schemas['ListKmsByTagsResponse'];

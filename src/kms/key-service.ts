@@ -55,7 +55,7 @@ export interface KeyGrants {
 }
 
 /** Parses a JSON-string integer the schema already limited to digits; anything else is `code`. */
-function wholeNumber(value: string, code: ConstructorParameters<typeof KmsError>[0], min: number, max: number): number {
+export function wholeNumber(value: string, code: ConstructorParameters<typeof KmsError>[0], min: number, max: number): number {
   const parsed = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
   if (!(parsed >= min && parsed <= max)) throw new KmsError(code);
   return parsed;

@@ -10,6 +10,7 @@ import { KeyRotator, type RotationObserver } from './key-rotation';
 import { KeyService } from './key-service';
 import { RotationService } from './rotation-service';
 import { SealUsage } from './seal-usage';
+import { TagService } from './tag-service';
 
 export interface KeyServices {
   readonly store: MetadataStore;
@@ -18,6 +19,8 @@ export interface KeyServices {
   readonly grantAccess: GrantAccess;
   readonly keys: KeyService;
   readonly rotation: RotationService;
+  /** The tag operations, on the same keys and store. */
+  readonly tags: TagService;
   /** Stops the key and alias caches' listening to the store's changes. */
   close(): void;
 }
@@ -45,9 +48,10 @@ export function keyServices({ store, hsm, clock, logger, config, rotationObserve
   const usage = new SealUsage(store.rotations, rotator, logger);
   const keys = new KeyService({ store, cache, aliases, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
+  const tags = new TagService({ store, keys, clock, region: config.region });
   const close = (): void => {
     cache.close();
     aliases.close();
   };
-  return { store, rotator, usage, grantAccess, keys, rotation, close };
+  return { store, rotator, usage, grantAccess, keys, rotation, tags, close };
 }

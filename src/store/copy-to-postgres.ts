@@ -19,7 +19,7 @@ import { openDatabase } from './sqlite/database';
  */
 
 /** The tables copied, in the order they are written (parents before the rows that name them). */
-export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'grants', 'key_aliases', 'credentials', 'audit_checkpoints'] as const;
+export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'grants', 'key_aliases', 'key_tags', 'credentials', 'audit_checkpoints'] as const;
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 export type CopyCounts = Record<CopiedTable, number>;
 
@@ -101,6 +101,13 @@ export const TABLE_COPIES: Readonly<Record<CopiedTable, TableCopy>> = {
       ['key_id', 'text'],
       ['create_time', 'bigint'],
       ['update_time', 'bigint'],
+    ],
+  },
+  key_tags: {
+    columns: [
+      ['key_id', 'text'],
+      ['tag_key', 'text'],
+      ['tag_value', 'text'],
     ],
   },
   credentials: {

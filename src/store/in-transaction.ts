@@ -16,6 +16,7 @@ export function storeInTransaction(outer: MetadataStore, tx: Repositories): Meta
     rotations: tx.rotations,
     credentials: tx.credentials,
     auditCheckpoints: tx.auditCheckpoints,
+    tags: tx.tags,
     withTransaction: (work) => work(tx),
     changes: outer.changes,
     leases: outer.leases,

@@ -2,6 +2,7 @@ import type { AliasRecord } from '../domain/aliases';
 import type { CredentialKind, CredentialRecord } from '../domain/credentials';
 import type { GranteeType, GrantRecord } from '../domain/grants';
 import type { KeyRecord, KeyState } from '../domain/keys';
+import type { ProjectTag, Tag } from '../domain/tags';
 
 /**
  * The rows both stores hand back, and their records. The two dialects name every column alike;
@@ -137,4 +138,36 @@ export interface AliasRow {
 
 export function aliasRecord(row: AliasRow): AliasRecord {
   return { projectId: row.project_id, alias: row.alias, keyId: row.key_id, createTime: row.create_time, updateTime: row.update_time };
+}
+
+export interface TagRow {
+  key_id: string;
+  tag_key: string;
+  tag_value: string;
+}
+
+export function tagOf(row: Pick<TagRow, 'tag_key' | 'tag_value'>): Tag {
+  return { key: row.tag_key, value: row.tag_value };
+}
+
+/** Rows ordered by key id then tag key, as each key's tags in tag key order. */
+export function tagsByKey(rows: readonly TagRow[]): Map<string, Tag[]> {
+  const byKey = new Map<string, Tag[]>();
+  for (const row of rows) {
+    const tags = byKey.get(row.key_id) ?? [];
+    tags.push(tagOf(row));
+    byKey.set(row.key_id, tags);
+  }
+  return byKey;
+}
+
+/** Rows ordered by tag key then value, as each tag key with its values. */
+export function groupByKey(rows: readonly Pick<TagRow, 'tag_key' | 'tag_value'>[]): ProjectTag[] {
+  const tags: { key: string; values: string[] }[] = [];
+  for (const row of rows) {
+    const last = tags[tags.length - 1];
+    if (last?.key === row.tag_key) last.values.push(row.tag_value);
+    else tags.push({ key: row.tag_key, values: [row.tag_value] });
+  }
+  return tags;
 }

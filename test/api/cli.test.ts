@@ -149,7 +149,7 @@ describe('npm run kms -- credential create --actions, against the permission nam
     expect(bogus.code).toBe(2);
     expect(bogus.stdout).toBe('');
     expect(bogus.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*, kms:alias:\*\)\n$/);
+    expect(bogus.stderr).toMatch(/^kms: kms:bogus matches no permission; the permissions are kms:cmk:create, .*kms:dek:crypto.*, with \* as a wildcard \(kms:\*, kms:cmk:\*, kms:dek:\*, kms:grant:\*, kms:alias:\*, kms:cmkTag:\*\)\n$/);
     const typo = await runCli(t, ['credential', 'create', '--project', 'cli-project', '--actions', 'kms:cmk:creat']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toContain('kms:cmk:creat matches no permission');
@@ -409,6 +409,40 @@ describe('npm run kms -- key ..., beside the running service', () => {
     const cliRecord = records.find((record) => record.action === 'describe-key' && record.result === 'OK')!;
     expect(Object.keys(cliRecord).sort()).toEqual([...Object.keys(apiRecord), 'operator'].sort());
     expect(verifyAuditLog(path.join(t.dataDir, 'audit-cli.log'))).toMatchObject({ ok: true });
+  });
+
+  it('tags and untags a key, as the API then shows, and records each with the API\'s name and status', async () => {
+    const before = operationRecords().length;
+    const tagged = await key('tag', 'cli-made', '--name', '环境', '--value', '生产');
+    expect(tagged).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(tagged.stdout)).toEqual({});
+    expect((await key('tag', keyId, '--name', 'team')).code).toBe(0);
+    expect((await api.raw(`${keyId}/tags`, { method: 'GET' })).body).toEqual({ tags: [{ key: 'team', value: '' }, { key: '环境', value: '生产' }], existTagsNum: 2 });
+    const shown = await key('tags', keyId, '--table');
+    expect(shown.stdout).toMatch(/^team +-$/m);
+    expect(shown.stdout).toMatch(/^环境 +生产$/m);
+    const refused = await key('tag', keyId, '--name', 'a=b');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^kms: KMS\.0406 /);
+    expect((await key('untag', keyId, '--name', '环境')).code).toBe(0);
+    const again = await key('untag', keyId, '--name', '环境');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^kms: KMS\.0416 /);
+    expect(JSON.parse((await key('tags', keyId)).stdout)).toEqual({ tags: [{ key: 'team', value: '' }], existTagsNum: 1 });
+    const noName = await key('untag', keyId);
+    expect(noName.code).toBe(2);
+    const records = operationRecords().slice(before);
+    expect(records.map((record) => `${String(record.action)} ${String(record.status)} ${String(record.result)}`)).toEqual([
+      'create-kms-tag 204 OK',
+      'create-kms-tag 204 OK',
+      'show-kms-tags 200 OK',
+      'create-kms-tag 400 KMS.0406',
+      'delete-tag 204 OK',
+      'delete-tag 404 KMS.0416',
+      'show-kms-tags 200 OK',
+    ]);
+    expect(records[0]).toMatchObject({ key_id: keyId, permission: 'kms:cmkTag:create' });
+    expect(JSON.stringify(records)).not.toContain('生产');
   });
 
   it('takes a key by its alias (v2) too, before a key_alias of the same name', async () => {

@@ -62,6 +62,21 @@ describe('names of Object.prototype members as values', () => {
     expectKmsError(await send({ 'x-auth-token': await t.token('project-a'), 'x-project-id': name }), 403, 'KMS.0321');
   });
 
+  it.each(PROTOTYPE_NAMES)('a tag key and value "%s" is an ordinary tag: set, shown, listed, found and deleted; as an action, a match key or a key id it is refused', async (name) => {
+    const tagged = await kms.call(`${keyId}/tags`, `{"tag":{"key":"${name}","value":"${name}"}}`);
+    expect({ name, status: tagged.status }).toEqual({ name, status: 204 });
+    expect((await kms.raw(`${keyId}/tags`, { method: 'GET' })).body.tags).toContainEqual({ key: name, value: name });
+    expect((await kms.raw('tags', { method: 'GET' })).body.tags).toContainEqual({ key: name, values: [name] });
+    const found = await kms.call('resource_instances/action', `{"action":"filter","tags":[{"key":"${name}","values":["${name}"]}]}`);
+    expect(found.body.resources.map((resource: { resource_id: string }) => resource.resource_id)).toEqual([keyId]);
+    expect((await kms.raw(`${keyId}/tags/${encodeURIComponent(name)}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await kms.call('resource_instances/action', `{"action":"count","tags":[{"key":"${name}","values":[]}]}`)).body).toEqual({ total_count: 0 });
+    expectKmsError(await kms.call(`${keyId}/tags/action`, `{"action":"${name}","tags":[{"key":"a"}]}`), 400, 'KMS.0404');
+    expectKmsError(await kms.call('resource_instances/action', `{"action":"${name}"}`), 400, 'KMS.0404');
+    expectKmsError(await kms.call('resource_instances/action', `{"action":"filter","matches":[{"key":"${name}","value":"x"}]}`), 400, 'KMS.0403');
+    expectKmsError(await kms.raw(`${name}/tags`, { method: 'GET' }), 400, 'KMS.0201');
+  });
+
   it('binds encryption_context keys named like prototype members as ordinary keys', async () => {
     for (const name of PROTOTYPE_NAMES) {
       // Built from JSON text, so that "__proto__" is an own key as JSON.parse makes it.
@@ -187,6 +202,20 @@ describe('bodies that are not UTF-8', () => {
       expect({ operation, status: response.status, code: response.body.error_code }).toEqual({ operation, status: 400, code: 'KMS.0202' });
     }
     expect((await kms.call('describe-key', { key_id: keyId })).body.key_info.key_description).toBe('');
+  });
+
+  it('refuses invalid UTF-8 in the tag operations\' bodies, and tags nothing', async () => {
+    const bodies: Array<[string, Buffer]> = [
+      [`${keyId}/tags`, jsonWith('{"tag":{"key":"caf@","value":"v"}}', [0xe9])],
+      [`${keyId}/tags`, jsonWith('{"tag":{"key":"k","value":"caf@"}}', [0xed, 0xa0, 0x80])],
+      [`${keyId}/tags/action`, jsonWith('{"action":"create","tags":[{"key":"caf@","value":""}]}', [0xc0, 0xaf])],
+      ['resource_instances/action', jsonWith('{"action":"filter","matches":[{"key":"resource_name","value":"caf@"}]}', [0xff])],
+    ];
+    for (const [operation, body] of bodies) {
+      const response = await postBytes(operation, body);
+      expect({ operation, status: response.status, code: response.body.error_code }).toEqual({ operation, status: 400, code: 'KMS.0202' });
+    }
+    expect((await kms.raw(`${keyId}/tags`, { method: 'GET' })).body).toEqual({ tags: [], existTagsNum: 0 });
   });
 
   it('checks a compressed body once it is decompressed', async () => {

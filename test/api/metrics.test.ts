@@ -95,6 +95,22 @@ describe('GET /metrics on the API port, behind a bearer token', () => {
     expect(logged).not.toMatch(/metrics|unauthori[sz]ed/i);
   });
 
+  it('labels the tag operations by their names (their paths end otherwise), never by a key id or a tag key', async () => {
+    const keyId = await createKey(kms, 'metrics-tagged');
+    const before = await scrape(t.service.url);
+    expect((await kms.call(`${keyId}/tags`, { tag: { key: 'label-me', value: 'x' } })).status).toBe(204);
+    expect((await kms.raw(`${keyId}/tags/label-me`, { method: 'DELETE' })).status).toBe(204);
+    expect((await kms.raw(`${keyId}/tags/label-me`, { method: 'DELETE' })).status).toBe(404);
+    expect((await kms.call('resource_instances/action', { action: 'count' })).status).toBe(200);
+    const after = await scrape(t.service.url);
+    expect(after.delta(before, 'kms_http_requests_total', { operation: 'create-kms-tag', status: '204' })).toBe(1);
+    expect(after.delta(before, 'kms_http_requests_total', { operation: 'delete-tag', status: '204' })).toBe(1);
+    expect(after.delta(before, 'kms_http_requests_total', { operation: 'delete-tag', status: '404' })).toBe(1);
+    expect(after.delta(before, 'kms_http_requests_total', { operation: 'list-kms-by-tags', status: '200' })).toBe(1);
+    const labelValues = after.samples.flatMap((sample) => Object.values(sample.labels));
+    expect(labelValues.filter((value) => value.includes('label-me') || value.includes(keyId) || value === 'tags' || value === 'action')).toEqual([]);
+  });
+
   it('counts N create-datakey and one 4xx exactly, with their latency histograms; the HSM calls and audit writes they made', async () => {
     const beforeKey = await scrape(t.service.url);
     const keyId = await createKey(kms, 'counted');

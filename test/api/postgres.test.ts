@@ -122,6 +122,20 @@ it('rotates on demand: new data keys under the new version, old ones still open'
   expect(await opens(keyId, after.cipher)).toBe(after.plain);
 });
 
+it('tags a key, holds it to 10 tags, finds it by tag and alias, and keeps the tags in PostgreSQL', async () => {
+  const keyId = await createKey('pg-tagged');
+  const tag = (key: string, value: string) => kms.call(`${keyId}/tags`, { tag: { key, value } });
+  expect((await kms.call(`${keyId}/tags/action`, { action: 'create', tags: Array.from({ length: 9 }, (_, i) => ({ key: `k${i}`, value: 'v' })) })).status).toBe(204);
+  // Two at once for the tenth place: one gets it, the other is KMS.0409.
+  const raced = await Promise.all([tag('環境', '生産'), tag('team', 'billing')]);
+  expect(raced.map((response) => response.status).sort()).toEqual([204, 400]);
+  expectKmsError(raced.find((response) => response.status === 400)!, 400, 'KMS.0409');
+  expect((await kms.raw(`${keyId}/tags`, { method: 'GET' })).body.existTagsNum).toBe(10);
+  const found = await kms.call('resource_instances/action', { action: 'filter', tags: [{ key: 'k0', values: ['v'] }], matches: [{ key: 'resource_name', value: 'PG-TAG' }] });
+  expect(found.body).toMatchObject({ total_count: 1, resources: [{ resource_id: keyId, resource_name: 'pg-tagged' }] });
+  expect(await sql<{ n: number }>('SELECT count(*)::int AS n FROM key_tags WHERE key_id = $1', [keyId])).toEqual([{ n: 10 }]);
+});
+
 it('keeps credentials in the shared database: their sealed secrets and token hashes, never the secrets', async () => {
   const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
   const rows = await sql<{ kind: string; sealed_secret: Buffer | null }>('SELECT kind, sealed_secret FROM credentials WHERE id = $1', [issued.access_key]);

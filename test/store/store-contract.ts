@@ -6,6 +6,7 @@ import { GrantKeyGoneError, GrantParentGoneError, GrantQuotaExceededError, type 
 import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord } from '../../src/domain/keys';
 import type { MetadataStore } from '../../src/domain/repositories';
 import { nextRotationAfter, ROTATION_OFF } from '../../src/domain/rotation';
+import { TagKeyGoneError, TagLimitExceededError } from '../../src/domain/tags';
 import { eventually } from '../helpers/eventually';
 
 /**
@@ -595,6 +596,140 @@ export function describeStoreContract(
         const claims = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? a : b).rotations.claim(key.keyId, 'on-demand', NOW + i, BUDGET)));
         expect(claims.filter((version) => version !== undefined)).toEqual([2]);
         expect(await b.keys.materialVersions(key.keyId)).toEqual([1, 2]);
+      });
+    });
+
+    describe('tags', () => {
+      test('tags read back in code point order; keys are exact (case-sensitive), a put replaces a value, empty values and odd characters kept', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        await store.tags.put(key.keyId, [{ key: 'team', value: 'billing' }, { key: 'Team', value: '' }, { key: '环境', value: '生产' }, { key: "o'd%_\"", value: '[]{}' }], 10);
+        await store.tags.put(key.keyId, [{ key: 'team', value: 'payments' }, { key: 'é', value: 'x' }], 10);
+        expect(await store.tags.forKey(key.keyId)).toEqual([
+          { key: 'Team', value: '' },
+          { key: "o'd%_\"", value: '[]{}' },
+          { key: 'team', value: 'payments' },
+          { key: 'é', value: 'x' },
+          { key: '环境', value: '生产' },
+        ]);
+        expect(await store.tags.forKey(randomUUID())).toEqual([]);
+      });
+
+      test('a put that would pass the limit writes nothing; replacing a value does not count twice', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        await store.tags.put(key.keyId, [{ key: 'a', value: '1' }, { key: 'b', value: '2' }], 3);
+        await expect(store.tags.put(key.keyId, [{ key: 'a', value: 'changed' }, { key: 'c', value: '3' }, { key: 'd', value: '4' }], 3)).rejects.toBeInstanceOf(TagLimitExceededError);
+        expect(await store.tags.forKey(key.keyId)).toEqual([{ key: 'a', value: '1' }, { key: 'b', value: '2' }]);
+        await store.tags.put(key.keyId, [{ key: 'a', value: 'changed' }, { key: 'b', value: '2' }, { key: 'c', value: '3' }], 3);
+        expect((await store.tags.forKey(key.keyId)).map((tag) => tag.value)).toEqual(['changed', '2', '3']);
+      });
+
+      test('concurrent puts through two instances never pass the per-key limit', async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        const max = 4;
+        const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? a : b).tags.put(key.keyId, [{ key: `k${i}`, value: 'v' }], max)));
+        const refused = results.filter((result) => result.status === 'rejected');
+        for (const result of refused) expect(result.reason).toBeInstanceOf(TagLimitExceededError);
+        expect(results.length - refused.length).toBe(max);
+        expect(await b.tags.forKey(key.keyId)).toHaveLength(max);
+      });
+
+      test('tags go with their key; a put on a key that is gone is TagKeyGoneError', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        await store.tags.put(key.keyId, [{ key: 'team', value: 'x' }], 10);
+        await store.keys.remove(key.keyId);
+        expect(await store.tags.forKey(key.keyId)).toEqual([]);
+        await expect(store.tags.put(key.keyId, [{ key: 'team', value: 'x' }], 10)).rejects.toBeInstanceOf(TagKeyGoneError);
+        await expect(store.tags.put(randomUUID(), [{ key: 'team', value: 'x' }], 10)).rejects.toBeInstanceOf(TagKeyGoneError);
+      });
+
+      test('remove: by key, or by key and value; what is not there is skipped and not counted', async () => {
+        const store = await fresh();
+        const key = await createKey(store);
+        await store.tags.put(key.keyId, [{ key: 'a', value: '1' }, { key: 'b', value: '2' }, { key: 'c', value: '' }], 10);
+        expect(await store.tags.remove(key.keyId, [{ key: 'b', value: 'not-2' }, { key: 'missing' }])).toBe(0);
+        expect(await store.tags.remove(key.keyId, [{ key: 'a' }, { key: 'b', value: '2' }, { key: 'c', value: '' }])).toBe(3);
+        expect(await store.tags.forKey(key.keyId)).toEqual([]);
+      });
+
+      test("projectTags: the project's existing keys' tag keys with their distinct values, in code point order", async () => {
+        const store = await fresh();
+        const one = await createKey(store);
+        const two = await createKey(store);
+        const gone = await createKey(store, { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: NOW });
+        const leaving = await createKey(store, { state: KEY_STATE.pendingDeletion, scheduledDeletionDate: NOW + 1 });
+        const elsewhere = await createKey(store, { projectId: OTHER_PROJECT });
+        const creating = newKey();
+        await store.keys.insertProvisioning(creating, 1000);
+        await store.tags.put(one.keyId, [{ key: 'team', value: 'b' }, { key: 'env', value: 'prod' }], 10);
+        await store.tags.put(two.keyId, [{ key: 'team', value: 'a' }, { key: 'env', value: 'prod' }], 10);
+        await store.tags.put(gone.keyId, [{ key: 'team', value: 'gone' }, { key: 'only-gone', value: 'x' }], 10);
+        await store.tags.put(leaving.keyId, [{ key: 'team', value: 'leaving' }], 10);
+        await store.tags.put(elsewhere.keyId, [{ key: 'team', value: 'other' }], 10);
+        await store.tags.put(creating.keyId, [{ key: 'creating', value: 'x' }], 10);
+        expect(await store.tags.projectTags(PROJECT, NOW)).toEqual([
+          { key: 'env', values: ['prod'] },
+          { key: 'team', values: ['a', 'b', 'leaving'] },
+        ]);
+        expect(await store.tags.projectTags('empty-project', NOW)).toEqual([]);
+      });
+
+      test('find and count: values of one tag key OR, tag keys AND, no values any value; the alias fragment ignores ASCII case', async () => {
+        const store = await fresh();
+        const alpha = await createKey(store, { alias: 'Orders-Alpha', creationDate: NOW - 3 });
+        const beta = await createKey(store, { alias: 'orders-beta', creationDate: NOW - 2 });
+        const gamma = await createKey(store, { alias: 'invoices', creationDate: NOW - 1 });
+        const gone = await createKey(store, { alias: 'orders-gone', state: KEY_STATE.pendingDeletion, scheduledDeletionDate: NOW });
+        const elsewhere = await createKey(store, { alias: 'orders-elsewhere', projectId: OTHER_PROJECT });
+        await store.tags.put(alpha.keyId, [{ key: 'team', value: 'billing' }, { key: 'env', value: 'prod' }], 10);
+        await store.tags.put(beta.keyId, [{ key: 'team', value: 'payments' }, { key: 'env', value: 'test' }], 10);
+        await store.tags.put(gamma.keyId, [{ key: 'team', value: 'billing' }], 10);
+        await store.tags.put(gone.keyId, [{ key: 'team', value: 'billing' }, { key: 'env', value: 'prod' }], 10);
+        await store.tags.put(elsewhere.keyId, [{ key: 'team', value: 'billing' }, { key: 'env', value: 'prod' }], 10);
+        const found = async (tags: { key: string; values: string[] }[], nameContains?: string): Promise<string[]> => {
+          const filter = { tags, now: NOW, ...(nameContains === undefined ? {} : { nameContains }) };
+          const { keys, total } = await store.tags.find(PROJECT, filter, { offset: 0, limit: 100 });
+          expect(await store.tags.count(PROJECT, filter)).toBe(total);
+          expect(keys).toHaveLength(total);
+          return keys.map((key) => key.record.alias);
+        };
+        expect(await found([{ key: 'team', values: ['billing'] }])).toEqual(['Orders-Alpha', 'invoices']);
+        expect(await found([{ key: 'team', values: ['billing', 'payments'] }])).toEqual(['Orders-Alpha', 'orders-beta', 'invoices']);
+        expect(await found([{ key: 'team', values: ['billing', 'payments'] }, { key: 'env', values: ['prod'] }])).toEqual(['Orders-Alpha']);
+        expect(await found([{ key: 'env', values: [] }])).toEqual(['Orders-Alpha', 'orders-beta']);
+        expect(await found([{ key: 'Team', values: [] }])).toEqual([]);
+        expect(await found([{ key: 'team', values: ['Billing'] }])).toEqual([]);
+        expect(await found([])).toEqual(['Orders-Alpha', 'orders-beta', 'invoices']);
+        expect(await found([], 'orders')).toEqual(['Orders-Alpha', 'orders-beta']);
+        expect(await found([{ key: 'team', values: ['billing'] }], 'alpha')).toEqual(['Orders-Alpha']);
+        expect(await found([], 'orders-b')).toEqual(['orders-beta']);
+        expect(await found([], '%')).toEqual([]);
+        // A found key comes with its record and all its tags.
+        const { keys } = await store.tags.find(PROJECT, { tags: [{ key: 'env', values: ['prod'] }], now: NOW }, { offset: 0, limit: 10 });
+        expect(keys).toEqual([{ record: alpha, tags: [{ key: 'env', value: 'prod' }, { key: 'team', value: 'billing' }] }]);
+      });
+
+      test('find pages oldest first; total counts every key found', async () => {
+        const store = await fresh();
+        const made: KeyRecord[] = [];
+        for (let i = 0; i < 5; i++) {
+          // Two of equal dates: the order of creation decides between them.
+          const key = await createKey(store, { creationDate: NOW - 10 + Math.min(i, 3) });
+          await store.tags.put(key.keyId, [{ key: 'batch', value: i % 2 === 0 ? 'even' : 'odd' }], 10);
+          made.push(key);
+        }
+        const filter = { tags: [{ key: 'batch', values: ['even', 'odd'] }], now: NOW };
+        const first = await store.tags.find(PROJECT, filter, { offset: 0, limit: 2 });
+        const second = await store.tags.find(PROJECT, filter, { offset: 2, limit: 2 });
+        const last = await store.tags.find(PROJECT, filter, { offset: 4, limit: 2 });
+        const beyond = await store.tags.find(PROJECT, filter, { offset: 9, limit: 2 });
+        expect([first, second, last, beyond].map((page) => page.total)).toEqual([5, 5, 5, 5]);
+        expect([...first.keys, ...second.keys, ...last.keys].map((key) => key.record.keyId)).toEqual(ids(made));
+        expect(beyond.keys).toEqual([]);
       });
     });
 

@@ -86,6 +86,8 @@ async function fillEmbeddedStore(store: MetadataStore): Promise<KeyRecord[]> {
   await store.credentials.insert({ id: 'tok-copied', kind: 'token', projectId: 'p2', actions: ['kms:cmk:list', 'kms:dek:*'], description: '', sealedSecret: null, tokenHash: 'ab'.repeat(32), createdAt: NOW + 1, expiresAt: NOW + DAY });
   await store.credentials.setEnabled('tok-copied', false);
   await store.auditCheckpoints.record({ instance: 'kms-a/audit.log', records: 12, head: 'cd'.repeat(32), at: NOW });
+  await store.tags.put(orders.keyId, [{ key: 'team', value: 'billing' }, { key: '环境', value: '生产' }, { key: 'empty', value: '' }], 10);
+  await store.tags.put(invoices.keyId, [{ key: 'team', value: 'finance' }], 10);
   return keys;
 }
 
@@ -105,8 +107,10 @@ async function everything(store: MetadataStore, keys: readonly KeyRecord[]): Pro
         usage: await store.rotations.materials(record.keyId),
         rotation: await store.rotations.state(record.keyId),
         grants: await store.grants.forKey(record.keyId, page),
+        tags: await store.tags.forKey(record.keyId),
       })),
     ),
+    projectTags: await store.tags.projectTags('p1', NOW),
     claims: await store.rotations.claimedBefore(NOW + DAY),
     aliases: await store.aliases.list('p1', { limit: 100, now: NOW }),
     credentials: await store.credentials.list(),
@@ -130,7 +134,7 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
   expect(copied).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(copied.stdout)).toEqual({
     to: url,
-    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, key_aliases: 2, credentials: 2, audit_checkpoints: 1 },
+    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, key_aliases: 2, key_tags: 4, credentials: 2, audit_checkpoints: 1 },
   });
 
   const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });

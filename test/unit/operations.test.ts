@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DOCS_FILES, DOCS_ROUTES } from '../../src/http/docs-routes';
 import { HEALTH_ROUTES } from '../../src/http/health-routes';
+import { ContractErrors } from '../../src/http/contract';
 import { checkOperations, type Operation } from '../../src/http/operation';
 import { allOperations, PUBLIC_ROUTES, type OperationServices } from '../../src/http/routes/all-operations';
 import { versionDocuments } from '../../src/http/routes/versions';
@@ -20,6 +21,27 @@ const documents = versionDocuments();
 describe('the operations against openapi.yaml', () => {
   it('agree: every documented endpoint has a handler, and every handler a documented endpoint', () => {
     expect(() => checkOperations(loadOpenApiDocument(), operations, documents, PUBLIC_ROUTES)).not.toThrow();
+  });
+
+  it('a 204 in openapi.yaml and an operation that says status 204 go together, both ways (the tag writes)', () => {
+    const document = loadOpenApiDocument();
+    const route = '/v1.0/{project_id}/kms/{key_id}/tags';
+    const item = document.paths[route] as { post: { responses: Record<string, unknown> } };
+    const { '204': noContent, ...withoutNoContent } = item.post.responses;
+    const answering200 = { paths: { ...document.paths, [route]: { ...item, post: { ...item.post, responses: { ...withoutNoContent, '200': noContent } } } } };
+    expect(() => checkOperations(answering200, operations, documents, PUBLIC_ROUTES)).toThrow(`POST ${route} answers 204 in openapi.yaml or its operation says status 204, but not both`);
+    const saysNothing = operations.map((op) => (op.path === route && op.method === 'post' ? { ...op, status: undefined } : op));
+    expect(() => checkOperations(document, saysNothing, documents, PUBLIC_ROUTES)).toThrow(`POST ${route} answers 204 in openapi.yaml or its operation says status 204, but not both`);
+  });
+
+  it('field error codes are the route\'s, not its last segment\'s: the batch tags action and resource_instances both end in /action', () => {
+    const contract = new ContractErrors(loadOpenApiDocument());
+    expect(contract.bodyFieldError('/v1.0/{project_id}/kms/resource_instances/action', 'limit', 'must match pattern', false).code).toBe('KMS.1601');
+    expect(contract.bodyFieldError('/v1.0/{project_id}/kms/resource_instances/action', 'matches', 'must be array', false).code).toBe('KMS.0415');
+    // The batch path has no such fields: the generic code, not resource_instances' codes.
+    expect(contract.bodyFieldError('/v1.0/{project_id}/kms/{key_id}/tags/action', 'limit', 'must match pattern', false).code).toBe('KMS.0308');
+    expect(contract.bodyFieldError('/v1.0/{project_id}/kms/{key_id}/tags/action', 'matches', 'must be array', false).code).toBe('KMS.0308');
+    expect(contract.bodyFieldError('/v1.0/{project_id}/kms/{key_id}/tags/action', 'tags', 'must be array', false).code).toBe('KMS.0414');
   });
 
   it('the health probes are the routes openapi.yaml serves without a credential (`security: []`), both ways', () => {

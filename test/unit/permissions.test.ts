@@ -20,7 +20,7 @@ describe('the permission names', () => {
       expect(actionPatternProblem(accepted)).toBeUndefined();
     }
     expect(actionPatternProblem(['kms:cmk:list', 'kms:bogus'])).toBe(
-      `kms:bogus matches no permission; the permissions are ${PERMISSIONS.join(', ')}, with * as a wildcard (kms:*, kms:cmk:*, kms:dek:*, kms:grant:*, kms:alias:*)`,
+      `kms:bogus matches no permission; the permissions are ${PERMISSIONS.join(', ')}, with * as a wildcard (kms:*, kms:cmk:*, kms:dek:*, kms:grant:*, kms:alias:*, kms:cmkTag:*)`,
     );
     expect(actionPatternProblem(['kms:cmk:Create', 'iam:*'])).toMatch(/^kms:cmk:Create, iam:\* match no permission; /);
     expect(actionPatternProblem(['rm -rf'])).toMatch(/^not an action pattern: rm -rf; the permissions are /);

@@ -4,6 +4,7 @@ import {
   canonicalUri,
   hasSignedHeaders,
   MAX_SIGNED_HEADERS,
+  nodeCoreCanonicalUri,
   parseAuthorization,
   parseSdkDate,
   sign,
@@ -11,6 +12,15 @@ import {
   SigningKey,
 } from '../../src/identity/signer';
 import { createHmac, randomBytes } from 'node:crypto';
+import { parse as legacyParse } from 'node:url';
+import { AKSKSigner } from '@huaweicloud/huaweicloud-sdk-core/auth/AKSKSigner';
+
+/** The official Node.js core's signer, its (protected) canonical URI made callable. */
+class NodeCoreSigner extends AKSKSigner {
+  static canonicalUri(path: string): string | undefined {
+    return this.CanonicalURI(path);
+  }
+}
 
 /**
  * Known answers: the Huawei Cloud Go SDK's own signer tests (core/auth/signer/signer_test.go), and
@@ -104,6 +114,18 @@ describe('SDK-HMAC-SHA256 known answers', () => {
     expect(canonicalUri('/v1.0/p/kms/create-key')).toBe('/v1.0/p/kms/create-key/');
     expect(canonicalUri('/a%20b/c~d')).toBe('/a%20b/c~d/');
     expect(canonicalUri('/a b/(x)')).toBe('/a%20b/%28x%29/');
+  });
+
+  it("accepts a path parameter as the official Node.js core signs it: url.parse's own escapes encoded again, the rest once", () => {
+    expect(nodeCoreCanonicalUri('/v1.0/p/kms/create-key')).toBeUndefined();
+    expect(nodeCoreCanonicalUri('/t/%E7%8E%AF%E5%A2%83')).toBeUndefined();
+    for (const tagKey of ['环境', 'a b', '环 境', 'say "hi"', "it's", '{x}|^`', 'plain', '(x)!~']) {
+      // What KmsClient does: the raw key into the URL; the core signs (deprecated) url.parse's pathname, and axios sends WHATWG URL's.
+      const url = `/v1.0/p/kms/0d0466b0-e727-4d9c-b35d-f84bb474a37f/tags/${tagKey}`;
+      const signed = NodeCoreSigner.canonicalUri(legacyParse(url).pathname!);
+      const sent = new URL(url, 'http://127.0.0.1').pathname;
+      expect([canonicalUri(sent), nodeCoreCanonicalUri(sent)]).toContain(signed);
+    }
   });
 });
 

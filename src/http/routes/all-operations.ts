@@ -23,6 +23,8 @@ import { keyAgreementOperations } from './key-agreement';
 import type { KeyAgreementService } from '../../kms/key-agreement-service';
 import { dataKeyPairOperations } from './datakey-pairs';
 import type { DataKeyPairService } from '../../kms/datakey-pair-service';
+import { tagOperations } from './tags';
+import type { TagService } from '../../kms/tag-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -43,6 +45,8 @@ export interface OperationServices {
   readonly aliases: AliasService;
   /** create-rsa-datakey-pair, create-ec-datakey-pair. */
   readonly dataKeyPairs: DataKeyPairService;
+  /** The six tag operations. */
+  readonly tags: TagService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -59,6 +63,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...keyAgreementOperations(services.keyAgreement),
     ...aliasOperations(services.aliases),
     ...dataKeyPairOperations(services.dataKeyPairs),
+    ...tagOperations(services.tags),
   ];
 }
 

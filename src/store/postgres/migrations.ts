@@ -124,6 +124,17 @@ CREATE TABLE audit_checkpoints (
   CONSTRAINT key_aliases_key_fk FOREIGN KEY (key_id) REFERENCES keys (key_id) ON DELETE CASCADE
 );
 CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);`,
+  // 9: key tags; a tag key is unique on its key, and tags go with their key. COLLATE "C": keys and
+  // values compare and sort by code point (UTF-8 bytes), as SQLite's BINARY does, whatever the
+  // database's default collation.
+  `CREATE TABLE key_tags (
+  key_id    TEXT NOT NULL,
+  tag_key   TEXT COLLATE "C" NOT NULL,
+  tag_value TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (key_id, tag_key),
+  CONSTRAINT key_tags_key_fk FOREIGN KEY (key_id) REFERENCES keys (key_id) ON DELETE CASCADE
+);
+CREATE INDEX key_tags_by_tag ON key_tags (tag_key, tag_value);`,
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

@@ -16,6 +16,7 @@ import { PostgresKeyRepository } from './key-repository';
 import { migrate } from './migrations';
 import { observedLeases, StoreEvents } from '../store-events';
 import { PostgresRotationRepository } from './rotation-repository';
+import { PostgresTagRepository } from './tag-repository';
 
 /**
  * The metadata store on PostgreSQL, shared by several instances (KMS_DATABASE_URL). The SQL is
@@ -42,6 +43,7 @@ function repositories(db: Executor): Repositories {
     rotations: new PostgresRotationRepository(db),
     credentials: new PostgresCredentialRepository(db),
     auditCheckpoints: new PostgresAuditCheckpointRepository(db),
+    tags: new PostgresTagRepository(db),
   };
 }
 
@@ -53,6 +55,7 @@ export class PostgresStore implements MetadataStore {
   readonly rotations;
   readonly credentials;
   readonly auditCheckpoints;
+  readonly tags;
   readonly leases: JobLeases;
   readonly bootstrap: PostgresBootstrapLock;
 
@@ -64,7 +67,7 @@ export class PostgresStore implements MetadataStore {
     private readonly events: StoreEvents = new StoreEvents(),
   ) {
     const db = new PoolExecutor(pool);
-    ({ keys: this.keys, grants: this.grants, aliases: this.aliases, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints } = repositories(db));
+    ({ keys: this.keys, grants: this.grants, aliases: this.aliases, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints, tags: this.tags } = repositories(db));
     this.leases = observedLeases(new PostgresJobLeases(db), events);
     this.bootstrap = bootstrap;
   }

@@ -129,6 +129,18 @@ CREATE TABLE key_aliases (
 ) STRICT;
 CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);
 `,
+  // 9: key tags (issue 20). A tag key is unique on its key (at most 10 tags per key, counted by the
+  // repository); tags go with their key. BINARY collation: keys and values compare and sort by
+  // code point, as PostgreSQL's COLLATE "C" does. The second index serves the tag searches.
+  `
+CREATE TABLE key_tags (
+  key_id    TEXT NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+  tag_key   TEXT NOT NULL,
+  tag_value TEXT NOT NULL,
+  PRIMARY KEY (key_id, tag_key)
+) STRICT;
+CREATE INDEX key_tags_by_tag ON key_tags (tag_key, tag_value);
+`,
 ];
 
 /** Opens the database, migrated to this release's schema. */

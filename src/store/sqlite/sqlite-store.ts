@@ -15,6 +15,7 @@ import { SqliteGrantRepository } from './grant-repository';
 import { SqliteJobLeases } from './job-leases';
 import { SqliteKeyRepository } from './key-repository';
 import { SqliteRotationRepository } from './rotation-repository';
+import { SqliteTagRepository } from './tag-repository';
 import { isSqliteBusy } from './sqlite-errors';
 import { autocommitSession, TransactionSession, type SqliteSession } from './session';
 import { WriteMutex } from './write-mutex';
@@ -38,6 +39,7 @@ export class SqliteStore implements MetadataStore {
   readonly rotations: SqliteRotationRepository;
   readonly credentials: SqliteCredentialRepository;
   readonly auditCheckpoints: SqliteAuditCheckpointRepository;
+  readonly tags: SqliteTagRepository;
   readonly changes: SqliteChangeFeed;
   readonly leases: JobLeases;
   readonly bootstrap: SqliteBootstrapLock;
@@ -61,6 +63,7 @@ export class SqliteStore implements MetadataStore {
     this.rotations = new SqliteRotationRepository(session);
     this.credentials = new SqliteCredentialRepository(session);
     this.auditCheckpoints = new SqliteAuditCheckpointRepository(session);
+    this.tags = new SqliteTagRepository(session);
     this.transaction = new TransactionSession(txDb);
     this.inTransaction = repositories(this.transaction);
     // Per store instance: two processes, or two stores of one process, never share a holder name.
@@ -166,5 +169,6 @@ function repositories(session: SqliteSession): Repositories {
     rotations: new SqliteRotationRepository(session),
     credentials: new SqliteCredentialRepository(session),
     auditCheckpoints: new SqliteAuditCheckpointRepository(session),
+    tags: new SqliteTagRepository(session),
   };
 }
