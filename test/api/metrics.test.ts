@@ -188,8 +188,8 @@ describe('GET /metrics on the API port, behind a bearer token', () => {
     expect(keys('pending_deletion', after)! - keys('pending_deletion', before)!).toBe(1);
     expect(keys('pending_activation', after)).toBe(0);
     expect(keys('pending_import', after)).toBe(0);
-    // Exactly the database's count: the keys this file made ('counted' and these four), none else.
-    expect({ enabled: keys('enabled', after), disabled: keys('disabled', after), pending: keys('pending_deletion', after) }).toEqual({ enabled: 3, disabled: 1, pending: 1 });
+    // Exactly the database's count: the keys this file made ('metrics-tagged', 'counted' and these four), none else.
+    expect({ enabled: keys('enabled', after), disabled: keys('disabled', after), pending: keys('pending_deletion', after) }).toEqual({ enabled: 4, disabled: 1, pending: 1 });
   });
 
   it('counts rotations by reason and shows how much of the seal budget the busiest key used', async () => {
