@@ -38,6 +38,7 @@ const ON_EVERY_MODULE = [
   'api/mac',
   'api/rsa-data',
   'api/derive-shared-secret',
+  'api/import',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',
@@ -46,6 +47,7 @@ const ON_EVERY_MODULE = [
   'hsm/key-agreement',
   'hsm/mac',
   'hsm/key-pairs',
+  'hsm/key-import',
 ];
 
 module.exports = {

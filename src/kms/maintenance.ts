@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Hsm } from '../hsm/hsm';
+import { isWrappingKey, WRAPPING_KEY_VERSION, type Hsm } from '../hsm/hsm';
 import { isSystemKey } from '../hsm/system-keys';
 import { isDestroyed, type KeyRecord } from '../domain/keys';
 import type { MetadataStore } from '../domain/repositories';
@@ -69,7 +69,8 @@ export class KeyMaintenance {
   /** Compares the token with the database once at start-up and logs what does not match. */
   async reportMismatches(): Promise<void> {
     const { store, hsm, logger } = this.deps;
-    const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId)).map((ref) => `${ref.keyId}/${ref.version}`));
+    // Wrapping key pairs of imports under way are no key's material (KeyImport, hsm.ts).
+    const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId) && !isWrappingKey(ref)).map((ref) => `${ref.keyId}/${ref.version}`));
     const inStore = new Set((await store.keys.allMaterials()).map((ref) => `${ref.keyId}/${ref.version}`));
     const missing = [...inStore].filter((ref) => !inToken.has(ref));
     const unknown = [...inToken].filter((ref) => !inStore.has(ref));
@@ -183,6 +184,8 @@ export async function finishDeletion(store: Pick<MetadataStore, 'keys'>, hsm: Hs
   for (const version of await store.keys.materialVersions(record.keyId)) {
     await hsm.destroyKey({ keyId: record.keyId, version });
   }
+  // An imported key's wrapping key pair, if an import was asked for and never finished.
+  if (record.origin === 'external') await hsm.destroyKey({ keyId: record.keyId, version: WRAPPING_KEY_VERSION });
   await store.keys.remove(record.keyId);
 }
 
