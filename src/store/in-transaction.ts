@@ -15,6 +15,7 @@ export function storeInTransaction(outer: MetadataStore, tx: Repositories): Meta
     rotations: tx.rotations,
     credentials: tx.credentials,
     auditCheckpoints: tx.auditCheckpoints,
+    imports: tx.imports,
     withTransaction: (work) => work(tx),
     changes: outer.changes,
     leases: outer.leases,

@@ -82,6 +82,7 @@ async function fillEmbeddedStore(store: MetadataStore): Promise<KeyRecord[]> {
   await store.credentials.insert({ id: 'tok-copied', kind: 'token', projectId: 'p2', actions: ['kms:cmk:list', 'kms:dek:*'], description: '', sealedSecret: null, tokenHash: 'ab'.repeat(32), createdAt: NOW + 1, expiresAt: NOW + DAY });
   await store.credentials.setEnabled('tok-copied', false);
   await store.auditCheckpoints.record({ instance: 'kms-a/audit.log', records: 12, head: 'cd'.repeat(32), at: NOW });
+  await store.imports.put({ keyId: invoices.keyId, wrappingExpiresAt: NOW + DAY, fingerprint: randomBytes(16), imported: true, materialExpiresAt: NOW + 2 * DAY });
   return keys;
 }
 
@@ -101,6 +102,7 @@ async function everything(store: MetadataStore, keys: readonly KeyRecord[]): Pro
         usage: await store.rotations.materials(record.keyId),
         rotation: await store.rotations.state(record.keyId),
         grants: await store.grants.forKey(record.keyId, page),
+        import: await store.imports.get(record.keyId),
       })),
     ),
     claims: await store.rotations.claimedBefore(NOW + DAY),
@@ -125,7 +127,7 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
   expect(copied).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(copied.stdout)).toEqual({
     to: url,
-    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, credentials: 2, audit_checkpoints: 1 },
+    copied: { keys: 5, key_materials: 7, key_rotation: 2, key_imports: 1, grants: 3, credentials: 2, audit_checkpoints: 1 },
   });
 
   const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });

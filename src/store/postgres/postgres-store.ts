@@ -10,6 +10,7 @@ import { PostgresCredentialRepository } from './credential-repository';
 import { guarded } from './errors';
 import { inTransaction, PoolExecutor, TransactionExecutor, type Executor } from './executor';
 import { PostgresGrantRepository } from './grant-repository';
+import { PostgresImportRepository } from './import-repository';
 import { PostgresJobLeases } from './job-leases';
 import { PostgresKeyRepository } from './key-repository';
 import { migrate } from './migrations';
@@ -40,6 +41,7 @@ function repositories(db: Executor): Repositories {
     rotations: new PostgresRotationRepository(db),
     credentials: new PostgresCredentialRepository(db),
     auditCheckpoints: new PostgresAuditCheckpointRepository(db),
+    imports: new PostgresImportRepository(db),
   };
 }
 
@@ -50,6 +52,7 @@ export class PostgresStore implements MetadataStore {
   readonly rotations;
   readonly credentials;
   readonly auditCheckpoints;
+  readonly imports;
   readonly leases: JobLeases;
   readonly bootstrap: PostgresBootstrapLock;
 
@@ -61,7 +64,7 @@ export class PostgresStore implements MetadataStore {
     private readonly events: StoreEvents = new StoreEvents(),
   ) {
     const db = new PoolExecutor(pool);
-    ({ keys: this.keys, grants: this.grants, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints } = repositories(db));
+    ({ keys: this.keys, grants: this.grants, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints, imports: this.imports } = repositories(db));
     this.leases = observedLeases(new PostgresJobLeases(db), events);
     this.bootstrap = bootstrap;
   }

@@ -11,6 +11,7 @@ import { SqliteChangeFeed } from './change-feed';
 import { SqliteCredentialRepository } from './credential-repository';
 import { openConnection, openDatabase } from './database';
 import { SqliteGrantRepository } from './grant-repository';
+import { SqliteImportRepository } from './import-repository';
 import { SqliteJobLeases } from './job-leases';
 import { SqliteKeyRepository } from './key-repository';
 import { SqliteRotationRepository } from './rotation-repository';
@@ -36,6 +37,7 @@ export class SqliteStore implements MetadataStore {
   readonly rotations: SqliteRotationRepository;
   readonly credentials: SqliteCredentialRepository;
   readonly auditCheckpoints: SqliteAuditCheckpointRepository;
+  readonly imports: SqliteImportRepository;
   readonly changes: SqliteChangeFeed;
   readonly leases: JobLeases;
   readonly bootstrap: SqliteBootstrapLock;
@@ -58,6 +60,7 @@ export class SqliteStore implements MetadataStore {
     this.rotations = new SqliteRotationRepository(session);
     this.credentials = new SqliteCredentialRepository(session);
     this.auditCheckpoints = new SqliteAuditCheckpointRepository(session);
+    this.imports = new SqliteImportRepository(session);
     this.transaction = new TransactionSession(txDb);
     this.inTransaction = repositories(this.transaction);
     // Per store instance: two processes, or two stores of one process, never share a holder name.
@@ -162,5 +165,6 @@ function repositories(session: SqliteSession): Repositories {
     rotations: new SqliteRotationRepository(session),
     credentials: new SqliteCredentialRepository(session),
     auditCheckpoints: new SqliteAuditCheckpointRepository(session),
+    imports: new SqliteImportRepository(session),
   };
 }
