@@ -24,6 +24,7 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
 import { MacService } from './kms/mac-service';
+import { ImportService } from './kms/import-service';
 import { KeyAgreementService } from './kms/key-agreement-service';
 import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
@@ -131,6 +132,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
   const keyAgreement = new KeyAgreementService({ keys, hsm });
+  const imports = new ImportService({ keys, store, hsm, clock, logger });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,
@@ -181,6 +183,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       signing,
       macs,
       keyAgreement,
+      imports,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -109,7 +109,7 @@ export interface RotationRepository {
   claimedBefore(before: number): Promise<RotationClaim[]>;
   /** Enabled keys whose scheduled rotation is due at `now`. */
   due(now: number): Promise<RotationCandidate[]>;
-  /** Enabled keys whose current version has sealed `budget` times or more. */
+  /** Enabled keys whose current version has sealed `budget` times or more; never an imported key's (origin external: its material cannot be made anew). */
   overBudget(budget: number): Promise<RotationCandidate[]>;
   /** The most seals (flushed) under the current version of any enabled key. */
   mostSeals(): Promise<number>;

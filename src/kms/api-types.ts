@@ -80,3 +80,7 @@ export type ApiMacAlgorithm = Schemas['MacAlgorithm'];
 // Key agreement.
 export type DeriveSharedSecretRequest = Schemas['DeriveSharedSecretRequestBody'];
 export type DeriveSharedSecretResponse = Schemas['DeriveSharedSecretResponse'];
+
+export type GetParametersForImportRequest = Schemas['GetParametersForImportRequestBody'];
+export type GetParametersForImportResponse = Schemas['GetParametersForImportResponse'];
+export type ImportKeyMaterialRequest = Schemas['ImportKeyMaterialRequestBody'];

@@ -4,6 +4,7 @@ import { isSystemKey } from '../hsm/system-keys';
 import { isDestroyed, type KeyRecord } from '../domain/keys';
 import type { MetadataStore } from '../domain/repositories';
 import type { Clock } from './context';
+import { sweepImports } from './import-sweeps';
 import { JOBS, underLease } from './job-lease';
 import type { KeyRotator } from './key-rotation';
 
@@ -39,13 +40,15 @@ export interface ReconcileReport {
    * (logged; the next pass tries them again).
    */
   readonly failed: number;
+  /** Imported material whose expiration_time passed, deleted by this pass (import-sweeps.ts). */
+  readonly importsExpired: number;
 }
 
 const DEFAULT_GRACE_MS = 60_000;
 
 /**
- * Keeps the database and the token telling the same story: finishes what a crash interrupted and
- * destroys key material when a deletion window ends. Each record is finished under its lease
+ * Keeps the database and the token telling the same story: finishes what a crash interrupted,
+ * destroys key material when a deletion window ends, and imported material when it expires. Each record is finished under its lease
  * (job-lease.ts), so that of several processes or instances sweeping at once exactly one does it;
  * every step is idempotent besides, so a lease that expired under a slow holder does no harm.
  */
@@ -134,6 +137,9 @@ export class KeyMaintenance {
     }
     // A record finished elsewhere (another process, an alias released by create-key) is forgotten.
     for (const keyId of this.failures.keys()) if (!attempted.has(keyId)) this.failures.delete(keyId);
+    const imports = await sweepImports(store, this.deps.hsm, now, logger);
+    failed += imports.failed;
+    skipped += imports.skipped;
     const { rotator } = this.deps;
     if (rotator) {
       // Roll-backs first: a key whose rotation was interrupted is claimed until then. Each is logged.
@@ -143,7 +149,7 @@ export class KeyMaintenance {
       skipped += reconciled.skipped + due.skipped;
     }
     if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
-    return { rolledBack, deleted, skipped, failed };
+    return { rolledBack, deleted, skipped, failed, importsExpired: imports.expired };
   }
 
   /**

@@ -431,6 +431,10 @@ export function describeStoreContract(
         expect(await store.rotations.claim(key.keyId, 'budget', NOW, 7)).toBe(2);
         await store.keys.update({ ...quiet, state: KEY_STATE.disabled });
         expect(await store.rotations.overBudget(1)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
+        // Imported material cannot be made anew: an external key is never a budget rotation's.
+        const imported = await createKey(store, { origin: 'external' });
+        await store.rotations.addSeals([{ keyId: imported.keyId, version: 1, count: 50 }]);
+        expect(await store.rotations.overBudget(1)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
       });
 
       test('of many claims at once through two instances, exactly one gets the rotation', async () => {

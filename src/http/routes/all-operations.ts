@@ -19,6 +19,8 @@ import { macOperations } from './mac';
 import type { MacService } from '../../kms/mac-service';
 import { keyAgreementOperations } from './key-agreement';
 import type { KeyAgreementService } from '../../kms/key-agreement-service';
+import { importOperations } from './imports';
+import type { ImportService } from '../../kms/import-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -35,6 +37,8 @@ export interface OperationServices {
   readonly macs: MacService;
   /** derive-shared-secret. */
   readonly keyAgreement: KeyAgreementService;
+  /** get-parameters-for-import, import-key-material, delete-imported-key-material. */
+  readonly imports: ImportService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -49,6 +53,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...signingOperations(services.signing),
     ...macOperations(services.macs),
     ...keyAgreementOperations(services.keyAgreement),
+    ...importOperations(services.imports),
   ];
 }
 
