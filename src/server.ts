@@ -24,7 +24,6 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
 import { MacService } from './kms/mac-service';
-import { ImportService } from './kms/import-service';
 import { KeyAgreementService } from './kms/key-agreement-service';
 import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
@@ -115,7 +114,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
-  const { grantAccess, rotator, usage, keys, rotation } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation, imports } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -132,7 +131,6 @@ export async function startService(config: Config, options: StartOptions): Promi
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
   const keyAgreement = new KeyAgreementService({ keys, hsm });
-  const imports = new ImportService({ keys, store, hsm, clock, logger });
   const grants = new GrantService({
     store: store.grants,
     access: grantAccess,

@@ -25,7 +25,7 @@ const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
 
 export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
   key: {
-    create: { args: '--project ID --alias ALIAS [--description TEXT] [--spec AES_256|RSA_2048|...|HMAC_512] [--usage ENCRYPT_DECRYPT|SIGN_VERIFY|GENERATE_VERIFY_MAC|KEY_AGREEMENT] [--origin kms]', summary: 'Create a CMK, generated in the HSM (create-key).' },
+    create: { args: '--project ID --alias ALIAS [--description TEXT] [--spec AES_256|RSA_2048|...|HMAC_512] [--usage ENCRYPT_DECRYPT|SIGN_VERIFY|GENERATE_VERIFY_MAC|KEY_AGREEMENT] [--origin kms|external]', summary: 'Create a CMK, generated in the HSM, or with --origin external pending the import of its material (create-key).' },
     list: { args: '--project ID [--state enabled|disabled|pending-deletion|1..5] [--spec SPEC|ALL (default AES_256)] [--limit N] [--marker M]', summary: 'List the project\'s keys (list-keys).' },
     describe: { args: '--project ID KEY', summary: `Show a key (describe-key). ${KEY_REF}` },
     enable: { args: '--project ID KEY', summary: 'Enable a disabled key (enable-key).' },
@@ -37,6 +37,11 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
     'rotation-interval': { args: '--project ID KEY --days N', summary: 'Rotate every N days, 30 to 365 (update-key-rotation-interval).' },
     'rotation-status': { args: '--project ID KEY', summary: 'Show rotation settings, versions and seal counts (get-key-rotation-status).' },
     rotate: { args: '--project ID KEY', summary: 'Make a new material version now (rotate-on-demand).' },
+    import: {
+      args: '--project ID KEY --material FILE [--algorithm RSAES_OAEP_SHA_256|RSAES_OAEP_SHA_1] [--expires SECONDS]',
+      summary: 'Import the 32 bytes of FILE as an external key\'s material: wrapped here under a wrapping key made in the HSM, unwrapped in it (get-parameters-for-import, import-key-material).',
+    },
+    'delete-material': { args: '--project ID KEY', summary: 'Destroy an external key\'s imported material; the key is pending import again (delete-imported-key-material).' },
   },
   credential: {
     create: {

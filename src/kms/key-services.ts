@@ -6,6 +6,7 @@ import type { Clock } from './context';
 import { GrantAccess } from './grant-service';
 import { KeyCache } from './key-cache';
 import { KeyRotator, type RotationObserver } from './key-rotation';
+import { ImportService } from './import-service';
 import { KeyService } from './key-service';
 import { RotationService } from './rotation-service';
 import { SealUsage } from './seal-usage';
@@ -17,6 +18,8 @@ export interface KeyServices {
   readonly grantAccess: GrantAccess;
   readonly keys: KeyService;
   readonly rotation: RotationService;
+  /** Importing key material (origin external). */
+  readonly imports: ImportService;
   /** Stops the key cache's listening to the store's changes. */
   close(): void;
 }
@@ -32,7 +35,7 @@ export interface KeyServicesDeps {
 }
 
 /**
- * The key lifecycle and rotation services over one store and HSM, wired as the service wires
+ * The key lifecycle, rotation and import services over one store and HSM, wired as the service wires
  * them (src/server.ts), so that the command-line tool applies the very same rules. Nothing here
  * starts a timer: seal counts are flushed, and sweeps run, only where the caller starts them.
  */
@@ -43,5 +46,6 @@ export function keyServices({ store, hsm, clock, logger, config, rotationObserve
   const usage = new SealUsage(store.rotations, rotator, logger);
   const keys = new KeyService({ store, cache, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
-  return { store, rotator, usage, grantAccess, keys, rotation, close: () => cache.close() };
+  const imports = new ImportService({ keys, store, hsm, clock, logger });
+  return { store, rotator, usage, grantAccess, keys, rotation, imports, close: () => cache.close() };
 }

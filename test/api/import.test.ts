@@ -326,3 +326,41 @@ describe('through the official SDK\'s signer', () => {
     expect((await sdk.call('delete-imported-key-material', { key_id: keyId })).status).toBe(200);
   });
 });
+
+describe('the command line: kms key import and kms key delete-material', () => {
+  it('imports the 32 bytes of a local file into an external key (both operations audited in audit-cli.log, never the material), and deletes them', async () => {
+    const { runCli } = await import('../helpers/cli');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const keyId = await externalKey();
+    const dir = mkdtempSync(path.join(tmpdir(), 'kms-byok-'));
+    const material = randomBytes(32);
+    const file = path.join(dir, 'material.bin');
+    writeFileSync(file, material, { mode: 0o600 });
+    writeFileSync(path.join(dir, 'short.bin'), randomBytes(16));
+    const short = await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--material', path.join(dir, 'short.bin')]);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('32 bytes');
+    const imported = await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--material', file]);
+    expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(imported.stdout)).toMatchObject({ key_id: keyId, wrapping_algorithm: ALGORITHM });
+    expect((await describe_(keyId)).key_state).toBe('2');
+    const { plain, cipher } = await dataKey(keyId);
+    const chain = readFileSync(path.join(t.dataDir, 'audit-cli.log'), 'utf8').trim().split('\n');
+    const actions = chain.map((line) => JSON.parse(line) as { action?: string; key_id?: string; result?: string }).filter((record) => record.key_id === keyId);
+    expect(actions.map((record) => [record.action, record.result])).toEqual([
+      ['get-parameters-for-import', 'OK'],
+      ['import-key-material', 'OK'],
+    ]);
+    expect(chain.join('\n')).not.toContain(material.toString('base64').slice(0, 20));
+    expect(chain.join('\n')).not.toContain(material.toString('hex').slice(0, 20));
+    const deleted = await runCli(t, ['key', 'delete-material', '--project', 'project-a', keyId]);
+    expect({ code: deleted.code, stderr: deleted.stderr }).toEqual({ code: 0, stderr: '' });
+    expect((await describe_(keyId)).key_state).toBe('5');
+    expectKmsError(await decryptDataKey(keyId, cipher), 400, 'KMS.1301');
+    // The same file again: the old data key decrypts again.
+    expect((await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--material', file])).code).toBe(0);
+    expect((await decryptDataKey(keyId, cipher)).body.data_key).toBe(plain);
+  }, 120_000);
+});
