@@ -164,11 +164,17 @@ export class Pkcs11KeyImport implements KeyImport {
   private async unwrapIntoToken(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, ref: MaterialRef): Promise<Buffer> {
     const { valueLen: _length, ...template } = aes256Template(ref);
     try {
-      return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(template));
+      try {
+        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(template));
+      } catch (error) {
+        if (ckrOf(error) !== pkcs11.CKR_ATTRIBUTE_READ_ONLY) throw error;
+        const { modifiable: _modifiable, ...modifiable } = template;
+        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(modifiable));
+      }
     } catch (error) {
-      if (ckrOf(error) !== pkcs11.CKR_ATTRIBUTE_READ_ONLY) throw error;
-      const { modifiable: _modifiable, ...modifiable } = template;
-      return this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(modifiable));
+      // The same material has just unwrapped into the check object: a refusal now is the module's, not the caller's.
+      if (error instanceof KmsError && error.code === 'KMS.0308') throw new KmsError('KMS.0103', { cause: error.cause });
+      throw error;
     }
   }
 
@@ -187,7 +193,6 @@ export class Pkcs11KeyImport implements KeyImport {
       throw error;
     }
   }
-
 }
 
 /** AES-ECB of a zero block under the key, in the token: equal for equal material, and telling nothing of it. Undefined when the key is no AES key's length. */
