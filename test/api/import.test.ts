@@ -204,6 +204,25 @@ describe('import-key-material', () => {
   });
 });
 
+describe('two imports of one key at once', () => {
+  it('exactly one succeeds; the other is refused (KMS.0310 once the first is done, or 503 KMS.0104 while it runs), and the key holds the winner\'s material', async () => {
+    const keyId = await externalKey();
+    const { token, publicKey } = await parameters(keyId);
+    const materials = [randomBytes(32), randomBytes(32)];
+    const answers = await Promise.all(materials.map((material) => kms.call('import-key-material', { key_id: keyId, import_token: token, encrypted_key_material: wrap(publicKey, material) })));
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(1);
+    const refused = answers.find((answer) => answer.status !== 200)!;
+    expect(['KMS.0310', 'KMS.0104', 'KMS.2605']).toContain(refused.body.error_code);
+    expect((await describe_(keyId)).key_state).toBe('2');
+    // The winner's material is the key's: deleted, it alone comes back.
+    const winner = materials[answers.findIndex((answer) => answer.status === 200)]!;
+    const loser = materials[answers.findIndex((answer) => answer.status !== 200)]!;
+    expect((await kms.call('delete-imported-key-material', { key_id: keyId })).status).toBe(200);
+    expectKmsError(await importMaterial(keyId, loser), 400, 'KMS.2606');
+    expect((await importMaterial(keyId, winner)).status).toBe(200);
+  });
+});
+
 describe('delete-imported-key-material and re-import', () => {
   it('deletion destroys the material (state 5, data keys refused); only the same material comes back, and old data keys decrypt again', async () => {
     const keyId = await externalKey();
