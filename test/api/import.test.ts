@@ -9,6 +9,7 @@ import { startTestService, type TestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 import { KeyMaintenance } from '../../src/kms/maintenance';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
 
 /**
  * Bring your own key through the API: an external key (pending import, state 5), the parameters
@@ -259,7 +260,9 @@ describe('expiration_time', () => {
     expect((await describe_(keyId)).expiration_time).toBe(String(expiresAt * 1000));
     const { plain, cipher } = await dataKey(keyId);
     const logger = pino({ level: 'silent' });
-    const sweeps = [0, 1].map(() => new KeyMaintenance({ store: t.service.store, hsm: t.service.hsm, clock: t.clock.read, logger }));
+    // Two sweeps as two processes run them: each on a store of its own (its own lease holder) over the one database.
+    const otherStore = SqliteStore.open(t.config.databasePath);
+    const sweeps = [t.service.store, otherStore].map((store) => new KeyMaintenance({ store, hsm: t.service.hsm, clock: t.clock.read, logger }));
     // Not yet: nothing happens.
     expect((await sweeps[0]!.run()).importsExpired).toBe(0);
     const realTime = t.clock.now;
@@ -267,6 +270,7 @@ describe('expiration_time', () => {
     const reports = await Promise.all(sweeps.map((sweep) => sweep.run()));
     // Back to the real time: signed requests are checked against the service's clock.
     t.clock.now = realTime;
+    await otherStore.close();
     // The service's own sweep may have run meanwhile: at most one of all did it.
     expect(reports.reduce((sum, report) => sum + report.importsExpired, 0)).toBeLessThanOrEqual(1);
     expect(t.logs.text.split('\n').filter((line) => line.includes('imported key material expired') && line.includes(keyId))).toHaveLength(
