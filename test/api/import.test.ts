@@ -293,6 +293,28 @@ describe('expiration_time', () => {
   });
 });
 
+describe('a restart', () => {
+  it('finds the token and the database agreeing: a wrapping key is no unnamed material, a key pending import no missing material', async () => {
+    const pending = await externalKey();
+    const { token, publicKey } = await parameters(pending);
+    const imported = await externalKey();
+    const material = randomBytes(32);
+    expect((await importMaterial(imported, material)).status).toBe(200);
+    const { plain, cipher } = await dataKey(imported);
+    const before = t.logs.lines.length;
+    await t.restart();
+    const after = t.logs.lines.slice(before).join('');
+    expect(after).toContain('HSM ready');
+    expect(after).not.toContain('no record names');
+    expect(after).not.toContain('have no material in the token');
+    expect((await describe_(pending)).key_state).toBe('5');
+    expect((await decryptDataKey(imported, cipher)).body.data_key).toBe(plain);
+    // The wrapping key made before the restart still serves its token.
+    const late = await kms.call('import-key-material', { key_id: pending, import_token: token, encrypted_key_material: wrap(publicKey, randomBytes(32)) });
+    expect(late.status).toBe(200);
+  });
+});
+
 describe('permissions and the audit trail', () => {
   it('each operation needs its IAM action', async () => {
     const keyId = await externalKey();
