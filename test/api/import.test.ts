@@ -155,6 +155,9 @@ describe('import-key-material', () => {
     const ref = { keyId, version: 0 };
     expect(readFlags(side, ref, 'secret')).toMatchObject({ token: true, private: true, protection: expect.objectContaining({ sensitive: PROTECTED.sensitive, extractable: PROTECTED.extractable }) });
     expect(readSecretPart(side, ref, 'secret', pkcs11.CKA_VALUE)).toBe(pkcs11.CKR_ATTRIBUTE_SENSITIVE);
+    // Imported material cannot be made anew: no rotation, on demand or scheduled (KMS.0312, as Huawei answers).
+    expectKmsError(await kms.call('rotate-on-demand', { key_id: keyId }), 400, 'KMS.0312');
+    expectKmsError(await kms.call('enable-key-rotation', { key_id: keyId }), 400, 'KMS.0312');
     // The wrapping key pair has served: destroyed, so the token holds only the key's object.
     expect(t.service.hsm.listKeys().filter((other) => other.keyId === keyId)).toEqual([ref]);
   });
