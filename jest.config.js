@@ -40,6 +40,7 @@ const ON_EVERY_MODULE = [
   'api/derive-shared-secret',
   'api/datakey-pair',
   'api/aliases',
+  'api/import',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',
@@ -48,6 +49,7 @@ const ON_EVERY_MODULE = [
   'hsm/key-agreement',
   'hsm/mac',
   'hsm/key-pairs',
+  'hsm/key-import',
 ];
 
 module.exports = {

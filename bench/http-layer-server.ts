@@ -26,6 +26,7 @@ import type { KeyAgreementService } from '../src/kms/key-agreement-service';
 import type { AliasService } from '../src/kms/alias-service';
 import type { DataKeyPairService } from '../src/kms/datakey-pair-service';
 import type { TagService } from '../src/kms/tag-service';
+import type { ImportService } from '../src/kms/import-service';
 import { createLogger } from '../src/logger';
 import { Readiness } from '../src/health/readiness';
 
@@ -41,7 +42,7 @@ async function expressStub(samePrototypes: boolean): Promise<void> {
   const audit: AuditSink = { checkWritable() {}, append: () => done, authenticationFailed() {}, close: () => done };
   const logger = createLogger('info');
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database: () => done, audit() {}, draining: () => false, deadlineMs: 1000, logger });
-  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService, signing: {} as SigningService, macs: {} as MacService, keyAgreement: {} as KeyAgreementService, aliases: {} as AliasService, dataKeyPairs: {} as DataKeyPairService, tags: {} as TagService };
+  const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService, signing: {} as SigningService, macs: {} as MacService, keyAgreement: {} as KeyAgreementService, aliases: {} as AliasService, dataKeyPairs: {} as DataKeyPairService, tags: {} as TagService, imports: {} as ImportService };
   const app = await buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
   const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
   listen(server);

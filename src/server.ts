@@ -116,7 +116,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
-  const { grantAccess, rotator, usage, keys, rotation, tags } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation, tags, imports } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -189,6 +189,7 @@ export async function startService(config: Config, options: StartOptions): Promi
       aliases,
       dataKeyPairs,
       tags,
+      imports,
       authenticator: new Authenticator(credentials, clock, { requireClientCertificate: config.tls?.clientCaFile !== undefined }),
       audit,
       logger,

@@ -496,6 +496,17 @@ static CK_RV decrypt(CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BY
   return rv == CKR_GENERAL_ERROR && bad_tag_rv != CKR_OK ? bad_tag_rv : rv;
 }
 
+/*
+ * C_UnwrapKey with SoftHSM's answer to wrapped material that does not unwrap (CKR_GENERAL_ERROR,
+ * as for a GCM tag) replaced by the standard's CKR_WRAPPED_KEY_INVALID, when the shim answers a bad
+ * tag the standard's way too (KMS_SHIM_BAD_TAG_RV): the vendor it plays answers both by the book.
+ */
+static CK_RV shim_C_UnwrapKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE unwrapping, CK_BYTE_PTR wrapped, CK_ULONG wrapped_len,
+                              CK_ATTRIBUTE_PTR templ, CK_ULONG count, CK_OBJECT_HANDLE_PTR key) {
+  CK_RV rv = real->C_UnwrapKey(s, m, unwrapping, wrapped, wrapped_len, templ, count, key);
+  return rv == CKR_GENERAL_ERROR && bad_tag_rv != CKR_OK ? CKR_WRAPPED_KEY_INVALID : rv;
+}
+
 /* C_OpenSession within KMS_SHIM_MAX_SESSIONS, noting the session when the shim keeps track. */
 static CK_RV open_session(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR session) {
   if (!tracking()) return real->C_OpenSession(slot, flags, app, notify, session);
@@ -657,6 +668,7 @@ static void load(void) {
   shim.C_Login = shim_C_Login;
   shim.C_Initialize = shim_C_Initialize;
   shim.C_DestroyObject = shim_C_DestroyObject;
+  shim.C_UnwrapKey = shim_C_UnwrapKey;
   /* Only what a vendor behaviour needs: with none asked for, these stay the real module's own. */
   if (tracking()) {
     shim.C_CloseSession = shim_C_CloseSession;

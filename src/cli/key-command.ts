@@ -1,8 +1,11 @@
+import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { KmsError } from '../errors';
 import type { Operation, OperationMethod, OperationPath } from '../http/operation';
 import { keyOperations } from '../http/routes/keys';
 import { rotationOperations } from '../http/routes/rotation';
 import { tagOperations } from '../http/routes/tags';
+import { importOperations } from '../http/routes/imports';
 import type { RequestContext } from '../kms/context';
 import { KEY_STATE, type KeyState } from '../domain/keys';
 import { ALIAS } from '../kms/key-reference';
@@ -113,7 +116,7 @@ async function resolveKey(services: KeyServices, projectId: string, ref: string)
 
 /** The API's operation at `path` and `method`, as the service declares it (src/http/routes). */
 function operationAt(services: KeyServices, path: OperationPath, method: OperationMethod): Operation {
-  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation), ...tagOperations(services.tags)].find(
+  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation), ...tagOperations(services.tags), ...importOperations(services.imports)].find(
     (candidate) => candidate.path === path && candidate.method === method,
   );
   if (!op) throw new Error(`no operation at ${method.toUpperCase()} ${path}`);
@@ -333,6 +336,17 @@ const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
     call: (services, ctx, _body, keyId) => services.tags.showKmsTags(ctx, keyId),
     table: (response) => ({ columns: ['TAG KEY', 'VALUE'], rows: response.tags.map((tag) => [tag.key, tag.value]) }),
   }),
+  'delete-material': keyCommand({
+    path: '/v1.0/{project_id}/kms/delete-imported-key-material',
+    spec: {},
+    takesKey: true,
+    // It destroys HSM material (and runs its own transaction): audited as material changes are.
+    makesMaterial: true,
+    body: () => (keyId) => ({ key_id: keyId }),
+    call: (services, ctx, body) => services.imports.deleteImportedKeyMaterial(ctx, body),
+    table: doneTable('imported key material deleted; the key is pending import'),
+  }),
+  import: { spec: { strings: ['project', 'material', 'algorithm', 'expires'], positionals: 1 }, run: importRunner },
   rotate: keyCommand({
     path: '/v1.0/{project_id}/kms/rotate-on-demand',
     spec: {},
@@ -343,6 +357,73 @@ const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
     table: (response) => ({ fields: { key_id: response.key_id, done: 'rotated' } }),
   }),
 };
+
+/** AES-256 material: a file of exactly these bytes. */
+const MATERIAL_BYTES = 32;
+const OAEP_HASH: Readonly<Record<string, string>> = { RSAES_OAEP_SHA_256: 'sha256', RSAES_OAEP_SHA_1: 'sha1' };
+
+/**
+ * `kms key import KEY --material FILE`: the operator's BYOK in one step, as a client of the API
+ * would do it in three: get-parameters-for-import, the material wrapped here with the wrapping
+ * public key (RSA-OAEP, Node's crypto: the material is in this process, as it is in the file), then
+ * import-key-material. Each of the two operations is audited as the API's. `--algorithm` defaults
+ * to the first the HSM unwraps with (RSAES_OAEP_SHA_256 where it can).
+ */
+function importRunner(line: CommandLine, topic: readonly string[]): (core: CliCore) => Promise<void> {
+  const projectId = line.strings.get('project');
+  if (projectId === undefined) throw new UsageError('key import needs --project', topic);
+  const check = new RequestCheck();
+  if (!check.isProjectId(projectId)) throw new UsageError('--project takes a project id: 1 to 64 letters, digits, "_" or "-"', topic);
+  const keyRef = line.positionals[0];
+  if (keyRef === undefined) throw new UsageError('key import needs the key (its id or alias)', topic);
+  const file = line.strings.get('material');
+  if (file === undefined) throw new UsageError('key import needs --material FILE (the 32 bytes of AES-256 key material)', topic);
+  let material: Buffer;
+  try {
+    material = readFileSync(file);
+  } catch {
+    throw new UsageError(`key import cannot read ${file}`, topic);
+  }
+  if (material.length !== MATERIAL_BYTES) throw new UsageError(`--material must be a file of exactly ${MATERIAL_BYTES} bytes (AES-256 key material), not ${material.length}`, topic);
+  const requested = line.strings.get('algorithm');
+  if (requested !== undefined && OAEP_HASH[requested] === undefined) throw new UsageError('--algorithm takes RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1', topic);
+  const expires = line.strings.get('expires');
+  if (expires !== undefined && !/^\d{1,12}$/.test(expires)) throw new UsageError('--expires takes the material\'s expiry in seconds since the epoch', topic);
+  return async (core) => {
+    const algorithm = requested ?? [...(core.hsm.keyImport?.wrappingAlgorithms ?? [])].sort().reverse()[0] ?? 'RSAES_OAEP_SHA_256';
+    const run = async <Body, R>(path: OperationPath, body: (keyId: string) => Body, call: (services: KeyServices, ctx: RequestContext, body: Body) => Promise<R>): Promise<R> => {
+      const op = operationAt(core.keys, path, 'post');
+      const outcome = await auditedOperation(core, core.chain, {
+        op,
+        projectId,
+        makesMaterial: true,
+        run: async (ctx, services) => {
+          const request = body(await resolveKey(services, projectId, keyRef));
+          const refusal = check.refusal(op, request);
+          if (refusal) throw refusal;
+          return call(services, ctx, request);
+        },
+      });
+      if (!outcome.ok) throw outcome.error;
+      return outcome.response;
+    };
+    const parameters = await run(
+      '/v1.0/{project_id}/kms/get-parameters-for-import',
+      (keyId) => ({ key_id: keyId, wrapping_algorithm: algorithm }),
+      (services, ctx, request) => services.imports.getParametersForImport(ctx, request),
+    );
+    const publicKey = createPublicKey({ key: Buffer.from(parameters.public_key, 'base64'), format: 'der', type: 'spki' });
+    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm] }, material).toString('base64');
+    material.fill(0);
+    await run(
+      '/v1.0/{project_id}/kms/import-key-material',
+      (keyId) => ({ key_id: keyId, import_token: parameters.import_token, encrypted_key_material: wrapped, ...(expires === undefined ? {} : { expiration_time: Number(expires) }) }),
+      (services, ctx, request) => services.imports.importKeyMaterial(ctx, request),
+    );
+    const done = { key_id: parameters.key_id, wrapping_algorithm: algorithm, done: 'key material imported; the key is enabled' };
+    print(line.format, done, () => ({ fields: done }));
+  };
+}
 
 /** The key command `verb`'s parse of `args`, and how to run it once the core is open. */
 export function keyCommandLine(verb: string, args: readonly string[]): (core: CliCore) => Promise<void> {

@@ -25,7 +25,7 @@ const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
 
 export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
   key: {
-    create: { args: '--project ID --alias ALIAS [--description TEXT] [--spec AES_256|RSA_2048|...|HMAC_512] [--usage ENCRYPT_DECRYPT|SIGN_VERIFY|GENERATE_VERIFY_MAC|KEY_AGREEMENT] [--origin kms]', summary: 'Create a CMK, generated in the HSM (create-key).' },
+    create: { args: '--project ID --alias ALIAS [--description TEXT] [--spec AES_256|RSA_2048|...|HMAC_512] [--usage ENCRYPT_DECRYPT|SIGN_VERIFY|GENERATE_VERIFY_MAC|KEY_AGREEMENT] [--origin kms|external]', summary: 'Create a CMK, generated in the HSM, or with --origin external pending the import of its material (create-key).' },
     list: { args: '--project ID [--state enabled|disabled|pending-deletion|1..5] [--spec SPEC|ALL (default AES_256)] [--limit N] [--marker M]', summary: 'List the project\'s keys (list-keys).' },
     describe: { args: '--project ID KEY', summary: `Show a key (describe-key). ${KEY_REF}` },
     enable: { args: '--project ID KEY', summary: 'Enable a disabled key (enable-key).' },
@@ -40,6 +40,11 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
     tag: { args: '--project ID KEY --name TAG-KEY [--value VALUE]', summary: 'Set a tag of the key, its value empty unless given (create-kms-tag).' },
     untag: { args: '--project ID KEY --name TAG-KEY', summary: 'Delete a tag of the key (delete-tag).' },
     tags: { args: '--project ID KEY', summary: "Show the key's tags (show-kms-tags)." },
+    import: {
+      args: '--project ID KEY --material FILE [--algorithm RSAES_OAEP_SHA_256|RSAES_OAEP_SHA_1] [--expires SECONDS]',
+      summary: 'Import the 32 bytes of FILE as an external key\'s material: wrapped here under a wrapping key made in the HSM, unwrapped in it (get-parameters-for-import, import-key-material).',
+    },
+    'delete-material': { args: '--project ID KEY', summary: 'Destroy an external key\'s imported material; the key is pending import again (delete-imported-key-material).' },
   },
   credential: {
     create: {

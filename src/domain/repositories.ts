@@ -1,5 +1,6 @@
 import type { AliasRecord } from './aliases';
 import type { CredentialRecord } from './credentials';
+import type { ImportDue, ImportRecord } from './imports';
 import type { CascadedRemoval, GrantPrincipal, GrantRecord, Page } from './grants';
 import type { KeyRecord, KeyState, MaterialRef } from './keys';
 import type { MaterialUsage, RotationCandidate, RotationClaim, RotationReason, RotationSettings, RotationState, SealCount } from './rotation';
@@ -70,7 +71,7 @@ export interface KeyRepository {
   dueForDeletion(now: number): Promise<KeyRecord[]>;
   /** The material versions of one key, oldest first (a rotation's claimed version included). */
   materialVersions(keyId: string): Promise<number[]>;
-  /** Every material version of every visible key up to its current one, for reconciliation with the token. */
+  /** Every material version of every visible key up to its current one, for reconciliation with the token; none of a key pending import (state 5), which has no material. */
   allMaterials(): Promise<MaterialRef[]>;
 }
 
@@ -147,7 +148,7 @@ export interface RotationRepository {
   claimedBefore(before: number): Promise<RotationClaim[]>;
   /** Enabled keys whose scheduled rotation is due at `now`. */
   due(now: number): Promise<RotationCandidate[]>;
-  /** Enabled keys whose current version has sealed `budget` times or more. */
+  /** Enabled keys whose current version has sealed `budget` times or more; never an imported key's (origin external: its material cannot be made anew). */
   overBudget(budget: number): Promise<RotationCandidate[]>;
   /** The most seals (flushed) under the current version of any enabled key. */
   mostSeals(): Promise<number>;
@@ -211,7 +212,22 @@ export interface AuditCheckpoint {
   readonly at: number;
 }
 
-/** The repositories, as seen inside a transaction or outside one. Tags join here. */
+/**
+ * The import state of external keys (src/domain/imports.ts), one record per key, which goes with
+ * its key. Bounded by the keys: a new import request replaces the record's wrapping expiry.
+ */
+export interface ImportRepository {
+  /** A key's import record (whatever its state), or undefined when none was written. */
+  get(keyId: string, options?: ReadOptions): Promise<ImportRecord | undefined>;
+  /** Writes a key's import record, replacing the one it had; a key removed meanwhile is skipped. */
+  put(record: ImportRecord): Promise<void>;
+  /** Keys whose wrapping key pair expired at `now` (wrappingExpiresAt at or before it). */
+  wrappingExpired(now: number): Promise<ImportDue[]>;
+  /** Keys whose imported material expired at `now` and whose record is enabled or disabled (a key pending deletion waits). */
+  materialExpired(now: number): Promise<ImportDue[]>;
+}
+
+/** The repositories, as seen inside a transaction or outside one. */
 export interface Repositories {
   readonly keys: KeyRepository;
   readonly grants: GrantRepository;
@@ -220,6 +236,7 @@ export interface Repositories {
   readonly credentials: CredentialRepository;
   readonly auditCheckpoints: AuditCheckpointRepository;
   readonly tags: TagRepository;
+  readonly imports: ImportRepository;
 }
 
 export type StoreKind = 'sqlite' | 'postgres';

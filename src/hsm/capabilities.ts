@@ -1,11 +1,12 @@
 import type * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { ckrName } from './ckr';
-import type { AsymmetricEncryptionAlgorithm, HsmAlgorithm, HsmCapabilities, KeySpec, KeyUsage, MacAlgorithm, SigningAlgorithm } from './hsm';
+import type { AsymmetricEncryptionAlgorithm, HsmAlgorithm, HsmCapabilities, KeySpec, KeyUsage, MacAlgorithm, SigningAlgorithm, WrappingAlgorithm } from './hsm';
 import { MAC_MECHANISMS } from './key-kinds/hmac';
-import type { KeyKind } from './key-kinds/key-kind';
+import type { KeyKind, MechanismNeed } from './key-kinds/key-kind';
 import type { MechanismTable } from './mechanisms';
 import { OAEP, probeOaep } from './roles/asymmetric-decryption';
+import { probeUnwrap, WRAPPING_KEY_BITS } from './roles/key-import';
 import { SIGNATURE_ALGORITHMS } from './roles/signature-algorithms';
 import { familyOf } from './roles/signing';
 
@@ -78,7 +79,37 @@ export async function detectCapabilities(kinds: Iterable<KeyKind>, table: Mechan
     if (algorithm.combined && !table.has(algorithm.combined) && table.has(algorithm.direct)) hashedInService.add(name);
   }
   for (const [spec, usages] of specs) if (usages.size === 0) specs.delete(spec);
-  return { specs, missing, algorithms, hashedInService };
+  return { specs, missing, algorithms, hashedInService, wrappingAlgorithms: detectWrapping(table, session, missing) };
+}
+
+/** What importing key material needs: RSA-2048 wrapping key pairs, RSA-OAEP unwrapping, and AES-ECB for the material's fingerprint. */
+const IMPORT_NEEDS: readonly MechanismNeed[] = [
+  { type: pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, name: 'CKM_RSA_PKCS_KEY_PAIR_GEN', flags: pkcs11.CKF_GENERATE_KEY_PAIR, keySize: WRAPPING_KEY_BITS },
+  { type: pkcs11.CKM_RSA_PKCS_OAEP, name: 'CKM_RSA_PKCS_OAEP', flags: pkcs11.CKF_UNWRAP, keySize: WRAPPING_KEY_BITS },
+  { type: pkcs11.CKM_AES_ECB, name: 'CKM_AES_ECB', flags: pkcs11.CKF_ENCRYPT },
+];
+
+/**
+ * The wrapping algorithms the module can import with: the mechanisms first, then each OAEP hash
+ * by an unwrap done for the purpose (probeUnwrap: the mechanism list cannot say which hashes
+ * C_UnwrapKey takes, and they need not be C_Decrypt's). What is missing is added to `missing`.
+ */
+function detectWrapping(table: MechanismTable, session: graphene.Session, missing: string[]): Set<WrappingAlgorithm> {
+  const wrapping = new Set<WrappingAlgorithm>();
+  const lacking = IMPORT_NEEDS.filter((need) => !table.has(need));
+  if (lacking.length > 0) {
+    missing.push(`key import: ${lacking.map((need) => table.why(need)).join(', ')}`);
+    return wrapping;
+  }
+  for (const algorithm of ['RSAES_OAEP_SHA_256', 'RSAES_OAEP_SHA_1'] as const) {
+    try {
+      if (probeUnwrap(session, algorithm)) wrapping.add(algorithm);
+      else missing.push(`key import with ${algorithm}: the module does not unwrap OAEP with its hash`);
+    } catch (error) {
+      missing.push(`key import with ${algorithm}: the probe failed (${ckrName(error)})`);
+    }
+  }
+  return wrapping;
 }
 
 /** The capabilities as a log line's fields: each spec with its usages, and the algorithms the service hashes for. */
@@ -88,5 +119,6 @@ export function describeCapabilities(capabilities: HsmCapabilities): Record<stri
     unsupported: capabilities.missing,
     algorithms: [...capabilities.algorithms],
     hashedInService: [...capabilities.hashedInService],
+    wrappingAlgorithms: [...capabilities.wrappingAlgorithms],
   };
 }

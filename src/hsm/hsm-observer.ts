@@ -18,6 +18,8 @@ export const HSM_CALLS = [
   'generate mac',
   'verify mac',
   'read public key',
+  'create wrapping key',
+  'unwrap key',
 ] as const;
 
 export type HsmCallName = (typeof HSM_CALLS)[number];

@@ -3,7 +3,7 @@
  * only key references, data to protect and results do. Each key kind the API offers is a
  * file in src/hsm/key-kinds/ (its object classes, mechanisms and templates) served by the role
  * implementations in src/hsm/roles/, so a new key kind is one file and one line in the kinds' list.
- * Import (unwrap) is declared and not implemented yet.
+ * Import (unwrap) is the keyImport role (roles/key-import.ts).
  *
  * Error contract (every method of every role): failures are {@link KmsError}s, never raw PKCS#11
  * errors.
@@ -173,12 +173,48 @@ export interface KeyPairs {
   publicKey(ref: MaterialRef, spec: KeySpec): Promise<Buffer>;
 }
 
-/** Key material brought from outside: unwrapped inside the token (declared for the import issue; not implemented yet). */
+/** How key material to import is wrapped (RSA-OAEP, MGF1 of the same hash, an empty label), by its API name. */
+export type WrappingAlgorithm = 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1';
+
+/**
+ * Key material brought from outside (BYOK): unwrapped inside the token, so that its plaintext never
+ * exists outside the HSM. Each key being imported has at most one wrapping key pair (RSA-2048,
+ * whose private key may unwrap and nothing else), named by the key's id: a new one replaces the
+ * last, so what the token holds for imports is bounded by the keys.
+ *
+ * Throws, besides the seam's contract: KMS.0207 when the key has no wrapping key (never made, or
+ * destroyed); KMS.0308 for a wrapping algorithm the module cannot do or material that does not
+ * unwrap under the wrapping key with the algorithm given (another hash, another key, garbage);
+ * KMS.2604 for material that is not 32 bytes (AES-256); KMS.2606 for material whose fingerprint is
+ * not the one expected (a re-import of other material).
+ */
 export interface KeyImport {
-  /** A wrapping key pair for one import (its public key handed to the client), valid until destroyed. */
-  createWrappingKey(ref: MaterialRef): Promise<Buffer>;
-  /** Unwraps `wrapped` (RSA-OAEP under the wrapping key of `wrappingRef`) into `ref`'s material. */
-  unwrapKey(ref: MaterialRef, spec: KeySpec, wrappingRef: MaterialRef, wrapped: Buffer): Promise<void>;
+  /** The algorithms this module can unwrap with (probed at start-up: C_UnwrapKey may take hashes C_Decrypt does not, and the reverse). */
+  readonly wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>;
+  /** Makes the wrapping key pair of `keyId`'s import, replacing the one it had: its public key as DER SubjectPublicKeyInfo. */
+  createWrappingKey(keyId: string): Promise<Buffer>;
+  /** The public key (DER SubjectPublicKeyInfo) of `keyId`'s wrapping key. */
+  wrappingPublicKey(keyId: string): Promise<Buffer>;
+  /** Destroys `keyId`'s wrapping key pair; false when it had none. */
+  destroyWrappingKey(keyId: string): Promise<boolean>;
+  /**
+   * Unwraps `wrapped` (RSA-OAEP with `algorithm` under `keyId`'s wrapping key) into `ref`'s
+   * material of `spec` (AES_256 only): a token object as generated material is (sensitive, never
+   * extractable, encrypt and decrypt only, the same CKA_ID and CKA_LABEL), replacing whatever the
+   * token held for `ref` (what an interrupted import left). The material's length and fingerprint
+   * are checked on a session object first, so that nothing is written to the token for material
+   * that is refused. Returns the fingerprint: AES-ECB of a zero block under the material (the
+   * classic key check value), made in the token; never the material.
+   */
+  unwrapKey(ref: MaterialRef, spec: KeySpec, keyId: string, algorithm: WrappingAlgorithm, wrapped: Buffer, expectedFingerprint?: Buffer): Promise<Buffer>;
+}
+
+/** The material version a wrapping key's objects carry in their CKA_ID and CKA_LABEL: the largest, never a rotation's. */
+export const WRAPPING_KEY_VERSION = 0xffffffff;
+
+/** Whether `ref` names a wrapping key pair (not a key's material). */
+export function isWrappingKey(ref: MaterialRef): boolean {
+  return ref.version === WRAPPING_KEY_VERSION;
 }
 
 /** Every algorithm a role takes, by its API name. */
@@ -199,6 +235,8 @@ export interface HsmCapabilities {
   readonly algorithms: ReadonlySet<HsmAlgorithm>;
   /** The signing algorithms the service hashes for (the module lacks the combined mechanism; the token signs the digest). */
   readonly hashedInService: ReadonlySet<SigningAlgorithm>;
+  /** The wrapping algorithms key material can be imported with (empty: no import; see {@link KeyImport}). */
+  readonly wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>;
 }
 
 // ---- the whole seam ------------------------------------------------------------------------------
@@ -214,7 +252,7 @@ export interface Hsm extends KeyMaterial, RandomSource {
   readonly keyAgreement: KeyAgreement;
   readonly mac: MessageAuthentication;
   readonly keyPairs: KeyPairs;
-  /** Not implemented yet (the import issue fills it). */
+  /** Undefined when the module cannot import (no RSA-OAEP unwrap with a hash the API names, or no AES-ECB for the fingerprint). */
   readonly keyImport: KeyImport | undefined;
 
   /** Whether this module can generate `spec` material for `usage` (create-key refuses otherwise, with a 400 naming the spec). */

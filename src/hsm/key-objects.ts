@@ -5,7 +5,7 @@ import { classifyCkr } from './ckr';
 import type { MaterialRef } from './hsm';
 import type { HsmCallName } from './hsm-observer';
 import type { KeyUsage } from './hsm';
-import type { KeyKind } from './key-kinds/key-kind';
+import type { GeneratedObject, KeyKind } from './key-kinds/key-kind';
 import { RereadSchedule } from './reread-schedule';
 import type { SessionRunner } from './session-runner';
 import { allKeysTemplate, findMaterialObjectTemplate, findMaterialTemplate, KEY_OBJECT_CLASSES, parseObjectLabel, type KeyObjectClass } from './templates';
@@ -148,6 +148,46 @@ export class KeyObjects {
         for (const key of objectKeys(ref)) this.confirmedMissing.delete(key);
       }, this.generateTimeoutMs);
     });
+  }
+
+  /**
+   * Makes `ref`'s objects with `make`, after destroying whatever the token holds for `ref` (the
+   * wrapping key an import request replaces, or what an interrupted import left), and caches them.
+   * Under the token lock, like {@link generate}. `make` runs on the session it is given and may
+   * find other objects there ({@link lookup}); a retry inside the runner runs it again, from the
+   * destruction on, so it must make its objects anew each time.
+   */
+  async replace<T>(ref: MaterialRef, what: HsmCallName, make: (session: graphene.Session) => Promise<{ objects: GeneratedObject[]; value: T }>, timeoutMs?: number): Promise<T> {
+    return this.changingToken(() =>
+      this.runner().run(
+        what,
+        async (session) => {
+          for (const key of objectKeys(ref)) this.handles.delete(key);
+          for (const handle of this.findAll(session, ref)) {
+            try {
+              new graphene.SessionObject(handle, session, session.lib).destroy();
+            } catch (error) {
+              if (classifyCkr(error) !== 'handle') throw error;
+            }
+          }
+          const { objects, value } = await make(session);
+          for (const { objectClass, handle } of objects) this.handles.set(objectKey(ref, objectClass), handle);
+          for (const key of objectKeys(ref)) this.confirmedMissing.delete(key);
+          return value;
+        },
+        timeoutMs ?? this.generateTimeoutMs,
+      ),
+    );
+  }
+
+  /**
+   * The handle of one object of `ref` on `session`, found now (a fresh lookup, not the cache: under
+   * the token lock, another process may have replaced it) and cached; undefined when the token holds none.
+   */
+  lookup(session: graphene.Session, ref: MaterialRef, objectClass: KeyObjectClass): Buffer | undefined {
+    const found = this.findAll(session, ref, objectClass)[0];
+    if (found) this.handles.set(objectKey(ref, objectClass), found);
+    return found;
   }
 
   /**

@@ -17,6 +17,7 @@ import type {
   MessageAuthentication,
   Signing,
   SymmetricEncryption,
+  WrappingAlgorithm,
 } from './hsm';
 import type { HsmObserver } from './hsm-observer';
 import { KEY_KINDS } from './key-kinds';
@@ -30,6 +31,7 @@ import type { Pkcs11Profile } from './profiles';
 import { RandomPool } from './random-pool';
 import { Pkcs11AsymmetricDecryption } from './roles/asymmetric-decryption';
 import { Pkcs11KeyAgreement } from './roles/key-agreement';
+import { Pkcs11KeyImport } from './roles/key-import';
 import { Pkcs11KeyPairs } from './roles/key-pairs';
 import { Pkcs11Mac } from './roles/mac';
 import { Pkcs11Signing } from './roles/signing';
@@ -42,7 +44,7 @@ import type { TokenLock } from './token-lock';
 const GENERATE_TIMEOUT_MS = 60_000;
 
 /** Until start-up has read the module's mechanisms: nothing. */
-const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], algorithms: new Set(), hashedInService: new Set() };
+const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], algorithms: new Set(), hashedInService: new Set(), wrappingAlgorithms: new Set() };
 
 export interface Pkcs11HsmOptions {
   readonly modulePath: string;
@@ -106,7 +108,7 @@ export class Pkcs11Hsm implements Hsm {
   readonly keyAgreement: KeyAgreement;
   readonly mac: MessageAuthentication;
   readonly keyPairs: KeyPairs;
-  readonly keyImport: KeyImport | undefined = undefined;
+  private importRole: KeyImport | undefined;
 
   private constructor(
     private readonly connection: TokenConnection,
@@ -147,6 +149,11 @@ export class Pkcs11Hsm implements Hsm {
     };
     const keyPairs = new Pkcs11KeyPairs(this.keys);
     this.keyPairs = { publicKey: (ref, spec) => keepContract(keyPairs.publicKey(ref, spec)) };
+  }
+
+  /** The import role, once start-up found the module can unwrap with a wrapping algorithm the API names. */
+  get keyImport(): KeyImport | undefined {
+    return this.importRole;
   }
 
   /** What the module can do, read at start-up. */
@@ -201,6 +208,7 @@ export class Pkcs11Hsm implements Hsm {
         );
       }
       hsm.detected = await hsm.runner.once((session) => detectCapabilities(KEY_KINDS.values(), table, session));
+      if (hsm.detected.wrappingAlgorithms.size > 0) hsm.importRole = hsm.keyImportRole(hsm.detected.wrappingAlgorithms);
       await hsm.runner.once((session) => hsm.keys.readToken(session));
     } catch (error) {
       await hsm.close();
@@ -221,6 +229,17 @@ export class Pkcs11Hsm implements Hsm {
     );
     options.logger.info(describeCapabilities(hsm.detected), 'HSM key specs: the usages this module can serve for each');
     return hsm;
+  }
+
+  private keyImportRole(algorithms: ReadonlySet<WrappingAlgorithm>): KeyImport {
+    const role = new Pkcs11KeyImport(this.keys, this.connection.profile, algorithms);
+    return {
+      wrappingAlgorithms: role.wrappingAlgorithms,
+      createWrappingKey: (keyId) => keepContract(role.createWrappingKey(keyId)),
+      wrappingPublicKey: (keyId) => keepContract(role.wrappingPublicKey(keyId)),
+      destroyWrappingKey: (keyId) => keepContract(role.destroyWrappingKey(keyId)),
+      unwrapKey: (ref, spec, keyId, algorithm, wrapped, expected) => keepContract(role.unwrapKey(ref, spec, keyId, algorithm, wrapped, expected)),
+    };
   }
 
   listKeys(): MaterialRef[] {

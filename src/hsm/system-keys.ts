@@ -10,6 +10,9 @@ const SYSTEM_PREFIX = '00000000-0000-0000-0000-';
 /** Seals the secret keys of AK/SK credentials. */
 export const CREDENTIAL_SEALING_KEY: MaterialRef = Object.freeze({ keyId: `${SYSTEM_PREFIX}000000000001`, version: 0 });
 
+/** Seals the import tokens of key material imports (src/kms/import-token.ts). */
+export const IMPORT_TOKEN_KEY: MaterialRef = Object.freeze({ keyId: `${SYSTEM_PREFIX}000000000002`, version: 0 });
+
 export function isSystemKey(keyId: string): boolean {
   return keyId.startsWith(SYSTEM_PREFIX);
 }
@@ -21,4 +24,5 @@ export function isSystemKey(keyId: string): boolean {
  */
 export async function ensureSystemKeys(hsm: Hsm): Promise<void> {
   await hsm.generateKey(CREDENTIAL_SEALING_KEY);
+  await hsm.generateKey(IMPORT_TOKEN_KEY);
 }

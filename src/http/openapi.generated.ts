@@ -635,6 +635,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1.0/{project_id}/kms/get-parameters-for-import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The parameters to import an external key's material: an RSA-2048 wrapping public key made in the HSM for the key, and an import token, valid 24 hours. */
+        post: operations["createParametersForImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/import-key-material": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Imports AES-256 material wrapped with the key's wrapping public key: unwrapped in the HSM straight into a non-extractable key object; the key becomes enabled. */
+        post: operations["importKeyMaterial"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1.0/{project_id}/kms/delete-imported-key-material": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Destroys an external key's imported material in the HSM; the key is pending import again (only the same material may be imported again). */
+        post: operations["deleteImportedKeyMaterial"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1121,7 +1172,7 @@ export interface components {
         CmkKeySpec: string;
         /** @description ENCRYPT_DECRYPT (AES_256's default; RSA for OAEP), SIGN_VERIFY (the default for key pairs), GENERATE_VERIFY_MAC (HMAC's default) or KEY_AGREEMENT (EC keys); a usage the spec cannot serve is refused. */
         KeyUsage: string;
-        /** @description Only kms (material generated in the HSM) is supported. */
+        /** @description kms (material generated in the HSM, the default) or external (AES_256 only; pending import, state 5, until material is imported). */
         Origin: string;
         /** @description Accepted for compatibility and ignored. */
         OpaqueString: string;
@@ -1221,6 +1272,32 @@ export interface components {
             mac_algorithm: components["schemas"]["MacAlgorithm"];
             message: components["schemas"]["MacMessage"];
             mac: components["schemas"]["Mac"];
+            sequence?: components["schemas"]["Sequence"];
+        };
+        GetParametersForImportRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            /** @description RSAES_OAEP_SHA_256 (the SDK's), or RSAES_OAEP_SHA_1 (SoftHSM 2.6 unwraps with SHA-1 only), as the HSM can; SM2_ENCRYPT is refused (KMS.0308). */
+            wrapping_algorithm: string;
+            sequence?: components["schemas"]["Sequence"];
+        };
+        GetParametersForImportResponse: {
+            key_id: string;
+            import_token: string;
+            /** @description The import token's expiry, in seconds since the epoch (24 hours ahead). */
+            expiration_time: number;
+            /** @description Base64 of the RSA-2048 wrapping public key's DER SubjectPublicKeyInfo. */
+            public_key: string;
+        };
+        ImportKeyMaterialRequestBody: {
+            key_id: components["schemas"]["KeyId"];
+            /** @description The import token get-parameters-for-import answered, as the SDK bounds it. */
+            import_token: string;
+            /** @description Base64 of the 32-byte key material wrapped with RSA-OAEP (the token's algorithm) under the wrapping public key (256 bytes). */
+            encrypted_key_material: string;
+            /** @description An asymmetric private key to import; not served here (only AES_256 material), refused with KMS.0308. */
+            encrypted_privatekey?: string;
+            /** @description When the imported material expires, in seconds since the epoch (later than now, else KMS.2602); the service then deletes it and the key is pending import again. None for never. */
+            expiration_time?: number;
             sequence?: components["schemas"]["Sequence"];
         };
         ScheduleKeyDeletionRequestBody: {
@@ -2782,6 +2859,93 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatakeyPairResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    createParametersForImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GetParametersForImportRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetParametersForImportResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    importKeyMaterial: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportKeyMaterialRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
+                };
+            };
+            default: components["responses"]["Error"];
+        };
+    };
+    deleteImportedKeyMaterial: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Project ID. */
+                project_id: components["parameters"]["ProjectId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperateKeyRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Success. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyResponse"];
                 };
             };
             default: components["responses"]["Error"];

@@ -97,3 +97,6 @@ export type ListKmsByTagsRequest = Schemas['ListKmsByTagsRequestBody'];
 export type ShowKmsTagsResponse = Schemas['ShowKmsTagsResponse'];
 export type ListKmsTagsResponse = Schemas['ListKmsTagsResponse'];
 export type ListKmsByTagsResponse = Schemas['ListKmsByTagsResponse'];
+export type GetParametersForImportRequest = Schemas['GetParametersForImportRequestBody'];
+export type GetParametersForImportResponse = Schemas['GetParametersForImportResponse'];
+export type ImportKeyMaterialRequest = Schemas['ImportKeyMaterialRequestBody'];

@@ -14,6 +14,11 @@ export const JOBS = {
   rotationRollback: 'key-rotation-rollback',
   /** A scheduled rotation come due, or one past the seal budget (the sweeps'; on-demand ones take no lease). */
   rotation: 'key-rotation',
+  /**
+   * A step of an imported key's import (item: the key id): a new wrapping key, an import, a
+   * deletion or expiry of the material, a wrapping key's clean-up (import-service.ts, import-sweeps.ts).
+   */
+  keyImport: 'key-import',
 } as const;
 
 export const JOB_LEASE_TTL_MS = 120_000;

@@ -1,8 +1,11 @@
 import type { KeyDetails } from './api-types';
 import type { KeyRecord } from '../domain/keys';
 
-/** The API's view of a key record. Dates are milliseconds since the epoch, as strings. */
-export function keyDetails(record: KeyRecord, realm: string, rotationEnabled: boolean): KeyDetails {
+/**
+ * The API's view of a key record. Dates are milliseconds since the epoch, as strings;
+ * `materialExpiresAt` is an imported key's material expiry (expiration_time), or null.
+ */
+export function keyDetails(record: KeyRecord, realm: string, rotationEnabled: boolean, materialExpiresAt: number | null = null): KeyDetails {
   return {
     key_id: record.keyId,
     // Until identities land (a domain owns projects), a project is its own domain.
@@ -17,7 +20,7 @@ export function keyDetails(record: KeyRecord, realm: string, rotationEnabled: bo
     key_state: record.state,
     default_key_flag: '0',
     key_type: '1',
-    expiration_time: '',
+    expiration_time: materialExpiresAt === null ? '' : String(materialExpiresAt),
     origin: record.origin,
     // A string here, as the API's KeyDetails has it (get-key-rotation-status answers a boolean).
     key_rotation_enabled: rotationEnabled ? 'true' : 'false',

@@ -88,9 +88,12 @@ export function checkPurpose(record: KeyRecord, purpose: KeyPurpose): void {
 
 /**
  * Rotation adds material versions of the AES key sealing data: asymmetric keys cannot be rotated,
- * as in Huawei KMS (KMS.0324 for RSA, KMS.0325 for the others), nor HMAC keys here (KMS.0341).
+ * as in Huawei KMS (KMS.0324 for RSA, KMS.0325 for the others), nor HMAC keys here (KMS.0341),
+ * nor keys of imported material (KMS.0312).
  */
 export function checkRotatable(record: KeyRecord): void {
+  // Imported material cannot be made anew in the HSM: Huawei KMS refuses to rotate external keys.
+  if (record.origin === 'external') throw new KmsError('KMS.0312', { detail: `key ${record.keyId} has imported key material.` });
   if (isRsa(record)) throw new KmsError('KMS.0324', { detail: `key ${record.keyId} is ${record.keySpec}.` });
   checkPurpose(record, 'seal');
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { KmsError } from '../errors';
-import type { Hsm } from '../hsm/hsm';
+import type { Hsm, KeySpec, KeyUsage } from '../hsm/hsm';
 import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord, type KeyState, type KeyUpdate } from '../domain/keys';
 import type { MetadataStore } from '../domain/repositories';
 import type {
@@ -80,9 +80,9 @@ export class KeyService {
     if (!hsm.supports(spec, usage)) {
       throw new KmsError('KMS.0308', { detail: `key_spec: this HSM cannot make ${spec} keys for ${usage}.` });
     }
-    if ((request.origin ?? 'kms') !== 'kms') {
-      throw new KmsError('KMS.0308', { detail: 'origin: only kms is supported; importing key material is not.' });
-    }
+    const origin = request.origin ?? 'kms';
+    if (origin !== 'kms' && origin !== 'external') throw new KmsError('KMS.0308', { detail: 'origin: must be kms or external.' });
+    if (origin === 'external') checkImportable(spec, hsm);
     await this.releaseAlias(ctx, request.key_alias);
 
     const record: KeyRecord = {
@@ -92,8 +92,9 @@ export class KeyService {
       description: request.key_description ?? '',
       keySpec: spec,
       keyUsage: usage,
-      origin: 'kms',
-      state: KEY_STATE.enabled,
+      origin,
+      // An external key has no material until it is imported (import-service.ts).
+      state: origin === 'external' ? KEY_STATE.pendingImport : KEY_STATE.enabled,
       creationDate: clock(),
       scheduledDeletionDate: null,
       materialVersion: 0,
@@ -105,6 +106,21 @@ export class KeyService {
       if (error instanceof QuotaExceededError) throw new KmsError('KMS.1105');
       throw error;
     }
+    if (origin === 'kms') await this.generateMaterial(ctx, record, spec, usage);
+    else if (!(await store.keys.markProvisioned(record.keyId))) {
+      throw new KmsError('KMS.0103', { cause: new Error(`creation of ${record.keyId} was rolled back meanwhile`) });
+    }
+    ctx.actedOn.keyId = record.keyId;
+    logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
+    return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
+  }
+
+  /**
+   * The HSM generates a new key's material, then its record becomes visible; a failure destroys
+   * what the HSM may have made and forgets the record.
+   */
+  private async generateMaterial(ctx: RequestContext, record: KeyRecord, spec: KeySpec, usage: KeyUsage): Promise<void> {
+    const { store, hsm, logger } = this.deps;
     const material = { keyId: record.keyId, version: record.materialVersion };
     const undo = { requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId };
     try {
@@ -128,14 +144,19 @@ export class KeyService {
       });
       throw new KmsError('KMS.0103', { cause: new Error(`creation of ${record.keyId} was rolled back while the HSM generated the key`) });
     }
-    ctx.actedOn.keyId = record.keyId;
-    logger.info({ requestId: ctx.requestId, projectId: ctx.projectId, keyId: record.keyId }, 'key created');
-    return { key_info: { key_id: record.keyId, domain_id: record.projectId } };
   }
 
   async describeKey(ctx: RequestContext, request: OperateKeyRequest): Promise<DescribeKeyResponse> {
     const record = await this.visibleKey(ctx, request.key_id);
-    return { key_info: keyDetails(record, this.deps.region, (await this.deps.store.rotations.state(record.keyId)).enabled) };
+    return { key_info: await this.details(record) };
+  }
+
+  /** A record's KeyDetails: its rotation setting, and an imported key's material expiry. */
+  private async details(record: KeyRecord): Promise<ReturnType<typeof keyDetails>> {
+    const { store, region } = this.deps;
+    const imported = record.origin === 'external' ? await store.imports.get(record.keyId) : undefined;
+    const expiresAt = imported?.imported ? imported.materialExpiresAt : null;
+    return keyDetails(record, region, (await store.rotations.state(record.keyId)).enabled, expiresAt);
   }
 
   async listKeys(ctx: RequestContext, request: ListKeysRequest): Promise<ListKeysResponse> {
@@ -153,7 +174,7 @@ export class KeyService {
     });
     const truncated = offset + records.length < total;
     const details: ReturnType<typeof keyDetails>[] = [];
-    for (const record of records) details.push(keyDetails(record, this.deps.region, (await this.deps.store.rotations.state(record.keyId)).enabled));
+    for (const record of records) details.push(await this.details(record));
     return {
       keys: records.map((record) => record.keyId),
       key_details: details,
@@ -195,11 +216,17 @@ export class KeyService {
     return { key_id: record.keyId, key_state: record.state };
   }
 
-  /** A cancelled deletion leaves the key disabled, as Huawei KMS does: enabling it is a second, deliberate step. */
+  /**
+   * A cancelled deletion leaves the key disabled, as Huawei KMS does: enabling it is a second,
+   * deliberate step. An external key without imported material goes back to pending import.
+   */
   async cancelKeyDeletion(ctx: RequestContext, request: OperateKeyRequest): Promise<DeletionStateResponse> {
+    // No import can change this while the key is pending deletion (an import needs state 5).
+    const imported = (await this.deps.store.imports.get(request.key_id))?.imported === true;
     const record = await this.transition(ctx, request.key_id, (current) => {
       if (current.state !== KEY_STATE.pendingDeletion) throw new KmsError('KMS.1501');
-      return { state: KEY_STATE.disabled, scheduledDeletionDate: null };
+      const state = current.origin === 'external' && !imported ? KEY_STATE.pendingImport : KEY_STATE.disabled;
+      return { state, scheduledDeletionDate: null };
     });
     return { key_id: record.keyId, key_state: record.state };
   }
@@ -232,6 +259,7 @@ export class KeyService {
     const record = await this.visibleKey(ctx, keyId);
     if (record.state === KEY_STATE.disabled) throw new KmsError('KMS.0209');
     if (record.state === KEY_STATE.pendingDeletion) throw new KmsError('KMS.0210');
+    if (record.state === KEY_STATE.pendingImport) throw new KmsError('KMS.1301', { detail: `key ${record.keyId} is pending import: it has no key material until some is imported.` });
     if (record.state !== KEY_STATE.enabled) throw new KmsError('KMS.1301');
     checkPurpose(record, purpose);
     return record;
@@ -312,6 +340,12 @@ export class KeyService {
   }
 }
 
+
+/** An external key's material comes from import-key-material: AES_256 only, and only where the HSM can unwrap it. */
+function checkImportable(spec: KeySpec, hsm: Hsm): void {
+  if (spec !== 'AES_256') throw new KmsError('KMS.0308', { detail: 'origin: external keys are AES_256 only here (importing asymmetric private keys is not supported).' });
+  if (!hsm.keyImport) throw new KmsError('KMS.0308', { detail: 'origin: this HSM cannot import key material (no RSA-OAEP unwrapping with a hash the API names).' });
+}
 
 /** Aliases ending in /default name the cloud services' default keys, which users cannot create. */
 function checkAlias(alias: string): void {

@@ -7,6 +7,7 @@ import { AliasCache } from './alias-cache';
 import { GrantAccess } from './grant-service';
 import { KeyCache } from './key-cache';
 import { KeyRotator, type RotationObserver } from './key-rotation';
+import { ImportService } from './import-service';
 import { KeyService } from './key-service';
 import { RotationService } from './rotation-service';
 import { SealUsage } from './seal-usage';
@@ -19,6 +20,8 @@ export interface KeyServices {
   readonly grantAccess: GrantAccess;
   readonly keys: KeyService;
   readonly rotation: RotationService;
+  /** Importing key material (origin external). */
+  readonly imports: ImportService;
   /** The tag operations, on the same keys and store. */
   readonly tags: TagService;
   /** Stops the key and alias caches' listening to the store's changes. */
@@ -36,7 +39,7 @@ export interface KeyServicesDeps {
 }
 
 /**
- * The key lifecycle and rotation services over one store and HSM, wired as the service wires
+ * The key lifecycle, rotation and import services over one store and HSM, wired as the service wires
  * them (src/server.ts), so that the command-line tool applies the very same rules. Nothing here
  * starts a timer: seal counts are flushed, and sweeps run, only where the caller starts them.
  */
@@ -49,9 +52,10 @@ export function keyServices({ store, hsm, clock, logger, config, rotationObserve
   const keys = new KeyService({ store, cache, aliases, hsm, clock, logger, region: config.region, maxKeysPerProject: config.maxKeysPerProject, grants: grantAccess });
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
   const tags = new TagService({ store, keys, clock, region: config.region });
+  const imports = new ImportService({ keys, store, hsm, clock, logger });
   const close = (): void => {
     cache.close();
     aliases.close();
   };
-  return { store, rotator, usage, grantAccess, keys, rotation, tags, close };
+  return { store, rotator, usage, grantAccess, keys, rotation, tags, imports, close };
 }

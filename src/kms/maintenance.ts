@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import type { Hsm } from '../hsm/hsm';
+import { isWrappingKey, WRAPPING_KEY_VERSION, type Hsm } from '../hsm/hsm';
 import { isSystemKey } from '../hsm/system-keys';
 import { isDestroyed, type KeyRecord } from '../domain/keys';
 import type { MetadataStore } from '../domain/repositories';
 import type { Clock } from './context';
+import { sweepImports } from './import-sweeps';
 import { JOBS, underLease } from './job-lease';
 import type { KeyRotator } from './key-rotation';
 
@@ -39,13 +40,15 @@ export interface ReconcileReport {
    * (logged; the next pass tries them again).
    */
   readonly failed: number;
+  /** Imported material whose expiration_time passed, deleted by this pass (import-sweeps.ts). */
+  readonly importsExpired: number;
 }
 
 const DEFAULT_GRACE_MS = 60_000;
 
 /**
- * Keeps the database and the token telling the same story: finishes what a crash interrupted and
- * destroys key material when a deletion window ends. Each record is finished under its lease
+ * Keeps the database and the token telling the same story: finishes what a crash interrupted,
+ * destroys key material when a deletion window ends, and imported material when it expires. Each record is finished under its lease
  * (job-lease.ts), so that of several processes or instances sweeping at once exactly one does it;
  * every step is idempotent besides, so a lease that expired under a slow holder does no harm.
  */
@@ -69,7 +72,8 @@ export class KeyMaintenance {
   /** Compares the token with the database once at start-up and logs what does not match. */
   async reportMismatches(): Promise<void> {
     const { store, hsm, logger } = this.deps;
-    const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId)).map((ref) => `${ref.keyId}/${ref.version}`));
+    // Wrapping key pairs of imports under way are no key's material (KeyImport, hsm.ts).
+    const inToken = new Set(hsm.listKeys().filter((ref) => !isSystemKey(ref.keyId) && !isWrappingKey(ref)).map((ref) => `${ref.keyId}/${ref.version}`));
     const inStore = new Set((await store.keys.allMaterials()).map((ref) => `${ref.keyId}/${ref.version}`));
     const missing = [...inStore].filter((ref) => !inToken.has(ref));
     const unknown = [...inToken].filter((ref) => !inStore.has(ref));
@@ -135,6 +139,9 @@ export class KeyMaintenance {
     }
     // A record finished elsewhere (another process, an alias released by create-key) is forgotten.
     for (const keyId of this.failures.keys()) if (!attempted.has(keyId)) this.failures.delete(keyId);
+    const imports = await sweepImports(store, this.deps.hsm, now, logger);
+    failed += imports.failed;
+    skipped += imports.skipped;
     const { rotator } = this.deps;
     if (rotator) {
       // Roll-backs first: a key whose rotation was interrupted is claimed until then. Each is logged.
@@ -144,7 +151,7 @@ export class KeyMaintenance {
       skipped += reconciled.skipped + due.skipped;
     }
     if (failed > 0) logger.error({ rolledBack, deleted, failed }, 'key maintenance pass left records unfinished; the next pass retries them');
-    return { rolledBack, deleted, skipped, failed };
+    return { rolledBack, deleted, skipped, failed, importsExpired: imports.expired };
   }
 
   /**
@@ -185,6 +192,8 @@ export async function finishDeletion(store: Pick<MetadataStore, 'keys'>, hsm: Hs
   for (const version of await store.keys.materialVersions(record.keyId)) {
     await hsm.destroyKey({ keyId: record.keyId, version });
   }
+  // An imported key's wrapping key pair, if an import was asked for and never finished.
+  if (record.origin === 'external') await hsm.destroyKey({ keyId: record.keyId, version: WRAPPING_KEY_VERSION });
   await store.keys.remove(record.keyId);
 }
 

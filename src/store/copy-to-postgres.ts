@@ -19,7 +19,7 @@ import { openDatabase } from './sqlite/database';
  */
 
 /** The tables copied, in the order they are written (parents before the rows that name them). */
-export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'grants', 'key_aliases', 'key_tags', 'credentials', 'audit_checkpoints'] as const;
+export const COPIED_TABLES = ['keys', 'key_materials', 'key_rotation', 'key_imports', 'grants', 'key_aliases', 'key_tags', 'credentials', 'audit_checkpoints'] as const;
 export type CopiedTable = (typeof COPIED_TABLES)[number];
 export type CopyCounts = Record<CopiedTable, number>;
 
@@ -78,6 +78,15 @@ export const TABLE_COPIES: Readonly<Record<CopiedTable, TableCopy>> = {
       ['last_rotation_at', 'bigint'],
       ['claimed_at', 'bigint'],
       ['claimed_version', 'integer'],
+    ],
+  },
+  key_imports: {
+    columns: [
+      ['key_id', 'text'],
+      ['wrapping_expires_at', 'bigint'],
+      ['fingerprint', 'bytea'],
+      ['imported', 'boolean'],
+      ['material_expires_at', 'bigint'],
     ],
   },
   grants: {

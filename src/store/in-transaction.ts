@@ -17,6 +17,7 @@ export function storeInTransaction(outer: MetadataStore, tx: Repositories): Meta
     credentials: tx.credentials,
     auditCheckpoints: tx.auditCheckpoints,
     tags: tx.tags,
+    imports: tx.imports,
     withTransaction: (work) => work(tx),
     changes: outer.changes,
     leases: outer.leases,

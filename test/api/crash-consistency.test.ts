@@ -9,7 +9,7 @@ import { makeDataDir } from '../helpers/service';
 import { startServiceProcess, type ServiceProcess } from '../helpers/service-process';
 import type { TokenInventory } from '../helpers/token-inventory';
 import { auditLogFiles } from '../../src/audit/audit-log';
-import { CREDENTIAL_SEALING_KEY } from '../../src/hsm/system-keys';
+import { CREDENTIAL_SEALING_KEY, IMPORT_TOKEN_KEY } from '../../src/hsm/system-keys';
 import { objectLabel } from '../../src/hsm/templates';
 
 /**
@@ -283,7 +283,7 @@ class CrashScenario {
     // (b) The token, read by a process of its own, against the database.
     const database = readDatabase(this.dataDir);
     if (token.tokens !== 1) this.problem(round, `${token.tokens} tokens are labelled ${TOKEN_LABEL}`);
-    const expected = new Set([...database.materials, objectLabel(CREDENTIAL_SEALING_KEY)]);
+    const expected = new Set([...database.materials, objectLabel(CREDENTIAL_SEALING_KEY), objectLabel(IMPORT_TOKEN_KEY)]);
     const inToken = new Set(token.secretKeyLabels);
     for (const label of expected) if (!inToken.has(label)) this.problem(round, `record without material: ${label}`);
     for (const label of inToken) if (!expected.has(label)) this.problem(round, `material without a record: ${label}`);

@@ -245,3 +245,44 @@ describe('bodies that are not UTF-8', () => {
     expectKmsError(await kms.call('create-datakey', `{"key_id":"${keyId}","additional_authenticated_data":"caf\\udc00"}`), 400, 'KMS.0308');
   });
 });
+
+describe('the import endpoints (BYOK)', () => {
+  let external: string;
+  beforeAll(async () => {
+    const created = await kms.call('create-key', { key_alias: 'hostile-byok', origin: 'external' });
+    expect(created.status).toBe(200);
+    external = created.body.key_info.key_id;
+  });
+
+  it.each(PROTOTYPE_NAMES)('get-parameters-for-import refuses wrapping_algorithm "%s" with KMS.0308', async (name) => {
+    expectKmsError(await kms.call('get-parameters-for-import', { key_id: external, wrapping_algorithm: name }), 400, 'KMS.0308');
+  });
+
+  const token = 'A'.repeat(212);
+  const material = 'A'.repeat(344);
+  it.each([
+    ['get-parameters-for-import', {}, 'KMS.0204'],
+    ['get-parameters-for-import', { key_id: 'not-a-key', wrapping_algorithm: 'RSAES_OAEP_SHA_256' }, 'KMS.0205'],
+    ['get-parameters-for-import', { key_id: '{key}', wrapping_algorithm: 7 }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', encrypted_key_material: material }, 'KMS.0204'],
+    ['import-key-material', { key_id: '{key}', import_token: 12, encrypted_key_material: material }, 'KMS.2605'],
+    ['import-key-material', { key_id: '{key}', import_token: '*'.repeat(212), encrypted_key_material: material }, 'KMS.2605'],
+    ['import-key-material', { key_id: '{key}', import_token: 'A'.repeat(6145), encrypted_key_material: material }, 'KMS.2605'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: '%'.repeat(344) }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: 'A'.repeat(4000) }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: material, expiration_time: 'tomorrow' }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: material, expiration_time: -1 }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: material, expiration_time: 1e300 }, 'KMS.0308'],
+    ['import-key-material', { key_id: '{key}', import_token: token, encrypted_key_material: material, encrypted_privatekey: { a: 1 } }, 'KMS.0308'],
+    ['delete-imported-key-material', { key_id: 5 }, 'KMS.0205'],
+  ])('%s refuses %j with its code, never a 500', async (operation, body, code) => {
+    const filled = Object.fromEntries(Object.entries(body).map(([field, value]) => [field, value === '{key}' ? external : value]));
+    expectKmsError(await kms.call(operation, filled), 400, code);
+  });
+
+  it.each(['get-parameters-for-import', 'import-key-material', 'delete-imported-key-material'])('%s: another method is KMS.0215, a body that is not JSON KMS.0202', async (operation) => {
+    const auth = { 'x-auth-token': await t.token('project-a') };
+    expect((await kms.raw(operation, { method: 'GET', headers: auth })).status).toBe(405);
+    expectKmsError(await kms.call(operation, '{"key_id":'), 400, 'KMS.0202');
+  });
+});

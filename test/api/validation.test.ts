@@ -228,7 +228,7 @@ describe('methods and URLs', () => {
 
   it.each([
     ['an unknown operation', '/v1.0/project-a/kms/frobnicate-key'],
-    ['an operation of the API this service does not implement', '/v1.0/project-a/kms/get-parameters-for-import'],
+    ['an operation of the API this service does not implement', '/v1.0/project-a/kms/create-pin'],
     ['another API version', '/v2.0/project-a/kms/list-keys'],
     ['a path outside the API', '/v1.0/project-a/list-keys'],
     ['a version the API does not have', '/v2.0'],

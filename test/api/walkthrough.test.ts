@@ -67,3 +67,18 @@ it("the README's Node SDK example (the SDK core's HcClient) creates a key and a 
   });
   expect(result).toMatchObject({ code: 0, stdout: 'the data key came back\n' });
 }, 120_000);
+
+it("the README's bring-your-own-key walkthrough runs as written: openssl's key imported, a data key made, the material deleted, the data key refused", async () => {
+  const section = README.split('\n## Bring your own key (import)\n')[1]!.split('\n## ')[0]!;
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+  expect(block).toContain('http://127.0.0.1:8080');
+  const result = await bash(block!.replaceAll('http://127.0.0.1:8080', t.service.url), cwd);
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+  const lines = result.stdout.trim().split('\n');
+  // The key id, the import's {}, the deletion's {}, and the refused data key.
+  expect(lines).toHaveLength(4);
+  expect(lines.slice(1, 3)).toEqual(['{}', '{}']);
+  expect(JSON.parse(lines[3]!)).toMatchObject({ error_code: 'KMS.1301' });
+  const keyId = lines[0]!;
+  expect((await t.service.store.keys.get('default', keyId))?.state).toBe('5');
+}, 120_000);

@@ -207,6 +207,11 @@ export function describeStoreContract(
         expect(await store.keys.allMaterials()).toEqual([{ keyId: rotated.keyId, version: 1 }]);
         expect(await store.rotations.finish(rotated.keyId, claimed!, NOW, NOW + 1)).toBe(true);
         expect(sortRefs(await store.keys.allMaterials())).toEqual(sortRefs([{ keyId: rotated.keyId, version: 1 }, { keyId: rotated.keyId, version: 2 }]));
+        // A key pending import has no material in the token.
+        const pending = await createKey(store, { origin: 'external', state: KEY_STATE.pendingImport, materialVersion: 0 });
+        expect((await store.keys.allMaterials()).some((ref) => ref.keyId === pending.keyId)).toBe(false);
+        await store.keys.update({ ...pending, state: KEY_STATE.enabled });
+        expect((await store.keys.allMaterials()).some((ref) => ref.keyId === pending.keyId)).toBe(true);
       });
     });
 
@@ -587,6 +592,10 @@ export function describeStoreContract(
         expect(await store.rotations.claim(key.keyId, 'budget', NOW, 7)).toBe(2);
         await store.keys.update({ ...quiet, state: KEY_STATE.disabled });
         expect(await store.rotations.overBudget(1)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
+        // Imported material cannot be made anew: an external key is never a budget rotation's.
+        const imported = await createKey(store, { origin: 'external' });
+        await store.rotations.addSeals([{ keyId: imported.keyId, version: 1, count: 50 }]);
+        expect(await store.rotations.overBudget(1)).toEqual([{ keyId: key.keyId, projectId: PROJECT }]);
       });
 
       test('of many claims at once through two instances, exactly one gets the rotation', async () => {
@@ -769,6 +778,40 @@ export function describeStoreContract(
         expect(await b.credentials.get(credential.id)).toEqual({ ...credential, enabled: true });
         await b.credentials.setEnabled(credential.id, false);
         expect((await a.credentials.get(credential.id))?.enabled).toBe(false);
+      });
+    });
+
+    describe('imports', () => {
+      test("a key's import record is written, replaced, read from another instance, and goes with its key", async () => {
+        const a = await fresh();
+        const b = await another(a);
+        const key = await createKey(a);
+        expect(await a.imports.get(key.keyId)).toBeUndefined();
+        const fingerprint = randomBytes(16);
+        await a.imports.put({ keyId: key.keyId, wrappingExpiresAt: NOW + 10, fingerprint: null, imported: false, materialExpiresAt: null });
+        await a.imports.put({ keyId: key.keyId, wrappingExpiresAt: null, fingerprint, imported: true, materialExpiresAt: NOW + 20 });
+        expect(await b.imports.get(key.keyId)).toEqual({ keyId: key.keyId, wrappingExpiresAt: null, fingerprint, imported: true, materialExpiresAt: NOW + 20 });
+        expect(await b.withTransaction((tx) => tx.imports.get(key.keyId, { lock: true }))).toMatchObject({ imported: true });
+        // A key removed takes its record along; a record for a key that is gone is not written.
+        await a.keys.remove(key.keyId);
+        expect(await b.imports.get(key.keyId)).toBeUndefined();
+        await a.imports.put({ keyId: key.keyId, wrappingExpiresAt: NOW, fingerprint: null, imported: false, materialExpiresAt: null });
+        expect(await b.imports.get(key.keyId)).toBeUndefined();
+      });
+
+      test('expired wrapping keys, and expired material of enabled or disabled keys only, are listed', async () => {
+        const store = await fresh();
+        const [wrapping, enabled, disabled, pendingDeletion, notImported, later] = [await createKey(store), await createKey(store), await createKey(store), await createKey(store), await createKey(store), await createKey(store)];
+        await store.keys.update({ ...disabled!, state: KEY_STATE.disabled });
+        await store.keys.update({ ...pendingDeletion!, state: KEY_STATE.pendingDeletion, scheduledDeletionDate: NOW + 1000 });
+        const put = (keyId: string, record: { wrappingExpiresAt?: number; imported?: boolean; materialExpiresAt?: number }) =>
+          store.imports.put({ keyId, wrappingExpiresAt: record.wrappingExpiresAt ?? null, fingerprint: null, imported: record.imported ?? false, materialExpiresAt: record.materialExpiresAt ?? null });
+        await put(wrapping!.keyId, { wrappingExpiresAt: NOW });
+        for (const key of [enabled!, disabled!, pendingDeletion!]) await put(key.keyId, { imported: true, materialExpiresAt: NOW - 1 });
+        await put(notImported!.keyId, { imported: false, materialExpiresAt: NOW - 1 });
+        await put(later!.keyId, { wrappingExpiresAt: NOW + 1, imported: true, materialExpiresAt: NOW + 1 });
+        expect(await store.imports.wrappingExpired(NOW)).toEqual([{ keyId: wrapping!.keyId, projectId: wrapping!.projectId }]);
+        expect((await store.imports.materialExpired(NOW)).map((due) => due.keyId).sort()).toEqual([enabled!.keyId, disabled!.keyId].sort());
       });
     });
 

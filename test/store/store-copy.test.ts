@@ -88,6 +88,7 @@ async function fillEmbeddedStore(store: MetadataStore): Promise<KeyRecord[]> {
   await store.auditCheckpoints.record({ instance: 'kms-a/audit.log', records: 12, head: 'cd'.repeat(32), at: NOW });
   await store.tags.put(orders.keyId, [{ key: 'team', value: 'billing' }, { key: '环境', value: '生产' }, { key: 'empty', value: '' }], 10);
   await store.tags.put(invoices.keyId, [{ key: 'team', value: 'finance' }], 10);
+  await store.imports.put({ keyId: invoices.keyId, wrappingExpiresAt: NOW + DAY, fingerprint: randomBytes(16), imported: true, materialExpiresAt: NOW + 2 * DAY });
   return keys;
 }
 
@@ -108,6 +109,7 @@ async function everything(store: MetadataStore, keys: readonly KeyRecord[]): Pro
         rotation: await store.rotations.state(record.keyId),
         grants: await store.grants.forKey(record.keyId, page),
         tags: await store.tags.forKey(record.keyId),
+        import: await store.imports.get(record.keyId),
       })),
     ),
     projectTags: await store.tags.projectTags('p1', NOW),
@@ -134,7 +136,7 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
   expect(copied).toMatchObject({ code: 0, stderr: '' });
   expect(JSON.parse(copied.stdout)).toEqual({
     to: url,
-    copied: { keys: 5, key_materials: 7, key_rotation: 2, grants: 3, key_aliases: 2, key_tags: 4, credentials: 2, audit_checkpoints: 1 },
+    copied: { keys: 5, key_materials: 7, key_rotation: 2, key_imports: 1, grants: 3, key_aliases: 2, key_tags: 4, credentials: 2, audit_checkpoints: 1 },
   });
 
   const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });

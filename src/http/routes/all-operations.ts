@@ -25,6 +25,8 @@ import { dataKeyPairOperations } from './datakey-pairs';
 import type { DataKeyPairService } from '../../kms/datakey-pair-service';
 import { tagOperations } from './tags';
 import type { TagService } from '../../kms/tag-service';
+import { importOperations } from './imports';
+import type { ImportService } from '../../kms/import-service';
 
 /** The services the API's operations call. */
 export interface OperationServices {
@@ -47,6 +49,8 @@ export interface OperationServices {
   readonly dataKeyPairs: DataKeyPairService;
   /** The six tag operations. */
   readonly tags: TagService;
+  /** get-parameters-for-import, import-key-material, delete-imported-key-material. */
+  readonly imports: ImportService;
 }
 
 /** Every operation of the API, the one list the app serves and checks against openapi.yaml. */
@@ -64,6 +68,7 @@ export function allOperations(services: OperationServices): Operation[] {
     ...aliasOperations(services.aliases),
     ...dataKeyPairOperations(services.dataKeyPairs),
     ...tagOperations(services.tags),
+    ...importOperations(services.imports),
   ];
 }
 

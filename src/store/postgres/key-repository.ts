@@ -168,8 +168,9 @@ export class PostgresKeyRepository implements KeyRepository {
 
   async allMaterials(): Promise<MaterialRef[]> {
     // A version past material_version is a rotation under way (or interrupted): not yet the key's.
+    // A key pending import (state 5) has no material in the token.
     const { rows } = await this.db.query<{ key_id: string; version: number }>(
-      'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned AND m.version <= k.material_version ORDER BY m.key_id, m.version',
+      "SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned AND k.key_state <> '5' AND m.version <= k.material_version ORDER BY m.key_id, m.version",
     );
     return rows.map((row) => ({ keyId: row.key_id, version: row.version }));
   }

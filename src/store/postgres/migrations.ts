@@ -135,6 +135,18 @@ CREATE INDEX key_aliases_by_key ON key_aliases (key_id, alias);`,
   CONSTRAINT key_tags_key_fk FOREIGN KEY (key_id) REFERENCES keys (key_id) ON DELETE CASCADE
 );
 CREATE INDEX key_tags_by_tag ON key_tags (tag_key, tag_value);`,
+  // 10: imported key material (origin external): the wrapping key pair's expiry, the HSM's
+  // fingerprint of the first material imported (never the material), whether the token holds it
+  // now, and when it expires. One row per key.
+  `CREATE TABLE key_imports (
+  key_id              TEXT PRIMARY KEY REFERENCES keys (key_id) ON DELETE CASCADE,
+  wrapping_expires_at BIGINT,
+  fingerprint         BYTEA,
+  imported            BOOLEAN NOT NULL DEFAULT false,
+  material_expires_at BIGINT
+);
+CREATE INDEX key_imports_wrapping ON key_imports (wrapping_expires_at) WHERE wrapping_expires_at IS NOT NULL;
+CREATE INDEX key_imports_material ON key_imports (material_expires_at) WHERE material_expires_at IS NOT NULL;`,
 ];
 
 export async function migrate(pool: Pool): Promise<void> {

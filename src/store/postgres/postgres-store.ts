@@ -11,6 +11,7 @@ import { PostgresCredentialRepository } from './credential-repository';
 import { guarded } from './errors';
 import { inTransaction, PoolExecutor, TransactionExecutor, type Executor } from './executor';
 import { PostgresGrantRepository } from './grant-repository';
+import { PostgresImportRepository } from './import-repository';
 import { PostgresJobLeases } from './job-leases';
 import { PostgresKeyRepository } from './key-repository';
 import { migrate } from './migrations';
@@ -44,6 +45,7 @@ function repositories(db: Executor): Repositories {
     credentials: new PostgresCredentialRepository(db),
     auditCheckpoints: new PostgresAuditCheckpointRepository(db),
     tags: new PostgresTagRepository(db),
+    imports: new PostgresImportRepository(db),
   };
 }
 
@@ -56,6 +58,7 @@ export class PostgresStore implements MetadataStore {
   readonly credentials;
   readonly auditCheckpoints;
   readonly tags;
+  readonly imports;
   readonly leases: JobLeases;
   readonly bootstrap: PostgresBootstrapLock;
 
@@ -67,7 +70,7 @@ export class PostgresStore implements MetadataStore {
     private readonly events: StoreEvents = new StoreEvents(),
   ) {
     const db = new PoolExecutor(pool);
-    ({ keys: this.keys, grants: this.grants, aliases: this.aliases, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints, tags: this.tags } = repositories(db));
+    ({ keys: this.keys, grants: this.grants, aliases: this.aliases, rotations: this.rotations, credentials: this.credentials, auditCheckpoints: this.auditCheckpoints, tags: this.tags, imports: this.imports } = repositories(db));
     this.leases = observedLeases(new PostgresJobLeases(db), events);
     this.bootstrap = bootstrap;
   }

@@ -126,7 +126,7 @@ export class PostgresRotationRepository implements RotationRepository {
   async overBudget(budget: number): Promise<RotationCandidate[]> {
     return this.candidates(
       `SELECT k.key_id, k.project_id FROM key_materials m JOIN keys k ON k.key_id = m.key_id AND m.version = k.material_version
-       WHERE m.seals >= $1 AND k.provisioned AND k.key_state = '2' ORDER BY k.key_id`,
+       WHERE m.seals >= $1 AND k.provisioned AND k.key_state = '2' AND k.origin = 'kms' ORDER BY k.key_id`,
       budget,
     );
   }

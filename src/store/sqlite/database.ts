@@ -141,6 +141,20 @@ CREATE TABLE key_tags (
 ) STRICT;
 CREATE INDEX key_tags_by_tag ON key_tags (tag_key, tag_value);
 `,
+  // 10: imported key material (origin external; src/domain/imports.ts): the expiry of the wrapping
+  // key pair the last import token names, the HSM's fingerprint of the first material imported
+  // (never the material), whether the token holds it now, and when it expires. One row per key.
+  `
+CREATE TABLE key_imports (
+  key_id              TEXT PRIMARY KEY REFERENCES keys (key_id) ON DELETE CASCADE,
+  wrapping_expires_at INTEGER,
+  fingerprint         BLOB,
+  imported            INTEGER NOT NULL DEFAULT 0,
+  material_expires_at INTEGER
+) STRICT;
+CREATE INDEX key_imports_wrapping ON key_imports (wrapping_expires_at) WHERE wrapping_expires_at IS NOT NULL;
+CREATE INDEX key_imports_material ON key_imports (material_expires_at) WHERE material_expires_at IS NOT NULL;
+`,
 ];
 
 /** Opens the database, migrated to this release's schema. */

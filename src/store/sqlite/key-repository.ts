@@ -51,7 +51,8 @@ export class SqliteKeyRepository implements KeyRepository {
       materials: db.prepare<[string], { version: number }>('SELECT version FROM key_materials WHERE key_id = ? ORDER BY version'),
       allMaterials: db.prepare<[], { key_id: string; version: number }>(
         // A version past material_version is a rotation under way (or interrupted): not yet the key's.
-        'SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1 AND m.version <= k.material_version',
+        // A key pending import (state 5) has no material in the token.
+        "SELECT m.key_id, m.version FROM key_materials m JOIN keys k USING (key_id) WHERE k.provisioned = 1 AND k.key_state <> '5' AND m.version <= k.material_version",
       ),
     };
   }

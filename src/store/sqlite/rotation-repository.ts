@@ -79,7 +79,7 @@ export class SqliteRotationRepository implements RotationRepository {
       ),
       overBudget: db.prepare<[number], { key_id: string; project_id: string }>(
         `SELECT k.key_id, k.project_id FROM key_materials m JOIN keys k ON k.key_id = m.key_id AND m.version = k.material_version
-         WHERE m.seals >= ? AND k.provisioned = 1 AND k.key_state = '2'`,
+         WHERE m.seals >= ? AND k.provisioned = 1 AND k.key_state = '2' AND k.origin = 'kms'`,
       ),
       mostSeals: db.prepare<[], { seals: number | null }>(
         `SELECT max(m.seals) AS seals FROM key_materials m JOIN keys k ON k.key_id = m.key_id AND m.version = k.material_version

@@ -12,6 +12,7 @@ import { SqliteChangeFeed } from './change-feed';
 import { SqliteCredentialRepository } from './credential-repository';
 import { openConnection, openDatabase } from './database';
 import { SqliteGrantRepository } from './grant-repository';
+import { SqliteImportRepository } from './import-repository';
 import { SqliteJobLeases } from './job-leases';
 import { SqliteKeyRepository } from './key-repository';
 import { SqliteRotationRepository } from './rotation-repository';
@@ -40,6 +41,7 @@ export class SqliteStore implements MetadataStore {
   readonly credentials: SqliteCredentialRepository;
   readonly auditCheckpoints: SqliteAuditCheckpointRepository;
   readonly tags: SqliteTagRepository;
+  readonly imports: SqliteImportRepository;
   readonly changes: SqliteChangeFeed;
   readonly leases: JobLeases;
   readonly bootstrap: SqliteBootstrapLock;
@@ -64,6 +66,7 @@ export class SqliteStore implements MetadataStore {
     this.credentials = new SqliteCredentialRepository(session);
     this.auditCheckpoints = new SqliteAuditCheckpointRepository(session);
     this.tags = new SqliteTagRepository(session);
+    this.imports = new SqliteImportRepository(session);
     this.transaction = new TransactionSession(txDb);
     this.inTransaction = repositories(this.transaction);
     // Per store instance: two processes, or two stores of one process, never share a holder name.
@@ -170,5 +173,6 @@ function repositories(session: SqliteSession): Repositories {
     credentials: new SqliteCredentialRepository(session),
     auditCheckpoints: new SqliteAuditCheckpointRepository(session),
     tags: new SqliteTagRepository(session),
+    imports: new SqliteImportRepository(session),
   };
 }

@@ -1,0 +1,278 @@
+import { constants, createPublicKey, publicEncrypt, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as graphene from 'graphene-pk11';
+import * as pkcs11 from 'pkcs11js';
+import { KmsError } from '../../errors';
+import { ckrOf } from '../ckr';
+import { WRAPPING_KEY_VERSION, type KeyImport, type KeySpec, type MaterialRef, type WrappingAlgorithm } from '../hsm';
+import { aes256Template } from '../key-kinds/aes-256';
+import { destroyQuietly, generateKeyPair } from '../key-kinds/generate';
+import { readAttributes, rsaPublicKeyInfo } from '../key-kinds/public-key-info';
+import type { KeyObjects } from '../key-objects';
+import type { Pkcs11Profile } from '../profiles';
+import { keyObjectTemplate } from '../templates';
+import { OAEP } from './asymmetric-decryption';
+import { callback } from './calls';
+
+/**
+ * The wrapping key's size: the SDK's `encrypted_key_material` is 344 to 360 base64 characters, so
+ * the wrapped material is 256 bytes, one RSA-2048 block (RSA-3072's 384 bytes would not fit).
+ */
+export const WRAPPING_KEY_BITS = 2048;
+/** What one RSA-2048 block of wrapped material is. */
+export const WRAPPED_BYTES = WRAPPING_KEY_BITS / 8;
+/** AES-256 material. */
+const MATERIAL_BYTES = 32;
+const F4 = Buffer.from([0x01, 0x00, 0x01]);
+/** What the fingerprint encrypts (AES-ECB, one block): the classic key check value. */
+const ZERO_BLOCK = Buffer.alloc(16);
+
+/** The reference of `keyId`'s wrapping key pair: the key's id, and a version no material has. */
+export function wrappingRef(keyId: string): MaterialRef {
+  return { keyId, version: WRAPPING_KEY_VERSION };
+}
+
+/**
+ * What C_UnwrapKey answers for wrapped material that does not unwrap (another hash, another key,
+ * a block that is no OAEP encoding, a key the template cannot take): the caller's, from that call
+ * only, with the profile's bad-ciphertext codes (SoftHSM answers CKR_GENERAL_ERROR).
+ */
+const NOT_UNWRAPPED: readonly number[] = [
+  pkcs11.CKR_WRAPPED_KEY_INVALID,
+  pkcs11.CKR_WRAPPED_KEY_LEN_RANGE,
+  pkcs11.CKR_ENCRYPTED_DATA_INVALID,
+  pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE,
+  pkcs11.CKR_KEY_SIZE_RANGE,
+  pkcs11.CKR_TEMPLATE_INCONSISTENT,
+  pkcs11.CKR_ATTRIBUTE_VALUE_INVALID,
+];
+
+/** A session secret key the material is unwrapped into first, to be checked (its length, its fingerprint) before anything is written to the token. */
+function checkTemplate(keyType: graphene.KeyType): pkcs11.Template {
+  return graphene.Template.toPkcs11({
+    class: graphene.ObjectClass.SECRET_KEY,
+    keyType,
+    token: false,
+    private: true,
+    sensitive: true,
+    // Extractable only by wrapping under a session key of the role's, to measure its length (materialLength).
+    extractable: true,
+    encrypt: keyType === graphene.KeyType.AES,
+    decrypt: false,
+    wrap: false,
+    unwrap: false,
+    sign: false,
+    verify: false,
+    derive: false,
+  });
+}
+
+/**
+ * The {@link KeyImport} role: RSA-2048 wrapping key pairs made in the token (the private key
+ * private, sensitive, never extractable, allowed to unwrap and nothing else), and C_UnwrapKey with
+ * CKM_RSA_PKCS_OAEP straight into the key's AES-256 token object, whose template is generated
+ * material's (aes-256.ts), so that the symmetric role uses it unchanged.
+ */
+export class Pkcs11KeyImport implements KeyImport {
+  constructor(
+    private readonly keys: KeyObjects,
+    private readonly profile: Pkcs11Profile,
+    readonly wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>,
+  ) {}
+
+  createWrappingKey(keyId: string): Promise<Buffer> {
+    const ref = wrappingRef(keyId);
+    return this.keys.replace(ref, 'create wrapping key', async (session) => {
+      const objects = await generateKeyPair(
+        session,
+        pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN,
+        keyObjectTemplate(ref, { objectClass: 'public', keyType: graphene.KeyType.RSA, uses: [], attributes: { modulusBits: WRAPPING_KEY_BITS, publicExponent: F4 } }),
+        keyObjectTemplate(ref, { objectClass: 'private', keyType: graphene.KeyType.RSA, uses: ['unwrap'] }),
+      );
+      const publicKey = objects.find((object) => object.objectClass === 'public');
+      if (!publicKey) throw new Error('the module made no public key');
+      return { objects, value: rsaPublicKeyInfo(session, publicKey.handle) };
+    });
+  }
+
+  wrappingPublicKey(keyId: string): Promise<Buffer> {
+    return this.keys.withObject(wrappingRef(keyId), 'public', 'read public key', (session, key) => rsaPublicKeyInfo(session, key));
+  }
+
+  destroyWrappingKey(keyId: string): Promise<boolean> {
+    return this.keys.destroy(wrappingRef(keyId));
+  }
+
+  unwrapKey(ref: MaterialRef, spec: KeySpec, keyId: string, algorithm: WrappingAlgorithm, wrapped: Buffer, expectedFingerprint?: Buffer): Promise<Buffer> {
+    if (spec !== 'AES_256') return Promise.reject(new KmsError('KMS.0308', { detail: `${spec} material cannot be imported here; only AES_256.` }));
+    if (!this.wrappingAlgorithms.has(algorithm)) return Promise.reject(new KmsError('KMS.0308', { detail: `${algorithm} is not supported by this HSM.` }));
+    const mechanism: pkcs11.Mechanism = { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] };
+    return this.keys.replace(
+      ref,
+      'unwrap key',
+      async (session) => {
+        const unwrapping = this.keys.lookup(session, wrappingRef(keyId), 'private');
+        if (!unwrapping) throw new KmsError('KMS.0207', { cause: new Error(`no wrapping key for ${keyId} in the token`) });
+        const { key: checked, fingerprint } = await this.unwrapForCheck(session, mechanism, unwrapping, wrapped);
+        try {
+          if (expectedFingerprint && !(expectedFingerprint.length === fingerprint.length && timingSafeEqual(expectedFingerprint, fingerprint))) {
+            throw new KmsError('KMS.2606');
+          }
+          const handle = await this.unwrapIntoToken(session, mechanism, unwrapping, wrapped, ref);
+          return { objects: [{ objectClass: 'secret' as const, handle }], value: fingerprint };
+        } finally {
+          destroyQuietly(new graphene.SessionObject(checked, session, session.lib));
+        }
+      },
+    );
+  }
+
+  /**
+   * The material as a session AES key, of 32 bytes, and its fingerprint. Material that does not
+   * unwrap as an AES key is unwrapped once more as a generic secret, which takes any length: when
+   * that works, its length was wrong (KMS.2604); when it does not, it does not unwrap at all
+   * (KMS.0308).
+   */
+  private async unwrapForCheck(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer): Promise<{ key: Buffer; fingerprint: Buffer }> {
+    let key: Buffer;
+    try {
+      key = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.AES));
+    } catch (error) {
+      if (!(error instanceof KmsError && error.code === 'KMS.0308')) throw error;
+      const secret = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.GENERIC_SECRET));
+      destroyQuietly(new graphene.SessionObject(secret, session, session.lib));
+      throw new KmsError('KMS.2604');
+    }
+    try {
+      const length = materialLength(session, key);
+      // AES-ECB takes 16, 24 and 32-byte keys only: another length fails here (SoftHSM: CKR_MECHANISM_INVALID).
+      const fingerprint = length === MATERIAL_BYTES ? fingerprintOf(session, key) : undefined;
+      if (!fingerprint) throw new KmsError('KMS.2604');
+      return { key, fingerprint };
+    } catch (error) {
+      destroyQuietly(new graphene.SessionObject(key, session, session.lib));
+      throw error;
+    }
+  }
+
+  /**
+   * The token object: generated material's template (aes-256.ts), less CKA_VALUE_LEN (the value's
+   * length is the material's; SoftHSM refuses the attribute in an unwrap template). SoftHSM 2.6
+   * also refuses CKA_MODIFIABLE false there (CKR_ATTRIBUTE_READ_ONLY, and in C_CopyObject too): on
+   * such a module the object is made without it, so it stays modifiable (the service never
+   * modifies an object; its uses are set false explicitly all the same).
+   */
+  private async unwrapIntoToken(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, ref: MaterialRef): Promise<Buffer> {
+    const { valueLen: _length, ...template } = aes256Template(ref);
+    try {
+      try {
+        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(template));
+      } catch (error) {
+        if (ckrOf(error) !== pkcs11.CKR_ATTRIBUTE_READ_ONLY) throw error;
+        const { modifiable: _modifiable, ...modifiable } = template;
+        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(modifiable));
+      }
+    } catch (error) {
+      // The same material has just unwrapped into the check object: a refusal now is the module's, not the caller's.
+      if (error instanceof KmsError && error.code === 'KMS.0308') throw new KmsError('KMS.0103', { cause: error.cause });
+      throw error;
+    }
+  }
+
+  /** C_UnwrapKey; what means "does not unwrap" is the caller's KMS.0308. */
+  private async unwrap(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, template: pkcs11.Template): Promise<Buffer> {
+    const { lib, handle } = session;
+    try {
+      return this.profile.cryptoCalls === 'sync'
+        ? lib.C_UnwrapKey(handle, mechanism, unwrapping, wrapped, template)
+        : await callback<Buffer>((done) => lib.C_UnwrapKey(handle, mechanism, unwrapping, wrapped, template, done));
+    } catch (error) {
+      const code = ckrOf(error);
+      if (code !== undefined && (NOT_UNWRAPPED.includes(code) || this.profile.badTagCodes.has(code))) {
+        throw new KmsError('KMS.0308', { detail: 'encrypted_key_material does not unwrap under the import token\'s wrapping key with its wrapping algorithm.', cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+/** AES-ECB of a zero block under the key, in the token: equal for equal material, and telling nothing of it. Undefined when the key is no AES key's length. */
+function fingerprintOf(session: graphene.Session, key: Buffer): Buffer | undefined {
+  const { lib, handle } = session;
+  try {
+    lib.C_EncryptInit(handle, { mechanism: pkcs11.CKM_AES_ECB }, key);
+  } catch (error) {
+    const code = ckrOf(error);
+    if (code === pkcs11.CKR_MECHANISM_INVALID || code === pkcs11.CKR_KEY_SIZE_RANGE || code === pkcs11.CKR_KEY_TYPE_INCONSISTENT) return undefined;
+    throw error;
+  }
+  return Buffer.from(lib.C_Encrypt(handle, ZERO_BLOCK, Buffer.alloc(ZERO_BLOCK.length)));
+}
+
+/**
+ * The unwrapped material's length in bytes, never the material. NSS's softoken reports it as
+ * CKA_VALUE_LEN (and makes an AES key of whatever length the material has, whatever the template
+ * asks). SoftHSM 2.6 reports 0 for an unwrapped key (and refuses a CKA_VALUE_LEN in the template):
+ * there, the key is wrapped with AES key wrap (RFC 3394, padded to 8 bytes by SoftHSM) under a
+ * session key made for the purpose and destroyed at once, and the length of that ciphertext says
+ * the length to 8 bytes (40 bytes: 25 to 32), which AES-ECB's (16, 24 or 32) completes. Only the
+ * session check object is extractable, and only by wrapping under that session key.
+ */
+function materialLength(session: graphene.Session, key: Buffer): number {
+  const reported = valueLength(readAttributes(session, key, [pkcs11.CKA_VALUE_LEN])[0]!);
+  if (reported > 0) return reported;
+  const { lib, handle } = session;
+  const wrapping = lib.C_GenerateKey(
+    handle,
+    { mechanism: pkcs11.CKM_AES_KEY_GEN },
+    graphene.Template.toPkcs11({ class: graphene.ObjectClass.SECRET_KEY, keyType: graphene.KeyType.AES, token: false, valueLen: 32, wrap: true, sensitive: true, extractable: false }),
+  );
+  try {
+    const wrappedLength = lib.C_WrapKey(handle, { mechanism: pkcs11.CKM_AES_KEY_WRAP }, wrapping, key, Buffer.alloc(128)).length;
+    // 8 bytes of integrity check value, then the key padded to 8 bytes: 40 bytes hold 25 to 32.
+    return wrappedLength === MATERIAL_BYTES + 8 ? MATERIAL_BYTES : wrappedLength - 8;
+  } finally {
+    destroyQuietly(new graphene.SessionObject(wrapping, session, session.lib));
+  }
+}
+
+/**
+ * Whether the module unwraps with `algorithm`, found by doing it (C_UnwrapKey may take OAEP hashes
+ * C_Decrypt does not, and the reverse): a throwaway session RSA-1024 key pair, 32 bytes wrapped by
+ * Node's crypto with its public key, unwrapped into a session AES key, destroyed. False when the
+ * module refuses the parameters or the material does not come back; throws what is not an answer
+ * about them.
+ */
+export function probeUnwrap(session: graphene.Session, algorithm: WrappingAlgorithm): boolean {
+  const pair = session.generateKeyPair(
+    graphene.KeyGenMechanism.RSA,
+    { keyType: graphene.KeyType.RSA, token: false, modulusBits: 1024, publicExponent: F4, encrypt: true, verify: false, wrap: false },
+    { keyType: graphene.KeyType.RSA, token: false, private: true, sensitive: true, extractable: false, unwrap: true, decrypt: false, sign: false },
+  );
+  try {
+    const [modulus, exponent] = readAttributes(session, pair.publicKey.handle, [pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT]);
+    const publicKey = createPublicKey({ key: { kty: 'RSA', n: modulus!.toString('base64url'), e: exponent!.toString('base64url') }, format: 'jwk' });
+    const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
+    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, randomBytes(MATERIAL_BYTES));
+    let key: Buffer;
+    try {
+      key = session.lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, pair.privateKey.handle, wrapped, checkTemplate(graphene.KeyType.AES));
+    } catch (error) {
+      const code = ckrOf(error);
+      if (code !== undefined && (REFUSED.has(code) || NOT_UNWRAPPED.includes(code))) return false;
+      throw error;
+    }
+    destroyQuietly(new graphene.SessionObject(key, session, session.lib));
+    return true;
+  } finally {
+    destroyQuietly(pair.privateKey);
+    destroyQuietly(pair.publicKey);
+  }
+}
+
+/** What modules answer to OAEP parameters they do not take (SoftHSM 2.6: CKR_ARGUMENTS_BAD to any hash but SHA-1). */
+const REFUSED: ReadonlySet<number> = new Set([pkcs11.CKR_ARGUMENTS_BAD, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_GENERAL_ERROR]);
+
+/** A CK_ULONG attribute as the module wrote it (8 bytes on 64-bit platforms, 4 on others). */
+function valueLength(raw: Buffer): number {
+  return raw.length >= 8 ? Number(raw.readBigUInt64LE(0)) : raw.readUInt32LE(0);
+}
