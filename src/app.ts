@@ -187,7 +187,6 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   app.enable('case sensitive routing');
   app.enable('strict routing');
 
-  app.use(requestIds());
   // The probes, the contract's pages and the scrapes, on a router of their own that an API path
   // (under /v1.0/) never enters: none of their routes takes one, and their path matching was
   // work on every API request (issue 21).
@@ -195,13 +194,15 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   mountHealthRoutes(publicRoutes, deps.readiness);
   if (deps.docs ?? true) mountDocsRoutes(publicRoutes);
   mountMetricsRoute(publicRoutes, deps.metrics);
-  app.use((req: Request, res: Response, next: NextFunction) => (req.path.startsWith(API_PREFIX) ? next() : publicRoutes(req, res, next)));
-  // After the probes, the contract's pages and the scrapes: they are not API requests. One layer
-  // of the app's router for the whole chain (src/http/series.ts).
   const validator = contractValidator(document, { validateResponses: deps.validateResponses ?? false });
   const log = accessLog(deps.logger, deps.accessLog ?? true);
+  // One layer of the app's router for the whole chain (src/http/series.ts): the request's id;
+  // the public routes; then, for what they do not answer (every API request), the API's chain.
   app.use(
     inSeries([
+      requestIds(),
+      (req: Request, res: Response, next: NextFunction) => (req.path.startsWith(API_PREFIX) ? next() : publicRoutes(req, res, next)),
+      // After the probes, the contract's pages and the scrapes: they are not API requests.
       ...(deps.requestObserver ? [requestMetrics(deps.requestObserver, new Set(operations.map((op) => op.name)), publicPaths)] : []),
       ...(log ? [log] : []),
       jsonBody(deps.bodyLimitBytes),
