@@ -3,7 +3,8 @@
  * its route lookup compiles each route's path-to-regexp matcher once, not once per route scanned
  * on every request (upstream PR #1217, "perf: cache route matchers"), and tries only the routes
  * whose last path segment the request's can match, not every route's expression in turn (issue
- * 21). If the patch stops applying (a new validator version, an install without the postinstall),
+ * 21), and, once the document has loaded, runs its middlewares at once instead of each through a
+ * promise of its own (issue 21). If the patch stops applying (a new validator version, an install without the postinstall),
  * these fail.
  */
 import { once } from 'node:events';
@@ -24,8 +25,15 @@ beforeAll(async () => {
   app.enable('case sensitive routing');
   app.enable('strict routing');
   app.use(express.json());
+  // Whether what follows runs in this same turn: a promise anywhere in between lets the microtask run first.
+  app.use((_req, res, next) => {
+    res.locals.turn = 'same';
+    queueMicrotask(() => (res.locals.turn = 'later'));
+    next();
+  });
   app.use(...contractValidator(loadOpenApiDocument(), { validateResponses: false }).handlers);
   app.post(['/v1.0/:project_id/kms/:operation', '/v1.0/:project_id/kms/:operation/'], (req, res) => {
+    res.setHeader('x-turn', String(res.locals.turn));
     res.json({ matched: req.openapi?.openApiRoute });
   });
   const refusal: ErrorRequestHandler = (error: { status?: number }, _req, res, _next) => {
@@ -95,6 +103,14 @@ describe('the patched route lookup of express-openapi-validator', () => {
     } finally {
       execs.mockRestore();
     }
+  });
+
+  it('runs its middlewares at once once the document has loaded, without a promise between them', async () => {
+    await post('describe-key', { key_id: 'x' });
+    const response = await post('describe-key', { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f' });
+    expect(response.status).toBe(200);
+    // Unpatched, each middleware waits for the document's promise: the route runs turns later.
+    expect(response.headers.get('x-turn')).toBe('same');
   });
 
   it('still refuses what the contract does not describe, and checks each body', async () => {
