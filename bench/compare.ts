@@ -143,9 +143,14 @@ async function main(): Promise<void> {
             rounds: runs.map((r) => r.requestsPerSecond),
             ...(ratio === undefined ? {} : { serviceOverCeiling: Math.round(ratio * 100) / 100 }),
           };
-          rows.push(row);
+          // Against the build listed before it, paired by round (both measured in the same minute of the same round).
+          const previous = names.indexOf(name) > 0 && name !== 'ceiling' ? results.get(key(names[names.indexOf(name) - 1]!, endpoint, connections)) : undefined;
+          const cpuRatio = previous ? median(runs.map((r, i) => r.cpuUsPerRequest / previous[i]!.cpuUsPerRequest)) : undefined;
+          const rateRatio = previous ? median(runs.map((r, i) => r.requestsPerSecond / previous[i]!.requestsPerSecond)) : undefined;
+          rows.push({ ...row, cpuRounds: runs.map((r) => r.cpuUsPerRequest), ...(cpuRatio === undefined ? {} : { cpuVsPrevious: cpuRatio, requestsPerSecondVsPrevious: rateRatio }) });
           console.log(
-            `${name} | ${row.endpoint} | ${connections} | ${row.requestsPerSecond.toLocaleString('en')} | ${row.p99Ms} | ${row.cpuUsPerRequest} | ${ratio === undefined ? '' : ratio.toFixed(2)}   (rounds: ${row.rounds.join(', ')})`,
+            `${name} | ${row.endpoint} | ${connections} | ${row.requestsPerSecond.toLocaleString('en')} | ${row.p99Ms} | ${row.cpuUsPerRequest} | ${ratio === undefined ? '' : ratio.toFixed(2)}   (rounds: ${row.rounds.join(', ')}; CPU µs: ${runs.map((r) => r.cpuUsPerRequest).join(', ')})` +
+              (cpuRatio === undefined ? '' : `; against the build before, paired by round: CPU ×${cpuRatio.toFixed(3)}, req/s ×${rateRatio!.toFixed(3)}`),
           );
         }
       }

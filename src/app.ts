@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { Router, type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AuditOutcome } from './audit/audit-log';
 import { AuditNotDone, type AuditSink } from './audit/audit-sink';
@@ -18,6 +18,7 @@ import { mountDocsRoutes } from './http/docs-routes';
 import { mountMetricsRoute, requestMetrics, type MetricsAnswer, type RequestObserver } from './http/metrics-route';
 import type { Readiness } from './health/readiness';
 import { replies } from './http/reply';
+import { inSeries } from './http/series';
 import { accessLog, requestIds } from './http/request-log';
 import { allOperations, PUBLIC_ROUTES, type OperationServices } from './http/routes/all-operations';
 import { versionDocuments } from './http/routes/versions';
@@ -55,6 +56,9 @@ function hostOf(req: Request): string {
   const address = req.socket.localAddress ?? '127.0.0.1';
   return `${address.includes(':') ? `[${address}]` : address}:${req.socket.localPort ?? 80}`;
 }
+
+/** Where the API's paths begin: `/v1.0/{project_id}/kms/...`. */
+const API_PREFIX = '/v1.0/';
 
 /** The raw project segment of `/v1.0/{project_id}/kms/<name>`, as sent. */
 function rawProjectId(req: Request): string {
@@ -177,19 +181,30 @@ export async function buildApp(deps: AppDeps): Promise<Express> {
   app.enable('case sensitive routing');
   app.enable('strict routing');
 
-  app.use(requestIds());
-  mountHealthRoutes(app, deps.readiness);
-  if (deps.docs ?? true) mountDocsRoutes(app);
-  mountMetricsRoute(app, deps.metrics);
-  // After the probes, the contract's pages and the scrapes: they are not API requests.
-  if (deps.requestObserver) app.use(requestMetrics(deps.requestObserver, operations, publicPaths));
-  const log = accessLog(deps.logger, deps.accessLog ?? true);
-  if (log) app.use(log);
-  app.use(jsonBody(deps.bodyLimitBytes));
-  app.use(authenticate);
+  // The probes, the contract's pages and the scrapes, on a router of their own that an API path
+  // (under /v1.0/) never enters: none of their routes takes one, and their path matching was
+  // work on every API request (issue 21).
+  const publicRoutes = Router({ caseSensitive: true, strict: true });
+  mountHealthRoutes(publicRoutes, deps.readiness);
+  if (deps.docs ?? true) mountDocsRoutes(publicRoutes);
+  mountMetricsRoute(publicRoutes, deps.metrics);
   const validator = contractValidator(document, { validateResponses: deps.validateResponses ?? false });
-  app.use(...validator.handlers);
-  app.use(dispatch(operations.map((op) => [op, perform(op)])));
+  const log = accessLog(deps.logger, deps.accessLog ?? true);
+  // One layer of the app's router for the whole chain (src/http/series.ts): the request's id;
+  // the public routes; then, for what they do not answer (every API request), the API's chain.
+  app.use(
+    inSeries([
+      requestIds(),
+      (req: Request, res: Response, next: NextFunction) => (req.path.startsWith(API_PREFIX) ? next() : publicRoutes(req, res, next)),
+      // After the probes, the contract's pages and the scrapes: they are not API requests.
+      ...(deps.requestObserver ? [requestMetrics(deps.requestObserver, operations, publicPaths)] : []),
+      ...(log ? [log] : []),
+      jsonBody(deps.bodyLimitBytes),
+      authenticate,
+      ...validator.handlers,
+      dispatch(operations.map((op) => [op, perform(op)])),
+    ]),
+  );
   for (const doc of documents) app.get(expressPath(doc.path), serveDocument(doc));
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new KmsError('KMS.0201')));
   const onError: ErrorRequestHandler = (error: unknown, req, res, _next) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Router, type Express, type RequestHandler } from 'express';
+import { Router, type RequestHandler } from 'express';
 import swaggerUi from 'swagger-ui-express';
 import { parse } from 'yaml';
 import { OPENAPI_PATH } from '../openapi-spec';
@@ -77,7 +77,7 @@ function contractFile(text: string, contentType: string): ContractFile {
  * page's relative links). Mounted beside the health probes: before the access log, authentication
  * and the contract validator, so reading the contract costs no credential, audit record or log line.
  */
-export function mountDocsRoutes(app: Express): void {
+export function mountDocsRoutes(app: Router): void {
   const yamlText = readFileSync(OPENAPI_PATH, 'utf8');
   const yaml = contractFile(yamlText, 'application/yaml; charset=utf-8');
   const json = contractFile(JSON.stringify(parse(yamlText)), 'application/json; charset=utf-8');

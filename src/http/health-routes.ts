@@ -1,4 +1,4 @@
-import type { Express, RequestHandler } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Readiness } from '../health/readiness';
 import type { components } from './openapi.generated';
 import type { PublicRoute } from './operation';
@@ -18,7 +18,7 @@ export const HEALTH_ROUTES: readonly PublicRoute[] = [
  * Mounted before authentication, the body parser and the access log, so a probe every few seconds
  * costs neither a credential nor a log line.
  */
-export function mountHealthRoutes(app: Express, readiness: Readiness): void {
+export function mountHealthRoutes(app: Router, readiness: Readiness): void {
   const noStore: RequestHandler = (_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store');
     next();

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { exactPath, type Operation, type PublicRoute } from './operation';
 
 /**
@@ -59,7 +59,7 @@ export function answerScrape(answer: MetricsAnswer): (req: IncomingMessage, res:
  * Mounts GET /metrics when it is served on this port (behind its token); otherwise the path
  * answers as any unknown one does (404 KMS.0201).
  */
-export function mountMetricsRoute(app: Express, answer: MetricsAnswer | undefined): void {
+export function mountMetricsRoute(app: Router, answer: MetricsAnswer | undefined): void {
   if (answer === undefined) return;
   const handle = answerScrape(answer);
   app.get(METRICS_ROUTE.path, (req: Request, res: Response) => handle(req, res));

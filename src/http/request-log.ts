@@ -82,12 +82,16 @@ function operationOf(req: Request): string {
  */
 export function accessLog(logger: Logger, enabled = true): RequestHandler | undefined {
   if (!enabled || !logger.isLevelEnabled('info')) return undefined;
+  // The line is made here of identifiers, a status and a duration, never a secret: the logger's
+  // redaction (its second line of defence, src/logger.ts) is left out for it, for it walked and
+  // copied every line, about half the line's cost and 10 KB of garbage per request (issue 21).
+  const lines = logger.child({}, { redact: [] });
   return (req: Request, res: Response, next: NextFunction) => {
     const startedAt = Date.now();
     res.once('close', () => {
       const { exchange } = res.locals;
       const principal = exchange?.principal;
-      logger.info(
+      lines.info(
         {
           requestId: exchange?.requestId,
           operation: exchange?.operation ?? operationOf(req),
