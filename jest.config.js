@@ -40,6 +40,7 @@ const ON_EVERY_MODULE = [
   'api/derive-shared-secret',
   'api/datakey-pair',
   'api/aliases',
+  'api/tags',
   'api/import',
   'hsm/key-material',
   'hsm/token-layout',
