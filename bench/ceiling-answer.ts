@@ -5,6 +5,7 @@
  * against the service's seam, so both measure the same ceiling.
  */
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import * as pkcs11 from 'pkcs11js';
 import { encodeBinding } from '../src/kms/binding';
 import { encodeBlob } from '../src/kms/blob-codec';
@@ -62,6 +63,25 @@ export function findKeyObject({ lib, session }: TokenSession, objectClass: numbe
   lib.C_FindObjectsFinal(session);
   if (!key) throw new Error(`no key ${label} of class ${objectClass}`);
   return key;
+}
+
+/**
+ * Listens on PORT (0: any) on loopback, writes `{"listening": address}` on stdout for the
+ * benchmark to read, and on SIGTERM or SIGINT closes the server and the token session and exits.
+ */
+export function serveCeiling(server: Server, { lib, session }: TokenSession): void {
+  server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
+    process.stdout.write(`${JSON.stringify({ listening: server.address() })}\n`);
+  });
+  const stop = (): void => {
+    server.close();
+    lib.C_Logout(session);
+    lib.C_CloseSession(session);
+    lib.C_Finalize();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 /** Opens the ceiling's session (openTokenSession) and finds BENCH_KEY_LABEL's key. */

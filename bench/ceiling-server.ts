@@ -11,10 +11,9 @@
  * Environment: SOFTHSM2_CONF, BENCH_MODULE, BENCH_TOKEN_LABEL, BENCH_PIN_FILE, BENCH_KEY_LABEL, PORT.
  */
 import { createServer } from 'node:http';
-import { benchEnv as env, ceilingAnswer, openCeilingSession } from './ceiling-answer';
+import { benchEnv as env, ceilingAnswer, openCeilingSession, serveCeiling } from './ceiling-answer';
 
 const ceiling = openCeilingSession();
-const { lib, session } = ceiling;
 const keyId = env('BENCH_KEY_LABEL').split('/')[1]!;
 
 const server = createServer((req, res) => {
@@ -25,15 +24,4 @@ const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
 });
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ listening: server.address() })}\n`);
-});
-const stop = (): void => {
-  server.close();
-  lib.C_Logout(session);
-  lib.C_CloseSession(session);
-  lib.C_Finalize();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveCeiling(server, ceiling);

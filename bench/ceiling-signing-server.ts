@@ -16,7 +16,7 @@
 import { createServer } from 'node:http';
 import * as pkcs11 from 'pkcs11js';
 import { ecdsaFromDer, ecdsaToDer } from '../src/hsm/roles/ecdsa-der';
-import { benchEnv as env, findKeyObject, openTokenSession } from './ceiling-answer';
+import { benchEnv as env, findKeyObject, openTokenSession, serveCeiling } from './ceiling-answer';
 
 const token = openTokenSession();
 const { lib, session } = token;
@@ -88,15 +88,4 @@ const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
 });
-server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
-  process.stdout.write(`${JSON.stringify({ listening: server.address() })}\n`);
-});
-const stop = (): void => {
-  server.close();
-  lib.C_Logout(session);
-  lib.C_CloseSession(session);
-  lib.C_Finalize();
-  process.exit(0);
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+serveCeiling(server, token);
