@@ -79,7 +79,7 @@ describe('a crash in the middle of create-key', () => {
     const withMaterial = await interruptedCreation('record+hsm');
     const withoutMaterial = await interruptedCreation('record');
     // The periodic sweep leaves a creation under a minute old alone: another worker may be making it.
-    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 0, deleted: 0, skipped: 0, failed: 0 });
+    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 0, deleted: 0, importsExpired: 0, skipped: 0, failed: 0 });
     const logged = t.logs.lines.length;
 
     await t.restart();
@@ -95,7 +95,7 @@ describe('a crash in the middle of create-key', () => {
   it('rolls back a creation that died before the HSM step', async () => {
     const keyId = await interruptedCreation('record');
     t.clock.now += HOUR_MS;
-    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 1, deleted: 0, skipped: 0, failed: 0 });
+    expect(await t.service.maintenance.run()).toEqual({ rolledBack: 1, deleted: 0, importsExpired: 0, skipped: 0, failed: 0 });
     expectKmsError(await kms.call('describe-key', { key_id: keyId }), 404, 'KMS.0207');
   });
 });
