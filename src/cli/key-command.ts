@@ -9,7 +9,7 @@ import { importOperations } from '../http/routes/imports';
 import { aliasOperations } from '../http/routes/aliases';
 import type { RequestContext } from '../kms/context';
 import { KEY_STATE, type KeyState } from '../domain/keys';
-import { ALIAS } from '../kms/key-reference';
+import { ALIAS, isKeyReferenceShape } from '../kms/key-reference';
 import type { KeyServices } from '../kms/key-services';
 import { auditedOperation } from './cli-audit';
 import { parseCommandLine, type CommandLine, type OptionSpec } from './command-line';
@@ -114,8 +114,9 @@ export function keyCommand<Body, Response>(definition: KeyCommand<Body, Response
 
 /**
  * The key a KEY argument names in the project: the key with that id, or else the key an alias (v2,
- * `alias/…`) names, or else the key with that key_alias. None is KMS.0207, as the API answers for
- * a key id it does not know.
+ * `alias/…`) names, or else the key with that key_alias. An alias URN (alias_urn) is given to the
+ * service as it is, which resolves it as the API does (KeyService.visibleKey; another region's or
+ * project's names no key). None is KMS.0207, as the API answers for a key id it does not know.
  */
 export async function resolveKey(services: KeyServices, projectId: string, ref: string): Promise<string> {
   if (await services.store.keys.get(projectId, ref)) return ref;
@@ -123,6 +124,7 @@ export async function resolveKey(services: KeyServices, projectId: string, ref: 
   if (named) return named.keyId;
   const byAlias = await services.store.keys.getByAlias(projectId, ref);
   if (byAlias) return byAlias.keyId;
+  if (isKeyReferenceShape(ref)) return ref;
   throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });
 }
 

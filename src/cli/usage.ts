@@ -21,7 +21,7 @@ interface CommandHelp {
   readonly summary: string;
 }
 
-const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
+const KEY_REF = 'KEY is a key id, one of the key\'s aliases (alias/…, or its alias_urn), or its key_alias in the project.';
 
 export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
   key: {

@@ -493,7 +493,9 @@ describe('npm run kms -- alias ..., beside the running service', () => {
     // The running service resolves the new alias at once.
     expect((await api.call('describe-key', { key_id: 'alias/cli/orders' })).body.key_info.key_id).toBe(first);
 
-    const listed = JSON.parse((await alias('list', 'alias/cli/orders')).stdout) as { aliases: Array<{ alias: string }>; page_info: unknown };
+    // KEY by an alias URN too, as the API takes it.
+    const urn = (JSON.parse(created.stdout) as { alias_urn: string }).alias_urn;
+    const listed = JSON.parse((await alias('list', urn)).stdout) as { aliases: Array<{ alias: string }>; page_info: unknown };
     expect(listed.aliases.map((entry) => entry.alias)).toEqual(['alias/cli/billing', 'alias/cli/orders']);
     expect(listed.page_info).toEqual({ current_count: 2 });
     const page = JSON.parse((await alias('list', '--limit', '1')).stdout) as { aliases: Array<{ alias: string }>; page_info: unknown };
