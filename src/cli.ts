@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { aliasCommandLine } from './cli/alias-command';
 import { auditCommandLine } from './cli/audit-command';
 import { withCore, type CliCore } from './cli/core';
 import { credentialCommandLine } from './cli/credential-command';
@@ -50,7 +51,8 @@ async function main(argv: readonly string[]): Promise<void> {
     const run = storeCommandLine(verb, args);
     return await run(loadConfig());
   }
-  const run: (core: CliCore) => Promise<void> = group === 'key' ? keyCommandLine(verb, args) : credentialCommandLine(verb, args);
+  const run: (core: CliCore) => Promise<void> =
+    group === 'key' ? keyCommandLine(verb, args) : group === 'alias' ? aliasCommandLine(verb, args) : credentialCommandLine(verb, args);
   await withCore(loadConfig(), run);
 }
 

@@ -24,7 +24,6 @@ import { systemClock, type Clock } from './kms/context';
 import { DataKeyService } from './kms/datakey-service';
 import { SigningService } from './kms/signing-service';
 import { MacService } from './kms/mac-service';
-import { AliasService } from './kms/alias-service';
 import { KeyAgreementService } from './kms/key-agreement-service';
 import { DataService } from './kms/data-service';
 import { RsaDataCipher } from './kms/rsa-data';
@@ -116,7 +115,7 @@ export async function startService(config: Config, options: StartOptions): Promi
   metrics?.store.watch(store);
   const runMaintenance = options.maintenance ?? true;
 
-  const { grantAccess, rotator, usage, keys, rotation, tags, imports } = core.keys;
+  const { grantAccess, rotator, usage, keys, rotation, tags, imports, aliases } = core.keys;
   metrics?.keys.watch({
     keysByState: () => store.keys.countByState(clock()),
     sealsCounted: () => usage.counted,
@@ -134,7 +133,6 @@ export async function startService(config: Config, options: StartOptions): Promi
   const signing = new SigningService({ keys, hsm });
   const macs = new MacService({ keys, hsm });
   const keyAgreement = new KeyAgreementService({ keys, hsm });
-  const aliases = new AliasService({ store, hsm, keys, clock, logger, region: config.region });
   const dataKeyPairs = new DataKeyPairService({ keys, sealer });
   const grants = new GrantService({
     store: store.grants,

@@ -5,6 +5,7 @@ import type { Config } from '../config';
 import type { AuditRecord, CredentialChangeRecord } from '../audit/audit-records';
 import type { MetadataStore } from '../domain/repositories';
 import { KmsError } from '../errors';
+import { actedOnFields } from '../http/audit-trail';
 import type { Operation } from '../http/operation';
 import type { CredentialService } from '../identity/credentials';
 import type { RequestContext } from '../kms/context';
@@ -153,7 +154,8 @@ export async function auditedOperation<R>(at: AuditedStore & { readonly keys: Ke
     project_id: call.projectId,
     action: call.op.name,
     permission: call.op.action,
-    key_id: ctx.actedOn.keyId,
+    // The key, and what else the API's record names (the aliases of the alias operations, ...).
+    ...actedOnFields(ctx.actedOn),
     // As the API answers it: 204 for the operations that answer without a body (the tag writes).
     status: outcome.ok ? (call.op.status ?? 200) : outcome.error.status,
     result: outcome.ok ? 'OK' : outcome.error.code,

@@ -6,9 +6,10 @@ import { keyOperations } from '../http/routes/keys';
 import { rotationOperations } from '../http/routes/rotation';
 import { tagOperations } from '../http/routes/tags';
 import { importOperations } from '../http/routes/imports';
+import { aliasOperations } from '../http/routes/aliases';
 import type { RequestContext } from '../kms/context';
 import { KEY_STATE, type KeyState } from '../domain/keys';
-import { ALIAS } from '../kms/key-reference';
+import { ALIAS, isKeyReferenceShape } from '../kms/key-reference';
 import type { KeyServices } from '../kms/key-services';
 import { auditedOperation } from './cli-audit';
 import { parseCommandLine, type CommandLine, type OptionSpec } from './command-line';
@@ -25,23 +26,29 @@ import { own, UsageError } from './usage';
  * in openapi.yaml, as the API checks it, before the service sees it.
  */
 
-interface KeyCommand<Body, Response> {
+export interface KeyCommand<Body, Response> {
   readonly path: OperationPath;
   /** The operation's method at `path` (POST by default); only a POST's body is checked against openapi.yaml. */
   readonly method?: OperationMethod;
   readonly spec: OptionSpec;
   /** The command takes a KEY argument (a key id or an alias). */
   readonly takesKey: boolean;
+  /** Where KEY is among the positional arguments (0, the first, unless said). */
+  readonly keyAt?: number;
+  /** KEY may be left out (list-aliases: the project's, or one key's). */
+  readonly keyOptional?: boolean;
+  /** How many positional arguments the command takes at most: 1 with KEY, none without, unless said (the aliases'). */
+  readonly positionals?: number;
   readonly makesMaterial?: boolean;
   /** The request body for the resolved key; usage errors are thrown here, before the core is opened. */
   readonly body: (line: CommandLine) => (keyId: string) => Body;
-  /** `keyId`: the key resolved (the tag paths take it in the path, not the body). */
+  /** `keyId`: the key resolved, '' when none was named (the tag paths take it in the path, not the body). */
   readonly call: (services: KeyServices, ctx: RequestContext, body: Body, keyId: string) => Response | Promise<Response>;
   readonly table: (response: Response) => Table;
 }
 
 /** A command line checked and ready to run once the core is open, its types closed over. */
-type Runner = (line: CommandLine, topic: readonly string[]) => (core: CliCore) => Promise<void>;
+export type Runner = (line: CommandLine, topic: readonly string[]) => (core: CliCore) => Promise<void>;
 
 const STATE_NAMES: Readonly<Record<KeyState, string>> = {
   [KEY_STATE.pendingActivation]: 'pending-activation',
@@ -68,15 +75,19 @@ function when(millis: string): string {
   return /^\d+$/.test(millis) ? new Date(Number(millis)).toISOString() : millis;
 }
 
-function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { readonly spec: OptionSpec; readonly run: Runner } {
-  const spec: OptionSpec = { ...definition.spec, strings: ['project', ...(definition.spec.strings ?? [])], positionals: definition.takesKey ? 1 : 0 };
+export function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { readonly spec: OptionSpec; readonly run: Runner } {
+  const spec: OptionSpec = {
+    ...definition.spec,
+    strings: ['project', ...(definition.spec.strings ?? [])],
+    positionals: definition.positionals ?? (definition.takesKey ? 1 : 0),
+  };
   const run: Runner = (line, topic) => {
     const projectId = line.strings.get('project');
     if (projectId === undefined) throw new UsageError(`${topic.join(' ')} needs --project`, topic);
     const check = new RequestCheck();
     if (!check.isProjectId(projectId)) throw new UsageError('--project takes a project id: 1 to 64 letters, digits, "_" or "-"', topic);
-    const keyRef = line.positionals[0];
-    if (definition.takesKey && keyRef === undefined) throw new UsageError(`${topic.join(' ')} needs the key (its id or alias)`, topic);
+    const keyRef = definition.takesKey ? line.positionals[definition.keyAt ?? 0] : undefined;
+    if (definition.takesKey && !definition.keyOptional && keyRef === undefined) throw new UsageError(`${topic.join(' ')} needs the key (its id or alias)`, topic);
     const bodyFor = definition.body(line);
     return async (core) => {
       const method = definition.method ?? 'post';
@@ -88,7 +99,8 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
         run: async (ctx, services) => {
           const keyId = keyRef === undefined ? '' : await resolveKey(services, projectId, keyRef);
           const body = bodyFor(keyId);
-          const refusal = method === 'post' ? check.refusal(op, body) : undefined;
+          // The body openapi.yaml declares (a POST's, delete-alias's DELETE) is checked as the API checks it.
+          const refusal = method === 'post' || check.declaresBody(op) ? check.refusal(op, body) : undefined;
           if (refusal) throw refusal;
           return definition.call(services, ctx, body, keyId);
         },
@@ -102,21 +114,23 @@ function keyCommand<Body, Response>(definition: KeyCommand<Body, Response>): { r
 
 /**
  * The key a KEY argument names in the project: the key with that id, or else the key an alias (v2,
- * `alias/…`) names, or else the key with that key_alias. None is KMS.0207, as the API answers for
- * a key id it does not know.
+ * `alias/…`) names, or else the key with that key_alias. An alias URN (alias_urn) is given to the
+ * service as it is, which resolves it as the API does (KeyService.visibleKey; another region's or
+ * project's names no key). None is KMS.0207, as the API answers for a key id it does not know.
  */
-async function resolveKey(services: KeyServices, projectId: string, ref: string): Promise<string> {
+export async function resolveKey(services: KeyServices, projectId: string, ref: string): Promise<string> {
   if (await services.store.keys.get(projectId, ref)) return ref;
   const named = ALIAS.test(ref) ? await services.store.aliases.get(projectId, ref) : undefined;
   if (named) return named.keyId;
   const byAlias = await services.store.keys.getByAlias(projectId, ref);
   if (byAlias) return byAlias.keyId;
+  if (isKeyReferenceShape(ref)) return ref;
   throw new KmsError('KMS.0207', { detail: 'No key of the project has this id or alias.' });
 }
 
 /** The API's operation at `path` and `method`, as the service declares it (src/http/routes). */
 function operationAt(services: KeyServices, path: OperationPath, method: OperationMethod): Operation {
-  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation), ...tagOperations(services.tags), ...importOperations(services.imports)].find(
+  const op = [...keyOperations(services.keys), ...rotationOperations(services.rotation), ...tagOperations(services.tags), ...importOperations(services.imports), ...aliasOperations(services.aliases)].find(
     (candidate) => candidate.path === path && candidate.method === method,
   );
   if (!op) throw new Error(`no operation at ${method.toUpperCase()} ${path}`);

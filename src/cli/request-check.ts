@@ -29,6 +29,11 @@ export class RequestCheck {
     return this.project(projectId) === true;
   }
 
+  /** Whether openapi.yaml declares a request body for `op` (a POST's, delete-alias's), which the API checks. */
+  declaresBody(op: Operation): boolean {
+    return this.bodySchemaRef(op) !== undefined;
+  }
+
   /** The KmsError the API would answer for this body of `op`, or undefined when it passes. */
   refusal(op: Operation, body: unknown): KmsError | undefined {
     const validate = this.bodyValidator(op);
@@ -40,13 +45,20 @@ export class RequestCheck {
     return this.contract.bodyFieldError(op.path, field, first.message ?? 'is invalid', false);
   }
 
+  /** The $ref of the body schema of `op`'s method at its path; a GET has none. */
+  private bodySchemaRef(op: Operation): string | undefined {
+    if (op.method === 'get') return undefined;
+    return this.document.paths[op.path]?.[op.method]?.requestBody?.content?.['application/json']?.schema?.$ref;
+  }
+
   private bodyValidator(op: Operation): ValidateFunction {
-    let validate = this.bodies.get(op.path);
+    const key = `${op.method} ${op.path}`;
+    let validate = this.bodies.get(key);
     if (!validate) {
-      const ref = this.document.paths[op.path]?.post?.requestBody?.content?.['application/json']?.schema?.$ref;
+      const ref = this.bodySchemaRef(op);
       if (ref === undefined) throw new Error(`openapi.yaml: ${op.name} has no request body schema to check`);
       validate = this.ajv.compile({ $ref: `openapi.yaml${ref}` });
-      this.bodies.set(op.path, validate);
+      this.bodies.set(key, validate);
     }
     return validate;
   }

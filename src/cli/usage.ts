@@ -21,7 +21,7 @@ interface CommandHelp {
   readonly summary: string;
 }
 
-const KEY_REF = 'KEY is a key id or the key\'s alias in the project.';
+const KEY_REF = 'KEY is a key id, one of the key\'s aliases (alias/…, or its alias_urn), or its key_alias in the project.';
 
 export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHelp>>>> = {
   key: {
@@ -45,6 +45,12 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
       summary: 'Import the 32 bytes of FILE as an external key\'s material: wrapped here under a wrapping key made in the HSM, unwrapped in it (get-parameters-for-import, import-key-material).',
     },
     'delete-material': { args: '--project ID KEY', summary: 'Destroy an external key\'s imported material; the key is pending import again (delete-imported-key-material).' },
+  },
+  alias: {
+    create: { args: '--project ID KEY ALIAS', summary: 'Give the key the alias (alias/…), which then names it wherever a key is taken (create-alias).' },
+    list: { args: '--project ID [KEY] [--limit N] [--marker ALIAS]', summary: "List the project's aliases, or the key's, in alias order: 1 to 100 a page (default 100), from after --marker (list-aliases)." },
+    associate: { args: '--project ID ALIAS KEY', summary: 'Move the alias to another key of the project (associate-alias).' },
+    delete: { args: '--project ID KEY ALIAS [ALIAS...]', summary: "Delete aliases of the key, all or none (delete-alias)." },
   },
   credential: {
     create: {
@@ -75,6 +81,10 @@ const NOTES: Readonly<Record<string, string>> = {
 running service, which sees each change at its next request. Each is recorded in audit-cli.log as
 the API records the operation, with the operating system user as the principal. The JSON output
 is the API's response body.`,
+  alias: `Alias commands run the service's own rules on its data directory, as the key commands do, and
+are recorded in audit-cli.log as the API records them (with the aliases made, moved or deleted).
+${KEY_REF} ALIAS is an alias (v2): alias/ and 1 to 249 letters, digits, ":", "/", "_" or "-".
+The JSON output is the API's response body ({} for delete, which the API answers 204 without one).`,
   credential: `Actions are the API's permission names, with * as a wildcard: kms:* (everything), kms:cmk:*
 (key administration), kms:dek:* (data keys), kms:cmk:get, ...; a pattern that matches no
 permission is refused. Secrets (secret_key, token) are shown once, when created. Credential

@@ -38,6 +38,23 @@ export function auditRecord(
     project_id: outcome.projectId,
     action: op.name,
     permission: op.action,
+    ...actedOnFields(actedOn),
+    status: outcome.status,
+    result: outcome.result,
+    latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,
+    client: exchange.peer.address,
+  };
+}
+
+/**
+ * What the service acted on, as a record names it: the key (null when none), and the fields only
+ * some operations set. The API's records and the command-line tool's (src/cli/cli-audit.ts) both
+ * take them from here, so that the tool's record of an operation is the API's.
+ */
+export function actedOnFields(
+  actedOn: ActedOn | undefined,
+): Pick<AuditRecord, 'key_id' | 'source_key_id' | 'algorithm' | 'aliases' | 'previous_key_id' | 'key_spec' | 'grant_id' | 'via_grant'> {
+  return {
     key_id: actedOn?.keyId ?? null,
     ...(actedOn?.sourceKeyId === undefined ? {} : { source_key_id: actedOn.sourceKeyId }),
     ...(actedOn?.algorithm === undefined ? {} : { algorithm: actedOn.algorithm }),
@@ -46,10 +63,6 @@ export function auditRecord(
     ...(actedOn?.keySpec === undefined ? {} : { key_spec: actedOn.keySpec }),
     ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
     ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
-    status: outcome.status,
-    result: outcome.result,
-    latency_ms: Math.round(Number(process.hrtime.bigint() - start.started) / 10_000) / 100,
-    client: exchange.peer.address,
   };
 }
 

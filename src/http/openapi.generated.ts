@@ -1747,7 +1747,7 @@ export interface components {
     parameters: {
         /** @description Project ID. */
         ProjectId: string;
-        /** @description The key's id (the tag paths). */
+        /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
         KeyIdInPath: components["schemas"]["KeyId"];
         /** @description A tag key, percent-encoded as UTF-8 (delete-tag). */
         TagKeyInPath: string;
@@ -3190,7 +3190,7 @@ export interface operations {
             path: {
                 /** @description Project ID. */
                 project_id: components["parameters"]["ProjectId"];
-                /** @description The key's id (the tag paths). */
+                /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
                 key_id: components["parameters"]["KeyIdInPath"];
             };
             cookie?: never;
@@ -3217,7 +3217,7 @@ export interface operations {
             path: {
                 /** @description Project ID. */
                 project_id: components["parameters"]["ProjectId"];
-                /** @description The key's id (the tag paths). */
+                /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
                 key_id: components["parameters"]["KeyIdInPath"];
             };
             cookie?: never;
@@ -3246,7 +3246,7 @@ export interface operations {
             path: {
                 /** @description Project ID. */
                 project_id: components["parameters"]["ProjectId"];
-                /** @description The key's id (the tag paths). */
+                /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
                 key_id: components["parameters"]["KeyIdInPath"];
             };
             cookie?: never;
@@ -3275,7 +3275,7 @@ export interface operations {
             path: {
                 /** @description Project ID. */
                 project_id: components["parameters"]["ProjectId"];
-                /** @description The key's id (the tag paths). */
+                /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
                 key_id: components["parameters"]["KeyIdInPath"];
             };
             cookie?: never;
@@ -3300,7 +3300,7 @@ export interface operations {
             path: {
                 /** @description Project ID. */
                 project_id: components["parameters"]["ProjectId"];
-                /** @description The key's id (the tag paths). */
+                /** @description The key (the tag paths): its id, or an alias or alias URN with each '/' escaped as %2F (encodeURIComponent's), since the path parameter is one segment. */
                 key_id: components["parameters"]["KeyIdInPath"];
                 /** @description A tag key, percent-encoded as UTF-8 (delete-tag). */
                 key: components["parameters"]["TagKeyInPath"];

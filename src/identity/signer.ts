@@ -109,15 +109,26 @@ const NODE_AUTO_ESCAPED = /[{}|\\^`<>"' \r\n\t]/;
 const NODE_AUTO_ESCAPED_ALL = new RegExp(NODE_AUTO_ESCAPED.source, 'g');
 
 /**
+ * A slash escaped in a path segment. The core puts a path parameter into the URL as it is given,
+ * so a key_id holding '/' (an alias, `alias/orders`) is one segment only when the caller escapes
+ * it (`alias%2Forders`, encodeURIComponent's); the core then signs that segment as it was given,
+ * encoded once more: every escape in it doubled (`alias%252Forders`).
+ */
+const ESCAPED_SLASH = /%2F/i;
+
+/**
  * The canonical URI the official Node.js core signs for this path, when it is not canonicalUri's
- * (the decoded path holds a character url.parse escapes on its own); undefined otherwise.
+ * (a segment holds an escaped slash, or the decoded path a character url.parse escapes on its
+ * own); undefined otherwise.
  */
 export function nodeCoreCanonicalUri(path: string): string | undefined {
   if (PLAIN_PATH.test(path)) return undefined;
-  const decoded = decode(path);
-  if (!NODE_AUTO_ESCAPED.test(decoded)) return undefined;
-  const escaped = decoded.replace(NODE_AUTO_ESCAPED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-  const uri = escaped.split('/').map(encode).join('/');
+  if (!ESCAPED_SLASH.test(path) && !NODE_AUTO_ESCAPED.test(decode(path))) return undefined;
+  const segment = (raw: string): string =>
+    ESCAPED_SLASH.test(raw)
+      ? encode(raw)
+      : encode(decode(raw).replace(NODE_AUTO_ESCAPED_ALL, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`));
+  const uri = path.split('/').map(segment).join('/');
   return uri.endsWith('/') ? uri : `${uri}/`;
 }
 

@@ -4,6 +4,7 @@ import type { MetadataStore } from '../domain/repositories';
 import type { Hsm } from '../hsm/hsm';
 import type { Clock } from './context';
 import { AliasCache } from './alias-cache';
+import { AliasService } from './alias-service';
 import { GrantAccess } from './grant-service';
 import { KeyCache } from './key-cache';
 import { KeyRotator, type RotationObserver } from './key-rotation';
@@ -24,6 +25,8 @@ export interface KeyServices {
   readonly imports: ImportService;
   /** The tag operations, on the same keys and store. */
   readonly tags: TagService;
+  /** The aliases (v2), on the same keys and store. */
+  readonly aliases: AliasService;
   /** Stops the key and alias caches' listening to the store's changes. */
   close(): void;
 }
@@ -39,8 +42,8 @@ export interface KeyServicesDeps {
 }
 
 /**
- * The key lifecycle, rotation and import services over one store and HSM, wired as the service wires
- * them (src/server.ts), so that the command-line tool applies the very same rules. Nothing here
+ * The key lifecycle, rotation, import, tag and alias services over one store and HSM, wired as the
+ * service wires them (src/server.ts), so that the command-line tool applies the very same rules. Nothing here
  * starts a timer: seal counts are flushed, and sweeps run, only where the caller starts them.
  */
 export function keyServices({ store, hsm, clock, logger, config, rotationObserver }: KeyServicesDeps): KeyServices {
@@ -53,9 +56,10 @@ export function keyServices({ store, hsm, clock, logger, config, rotationObserve
   const rotation = new RotationService({ keys, store, rotator, usage, clock });
   const tags = new TagService({ store, keys, clock, region: config.region });
   const imports = new ImportService({ keys, store, hsm, clock, logger });
+  const aliasService = new AliasService({ store, hsm, keys, clock, logger, region: config.region });
   const close = (): void => {
     cache.close();
     aliases.close();
   };
-  return { store, rotator, usage, grantAccess, keys, rotation, tags, imports, close };
+  return { store, rotator, usage, grantAccess, keys, rotation, tags, imports, aliases: aliasService, close };
 }

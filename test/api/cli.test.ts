@@ -459,3 +459,123 @@ describe('npm run kms -- key ..., beside the running service', () => {
     expect(labelled).not.toBe(named);
   });
 });
+
+describe('npm run kms -- alias ..., beside the running service', () => {
+  // A project of its own: the key tests count the keys and records of theirs.
+  const project = 'cli-aliases';
+  const api = lazyClient(() => t, project);
+  const alias = (...args: string[]): Promise<CliResult> => runCli(t, ['alias', args[0]!, '--project', project, ...args.slice(1)]);
+  const records = (file: string): Array<Record<string, unknown>> =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.event === 'operation');
+  const cliRecords = (): Array<Record<string, unknown>> => records(path.join(t.dataDir, 'audit-cli.log'));
+
+  it('creates, lists, moves and deletes aliases as the API then shows, each recorded with the API\'s name, status and aliases', async () => {
+    const first = (await api.call('create-key', { key_alias: 'cli-alias-first' })).body.key_info.key_id as string;
+    const second = (await api.call('create-key', { key_alias: 'cli-alias-second' })).body.key_info.key_id as string;
+    const before = cliRecords().length;
+
+    // KEY as the key commands take it: here create-key's key_alias.
+    const created = await alias('create', 'cli-alias-first', 'alias/cli/orders');
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(created.stdout)).toEqual({
+      domain_id: project,
+      key_id: first,
+      alias: 'alias/cli/orders',
+      alias_urn: expect.stringMatching(new RegExp(`^kms:[^:]+:${project}:alias:alias/cli/orders$`)),
+      create_time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+      update_time: expect.any(String),
+    });
+    expect((await alias('create', first, 'alias/cli/billing')).code).toBe(0);
+    // The running service resolves the new alias at once.
+    expect((await api.call('describe-key', { key_id: 'alias/cli/orders' })).body.key_info.key_id).toBe(first);
+
+    // KEY by an alias URN too, as the API takes it.
+    const urn = (JSON.parse(created.stdout) as { alias_urn: string }).alias_urn;
+    const listed = JSON.parse((await alias('list', urn)).stdout) as { aliases: Array<{ alias: string }>; page_info: unknown };
+    expect(listed.aliases.map((entry) => entry.alias)).toEqual(['alias/cli/billing', 'alias/cli/orders']);
+    expect(listed.page_info).toEqual({ current_count: 2 });
+    const page = JSON.parse((await alias('list', '--limit', '1')).stdout) as { aliases: Array<{ alias: string }>; page_info: unknown };
+    expect(page).toMatchObject({ aliases: [{ alias: 'alias/cli/billing' }], page_info: { current_count: 1, next_marker: 'alias/cli/billing' } });
+    const table = await alias('list', '--table');
+    expect(table.stdout.split('\n')[0]).toMatch(/^ALIAS +KEY ID +CREATED +UPDATED$/);
+    expect(table.stdout).toMatch(new RegExp(`^alias/cli/orders +${first} +`, 'm'));
+
+    const moved = await alias('associate', 'alias/cli/orders', second, '--table');
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toMatch(new RegExp(`^key_id +${second}$`, 'm'));
+    expect((await api.call('describe-key', { key_id: 'alias/cli/orders' })).body.key_info.key_id).toBe(second);
+
+    const deleted = await alias('delete', first, 'alias/cli/billing');
+    expect(deleted).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(deleted.stdout)).toEqual({});
+    expect((await api.raw(`aliases?key_id=${first}`, { method: 'GET' })).body).toEqual({ aliases: [], page_info: { current_count: 0 } });
+
+    const made = cliRecords().slice(before);
+    expect(made.map((record) => `${String(record.action)} ${String(record.status)} ${String(record.result)}`)).toEqual([
+      'create-alias 201 OK',
+      'create-alias 201 OK',
+      'list-aliases 200 OK',
+      'list-aliases 200 OK',
+      'list-aliases 200 OK',
+      'associate-alias 200 OK',
+      'delete-alias 204 OK',
+    ]);
+    expect(made[0]).toMatchObject({ key_id: first, permission: 'kms:alias:create', aliases: ['alias/cli/orders'], principal: { kind: 'operator' } });
+    expect(made[2]).toMatchObject({ key_id: first, permission: 'kms:alias:list' });
+    expect(made[3]).toMatchObject({ key_id: null });
+    expect(made[5]).toMatchObject({ key_id: second, previous_key_id: first, aliases: ['alias/cli/orders'], permission: 'kms:alias:associate' });
+    expect(made[6]).toMatchObject({ key_id: first, aliases: ['alias/cli/billing'], permission: 'kms:alias:delete' });
+
+    // The same fields as the service's record of the same operation, and the operator besides.
+    expect((await api.call('alias/associate', { alias: 'alias/cli/orders', target_key_id: first })).status).toBe(200);
+    await new Promise((resolve) => setImmediate(resolve));
+    const apiRecord = records(t.config.auditLogPath).find((line) => line.action === 'associate-alias' && line.project_id === project)!;
+    expect(Object.keys(made[5]!).sort()).toEqual([...Object.keys(apiRecord), 'operator'].sort());
+    expect(verifyAuditLog(path.join(t.dataDir, 'audit-cli.log'))).toMatchObject({ ok: true });
+  });
+
+  it('refuses what the API refuses, with its code and record (exit code 1), and a wrong command line with exit code 2', async () => {
+    const keyId = (await api.call('create-key', { key_alias: 'cli-alias-refused' })).body.key_info.key_id as string;
+    const other = (await api.call('create-key', { key_alias: 'cli-alias-other' })).body.key_info.key_id as string;
+    expect((await alias('create', other, 'alias/cli/taken')).code).toBe(0);
+    const before = cliRecords().length;
+    const [badAlias, badDelete, taken, notHeld, badLimit, unknownKey] = await Promise.all([
+      alias('create', keyId, 'orders'),
+      // delete-alias's body (a DELETE's) is held to openapi.yaml too, before the service sees it.
+      alias('delete', keyId, 'alias/cli/taken', 'not-an-alias'),
+      alias('create', keyId, 'alias/cli/taken'),
+      alias('delete', keyId, 'alias/cli/taken'),
+      alias('list', '--limit', '0'),
+      alias('associate', 'alias/cli/taken', 'alias/cli/nothing'),
+    ]);
+    expect(badAlias.code).toBe(1);
+    expect(badAlias.stderr).toMatch(/^kms: KMS\.1101 /);
+    expect(badDelete.stderr).toMatch(/^kms: KMS\.1101 /);
+    expect(taken.stderr).toMatch(/^kms: KMS\.1104 /);
+    expect(notHeld.stderr).toMatch(/^kms: KMS\.0308 /);
+    expect(badLimit.stderr).toMatch(/^kms: KMS\.1601 /);
+    expect(unknownKey.stderr).toMatch(/^kms: KMS\.0207 /);
+    for (const run of [badAlias, badDelete, taken, notHeld, badLimit, unknownKey]) expect(run).toMatchObject({ code: 1, stdout: '' });
+    // The alias is still the other key's.
+    expect((await api.call('describe-key', { key_id: 'alias/cli/taken' })).body.key_info.key_id).toBe(other);
+    const refused = cliRecords().slice(before);
+    expect(refused.map((record) => `${String(record.action)} ${String(record.status)} ${String(record.result)}`).sort()).toEqual(
+      ['associate-alias 404 KMS.0207', 'create-alias 400 KMS.1101', 'create-alias 400 KMS.1104', 'delete-alias 400 KMS.0308', 'delete-alias 400 KMS.1101', 'list-aliases 400 KMS.1601'].sort(),
+    );
+
+    const [noAlias, noKey, unknownCommand] = await Promise.all([alias('create', keyId), alias('delete', keyId), runCli(t, ['alias', 'rename', '--project', project])]);
+    for (const run of [noAlias, noKey, unknownCommand]) {
+      expect(run).toMatchObject({ code: 2, stdout: '' });
+      expect(run.stderr).not.toContain('    at ');
+    }
+    expect(noAlias.stderr).toMatch(/^kms: alias create needs the alias/);
+    expect(noAlias.stderr).toContain(helpText(['alias', 'create']));
+    expect(noKey.stderr).toMatch(/^kms: alias delete needs the aliases to delete/);
+    expect(unknownCommand.stderr).toBe(`kms: unknown alias command: rename\n\n${helpText(['alias'])}`);
+    expect(cliRecords().length).toBe(before + refused.length);
+  });
+});

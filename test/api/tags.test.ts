@@ -335,6 +335,37 @@ describe('routing, permissions and the audit trail', () => {
   });
 });
 
+describe('a key named by its alias (v2) or alias URN in a tag path', () => {
+  it("takes the alias percent-encoded in {key_id} (one segment), for all four of a key's tag paths, and audits the key's id", async () => {
+    const keyId = await createKey();
+    expect((await kms.call('aliases', { key_id: keyId, alias: 'alias/tags/by-alias' })).status).toBe(201);
+    const byAlias = encodeURIComponent('alias/tags/by-alias');
+    const byUrn = encodeURIComponent(`kms:${t.config.region}:project-a:alias:alias/tags/by-alias`);
+    const created = await tag(byAlias, 'team', 'billing');
+    expectNoContent(created);
+    expect(await auditLine(created)).toMatchObject({ action: 'create-kms-tag', key_id: keyId, status: 204 });
+    expectNoContent(await batch(byUrn, 'create', [{ key: 'env', value: 'prod' }]));
+    // A lower-case escape is the same path segment.
+    expect(await show('alias%2ftags%2fby-alias')).toMatchObject({ status: 200, body: { tags: [{ key: 'env', value: 'prod' }, { key: 'team', value: 'billing' }], existTagsNum: 2 } });
+    expectNoContent(await untag(byUrn, 'env'));
+    expect(await tagsOf(keyId)).toEqual([{ key: 'team', value: 'billing' }]);
+    // Another project's URN, and an alias no key holds, name no key here.
+    expectKmsError(await show(encodeURIComponent('kms:elsewhere:project-b:alias:alias/tags/by-alias')), 404, 'KMS.0207');
+    expectKmsError(await show(encodeURIComponent('alias/tags/nobody')), 404, 'KMS.0207');
+  });
+
+  it('answers an alias sent with its slash raw (more path segments) 400 KMS.0201, never a 500, and an escaped string of no key shape 400', async () => {
+    const keyId = await createKey();
+    expect((await kms.call('aliases', { key_id: keyId, alias: 'alias/tags/raw' })).status).toBe(201);
+    for (const refused of [await show('alias/tags/raw'), await tag('alias/tags/raw', 'team', 'x'), await untag('alias/tags/raw', 'team'), await batch('alias/tags/raw', 'delete', [{ key: 'team' }])]) {
+      expectKmsError(refused, 400, 'KMS.0201');
+    }
+    expectKmsError(await show(encodeURIComponent('alias/')), 400, 'KMS.0201');
+    expectKmsError(await show(encodeURIComponent('orders/main')), 400, 'KMS.0201');
+    expect(await tagsOf(keyId)).toEqual([]);
+  });
+});
+
 describe('the official SDK (its signer over the tag paths)', () => {
   it('drives all six operations, a Chinese tag key in delete-tag\'s path as the SDK encodes and signs it', async () => {
     const issued = await t.service.credentials.createAccessKey({ projectId: 'project-sdk-tags', actions: ['kms:*'] });
@@ -360,5 +391,29 @@ describe('the official SDK (its signer over the tag paths)', () => {
     expect(await sdk.request({ method: 'DELETE', url: `${path}/{key}`, pathParams: { key_id: keyId, key: 'a b' } })).toMatchObject({ status: 204 });
     expect(await sdk.request({ method: 'DELETE', url: `${path}/{key}`, pathParams: { key_id: keyId, key: '环境' } })).toMatchObject({ status: 404, errorCode: 'KMS.0416' });
     expect((await sdk.request({ method: 'GET', url: path, pathParams: { key_id: keyId } })).body).toEqual({ tags: [{ key: 'team', value: 'billing' }], existTagsNum: 1 });
+  });
+
+  it('takes an alias or alias URN in {key_id} escaped by the caller (encodeURIComponent), as the SDK signs it; given raw, it is 400 KMS.0201', async () => {
+    const issued = await t.service.credentials.createAccessKey({ projectId: 'project-sdk-alias-tags', actions: ['kms:*'] });
+    const sdk = sdkClient({ endpoint: t.service.url, projectId: 'project-sdk-alias-tags', ak: issued.access_key, sk: issued.secret_key });
+    const keyId = (await sdk.call('create-key', { key_alias: 'sdk-alias-tagged' })).body.key_info.key_id as string;
+    expect(await sdk.call('aliases', { key_id: keyId, alias: 'alias/sdk/tagged' })).toMatchObject({ status: 201 });
+    const path = '/v1.0/{project_id}/kms/{key_id}/tags';
+    const alias = encodeURIComponent('alias/sdk/tagged');
+    const urn = encodeURIComponent(`kms:${t.config.region}:project-sdk-alias-tags:alias:alias/sdk/tagged`);
+    expect(await sdk.request({ method: 'POST', url: path, pathParams: { key_id: alias }, body: { tag: { key: '环境', value: '生产' } } })).toMatchObject({ status: 204 });
+    expect(await sdk.request({ method: 'POST', url: `${path}/action`, pathParams: { key_id: urn }, body: { action: 'create', tags: [{ key: 'a b', value: '' }] } })).toMatchObject({
+      status: 204,
+    });
+    expect(await sdk.request({ method: 'GET', url: path, pathParams: { key_id: urn } })).toMatchObject({
+      status: 200,
+      body: { tags: [{ key: 'a b', value: '' }, { key: '环境', value: '生产' }], existTagsNum: 2 },
+    });
+    // delete-tag: the escaped alias and a tag key the core escapes on its own, in one path.
+    expect(await sdk.request({ method: 'DELETE', url: `${path}/{key}`, pathParams: { key_id: alias, key: 'a b' } })).toMatchObject({ status: 204 });
+    expect(await sdk.request({ method: 'DELETE', url: `${path}/{key}`, pathParams: { key_id: alias, key: '环境' } })).toMatchObject({ status: 204 });
+    // What the core sends for a key_id holding a raw slash: more path segments, no tag path.
+    expect(await sdk.request({ method: 'GET', url: path, pathParams: { key_id: 'alias/sdk/tagged' } })).toMatchObject({ status: 400, errorCode: 'KMS.0201' });
+    expect((await sdk.request({ method: 'GET', url: path, pathParams: { key_id: keyId } })).body).toEqual({ tags: [], existTagsNum: 0 });
   });
 });

@@ -127,6 +127,22 @@ describe('SDK-HMAC-SHA256 known answers', () => {
       expect([canonicalUri(sent), nodeCoreCanonicalUri(sent)]).toContain(signed);
     }
   });
+
+  it('accepts a key_id with an escaped slash (an alias, a URN) in a tag path as the official Node.js core signs it: that segment encoded again', () => {
+    for (const keyId of ['alias/my-key', 'alias/a/b:c_d-e', 'kms:cn-north-7:p:alias:alias/my-key']) {
+      for (const given of [encodeURIComponent(keyId), keyId.replace(/\//g, '%2F'), keyId.replace(/\//g, '%2f')]) {
+        for (const tail of ['tags', 'tags/action', 'tags/环境', 'tags/a b', 'tags/plain']) {
+          const url = `/v1.0/p/kms/${given}/${tail}`;
+          const signed = NodeCoreSigner.canonicalUri(legacyParse(url).pathname!);
+          const sent = new URL(url, 'http://127.0.0.1').pathname;
+          expect({ url, accepted: [canonicalUri(sent), nodeCoreCanonicalUri(sent)].includes(signed) }).toEqual({ url, accepted: true });
+        }
+      }
+    }
+    // The form is the path's as received: another key's path is not signed by it.
+    expect(nodeCoreCanonicalUri('/v1.0/p/kms/alias%2Fmy-key/tags')).toBe('/v1.0/p/kms/alias%252Fmy-key/tags/');
+    expect(nodeCoreCanonicalUri('/v1.0/p/kms/alias%2Fother/tags')).not.toBe(nodeCoreCanonicalUri('/v1.0/p/kms/alias%2Fmy-key/tags'));
+  });
 });
 
 describe('the Authorization header and X-Sdk-Date', () => {

@@ -3,8 +3,11 @@ import { pathOperation, type Operation } from '../operation';
 
 /**
  * The tag endpoints, named here as the SDK names them (their paths' last segments do not). Four
- * are paths of a key (`/kms/{key_id}/tags...`); `{key_id}` takes only a key id (openapi.yaml's
- * KeyIdInPath), so that `/kms/tags` and `/kms/resource_instances/action` are never read as one.
+ * are paths of a key (`/kms/{key_id}/tags...`); `{key_id}` is one path segment, held to
+ * openapi.yaml's KeyIdInPath once decoded (a key id, or an alias or alias URN with its '/' sent as
+ * %2F), so that `/kms/tags` and `/kms/resource_instances/action` are never read as one, and an
+ * alias sent with its slash raw is no tag path (400 KMS.0201). The tag service resolves the key as
+ * every operation does (KeyService.visibleKey).
  */
 export function tagOperations(tags: TagService): Operation[] {
   return [
