@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { KmsError } from '../errors';
 import type { Hsm, KeySpec, KeyUsage } from '../hsm/hsm';
 import { DuplicateAliasError, isDestroyed, KEY_STATE, QuotaExceededError, type KeyRecord, type KeyState, type KeyUpdate } from '../domain/keys';
-import type { MetadataStore } from '../domain/repositories';
+import type { MetadataStore, Repositories } from '../domain/repositories';
 import type {
   CreateKeyRequest,
   CreateKeyResponse,
@@ -221,10 +221,11 @@ export class KeyService {
    * deliberate step. An external key without imported material goes back to pending import.
    */
   async cancelKeyDeletion(ctx: RequestContext, request: OperateKeyRequest): Promise<DeletionStateResponse> {
-    // No import can change this while the key is pending deletion (an import needs state 5).
-    const imported = (await this.deps.store.imports.get(request.key_id))?.imported === true;
-    const record = await this.transition(ctx, request.key_id, (current) => {
+    const record = await this.transition(ctx, request.key_id, async (current, tx) => {
       if (current.state !== KEY_STATE.pendingDeletion) throw new KmsError('KMS.1501');
+      // By the key's id (the request may name it by alias), in the transaction that holds the key:
+      // no import can change this meanwhile (an import needs state 5).
+      const imported = current.origin === 'external' && (await tx.imports.get(current.keyId))?.imported === true;
       const state = current.origin === 'external' && !imported ? KEY_STATE.pendingImport : KEY_STATE.disabled;
       return { state, scheduledDeletionDate: null };
     });
@@ -319,7 +320,11 @@ export class KeyService {
    * state. Read from the store, never from the cache: another process may have moved on.
    * `decide` throws to refuse.
    */
-  private async transition(ctx: RequestContext, reference: string, decide: (current: KeyRecord) => KeyUpdate): Promise<KeyRecord> {
+  private async transition(
+    ctx: RequestContext,
+    reference: string,
+    decide: (current: KeyRecord, tx: Repositories) => KeyUpdate | Promise<KeyUpdate>,
+  ): Promise<KeyRecord> {
     // No grant allows a change of the key itself (grant-operations.ts): only the permission does.
     if (ctx.access.by !== 'permission') throw new KmsError('KMS.0307');
     const now = this.deps.clock();
@@ -329,7 +334,7 @@ export class KeyService {
         const current = keyId === undefined ? undefined : await tx.keys.get(ctx.projectId, keyId, { lock: true });
         if (!current || isDestroyed(current, now)) throw new KmsError('KMS.0207');
         ctx.actedOn.keyId = current.keyId;
-        const next: KeyRecord = { ...current, ...decide(current) };
+        const next: KeyRecord = { ...current, ...(await decide(current, tx)) };
         await tx.keys.update(next);
         return next;
       });

@@ -109,6 +109,19 @@ describe('an external key', () => {
     const cancelled = await kms.call('cancel-key-deletion', { key_id: keyId });
     expect(cancelled.body).toEqual({ key_id: keyId, key_state: '5' });
   });
+
+  it('with its material imported, is left disabled when its deletion is cancelled, named by its id or by an alias', async () => {
+    for (const byAlias of [false, true]) {
+      const keyId = await externalKey();
+      expect((await importMaterial(keyId, randomBytes(32))).status).toBe(200);
+      const alias = `alias/byok-cancel-${aliases}`;
+      if (byAlias) expect((await kms.call('aliases', { key_id: keyId, alias })).status).toBe(201);
+      const named = byAlias ? alias : keyId;
+      expect((await kms.call('schedule-key-deletion', { key_id: named, pending_days: '7' })).status).toBe(200);
+      const cancelled = await kms.call('cancel-key-deletion', { key_id: named });
+      expect(cancelled.body).toEqual({ key_id: keyId, key_state: '3' });
+    }
+  });
 });
 
 describe('get-parameters-for-import', () => {
