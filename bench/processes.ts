@@ -35,12 +35,7 @@ export function startServer(name: string, args: string[], env: NodeJS.ProcessEnv
         url,
         child,
         startupMs: Date.now() - started,
-        stop: () =>
-          new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', () => done());
-            child.kill('SIGTERM');
-          }),
+        stop: () => stopChild(child),
       });
     };
     const onExit = (code: number | null): void => reject(new Error(`${name} exited (${code}) before listening:\n${output}`));
@@ -87,12 +82,7 @@ export async function startService(
     url,
     child,
     startupMs: Date.now() - started,
-    stop: () =>
-      new Promise((done) => {
-        if (child.exitCode !== null) return done();
-        child.once('exit', () => done());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
   };
   const admin = JSON.parse(readFileSync(path.join(dataDir, 'admin-credentials.json'), 'utf8')) as Record<string, string>;
   return { server, credential: { projectId: admin.project_id!, accessKey: admin.access_key!, secretKey: admin.secret_key! }, logFile };
@@ -197,4 +187,13 @@ export function treeCpuSeconds(pid: number, part: CpuPart = 'both'): number {
       return total; // the process ended between the listing and the read
     }
   }, 0);
+}
+
+/** Stops a benchmark process with SIGTERM and waits for it to exit (at once when it already has). */
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((done) => {
+    if (child.exitCode !== null) return done();
+    child.once('exit', () => done());
+    child.kill('SIGTERM');
+  });
 }
