@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '32' },
     top: { type: 'string', default: '40' },
     main: { type: 'string', default: path.join('dist', 'main.js') },
+    survivors: { type: 'boolean', default: false },
   },
 });
 
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
   const outDir = path.join(ROOT, 'bench', 'results', `heap-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(outDir, { recursive: true });
   const started = await startService('service', path.resolve(ROOT, args.main!), dataDir, {
-    env: { NODE_OPTIONS: `--require ${path.join(ROOT, 'bench', 'heap-sampler.cjs')}`, KMS_HEAP_PROFILE_DIR: outDir },
+    env: { NODE_OPTIONS: `--require ${path.join(ROOT, 'bench', 'heap-sampler.cjs')}`, KMS_HEAP_PROFILE_DIR: outDir, ...(args.survivors ? { KMS_HEAP_SURVIVORS: '1' } : {}) },
   });
   const service = started.server;
   try {

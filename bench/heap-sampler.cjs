@@ -22,7 +22,9 @@ if (dir) {
       session.post('HeapProfiler.startSampling', {
         samplingInterval: Number(process.env.KMS_HEAP_SAMPLING_BYTES || 1024),
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        // KMS_HEAP_SURVIVORS=1: only what outlived a young-generation collection (what gets
+        // promoted, and what the old generation's collections then cost).
+        includeObjectsCollectedByMinorGC: process.env.KMS_HEAP_SURVIVORS !== '1',
       });
       return;
     }

@@ -1,18 +1,19 @@
 /**
  * The HTTP layer alone, for `npm run bench` (--http-layer): BENCH_HTTP_LAYER picks the server.
  *  - express: the service's own app (src/app.ts: request id, body with raw bytes, authentication,
- *    express-openapi-validator, authorisation, audit, reply) on node:http as the service serves it,
- *    with stub dependencies: an authenticator that accepts every request, an audit sink that keeps
- *    nothing, and a create-datakey that returns a fixed answer (no HSM, no database).
- *  - express-born: the same, with req/res born with Express's prototypes, so that Express's
- *    per-request prototype swap changes nothing (the experiment of express-prototypes.ts).
+ *    express-openapi-validator, authorisation, audit, reply) on node:http as the service serves it
+ *    (req/res born with the app's prototypes, src/http/express-classes.ts), with stub dependencies:
+ *    an authenticator that accepts every request, an audit sink that keeps nothing, and a
+ *    create-datakey that returns a fixed answer (no HSM, no database).
+ *  - express-swapped: the same on node's own req/res, whose prototypes Express swaps per request
+ *    (as the service served it before issue 21's third pass).
  *  - bare: a node:http stub that reads the body, parses it and answers the same fixed JSON.
  */
 import { createServer } from 'node:http';
 import { buildApp } from '../src/app';
 import type { AuditSink } from '../src/audit/audit-sink';
 import type { DataOperationsDeps } from '../src/http/routes/data';
-import { expressPrototypes } from './express-prototypes';
+import { expressHttpClasses } from '../src/http/express-classes';
 import type { Authenticator } from '../src/identity/authenticator';
 import type { Principal } from '../src/kms/context';
 import type { DataKeyService } from '../src/kms/datakey-service';
@@ -34,7 +35,7 @@ const ANSWER = { key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f', plain_text: 'ab
 const PRINCIPAL: Principal = { kind: 'token', id: 'bench', projectId: process.env.BENCH_PROJECT_ID ?? 'bench', actions: ['kms:*'] };
 const layer = process.env.BENCH_HTTP_LAYER ?? 'express';
 
-async function expressStub(samePrototypes: boolean): Promise<void> {
+async function expressStub(bornWithPrototypes: boolean): Promise<void> {
   // Stubs of the interfaces the app calls; nothing else of them is reached.
   const dataKeys = { createDataKey: () => Promise.resolve(ANSWER) } as unknown as DataKeyService;
   const authenticator = { authenticate: () => Promise.resolve(PRINCIPAL) } as unknown as Authenticator;
@@ -44,7 +45,7 @@ async function expressStub(samePrototypes: boolean): Promise<void> {
   const readiness = new Readiness({ hsm: { ping: () => Promise.resolve() }, database: () => done, audit() {}, draining: () => false, deadlineMs: 1000, logger });
   const stubs = { keys: {} as KeyService, grants: {} as GrantService, quotas: {} as QuotaService, dataOperations: {} as DataOperationsDeps, rotation: {} as RotationService, signing: {} as SigningService, macs: {} as MacService, keyAgreement: {} as KeyAgreementService, aliases: {} as AliasService, dataKeyPairs: {} as DataKeyPairService, tags: {} as TagService, imports: {} as ImportService };
   const app = await buildApp({ ...stubs, dataKeys, authenticator, audit, logger, readiness, bodyLimitBytes: 65536 });
-  const server = createServer({ requireHostHeader: false, ...(samePrototypes ? expressPrototypes(app) : {}) }, app);
+  const server = createServer({ requireHostHeader: false, ...(bornWithPrototypes ? expressHttpClasses(app) : {}) }, app);
   listen(server);
 }
 
@@ -69,6 +70,6 @@ function listen(server: ReturnType<typeof createServer>): void {
 }
 
 if (layer === 'bare') bareStub();
-else void expressStub(layer === 'express-born');
+else void expressStub(layer === 'express');
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { call, workload } from './kms-calls';
-import { load, type Credential, type LoadResult } from './load';
+import { load, warmUp, WARM_UP_SECONDS, type Credential, type LoadResult } from './load';
 import { profileRun } from './profile';
 import { loadConfig } from '../src/config';
 import { signingRows, signingRowsRun } from './signing-rows';
@@ -57,6 +57,7 @@ const smoke = args.smoke === true;
 const durationSeconds = Number(args.duration ?? (smoke ? 1 : 5));
 const connectionCounts = (args.connections ?? '1,32').split(',').map(Number);
 const rounds = Number(args.rounds ?? (smoke ? 1 : 3));
+const warmUpSeconds = smoke ? 1 : WARM_UP_SECONDS;
 /** The HSM-cost rounds (1 connection, four servers each) are compared by medians: five unless --rounds says. */
 const hsmCostRoundCount = Number(args.rounds ?? (smoke ? 1 : 5));
 const peakConnections = Math.max(...connectionCounts);
@@ -158,15 +159,18 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
       servers.push(started.server);
       const singleKey = ((await call(started.server.url, started.credential, 'create-key', { key_alias: 'bench' })) as { key_info: { key_id: string } }).key_info.key_id;
       single = { server: started.server, body: JSON.stringify({ key_id: singleKey }), credential: started.credential };
-      await load({ url: single.server.url, path: `/v1.0/${single.credential.projectId}/kms/create-datakey`, body: single.body, connections: peakConnections, durationSeconds: 1, credential: single.credential });
+      await warmUp({ url: single.server.url, path: `/v1.0/${single.credential.projectId}/kms/create-datakey`, body: single.body, connections: peakConnections, credential: single.credential }, warmUpSeconds);
     }
 
     const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
     const createBody = bodies[0]!.body;
-    // Warm up every server's code paths before anything is recorded.
+    // Warm up every server before anything is recorded (WARM_UP_SECONDS says why).
+    const warmUpRates: Record<string, number[]> = {};
     for (const server of [service, ceiling, noop]) {
-      await load({ url: server.url, path: kmsPath('create-datakey'), body: createBody, connections: peakConnections, durationSeconds: 1, ...(server === service ? { credential } : {}) });
+      warmUpRates[server.name] = await warmUp({ url: server.url, path: kmsPath('create-datakey'), body: createBody, connections: peakConnections, ...(server === service ? { credential } : {}) }, warmUpSeconds);
     }
+    console.log(`warm-up, ${warmUpSeconds} s at ${peakConnections} connections, req/s second by second: ${Object.entries(warmUpRates).map(([name, rates]) => `${name} ${rates.join(', ')}`).join('; ')}\n`);
+    report.warmUp = { connections: peakConnections, seconds: warmUpSeconds, rates: warmUpRates };
 
     const rows: Row[] = [];
     for (const connections of connectionCounts) {
@@ -238,7 +242,7 @@ async function auditSyncRounds(always: Server, alwaysCredential: Credential, rep
         return { ...leg, pathname: `/v1.0/${leg.credential.projectId}/kms/create-datakey`, body: JSON.stringify({ key_id: keyId }) };
       }),
     );
-    for (const leg of legs) await load({ url: leg.server.url, path: leg.pathname, body: leg.body, connections: peakConnections, durationSeconds: 1, credential: leg.credential });
+    for (const leg of legs) await warmUp({ url: leg.server.url, path: leg.pathname, body: leg.body, connections: peakConnections, credential: leg.credential }, warmUpSeconds);
     type Measured = { requestsPerSecond: number; p50Ms: number; p99Ms: number; userUs: number; systemUs: number };
     const rows: Array<Measured & { policy: string; connections: number }> = [];
     for (const connections of connectionCounts) {
@@ -487,7 +491,7 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
     servers.push(ceiling);
     await checkCeilingAnswer(ceiling, service, credential, keyId);
     const kmsPath = (endpoint: string): string => `/v1.0/${credential.projectId}/kms/${endpoint}`;
-    await load({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential });
+    await warmUp({ url: service.url, path: kmsPath('create-datakey'), body: bodies[0]!.body, connections: peakConnections, credential }, warmUpSeconds);
     const rows: Row[] = [];
     for (const { endpoint, body } of bodies.filter((entry) => entry.endpoint === 'create-datakey' || entry.endpoint === 'decrypt-datakey')) {
       rows.push(await measure(service, endpoint, kmsPath(endpoint), body, peakConnections, credential));
@@ -507,19 +511,20 @@ async function networkHsmRun(report: Record<string, unknown>, delayMs: number): 
 
 /**
  * The HTTP layer alone, same run, same connections, alternating rounds: the service's Express app
- * with a stub create-datakey (bench/http-layer-server.ts), the same app on req/res born with
- * Express's prototypes (the swap's workaround tried), and a bare node:http stub. Each server is one process; its CPU time
+ * with a stub create-datakey (bench/http-layer-server.ts) served as the service serves it (req/res born
+ * with Express's prototypes, src/http/express-classes.ts), the same app on node's own req/res (which
+ * Express then swaps the prototypes of, per request), and a bare node:http stub. Each server is one process; its CPU time
  * per request (from /proc) is what the layer costs, whatever the load generator beside it takes.
  */
 async function httpLayerRun(report: Record<string, unknown>): Promise<void> {
-  const layers = ['express', 'express-born', 'bare'] as const;
+  const layers = ['express', 'express-swapped', 'bare'] as const;
   const servers: Server[] = [];
   try {
     // Node with tsx's loader, not the tsx command: its process would be a parent, not the server.
     for (const layer of layers) servers.push(await startServer(layer, ['--import', 'tsx', path.join(ROOT, 'bench', 'http-layer-server.ts')], { BENCH_HTTP_LAYER: layer, BENCH_PROJECT_ID: 'bench' }));
     const pathname = '/v1.0/bench/kms/create-datakey';
     const body = JSON.stringify({ key_id: '0d0466b0-e727-4d9c-b35d-f84bb474a37f' });
-    for (const server of servers) await load({ url: server.url, path: pathname, body, connections: peakConnections, durationSeconds: 1 });
+    for (const server of servers) await warmUp({ url: server.url, path: pathname, body, connections: peakConnections }, warmUpSeconds);
     const results = new Map<string, Array<{ requestsPerSecond: number; cpuUsPerRequest: number; p99Ms: number }>>(layers.map((layer) => [layer, []]));
     for (let round = 0; round < rounds; round++) {
       for (const server of servers) {
@@ -738,7 +743,7 @@ async function scalingRun(report: Record<string, unknown>, sizes: number[]): Pro
     }
     const kmsPath = (entry: Prepared, endpoint: string): string => `/v1.0/${entry.credential.projectId}/kms/${endpoint}`;
     for (const entry of prepared) {
-      await load({ url: entry.server.url, path: kmsPath(entry, 'create-datakey'), body: entry.bodies[0]!.body, connections: peakConnections, durationSeconds: 1, credential: entry.credential });
+      await warmUp({ url: entry.server.url, path: kmsPath(entry, 'create-datakey'), body: entry.bodies[0]!.body, connections: peakConnections, credential: entry.credential }, warmUpSeconds);
     }
     const measured = new Map<number, Row[]>(prepared.map((entry) => [entry.size, []]));
     for (let round = 0; round < rounds; round++) {

@@ -4,6 +4,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { Server as NetServer, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildApp } from './app';
+import { expressHttpClasses } from './http/express-classes';
 import { ServiceAudit } from './audit/service-audit';
 import { auditedCredentialChange, cliChain } from './cli/cli-audit';
 import type { Config } from './config';
@@ -214,7 +215,8 @@ export async function startService(config: Config, options: StartOptions): Promi
   // closes them after 5 s, undici after 4 s, load balancers after about 60 s): the client then
   // always closes first, and never sends a request on a connection the server is closing
   // (ECONNRESET). Headers must still arrive within the timeout after that.
-  const httpOptions = { requireHostHeader: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000 };
+  // Requests and responses are born with Express's prototypes (src/http/express-classes.ts).
+  const httpOptions = { requireHostHeader: false, keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, headersTimeout: KEEP_ALIVE_TIMEOUT_MS + 1000, ...expressHttpClasses(app) };
   let server: Server | HttpsServer;
   let reloader: TlsReloader | undefined;
   if (tls) {
