@@ -443,6 +443,8 @@ async function networkHsmKept(
     for (const delay of order) {
       const { server, credential } = await startKms(dataDir, shimEnv(dataDir, delay), `service-${delay}ms`);
       try {
+        // Each start is a fresh process: warm, as every server measured is.
+        await warmUp({ url: server.url, path: `/v1.0/${credential.projectId}/kms/create-datakey`, body: endpoints[0]!.body, connections: peakConnections, credential }, warmUpSeconds);
         for (const { endpoint, body } of endpoints) {
           const row = await measure(server, endpoint, `/v1.0/${credential.projectId}/kms/${endpoint}`, body, peakConnections, credential);
           const key = `${endpoint} ${delay}`;
