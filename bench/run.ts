@@ -181,7 +181,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
     printTable(rows);
 
     // The machine is shared and noisy: compare service and ceiling in alternating rounds of one run.
-    type RatioRound = { service: number; ceiling: number; singleProcess?: number };
+    type RatioRound = { service: number; ceiling: number; serviceP99Ms: number; ceilingP99Ms: number; singleProcess?: number };
     const ratioRounds: RatioRound[] = [];
     for (let round = 0; round < rounds; round++) {
       const c = await measure(ceiling, 'create-datakey', kmsPath('create-datakey'), createBody, peakConnections);
@@ -189,7 +189,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
       const one = single
         ? await measure(single.server, 'create-datakey', `/v1.0/${single.credential.projectId}/kms/create-datakey`, single.body, peakConnections, single.credential)
         : undefined;
-      ratioRounds.push({ service: s.requestsPerSecond, ceiling: c.requestsPerSecond, ...(one ? { singleProcess: one.requestsPerSecond } : {}) });
+      ratioRounds.push({ service: s.requestsPerSecond, ceiling: c.requestsPerSecond, serviceP99Ms: s.p99Ms, ceilingP99Ms: c.p99Ms, ...(one ? { singleProcess: one.requestsPerSecond } : {}) });
     }
     const sum = (pick: (round: RatioRound) => number): number => ratioRounds.reduce((total, round) => total + pick(round), 0);
     const ratioOf = (pick: (round: RatioRound) => number): number => Math.round((sum(pick) / sum((round) => round.ceiling)) * 100) / 100;
@@ -200,6 +200,10 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
         .map((round) => `${round.service}/${round.ceiling}`)
         .join(', ')})`,
     );
+    // p99 from the same rounds too: one 5-second load's p99 (the table's) moves with the host's speed that minute.
+    const serviceP99Ms = median(ratioRounds.map((round) => round.serviceP99Ms));
+    const ceilingP99Ms = median(ratioRounds.map((round) => round.ceilingP99Ms));
+    console.log(`  p99 in the same rounds, median: service ${serviceP99Ms} ms, ceiling ${ceilingP99Ms} ms (rounds ${ratioRounds.map((round) => `${round.serviceP99Ms}/${round.ceilingP99Ms}`).join(', ')})`);
     if (singleRatio !== undefined) {
       console.log(`  one service process (KMS_WORKERS=1) in the same rounds: ${singleRatio} (${ratioRounds.map((round) => round.singleProcess).join(', ')})`);
     }
@@ -210,6 +214,7 @@ async function mainRun(report: Record<string, unknown>): Promise<void> {
       workers: loadConfig({ KMS_WORKERS: args.workers ?? process.env.KMS_WORKERS }).workers,
       rounds: ratioRounds,
       serviceOverCeiling: ratio,
+      p99Ms: { service: serviceP99Ms, ceiling: ceilingP99Ms },
       ...(singleRatio !== undefined ? { singleProcessOverCeiling: singleRatio } : {}),
     };
     await hsmCostRounds(references, report);
