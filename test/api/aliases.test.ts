@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 
@@ -25,9 +25,7 @@ afterAll(async () => {
 
 let serial = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `key-${++serial}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `key-${++serial}`, fields);
 }
 
 function ok(response: KmsResponse, status = 200): KmsResponse['body'] {

@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 
@@ -28,9 +28,7 @@ afterAll(async () => {
 
 let aliases = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `pair-${++aliases}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `pair-${++aliases}`, fields);
 }
 
 let cmk: string;

@@ -1,6 +1,6 @@
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 import type { KeySpec } from '../../src/hsm/hsm';
@@ -28,9 +28,7 @@ const NODE_CURVE: Readonly<Record<'EC_P256' | 'EC_P384' | 'SECP256K1', string>> 
 
 let aliases = 0;
 async function createKey(fields: Record<string, string>): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `agree-${++aliases}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `agree-${++aliases}`, fields);
 }
 
 async function publicKeyOf(keyId: string): Promise<KeyObject> {

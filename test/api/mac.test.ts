@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as pkcs11 from 'pkcs11js';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { rawObjectId } from '../helpers/key-attributes';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
@@ -30,9 +30,7 @@ afterAll(async () => {
 
 let aliases = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `mac-${++aliases}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `mac-${++aliases}`, fields);
 }
 
 /** An HMAC key made through the API whose token object now holds `value`. */

@@ -1,6 +1,6 @@
 import { constants, createPublicKey, publicEncrypt, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 import { testModuleKind } from '../helpers/test-module';
@@ -37,9 +37,7 @@ function moduleCan(algorithm: Oaep): boolean {
 
 let aliases = 0;
 async function createKey(fields: Record<string, string>): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `rsa-data-${++aliases}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `rsa-data-${++aliases}`, fields);
 }
 
 async function publicKeyOf(keyId: string): Promise<KeyObject> {

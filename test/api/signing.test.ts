@@ -1,6 +1,6 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { runCli } from '../helpers/cli';
 import { sdkClient } from '../helpers/sdk-client';
 import { testModuleKind } from '../helpers/test-module';
@@ -32,9 +32,7 @@ function dataKeyWithDigest(): string {
 
 let aliases = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: `kind-${++aliases}`, ...fields });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, `kind-${++aliases}`, fields);
 }
 
 function supports(spec: KeySpec, usage: KeyUsage): boolean {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { expectKmsError, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, type KmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
 
@@ -25,9 +25,7 @@ afterAll(async () => {
 
 let aliases = 0;
 async function createKey(alias = `tagged-${++aliases}`, client: KmsClient = kms): Promise<string> {
-  const created = await client.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(client, alias);
 }
 
 const tag = (keyId: string, key: string, value?: string, client: KmsClient = kms): Promise<KmsResponse> =>

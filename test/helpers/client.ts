@@ -61,3 +61,10 @@ export function expectKmsError(response: KmsResponse, status: number, code: stri
   expect(typeof response.body.error_msg).toBe('string');
   expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
 }
+
+/** Makes a CMK through the API (create-key must answer 200) and returns its key_id. */
+export async function createKeyId(client: KmsClient, keyAlias: string, fields: Record<string, string> = {}): Promise<string> {
+  const created = await client.call('create-key', { key_alias: keyAlias, ...fields });
+  expect(created.status).toBe(200);
+  return created.body.key_info.key_id as string;
+}
