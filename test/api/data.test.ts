@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
 import { addMaterialVersion, blobMaterialVersion } from '../helpers/material-version';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
@@ -19,12 +19,6 @@ let t: TestService;
 let kms: KmsClient;
 let keyId: string;
 
-async function createKey(client: KmsClient, alias: string): Promise<string> {
-  const created = await client.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
-}
-
 /** A blob's bytes with another format version, and its trailer recomputed as anyone can. */
 function reframed(bytes: Buffer, format: number): Buffer {
   const copy = Buffer.from(bytes);
@@ -35,7 +29,7 @@ function reframed(bytes: Buffer, format: number): Buffer {
 beforeAll(async () => {
   t = await startTestService();
   kms = t.client('project-a');
-  keyId = await createKey(kms, 'small-data');
+  keyId = await createKeyId(kms, 'small-data');
 });
 
 afterAll(async () => {
@@ -93,7 +87,7 @@ describe('encrypt-data → decrypt-data', () => {
   });
 
   it('seals under the key\'s current material version and opens every version by the one the blob carries', async () => {
-    const key = await createKey(kms, 'data-two-versions');
+    const key = await createKeyId(kms, 'data-two-versions');
     const old = await kms.call('encrypt-data', { key_id: key, plain_text: 'under v0' });
     expect(blobMaterialVersion(Buffer.from(old.body.cipher_text, 'base64'))).toBe(0);
     await addMaterialVersion(t, key);
@@ -199,7 +193,7 @@ describe('decrypt-data refuses what it cannot trust', () => {
   });
 
   it('a key_id other than the key the blob names, even of the same project (KMS.2201)', async () => {
-    const otherKey = await createKey(kms, 'data-other-key');
+    const otherKey = await createKeyId(kms, 'data-other-key');
     expectKmsError(await kms.call('decrypt-data', { cipher_text: blob, key_id: otherKey }), 400, 'KMS.2201');
   });
 
@@ -274,7 +268,7 @@ describe('binding: what was given at encryption must be given at decryption', ()
 
 describe('key states, projects and permissions', () => {
   it('refuses a disabled key (KMS.0209) both ways, and opens again once enabled', async () => {
-    const key = await createKey(kms, 'data-to-disable');
+    const key = await createKeyId(kms, 'data-to-disable');
     const sealed = await kms.call('encrypt-data', { key_id: key, plain_text: 'x' });
     await kms.call('disable-key', { key_id: key });
     expectKmsError(await kms.call('encrypt-data', { key_id: key, plain_text: 'x' }), 400, 'KMS.0209');
@@ -284,7 +278,7 @@ describe('key states, projects and permissions', () => {
   });
 
   it('refuses a key pending deletion (KMS.0210) both ways', async () => {
-    const key = await createKey(kms, 'data-to-delete');
+    const key = await createKeyId(kms, 'data-to-delete');
     const sealed = await kms.call('encrypt-data', { key_id: key, plain_text: 'x' });
     expect((await kms.call('schedule-key-deletion', { key_id: key, pending_days: '7' })).status).toBe(200);
     expectKmsError(await kms.call('encrypt-data', { key_id: key, plain_text: 'x' }), 400, 'KMS.0210');

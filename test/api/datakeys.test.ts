@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { withTrailerRecomputed } from '../helpers/blob';
 import { testModuleKind } from '../helpers/test-module';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 import { KmsError } from '../../src/errors';
 import { ckrName, ckrOf } from '../../src/hsm/ckr';
@@ -22,16 +22,10 @@ let t: TestService;
 let kms: KmsClient;
 let keyId: string;
 
-async function createKey(client: KmsClient, alias: string): Promise<string> {
-  const created = await client.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
-}
-
 beforeAll(async () => {
   t = await startTestService();
   kms = t.client('project-a');
-  keyId = await createKey(kms, 'datakeys');
+  keyId = await createKeyId(kms, 'datakeys');
 });
 
 afterAll(async () => {
@@ -175,7 +169,7 @@ describe('decrypt-datakey refuses what it cannot trust', () => {
   });
 
   it('refuses a blob from Huawei Cloud KMS, the reference example (KMS.2201)', async () => {
-    const otherKey = await createKey(kms, 'reference-blob');
+    const otherKey = await createKeyId(kms, 'reference-blob');
     expectKmsError(await kms.call('decrypt-datakey', { key_id: otherKey, cipher_text: HUAWEI_BLOB, datakey_cipher_length: '64' }), 400, 'KMS.2201');
   });
 
@@ -184,7 +178,7 @@ describe('decrypt-datakey refuses what it cannot trust', () => {
   });
 
   it('refuses the blob under another key id, even of the same project (KMS.2201)', async () => {
-    const otherKey = await createKey(kms, 'other-key');
+    const otherKey = await createKeyId(kms, 'other-key');
     expectKmsError(await kms.call('decrypt-datakey', { key_id: otherKey, cipher_text: blob, datakey_cipher_length: '32' }), 400, 'KMS.2201');
   });
 
@@ -274,7 +268,7 @@ describe('decrypt-datakey: a change with the SHA-256 trailer recomputed is refus
   it('refuses the key material version changed to another version the key has (KMS.2201)', async () => {
     // A key with material versions 0 and 1, as a rotation leaves it (behind the service's back: the
     // API has no rotation yet); new data keys are sealed under version 1.
-    const key = await createKey(kms, 'two-material-versions');
+    const key = await createKeyId(kms, 'two-material-versions');
     await t.service.hsm.generateKey({ keyId: key, version: 1 });
     const db = new Database(t.config.databasePath);
     try {
@@ -361,7 +355,7 @@ describe('binding: what was given at encryption must be given at decryption', ()
 
 describe('key states and projects', () => {
   it('refuses a disabled key (KMS.0209) and serves it again once enabled', async () => {
-    const key = await createKey(kms, 'to-disable');
+    const key = await createKeyId(kms, 'to-disable');
     const blob = (await kms.call('create-datakey', { key_id: key })).body.cipher_text;
     await kms.call('disable-key', { key_id: key });
     expectKmsError(await kms.call('create-datakey', { key_id: key }), 400, 'KMS.0209');
@@ -371,7 +365,7 @@ describe('key states and projects', () => {
   });
 
   it('refuses a key pending deletion (KMS.0210), for every data key operation', async () => {
-    const key = await createKey(kms, 'to-delete');
+    const key = await createKeyId(kms, 'to-delete');
     const blob = (await kms.call('create-datakey', { key_id: key })).body.cipher_text;
     expect((await kms.call('schedule-key-deletion', { key_id: key, pending_days: '7' })).status).toBe(200);
     expectKmsError(await kms.call('create-datakey', { key_id: key }), 400, 'KMS.0210');

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { startTestService, type TestService } from '../helpers/service';
 
 /**
@@ -31,9 +31,7 @@ async function principal(project: string, actions: string[]): Promise<Principal>
 let admin: Principal;
 
 async function createKey(alias: string): Promise<string> {
-  const created = await admin.client.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(admin.client, alias);
 }
 
 async function grant(keyId: string, grantee: string, operations: string[], extra: Record<string, unknown> = {}): Promise<string> {

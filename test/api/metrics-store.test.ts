@@ -16,7 +16,7 @@ import { StoreMetrics } from '../../src/metrics/store-metrics';
 import type { MetadataStore } from '../../src/domain/repositories';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres/postgres-store';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
-import { fetchResponse } from '../helpers/client';
+import { createKeyId, fetchResponse } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
 import { Metrics } from '../helpers/metrics';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
@@ -46,9 +46,7 @@ async function scrape(t: TestService): Promise<Metrics> {
 }
 
 async function createKey(t: TestService, alias: string): Promise<string> {
-  const created = await t.client().call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(t.client(), alias);
 }
 
 const claims = (outcome: string): Record<string, string> => ({ job: JOBS.deletion, outcome });

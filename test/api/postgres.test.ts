@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { eventually } from '../helpers/eventually';
 import { runCliOn } from '../helpers/cli';
-import { expectKmsError, fetchResponse, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, fetchResponse, kmsClient, type KmsClient } from '../helpers/client';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
 import { startTestService, type TestService } from '../helpers/service';
 
@@ -34,9 +34,7 @@ async function sql<R>(text: string, values: unknown[] = []): Promise<R[]> {
 }
 
 async function createKey(alias: string): Promise<string> {
-  const created = await kms.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
+  return createKeyId(kms, alias);
 }
 
 async function dataKey(keyId: string, client = kms): Promise<{ plain: string; cipher: string }> {

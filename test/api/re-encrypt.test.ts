@@ -1,7 +1,7 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
 import { addMaterialVersion, blobMaterialVersion } from '../helpers/material-version';
 import { sdkClient } from '../helpers/sdk-client';
 import { startTestService, type TestService } from '../helpers/service';
@@ -19,12 +19,6 @@ let kms: KmsClient;
 let source: string;
 let destination: string;
 
-async function createKey(client: KmsClient, alias: string): Promise<string> {
-  const created = await client.call('create-key', { key_alias: alias });
-  expect(created.status).toBe(200);
-  return created.body.key_info.key_id as string;
-}
-
 async function auditRecord(response: { headers: Headers }): Promise<Record<string, unknown>> {
   await new Promise((resolve) => setImmediate(resolve));
   const lines = readFileSync(t.config.auditLogPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
@@ -34,8 +28,8 @@ async function auditRecord(response: { headers: Headers }): Promise<Record<strin
 beforeAll(async () => {
   t = await startTestService();
   kms = t.client('project-a');
-  source = await createKey(kms, 're-encrypt-source');
-  destination = await createKey(kms, 're-encrypt-destination');
+  source = await createKeyId(kms, 're-encrypt-source');
+  destination = await createKeyId(kms, 're-encrypt-destination');
 });
 
 afterAll(async () => {
@@ -106,7 +100,7 @@ describe('a data blob moves to another key', () => {
 
 describe('to the newest material version of the same key', () => {
   it('re-seals a version-0 blob of either kind under version 1, and both generations still open', async () => {
-    const key = await createKey(kms, 're-encrypt-rotated');
+    const key = await createKeyId(kms, 're-encrypt-rotated');
     const dataKey = await kms.call('create-datakey', { key_id: key });
     const data = await kms.call('encrypt-data', { key_id: key, plain_text: 'generation zero' });
     await addMaterialVersion(t, key);
@@ -284,7 +278,7 @@ describe('re-encrypt refuses', () => {
   });
 
   it('a disabled or deleted source or destination (KMS.0209, KMS.0210)', async () => {
-    const disabled = await createKey(kms, 're-encrypt-disabled');
+    const disabled = await createKeyId(kms, 're-encrypt-disabled');
     const blob = (await kms.call('create-datakey', { key_id: disabled })).body.cipher_text;
     await kms.call('disable-key', { key_id: disabled });
     expectKmsError(await kms.call('re-encrypt', { cipher_text: blob, destination_key_id: destination }), 400, 'KMS.0209');
@@ -296,7 +290,7 @@ describe('re-encrypt refuses', () => {
 
   it("keys of another project, as source or destination (KMS.0207)", async () => {
     const other = t.client('project-b');
-    const theirs = await createKey(other, 'project-b-key');
+    const theirs = await createKeyId(other, 'project-b-key');
     const theirBlob = (await other.call('create-datakey', { key_id: theirs })).body.cipher_text;
     expectKmsError(await kms.call('re-encrypt', { cipher_text: theirBlob, destination_key_id: destination }), 404, 'KMS.0207');
     expectKmsError(await kms.call('re-encrypt', { cipher_text: dataKeyBlob, destination_key_id: theirs }), 404, 'KMS.0207');
