@@ -28,13 +28,23 @@ export function loadModule(modulePath: string, initArgs?: string): graphene.Modu
   }
 }
 
-/** The slots whose token carries `label`. */
-export function tokenSlots(module: graphene.Module, label: string): graphene.Slot[] {
+/**
+ * The slots whose token carries `label`. A token that cannot be read throws, unless
+ * `skipUnreadable`: then it is passed over as not the one looked for.
+ */
+export function tokenSlots(module: graphene.Module, label: string, skipUnreadable = false): graphene.Slot[] {
   const slots = module.getSlots(true);
   const found: graphene.Slot[] = [];
   for (let i = 0; i < slots.length; i++) {
     const slot = slots.items(i);
-    if (slot.getToken().label === label) found.push(slot);
+    let tokenLabel: string;
+    try {
+      tokenLabel = slot.getToken().label;
+    } catch (error) {
+      if (skipUnreadable) continue;
+      throw error;
+    }
+    if (tokenLabel === label) found.push(slot);
   }
   return found;
 }
@@ -104,7 +114,9 @@ function createTokenOnce(options: TokenCreation): void {
     const lib = module.lib;
     // PKCS#11 labels are 32 bytes padded with blanks; pkcs11js would pad with NULs, which other tools do not match.
     lib.C_InitToken(free.handle, soPin, options.tokenLabel.padEnd(32, ' '));
-    const created = tokenSlots(module, options.tokenLabel)[0];
+    // Another process may have removed its token since C_Initialize (see LISTING_ATTEMPTS): that
+    // token now answers CKR_GENERAL_ERROR, and it is not the one just initialised here.
+    const created = tokenSlots(module, options.tokenLabel, true)[0];
     if (!created) throw new HsmStartError('the new token cannot be found after initialisation');
     const session = lib.C_OpenSession(created.handle, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
     try {
