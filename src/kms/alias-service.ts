@@ -133,6 +133,6 @@ export class AliasService {
     if (!holder) return;
     const key = await this.deps.store.keys.get(ctx.projectId, holder.keyId);
     const now = this.deps.clock();
-    if (key && isDestroyed(key, now)) await finishDeletionOnce(this.deps.store, this.deps.hsm, key, now);
+    if (key && isDestroyed(key, now)) await finishDeletionOnce(this.deps.store, this.deps.hsm, key, now, this.deps.logger);
   }
 }

@@ -136,7 +136,7 @@ export class ImportService {
 
   /** `work` under the key's import lease; KMS.0104 (retry) when another request, process or instance holds it. */
   private async exclusive<T>(record: KeyRecord, work: () => Promise<T>): Promise<T> {
-    const outcome = await underLease(this.deps.store.leases, JOBS.keyImport, record.keyId, work);
+    const outcome = await underLease(this.deps.store.leases, JOBS.keyImport, record.keyId, work, { logger: this.deps.logger });
     if (!outcome.claimed) throw new KmsError('KMS.0104', { cause: new Error(`another import step of key ${record.keyId} is under way`) });
     return outcome.value;
   }

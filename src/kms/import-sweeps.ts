@@ -32,7 +32,7 @@ export async function sweepImports(store: MetadataStore, hsm: Hsm, now: number, 
       const outcome = await underLease(store.leases, JOBS.keyImport, due.keyId, async () => {
         const record = await store.keys.get(due.projectId, due.keyId);
         return record !== undefined && (await releaseMaterial(store, hsm, record, (current) => current.materialExpiresAt !== null && current.materialExpiresAt <= now));
-      });
+      }, { logger });
       if (outcome.claimed && outcome.value) {
         expired++;
         logger.info({ keyId: due.keyId, projectId: due.projectId }, 'imported key material expired: deleted, the key is pending import');
@@ -50,7 +50,7 @@ export async function sweepImports(store: MetadataStore, hsm: Hsm, now: number, 
         await hsm.destroyKey({ keyId: due.keyId, version: WRAPPING_KEY_VERSION });
         await store.imports.put({ ...current, wrappingExpiresAt: null });
         return true;
-      });
+      }, { logger });
       if (outcome.claimed && outcome.value) wrappingKeysDestroyed++;
       else skipped++;
     } catch (error) {

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { JobLeases } from '../domain/coordination';
 
 /**
@@ -23,27 +24,42 @@ export const JOBS = {
 
 export const JOB_LEASE_TTL_MS = 120_000;
 
+/** Where underLease reports renewals that failed, and how long its lease lasts unless renewed. */
+export interface LeaseOptions {
+  readonly logger: Logger;
+  readonly ttlMs?: number;
+}
+
 /**
  * Runs `work` for one item of a job if this process gets its lease, renewing it every third of
- * `ttlMs` while `work` runs (an item may take many HSM calls, each up to KMS_PKCS11_CALL_TIMEOUT_MS)
+ * its ttl while `work` runs (an item may take many HSM calls, each up to KMS_PKCS11_CALL_TIMEOUT_MS)
  * and releasing it when done, whether `work` succeeded or not, so that the next pass, here or
  * elsewhere, may retry a failure. `claimed` false: another holder has it, and `work` did not run.
  *
- * A lease can still be lost (this process stalled past `ttlMs`): `work` must check, under the
+ * A lease can still be lost (this process stalled past the ttl): `work` must check, under the
  * lease, that its item is still to be done, and each of its steps must be harmless done twice.
+ * A renewal that fails (the store unreachable) is retried by the next one and logged, as is the
+ * first that finds the lease lost: either means another instance may take the item over.
  */
 export async function underLease<T>(
   leases: JobLeases,
   job: string,
   item: string,
   work: () => Promise<T>,
-  ttlMs: number = JOB_LEASE_TTL_MS,
+  { logger, ttlMs = JOB_LEASE_TTL_MS }: LeaseOptions,
 ): Promise<{ claimed: true; value: T } | { claimed: false }> {
   const lease = await leases.tryClaim(job, item, ttlMs);
   if (!lease) return { claimed: false };
+  let lostLogged = false;
   const renewal = setInterval(() => {
-    // A failed renewal is retried by the next tick; a lost lease shows as the item done elsewhere.
-    lease.renew(ttlMs).catch(() => false);
+    lease.renew(ttlMs).then(
+      (kept) => {
+        if (kept || lostLogged) return;
+        lostLogged = true;
+        logger.warn({ job, item }, 'a job lease expired and was taken over while its work ran here: the item may be worked on twice');
+      },
+      (error: unknown) => logger.warn({ job, item, err: error }, 'could not renew a job lease; retrying at the next renewal'),
+    );
   }, ttlMs / 3);
   renewal.unref();
   try {

@@ -118,7 +118,7 @@ export class KeyRotator {
           await hsm.destroyKey({ keyId: claim.keyId, version: claim.version });
           await rotations.rollBack(claim.keyId, claim.version);
           return true;
-        });
+        }, { logger });
         if (!outcome.claimed || !outcome.value) {
           skipped++;
           continue;
@@ -158,7 +158,7 @@ export class KeyRotator {
     let skipped = 0;
     for (const { keyId, projectId, reason } of candidates) {
       try {
-        const outcome = await underLease(this.deps.leases, JOBS.rotation, keyId, () => this.rotate(keyId, projectId, reason));
+        const outcome = await underLease(this.deps.leases, JOBS.rotation, keyId, () => this.rotate(keyId, projectId, reason), { logger: this.deps.logger });
         if (!outcome.claimed) skipped++;
         else if (outcome.value !== undefined) rotated++;
       } catch (error) {

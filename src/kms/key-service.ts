@@ -275,7 +275,7 @@ export class KeyService {
     // Under the deletion's lease: when another process is finishing it right now, this one leaves
     // it to that one (and the alias is free once it has: until then, KMS.1104).
     const now = this.deps.clock();
-    if (holder && isDestroyed(holder, now)) await finishDeletionOnce(this.deps.store, this.deps.hsm, holder, now);
+    if (holder && isDestroyed(holder, now)) await finishDeletionOnce(this.deps.store, this.deps.hsm, holder, now, this.deps.logger);
   }
 
   /**

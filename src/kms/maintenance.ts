@@ -172,7 +172,7 @@ export class KeyMaintenance {
         if (!(await pending(record))) return false;
         await finishDeletion(this.deps.store, this.deps.hsm, record);
         return true;
-      });
+      }, { logger: this.deps.logger });
       this.failures.delete(record.keyId);
       return outcome.claimed && outcome.value ? 'done' : 'skipped';
     } catch (error) {
@@ -207,8 +207,8 @@ async function stillDue(store: Pick<MetadataStore, 'keys'>, record: KeyRecord, n
  * finishDeletion under the deletion's lease (the sweep's), when the deletion is still due once the
  * lease is held: nothing when another process holds it or has finished it.
  */
-export async function finishDeletionOnce(store: MetadataStore, hsm: Hsm, record: KeyRecord, now: number): Promise<void> {
+export async function finishDeletionOnce(store: MetadataStore, hsm: Hsm, record: KeyRecord, now: number, logger: Logger): Promise<void> {
   await underLease(store.leases, JOBS.deletion, record.keyId, async () => {
     if (await stillDue(store, record, now)) await finishDeletion(store, hsm, record);
-  });
+  }, { logger });
 }
