@@ -103,4 +103,20 @@ export interface CredentialChangeRecord {
   readonly source?: 'first-start';
 }
 
-export type AuditEntry = AuditRecord | AuthFailureRecord | CredentialChangeRecord;
+/**
+ * `kms store copy`, in audit-cli.log: the embedded store (credentials' sealed secrets, keys, grants)
+ * copied into a PostgreSQL database. Written and synced before the copy commits.
+ */
+export interface StoreCopyRecord {
+  readonly time: string;
+  readonly event: 'store-copy';
+  /** The target database's URL, without its password. */
+  readonly to: string;
+  /** The rows copied, by table. */
+  readonly rows: Readonly<Record<string, number>>;
+  readonly result: 'OK';
+  /** Who ran the command: the operating system's user and the process. */
+  readonly operator: { readonly user: string; readonly pid: number };
+}
+
+export type AuditEntry = AuditRecord | AuthFailureRecord | CredentialChangeRecord | StoreCopyRecord;

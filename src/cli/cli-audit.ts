@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
 import { appendDurably, AuditLog, cliAuditLogFile } from '../audit/audit-log';
 import type { Config } from '../config';
-import type { AuditRecord, CredentialChangeRecord } from '../audit/audit-records';
+import type { AuditRecord, CredentialChangeRecord, StoreCopyRecord } from '../audit/audit-records';
 import type { MetadataStore } from '../domain/repositories';
 import { KmsError } from '../errors';
 import { actedOnFields } from '../http/audit-trail';
@@ -92,6 +92,21 @@ export function auditedCredentialChange<T>(
     appendDurably(chain.file, { time: new Date().toISOString(), event: 'credential-change', ...describe(result), operator: operator() }, chain.instance);
     return result;
   });
+}
+
+/**
+ * Runs a change made beside the store's services (`kms store copy`) under the chain's lock. The
+ * change calls `record` with what it is about to commit, before it commits: the record is written
+ * and synced then, and a record that cannot be written fails the change, so none goes unrecorded.
+ */
+export function auditedStoreCopy<T>(
+  store: Pick<MetadataStore, 'bootstrap'>,
+  chain: CliChain,
+  copy: (record: (described: Pick<StoreCopyRecord, 'to' | 'rows'>) => void) => Promise<T>,
+): Promise<T> {
+  return store.bootstrap.exclusive(CHAIN_LOCK, () =>
+    copy((described) => appendDurably(chain.file, { time: new Date().toISOString(), event: 'store-copy', ...described, result: 'OK', operator: operator() }, chain.instance)),
+  );
 }
 
 export interface OperatorCall<R> {

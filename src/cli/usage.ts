@@ -98,7 +98,9 @@ Exit code 1 when a chain is broken.`,
   store: `Stop the service first: what it writes after the copy's snapshot is not copied. The target must
 be empty (its schema is made if missing); the copy is one transaction, its counts checked against
 the source's before it commits. The password comes from the URL or KMS_DATABASE_PASSWORD_FILE, the
-server's CA from KMS_DATABASE_CA_FILE. Then start every instance with KMS_DATABASE_URL set to it.`,
+server's CA from KMS_DATABASE_CA_FILE. The copy is recorded in audit-cli.log (the target's URL without
+its password, and the rows copied) before it commits. Then start every instance with KMS_DATABASE_URL
+set to it.`,
 };
 
 const COMMON = `Options of every command:

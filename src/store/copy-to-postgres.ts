@@ -202,9 +202,10 @@ async function insertRows(client: PoolClient, table: CopiedTable, rows: readonly
  * Copies the embedded store at `sourceFile` (migrated to this release's schema first, as a start
  * of the service would) into the PostgreSQL database `target` (its schema made, or migrated, first).
  * Returns how many rows each table holds now. Throws TargetNotEmptyError when the target holds any
- * row, and an Error when a count does not match (nothing is then written).
+ * row, and an Error when a count does not match (nothing is then written). `beforeCommit` is told
+ * the counts once they are checked; if it throws, the copy is rolled back.
  */
-export async function copyToPostgres(sourceFile: string, target: PostgresDatabaseConfig): Promise<CopyCounts> {
+export async function copyToPostgres(sourceFile: string, target: PostgresDatabaseConfig, beforeCommit: (counts: CopyCounts) => void = () => undefined): Promise<CopyCounts> {
   if (!existsSync(sourceFile)) throw new Error(`no embedded store at ${sourceFile}: nothing to copy`);
   const source = openDatabase(sourceFile);
   let rows: Record<CopiedTable, Row[]>;
@@ -236,6 +237,7 @@ export async function copyToPostgres(sourceFile: string, target: PostgresDatabas
         if (wrong.length > 0) {
           throw new Error(`the copy's counts do not match the source's (${wrong.map((table) => `${table}: ${after[table]} of ${rows[table].length}`).join(', ')}): nothing was written`);
         }
+        beforeCommit(after);
         await client.query('COMMIT');
         return after;
       } catch (error) {

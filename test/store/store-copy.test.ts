@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { verifyAuditLog } from '../../src/audit/audit-log';
 import type { KeyRecord } from '../../src/domain/keys';
 import type { MetadataStore } from '../../src/domain/repositories';
 import { COPIED_TABLES, TABLE_COPIES } from '../../src/store/copy-to-postgres';
@@ -134,10 +135,11 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
 
   const copied = await runCliOn({ KMS_DATA_DIR: dataDir }, ['store', 'copy', '--to', url, '--json']);
   expect(copied).toMatchObject({ code: 0, stderr: '' });
-  expect(JSON.parse(copied.stdout)).toEqual({
-    to: url,
-    copied: { keys: 5, key_materials: 7, key_rotation: 2, key_imports: 1, grants: 3, key_aliases: 2, key_tags: 4, credentials: 2, audit_checkpoints: 1 },
-  });
+  const rows = { keys: 5, key_materials: 7, key_rotation: 2, key_imports: 1, grants: 3, key_aliases: 2, key_tags: 4, credentials: 2, audit_checkpoints: 1 };
+  expect(JSON.parse(copied.stdout)).toEqual({ to: url, copied: rows });
+  const chain = path.join(dataDir, 'audit-cli.log');
+  expect(verifyAuditLog(chain)).toMatchObject({ ok: true, records: 1 });
+  expect(JSON.parse(readFileSync(chain, 'utf8'))).toMatchObject({ event: 'store-copy', to: url, rows, result: 'OK', operator: { user: os.userInfo().username, pid: expect.any(Number) } });
 
   const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });
   try {
@@ -148,6 +150,24 @@ it('copies the embedded store into an empty PostgreSQL database, which then read
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('the target database is not empty (keys: 5,');
     expect(await everything(target, keys)).toEqual(before);
+    // What was refused was not done: no record.
+    expect(verifyAuditLog(chain)).toMatchObject({ ok: true, records: 1 });
+  } finally {
+    await target.close();
+  }
+});
+
+it('copies nothing when its record cannot be written to audit-cli.log', async () => {
+  await SqliteStore.open(path.join(dataDir, 'kms.sqlite')).close();
+  // A directory where the chain's file should be: it cannot be appended to.
+  mkdirSync(path.join(dataDir, 'audit-cli.log'));
+  const url = await cluster().freshDatabase();
+  const copy = await runCliOn({ KMS_DATA_DIR: dataDir }, ['store', 'copy', '--to', url, '--json']);
+  expect(copy.code).toBe(1);
+  expect(copy.stdout).toBe('');
+  const target = await openPostgresStore({ kind: 'postgres', url, password: undefined, sslMode: 'disable', caFile: undefined, poolSize: 2 });
+  try {
+    expect(await target.credentials.list()).toEqual([]);
   } finally {
     await target.close();
   }
@@ -162,6 +182,7 @@ it('refuses a --to that is not a PostgreSQL URL without repeating its password, 
   const missing = await runCliOn({ KMS_DATA_DIR: dataDir }, ['store', 'copy', '--to', await cluster().freshDatabase()]);
   expect(missing.code).toBe(1);
   expect(missing.stderr).toContain('no embedded store at');
+  expect(existsSync(path.join(dataDir, 'kms.sqlite'))).toBe(false);
 });
 
 it("copies every table and column of the embedded store's schema but the job leases, so that a migration adding one cannot be forgotten here", () => {
