@@ -7,7 +7,7 @@ import { MAC_MECHANISMS } from './key-kinds/hmac';
 import type { KeyKind, MechanismNeed } from './key-kinds/key-kind';
 import type { MechanismTable } from './mechanisms';
 import { OAEP, probeOaep } from './roles/asymmetric-decryption';
-import { probePrivateKeyImport, probeUnwrap, WRAPPING_KEY_BITS, type PrivateKeyImporting } from './roles/key-import';
+import { probePrivateKeyImport, probeUnwrap, withProbeTemporaryKey, WRAPPING_KEY_BITS, type PrivateKeyImporting } from './roles/key-import';
 import { isImportableFamily, PAD_WRAP_MECHANISMS } from './roles/private-key-import';
 import { SIGNATURE_ALGORITHMS } from './roles/signature-algorithms';
 import { familyOf } from './roles/signing';
@@ -142,25 +142,29 @@ function detectPrivateKeyImport(
     missing.push(`private key import: none of ${PAD_WRAP_MECHANISMS.map((mechanism) => mechanism.name).join(', ')} (AES key wrap with padding) is offered for unwrapping`);
     return undefined;
   }
-  for (const mechanism of mechanisms) {
-    const imported = new Set<KeySpec>();
-    // RSA once for every size; each curve on its own (a module may know some curves only).
-    const outcomes = new Map<string, boolean>();
-    for (const kind of importable) {
-      const family = kind.family;
-      if (!isImportableFamily(family)) continue;
-      const probe = family.name === 'RSA' ? 'RSA' : `EC ${family.curve.node}`;
-      let taken = outcomes.get(probe);
-      if (taken === undefined) {
-        taken = probePrivateKeyImport(session, algorithm, mechanism.type, family);
-        outcomes.set(probe, taken);
+  const found = withProbeTemporaryKey(session, algorithm, (temporary) => {
+    for (const mechanism of mechanisms) {
+      const imported = new Set<KeySpec>();
+      // RSA once for every size; each curve on its own (a module may know some curves only).
+      const outcomes = new Map<string, boolean>();
+      for (const kind of importable) {
+        const family = kind.family;
+        if (!isImportableFamily(family)) continue;
+        const probe = family.name === 'RSA' ? 'RSA' : `EC ${family.curve.node}`;
+        let taken = outcomes.get(probe);
+        if (taken === undefined) {
+          taken = probePrivateKeyImport(session, temporary, mechanism.type, family);
+          outcomes.set(probe, taken);
+        }
+        if (taken) imported.add(kind.spec);
       }
-      if (taken) imported.add(kind.spec);
+      if (imported.size > 0) return { mechanism, specs: imported };
     }
-    if (imported.size > 0) {
-      for (const kind of importable) if (!imported.has(kind.spec)) missing.push(`${kind.spec} private key import: the module does not import its private keys with ${mechanism.name}`);
-      return { mechanism: mechanism.type, specs: imported };
-    }
+    return undefined;
+  });
+  if (found) {
+    for (const kind of importable) if (!found.specs.has(kind.spec)) missing.push(`${kind.spec} private key import: the module does not import its private keys with ${found.mechanism.name}`);
+    return { mechanism: found.mechanism.type, specs: found.specs };
   }
   missing.push(`private key import: the module imports no private key with ${mechanisms.map((mechanism) => mechanism.name).join(' or ')} (RFC 5649)`);
   return undefined;

@@ -503,39 +503,57 @@ function valueLength(raw: Buffer): number {
   return raw.length >= 8 ? Number(raw.readBigUInt64LE(0)) : raw.readUInt32LE(0);
 }
 
+/** A temporary AES-256 key the probes unwrapped into a session: its handle, and its value, which Node's crypto wraps with. */
+export interface ProbeTemporaryKey {
+  readonly handle: Buffer;
+  readonly value: Buffer;
+}
+
 /**
- * Whether the module imports private keys of `family` with the RFC 5649 `mechanism`, found by
- * doing it: a throwaway session RSA-1024 wrapping pair, a temporary AES-256 key wrapped by Node's
- * crypto with `algorithm` and unwrapped into the token's session, a private key Node's crypto made
- * (an RSA-1024 one stands for every RSA size) wrapped under it with RFC 5649, unwrapped, and its
- * public key found (publicHalfOf) and compared. False when any step is refused; throws nothing a
- * module answers.
+ * Runs `probes` with a temporary AES-256 key as an import brings one: wrapped by Node's crypto
+ * with `algorithm` under a throwaway session RSA-1024 pair's public key, unwrapped into a session
+ * key allowed to unwrap; destroyed after. Undefined when the module refuses any of that.
  */
-export function probePrivateKeyImport(session: graphene.Session, algorithm: WrappingAlgorithm, mechanism: number, family: ImportableFamily): boolean {
-  const probeFamily: ImportableFamily = family.name === 'RSA' ? { name: 'RSA', bits: 1024 } : family;
-  const made: KeyObject = family.name === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey : generateKeyPairSync('ec', { namedCurve: family.curve.node }).privateKey;
-  const temporaryKey = randomBytes(32);
-  const wrap = createCipheriv('id-aes256-wrap-pad', temporaryKey, RFC5649_IV);
-  const wrappedPrivateKey = Buffer.concat([wrap.update(made.export({ type: 'pkcs8', format: 'der' })), wrap.final()]);
+export function withProbeTemporaryKey<T>(session: graphene.Session, algorithm: WrappingAlgorithm, probes: (temporary: ProbeTemporaryKey) => T): T | undefined {
+  const value = randomBytes(32);
   try {
     return withProbeWrappingPair(session, (publicKey, unwrapping) => {
       const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
-      const wrappedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, temporaryKey);
+      const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, value);
       const { lib } = session;
-      const temporary = lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrappedKey, temporaryKeyTemplate());
+      const handle = lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrapped, temporaryKeyTemplate());
       try {
-        const check = lib.C_UnwrapKey(session.handle, { mechanism }, temporary, wrappedPrivateKey, checkPrivateKeyTemplate(probeFamily));
-        try {
-          const half = publicHalfOf(session, check, probeFamily);
-          const expected = createPublicKey(made).export({ type: 'spki', format: 'der' });
-          return half !== undefined && half.spki.equals(expected);
-        } finally {
-          destroyQuietly(new graphene.SessionObject(check, session, lib));
-        }
+        return probes({ handle, value });
       } finally {
-        destroyQuietly(new graphene.SessionObject(temporary, session, lib));
+        destroyQuietly(new graphene.SessionObject(handle, session, lib));
       }
     });
+  } catch (error) {
+    if (ckrOf(error) !== undefined) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Whether the module imports private keys of `family` with the RFC 5649 `mechanism`, found by
+ * doing it: a private key Node's crypto made (an RSA-1024 one stands for every RSA size) wrapped
+ * under `temporary` with RFC 5649, unwrapped into a session object, and its public key found
+ * (publicHalfOf) and compared. False when the module refuses any step.
+ */
+export function probePrivateKeyImport(session: graphene.Session, temporary: ProbeTemporaryKey, mechanism: number, family: ImportableFamily): boolean {
+  const probeFamily: ImportableFamily = family.name === 'RSA' ? { name: 'RSA', bits: 1024 } : family;
+  const made: KeyObject = family.name === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey : generateKeyPairSync('ec', { namedCurve: family.curve.node }).privateKey;
+  const wrap = createCipheriv('id-aes256-wrap-pad', temporary.value, RFC5649_IV);
+  const wrappedPrivateKey = Buffer.concat([wrap.update(made.export({ type: 'pkcs8', format: 'der' })), wrap.final()]);
+  const { lib } = session;
+  try {
+    const check = lib.C_UnwrapKey(session.handle, { mechanism }, temporary.handle, wrappedPrivateKey, checkPrivateKeyTemplate(probeFamily));
+    try {
+      const half = publicHalfOf(session, check, probeFamily);
+      return half !== undefined && half.spki.equals(createPublicKey(made).export({ type: 'spki', format: 'der' }));
+    } finally {
+      destroyQuietly(new graphene.SessionObject(check, session, lib));
+    }
   } catch (error) {
     if (ckrOf(error) !== undefined) return false;
     throw error;
