@@ -1,4 +1,8 @@
 import { constants, createCipheriv, createHash, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { runCli } from '../helpers/cli';
 import * as pkcs11 from 'pkcs11js';
 import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
@@ -195,4 +199,47 @@ describe('delete-imported-key-material of a key pair and re-import', () => {
     expect((await kms.call('import-key-material', await importRequest(keyId, user.privateKey, 16))).status).toBe(200);
     await signsAs(keyId, algorithm, user.publicKey);
   });
+});
+
+describe('the command line: kms key import --private-key', () => {
+  it('imports a private key from a PEM or DER file into an external key pair (audited in audit-cli.log, never the key); a file that is no private key is a usage error', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kms-byok-pair-'));
+    try {
+      const user = userKeyPair('RSA_2048');
+      const pem = path.join(dir, 'private.pem');
+      writeFileSync(pem, user.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const der = path.join(dir, 'private.der');
+      writeFileSync(der, user.privateKey.export({ type: 'pkcs1', format: 'der' }), { mode: 0o600 });
+      const junk = path.join(dir, 'junk.bin');
+      writeFileSync(junk, randomBytes(100));
+
+      const keyId = await externalPair('RSA_2048');
+      const refused = await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--private-key', junk]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('--private-key must be a private key file');
+      const both = await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--private-key', pem, '--material', junk]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('needs one of --material FILE');
+
+      const imported = await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--private-key', pem]);
+      expect({ code: imported.code, stderr: imported.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(spki(await publicKeyOf(keyId)).equals(spki(user.publicKey))).toBe(true);
+      await signsAs(keyId, 'RSASSA_PSS_SHA_256', user.publicKey);
+      const chain = readFileSync(path.join(t.dataDir, 'audit-cli.log'), 'utf8');
+      const records = chain.trim().split('\n').map((line) => JSON.parse(line) as { action?: string; key_id?: string; result?: string }).filter((record) => record.key_id === keyId);
+      expect(records.map((record) => [record.action, record.result])).toEqual([
+        ['get-parameters-for-import', 'OK'],
+        ['import-key-material', 'OK'],
+      ]);
+      const secret = user.privateKey.export({ type: 'pkcs8', format: 'der' });
+      expect(chain).not.toContain(secret.subarray(-40).toString('base64').slice(0, 24));
+
+      // The same key again after a deletion, from its DER (PKCS#1) form.
+      expect((await kms.call('delete-imported-key-material', { key_id: keyId })).status).toBe(200);
+      expect((await runCli(t, ['key', 'import', '--project', 'project-a', keyId, '--private-key', der])).code).toBe(0);
+      await signsAs(keyId, 'RSASSA_PSS_SHA_256', user.publicKey);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
