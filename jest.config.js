@@ -42,6 +42,7 @@ const ON_EVERY_MODULE = [
   'api/aliases',
   'api/tags',
   'api/import',
+  'api/import-key-pairs',
   'hsm/key-material',
   'hsm/token-layout',
   'hsm/recovery',

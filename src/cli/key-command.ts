@@ -1,4 +1,4 @@
-import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
+import { constants, createCipheriv, createPrivateKey, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { KmsError } from '../errors';
 import type { Operation, OperationMethod, OperationPath } from '../http/operation';
@@ -360,7 +360,7 @@ const COMMANDS: Readonly<Record<string, ReturnType<typeof keyCommand>>> = {
     call: (services, ctx, body) => services.imports.deleteImportedKeyMaterial(ctx, body),
     table: doneTable('imported key material deleted; the key is pending import'),
   }),
-  import: { spec: { strings: ['project', 'material', 'algorithm', 'expires'], positionals: 1 }, run: importRunner },
+  import: { spec: { strings: ['project', 'material', 'private-key', 'algorithm', 'expires'], positionals: 1 }, run: importRunner },
   rotate: keyCommand({
     path: '/v1.0/{project_id}/kms/rotate-on-demand',
     spec: {},
@@ -390,15 +390,26 @@ function importRunner(line: CommandLine, topic: readonly string[]): (core: CliCo
   if (!check.isProjectId(projectId)) throw new UsageError('--project takes a project id: 1 to 64 letters, digits, "_" or "-"', topic);
   const keyRef = line.positionals[0];
   if (keyRef === undefined) throw new UsageError('key import needs the key (its id or alias)', topic);
-  const file = line.strings.get('material');
-  if (file === undefined) throw new UsageError('key import needs --material FILE (the 32 bytes of AES-256 key material)', topic);
-  let material: Buffer;
-  try {
-    material = readFileSync(file);
-  } catch {
-    throw new UsageError(`key import cannot read ${file}`, topic);
+  const materialFile = line.strings.get('material');
+  const privateKeyFile = line.strings.get('private-key');
+  if ((materialFile === undefined) === (privateKeyFile === undefined)) {
+    throw new UsageError('key import needs one of --material FILE (the 32 bytes of an AES_256 key\'s material) and --private-key FILE (a key pair\'s private key, PEM or DER)', topic);
   }
-  if (material.length !== MATERIAL_BYTES) throw new UsageError(`--material must be a file of exactly ${MATERIAL_BYTES} bytes (AES-256 key material), not ${material.length}`, topic);
+  const readable = (file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch {
+      throw new UsageError(`key import cannot read ${file}`, topic);
+    }
+  };
+  let material: Buffer;
+  if (materialFile !== undefined) {
+    material = readable(materialFile);
+    if (material.length !== MATERIAL_BYTES) throw new UsageError(`--material must be a file of exactly ${MATERIAL_BYTES} bytes (AES-256 key material), not ${material.length}`, topic);
+  } else {
+    material = privateKeyDer(readable(privateKeyFile!), topic);
+  }
+  const pair = privateKeyFile !== undefined;
   const requested = line.strings.get('algorithm');
   if (requested !== undefined && OAEP_HASH[requested] === undefined) throw new UsageError('--algorithm takes RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1', topic);
   const expires = line.strings.get('expires');
@@ -427,11 +438,21 @@ function importRunner(line: CommandLine, topic: readonly string[]): (core: CliCo
       (services, ctx, request) => services.imports.getParametersForImport(ctx, request),
     );
     const publicKey = createPublicKey({ key: Buffer.from(parameters.public_key, 'base64'), format: 'der', type: 'spki' });
-    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm] }, material).toString('base64');
+    // A key pair's private key goes under a temporary AES-256 key (RFC 5649), which goes under the wrapping key.
+    const temporary = pair ? randomBytes(32) : undefined;
+    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm] }, temporary ?? material).toString('base64');
+    const wrappedPrivateKey = temporary ? wrapWithPadding(temporary, material).toString('base64') : undefined;
     material.fill(0);
+    temporary?.fill(0);
     await run(
       '/v1.0/{project_id}/kms/import-key-material',
-      (keyId) => ({ key_id: keyId, import_token: parameters.import_token, encrypted_key_material: wrapped, ...(expires === undefined ? {} : { expiration_time: Number(expires) }) }),
+      (keyId) => ({
+        key_id: keyId,
+        import_token: parameters.import_token,
+        encrypted_key_material: wrapped,
+        ...(wrappedPrivateKey === undefined ? {} : { encrypted_privatekey: wrappedPrivateKey }),
+        ...(expires === undefined ? {} : { expiration_time: Number(expires) }),
+      }),
       (services, ctx, request) => services.imports.importKeyMaterial(ctx, request),
     );
     const done = { key_id: parameters.key_id, wrapping_algorithm: algorithm, done: 'key material imported; the key is enabled' };
@@ -445,4 +466,30 @@ export function keyCommandLine(verb: string, args: readonly string[]): (core: Cl
   const topic = ['key', verb];
   if (!command) throw new UsageError(`unknown key command: ${verb}`, ['key']);
   return command.run(parseCommandLine(args, command.spec, topic), topic);
+}
+
+/** A private key file (PEM, or DER PKCS#8 or the key type's own DER) as DER PKCS#8, what import-key-material takes. */
+function privateKeyDer(file: Buffer, topic: readonly string[]): Buffer {
+  const pem = file.subarray(0, 64).toString('latin1').includes('-----BEGIN');
+  const attempts: Array<Parameters<typeof createPrivateKey>[0]> = pem
+    ? [{ key: file, format: 'pem' }]
+    : [
+        { key: file, format: 'der', type: 'pkcs8' },
+        { key: file, format: 'der', type: 'pkcs1' },
+        { key: file, format: 'der', type: 'sec1' },
+      ];
+  for (const attempt of attempts) {
+    try {
+      return createPrivateKey(attempt).export({ type: 'pkcs8', format: 'der' });
+    } catch {
+      // The next form.
+    }
+  }
+  throw new UsageError('--private-key must be a private key file: PEM, or DER (PKCS#8, PKCS#1 or SEC 1), unencrypted', topic);
+}
+
+/** AES key wrap with padding (RFC 5649) of `data` under `key`. */
+function wrapWithPadding(key: Buffer, data: Buffer): Buffer {
+  const cipher = createCipheriv(`id-aes${key.length * 8}-wrap-pad`, key, Buffer.from('a65959a6', 'hex'));
+  return Buffer.concat([cipher.update(data), cipher.final()]);
 }

@@ -41,8 +41,8 @@ export const COMMANDS: Readonly<Record<string, Readonly<Record<string, CommandHe
     untag: { args: '--project ID KEY --name TAG-KEY', summary: 'Delete a tag of the key (delete-tag).' },
     tags: { args: '--project ID KEY', summary: "Show the key's tags (show-kms-tags)." },
     import: {
-      args: '--project ID KEY --material FILE [--algorithm RSAES_OAEP_SHA_256|RSAES_OAEP_SHA_1] [--expires SECONDS]',
-      summary: 'Import the 32 bytes of FILE as an external key\'s material: wrapped here under a wrapping key made in the HSM, unwrapped in it (get-parameters-for-import, import-key-material).',
+      args: '--project ID KEY (--material FILE | --private-key FILE) [--algorithm RSAES_OAEP_SHA_256|RSAES_OAEP_SHA_1] [--expires SECONDS]',
+      summary: 'Import the 32 bytes of FILE as an external AES_256 key\'s material, or a key pair\'s private key (PEM or DER): wrapped here under a wrapping key made in the HSM, unwrapped in it (get-parameters-for-import, import-key-material).',
     },
     'delete-material': { args: '--project ID KEY', summary: 'Destroy an external key\'s imported material; the key is pending import again (delete-imported-key-material).' },
   },

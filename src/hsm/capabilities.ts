@@ -2,11 +2,13 @@ import type * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { ckrName } from './ckr';
 import type { AsymmetricEncryptionAlgorithm, HsmAlgorithm, HsmCapabilities, KeySpec, KeyUsage, MacAlgorithm, SigningAlgorithm, WrappingAlgorithm } from './hsm';
+import { KEY_KINDS } from './key-kinds';
 import { MAC_MECHANISMS } from './key-kinds/hmac';
 import type { KeyKind, MechanismNeed } from './key-kinds/key-kind';
 import type { MechanismTable } from './mechanisms';
 import { OAEP, probeOaep } from './roles/asymmetric-decryption';
-import { probeUnwrap, WRAPPING_KEY_BITS } from './roles/key-import';
+import { probePrivateKeyImport, probeUnwrap, withProbeTemporaryKey, WRAPPING_KEY_BITS, type PrivateKeyImporting } from './roles/key-import';
+import { isImportableFamily, PAD_WRAP_MECHANISMS } from './roles/private-key-import';
 import { SIGNATURE_ALGORITHMS } from './roles/signature-algorithms';
 import { familyOf } from './roles/signing';
 
@@ -19,7 +21,12 @@ import { familyOf } from './roles/signing';
  * can be done (SoftHSM 2.6 has SHA-1 only): each algorithm is listed, and requests are checked
  * against that list.
  */
-export async function detectCapabilities(kinds: Iterable<KeyKind>, table: MechanismTable, session: graphene.Session): Promise<HsmCapabilities> {
+/** The capabilities, and how this module imports private keys (the role's; not the seam's business). */
+export interface Pkcs11Capabilities extends HsmCapabilities {
+  readonly privateKeyImport?: PrivateKeyImporting;
+}
+
+export async function detectCapabilities(kinds: Iterable<KeyKind>, table: MechanismTable, session: graphene.Session): Promise<Pkcs11Capabilities> {
   const specs = new Map<KeySpec, Set<KeyUsage>>();
   const missing: string[] = [];
   for (const kind of kinds) {
@@ -79,7 +86,9 @@ export async function detectCapabilities(kinds: Iterable<KeyKind>, table: Mechan
     if (algorithm.combined && !table.has(algorithm.combined) && table.has(algorithm.direct)) hashedInService.add(name);
   }
   for (const [spec, usages] of specs) if (usages.size === 0) specs.delete(spec);
-  return { specs, missing, algorithms, hashedInService, wrappingAlgorithms: detectWrapping(table, session, missing) };
+  const wrappingAlgorithms = detectWrapping(table, session, missing);
+  const privateKeyImport = detectPrivateKeyImport(table, session, specs, wrappingAlgorithms, missing);
+  return { specs, missing, algorithms, hashedInService, wrappingAlgorithms, privateKeySpecs: privateKeyImport?.specs ?? new Set(), privateKeyImport };
 }
 
 /** What importing key material needs: RSA-2048 wrapping key pairs, RSA-OAEP unwrapping, and AES-ECB for the material's fingerprint. */
@@ -112,6 +121,55 @@ function detectWrapping(table: MechanismTable, session: graphene.Session, missin
   return wrapping;
 }
 
+/**
+ * Which key pair specs the module can import private keys of, and with which RFC 5649 mechanism:
+ * each mechanism the module lists for unwrapping, in PAD_WRAP_MECHANISMS' order, until one imports
+ * a key (probePrivateKeyImport), once for RSA (every size) and once per curve. Undefined when none
+ * can; what is missing is added to `missing`.
+ */
+function detectPrivateKeyImport(
+  table: MechanismTable,
+  session: graphene.Session,
+  specs: ReadonlyMap<KeySpec, ReadonlySet<KeyUsage>>,
+  wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>,
+  missing: string[],
+): PrivateKeyImporting | undefined {
+  const algorithm = [...wrappingAlgorithms][0];
+  const importable = [...specs.keys()].map((spec) => KEY_KINDS.get(spec)).filter((kind): kind is KeyKind => kind !== undefined && isImportableFamily(kind.family));
+  if (algorithm === undefined || importable.length === 0) return undefined;
+  const mechanisms = PAD_WRAP_MECHANISMS.filter((mechanism) => table.has({ ...mechanism, flags: pkcs11.CKF_UNWRAP }));
+  if (mechanisms.length === 0) {
+    missing.push(`private key import: none of ${PAD_WRAP_MECHANISMS.map((mechanism) => mechanism.name).join(', ')} (AES key wrap with padding) is offered for unwrapping`);
+    return undefined;
+  }
+  const found = withProbeTemporaryKey(session, algorithm, (temporary) => {
+    for (const mechanism of mechanisms) {
+      const imported = new Set<KeySpec>();
+      // RSA once for every size; each curve on its own (a module may know some curves only).
+      const outcomes = new Map<string, boolean>();
+      for (const kind of importable) {
+        const family = kind.family;
+        if (!isImportableFamily(family)) continue;
+        const probe = family.name === 'RSA' ? 'RSA' : `EC ${family.curve.node}`;
+        let taken = outcomes.get(probe);
+        if (taken === undefined) {
+          taken = probePrivateKeyImport(session, temporary, mechanism.type, family);
+          outcomes.set(probe, taken);
+        }
+        if (taken) imported.add(kind.spec);
+      }
+      if (imported.size > 0) return { mechanism, specs: imported };
+    }
+    return undefined;
+  });
+  if (found) {
+    for (const kind of importable) if (!found.specs.has(kind.spec)) missing.push(`${kind.spec} private key import: the module does not import its private keys with ${found.mechanism.name}`);
+    return { mechanism: found.mechanism.type, specs: found.specs };
+  }
+  missing.push(`private key import: the module imports no private key with ${mechanisms.map((mechanism) => mechanism.name).join(' or ')} (RFC 5649)`);
+  return undefined;
+}
+
 /** The capabilities as a log line's fields: each spec with its usages, and the algorithms the service hashes for. */
 export function describeCapabilities(capabilities: HsmCapabilities): Record<string, unknown> {
   return {
@@ -120,5 +178,6 @@ export function describeCapabilities(capabilities: HsmCapabilities): Record<stri
     algorithms: [...capabilities.algorithms],
     hashedInService: [...capabilities.hashedInService],
     wrappingAlgorithms: [...capabilities.wrappingAlgorithms],
+    privateKeyImport: [...capabilities.privateKeySpecs],
   };
 }

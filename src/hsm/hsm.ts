@@ -207,6 +207,29 @@ export interface KeyImport {
    * classic key check value), made in the token; never the material.
    */
   unwrapKey(ref: MaterialRef, spec: KeySpec, keyId: string, algorithm: WrappingAlgorithm, wrapped: Buffer, expectedFingerprint?: Buffer): Promise<Buffer>;
+  /** The key pair specs whose private keys this module can import (found at start-up by importing one; empty: none). */
+  readonly privateKeySpecs: ReadonlySet<KeySpec>;
+  /**
+   * Unwraps `wrappedKey` (a temporary AES-128 or AES-256 key, RSA-OAEP with `algorithm` under
+   * `keyId`'s wrapping key; another length KMS.2610) and with it `wrappedPrivateKey` (DER PKCS#8,
+   * AES key wrap with padding, RFC 5649) into `ref`'s key pair of `spec` for `usage`: the private
+   * key a token object as generated ones are (sensitive, never extractable, the usage's uses only),
+   * its public key a token object made from it, both with ref's CKA_ID and CKA_LABEL, replacing
+   * what the token held for `ref`. The private key is checked on a session object first (a key
+   * that does not unwrap, or is not of `spec`: KMS.2609), so that nothing is written to the token
+   * for a key that is refused. Returns the fingerprint: SHA-256 of the public key's DER
+   * SubjectPublicKeyInfo.
+   */
+  unwrapPrivateKey(
+    ref: MaterialRef,
+    spec: KeySpec,
+    usage: KeyUsage,
+    keyId: string,
+    algorithm: WrappingAlgorithm,
+    wrappedKey: Buffer,
+    wrappedPrivateKey: Buffer,
+    expectedFingerprint?: Buffer,
+  ): Promise<Buffer>;
 }
 
 /** The material version a wrapping key's objects carry in their CKA_ID and CKA_LABEL: the largest, never a rotation's. */
@@ -237,6 +260,8 @@ export interface HsmCapabilities {
   readonly hashedInService: ReadonlySet<SigningAlgorithm>;
   /** The wrapping algorithms key material can be imported with (empty: no import; see {@link KeyImport}). */
   readonly wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>;
+  /** The key pair specs whose private keys can be imported (see {@link KeyImport.privateKeySpecs}). */
+  readonly privateKeySpecs: ReadonlySet<KeySpec>;
 }
 
 // ---- the whole seam ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import type { Pkcs11Profile } from './profiles';
 import { RandomPool } from './random-pool';
 import { Pkcs11AsymmetricDecryption } from './roles/asymmetric-decryption';
 import { Pkcs11KeyAgreement } from './roles/key-agreement';
-import { Pkcs11KeyImport } from './roles/key-import';
+import { Pkcs11KeyImport, type PrivateKeyImporting } from './roles/key-import';
 import { Pkcs11KeyPairs } from './roles/key-pairs';
 import { Pkcs11Mac } from './roles/mac';
 import { Pkcs11Signing } from './roles/signing';
@@ -44,7 +44,7 @@ import type { TokenLock } from './token-lock';
 const GENERATE_TIMEOUT_MS = 60_000;
 
 /** Until start-up has read the module's mechanisms: nothing. */
-const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], algorithms: new Set(), hashedInService: new Set(), wrappingAlgorithms: new Set() };
+const NO_CAPABILITIES: HsmCapabilities = { specs: new Map(), missing: [], algorithms: new Set(), hashedInService: new Set(), wrappingAlgorithms: new Set(), privateKeySpecs: new Set() };
 
 export interface Pkcs11HsmOptions {
   readonly modulePath: string;
@@ -207,8 +207,9 @@ export class Pkcs11Hsm implements Hsm {
           'the module answers a tampered AES-GCM tag with a code its profile does not take for one: such requests will get 500, not 400 (set KMS_PKCS11_PROFILE)',
         );
       }
-      hsm.detected = await hsm.runner.once((session) => detectCapabilities(KEY_KINDS.values(), table, session));
-      if (hsm.detected.wrappingAlgorithms.size > 0) hsm.importRole = hsm.keyImportRole(hsm.detected.wrappingAlgorithms);
+      const detected = await hsm.runner.once((session) => detectCapabilities(KEY_KINDS.values(), table, session));
+      hsm.detected = detected;
+      if (detected.wrappingAlgorithms.size > 0) hsm.importRole = hsm.keyImportRole(detected.wrappingAlgorithms, detected.privateKeyImport);
       await hsm.runner.once((session) => hsm.keys.readToken(session));
     } catch (error) {
       await hsm.close();
@@ -231,10 +232,13 @@ export class Pkcs11Hsm implements Hsm {
     return hsm;
   }
 
-  private keyImportRole(algorithms: ReadonlySet<WrappingAlgorithm>): KeyImport {
-    const role = new Pkcs11KeyImport(this.keys, this.connection.profile, algorithms);
+  private keyImportRole(algorithms: ReadonlySet<WrappingAlgorithm>, privateKeys: PrivateKeyImporting | undefined): KeyImport {
+    const role = new Pkcs11KeyImport(this.keys, this.connection.profile, algorithms, privateKeys);
     return {
       wrappingAlgorithms: role.wrappingAlgorithms,
+      privateKeySpecs: role.privateKeySpecs,
+      unwrapPrivateKey: (ref, spec, usage, keyId, algorithm, wrappedKey, wrappedPrivateKey, expected) =>
+        keepContract(role.unwrapPrivateKey(ref, spec, usage, keyId, algorithm, wrappedKey, wrappedPrivateKey, expected)),
       createWrappingKey: (keyId) => keepContract(role.createWrappingKey(keyId)),
       wrappingPublicKey: (keyId) => keepContract(role.wrappingPublicKey(keyId)),
       destroyWrappingKey: (keyId) => keepContract(role.destroyWrappingKey(keyId)),

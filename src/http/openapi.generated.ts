@@ -661,7 +661,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Imports AES-256 material wrapped with the key's wrapping public key: unwrapped in the HSM straight into a non-extractable key object; the key becomes enabled. */
+        /** Imports AES-256 material wrapped with the key's wrapping public key, or a key pair's private key wrapped under a temporary AES key that is: unwrapped in the HSM straight into non-extractable key objects; the key becomes enabled. */
         post: operations["importKeyMaterial"];
         delete?: never;
         options?: never;
@@ -1172,7 +1172,7 @@ export interface components {
         CmkKeySpec: string;
         /** @description ENCRYPT_DECRYPT (AES_256's default; RSA for OAEP), SIGN_VERIFY (the default for key pairs), GENERATE_VERIFY_MAC (HMAC's default) or KEY_AGREEMENT (EC keys); a usage the spec cannot serve is refused. */
         KeyUsage: string;
-        /** @description kms (material generated in the HSM, the default) or external (AES_256 only; pending import, state 5, until material is imported). */
+        /** @description kms (material generated in the HSM, the default) or external (AES_256, or an RSA or EC key pair whose private key the HSM can import; pending import, state 5, until material is imported). */
         Origin: string;
         /** @description Accepted for compatibility and ignored. */
         OpaqueString: string;
@@ -1292,9 +1292,9 @@ export interface components {
             key_id: components["schemas"]["KeyId"];
             /** @description The import token get-parameters-for-import answered, as the SDK bounds it. */
             import_token: string;
-            /** @description Base64 of the 32-byte key material wrapped with RSA-OAEP (the token's algorithm) under the wrapping public key (256 bytes). */
+            /** @description Base64 of the 32-byte key material (a key pair's temporary AES key, 16 or 32 bytes, else KMS.2610) wrapped with RSA-OAEP (the token's algorithm) under the wrapping public key (256 bytes). */
             encrypted_key_material: string;
-            /** @description An asymmetric private key to import; not served here (only AES_256 material), refused with KMS.0308. */
+            /** @description A key pair's private key, DER PKCS#8, wrapped under the temporary key with AES key wrap with padding (RFC 5649), base64. Required for a key pair (KMS.2608), refused for an AES_256 key (KMS.0308); one that does not unwrap or is not of the key's spec is KMS.2609. */
             encrypted_privatekey?: string;
             /** @description When the imported material expires, in seconds since the epoch (later than now, else KMS.2602); the service then deletes it and the key is pending import again. None for never. */
             expiration_time?: number;

@@ -9,6 +9,7 @@ import type { EmptyResponse, GetParametersForImportRequest, GetParametersForImpo
 import type { Clock, RequestContext } from './context';
 import { openImportToken, sealImportToken, wrappingKeyHash } from './import-token';
 import { JOBS, underLease } from './job-lease';
+import { keyKindOf } from './key-specs';
 import type { KeyService } from './key-service';
 import { strictBase64 } from './strict-base64';
 
@@ -26,7 +27,10 @@ export interface ImportServiceDeps {
 /**
  * Bring your own key (origin external): get-parameters-for-import, import-key-material and
  * delete-imported-key-material. The material is unwrapped in the HSM (the keyImport role) straight
- * into the key's non-extractable AES-256 object, so every symmetric operation uses it unchanged.
+ * into the key's non-extractable AES-256 object, so every symmetric operation uses it unchanged;
+ * a key pair's private key (encrypted_privatekey, under a temporary AES key that
+ * encrypted_key_material carries) into its private key object, beside a public key object made
+ * from it, so that the asymmetric roles use them as they use generated ones.
  *
  * Each step that changes a key's import (a new wrapping key, an import, a deletion, an expiry) runs
  * under the key's import lease (job-lease.ts), so that two requests, processes or instances never
@@ -61,10 +65,13 @@ export class ImportService {
 
   async importKeyMaterial(ctx: RequestContext, request: ImportKeyMaterialRequest): Promise<EmptyResponse> {
     const role = this.role();
-    if (request.encrypted_privatekey !== undefined) {
-      throw new KmsError('KMS.0308', { detail: 'encrypted_privatekey: importing asymmetric private keys is not supported; only AES_256 material.' });
-    }
     const record = await this.pendingImport(ctx, request.key_id);
+    const { spec, usage } = keyKindOf(record.keySpec, record.keyUsage);
+    const pair = spec !== 'AES_256';
+    if (pair && request.encrypted_privatekey === undefined) throw new KmsError('KMS.2608');
+    if (!pair && request.encrypted_privatekey !== undefined) {
+      throw new KmsError('KMS.0308', { detail: 'encrypted_privatekey: only a key pair\'s private key is imported with it; an AES_256 key\'s material is encrypted_key_material itself.' });
+    }
     const { store, hsm, clock, logger } = this.deps;
     const now = clock();
     const materialExpiresAt = request.expiration_time === undefined ? null : request.expiration_time * 1000;
@@ -74,7 +81,13 @@ export class ImportService {
     if (token.expiresAt * 1000 <= now) throw new KmsError('KMS.2601');
     const wrapped = strictBase64(request.encrypted_key_material);
     if (wrapped === undefined || wrapped.length !== WRAPPED_BYTES) {
-      throw new KmsError('KMS.0308', { detail: `encrypted_key_material must be base64 of ${WRAPPED_BYTES} bytes: the material wrapped under the RSA-2048 wrapping public key.` });
+      const what = pair ? 'the temporary AES key' : 'the material';
+      throw new KmsError('KMS.0308', { detail: `encrypted_key_material must be base64 of ${WRAPPED_BYTES} bytes: ${what} wrapped under the RSA-2048 wrapping public key.` });
+    }
+    const wrappedPrivateKey = request.encrypted_privatekey === undefined ? undefined : strictBase64(request.encrypted_privatekey);
+    // RFC 5649's output is a multiple of 8 bytes, at least 16.
+    if (pair && (wrappedPrivateKey === undefined || wrappedPrivateKey.length < 16 || wrappedPrivateKey.length % 8 !== 0)) {
+      throw new KmsError('KMS.2609', { detail: 'encrypted_privatekey must be base64 of the DER PKCS#8 private key wrapped under the temporary key with AES key wrap with padding (RFC 5649).' });
     }
     await this.exclusive(record, async () => {
       const current = (await store.imports.get(record.keyId)) ?? noImport(record.keyId);
@@ -84,7 +97,11 @@ export class ImportService {
       const publicKey = await role.wrappingPublicKey(record.keyId).catch(asTokenRefusal);
       if (!wrappingKeyHash(publicKey).equals(token.wrappingKeyHash)) throw new KmsError('KMS.2605');
       const ref = materialOf(record);
-      const fingerprint = await role.unwrapKey(ref, 'AES_256', record.keyId, token.algorithm, wrapped, current.fingerprint ?? undefined).catch(asTokenRefusal);
+      const expected = current.fingerprint ?? undefined;
+      const fingerprint = await (wrappedPrivateKey
+        ? role.unwrapPrivateKey(ref, spec, usage, record.keyId, token.algorithm, wrapped, wrappedPrivateKey, expected)
+        : role.unwrapKey(ref, spec, record.keyId, token.algorithm, wrapped, expected)
+      ).catch(asTokenRefusal);
       const imported = await store.withTransaction(async (tx) => {
         const key = await tx.keys.get(record.projectId, record.keyId, { lock: true });
         if (key?.state !== KEY_STATE.pendingImport) return false;

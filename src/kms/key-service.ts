@@ -346,10 +346,16 @@ export class KeyService {
 }
 
 
-/** An external key's material comes from import-key-material: AES_256 only, and only where the HSM can unwrap it. */
+/**
+ * An external key's material comes from import-key-material, where the HSM can unwrap it: AES_256
+ * material, or the private key of a key pair spec the HSM imports (found at its start-up).
+ */
 function checkImportable(spec: KeySpec, hsm: Hsm): void {
-  if (spec !== 'AES_256') throw new KmsError('KMS.0308', { detail: 'origin: external keys are AES_256 only here (importing asymmetric private keys is not supported).' });
-  if (!hsm.keyImport) throw new KmsError('KMS.0308', { detail: 'origin: this HSM cannot import key material (no RSA-OAEP unwrapping with a hash the API names).' });
+  const role = hsm.keyImport;
+  if (!role) throw new KmsError('KMS.0308', { detail: 'origin: this HSM cannot import key material (no RSA-OAEP unwrapping with a hash the API names).' });
+  if (spec === 'AES_256' || role.privateKeySpecs.has(spec)) return;
+  const importable = ['AES_256', ...role.privateKeySpecs].join(', ');
+  throw new KmsError('KMS.0308', { detail: `origin: this HSM imports key material of ${importable} keys only.` });
 }
 
 /** Aliases ending in /default name the cloud services' default keys, which users cannot create. */

@@ -98,8 +98,8 @@ describe('an external key', () => {
     expectKmsError(await kms.call('import-key-material', { key_id: keyId, import_token: 'A'.repeat(212), encrypted_key_material: 'A'.repeat(344) }), 400, 'KMS.2605');
   });
 
-  it('is AES_256 only; another origin is refused', async () => {
-    expectKmsError(await kms.call('create-key', { key_alias: 'byok-rsa', origin: 'external', key_spec: 'RSA_2048' }), 400, 'KMS.0308');
+  it('is AES_256, or a key pair whose private key the HSM imports (import-key-pairs.test.ts); HMAC keys cannot be external, and another origin is refused', async () => {
+    expectKmsError(await kms.call('create-key', { key_alias: 'byok-hmac', origin: 'external', key_spec: 'HMAC_256' }), 400, 'KMS.0308');
     expectKmsError(await kms.call('create-key', { key_alias: 'byok-other', origin: 'elsewhere' }), 400, 'KMS.0308');
   });
 

@@ -61,6 +61,13 @@ describe('what the module can import with', () => {
     expect([...hsm.capabilities.wrappingAlgorithms].sort()).toEqual([...EXPECTED[testModuleKind()]].sort());
     expect([...role.wrappingAlgorithms].sort()).toEqual([...EXPECTED[testModuleKind()]].sort());
   });
+
+  it('probes the key pair specs whose private keys it imports: RSA and EC on SoftHSM (and the shim over it); RSA only on NSS\'s softoken, which cannot take an EC private key without its public value in a vendor attribute', () => {
+    const rsa = ['RSA_2048', 'RSA_3072', 'RSA_4096'];
+    const expected = testModuleKind() === 'nss' ? rsa : [...rsa, 'EC_P256', 'EC_P384', 'SECP256K1'];
+    expect([...hsm.capabilities.privateKeySpecs].sort()).toEqual(expected.sort());
+    expect([...role.privateKeySpecs].sort()).toEqual(expected.sort());
+  });
 });
 
 describe('a wrapping key pair', () => {

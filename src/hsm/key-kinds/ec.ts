@@ -2,12 +2,12 @@ import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { KeyUsage } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
-import { keyObjectTemplate, type KeyUse } from '../templates';
+import { keyObjectTemplate } from '../templates';
 import { generateKeyPair, probeKeyPair } from './generate';
-import type { Curve, KeyKind } from './key-kind';
+import type { Curve, KeyKind, PairUses } from './key-kind';
 import { ecPublicKeyInfo } from './public-key-info';
 
-const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly public: KeyUse[] }>> = {
+const USES: Partial<Record<KeyUsage, PairUses>> = {
   SIGN_VERIFY: { private: ['sign'], public: ['verify'] },
   // The peer's public key is the other input of a derivation: this key pair's public key does nothing in the token.
   KEY_AGREEMENT: { private: ['derive'], public: [] },
@@ -15,7 +15,7 @@ const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly publ
 
 /** An EC key pair on a named curve: to sign (ECDSA) or to agree keys (ECDH), never both. A new curve is one such line (its own file, or below). */
 export function ecKind<S extends string>(spec: S, curve: Curve): KeyKind<S> {
-  const templates = (ref: Parameters<typeof keyObjectTemplate>[0], uses: { readonly private: KeyUse[]; readonly public: KeyUse[] }) => ({
+  const templates = (ref: Parameters<typeof keyObjectTemplate>[0], uses: PairUses) => ({
     public: keyObjectTemplate(ref, { objectClass: 'public', keyType: graphene.KeyType.EC, uses: uses.public, attributes: { paramsEC: curve.params } }),
     private: keyObjectTemplate(ref, { objectClass: 'private', keyType: graphene.KeyType.EC, uses: uses.private }),
   });
@@ -44,6 +44,7 @@ export function ecKind<S extends string>(spec: S, curve: Curve): KeyKind<S> {
       return generateKeyPair(session, pkcs11.CKM_EC_KEY_PAIR_GEN, made.public, made.private);
     },
     publicKeyInfo: (session, handle) => ecPublicKeyInfo(session, handle, curve.jwk, curve.bytes),
+    objectUses: (usage) => USES[usage],
   };
 }
 

@@ -1,6 +1,6 @@
 import type * as graphene from 'graphene-pk11';
 import type { KeySpec, KeyUsage, MacAlgorithm, MaterialRef } from '../hsm';
-import type { KeyObjectClass } from '../templates';
+import type { KeyObjectClass, KeyUse } from '../templates';
 
 /** A mechanism a key kind needs, as C_GetMechanismInfo must report it. */
 export interface MechanismNeed {
@@ -44,6 +44,12 @@ export type KindFamily =
 /** Any one of these mechanisms will do (a combined hash-and-sign mechanism, or the service hashes and the token signs the digest). */
 export type MechanismChoice = readonly MechanismNeed[];
 
+/** What a key pair's two objects may do. */
+export interface PairUses {
+  readonly private: readonly KeyUse[];
+  readonly public: readonly KeyUse[];
+}
+
 /** One object the generation made. */
 export interface GeneratedObject {
   readonly objectClass: KeyObjectClass;
@@ -81,4 +87,6 @@ export interface KeyKind<S extends string = KeySpec> {
   generate(session: graphene.Session, ref: MaterialRef, usage: KeyUsage): Promise<GeneratedObject[]>;
   /** Key-pair kinds: the DER SubjectPublicKeyInfo of the public key object `handle`. */
   publicKeyInfo?(session: graphene.Session, handle: Buffer): Buffer;
+  /** Key-pair kinds: what the private and the public key of a key made for `usage` may do (an imported key's objects are made with the same). */
+  objectUses?(usage: KeyUsage): PairUses | undefined;
 }

@@ -2,16 +2,16 @@ import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { KeyUsage } from '../hsm';
 import { signingNeeds } from '../roles/signature-algorithms';
-import { keyObjectTemplate, type KeyUse } from '../templates';
+import { keyObjectTemplate } from '../templates';
 import { generateKeyPair } from './generate';
-import type { KeyKind } from './key-kind';
+import type { KeyKind, PairUses } from './key-kind';
 import { rsaPublicKeyInfo } from './public-key-info';
 
 /** F4, the public exponent every KMS uses. */
 const PUBLIC_EXPONENT = Buffer.from([0x01, 0x00, 0x01]);
 
 /** What the private and the public key may do, by usage. */
-const USES: Partial<Record<KeyUsage, { readonly private: KeyUse[]; readonly public: KeyUse[] }>> = {
+const USES: Partial<Record<KeyUsage, PairUses>> = {
   SIGN_VERIFY: { private: ['sign'], public: ['verify'] },
   ENCRYPT_DECRYPT: { private: ['decrypt'], public: ['encrypt'] },
 };
@@ -40,6 +40,7 @@ export function rsaKind<S extends string>(spec: S, bits: number): KeyKind<S> {
       );
     },
     publicKeyInfo: rsaPublicKeyInfo,
+    objectUses: (usage) => USES[usage],
   };
 }
 

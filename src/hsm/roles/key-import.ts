@@ -1,17 +1,19 @@
-import { constants, createPublicKey, publicEncrypt, randomBytes, timingSafeEqual } from 'node:crypto';
+import { constants, createCipheriv, createHash, createPublicKey, generateKeyPairSync, publicEncrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { KmsError } from '../../errors';
 import { ckrOf } from '../ckr';
-import { WRAPPING_KEY_VERSION, type KeyImport, type KeySpec, type MaterialRef, type WrappingAlgorithm } from '../hsm';
+import { WRAPPING_KEY_VERSION, type KeyImport, type KeySpec, type KeyUsage, type MaterialRef, type WrappingAlgorithm } from '../hsm';
+import { KEY_KINDS } from '../key-kinds';
 import { aes256Template } from '../key-kinds/aes-256';
 import { destroyQuietly, generateKeyPair } from '../key-kinds/generate';
 import { readAttributes, rsaPublicKeyInfo } from '../key-kinds/public-key-info';
 import type { KeyObjects } from '../key-objects';
 import type { Pkcs11Profile } from '../profiles';
-import { keyObjectTemplate } from '../templates';
+import { keyObjectTemplate, type KeyUse } from '../templates';
 import { OAEP } from './asymmetric-decryption';
 import { callback } from './calls';
+import { checkPrivateKeyTemplate, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily } from './private-key-import';
 
 /**
  * The wrapping key's size: the SDK's `encrypted_key_material` is 344 to 360 base64 characters, so
@@ -66,6 +68,105 @@ function checkTemplate(keyType: graphene.KeyType): pkcs11.Template {
   });
 }
 
+/** The session AES key a temporary key is unwrapped into: allowed to unwrap (the private key), extractable only as checkTemplate's is. */
+function temporaryKeyTemplate(): pkcs11.Template {
+  return graphene.Template.toPkcs11({
+    class: graphene.ObjectClass.SECRET_KEY,
+    keyType: graphene.KeyType.AES,
+    token: false,
+    private: true,
+    sensitive: true,
+    extractable: true,
+    encrypt: false,
+    decrypt: false,
+    wrap: false,
+    unwrap: true,
+    sign: false,
+    verify: false,
+    derive: false,
+  });
+}
+
+/**
+ * Makes a token object with `make` and the service's template for it; on a module that refuses
+ * CKA_MODIFIABLE false there (SoftHSM 2.6, see unwrapIntoToken), without it. What was checked on a
+ * session object a moment ago is refused now by the module, not the caller: KMS.0103. The object's
+ * uses are then held to the template's (keepUses).
+ */
+async function intoToken(session: graphene.Session, make: (template: pkcs11.Template) => Promise<Buffer>, template: graphene.ITemplate): Promise<Buffer> {
+  let handle: Buffer;
+  try {
+    handle = await withoutModifiableIfRefused(template, (attempt) => make(graphene.Template.toPkcs11(attempt)));
+  } catch (error) {
+    if (error instanceof KmsError && error.code === 'KMS.0308') throw new KmsError('KMS.0103', { cause: error.cause });
+    throw error;
+  }
+  return keepUses(session, handle, template);
+}
+
+/** `make` with `template`, and once more without CKA_MODIFIABLE false when the module refuses that attribute (CKR_ATTRIBUTE_READ_ONLY). */
+async function withoutModifiableIfRefused<T>(template: graphene.ITemplate, make: (template: graphene.ITemplate) => Promise<T>): Promise<T> {
+  try {
+    return await make(template);
+  } catch (error) {
+    if (ckrOf(error) !== pkcs11.CKR_ATTRIBUTE_READ_ONLY) throw error;
+    const { modifiable: _modifiable, ...modifiable } = template;
+    return await make(modifiable);
+  }
+}
+
+/** The use flags a template sets, as attribute types. */
+const USE_ATTRIBUTES: Readonly<Record<KeyUse, number>> = {
+  encrypt: pkcs11.CKA_ENCRYPT,
+  decrypt: pkcs11.CKA_DECRYPT,
+  wrap: pkcs11.CKA_WRAP,
+  unwrap: pkcs11.CKA_UNWRAP,
+  sign: pkcs11.CKA_SIGN,
+  verify: pkcs11.CKA_VERIFY,
+  derive: pkcs11.CKA_DERIVE,
+};
+
+/**
+ * The token object `handle` with exactly the uses `template` sets. NSS's softoken ignores an
+ * unwrap template's use flags for a private key (it allows decrypt and unwrap to a key made to
+ * sign): such an object is copied with the template's uses (C_CopyObject takes them, and
+ * CKA_MODIFIABLE false) and destroyed; a copy that still has others is destroyed too (KMS.0103),
+ * so that no key in the token can do more than its usage.
+ */
+async function keepUses(session: graphene.Session, handle: Buffer, template: graphene.ITemplate): Promise<Buffer> {
+  const uses = (Object.keys(USE_ATTRIBUTES) as KeyUse[]).filter((use) => typeof template[use] === 'boolean');
+  const types = uses.map((use) => USE_ATTRIBUTES[use]);
+  const wrong = (object: Buffer): boolean => readAttributes(session, object, types).some((value, index) => (value[0] === 1) !== template[uses[index]!]);
+  if (!wrong(handle)) return handle;
+  const { lib } = session;
+  const fixed = graphene.Template.toPkcs11(Object.fromEntries(uses.map((use) => [use, template[use]])));
+  // Through a session copy: NSS gives a token copy of a token key the original's handle, so that
+  // destroying the original would destroy the copy.
+  let held: Buffer;
+  try {
+    held = lib.C_CopyObject(session.handle, handle, graphene.Template.toPkcs11({ token: false }));
+  } finally {
+    destroyQuietly(new graphene.SessionObject(handle, session, lib));
+  }
+  let copy: Buffer;
+  try {
+    copy = await withoutModifiableIfRefused({ token: true, modifiable: false }, async (extra) => lib.C_CopyObject(session.handle, held, [...fixed, ...graphene.Template.toPkcs11(extra)]));
+  } finally {
+    destroyQuietly(new graphene.SessionObject(held, session, lib));
+  }
+  if (wrong(copy)) {
+    destroyQuietly(new graphene.SessionObject(copy, session, lib));
+    throw new KmsError('KMS.0103', { cause: new Error('the module keeps uses on an imported key that its template does not allow') });
+  }
+  return copy;
+}
+
+/** How a module imports private keys: its RFC 5649 mechanism, and the specs it can import. */
+export interface PrivateKeyImporting {
+  readonly mechanism: number;
+  readonly specs: ReadonlySet<KeySpec>;
+}
+
 /**
  * The {@link KeyImport} role: RSA-2048 wrapping key pairs made in the token (the private key
  * private, sensitive, never extractable, allowed to unwrap and nothing else), and C_UnwrapKey with
@@ -73,11 +174,17 @@ function checkTemplate(keyType: graphene.KeyType): pkcs11.Template {
  * material's (aes-256.ts), so that the symmetric role uses it unchanged.
  */
 export class Pkcs11KeyImport implements KeyImport {
+  readonly privateKeySpecs: ReadonlySet<KeySpec>;
+
+  /** `privateKeys`: the RFC 5649 mechanism the module unwraps private keys with, and the specs it can import (probePrivateKeyImport); none when it cannot. */
   constructor(
     private readonly keys: KeyObjects,
     private readonly profile: Pkcs11Profile,
     readonly wrappingAlgorithms: ReadonlySet<WrappingAlgorithm>,
-  ) {}
+    private readonly privateKeys?: PrivateKeyImporting,
+  ) {
+    this.privateKeySpecs = privateKeys?.specs ?? new Set();
+  }
 
   createWrappingKey(keyId: string): Promise<Buffer> {
     const ref = wrappingRef(keyId);
@@ -124,6 +231,103 @@ export class Pkcs11KeyImport implements KeyImport {
         }
       },
     );
+  }
+
+  unwrapPrivateKey(
+    ref: MaterialRef,
+    spec: KeySpec,
+    usage: KeyUsage,
+    keyId: string,
+    algorithm: WrappingAlgorithm,
+    wrappedKey: Buffer,
+    wrappedPrivateKey: Buffer,
+    expectedFingerprint?: Buffer,
+  ): Promise<Buffer> {
+    const kind = KEY_KINDS.get(spec);
+    const uses = kind?.objectUses?.(usage);
+    const padWrap = this.privateKeys?.mechanism;
+    if (!kind || !uses || !isImportableFamily(kind.family) || padWrap === undefined || !this.privateKeySpecs.has(spec)) {
+      return Promise.reject(new KmsError('KMS.0308', { detail: `${spec} private keys cannot be imported into this HSM.` }));
+    }
+    if (!this.wrappingAlgorithms.has(algorithm)) return Promise.reject(new KmsError('KMS.0308', { detail: `${algorithm} is not supported by this HSM.` }));
+    const family = kind.family;
+    const oaep: pkcs11.Mechanism = { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] };
+    const keyType = family.name === 'RSA' ? graphene.KeyType.RSA : graphene.KeyType.EC;
+    return this.keys.replace(ref, 'unwrap key', async (session) => {
+      const unwrapping = this.keys.lookup(session, wrappingRef(keyId), 'private');
+      if (!unwrapping) throw new KmsError('KMS.0207', { cause: new Error(`no wrapping key for ${keyId} in the token`) });
+      const temporary = await this.unwrapTemporaryKey(session, oaep, unwrapping, wrappedKey);
+      try {
+        const mechanism: pkcs11.Mechanism = { mechanism: padWrap };
+        const half = await this.checkPrivateKey(session, mechanism, temporary, wrappedPrivateKey, family);
+        const fingerprint = createHash('sha256').update(half.spki).digest();
+        if (expectedFingerprint && !(expectedFingerprint.length === fingerprint.length && timingSafeEqual(expectedFingerprint, fingerprint))) {
+          throw new KmsError('KMS.2606');
+        }
+        const privateKey = await intoToken(session, (template) => this.unwrap(session, mechanism, temporary, wrappedPrivateKey, template), keyObjectTemplate(ref, { objectClass: 'private', keyType, uses: uses.private }));
+        try {
+          const publicKey = await intoToken(session, async (template) => session.lib.C_CreateObject(session.handle, template), {
+            ...keyObjectTemplate(ref, { objectClass: 'public', keyType, uses: uses.public }),
+            ...half.attributes,
+          });
+          return {
+            objects: [
+              { objectClass: 'private' as const, handle: privateKey },
+              { objectClass: 'public' as const, handle: publicKey },
+            ],
+            value: fingerprint,
+          };
+        } catch (error) {
+          destroyQuietly(new graphene.SessionObject(privateKey, session, session.lib));
+          throw error;
+        }
+      } finally {
+        destroyQuietly(new graphene.SessionObject(temporary, session, session.lib));
+      }
+    });
+  }
+
+  /**
+   * The temporary key as a session AES key allowed to unwrap: 16 or 32 bytes (KMS.2610 otherwise,
+   * told as the material's length is: unwrapForCheck); KMS.0308 when it does not unwrap.
+   */
+  private async unwrapTemporaryKey(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer): Promise<Buffer> {
+    let key: Buffer;
+    try {
+      key = await this.unwrap(session, mechanism, unwrapping, wrapped, temporaryKeyTemplate());
+    } catch (error) {
+      if (!(error instanceof KmsError && error.code === 'KMS.0308')) throw error;
+      const secret = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.GENERIC_SECRET));
+      destroyQuietly(new graphene.SessionObject(secret, session, session.lib));
+      throw new KmsError('KMS.2610');
+    }
+    try {
+      if (!TEMPORARY_KEY_BYTES.includes(materialLength(session, key))) throw new KmsError('KMS.2610');
+      return key;
+    } catch (error) {
+      destroyQuietly(new graphene.SessionObject(key, session, session.lib));
+      throw error;
+    }
+  }
+
+  /** The private key unwrapped into a session object, checked to be of `family`, and its public half; KMS.2609 when it is not, or does not unwrap. */
+  private async checkPrivateKey(session: graphene.Session, mechanism: pkcs11.Mechanism, temporary: Buffer, wrapped: Buffer, family: ImportableFamily) {
+    let check: Buffer;
+    try {
+      check = await this.unwrap(session, mechanism, temporary, wrapped, checkPrivateKeyTemplate(family));
+    } catch (error) {
+      if (error instanceof KmsError && error.code === 'KMS.0308') throw new KmsError('KMS.2609', { cause: error.cause });
+      const code = ckrOf(error);
+      if (code !== undefined && NOT_A_PRIVATE_KEY.has(code)) throw new KmsError('KMS.2609', { cause: error });
+      throw error;
+    }
+    try {
+      const half = publicHalfOf(session, check, family);
+      if (!half) throw new KmsError('KMS.2609', { detail: `encrypted_privatekey is not a key of this key's spec.` });
+      return half;
+    } finally {
+      destroyQuietly(new graphene.SessionObject(check, session, session.lib));
+    }
   }
 
   /**
@@ -243,6 +447,24 @@ function materialLength(session: graphene.Session, key: Buffer): number {
  * about them.
  */
 export function probeUnwrap(session: graphene.Session, algorithm: WrappingAlgorithm): boolean {
+  return withProbeWrappingPair(session, (publicKey, unwrapping) => {
+    const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
+    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, randomBytes(MATERIAL_BYTES));
+    let key: Buffer;
+    try {
+      key = session.lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrapped, checkTemplate(graphene.KeyType.AES));
+    } catch (error) {
+      const code = ckrOf(error);
+      if (code !== undefined && (REFUSED.has(code) || NOT_UNWRAPPED.includes(code))) return false;
+      throw error;
+    }
+    destroyQuietly(new graphene.SessionObject(key, session, session.lib));
+    return true;
+  });
+}
+
+/** Runs `probe` with a throwaway session RSA-1024 key pair allowed to unwrap: its public key, for Node's crypto, and its private key's handle; destroys the pair after. */
+function withProbeWrappingPair<T>(session: graphene.Session, probe: (publicKey: KeyObject, unwrapping: Buffer) => T): T {
   const pair = session.generateKeyPair(
     graphene.KeyGenMechanism.RSA,
     { keyType: graphene.KeyType.RSA, token: false, modulusBits: 1024, publicExponent: F4, encrypt: true, verify: false, wrap: false },
@@ -251,23 +473,27 @@ export function probeUnwrap(session: graphene.Session, algorithm: WrappingAlgori
   try {
     const [modulus, exponent] = readAttributes(session, pair.publicKey.handle, [pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT]);
     const publicKey = createPublicKey({ key: { kty: 'RSA', n: modulus!.toString('base64url'), e: exponent!.toString('base64url') }, format: 'jwk' });
-    const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
-    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, randomBytes(MATERIAL_BYTES));
-    let key: Buffer;
-    try {
-      key = session.lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, pair.privateKey.handle, wrapped, checkTemplate(graphene.KeyType.AES));
-    } catch (error) {
-      const code = ckrOf(error);
-      if (code !== undefined && (REFUSED.has(code) || NOT_UNWRAPPED.includes(code))) return false;
-      throw error;
-    }
-    destroyQuietly(new graphene.SessionObject(key, session, session.lib));
-    return true;
+    return probe(publicKey, pair.privateKey.handle);
   } finally {
     destroyQuietly(pair.privateKey);
     destroyQuietly(pair.publicKey);
   }
 }
+
+/**
+ * What C_UnwrapKey answers for wrapped bytes that unwrap under the temporary key (it unwrapped
+ * fine a moment ago) but are no private key the template takes: SoftHSM 2.6 CKR_FUNCTION_FAILED
+ * (no PKCS#8, or another key type), NSS's softoken CKR_TEMPLATE_INCOMPLETE. The template is ours,
+ * and took a key of this family at start-up (probePrivateKeyImport): the caller's key is at fault.
+ */
+const NOT_A_PRIVATE_KEY: ReadonlySet<number> = new Set([
+  pkcs11.CKR_FUNCTION_FAILED,
+  pkcs11.CKR_TEMPLATE_INCOMPLETE,
+  pkcs11.CKR_TEMPLATE_INCONSISTENT,
+  pkcs11.CKR_KEY_TYPE_INCONSISTENT,
+  pkcs11.CKR_DATA_INVALID,
+  pkcs11.CKR_DATA_LEN_RANGE,
+]);
 
 /** What modules answer to OAEP parameters they do not take (SoftHSM 2.6: CKR_ARGUMENTS_BAD to any hash but SHA-1). */
 const REFUSED: ReadonlySet<number> = new Set([pkcs11.CKR_ARGUMENTS_BAD, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_GENERAL_ERROR]);
@@ -276,3 +502,63 @@ const REFUSED: ReadonlySet<number> = new Set([pkcs11.CKR_ARGUMENTS_BAD, pkcs11.C
 function valueLength(raw: Buffer): number {
   return raw.length >= 8 ? Number(raw.readBigUInt64LE(0)) : raw.readUInt32LE(0);
 }
+
+/** A temporary AES-256 key the probes unwrapped into a session: its handle, and its value, which Node's crypto wraps with. */
+export interface ProbeTemporaryKey {
+  readonly handle: Buffer;
+  readonly value: Buffer;
+}
+
+/**
+ * Runs `probes` with a temporary AES-256 key as an import brings one: wrapped by Node's crypto
+ * with `algorithm` under a throwaway session RSA-1024 pair's public key, unwrapped into a session
+ * key allowed to unwrap; destroyed after. Undefined when the module refuses any of that.
+ */
+export function withProbeTemporaryKey<T>(session: graphene.Session, algorithm: WrappingAlgorithm, probes: (temporary: ProbeTemporaryKey) => T): T | undefined {
+  const value = randomBytes(32);
+  try {
+    return withProbeWrappingPair(session, (publicKey, unwrapping) => {
+      const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
+      const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, value);
+      const { lib } = session;
+      const handle = lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrapped, temporaryKeyTemplate());
+      try {
+        return probes({ handle, value });
+      } finally {
+        destroyQuietly(new graphene.SessionObject(handle, session, lib));
+      }
+    });
+  } catch (error) {
+    if (ckrOf(error) !== undefined) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Whether the module imports private keys of `family` with the RFC 5649 `mechanism`, found by
+ * doing it: a private key Node's crypto made (an RSA-1024 one stands for every RSA size) wrapped
+ * under `temporary` with RFC 5649, unwrapped into a session object, and its public key found
+ * (publicHalfOf) and compared. False when the module refuses any step.
+ */
+export function probePrivateKeyImport(session: graphene.Session, temporary: ProbeTemporaryKey, mechanism: number, family: ImportableFamily): boolean {
+  const probeFamily: ImportableFamily = family.name === 'RSA' ? { name: 'RSA', bits: 1024 } : family;
+  const made: KeyObject = family.name === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey : generateKeyPairSync('ec', { namedCurve: family.curve.node }).privateKey;
+  const wrap = createCipheriv('id-aes256-wrap-pad', temporary.value, RFC5649_IV);
+  const wrappedPrivateKey = Buffer.concat([wrap.update(made.export({ type: 'pkcs8', format: 'der' })), wrap.final()]);
+  const { lib } = session;
+  try {
+    const check = lib.C_UnwrapKey(session.handle, { mechanism }, temporary.handle, wrappedPrivateKey, checkPrivateKeyTemplate(probeFamily));
+    try {
+      const half = publicHalfOf(session, check, probeFamily);
+      return half !== undefined && half.spki.equals(createPublicKey(made).export({ type: 'spki', format: 'der' }));
+    } finally {
+      destroyQuietly(new graphene.SessionObject(check, session, lib));
+    }
+  } catch (error) {
+    if (ckrOf(error) !== undefined) return false;
+    throw error;
+  }
+}
+
+/** RFC 5649's alternative initial value, which Node's id-aes*-wrap-pad ciphers take as their IV. */
+const RFC5649_IV = Buffer.from('a65959a6', 'hex');
