@@ -3,7 +3,7 @@
  * noted), in the documented error body, without echoing what was sent, and never a 5xx.
  */
 import { expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { KMS_ERRORS, type KmsCode } from '../../src/errors';
 
 /** Well-formed, but no key has it. */
@@ -12,20 +12,15 @@ const VALID_SEQUENCE = '919c82d4-8046-4722-9094-35c3c6524cff';
 /** Sent in bad requests; must never come back in a response. */
 const SECRET = 'SECRET-VALUE';
 
-let t: TestService;
-let a: KmsClient;
 let keyId: string;
 
+const t = useTestService();
+const a = t.client('project-a');
+
 beforeAll(async () => {
-  t = await startTestService();
-  a = t.client('project-a');
   const created = await a.call('create-key', { key_alias: 'validation' });
   expect(created.status).toBe(200);
   keyId = created.body.key_info.key_id;
-});
-
-afterAll(async () => {
-  await t?.stop();
 });
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */
