@@ -3,7 +3,7 @@
  * Object.prototype's members wherever a field's string is looked up, and bodies whose bytes are
  * not UTF-8. Each gets its documented 4xx, never a 500, and never binds like another value.
  */
-import { expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
 import { useTestService } from '../helpers/service';
 
 /** Names an object literal inherits from Object.prototype (and `__proto__`, which JSON.parse makes an own key). */
@@ -15,9 +15,7 @@ const t = useTestService();
 const kms = t.client('project-a');
 
 beforeAll(async () => {
-  const created = await kms.call('create-key', { key_alias: 'hostile-input' });
-  expect(created.status).toBe(200);
-  keyId = created.body.key_info.key_id;
+  keyId = await createKeyId(kms, 'hostile-input');
 });
 
 describe('names of Object.prototype members as values', () => {

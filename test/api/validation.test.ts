@@ -2,7 +2,7 @@
  * Request validation: every malformed request gets the KMS code the API names for it (400 unless
  * noted), in the documented error body, without echoing what was sent, and never a 5xx.
  */
-import { expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { useTestService } from '../helpers/service';
 import { KMS_ERRORS, type KmsCode } from '../../src/errors';
 
@@ -18,9 +18,7 @@ const t = useTestService();
 const a = t.client('project-a');
 
 beforeAll(async () => {
-  const created = await a.call('create-key', { key_alias: 'validation' });
-  expect(created.status).toBe(200);
-  keyId = created.body.key_info.key_id;
+  keyId = await createKeyId(a, 'validation');
 });
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */
