@@ -1,23 +1,18 @@
 import { request } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { sign } from '../../src/identity/signer';
 
-let t: TestService;
-let admin: KmsClient;
 let keyOfA: string;
 
 const UNKNOWN_KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
 
-beforeAll(async () => {
-  t = await startTestService();
-  admin = t.client('project-a');
-  keyOfA = (await admin.call('create-key', { key_alias: 'access' })).body.key_info.key_id;
-});
+const t = useTestService();
+const admin = t.client('project-a');
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  keyOfA = (await admin.call('create-key', { key_alias: 'access' })).body.key_info.key_id;
 });
 
 function withToken(token: string | undefined, project = 'project-a'): KmsClient {

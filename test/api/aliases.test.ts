@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * Aliases (v2): create-alias, list-aliases, associate-alias, delete-alias, and an alias (or its
@@ -11,17 +11,8 @@ import { startTestService, type TestService } from '../helpers/service';
  * operations it calls run on NSS in their own suites; the resolution before them is the same code).
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 let serial = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {

@@ -3,22 +3,17 @@ import path from 'node:path';
 import { chainHash, cliAuditLogFile, verifyAuditLog } from '../../src/audit/audit-log';
 import { runCli, runCliOn } from '../helpers/cli';
 import { eventually } from '../helpers/eventually';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * Anchoring the end of an audit chain: a chain whose last lines were cut is shorter but whole, so
  * only a head kept outside the data directory (logged by the service, printed by audit verify)
  * shows the cut.
  */
-let t: TestService;
+const t = useTestService({ env: { KMS_AUDIT_HEAD_INTERVAL_SECONDS: '1', KMS_AUDIT_CHECKPOINT_SECONDS: '1', KMS_INSTANCE_ID: 'kms-anchor' } });
 
 beforeAll(async () => {
-  t = await startTestService({ env: { KMS_AUDIT_HEAD_INTERVAL_SECONDS: '1', KMS_AUDIT_CHECKPOINT_SECONDS: '1', KMS_INSTANCE_ID: 'kms-anchor' } });
   for (let i = 0; i < 5; i++) await t.client('project-a').call('list-keys');
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 /** The anchors ("audit.log=RECORDS:HASH") the service logged with `message`. */

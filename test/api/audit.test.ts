@@ -5,17 +5,9 @@ import { runCli } from '../helpers/cli';
 import { createLogger } from '../../src/logger';
 import { startService, type RunningService } from '../../src/server';
 import { expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
 
 /** A line of the chain: any of the records of src/audit/audit-records.ts, with `prev` and `hash`. */
 type Line = { readonly [field: string]: unknown; readonly prev: string; readonly hash: string };

@@ -1,22 +1,15 @@
 import Database from 'better-sqlite3';
 import { CREDENTIAL_SEALING_KEY } from '../../src/hsm/system-keys';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 /**
  * What the authenticator makes of failures that are not the caller's: a server fault is a 500 or
  * 503 logged at error level, never the "wrong credentials" 401 that would hide it.
  */
-let t: TestService;
 
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
 
 async function signedClient(projectId = 'project-a') {
   const issued = await t.service.credentials.createAccessKey({ projectId, actions: ['kms:*'] });

@@ -6,21 +6,13 @@ import { COMMANDS, helpText } from '../../src/cli/usage';
 import { runCli, runCliOnTerminal, type CliResult } from '../helpers/cli';
 import { expectKmsError, kmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { lazyClient, startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 // Every run of the tool is a process of its own that compiles it (tsx) and opens the HSM: a test of
 // several runs in a row can take longer than the default 30 s on a loaded two-core machine.
 jest.setTimeout(120_000);
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
 
 describe('npm run kms -- credential ..., beside the running service', () => {
   let issued: { access_key: string; secret_key: string; project_id: string; actions: string[] };
@@ -222,7 +214,7 @@ describe('npm run kms -- help', () => {
 
 describe('npm run kms -- key ..., beside the running service', () => {
   const project = 'cli-keys';
-  const api = lazyClient(() => t, project);
+  const api = t.client(project);
   let keyId: string;
 
   /** The tool's records of key operations, in order. */
@@ -447,7 +439,7 @@ describe('npm run kms -- key ..., beside the running service', () => {
 
   it('takes a key by its alias (v2) too, before a key_alias of the same name', async () => {
     // Last, and in a project of its own: the tests before count the keys and records of theirs.
-    const other = lazyClient(() => t, 'cli-v2-project');
+    const other = t.client('cli-v2-project');
     const describe = (ref: string): Promise<CliResult> => runCli(t, ['key', 'describe', '--project', 'cli-v2-project', ref]);
     const named = (await other.call('create-key', { key_alias: 'v2-named' })).body.key_info.key_id as string;
     const labelled = (await other.call('create-key', { key_alias: 'alias/cli-v2' })).body.key_info.key_id as string;
@@ -463,7 +455,7 @@ describe('npm run kms -- key ..., beside the running service', () => {
 describe('npm run kms -- alias ..., beside the running service', () => {
   // A project of its own: the key tests count the keys and records of theirs.
   const project = 'cli-aliases';
-  const api = lazyClient(() => t, project);
+  const api = t.client(project);
   const alias = (...args: string[]): Promise<CliResult> => runCli(t, ['alias', args[0]!, '--project', project, ...args.slice(1)]);
   const records = (file: string): Array<Record<string, unknown>> =>
     readFileSync(file, 'utf8')

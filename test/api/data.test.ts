@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient } from '../helpers/client';
 import { addMaterialVersion, blobMaterialVersion } from '../helpers/material-version';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { BLOB_FORMAT_V1 } from '../../src/kms/blob-codec';
 import { DATA_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
 
@@ -15,8 +15,6 @@ import { DATA_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
 /** Huawei KMS's own blobs begin with format version 2 (bytes 02 00; see the API notes' blob layout). */
 const HUAWEI_FORMAT = 0x0002;
 
-let t: TestService;
-let kms: KmsClient;
 let keyId: string;
 
 /** A blob's bytes with another format version, and its trailer recomputed as anyone can. */
@@ -26,14 +24,11 @@ function reframed(bytes: Buffer, format: number): Buffer {
   return withTrailerRecomputed(copy);
 }
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  keyId = await createKeyId(kms, 'small-data');
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  keyId = await createKeyId(kms, 'small-data');
 });
 
 describe('encrypt-data → decrypt-data', () => {

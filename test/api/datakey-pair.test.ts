@@ -1,9 +1,9 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * create-rsa-datakey-pair and create-ec-datakey-pair: a key pair for use outside the service, its
@@ -14,17 +14,8 @@ import { startTestService, type TestService } from '../helpers/service';
  * they for it.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 let aliases = 0;
 async function createKey(fields: Record<string, string> = {}): Promise<string> {

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { withTrailerRecomputed } from '../helpers/blob';
 import { testModuleKind } from '../helpers/test-module';
-import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { createKeyId, expectKmsError } from '../helpers/client';
+import { useTestService, type TestService } from '../helpers/service';
 import { KmsError } from '../../src/errors';
 import { ckrName, ckrOf } from '../../src/hsm/ckr';
 import { decodeBlob } from '../../src/kms/blob-codec';
@@ -18,18 +18,13 @@ const HUAWEI_BLOB =
 
 const sha256Hex = (hex: string): string => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex').toUpperCase();
 
-let t: TestService;
-let kms: KmsClient;
 let keyId: string;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  keyId = await createKeyId(kms, 'datakeys');
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  keyId = await createKeyId(kms, 'datakeys');
 });
 
 describe('create-datakey → decrypt-datakey', () => {

@@ -1,8 +1,8 @@
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import type { KeySpec } from '../../src/hsm/hsm';
 
 /**
@@ -12,17 +12,8 @@ import type { KeySpec } from '../../src/hsm/hsm';
  * (secp256k1 on NSS's softoken) are skipped there: create-key's refusal is signing.test.ts'.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 const NODE_CURVE: Readonly<Record<'EC_P256' | 'EC_P384' | 'SECP256K1', string>> = { EC_P256: 'prime256v1', EC_P384: 'secp384r1', SECP256K1: 'secp256k1' };
 

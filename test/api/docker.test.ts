@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { loadConfig } from '../../src/config';
 import { TestPki } from '../helpers/certificates';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const dockerfile = readFileSync(path.join(ROOT, 'hsm', 'Dockerfile'), 'utf8');
@@ -107,13 +107,7 @@ describe("docker compose's profile `several`", () => {
 });
 
 describe('the health checks of the image and of docker compose', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService();
 
   it.each([
     ['hsm/Dockerfile HEALTHCHECK', () => dockerfileHealthcheck()],
@@ -141,12 +135,8 @@ describe('the health checks with TLS on', () => {
   const ca = pki.ca('docker-test-ca');
   const server = pki.server('docker-test-server', ca);
   const env = { KMS_TLS_CERT_FILE: server.certFile, KMS_TLS_KEY_FILE: server.keyFile, KMS_TLS_CLIENT_CA_FILE: ca.certFile };
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService({ env });
-  });
-  afterAll(async () => {
-    await t.stop();
+  const t = useTestService({ env });
+  afterAll(() => {
     rmSync(pki.dir, { recursive: true, force: true });
   });
 

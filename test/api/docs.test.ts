@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { ConfigError, loadConfig } from '../../src/config';
 import { OPENAPI_PATH } from '../../src/openapi-spec';
 import { expectKmsError, fetchResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { startTestService, useTestService, type TestService } from '../helpers/service';
 
 const CHROMIUM = '/usr/bin/chromium';
 /**
@@ -177,13 +177,7 @@ describe('the contract page in headless Chromium', () => {
 });
 
 describe('KMS_DOCS=off', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService({ env: { KMS_DOCS: 'off' } });
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService({ env: { KMS_DOCS: 'off' } });
 
   it('serves neither the contract nor its page: they are unknown paths (a credential, then KMS.0201)', async () => {
     for (const route of ['/openapi.yaml', '/openapi.json', '/docs', '/docs/', '/docs/swagger-ui.css']) {

@@ -4,7 +4,7 @@ import { RequestValidator } from 'express-openapi-validator/dist/middlewares/ope
 import { ResponseValidator } from 'express-openapi-validator/dist/middlewares/openapi.response.validator';
 import { expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
 import { RawConnection, rawRequest } from '../helpers/raw-http';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * The service's edge against what a client chooses: the Content-Type it sends cannot grow the
@@ -14,15 +14,7 @@ import { startTestService, type TestService } from '../helpers/service';
 
 const UNKNOWN_KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
 
 function auditRecords(requestId: string): Array<Record<string, unknown>> {
   return readFileSync(t.config.auditLogPath, 'utf8')

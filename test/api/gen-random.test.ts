@@ -1,21 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { expectKmsError } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /** gen-random: random bytes from the HSM's generator, random_data_length in bits as a JSON string. */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 describe('gen-random', () => {
   it.each([

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { createKeyId, expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * Grants: a key's administrator lets a principal (a credential, of this project or another, or
@@ -11,8 +11,6 @@ import { startTestService, type TestService } from '../helpers/service';
 const UNKNOWN_KEY_ID = '0d0466b0-e727-4d9c-b35d-f84bb474a37f';
 const UNKNOWN_GRANT_ID = '7c9a3286af4fcca5f0a385ad13e1d21a50e27b6dbcab50f37f30f93b8939827d';
 const GRANTS_PER_KEY = 4;
-
-let t: TestService;
 
 /** A credential of its own (a token), with the principal id grants name it by. */
 interface Principal {
@@ -59,13 +57,10 @@ async function auditLine(response: KmsResponse): Promise<Record<string, unknown>
   return lines[0]!;
 }
 
-beforeAll(async () => {
-  t = await startTestService({ env: { KMS_MAX_GRANTS_PER_KEY: String(GRANTS_PER_KEY) } });
-  admin = await principal('project-a', ['kms:*']);
-});
+const t = useTestService({ env: { KMS_MAX_GRANTS_PER_KEY: String(GRANTS_PER_KEY) } });
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  admin = await principal('project-a', ['kms:*']);
 });
 
 describe('create-grant and list-grants', () => {

@@ -10,7 +10,7 @@ import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsResponse } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
 import { RawConnection } from '../helpers/raw-http';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { startShimService, type ShimService } from '../helpers/shim-service';
 
 const CKR_DEVICE_ERROR = 0x30;
@@ -36,13 +36,7 @@ function readyzUntil(url: string, what: string, until: (response: KmsResponse) =
 const ALL_OK = { hsm: 'ok', database: 'ok', audit: 'ok' };
 
 describe('the health probes of a running service', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService();
 
   it('answer without a credential, name each check, and are not in the audit trail', async () => {
     const auditBefore = readFileSync(t.config.auditLogPath, 'utf8');

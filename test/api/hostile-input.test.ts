@@ -3,26 +3,19 @@
  * Object.prototype's members wherever a field's string is looked up, and bodies whose bytes are
  * not UTF-8. Each gets its documented 4xx, never a 500, and never binds like another value.
  */
-import { expectKmsError, fetchResponse, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { createKeyId, expectKmsError, fetchResponse, type KmsResponse } from '../helpers/client';
+import { useTestService } from '../helpers/service';
 
 /** Names an object literal inherits from Object.prototype (and `__proto__`, which JSON.parse makes an own key). */
 const PROTOTYPE_NAMES = ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__'];
 
-let t: TestService;
-let kms: KmsClient;
 let keyId: string;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  const created = await kms.call('create-key', { key_alias: 'hostile-input' });
-  expect(created.status).toBe(200);
-  keyId = created.body.key_info.key_id;
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
-afterAll(async () => {
-  await t?.stop();
+beforeAll(async () => {
+  keyId = await createKeyId(kms, 'hostile-input');
 });
 
 describe('names of Object.prototype members as values', () => {

@@ -5,7 +5,7 @@ import { expectKmsError, type KmsClient } from '../helpers/client';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
 import * as pkcs11 from 'pkcs11js';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 import { KeyMaintenance } from '../../src/kms/maintenance';
@@ -19,18 +19,13 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store';
  * re-import of the same material only.
  */
 
-let t: TestService;
-let kms: KmsClient;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  side = new SideChannel(t.config.hsm);
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  side = new SideChannel(t.config.hsm);
 });
 
 /** SoftHSM 2.6 (and the FIPS-style shim over it) unwraps OAEP with SHA-1 only; NSS's softoken takes SHA-256, the SDK's. */

@@ -4,7 +4,7 @@
  * isolation between projects.
  */
 import { expectKmsError, type KmsClient, type KmsResponse } from '../helpers/client';
-import { lazyClient, startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 const KEY_ID = /^[0-9a-z]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}$/;
 const REQUEST_ID = /^[0-9a-f]{32}$/;
@@ -32,21 +32,12 @@ const KEY_DETAILS_FIELDS = [
   'keystore_id',
 ].sort();
 
-let t: TestService;
-let a: KmsClient;
-let b: KmsClient;
 /** Keeps aliases unique across the whole file, so that scenarios never collide. */
 let aliasCounter = 0;
 
-beforeAll(async () => {
-  t = await startTestService();
-  a = lazyClient(() => t, 'project-a');
-  b = lazyClient(() => t, 'project-b');
-});
-
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestService();
+const a = t.client('project-a');
+const b = t.client('project-b');
 
 function freshAlias(prefix = 'key'): string {
   aliasCounter += 1;
@@ -194,7 +185,7 @@ describe('list-keys', () => {
   });
 
   describe('pagination in a project of five keys', () => {
-    const project = lazyClient(() => t, 'project-paging');
+    const project = t.client('project-paging');
     let created: string[];
 
     beforeAll(async () => {
@@ -358,7 +349,7 @@ describe('schedule-key-deletion and cancel-key-deletion', () => {
 
   describe('when the deletion window ends', () => {
     // Its own project: moving the clock must not end other scenarios' windows by surprise.
-    const project = lazyClient(() => t, 'project-deletion');
+    const project = t.client('project-deletion');
 
     it('the key is gone at once, and the sweep destroys its material in the HSM', async () => {
       const pendingDays = 7;

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../src/config';
 import { eventually } from '../helpers/eventually';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService, type TestService } from '../helpers/service';
 
 /** The JSON lines the service logged since `from`. */
 function logLines(t: TestService, from = 0): Array<Record<string, unknown>> {
@@ -19,13 +19,7 @@ function accessLineOf(t: TestService, requestId: string): Promise<Record<string,
 }
 
 describe('request ids and the access log', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService();
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService();
 
   it("takes the caller's X-Request-Id into the response, the error body, the audit trail and the access log", async () => {
     const id = 'trace-2b1f:Proxy_7.a';
@@ -107,13 +101,7 @@ describe('request ids and the access log', () => {
 });
 
 describe('KMS_ACCESS_LOG=off', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService({ env: { KMS_ACCESS_LOG: 'off' } });
-  });
-  afterAll(async () => {
-    await t.stop();
-  });
+  const t = useTestService({ env: { KMS_ACCESS_LOG: 'off' } });
 
   it('logs no line per request (the audit trail still records the operation)', async () => {
     const from = t.logs.lines.length;

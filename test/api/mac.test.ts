@@ -1,10 +1,10 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as pkcs11 from 'pkcs11js';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient } from '../helpers/client';
 import { rawObjectId } from '../helpers/key-attributes';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 /**
@@ -14,18 +14,13 @@ import { SideChannel } from '../helpers/side-channel';
  * chose, with the same CKA_ID and label (the service finds it afresh when its handle is stale).
  */
 
-let t: TestService;
-let kms: KmsClient;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  side = new SideChannel(t.config.hsm);
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
-afterAll(async () => {
-  await t.stop();
+beforeAll(async () => {
+  side = new SideChannel(t.config.hsm);
 });
 
 let aliases = 0;

@@ -20,7 +20,7 @@ import { createKeyId, fetchResponse } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
 import { Metrics } from '../helpers/metrics';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService, type TestService } from '../helpers/service';
 
 const TOKEN = 'store-metrics-token-0123456789abcdef';
 const POOL_SIZE = 4;
@@ -87,15 +87,11 @@ async function otherPostgresStore(t: TestService, databaseUrl: string, poolSize 
 }
 
 describe('on PostgreSQL', () => {
-  let t: TestService;
   let databaseUrl: string;
-  beforeAll(async () => {
+  const t = useTestService(async () => {
     databaseUrl = await cluster().freshDatabase();
-    t = await startTestService({ env: { KMS_DATABASE_URL: databaseUrl, KMS_DATABASE_POOL_SIZE: String(POOL_SIZE), KMS_METRICS_TOKEN_FILE: tokenFile } });
+    return { env: { KMS_DATABASE_URL: databaseUrl, KMS_DATABASE_POOL_SIZE: String(POOL_SIZE), KMS_METRICS_TOKEN_FILE: tokenFile } };
   }, 60_000);
-  afterAll(async () => {
-    await t?.stop();
-  });
 
   it("shows the pool's size, open, idle and waiting connections, read at scrape time", async () => {
     const metrics = await scrape(t);
@@ -183,13 +179,8 @@ describe('on PostgreSQL', () => {
 });
 
 describe('on SQLite', () => {
-  let t: TestService;
-  beforeAll(async () => {
-    t = await startTestService({ env: { KMS_METRICS_TOKEN_FILE: tokenFile } });
-  });
-  afterAll(async () => {
-    await t?.stop();
-  });
+  // A function: the token file is made by the file's beforeAll, after this describe is declared.
+  const t = useTestService(() => ({ env: { KMS_METRICS_TOKEN_FILE: tokenFile } }));
 
   it('has no pool to show, and times no change (data_version says neither when nor what)', async () => {
     const keyId = await createKey(t, 'no-lag');

@@ -14,7 +14,7 @@ import { startService } from '../../src/server';
 import { fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
 import { Metrics } from '../helpers/metrics';
-import { startTestService, type TestService } from '../helpers/service';
+import { startTestService, useTestService, type TestService } from '../helpers/service';
 import { startShimService, type ShimService } from '../helpers/shim-service';
 
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -62,17 +62,14 @@ async function createKey(kms: KmsClient, alias: string): Promise<string> {
 }
 
 describe('GET /metrics on the API port, behind a bearer token', () => {
-  let t: TestService;
   let token: { file: string; dir: string };
-  let kms: KmsClient;
-  beforeAll(async () => {
+  const t = useTestService(() => {
     token = tokenFile();
     // No flush timer: the test flushes the seal counts itself, so that rotations happen when it says.
-    t = await startTestService({ env: { KMS_METRICS_TOKEN_FILE: token.file, KMS_SEAL_BUDGET: '3', KMS_SEAL_COUNT_FLUSH_SECONDS: '3600' } });
-    kms = t.client();
+    return { env: { KMS_METRICS_TOKEN_FILE: token.file, KMS_SEAL_BUDGET: '3', KMS_SEAL_COUNT_FLUSH_SECONDS: '3600' } };
   });
-  afterAll(async () => {
-    await t.stop();
+  const kms = t.client();
+  afterAll(() => {
     rmSync(token.dir, { recursive: true, force: true });
   });
 

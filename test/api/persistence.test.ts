@@ -1,18 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { expectKmsError, type KmsClient } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { expectKmsError } from '../helpers/client';
+import { useTestService } from '../helpers/service';
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client();
 
 const HOUR_MS = 3_600_000;
 

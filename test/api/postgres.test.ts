@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { Client } from 'pg';
 import { eventually } from '../helpers/eventually';
 import { runCliOn } from '../helpers/cli';
-import { createKeyId, expectKmsError, fetchResponse, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, fetchResponse, kmsClient } from '../helpers/client';
 import { usePostgresCluster } from '../helpers/postgres-cluster';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * The API on PostgreSQL (KMS_DATABASE_URL): the real service on SoftHSM and a throwaway cluster,
@@ -19,8 +19,6 @@ import { startTestService, type TestService } from '../helpers/service';
 
 const cluster = usePostgresCluster();
 
-let t: TestService;
-let kms: KmsClient;
 let databaseUrl: string;
 
 async function sql<R>(text: string, values: unknown[] = []): Promise<R[]> {
@@ -49,15 +47,11 @@ async function opens(keyId: string, cipher: string, client = kms): Promise<strin
   return opened.body.data_key as string;
 }
 
-beforeAll(async () => {
+const t = useTestService(async () => {
   databaseUrl = await cluster().freshDatabase();
-  t = await startTestService({ env: { KMS_DATABASE_URL: databaseUrl } });
-  kms = t.client('project-a');
+  return { env: { KMS_DATABASE_URL: databaseUrl } };
 }, 60_000);
-
-afterAll(async () => {
-  await t?.stop();
-});
+const kms = t.client('project-a');
 
 it('keeps the metadata in PostgreSQL, not in the data directory', async () => {
   const keyId = await createKey('in-postgres');

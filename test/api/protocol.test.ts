@@ -13,22 +13,18 @@ import { replies } from '../../src/http/reply';
 import { createLogger } from '../../src/logger';
 import { loadOpenApiDocument } from '../../src/openapi-spec';
 import { RawConnection, rawRequest, type RawResponse } from '../helpers/raw-http';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
-let t: TestService;
 let host: string;
 /** project-a's X-Auth-Token, for the raw requests. */
 let token: string;
 const errorProblem = errorBodyCheck(loadOpenApiDocument());
 
+const t = useTestService();
+
 beforeAll(async () => {
-  t = await startTestService();
   host = new URL(t.service.url).host;
   token = await t.token('project-a');
-});
-
-afterAll(async () => {
-  await t?.stop();
 });
 
 const LIST_KEYS = '/v1.0/project-a/kms/list-keys';

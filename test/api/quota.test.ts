@@ -1,15 +1,7 @@
 import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService({ env: { KMS_MAX_KEYS_PER_PROJECT: '2', KMS_MAX_GRANTS_PER_KEY: '3' } });
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService({ env: { KMS_MAX_KEYS_PER_PROJECT: '2', KMS_MAX_GRANTS_PER_KEY: '3' } });
 
 describe('the key quota of a project (KMS_MAX_KEYS_PER_PROJECT)', () => {
   it('refuses a key beyond it with KMS.1105, per project, and frees a place when a deletion window ends', async () => {

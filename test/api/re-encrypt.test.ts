@@ -1,10 +1,10 @@
 import { constants, createPublicKey, publicEncrypt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { withTrailerRecomputed } from '../helpers/blob';
-import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError } from '../helpers/client';
 import { addMaterialVersion, blobMaterialVersion } from '../helpers/material-version';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { testModuleKind } from '../helpers/test-module';
 import { BLOB_FORMAT_V1 } from '../../src/kms/blob-codec';
 import { DATA_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
@@ -14,8 +14,6 @@ import { DATA_BLOB_FORMAT_V1 } from '../../src/kms/data-blob-codec';
  * material version of its own, inside the service. Steps: seal → re-encrypt → open under the new key.
  */
 
-let t: TestService;
-let kms: KmsClient;
 let source: string;
 let destination: string;
 
@@ -25,15 +23,12 @@ async function auditRecord(response: { headers: Headers }): Promise<Record<strin
   return lines.find((line) => line.request_id === response.headers.get('x-request-id'));
 }
 
+const t = useTestService();
+const kms = t.client('project-a');
+
 beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
   source = await createKeyId(kms, 're-encrypt-source');
   destination = await createKeyId(kms, 're-encrypt-destination');
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 describe('a data key blob moves to another key', () => {

@@ -6,9 +6,9 @@ import { decodeBlob } from '../../src/kms/blob-codec';
 import { createLogger } from '../../src/logger';
 import type { MetadataStore } from '../../src/domain/repositories';
 import { openStore } from '../../src/store/open-store';
-import { expectKmsError, type KmsClient } from '../helpers/client';
+import { expectKmsError } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { makeDataDir, startTestService, type TestService } from '../helpers/service';
+import { makeDataDir, useTestService, type TestService } from '../helpers/service';
 import { postAlone, readAdminCredentials, startServiceProcess } from '../helpers/service-process';
 
 /**
@@ -18,9 +18,6 @@ import { postAlone, readAdminCredentials, startServiceProcess } from '../helpers
  * back; the GCM IV budget's seal counts rotating a key by themselves.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
 /**
  * A tiny GCM IV budget for the budget tests (the other tests seal at most four times per version),
  * and no timed flush, so that the tests decide when counts reach the database. One service per
@@ -28,14 +25,8 @@ let kms: KmsClient;
  */
 const SEAL_BUDGET = 8;
 
-beforeAll(async () => {
-  t = await startTestService({ env: { KMS_SEAL_BUDGET: String(SEAL_BUDGET), KMS_SEAL_COUNT_FLUSH_SECONDS: '3600' } });
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService({ env: { KMS_SEAL_BUDGET: String(SEAL_BUDGET), KMS_SEAL_COUNT_FLUSH_SECONDS: '3600' } });
+const kms = t.client('project-a');
 
 function dataKeyWithDigest(): string {
   const dek = Buffer.alloc(32, 0x11);

@@ -1,8 +1,8 @@
 import { constants, createPublicKey, publicEncrypt, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { testModuleKind } from '../helpers/test-module';
 import type { RequestContext } from '../../src/kms/context';
 import { RsaDataCipher } from '../../src/kms/rsa-data';
@@ -14,17 +14,8 @@ import { RsaDataCipher } from '../../src/kms/rsa-data';
  * RSAES_OAEP_SHA_256 is refused naming it; NSS's softoken does both.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 type Oaep = 'RSAES_OAEP_SHA_256' | 'RSAES_OAEP_SHA_1';
 const HASH: Readonly<Record<Oaep, string>> = { RSAES_OAEP_SHA_256: 'sha256', RSAES_OAEP_SHA_1: 'sha1' };

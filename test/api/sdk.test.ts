@@ -1,14 +1,13 @@
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * Contract tests with the official Huawei Cloud Node.js SDK core as the client: it signs every
  * request itself (SDK-HMAC-SHA256), so these prove that a real SDK's signatures verify here.
  */
 
-let t: TestService;
 let admin: ReturnType<typeof sdkClient>;
 let adminSecret: { ak: string; sk: string };
 
@@ -21,14 +20,11 @@ function client(projectId: string, credential: { ak: string; sk: string }, endpo
   return sdkClient({ endpoint, projectId, ...credential });
 }
 
+const t = useTestService();
+
 beforeAll(async () => {
-  t = await startTestService();
   adminSecret = await accessKey('project-a', ['kms:*']);
   admin = client('project-a', adminSecret);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 describe('every endpoint, signed by the official SDK', () => {

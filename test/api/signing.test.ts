@@ -1,10 +1,10 @@
 import { constants, createHash, createPublicKey, verify as verifyLocally, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createKeyId, expectKmsError, kmsClient, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError, kmsClient } from '../helpers/client';
 import { runCli } from '../helpers/cli';
 import { sdkClient } from '../helpers/sdk-client';
 import { testModuleKind } from '../helpers/test-module';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import type { KeySpec, KeyUsage } from '../../src/hsm/hsm';
 
 /**
@@ -13,17 +13,8 @@ import type { KeySpec, KeyUsage } from '../../src/hsm/hsm';
  * cannot make (Ed25519 and secp256k1 on NSS's softoken) are refused clearly instead.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 function dataKeyWithDigest(): string {
   const dek = Buffer.alloc(32, 0x11);

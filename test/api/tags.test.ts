@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createKeyId, expectKmsError, type KmsClient, type KmsResponse } from '../helpers/client';
 import { sdkClient } from '../helpers/sdk-client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * The six tag operations (issue 20): create-kms-tag, the batch tags action, delete-tag,
@@ -11,17 +11,8 @@ import { startTestService, type TestService } from '../helpers/service';
  * SoftHSM only, not once more on NSS's softoken.
  */
 
-let t: TestService;
-let kms: KmsClient;
-
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
+const kms = t.client('project-a');
 
 let aliases = 0;
 async function createKey(alias = `tagged-${++aliases}`, client: KmsClient = kms): Promise<string> {

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { TestPki, type Issued } from '../helpers/certificates';
 import { sdkClient } from '../helpers/sdk-client';
-import { LogCapture, makeDataDir, startTestService, type TestService } from '../helpers/service';
+import { LogCapture, makeDataDir, startTestService, useTestService } from '../helpers/service';
 import { exitOf, readAdminCredentials, runUntilExit, processEnv, startServiceProcess, waitForOutput, type ServiceProcess } from '../helpers/service-process';
 import { freshTokenEnv } from '../helpers/test-module';
 
@@ -79,14 +79,12 @@ function onlyVersion(version: SecureVersion): ConnectionOptions {
 }
 
 describe('HTTPS', () => {
-  let t: TestService;
+  const t = useTestService({ env: tlsEnv(serverCert) });
   let credential: { ak: string; sk: string };
   beforeAll(async () => {
-    t = await startTestService({ env: tlsEnv(serverCert) });
     const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
     credential = { ak: issued.access_key, sk: issued.secret_key };
   });
-  afterAll(() => t.stop());
 
   it('serves the official Node SDK core over HTTPS with the CA file, and logs an https URL with the certificate', async () => {
     expect(t.service.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
@@ -133,14 +131,12 @@ describe('KMS_TLS_MIN_VERSION=TLSv1.3', () => {
 });
 
 describe('client certificates (mTLS)', () => {
-  let t: TestService;
+  const t = useTestService({ env: tlsEnv(serverCert, { KMS_TLS_CLIENT_CA_FILE: clientCa.certFile }) });
   let credential: { ak: string; sk: string };
   beforeAll(async () => {
-    t = await startTestService({ env: tlsEnv(serverCert, { KMS_TLS_CLIENT_CA_FILE: clientCa.certFile }) });
     const issued = await t.service.credentials.createAccessKey({ projectId: 'project-a', actions: ['kms:*'] });
     credential = { ak: issued.access_key, sk: issued.secret_key };
   });
-  afterAll(() => t.stop());
 
   const sdk = (client?: Issued): ReturnType<typeof sdkClient> =>
     sdkClient({ endpoint: t.service.url, projectId: 'project-a', ...credential, httpsAgent: agentFor(client) });

@@ -2,8 +2,8 @@
  * Request validation: every malformed request gets the KMS code the API names for it (400 unless
  * noted), in the documented error body, without echoing what was sent, and never a 5xx.
  */
-import { expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { createKeyId, expectKmsError, fetchResponse, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
+import { useTestService } from '../helpers/service';
 import { KMS_ERRORS, type KmsCode } from '../../src/errors';
 
 /** Well-formed, but no key has it. */
@@ -12,20 +12,13 @@ const VALID_SEQUENCE = '919c82d4-8046-4722-9094-35c3c6524cff';
 /** Sent in bad requests; must never come back in a response. */
 const SECRET = 'SECRET-VALUE';
 
-let t: TestService;
-let a: KmsClient;
 let keyId: string;
 
-beforeAll(async () => {
-  t = await startTestService();
-  a = t.client('project-a');
-  const created = await a.call('create-key', { key_alias: 'validation' });
-  expect(created.status).toBe(200);
-  keyId = created.body.key_info.key_id;
-});
+const t = useTestService();
+const a = t.client('project-a');
 
-afterAll(async () => {
-  await t?.stop();
+beforeAll(async () => {
+  keyId = await createKeyId(a, 'validation');
 });
 
 /** A request to any path of the service (the client only builds /v1.0/{project}/kms/<op>). */

@@ -1,18 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { expectKmsError, fetchResponse } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /** The version documents: read without a credential, as the API defines them. */
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService();
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService();
 
 const v1 = (base: string): unknown => ({
   id: 'v1.0',

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 const README = readFileSync(path.resolve(__dirname, '..', '..', 'README.md'), 'utf8');
 
@@ -28,16 +28,14 @@ function bash(script: string, cwd: string): Promise<{ code: number; stdout: stri
   });
 }
 
-let t: TestService;
+const t = useTestService();
 let cwd: string;
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   // The walkthrough reads data/admin-credentials.json: the one the service's first start wrote.
   cwd = mkdtempSync(path.join(tmpdir(), 'kms-walkthrough-'));
   symlinkSync(t.dataDir, path.join(cwd, 'data'));
 });
-afterAll(async () => {
-  await t.stop();
+afterAll(() => {
   rmSync(cwd, { recursive: true, force: true });
 });
 

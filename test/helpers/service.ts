@@ -53,11 +53,19 @@ export function makeDataDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'kms-test-'));
 }
 
+/** What a test service is started with: settings over the defaults, and a data directory to reuse. */
+export interface TestServiceOptions {
+  /** Environment settings (KMS_...) over the test defaults. */
+  readonly env?: Record<string, string>;
+  /** A data directory to start on instead of a fresh one. */
+  readonly dataDir?: string;
+}
+
 /**
  * Starts the real service on the embedded defaults (SoftHSMv2, a token made in a temporary
  * directory for this run) on a free loopback port, with responses checked against openapi.yaml.
  */
-export async function startTestService(options: { env?: Record<string, string>; dataDir?: string } = {}): Promise<TestService> {
+export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
   const dataDir = options.dataDir ?? makeDataDir();
   // Tokens of all test files share the run's SoftHSM directory (global-setup.ts): one label each.
   const tokenLabel = `kms-test-${randomBytes(6).toString('hex')}`;
@@ -115,5 +123,75 @@ export function lazyClient(service: () => TestService, project = 'project-a', ac
     project,
     call: (operation, body) => service().client(project, actions).call(operation, body),
     raw: (operation, init) => service().client(project, actions).raw(operation, init),
+  };
+}
+
+/**
+ * One test service for the suite (or the describe block) that calls it: started in a beforeAll,
+ * stopped in an afterAll, both registered where the call stands, so they run in that scope and in
+ * that order among the suite's other hooks.
+ *
+ * It returns a TestService that stands for the running one rather than a getter (as
+ * usePostgresCluster's), so that a suite's uses stay as they were: `t.client(...)`, `t.logs`,
+ * `t.service.url`, `runCli(t, ...)`. Each member is read from the running service when used (so
+ * `t.service` after `t.restart()` is the new one, as before); using one before the start throws.
+ * `t.client(project)` may be called where the suite declares its clients, before the start: the
+ * client finds the service when it sends (lazyClient), so `const kms = t.client('project-a')` at
+ * the top level replaces `let kms` and its assignment in beforeAll.
+ *
+ * `options` are startTestService's, or a function giving them, called in the beforeAll, for
+ * settings known only then (a file or database made by an earlier hook, or made first in it).
+ * `timeout` is the beforeAll's, for a start that waits on more than the service.
+ *
+ * The afterAll stops the service whatever happened after its start (a later beforeAll or a test
+ * that failed: Jest runs afterAll hooks regardless), and also when the start itself outlasted the
+ * beforeAll's timeout: it waits for that start to finish and stops what it started.
+ */
+export function useTestService(
+  options: TestServiceOptions | (() => TestServiceOptions | Promise<TestServiceOptions>) = {},
+  timeout?: number,
+): TestService {
+  let starting: Promise<TestService> | undefined;
+  let running: TestService | undefined;
+  let stopped = false;
+  const current = (): TestService => {
+    if (!running) throw new Error('the test service is not started (useTestService starts it in beforeAll)');
+    return running;
+  };
+  beforeAll(async () => {
+    starting = (async () => startTestService(typeof options === 'function' ? await options() : options))();
+    running = await starting;
+  }, timeout);
+  afterAll(async () => {
+    // A start that failed has nothing to stop; its error is the beforeAll's.
+    const started = await starting?.catch(() => undefined);
+    if (started && !stopped) await started.stop();
+  });
+  return {
+    get service() {
+      return current().service;
+    },
+    get config() {
+      return current().config;
+    },
+    get logs() {
+      return current().logs;
+    },
+    get clock() {
+      return current().clock;
+    },
+    get dataDir() {
+      return current().dataDir;
+    },
+    get moduleEnv() {
+      return current().moduleEnv;
+    },
+    client: (project = 'project-a', actions?: readonly string[]) => lazyClient(current, project, actions),
+    token: (project?: string, actions?: readonly string[]) => current().token(project, actions),
+    restart: () => current().restart(),
+    async stop() {
+      stopped = true;
+      await current().stop();
+    },
   };
 }

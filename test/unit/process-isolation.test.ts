@@ -7,25 +7,15 @@
  * order Jest picks. And each file's SoftHSM tokens leave the run's shared token directory when
  * their service stops, not at the end of the run.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { runJest } from '../helpers/run-jest';
 import { startTestService } from '../helpers/service';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'isolation');
-
-function runJest(env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js'), '--config', path.join(FIXTURES, 'jest.config.js'), '--ci'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, output })));
-}
 
 describe('test file isolation', () => {
   let dir: string;
@@ -38,7 +28,7 @@ describe('test file isolation', () => {
 
   it('gives every test file a fresh process, with no PKCS#11 module left initialised by another file', async () => {
     const log = path.join(dir, 'processes');
-    const { code, output } = await runJest({ KMS_ISOLATION_LOG: log });
+    const { code, output } = await runJest(path.join(FIXTURES, 'jest.config.js'), { KMS_ISOLATION_LOG: log });
     expect({ code, output }).toEqual({ code: 0, output: expect.stringContaining('Tests:       3 passed, 3 total') });
     const runs = readFileSync(log, 'utf8').trim().split('\n').map((line) => line.split(' '));
     expect(runs.map(([name]) => name).sort()).toEqual(['first', 'second', 'third']);
