@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../helpers/cli';
 import * as pkcs11 from 'pkcs11js';
-import { createKeyId, expectKmsError, type KmsClient } from '../helpers/client';
+import { createKeyId, expectKmsError } from '../helpers/client';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 
@@ -20,18 +20,12 @@ import { testModuleKind } from '../helpers/test-module';
  * FIPS-style shim over it import both families.
  */
 
-let t: TestService;
-let kms: KmsClient;
+const t = useTestService();
+const kms = t.client('project-a');
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
+beforeAll(() => {
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 /** SoftHSM 2.6 (and the shim over it) unwraps OAEP with SHA-1 only; NSS's softoken takes SHA-256, the SDK's. */
