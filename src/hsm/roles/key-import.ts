@@ -13,7 +13,7 @@ import type { Pkcs11Profile } from '../profiles';
 import { keyObjectTemplate, type KeyUse } from '../templates';
 import { OAEP } from './asymmetric-decryption';
 import { callback } from './calls';
-import { checkPrivateKeyTemplate, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily } from './private-key-import';
+import { checkPrivateKeyTemplate, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily, type PublicHalf } from './private-key-import';
 
 /**
  * The wrapping key's size: the SDK's `encrypted_key_material` is 344 to 360 base64 characters, so
@@ -89,9 +89,9 @@ function temporaryKeyTemplate(): pkcs11.Template {
 
 /**
  * Makes a token object with `make` and the service's template for it; on a module that refuses
- * CKA_MODIFIABLE false there (SoftHSM 2.6, see unwrapIntoToken), without it. What was checked on a
- * session object a moment ago is refused now by the module, not the caller: KMS.0103. The object's
- * uses are then held to the template's (keepUses).
+ * CKA_MODIFIABLE false there (SoftHSM 2.6, see unwrapIntoToken), without it. The same material
+ * was checked on a session object a moment ago: a refusal now is the module's, not the caller's
+ * (KMS.0103). The object's uses are then held to the template's (keepUses).
  */
 async function intoToken(session: graphene.Session, make: (template: pkcs11.Template) => Promise<Buffer>, template: graphene.ITemplate): Promise<Buffer> {
   let handle: Buffer;
@@ -311,7 +311,7 @@ export class Pkcs11KeyImport implements KeyImport {
   }
 
   /** The private key unwrapped into a session object, checked to be of `family`, and its public half; KMS.2609 when it is not, or does not unwrap. */
-  private async checkPrivateKey(session: graphene.Session, mechanism: pkcs11.Mechanism, temporary: Buffer, wrapped: Buffer, family: ImportableFamily) {
+  private async checkPrivateKey(session: graphene.Session, mechanism: pkcs11.Mechanism, temporary: Buffer, wrapped: Buffer, family: ImportableFamily): Promise<PublicHalf> {
     let check: Buffer;
     try {
       check = await this.unwrap(session, mechanism, temporary, wrapped, checkPrivateKeyTemplate(family));
@@ -363,23 +363,11 @@ export class Pkcs11KeyImport implements KeyImport {
    * length is the material's; SoftHSM refuses the attribute in an unwrap template). SoftHSM 2.6
    * also refuses CKA_MODIFIABLE false there (CKR_ATTRIBUTE_READ_ONLY, and in C_CopyObject too): on
    * such a module the object is made without it, so it stays modifiable (the service never
-   * modifies an object; its uses are set false explicitly all the same).
+   * modifies an object; its uses are set false explicitly all the same, and held to: intoToken).
    */
-  private async unwrapIntoToken(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, ref: MaterialRef): Promise<Buffer> {
+  private unwrapIntoToken(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, ref: MaterialRef): Promise<Buffer> {
     const { valueLen: _length, ...template } = aes256Template(ref);
-    try {
-      try {
-        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(template));
-      } catch (error) {
-        if (ckrOf(error) !== pkcs11.CKR_ATTRIBUTE_READ_ONLY) throw error;
-        const { modifiable: _modifiable, ...modifiable } = template;
-        return await this.unwrap(session, mechanism, unwrapping, wrapped, graphene.Template.toPkcs11(modifiable));
-      }
-    } catch (error) {
-      // The same material has just unwrapped into the check object: a refusal now is the module's, not the caller's.
-      if (error instanceof KmsError && error.code === 'KMS.0308') throw new KmsError('KMS.0103', { cause: error.cause });
-      throw error;
-    }
+    return intoToken(session, (attempt) => this.unwrap(session, mechanism, unwrapping, wrapped, attempt), template);
   }
 
   /** C_UnwrapKey; what means "does not unwrap" is the caller's KMS.0308. */
