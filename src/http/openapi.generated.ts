@@ -491,7 +491,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move a data blob, a data key blob or a private-key blob to another key, or to the newest material version of its own, without the plaintext leaving the service. */
+        /** Move a data blob, a data key blob, a private-key blob or an RSA-OAEP ciphertext to another key (AES, or RSA for ENCRYPT_DECRYPT), or to the newest material version of its own, without the plaintext leaving the service. */
         post: operations["reEncrypt"];
         delete?: never;
         options?: never;
@@ -1546,7 +1546,7 @@ export interface components {
          */
         EncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_256" | "RSAES_OAEP_SHA_1" | "SM2_ENCRYPT";
         /**
-         * @description SYMMETRIC_DEFAULT (the default). source_encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 with a source_key_id of an RSA key made for ENCRYPT_DECRYPT moves an RSA-OAEP ciphertext of encrypt-data (KMS.2106 for SYMMETRIC_DEFAULT with such a key); with an AES key, and as destination_encryption_algorithm, the asymmetric ones are KMS.2105. SM2_ENCRYPT is never served.
+         * @description SYMMETRIC_DEFAULT (the default). source_encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 with a source_key_id of an RSA key made for ENCRYPT_DECRYPT moves an RSA-OAEP ciphertext of encrypt-data (KMS.2106 for SYMMETRIC_DEFAULT with such a key); with an AES key they are KMS.2105. As destination_encryption_algorithm, SYMMETRIC_DEFAULT with an AES key (the asymmetric ones KMS.2105), and RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 with an RSA key made for ENCRYPT_DECRYPT (SYMMETRIC_DEFAULT KMS.2106): the plaintext encrypted with RSA-OAEP, as encrypt-data answers it (KMS.2108 when it is longer than one block takes). SM2_ENCRYPT is never served.
          * @enum {string}
          */
         ReEncryptionAlgorithm: "SYMMETRIC_DEFAULT" | "RSAES_OAEP_SHA_1" | "RSAES_OAEP_SHA_256" | "SM2_ENCRYPT";

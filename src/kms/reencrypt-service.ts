@@ -37,6 +37,12 @@ interface Source {
   open(binding: CheckedBinding): Promise<Buffer>;
 }
 
+/** Where re-encrypt puts the plaintext: the destination's algorithm, and its encryption as the response's cipher_text. */
+interface Destination {
+  readonly algorithm: ReEncryptResponse['destination_encryption_algorithm'];
+  encrypt(plaintext: Buffer): Promise<string>;
+}
+
 /**
  * re-encrypt: opens a ciphertext under its key (source) and seals it under another key, or under
  * the newest material version of the same one (destination), inside the service: the plaintext is
@@ -50,8 +56,10 @@ interface Source {
  * source_key_id, an RSA key made for ENCRYPT_DECRYPT; it is decrypted in the HSM and sealed under
  * the destination as a data blob, which decrypt-data opens (its plaintext may be any bytes:
  * plain_text_base64 carries them exactly). It is bound to nothing, so a source binding is refused.
- * The destination is an AES_256 key: moving data to an RSA public key is not served (KMS.0325, and
- * KMS.2105 for an asymmetric destination_encryption_algorithm).
+ * The destination is an AES_256 key (an asymmetric destination_encryption_algorithm is KMS.2105),
+ * or an RSA key made for ENCRYPT_DECRYPT with destination_encryption_algorithm RSAES_OAEP_SHA_256
+ * or RSAES_OAEP_SHA_1 (another KMS.2106): the plaintext of any source, encrypted with RSA-OAEP, as
+ * encrypt-data would (rsaDestination).
  */
 export class ReEncryptService {
   constructor(private readonly deps: ReEncryptServiceDeps) {}
@@ -60,18 +68,18 @@ export class ReEncryptService {
     // Every re-encrypt record names its source key: null until one is found.
     ctx.actedOn.sourceKeyId = null;
     const source = await this.source(ctx, request);
-    const destinationKey = await this.deps.keys.usableKey(ctx, request.destination_key_id);
-    const destinationAlgorithm = symmetricAlgorithm(request.destination_encryption_algorithm);
+    // 'data': an AES key seals a blob; an RSA key made for ENCRYPT_DECRYPT encrypts with RSA-OAEP.
+    const destinationKey = await this.deps.keys.usableKey(ctx, request.destination_key_id, 'data');
+    const destination = isRsaEncryptionKey(destinationKey) ? this.rsaDestination(ctx, request, destinationKey) : this.blobDestination(ctx, request, source, destinationKey);
     if (request.datakey_cipher_length !== undefined) checkDataKeyLength(source.dataKeyBlob, request.datakey_cipher_length);
     const sourceBinding = checkedBinding(request.source_encryption_context, request.source_additional_authenticated_data);
-    const destinationBinding = checkedBinding(request.destination_encryption_context, request.destination_additional_authenticated_data);
 
     const plaintext = await source.open(sourceBinding);
-    let sealed: Blob;
+    let cipherText: string;
     try {
       // encrypt-data never makes an empty data blob, and an OAEP ciphertext may hold nothing.
       if (plaintext.length === 0) throw new KmsError('KMS.2101', { detail: 'The ciphertext holds no plaintext to seal.' });
-      sealed = await this.deps.sealer.seal(ctx, source.purpose, destinationKey, plaintext, destinationBinding);
+      cipherText = await destination.encrypt(plaintext);
     } finally {
       plaintext.fill(0);
     }
@@ -79,8 +87,45 @@ export class ReEncryptService {
       key_id: destinationKey.keyId,
       source_key_id: source.key.keyId,
       source_encryption_algorithm: source.algorithm,
-      destination_encryption_algorithm: destinationAlgorithm,
-      cipher_text: source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : base64BlobToText({ purpose: source.purpose, blob: sealed }),
+      destination_encryption_algorithm: destination.algorithm,
+      cipher_text: cipherText,
+    };
+  }
+
+  /** An AES destination: the plaintext sealed as a blob of the source's kind, with the destination binding. */
+  private blobDestination(ctx: RequestContext, request: ReEncryptRequest, source: Source, key: KeyRecord): Destination {
+    const algorithm = symmetricAlgorithm(request.destination_encryption_algorithm);
+    const binding = checkedBinding(request.destination_encryption_context, request.destination_additional_authenticated_data);
+    return {
+      algorithm,
+      encrypt: async (plaintext) => {
+        const sealed = await this.deps.sealer.seal(ctx, source.purpose, key, plaintext, binding);
+        return source.purpose === 'datakey' ? encodeBlob(sealed).toString('hex').toUpperCase() : base64BlobToText({ purpose: source.purpose, blob: sealed });
+      },
+    };
+  }
+
+  /**
+   * An RSA destination: the plaintext encrypted with RSA-OAEP under its public key, base64 of the
+   * block as encrypt-data answers it, which decrypt-data with that key opens. It is bound to
+   * nothing, so a destination binding is refused; a plaintext longer than the modulus and hash
+   * take is KMS.2108. The audit record's algorithm stays the source's.
+   */
+  private rsaDestination(ctx: RequestContext, request: ReEncryptRequest, key: KeyRecord): Destination {
+    const algorithm = oaepAlgorithm(request.destination_encryption_algorithm);
+    if (request.destination_encryption_context !== undefined || request.destination_additional_authenticated_data !== undefined) {
+      throw new KmsError('KMS.0308', { detail: 'destination_encryption_context and destination_additional_authenticated_data do not apply to RSA-OAEP: its ciphertext is bound to nothing.' });
+    }
+    return {
+      algorithm,
+      encrypt: async (plaintext) => {
+        const recorded = ctx.actedOn.algorithm;
+        try {
+          return (await this.deps.rsa.encrypt(ctx, key, algorithm, plaintext, "the ciphertext's plaintext")).toString('base64');
+        } finally {
+          ctx.actedOn.algorithm = recorded;
+        }
+      },
     };
   }
 

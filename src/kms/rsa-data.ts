@@ -45,11 +45,15 @@ export class RsaDataCipher {
 
   constructor(private readonly hsm: Hsm) {}
 
-  async encrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, plaintext: Buffer): Promise<Buffer> {
+  /**
+   * RSA-OAEP of `plaintext` under the record's public key. KMS.2108 when it is longer than the
+   * modulus and hash allow; `what` names it in the message (encrypt-data's plain_text as UTF-8).
+   */
+  async encrypt(ctx: RequestContext, record: KeyRecord, requested: EncryptionAlgorithm | undefined, plaintext: Buffer, what = 'plain_text as UTF-8'): Promise<Buffer> {
     const algorithm = this.usableAlgorithm(ctx, requested);
     const limit = modulusBytes(record) - 2 * OAEP_HASH[algorithm].bytes - 2;
     if (plaintext.length > limit) {
-      throw new KmsError('KMS.2108', { detail: `plain_text must be at most ${limit} bytes as UTF-8 for ${record.keySpec} with ${algorithm}.` });
+      throw new KmsError('KMS.2108', { detail: `${what} must be at most ${limit} bytes for ${record.keySpec} with ${algorithm}.` });
     }
     const key = await this.publicKey(record);
     return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: OAEP_HASH[algorithm].node }, plaintext);

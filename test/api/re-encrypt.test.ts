@@ -341,7 +341,7 @@ describe('an RSA-OAEP source (encrypt-data with an RSA ENCRYPT_DECRYPT key) move
     expect((await kms.call('decrypt-data', { cipher_text: moved.body.cipher_text })).body.plain_text).toBe('sha-256');
   });
 
-  it('refuses: no source_key_id (KMS.0308), an RSA key with SYMMETRIC_DEFAULT (KMS.2106), an AES key with OAEP (KMS.2105), a source binding (KMS.0308), a ciphertext under another key (KMS.0311), an RSA destination (KMS.0325)', async () => {
+  it('refuses: no source_key_id (KMS.0308), an RSA key with SYMMETRIC_DEFAULT (KMS.2106), an AES key with OAEP (KMS.2105), a source binding (KMS.0308), a ciphertext under another key (KMS.0311), an RSA destination without an OAEP destination_encryption_algorithm (KMS.2106)', async () => {
     const cipherText = encryptLocally(Buffer.from('x'));
     const body = { cipher_text: cipherText, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1', destination_key_id: destination };
     const withoutKey = await kms.call('re-encrypt', { ...body, source_key_id: undefined });
@@ -352,7 +352,7 @@ describe('an RSA-OAEP source (encrypt-data with an RSA ENCRYPT_DECRYPT key) move
     expectKmsError(await kms.call('re-encrypt', { ...body, source_key_id: source }), 400, 'KMS.2105');
     expectKmsError(await kms.call('re-encrypt', { ...body, source_additional_authenticated_data: 'aad' }), 400, 'KMS.0308');
     expectKmsError(await kms.call('re-encrypt', { ...body, source_encryption_context: { a: 'b' } }), 400, 'KMS.0308');
-    expectKmsError(await kms.call('re-encrypt', { ...body, destination_key_id: rsaKey }), 400, 'KMS.0325');
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_key_id: rsaKey }), 400, 'KMS.2106');
     const other = await kms.call('create-key', { key_alias: 're-encrypt-rsa-other', key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
     expectKmsError(await kms.call('re-encrypt', { ...body, source_key_id: other.body.key_info.key_id }), 400, 'KMS.0311');
     // The request that fits still moves.
@@ -452,5 +452,72 @@ describe('through the official SDK (its signer, ReEncryptRequestBody\'s field na
     expect(moved.status).toBe(200);
     expect(moved.body).toMatchObject({ key_id: destination, source_key_id: rsaKey, source_encryption_algorithm: 'RSAES_OAEP_SHA_1' });
     expect((await sdk.call('decrypt-data', { cipher_text: moved.body.cipher_text })).body.plain_text).toBe('sdk rsa data');
+  });
+});
+
+describe('an RSA ENCRYPT_DECRYPT key as the destination: the plaintext encrypted with RSA-OAEP, which decrypt-data with that key opens', () => {
+  let rsaKey: string;
+  /** What the module decrypts with: SoftHSM 2.6 (and the shim over it) SHA-1 only, NSS's softoken SHA-256 too. */
+  const oaep = testModuleKind() === 'nss' ? 'RSAES_OAEP_SHA_256' : 'RSAES_OAEP_SHA_1';
+  beforeAll(async () => {
+    rsaKey = await createKeyId(kms, 're-encrypt-rsa-destination', { key_spec: 'RSA_2048', key_usage: 'ENCRYPT_DECRYPT' });
+  });
+
+  const openWithRsa = (cipherText: string) => kms.call('decrypt-data', { key_id: rsaKey, cipher_text: cipherText, encryption_algorithm: oaep });
+
+  it('a data key blob and a data blob: the answer is one RSA block, base64, and decrypt-data gives the data key\'s bytes, or the data, back', async () => {
+    const dataKey = await kms.call('create-datakey', { key_id: source, datakey_length: '256' });
+    const moved = await kms.call('re-encrypt', { cipher_text: dataKey.body.cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toEqual({ key_id: rsaKey, source_key_id: source, source_encryption_algorithm: 'SYMMETRIC_DEFAULT', destination_encryption_algorithm: oaep, cipher_text: expect.any(String) });
+    expect(Buffer.from(moved.body.cipher_text, 'base64')).toHaveLength(256);
+    const opened = await openWithRsa(moved.body.cipher_text);
+    expect(opened.status).toBe(200);
+    expect(Buffer.from(opened.body.plain_text_base64, 'base64').toString('hex').toUpperCase()).toBe(dataKey.body.plain_text);
+
+    const data = await kms.call('encrypt-data', { key_id: source, plain_text: 'to an RSA key' });
+    const movedData = await kms.call('re-encrypt', { cipher_text: data.body.cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
+    expect(movedData.status).toBe(200);
+    expect((await openWithRsa(movedData.body.cipher_text)).body.plain_text).toBe('to an RSA key');
+  });
+
+  it('an RSA-OAEP source to another RSA key', async () => {
+    const sourceRsa = await createKeyId(kms, 're-encrypt-rsa-to-rsa', { key_spec: 'RSA_3072', key_usage: 'ENCRYPT_DECRYPT' });
+    const encrypted = await kms.call('encrypt-data', { key_id: sourceRsa, encryption_algorithm: oaep, plain_text: 'between RSA keys' });
+    const moved = await kms.call('re-encrypt', { cipher_text: encrypted.body.cipher_text, source_key_id: sourceRsa, source_encryption_algorithm: oaep, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
+    expect(moved.status).toBe(200);
+    expect(moved.body).toMatchObject({ key_id: rsaKey, source_key_id: sourceRsa, source_encryption_algorithm: oaep, destination_encryption_algorithm: oaep });
+    expect((await openWithRsa(moved.body.cipher_text)).body.plain_text).toBe('between RSA keys');
+  });
+
+  it('refuses: SYMMETRIC_DEFAULT or none (KMS.2106), a destination binding (KMS.0308), a plaintext longer than OAEP takes (KMS.2108), an RSA key made to sign (KMS.0335), an EC key (KMS.0325)', async () => {
+    const dataKey = (await kms.call('create-datakey', { key_id: source, datakey_length: '256' })).body.cipher_text as string;
+    const body = { cipher_text: dataKey, destination_key_id: rsaKey, destination_encryption_algorithm: oaep };
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_encryption_algorithm: 'SYMMETRIC_DEFAULT' }), 400, 'KMS.2106');
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_encryption_algorithm: undefined }), 400, 'KMS.2106');
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_additional_authenticated_data: 'aad' }), 400, 'KMS.0308');
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_encryption_context: { a: 'b' } }), 400, 'KMS.0308');
+    // 4096 bytes of data: far more than one RSA-2048 block holds.
+    const large = await kms.call('encrypt-data', { key_id: source, plain_text: 'x'.repeat(4096) });
+    const tooLarge = await kms.call('re-encrypt', { ...body, cipher_text: large.body.cipher_text });
+    expectKmsError(tooLarge, 400, 'KMS.2108');
+    expect(tooLarge.body.error.error_msg).toContain("the ciphertext's plaintext must be at most");
+    const signing = await createKeyId(kms, 're-encrypt-rsa-signing', { key_spec: 'RSA_2048' });
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_key_id: signing }), 400, 'KMS.0335');
+    const ec = await createKeyId(kms, 're-encrypt-ec', { key_spec: 'EC_P256' });
+    expectKmsError(await kms.call('re-encrypt', { ...body, destination_key_id: ec }), 400, 'KMS.0325');
+    expect((await kms.call('re-encrypt', body)).status).toBe(200);
+  });
+
+  it('the audit record names the RSA key as key_id and the source\'s algorithm, never the plaintext', async () => {
+    const data = await kms.call('encrypt-data', { key_id: source, plain_text: 'audited move to RSA' });
+    const moved = await kms.call('re-encrypt', { cipher_text: data.body.cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
+    expect(moved.status).toBe(200);
+    const record = await auditRecord(moved);
+    expect(record).toMatchObject({ action: 're-encrypt', key_id: rsaKey, source_key_id: source, result: 'OK' });
+    expect(record).not.toHaveProperty('algorithm');
+    expect(JSON.stringify(record)).not.toContain('audited move to RSA');
+    // Never the RSA ciphertext a client could replay either.
+    expect(JSON.stringify(record)).not.toContain(moved.body.cipher_text.slice(0, 24));
   });
 });

@@ -202,12 +202,12 @@ describe('keys and algorithms that do not go together', () => {
     expectKmsError(await kms.call('create-datakey', { key_id: signingKey }), 400, 'KMS.0325');
   });
 
-  it('an RSA encryption key does not sign, make data keys or re-encrypt', async () => {
+  it('an RSA encryption key does not sign or make data keys, and re-encrypt to it needs an OAEP destination_encryption_algorithm', async () => {
     const digest = Buffer.alloc(32, 7).toString('base64');
     expectKmsError(await kms.call('sign', { key_id: rsaKey, signing_algorithm: 'RSASSA_PSS_SHA_256', message: digest }), 400, 'KMS.0334');
     expectKmsError(await kms.call('create-datakey', { key_id: rsaKey }), 400, 'KMS.0325');
     const blob = (await kms.call('encrypt-data', { key_id: aesKey, plain_text: 'x' })).body.cipher_text as string;
-    expectKmsError(await kms.call('re-encrypt', { destination_key_id: rsaKey, cipher_text: blob }), 400, 'KMS.0325');
+    expectKmsError(await kms.call('re-encrypt', { destination_key_id: rsaKey, cipher_text: blob }), 400, 'KMS.2106');
   });
 });
 
