@@ -33,6 +33,8 @@ export interface AuditRecord {
   readonly previous_key_id?: string;
   /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
   readonly key_spec?: string;
+  /** decrypt-data and re-encrypt: "private-key" when they opened a data key pair's private-key blob (decrypt-data gave the private key back). */
+  readonly blob?: 'private-key';
   /** The grant the request created, revoked or retired, when it did. */
   readonly grant_id?: string;
   /** The grant that allowed the request, when the principal's permissions did not. */

@@ -53,7 +53,7 @@ export function auditRecord(
  */
 export function actedOnFields(
   actedOn: ActedOn | undefined,
-): Pick<AuditRecord, 'key_id' | 'source_key_id' | 'algorithm' | 'aliases' | 'previous_key_id' | 'key_spec' | 'grant_id' | 'via_grant'> {
+): Pick<AuditRecord, 'key_id' | 'source_key_id' | 'algorithm' | 'aliases' | 'previous_key_id' | 'key_spec' | 'blob' | 'grant_id' | 'via_grant'> {
   return {
     key_id: actedOn?.keyId ?? null,
     ...(actedOn?.sourceKeyId === undefined ? {} : { source_key_id: actedOn.sourceKeyId }),
@@ -61,6 +61,7 @@ export function actedOnFields(
     ...(actedOn?.aliases === undefined ? {} : { aliases: actedOn.aliases }),
     ...(actedOn?.previousKeyId === undefined ? {} : { previous_key_id: actedOn.previousKeyId }),
     ...(actedOn?.keySpec === undefined ? {} : { key_spec: actedOn.keySpec }),
+    ...(actedOn?.blob === undefined ? {} : { blob: actedOn.blob }),
     ...(actedOn?.grantId === undefined ? {} : { grant_id: actedOn.grantId }),
     ...(actedOn?.viaGrantId === undefined ? {} : { via_grant: actedOn.viaGrantId }),
   };

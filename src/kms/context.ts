@@ -32,6 +32,11 @@ export interface ActedOn {
   previousKeyId?: string;
   /** create-rsa-datakey-pair and create-ec-datakey-pair: the key_spec of the pair made (never a key of it). */
   keySpec?: string;
+  /**
+   * decrypt-data and re-encrypt: set when what they opened was a data key pair's private-key
+   * blob, so that a private key given back in plaintext (or moved) stands out in the audit trail.
+   */
+  blob?: 'private-key';
   /** The grant the request created, revoked or retired. */
   grantId?: string;
   /** The grant that allowed the request, when its permissions did not (RequestContext.access). */

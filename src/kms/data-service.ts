@@ -76,7 +76,10 @@ export class DataService {
       sealed = base64BlobFromText(request.cipher_text);
     }
     const binding = checkedBinding(request.encryption_context, request.additional_authenticated_data);
-    return answer(key.keyId, await this.deps.sealer.open(ctx, sealed.purpose, key, sealed.blob, binding));
+    const plaintext = await this.deps.sealer.open(ctx, sealed.purpose, key, sealed.blob, binding);
+    // Recorded once opened: what was done, not what the blob's format claimed.
+    if (sealed.purpose === 'privateKey') ctx.actedOn.blob = 'private-key';
+    return answer(key.keyId, plaintext);
   }
 }
 

@@ -75,6 +75,7 @@ export class ReEncryptService {
     const sourceBinding = checkedBinding(request.source_encryption_context, request.source_additional_authenticated_data);
 
     const plaintext = await source.open(sourceBinding);
+    if (source.purpose === 'privateKey') ctx.actedOn.blob = 'private-key';
     let cipherText: string;
     try {
       // encrypt-data never makes an empty data blob, and an OAEP ciphertext may hold nothing.

@@ -218,6 +218,28 @@ describe('access and audit', () => {
       expect(lines[0]).not.toContain((created.body[field] as string).slice(0, 40));
     }
   });
+
+  it('decrypt-data and re-encrypt of a private-key blob say so in their records ("blob":"private-key"), once it opened; a data blob\'s and a refused one\'s do not', async () => {
+    const recordOf = (response: { headers: Headers }): Record<string, unknown> => {
+      const lines = readFileSync(t.config.auditLogPath, 'utf8').split('\n').filter((line) => line.includes(`"request_id":"${response.headers.get('x-request-id')}"`));
+      expect(lines).toHaveLength(1);
+      return JSON.parse(lines[0]!) as Record<string, unknown>;
+    };
+    const created = await kms.call('create-ec-datakey-pair', { key_id: cmk, key_spec: 'ECC_NIST_P256' });
+    const opened = await open(created.body.private_key_cipher_text);
+    expect(opened.status).toBe(200);
+    expect(recordOf(opened)).toMatchObject({ action: 'decrypt-data', key_id: cmk, blob: 'private-key', result: 'OK' });
+    expect(JSON.stringify(recordOf(opened))).not.toContain(created.body.private_key_plain_text.slice(0, 40));
+    const moved = await kms.call('re-encrypt', { cipher_text: created.body.private_key_cipher_text, destination_key_id: cmk });
+    expect(recordOf(moved)).toMatchObject({ action: 're-encrypt', blob: 'private-key', result: 'OK' });
+    const refused = await open(created.body.private_key_cipher_text, { additional_authenticated_data: 'not-its-aad' });
+    expectKmsError(refused, 400, 'KMS.2201');
+    expect(recordOf(refused)).not.toHaveProperty('blob');
+    const data = await kms.call('encrypt-data', { key_id: cmk, plain_text: 'not a private key' });
+    const dataOpened = await open(data.body.cipher_text);
+    expect(dataOpened.status).toBe(200);
+    expect(recordOf(dataOpened)).not.toHaveProperty('blob');
+  });
 });
 
 describe('through the official SDK\'s signer', () => {
