@@ -122,7 +122,7 @@ describe('create-key', () => {
     ['key_spec AES_128', { key_spec: 'AES_128' }, 'KMS.0308'],
     ['key_usage SIGN_VERIFY for AES_256', { key_usage: 'SIGN_VERIFY' }, 'KMS.1115'],
     ['an origin that is neither kms nor external', { origin: 'elsewhere' }, 'KMS.0308'],
-    ['origin external for a key pair (only AES_256 material is imported)', { origin: 'external', key_spec: 'RSA_2048' }, 'KMS.0308'],
+    ['origin external for an HMAC key (only AES_256 material and RSA and EC private keys are imported)', { origin: 'external', key_spec: 'HMAC_256' }, 'KMS.0308'],
   ])('refuses %s with 400 and creates nothing', async (_label, extra, code) => {
     const alias = freshAlias('unsupported');
     expectKmsError(await a.call('create-key', { key_alias: alias, ...extra }), 400, code);

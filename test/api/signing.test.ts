@@ -159,10 +159,10 @@ describe('symmetric operations refuse other kinds before the HSM', () => {
     ['get-key-rotation-status', (keyId) => ['get-key-rotation-status', { key_id: keyId }]],
   ];
 
-  it.each(operations)('%s refuses RSA (KMS.0325; rotation KMS.0324, encrypt-data and decrypt-data KMS.0335), EC (KMS.0325) and HMAC (KMS.0341) keys', async (name, request) => {
+  it.each(operations)('%s refuses RSA (KMS.0325; rotation KMS.0324, encrypt-data, decrypt-data and a re-encrypt destination KMS.0335), EC (KMS.0325) and HMAC (KMS.0341) keys', async (name, request) => {
     const rotation = name.includes('rotation');
-    // encrypt-data and decrypt-data serve RSA keys made for ENCRYPT_DECRYPT: this one is "used to sign and verify".
-    const rsaCode = rotation ? 'KMS.0324' : name.endsWith('-data') ? 'KMS.0335' : 'KMS.0325';
+    // encrypt-data, decrypt-data and re-encrypt's destination serve RSA keys made for ENCRYPT_DECRYPT: this one is "used to sign and verify".
+    const rsaCode = rotation ? 'KMS.0324' : name.endsWith('-data') || name.startsWith('re-encrypt') ? 'KMS.0335' : 'KMS.0325';
     for (const [keyId, code] of [[rsaKey, rsaCode], [ecKey, 'KMS.0325'], [hmacKey, 'KMS.0341']] as const) {
       const [operation, body] = request(keyId);
       expectKmsError(await kms.call(operation, body), 400, code);
