@@ -212,7 +212,8 @@ export interface KeyImport {
   /**
    * Unwraps `wrappedKey` (a temporary AES-128 or AES-256 key, RSA-OAEP with `algorithm` under
    * `keyId`'s wrapping key; another length KMS.2610) and with it `wrappedPrivateKey` (DER PKCS#8,
-   * AES key wrap with padding, RFC 5649) into `ref`'s key pair of `spec` for `usage`: the private
+   * AES key wrap with padding, RFC 5649) into `ref`'s key pair of `spec` for `usage` (see
+   * {@link PrivateKeyImport}): the private
    * key a token object as generated ones are (sensitive, never extractable, the usage's uses only),
    * its public key a token object made from it, both with ref's CKA_ID and CKA_LABEL, replacing
    * what the token held for `ref`. The private key is checked on a session object first (a key
@@ -220,16 +221,24 @@ export interface KeyImport {
    * for a key that is refused. Returns the fingerprint: SHA-256 of the public key's DER
    * SubjectPublicKeyInfo.
    */
-  unwrapPrivateKey(
-    ref: MaterialRef,
-    spec: KeySpec,
-    usage: KeyUsage,
-    keyId: string,
-    algorithm: WrappingAlgorithm,
-    wrappedKey: Buffer,
-    wrappedPrivateKey: Buffer,
-    expectedFingerprint?: Buffer,
-  ): Promise<Buffer>;
+  unwrapPrivateKey(request: PrivateKeyImport): Promise<Buffer>;
+}
+
+/** What {@link KeyImport.unwrapPrivateKey} imports, and into which key. */
+export interface PrivateKeyImport {
+  /** The key pair's material: its objects' CKA_ID and CKA_LABEL. */
+  readonly ref: MaterialRef;
+  readonly spec: KeySpec;
+  readonly usage: KeyUsage;
+  /** The key whose wrapping key unwraps the temporary key. */
+  readonly keyId: string;
+  readonly algorithm: WrappingAlgorithm;
+  /** The temporary AES key, RSA-OAEP under the wrapping key (encrypted_key_material). */
+  readonly wrappedKey: Buffer;
+  /** The private key, DER PKCS#8, RFC 5649 under the temporary key (encrypted_privatekey). */
+  readonly wrappedPrivateKey: Buffer;
+  /** The fingerprint of the key imported before, which this one must have (KMS.2606 otherwise). */
+  readonly expectedFingerprint?: Buffer;
 }
 
 /** The material version a wrapping key's objects carry in their CKA_ID and CKA_LABEL: the largest, never a rotation's. */

@@ -237,8 +237,7 @@ export class Pkcs11Hsm implements Hsm {
     return {
       wrappingAlgorithms: role.wrappingAlgorithms,
       privateKeySpecs: role.privateKeySpecs,
-      unwrapPrivateKey: (ref, spec, usage, keyId, algorithm, wrappedKey, wrappedPrivateKey, expected) =>
-        keepContract(role.unwrapPrivateKey(ref, spec, usage, keyId, algorithm, wrappedKey, wrappedPrivateKey, expected)),
+      unwrapPrivateKey: (request) => keepContract(role.unwrapPrivateKey(request)),
       createWrappingKey: (keyId) => keepContract(role.createWrappingKey(keyId)),
       wrappingPublicKey: (keyId) => keepContract(role.wrappingPublicKey(keyId)),
       destroyWrappingKey: (keyId) => keepContract(role.destroyWrappingKey(keyId)),

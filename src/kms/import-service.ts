@@ -99,7 +99,7 @@ export class ImportService {
       const ref = materialOf(record);
       const expected = current.fingerprint ?? undefined;
       const fingerprint = await (wrappedPrivateKey
-        ? role.unwrapPrivateKey(ref, spec, usage, record.keyId, token.algorithm, wrapped, wrappedPrivateKey, expected)
+        ? role.unwrapPrivateKey({ ref, spec, usage, keyId: record.keyId, algorithm: token.algorithm, wrappedKey: wrapped, wrappedPrivateKey, expectedFingerprint: expected })
         : role.unwrapKey(ref, spec, record.keyId, token.algorithm, wrapped, expected)
       ).catch(asTokenRefusal);
       const imported = await store.withTransaction(async (tx) => {

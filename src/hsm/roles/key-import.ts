@@ -3,7 +3,7 @@ import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { KmsError } from '../../errors';
 import { ckrOf } from '../ckr';
-import { WRAPPING_KEY_VERSION, type KeyImport, type KeySpec, type KeyUsage, type MaterialRef, type WrappingAlgorithm } from '../hsm';
+import { WRAPPING_KEY_VERSION, type KeyImport, type KeySpec, type MaterialRef, type PrivateKeyImport, type WrappingAlgorithm } from '../hsm';
 import { KEY_KINDS } from '../key-kinds';
 import { aes256Template } from '../key-kinds/aes-256';
 import { destroyQuietly, generateKeyPair } from '../key-kinds/generate';
@@ -233,16 +233,7 @@ export class Pkcs11KeyImport implements KeyImport {
     );
   }
 
-  unwrapPrivateKey(
-    ref: MaterialRef,
-    spec: KeySpec,
-    usage: KeyUsage,
-    keyId: string,
-    algorithm: WrappingAlgorithm,
-    wrappedKey: Buffer,
-    wrappedPrivateKey: Buffer,
-    expectedFingerprint?: Buffer,
-  ): Promise<Buffer> {
+  unwrapPrivateKey({ ref, spec, usage, keyId, algorithm, wrappedKey, wrappedPrivateKey, expectedFingerprint }: PrivateKeyImport): Promise<Buffer> {
     const kind = KEY_KINDS.get(spec);
     const uses = kind?.objectUses?.(usage);
     const padWrap = this.privateKeys?.mechanism;
@@ -289,18 +280,10 @@ export class Pkcs11KeyImport implements KeyImport {
 
   /**
    * The temporary key as a session AES key allowed to unwrap: 16 or 32 bytes (KMS.2610 otherwise,
-   * told as the material's length is: unwrapForCheck); KMS.0308 when it does not unwrap.
+   * told as the material's length is: unwrapAes, materialLength); KMS.0308 when it does not unwrap.
    */
   private async unwrapTemporaryKey(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer): Promise<Buffer> {
-    let key: Buffer;
-    try {
-      key = await this.unwrap(session, mechanism, unwrapping, wrapped, temporaryKeyTemplate());
-    } catch (error) {
-      if (!(error instanceof KmsError && error.code === 'KMS.0308')) throw error;
-      const secret = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.GENERIC_SECRET));
-      destroyQuietly(new graphene.SessionObject(secret, session, session.lib));
-      throw new KmsError('KMS.2610');
-    }
+    const key = await this.unwrapAes(session, mechanism, unwrapping, wrapped, temporaryKeyTemplate(), 'KMS.2610');
     try {
       if (!TEMPORARY_KEY_BYTES.includes(materialLength(session, key))) throw new KmsError('KMS.2610');
       return key;
@@ -330,22 +313,9 @@ export class Pkcs11KeyImport implements KeyImport {
     }
   }
 
-  /**
-   * The material as a session AES key, of 32 bytes, and its fingerprint. Material that does not
-   * unwrap as an AES key is unwrapped once more as a generic secret, which takes any length: when
-   * that works, its length was wrong (KMS.2604); when it does not, it does not unwrap at all
-   * (KMS.0308).
-   */
+  /** The material as a session AES key, of 32 bytes (KMS.2604 otherwise: unwrapAes), and its fingerprint. */
   private async unwrapForCheck(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer): Promise<{ key: Buffer; fingerprint: Buffer }> {
-    let key: Buffer;
-    try {
-      key = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.AES));
-    } catch (error) {
-      if (!(error instanceof KmsError && error.code === 'KMS.0308')) throw error;
-      const secret = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.GENERIC_SECRET));
-      destroyQuietly(new graphene.SessionObject(secret, session, session.lib));
-      throw new KmsError('KMS.2604');
-    }
+    const key = await this.unwrapAes(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.AES), 'KMS.2604');
     try {
       const length = materialLength(session, key);
       // AES-ECB takes 16, 24 and 32-byte keys only: another length fails here (SoftHSM: CKR_MECHANISM_INVALID).
@@ -368,6 +338,22 @@ export class Pkcs11KeyImport implements KeyImport {
   private unwrapIntoToken(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, ref: MaterialRef): Promise<Buffer> {
     const { valueLen: _length, ...template } = aes256Template(ref);
     return intoToken(session, (attempt) => this.unwrap(session, mechanism, unwrapping, wrapped, attempt), template);
+  }
+
+  /**
+   * A session AES key of `template`. What does not unwrap as an AES key is unwrapped once more as a
+   * generic secret, which takes any length: when that works, its length was wrong (`lengthError`);
+   * when it does not, it does not unwrap at all (KMS.0308).
+   */
+  private async unwrapAes(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer, template: pkcs11.Template, lengthError: 'KMS.2604' | 'KMS.2610'): Promise<Buffer> {
+    try {
+      return await this.unwrap(session, mechanism, unwrapping, wrapped, template);
+    } catch (error) {
+      if (!(error instanceof KmsError && error.code === 'KMS.0308')) throw error;
+      const secret = await this.unwrap(session, mechanism, unwrapping, wrapped, checkTemplate(graphene.KeyType.GENERIC_SECRET));
+      destroyQuietly(new graphene.SessionObject(secret, session, session.lib));
+      throw new KmsError(lengthError);
+    }
   }
 
   /** C_UnwrapKey; what means "does not unwrap" is the caller's KMS.0308. */
