@@ -7,9 +7,8 @@ import { KeyRotator } from '../../src/kms/key-rotation';
 import { KeyMaintenance } from '../../src/kms/maintenance';
 import { createLogger } from '../../src/logger';
 import { openStore } from '../../src/store/open-store';
-import type { KmsClient } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * The sweeps' jobs happen once however many processes or instances share the store: the
@@ -20,23 +19,22 @@ import { startTestService, type TestService } from '../helpers/service';
  * passed (played by renewing it to an expiry already past, so that no test waits for a clock).
  */
 
-let t: TestService;
-let kms: KmsClient;
 let other: MetadataStore;
 let aliases = 0;
 
 const HOUR_MS = 3_600_000;
 
-beforeAll(async () => {
-  // No timed sweep: every pass is the test's.
-  t = await startTestService({ env: { KMS_SWEEP_INTERVAL_SECONDS: '86400' } });
-  kms = t.client('project-a');
-  other = await openStore(t.config);
-});
-
+// Declared before useTestService, so that it runs before the service stops and its data directory goes.
 afterAll(async () => {
   await other?.close();
-  await t?.stop();
+});
+
+// No timed sweep: every pass is the test's.
+const t = useTestService({ env: { KMS_SWEEP_INTERVAL_SECONDS: '86400' } });
+const kms = t.client('project-a');
+
+beforeAll(async () => {
+  other = await openStore(t.config);
 });
 
 async function newKey(): Promise<string> {

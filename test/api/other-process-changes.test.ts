@@ -3,7 +3,7 @@ import type { MetadataStore } from '../../src/domain/repositories';
 import { openStore } from '../../src/store/open-store';
 import { expectKmsError, kmsClient, type KmsClient, type KmsResponse } from '../helpers/client';
 import { eventually } from '../helpers/eventually';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
 /**
  * What another process or instance changes in the store (here a second store on the service's
@@ -12,20 +12,19 @@ import { startTestService, type TestService } from '../helpers/service';
  * scheduled for deletion elsewhere, and a grant revoked elsewhere, stop working here.
  */
 
-let t: TestService;
-let kms: KmsClient;
 let other: MetadataStore;
 let aliases = 0;
 
-beforeAll(async () => {
-  t = await startTestService();
-  kms = t.client('project-a');
-  other = await openStore(t.config);
-});
-
+// Declared before useTestService, so that it runs before the service stops and its data directory goes.
 afterAll(async () => {
   await other?.close();
-  await t?.stop();
+});
+
+const t = useTestService();
+const kms = t.client('project-a');
+
+beforeAll(async () => {
+  other = await openStore(t.config);
 });
 
 async function usedKey(): Promise<string> {

@@ -129,7 +129,9 @@ export function lazyClient(service: () => TestService, project = 'project-a', ac
 /**
  * One test service for the suite (or the describe block) that calls it: started in a beforeAll,
  * stopped in an afterAll, both registered where the call stands, so they run in that scope and in
- * that order among the suite's other hooks.
+ * that order among the suite's other hooks. Jest runs a scope's afterAll hooks in the order they
+ * are declared: what must close before the service stops (a second store on its database) closes
+ * in an afterAll declared before the call.
  *
  * It returns a TestService that stands for the running one rather than a getter (as
  * usePostgresCluster's), so that a suite's uses stay as they were: `t.client(...)`, `t.logs`,

@@ -8,22 +8,17 @@ import { constants, createPublicKey, publicEncrypt, randomBytes, randomUUID, typ
 import * as pkcs11 from 'pkcs11js';
 import type { AsymmetricEncryptionAlgorithm, Hsm, KeySpec, MaterialRef } from '../../src/hsm/hsm';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 
-let t: TestService;
+const t = useTestService();
 let hsm: Hsm;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   hsm = t.service.hsm;
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 const OAEP_HASH: Readonly<Record<AsymmetricEncryptionAlgorithm, { readonly name: string; readonly bytes: number }>> = {

@@ -6,17 +6,9 @@
  * SoftHSM's signing calls answer inline (its profile's `sync` calls), so they are not raced.
  */
 import { createPublicKey, randomUUID } from 'node:crypto';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 
-let t: TestService;
-
-beforeAll(async () => {
-  t = await startTestService({ env: { KMS_PKCS11_CALL_TIMEOUT_MS: '10' } });
-});
-
-afterAll(async () => {
-  await t.stop();
-});
+const t = useTestService({ env: { KMS_PKCS11_CALL_TIMEOUT_MS: '10' } });
 
 it('an RSA-3072 key pair is made within the generation deadline, not the call deadline', async () => {
   const ref = { keyId: randomUUID(), version: 0 };

@@ -8,22 +8,17 @@ import { createECDH, createPublicKey, generateKeyPairSync, randomUUID, diffieHel
 import * as pkcs11 from 'pkcs11js';
 import type { Hsm, KeySpec, MaterialRef } from '../../src/hsm/hsm';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 
-let t: TestService;
+const t = useTestService();
 let hsm: Hsm;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   hsm = t.service.hsm;
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 /** Each agreeing spec, its curve's name in Node, and its coordinates' size. */

@@ -11,24 +11,19 @@ import * as pkcs11 from 'pkcs11js';
 import type { Hsm, KeyImport, MaterialRef, WrappingAlgorithm } from '../../src/hsm/hsm';
 import { WRAPPING_KEY_VERSION } from '../../src/hsm/hsm';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 
-let t: TestService;
+const t = useTestService();
 let hsm: Hsm;
 let role: KeyImport;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   hsm = t.service.hsm;
   side = new SideChannel(t.config.hsm);
   role = hsm.keyImport!;
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 const HASH: Readonly<Record<WrappingAlgorithm, string>> = { RSAES_OAEP_SHA_256: 'sha256', RSAES_OAEP_SHA_1: 'sha1' };

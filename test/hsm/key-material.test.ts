@@ -1,17 +1,12 @@
 import * as pkcs11 from 'pkcs11js';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
-let t: TestService;
+const t = useTestService();
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 describe('a customer master key in the token', () => {

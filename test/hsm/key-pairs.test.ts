@@ -15,24 +15,25 @@ import type { Hsm, MaterialRef } from '../../src/hsm/hsm';
 import { fetchResponse } from '../helpers/client';
 import { findObject, rawObjectId } from '../helpers/key-attributes';
 import { Metrics } from '../helpers/metrics';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
-let t: TestService;
 let side: SideChannel;
 const hsm = (): Hsm => t.service.hsm;
 const METRICS_TOKEN = 'key-pairs-metrics-0123456789';
 const metricsDir = mkdtempSync(path.join(tmpdir(), 'kms-key-pairs-'));
 
-beforeAll(async () => {
+const t = useTestService(() => {
   const tokenFile = path.join(metricsDir, 'metrics-token');
   writeFileSync(tokenFile, `${METRICS_TOKEN}\n`, { mode: 0o600 });
-  t = await startTestService({ env: { KMS_METRICS_TOKEN_FILE: tokenFile } });
+  return { env: { KMS_METRICS_TOKEN_FILE: tokenFile } };
+});
+
+beforeAll(() => {
   side = new SideChannel(t.config.hsm);
 });
 
-afterAll(async () => {
-  await t.stop();
+afterAll(() => {
   rmSync(metricsDir, { recursive: true, force: true });
 });
 

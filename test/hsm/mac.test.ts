@@ -9,21 +9,16 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import * as pkcs11 from 'pkcs11js';
 import type { Hsm, KeySpec, MacAlgorithm, MaterialRef } from '../../src/hsm/hsm';
 import { PROTECTED, rawObjectId, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
-let t: TestService;
+const t = useTestService();
 let hsm: Hsm;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   hsm = t.service.hsm;
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 const KINDS: ReadonlyArray<{ spec: KeySpec; algorithm: MacAlgorithm; hash: string; bytes: number }> = [

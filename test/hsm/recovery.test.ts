@@ -1,5 +1,5 @@
-import { expectKmsError, type KmsClient } from '../helpers/client';
-import { startTestService, type TestService } from '../helpers/service';
+import { expectKmsError } from '../helpers/client';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 /**
@@ -7,20 +7,14 @@ import { SideChannel } from '../helpers/side-channel';
  * (async, any vendor's module) and inline (sync, the embedded SoftHSM's default).
  */
 describe.each(['async', 'sync'])('with KMS_PKCS11_CRYPTO_CALLS=%s', (cryptoCalls) => {
-  let t: TestService;
+  const t = useTestService({ env: { KMS_PKCS11_CRYPTO_CALLS: cryptoCalls } });
+  const kms = t.client();
   let side: SideChannel;
-  let kms: KmsClient;
   let keyId: string;
 
   beforeAll(async () => {
-    t = await startTestService({ env: { KMS_PKCS11_CRYPTO_CALLS: cryptoCalls } });
     side = new SideChannel(t.config.hsm);
-    kms = t.client();
     keyId = (await kms.call('create-key', { key_alias: 'recovery' })).body.key_info.key_id;
-  });
-
-  afterAll(async () => {
-    await t.stop();
   });
 
   /** A data key round trip: proves the service's sessions, login and key handle all work. */

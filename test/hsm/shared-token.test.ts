@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import * as graphene from 'graphene-pk11';
 import { TokenLock } from '../../src/hsm/token-lock';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 /**
@@ -14,16 +14,11 @@ import { SideChannel } from '../helpers/side-channel';
  */
 
 const run = promisify(execFile);
-let t: TestService;
+const t = useTestService();
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 /** Generates material for `keyIds` in another process that shares the token. */

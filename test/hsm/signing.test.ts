@@ -9,22 +9,17 @@ import { createHash, createPublicKey, randomUUID, verify as nodeVerify, constant
 import * as pkcs11 from 'pkcs11js';
 import type { Hsm, KeySpec, MaterialRef, SigningAlgorithm } from '../../src/hsm/hsm';
 import { PROTECTED, readFlags, readSecretPart } from '../helpers/key-attributes';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 import { testModuleKind } from '../helpers/test-module';
 
-let t: TestService;
+const t = useTestService();
 let hsm: Hsm;
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   hsm = t.service.hsm;
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 const HASH_BYTES = { sha256: 32, sha384: 48, sha512: 64 } as const;

@@ -11,7 +11,7 @@
  * fails, existing tokens would no longer be read: change the lookup, not this test.
  */
 import * as pkcs11 from 'pkcs11js';
-import { startTestService, type TestService } from '../helpers/service';
+import { useTestService } from '../helpers/service';
 import { SideChannel } from '../helpers/side-channel';
 
 /** CKA_ID: the key id's 16 UUID bytes, then the material version as 4 bytes, big-endian (20 bytes). */
@@ -25,16 +25,11 @@ function expectedLabel(keyId: string, version: number): Buffer {
   return Buffer.from(`kms/${keyId}/v${version}`, 'ascii');
 }
 
-let t: TestService;
+const t = useTestService();
 let side: SideChannel;
 
-beforeAll(async () => {
-  t = await startTestService();
+beforeAll(() => {
   side = new SideChannel(t.config.hsm);
-});
-
-afterAll(async () => {
-  await t.stop();
 });
 
 describe('the layout of a key material object in the token', () => {
