@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createHash, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes, verify, type KeyObject } from 'node:crypto';
+import { constants, createCipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,7 +141,7 @@ describe('import-key-material of a key pair refuses', () => {
     const fresh = () => importRequest(keyId, userKeyPair('RSA_2048').privateKey);
     const { encrypted_privatekey: _omitted, ...withoutPrivateKey } = await fresh();
     expectKmsError(await kms.call('import-key-material', withoutPrivateKey), 400, 'KMS.2608');
-    for (const length of [24, 20]) expectKmsError(await kms.call('import-key-material', await importRequest(keyId, userKeyPair('RSA_2048').privateKey, length)), 400, 'KMS.2610');
+    for (const length of [0, 1, 8, 12, 20, 24, 28, 40]) expectKmsError(await kms.call('import-key-material', await importRequest(keyId, userKeyPair('RSA_2048').privateKey, length)), 400, 'KMS.2610');
     // Another size of RSA key.
     expectKmsError(await kms.call('import-key-material', await importRequest(keyId, userKeyPair('RSA_3072').privateKey)), 400, 'KMS.2609');
     // Wrapped under another temporary key than the one encrypted_key_material carries.
@@ -167,6 +167,28 @@ describe('import-key-material of a key pair refuses', () => {
     expectKmsError(await kms.call('import-key-material', await importRequest(keyId, userKeyPair('EC_P384').privateKey)), 400, 'KMS.2609');
     expectKmsError(await kms.call('import-key-material', await importRequest(keyId, userKeyPair('SECP256K1').privateKey)), 400, 'KMS.2609');
     expect(await t.service.hsm.hasKey({ keyId, version: 0 })).toBe(false);
+  });
+
+  it('a private key whose parts do not agree (KMS.2609): an RSA key whose modulus is another key\'s, EC scalars of 0 and of the curve\'s order', async () => {
+    const keyId = await externalPair('RSA_2048');
+    const own = userKeyPair('RSA_2048').privateKey.export({ format: 'jwk' });
+    const other = userKeyPair('RSA_2048').privateKey.export({ format: 'jwk' });
+    const mixed = createPrivateKey({ key: { ...own, n: other.n }, format: 'jwk' }).export({ type: 'pkcs8', format: 'der' });
+    expectKmsError(await kms.call('import-key-material', await importRequest(keyId, mixed)), 400, 'KMS.2609');
+    expect(await t.service.hsm.hasKey({ keyId, version: 0 })).toBe(false);
+    if (!EC_IMPORTED) return;
+    const ecKey = await externalPair('EC_P256');
+    // A P-256 PKCS#8 of the scalar alone, as a hand-made one may be.
+    const p256 = (scalar: Buffer) => Buffer.concat([Buffer.from('3041020100301306072a8648ce3d020106082a8648ce3d030107042730250201010420', 'hex'), scalar]);
+    const order = Buffer.from('ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551', 'hex');
+    for (const scalar of [Buffer.alloc(32), order]) expectKmsError(await kms.call('import-key-material', await importRequest(ecKey, p256(scalar))), 400, 'KMS.2609');
+    expect(await t.service.hsm.hasKey({ keyId: ecKey, version: 0 })).toBe(false);
+    // A scalar in range, without its public key in the PKCS#8: the HSM finds the point.
+    const scalar = randomBytes(32);
+    scalar[0] = 0x7f;
+    expect((await kms.call('import-key-material', await importRequest(ecKey, p256(scalar)))).status).toBe(200);
+    const expected = createPublicKey(createPrivateKey({ key: p256(scalar), format: 'der', type: 'pkcs8' }));
+    expect(spki(await publicKeyOf(ecKey)).equals(spki(expected))).toBe(true);
   });
 
   it('keys of kinds whose private keys cannot be imported: HMAC and Ed25519 keys cannot be external (KMS.0308)', async () => {

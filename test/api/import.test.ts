@@ -200,9 +200,12 @@ describe('import-key-material', () => {
     const { token, publicKey } = await parameters(keyId);
     const call = (material: string, extra: Record<string, unknown> = {}) => kms.call('import-key-material', { key_id: keyId, import_token: token, encrypted_key_material: material, ...extra });
     expectKmsError(await call(wrap(publicKey, randomBytes(32), OTHER)), 400, 'KMS.0308');
-    for (const length of [16, 31, 33, 64]) expectKmsError(await call(wrap(publicKey, randomBytes(length))), 400, 'KMS.2604');
+    for (const length of [0, 1, 8, 12, 16, 31, 33, 64]) expectKmsError(await call(wrap(publicKey, randomBytes(length))), 400, 'KMS.2604');
     // Within the SDK's pattern, but no RSA-2048 block (261 bytes).
     expectKmsError(await call(randomBytes(261).toString('base64')), 400, 'KMS.0308');
+    // A block whose number is not below the wrapping key's modulus (as material wrapped for another
+    // key now and then is): the caller's too, on every module (NSS answers CKR_ARGUMENTS_BAD).
+    expectKmsError(await call(Buffer.alloc(256, 0xff).toString('base64')), 400, 'KMS.0308');
     expectKmsError(await call(wrap(publicKey, randomBytes(32)), { encrypted_privatekey: randomBytes(300).toString('base64') }), 400, 'KMS.0308');
     expectKmsError(await call(wrap(publicKey, randomBytes(32)), { expiration_time: Math.floor(t.clock.now / 1000) - 1 }), 400, 'KMS.2602');
     expectKmsError(await call(wrap(publicKey, randomBytes(32)), { expiration_time: Math.floor(t.clock.now / 1000) }), 400, 'KMS.2602');

@@ -13,7 +13,7 @@ import type { Pkcs11Profile } from '../profiles';
 import { keyObjectTemplate, type KeyUse } from '../templates';
 import { OAEP } from './asymmetric-decryption';
 import { callback } from './calls';
-import { checkPrivateKeyTemplate, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily, type PublicHalf } from './private-key-import';
+import { checkPrivateKeyTemplate, InconsistentPrivateKey, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily, type PublicHalf } from './private-key-import';
 
 /**
  * The wrapping key's size: the SDK's `encrypted_key_material` is 344 to 360 base64 characters, so
@@ -36,9 +36,13 @@ export function wrappingRef(keyId: string): MaterialRef {
 /**
  * What C_UnwrapKey answers for wrapped material that does not unwrap (another hash, another key,
  * a block that is no OAEP encoding, a key the template cannot take): the caller's, from that call
- * only, with the profile's bad-ciphertext codes (SoftHSM answers CKR_GENERAL_ERROR).
+ * only, with the profile's bad-ciphertext codes (SoftHSM answers CKR_GENERAL_ERROR). NSS 3.87
+ * answers CKR_ARGUMENTS_BAD to a block whose number is not below the modulus (as material wrapped
+ * for another wrapping key is now and then): the mechanism's parameters were probed at start-up,
+ * so the argument it means is the wrapped bytes.
  */
 const NOT_UNWRAPPED: readonly number[] = [
+  pkcs11.CKR_ARGUMENTS_BAD,
   pkcs11.CKR_WRAPPED_KEY_INVALID,
   pkcs11.CKR_WRAPPED_KEY_LEN_RANGE,
   pkcs11.CKR_ENCRYPTED_DATA_INVALID,
@@ -68,7 +72,11 @@ function checkTemplate(keyType: graphene.KeyType): pkcs11.Template {
   });
 }
 
-/** The session AES key a temporary key is unwrapped into: allowed to unwrap (the private key), extractable only as checkTemplate's is. */
+/**
+ * The session AES key a temporary key is unwrapped into: allowed to unwrap (the private key), and
+ * to encrypt and be extractable only as checkTemplate's is, to be measured (its length checked as
+ * the material's is: materialLength, fingerprintOf). Destroyed as soon as the import is done.
+ */
 function temporaryKeyTemplate(): pkcs11.Template {
   return graphene.Template.toPkcs11({
     class: graphene.ObjectClass.SECRET_KEY,
@@ -77,7 +85,7 @@ function temporaryKeyTemplate(): pkcs11.Template {
     private: true,
     sensitive: true,
     extractable: true,
-    encrypt: false,
+    encrypt: true,
     decrypt: false,
     wrap: false,
     unwrap: true,
@@ -285,7 +293,8 @@ export class Pkcs11KeyImport implements KeyImport {
   private async unwrapTemporaryKey(session: graphene.Session, mechanism: pkcs11.Mechanism, unwrapping: Buffer, wrapped: Buffer): Promise<Buffer> {
     const key = await this.unwrapAes(session, mechanism, unwrapping, wrapped, temporaryKeyTemplate(), 'KMS.2610');
     try {
-      if (!TEMPORARY_KEY_BYTES.includes(materialLength(session, key))) throw new KmsError('KMS.2610');
+      // The length to 8 bytes (materialLength), and AES-ECB's say on the rest (16, 24 or 32 bytes).
+      if (!TEMPORARY_KEY_BYTES.includes(materialLength(session, key)) || fingerprintOf(session, key) === undefined) throw new KmsError('KMS.2610');
       return key;
     } catch (error) {
       destroyQuietly(new graphene.SessionObject(key, session, session.lib));
@@ -305,7 +314,17 @@ export class Pkcs11KeyImport implements KeyImport {
       throw error;
     }
     try {
-      const half = publicHalfOf(session, check, family);
+      let half: PublicHalf | undefined;
+      try {
+        half = publicHalfOf(session, check, family);
+      } catch (error) {
+        // The module took the key, then cannot use it as one (SoftHSM: an EC scalar of 0 or n fails ECDH with CKR_GENERAL_ERROR).
+        const code = ckrOf(error);
+        if (error instanceof InconsistentPrivateKey || (code !== undefined && UNUSABLE_PRIVATE_KEY.has(code))) {
+          throw new KmsError('KMS.2609', { detail: 'encrypted_privatekey is not a usable private key.', cause: error });
+        }
+        throw error;
+      }
       if (!half) throw new KmsError('KMS.2609', { detail: `encrypted_privatekey is not a key of this key's spec.` });
       return half;
     } finally {
@@ -405,7 +424,14 @@ function materialLength(session: graphene.Session, key: Buffer): number {
     graphene.Template.toPkcs11({ class: graphene.ObjectClass.SECRET_KEY, keyType: graphene.KeyType.AES, token: false, valueLen: 32, wrap: true, sensitive: true, extractable: false }),
   );
   try {
-    const wrappedLength = lib.C_WrapKey(handle, { mechanism: pkcs11.CKM_AES_KEY_WRAP }, wrapping, key, Buffer.alloc(128)).length;
+    let wrappedLength: number;
+    try {
+      wrappedLength = lib.C_WrapKey(handle, { mechanism: pkcs11.CKM_AES_KEY_WRAP }, wrapping, key, Buffer.alloc(128)).length;
+    } catch (error) {
+      // RFC 3394 wraps 16 bytes or more: SoftHSM refuses a shorter key so. No AES key is that short.
+      if (TOO_SHORT_TO_WRAP.has(ckrOf(error) ?? -1)) return 0;
+      throw error;
+    }
     // 8 bytes of integrity check value, then the key padded to 8 bytes: 40 bytes hold 25 to 32.
     return wrappedLength === MATERIAL_BYTES + 8 ? MATERIAL_BYTES : wrappedLength - 8;
   } finally {
@@ -469,8 +495,27 @@ const NOT_A_PRIVATE_KEY: ReadonlySet<number> = new Set([
   pkcs11.CKR_DATA_LEN_RANGE,
 ]);
 
+/**
+ * What using a just-unwrapped session private key answers when the key is no usable one (its
+ * derivation or signature, whose mechanisms the start-up probe showed working): the caller's
+ * key, KMS.2609.
+ */
+const UNUSABLE_PRIVATE_KEY: ReadonlySet<number> = new Set([
+  ...NOT_A_PRIVATE_KEY,
+  pkcs11.CKR_GENERAL_ERROR,
+  pkcs11.CKR_ARGUMENTS_BAD,
+  pkcs11.CKR_KEY_SIZE_RANGE,
+  pkcs11.CKR_DOMAIN_PARAMS_INVALID,
+]);
+
 /** What modules answer to OAEP parameters they do not take (SoftHSM 2.6: CKR_ARGUMENTS_BAD to any hash but SHA-1). */
 const REFUSED: ReadonlySet<number> = new Set([pkcs11.CKR_ARGUMENTS_BAD, pkcs11.CKR_MECHANISM_PARAM_INVALID, pkcs11.CKR_MECHANISM_INVALID, pkcs11.CKR_GENERAL_ERROR]);
+
+/**
+ * What C_WrapKey with RFC 3394 answers for a key under 16 bytes: SoftHSM 2.6 CKR_KEY_SIZE_RANGE, and
+ * CKR_KEY_NOT_WRAPPABLE for an empty one (the check object is extractable: nothing else it can mean).
+ */
+const TOO_SHORT_TO_WRAP: ReadonlySet<number> = new Set([pkcs11.CKR_KEY_SIZE_RANGE, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE, pkcs11.CKR_DATA_LEN_RANGE, pkcs11.CKR_KEY_NOT_WRAPPABLE]);
 
 /** A CK_ULONG attribute as the module wrote it (8 bytes on 64-bit platforms, 4 on others). */
 function valueLength(raw: Buffer): number {

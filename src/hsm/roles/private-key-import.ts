@@ -61,13 +61,17 @@ export interface PublicHalf {
   readonly attributes: Pick<graphene.ITemplate, 'modulus' | 'publicExponent' | 'paramsEC' | 'pointEC'>;
 }
 
+/** The private key is no key: its public half does not verify what it signs (an RSA key whose modulus is not its primes' product, an EC scalar out of range). */
+export class InconsistentPrivateKey extends Error {}
+
 /**
  * The public key of the session private key `handle` (checkPrivateKeyTemplate), undefined when the
  * key is not of `family` (another modulus size, another curve). RSA's modulus and exponent are
- * attributes of its private key. An EC private key has no point in PKCS#11 (SoftHSM keeps only the
- * scalar d), so it is found in the HSM: ECDH with the curve's generator G gives the x coordinate of
- * d·G, the public point; of the two points with that x, the one that verifies a signature the HSM
- * makes with the key is it.
+ * attributes of its private key; a signature the HSM makes with the key must verify with them
+ * (InconsistentPrivateKey otherwise: a PKCS#8 whose parts do not agree). An EC private key has no
+ * point in PKCS#11 (SoftHSM keeps only the scalar d), so it is found in the HSM: ECDH with the
+ * curve's generator G gives the x coordinate of d·G, the public point; of the two points with that
+ * x, the one that verifies a signature the HSM makes with the key is it.
  */
 export function publicHalfOf(session: graphene.Session, handle: Buffer, family: ImportableFamily): PublicHalf | undefined {
   // NSS's softoken makes the key the PKCS#8 holds, whatever key type the template names.
@@ -75,7 +79,12 @@ export function publicHalfOf(session: graphene.Session, handle: Buffer, family: 
   if (ulong(keyType!) !== (family.name === 'RSA' ? pkcs11.CKK_RSA : pkcs11.CKK_EC)) return undefined;
   if (family.name === 'RSA') {
     const spki = rsaPublicKeyInfo(session, handle);
-    if (createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength !== family.bits) return undefined;
+    const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    if (publicKey.asymmetricKeyDetails?.modulusLength !== family.bits) return undefined;
+    const signed = randomBytes(32);
+    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, createHash('sha256').update(signed).digest()]);
+    const signature = signWith(session, handle, pkcs11.CKM_RSA_PKCS, digestInfo, family.bits / 8);
+    if (!verify('sha256', signed, publicKey, signature)) throw new InconsistentPrivateKey('the RSA private key does not sign for its own modulus and exponent');
     const [modulus, publicExponent] = readAttributes(session, handle, [pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT]);
     return { spki, attributes: { modulus: modulus!, publicExponent: publicExponent! } };
   }
@@ -84,7 +93,7 @@ export function publicHalfOf(session: graphene.Session, handle: Buffer, family: 
   if (!params!.equals(curve.params)) return undefined;
   const x = ecdhWithGenerator(session, handle, curve);
   const signed = randomBytes(32);
-  const signature = signDigest(session, handle, createHash('sha256').update(signed).digest());
+  const signature = signWith(session, handle, pkcs11.CKM_ECDSA, createHash('sha256').update(signed).digest(), 2 * curve.bytes);
   for (const prefix of [0x02, 0x03]) {
     const point = ECDH.convertKey(Buffer.concat([Buffer.from([prefix]), x]), curve.node, undefined, undefined, 'uncompressed') as Buffer;
     const key = createPublicKey({ key: { kty: 'EC', crv: curve.jwk, x: x.toString('base64url'), y: point.subarray(1 + curve.bytes).toString('base64url') }, format: 'jwk' });
@@ -92,7 +101,8 @@ export function publicHalfOf(session: graphene.Session, handle: Buffer, family: 
       return { spki: key.export({ type: 'spki', format: 'der' }), attributes: { paramsEC: curve.params, pointEC: octetString(point) } };
     }
   }
-  throw new Error('neither point with the x coordinate ECDH gave verifies the signature of the key: the module is inconsistent');
+  // An out-of-range scalar (which a module may take as another): no point of the key's own.
+  throw new InconsistentPrivateKey('neither point with the x coordinate ECDH gave verifies a signature of the EC private key');
 }
 
 /** The x coordinate of d·G: CKM_ECDH1_DERIVE (no KDF) of the private key with the curve's generator, into a session secret read once. */
@@ -140,12 +150,15 @@ function generatorOf(curve: Curve): Buffer {
   return generator;
 }
 
-/** CKM_ECDSA of a digest with the session key: r and s, each the curve's size. */
-function signDigest(session: graphene.Session, handle: Buffer, digest: Buffer): Buffer {
+/** A signature of `data` with the session key by `mechanism` (raw: the caller hashed), at most `bytes` long. */
+function signWith(session: graphene.Session, handle: Buffer, mechanism: number, data: Buffer, bytes: number): Buffer {
   const { lib } = session;
-  lib.C_SignInit(session.handle, { mechanism: pkcs11.CKM_ECDSA }, handle);
-  return Buffer.from(lib.C_Sign(session.handle, digest, Buffer.alloc(2 * 66)));
+  lib.C_SignInit(session.handle, { mechanism }, handle);
+  return Buffer.from(lib.C_Sign(session.handle, data, Buffer.alloc(bytes)));
 }
+
+/** PKCS#1 v1.5's DigestInfo prefix of a SHA-256 digest (RFC 8017, 9.2 note 1): what CKM_RSA_PKCS signs for a SHA-256 signature. */
+const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
 /** CKA_EC_POINT as PKCS#11 has it: the uncompressed point in a DER OCTET STRING (our curves' points are under 128 bytes). */
 function octetString(point: Buffer): Buffer {
