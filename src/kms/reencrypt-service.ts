@@ -70,7 +70,7 @@ export class ReEncryptService {
     const source = await this.source(ctx, request);
     // 'data': an AES key seals a blob; an RSA key made for ENCRYPT_DECRYPT encrypts with RSA-OAEP.
     const destinationKey = await this.deps.keys.usableKey(ctx, request.destination_key_id, 'data');
-    const destination = isRsaEncryptionKey(destinationKey) ? this.rsaDestination(ctx, request, destinationKey) : this.blobDestination(ctx, request, source, destinationKey);
+    const destination = isRsaEncryptionKey(destinationKey) ? this.rsaDestination(ctx, request, source, destinationKey) : this.blobDestination(ctx, request, source, destinationKey);
     if (request.datakey_cipher_length !== undefined) checkDataKeyLength(source.dataKeyBlob, request.datakey_cipher_length);
     const sourceBinding = checkedBinding(request.source_encryption_context, request.source_additional_authenticated_data);
 
@@ -110,12 +110,17 @@ export class ReEncryptService {
    * An RSA destination: the plaintext encrypted with RSA-OAEP under its public key, base64 of the
    * block as encrypt-data answers it, which decrypt-data with that key opens. It is bound to
    * nothing, so a destination binding is refused; a plaintext longer than the modulus and hash
-   * take is KMS.2108. The audit record's algorithm stays the source's.
+   * take is KMS.2108. A data key pair's private-key blob is refused (KMS.0325): it stays a
+   * private-key blob, which no other kind of ciphertext passes for. All is checked before the
+   * source is opened. The audit record's algorithm stays the source's.
    */
-  private rsaDestination(ctx: RequestContext, request: ReEncryptRequest, key: KeyRecord): Destination {
-    const algorithm = oaepAlgorithm(request.destination_encryption_algorithm);
+  private rsaDestination(ctx: RequestContext, request: ReEncryptRequest, source: Source, key: KeyRecord): Destination {
+    const algorithm = this.deps.rsa.offeredAlgorithm(request.destination_encryption_algorithm, 'destination_encryption_algorithm');
     if (request.destination_encryption_context !== undefined || request.destination_additional_authenticated_data !== undefined) {
       throw new KmsError('KMS.0308', { detail: 'destination_encryption_context and destination_additional_authenticated_data do not apply to RSA-OAEP: its ciphertext is bound to nothing.' });
+    }
+    if (source.purpose === 'privateKey') {
+      throw new KmsError('KMS.0325', { detail: 'A data key pair\'s private-key blob moves to an AES_256 key only: it stays a private-key blob.' });
     }
     return {
       algorithm,

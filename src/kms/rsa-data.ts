@@ -13,10 +13,10 @@ const OAEP_HASH: Readonly<Record<AsymmetricEncryptionAlgorithm, { readonly node:
   RSAES_OAEP_SHA_1: { node: 'sha1', bytes: 20 },
 };
 
-/** The OAEP algorithm an encryption_algorithm names, or KMS.2106 (SYMMETRIC_DEFAULT, also when left out, and SM2_ENCRYPT). */
-export function oaepAlgorithm(algorithm: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
+/** The OAEP algorithm an encryption_algorithm (`field`) names, or KMS.2106 (SYMMETRIC_DEFAULT, also when left out, and SM2_ENCRYPT). */
+export function oaepAlgorithm(algorithm: EncryptionAlgorithm | undefined, field = 'encryption_algorithm'): AsymmetricEncryptionAlgorithm {
   if (isOaep(algorithm)) return algorithm;
-  throw new KmsError('KMS.2106', { detail: 'An RSA key for ENCRYPT_DECRYPT takes encryption_algorithm RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1.' });
+  throw new KmsError('KMS.2106', { detail: `An RSA key for ENCRYPT_DECRYPT takes ${field} RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1.` });
 }
 
 /** Whether an encryption_algorithm names RSA-OAEP. */
@@ -83,10 +83,16 @@ export class RsaDataCipher {
   }
 
   private usableAlgorithm(ctx: RequestContext, requested: EncryptionAlgorithm | undefined): AsymmetricEncryptionAlgorithm {
-    const algorithm = oaepAlgorithm(requested);
+    const algorithm = this.offeredAlgorithm(requested, 'encryption_algorithm');
     ctx.actedOn.algorithm = algorithm;
+    return algorithm;
+  }
+
+  /** The OAEP algorithm `requested` names, when this HSM decrypts with it; KMS.2106 naming `field` otherwise. */
+  offeredAlgorithm(requested: EncryptionAlgorithm | undefined, field: string): AsymmetricEncryptionAlgorithm {
+    const algorithm = oaepAlgorithm(requested, field);
     if (!this.hsm.supportsAlgorithm(algorithm)) {
-      throw new KmsError('KMS.2106', { detail: `encryption_algorithm: ${algorithm} is not supported by this service's HSM.` });
+      throw new KmsError('KMS.2106', { detail: `${field}: ${algorithm} is not supported by this service's HSM.` });
     }
     return algorithm;
   }

@@ -509,6 +509,21 @@ describe('an RSA ENCRYPT_DECRYPT key as the destination: the plaintext encrypted
     expect((await kms.call('re-encrypt', body)).status).toBe(200);
   });
 
+  it('refuses a data key pair\'s private-key blob (KMS.0325: it stays a private-key blob), and an algorithm the HSM does not decrypt with (KMS.2106), before the source is opened', async () => {
+    const pair = await kms.call('create-ec-datakey-pair', { key_id: source, key_spec: 'ECC_NIST_P256' });
+    expect(pair.status).toBe(200);
+    const refused = await kms.call('re-encrypt', { cipher_text: pair.body.private_key_cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
+    expectKmsError(refused, 400, 'KMS.0325');
+    // Refused before it was opened: the record does not say a private key was.
+    expect(await auditRecord(refused)).not.toHaveProperty('blob');
+    if (testModuleKind() !== 'nss') {
+      const sha256 = await kms.call('re-encrypt', { cipher_text: pair.body.private_key_cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: 'RSAES_OAEP_SHA_256' });
+      expectKmsError(sha256, 400, 'KMS.2106');
+      expect(sha256.body.error.error_msg).toContain('destination_encryption_algorithm');
+      expect(await auditRecord(sha256)).not.toHaveProperty('blob');
+    }
+  });
+
   it('the audit record names the RSA key as key_id and the source\'s algorithm, never the plaintext', async () => {
     const data = await kms.call('encrypt-data', { key_id: source, plain_text: 'audited move to RSA' });
     const moved = await kms.call('re-encrypt', { cipher_text: data.body.cipher_text, destination_key_id: rsaKey, destination_encryption_algorithm: oaep });
