@@ -98,6 +98,8 @@ export function auditedCredentialChange<T>(
  * Runs a change made beside the store's services (`kms store copy`) under the chain's lock. The
  * change calls `record` with what it is about to commit, before it commits: the record is written
  * and synced then, and a record that cannot be written fails the change, so none goes unrecorded.
+ * As with the credential changes, a COMMIT that fails after the record (the database gone at that
+ * moment) leaves a record of a change that did not land: the trail errs towards recording.
  */
 export function auditedStoreCopy<T>(
   store: Pick<MetadataStore, 'bootstrap'>,

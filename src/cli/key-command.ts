@@ -407,7 +407,12 @@ function importRunner(line: CommandLine, topic: readonly string[]): (core: CliCo
     material = readable(materialFile);
     if (material.length !== MATERIAL_BYTES) throw new UsageError(`--material must be a file of exactly ${MATERIAL_BYTES} bytes (AES-256 key material), not ${material.length}`, topic);
   } else {
-    material = privateKeyDer(readable(privateKeyFile!), topic);
+    const file = readable(privateKeyFile!);
+    try {
+      material = privateKeyDer(file, topic);
+    } finally {
+      file.fill(0);
+    }
   }
   const pair = privateKeyFile !== undefined;
   const requested = line.strings.get('algorithm');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { Logger } from 'pino';
-import { ckrName } from './ckr';
+import { ckrName, ckrOf } from './ckr';
 import { HsmStartError } from './start-error';
 
 /**
@@ -30,7 +30,8 @@ export function loadModule(modulePath: string, initArgs?: string): graphene.Modu
 
 /**
  * The slots whose token carries `label`. A token that cannot be read throws, unless
- * `skipUnreadable`: then it is passed over as not the one looked for.
+ * `skipUnreadable`: then one that answers as a removed token does (SoftHSM's CKR_GENERAL_ERROR,
+ * or CKR_TOKEN_NOT_PRESENT) is passed over as not the one looked for.
  */
 export function tokenSlots(module: graphene.Module, label: string, skipUnreadable = false): graphene.Slot[] {
   const slots = module.getSlots(true);
@@ -41,7 +42,8 @@ export function tokenSlots(module: graphene.Module, label: string, skipUnreadabl
     try {
       tokenLabel = slot.getToken().label;
     } catch (error) {
-      if (skipUnreadable) continue;
+      const code = ckrOf(error);
+      if (skipUnreadable && (code === pkcs11.CKR_GENERAL_ERROR || code === pkcs11.CKR_TOKEN_NOT_PRESENT)) continue;
       throw error;
     }
     if (tokenLabel === label) found.push(slot);

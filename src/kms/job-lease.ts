@@ -51,10 +51,13 @@ export async function underLease<T>(
   const lease = await leases.tryClaim(job, item, ttlMs);
   if (!lease) return { claimed: false };
   let lostLogged = false;
+  // A renewal still under way when the work ends may answer after the release removed the lease:
+  // that is no loss.
+  let ended = false;
   const renewal = setInterval(() => {
     lease.renew(ttlMs).then(
       (kept) => {
-        if (kept || lostLogged) return;
+        if (kept || lostLogged || ended) return;
         lostLogged = true;
         logger.warn({ job, item }, 'a job lease expired and was taken over while its work ran here: the item may be worked on twice');
       },
@@ -65,6 +68,7 @@ export async function underLease<T>(
   try {
     return { claimed: true, value: await work() };
   } finally {
+    ended = true;
     clearInterval(renewal);
     await lease.release();
   }

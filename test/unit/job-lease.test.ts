@@ -136,3 +136,19 @@ it('logs nothing while the renewals succeed', async () => {
   await run.outcome;
   expect(lines).toEqual([]);
 });
+
+it('does not call a lease lost when a renewal under way as the work ends answers after the release', async () => {
+  let answer!: (kept: boolean) => void;
+  const leases = oneLease(() => new Promise<boolean>((resolve) => (answer = resolve)));
+  const { options, lines } = capturedLogger();
+  const run = runUntilFinished(leases, options);
+  await jest.advanceTimersByTimeAsync(TTL_MS / 3);
+  expect(leases.renewals).toBe(1);
+  run.finish();
+  await run.outcome;
+  expect(leases.released).toBe(1);
+  // The store answers the renewal now: the lease it renewed is gone, released.
+  answer(false);
+  await jest.advanceTimersByTimeAsync(0);
+  expect(lines).toEqual([]);
+});

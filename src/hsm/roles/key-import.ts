@@ -145,24 +145,32 @@ async function keepUses(session: graphene.Session, handle: Buffer, template: gra
   const uses = (Object.keys(USE_ATTRIBUTES) as KeyUse[]).filter((use) => typeof template[use] === 'boolean');
   const types = uses.map((use) => USE_ATTRIBUTES[use]);
   const wrong = (object: Buffer): boolean => readAttributes(session, object, types).some((value, index) => (value[0] === 1) !== template[uses[index]!]);
-  if (!wrong(handle)) return handle;
   const { lib } = session;
+  // Whatever fails from here, no object made here is left in the token.
+  const destroy = (object: Buffer): void => new graphene.SessionObject(object, session, lib).destroy();
+  const destroyingOnFailure = <T>(object: Buffer, work: () => T): T => {
+    try {
+      return work();
+    } catch (error) {
+      destroyQuietly(new graphene.SessionObject(object, session, lib));
+      throw error;
+    }
+  };
+  if (!destroyingOnFailure(handle, () => wrong(handle))) return handle;
   const fixed = graphene.Template.toPkcs11(Object.fromEntries(uses.map((use) => [use, template[use]])));
   // Through a session copy: NSS gives a token copy of a token key the original's handle, so that
-  // destroying the original would destroy the copy.
-  let held: Buffer;
-  try {
-    held = lib.C_CopyObject(session.handle, handle, graphene.Template.toPkcs11({ token: false }));
-  } finally {
-    destroyQuietly(new graphene.SessionObject(handle, session, lib));
-  }
+  // destroying the original would destroy the copy. The original must go (an object with more uses
+  // than its key's must not stay beside the copy under its CKA_ID): a failure to destroy it fails
+  // the import.
+  const held = destroyingOnFailure(handle, () => lib.C_CopyObject(session.handle, handle, graphene.Template.toPkcs11({ token: false })));
   let copy: Buffer;
   try {
+    destroy(handle);
     copy = await withoutModifiableIfRefused({ token: true, modifiable: false }, async (extra) => lib.C_CopyObject(session.handle, held, [...fixed, ...graphene.Template.toPkcs11(extra)]));
   } finally {
     destroyQuietly(new graphene.SessionObject(held, session, lib));
   }
-  if (wrong(copy)) {
+  if (destroyingOnFailure(copy, () => wrong(copy))) {
     destroyQuietly(new graphene.SessionObject(copy, session, lib));
     throw new KmsError('KMS.0103', { cause: new Error('the module keeps uses on an imported key that its template does not allow') });
   }
