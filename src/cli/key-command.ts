@@ -1,4 +1,5 @@
-import { constants, createCipheriv, createPrivateKey, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createPrivateKey, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { wrapWithPadding } from '../hsm/roles/private-key-import';
 import { readFileSync } from 'node:fs';
 import { KmsError } from '../errors';
 import type { Operation, OperationMethod, OperationPath } from '../http/operation';
@@ -491,10 +492,4 @@ function privateKeyDer(file: Buffer, topic: readonly string[]): Buffer {
     }
   }
   throw new UsageError('--private-key must be a private key file: PEM, or DER (PKCS#8, PKCS#1 or SEC 1), unencrypted', topic);
-}
-
-/** AES key wrap with padding (RFC 5649) of `data` under `key`. */
-function wrapWithPadding(key: Buffer, data: Buffer): Buffer {
-  const cipher = createCipheriv(`id-aes${key.length * 8}-wrap-pad`, key, Buffer.from('a65959a6', 'hex'));
-  return Buffer.concat([cipher.update(data), cipher.final()]);
 }

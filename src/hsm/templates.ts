@@ -66,13 +66,16 @@ export function allKeysTemplate(objectClass: KeyObjectClass): graphene.ITemplate
 /** What a key object may be used for: each is its CKA_ flag, set true when named and false otherwise. */
 export type KeyUse = 'encrypt' | 'decrypt' | 'sign' | 'verify' | 'derive' | 'wrap' | 'unwrap';
 
+/** Every use flag (a secret key's template sets them all). */
+export const KEY_USES: readonly KeyUse[] = ['encrypt', 'decrypt', 'wrap', 'unwrap', 'sign', 'verify', 'derive'];
+
 /**
  * The use flags each class has (PKCS#11 §4.8-4.10: a public key cannot decrypt, sign or unwrap, a
  * private key cannot encrypt, verify or wrap; SoftHSM answers CKR_ATTRIBUTE_TYPE_INVALID to a
  * template that names the other half's).
  */
 const USES_OF: Readonly<Record<KeyObjectClass, readonly KeyUse[]>> = {
-  secret: ['encrypt', 'decrypt', 'wrap', 'unwrap', 'sign', 'verify', 'derive'],
+  secret: KEY_USES,
   private: ['decrypt', 'unwrap', 'sign', 'derive'],
   public: ['encrypt', 'wrap', 'verify', 'derive'],
 };

@@ -1,4 +1,4 @@
-import { constants, createCipheriv, createHash, createPublicKey, generateKeyPairSync, publicEncrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPublicKey, generateKeyPairSync, publicEncrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import { KmsError } from '../../errors';
@@ -10,10 +10,10 @@ import { destroyQuietly, generateKeyPair } from '../key-kinds/generate';
 import { readAttributes, rsaPublicKeyInfo } from '../key-kinds/public-key-info';
 import type { KeyObjects } from '../key-objects';
 import type { Pkcs11Profile } from '../profiles';
-import { keyObjectTemplate, type KeyUse } from '../templates';
+import { KEY_USES, keyObjectTemplate } from '../templates';
 import { OAEP } from './asymmetric-decryption';
 import { callback } from './calls';
-import { checkPrivateKeyTemplate, InconsistentPrivateKey, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, type ImportableFamily, type PublicHalf } from './private-key-import';
+import { checkPrivateKeyTemplate, InconsistentPrivateKey, isImportableFamily, publicHalfOf, TEMPORARY_KEY_BYTES, wrapWithPadding, type ImportableFamily, type PublicHalf } from './private-key-import';
 
 /**
  * The wrapping key's size: the SDK's `encrypted_key_material` is 344 to 360 base64 characters, so
@@ -123,17 +123,6 @@ async function withoutModifiableIfRefused<T>(template: graphene.ITemplate, make:
   }
 }
 
-/** The use flags a template sets, as attribute types. */
-const USE_ATTRIBUTES: Readonly<Record<KeyUse, number>> = {
-  encrypt: pkcs11.CKA_ENCRYPT,
-  decrypt: pkcs11.CKA_DECRYPT,
-  wrap: pkcs11.CKA_WRAP,
-  unwrap: pkcs11.CKA_UNWRAP,
-  sign: pkcs11.CKA_SIGN,
-  verify: pkcs11.CKA_VERIFY,
-  derive: pkcs11.CKA_DERIVE,
-};
-
 /**
  * The token object `handle` with exactly the uses `template` sets. NSS's softoken ignores an
  * unwrap template's use flags for a private key (it allows decrypt and unwrap to a key made to
@@ -142,9 +131,14 @@ const USE_ATTRIBUTES: Readonly<Record<KeyUse, number>> = {
  * so that no key in the token can do more than its usage.
  */
 async function keepUses(session: graphene.Session, handle: Buffer, template: graphene.ITemplate): Promise<Buffer> {
-  const uses = (Object.keys(USE_ATTRIBUTES) as KeyUse[]).filter((use) => typeof template[use] === 'boolean');
-  const types = uses.map((use) => USE_ATTRIBUTES[use]);
-  const wrong = (object: Buffer): boolean => readAttributes(session, object, types).some((value, index) => (value[0] === 1) !== template[uses[index]!]);
+  // The template's use flags as graphene writes them (type and value), read back to compare.
+  const fixed = graphene.Template.toPkcs11(Object.fromEntries(KEY_USES.filter((use) => typeof template[use] === 'boolean').map((use) => [use, template[use]])));
+  const wrong = (object: Buffer): boolean =>
+    readAttributes(
+      session,
+      object,
+      fixed.map((attribute) => attribute.type),
+    ).some((value, index) => (value[0] === 1) !== fixed[index]!.value);
   const { lib } = session;
   // Whatever fails from here, no object made here is left in the token.
   const destroy = (object: Buffer): void => new graphene.SessionObject(object, session, lib).destroy();
@@ -157,7 +151,6 @@ async function keepUses(session: graphene.Session, handle: Buffer, template: gra
     }
   };
   if (!destroyingOnFailure(handle, () => wrong(handle))) return handle;
-  const fixed = graphene.Template.toPkcs11(Object.fromEntries(uses.map((use) => [use, template[use]])));
   // Through a session copy: NSS gives a token copy of a token key the original's handle, so that
   // destroying the original would destroy the copy. The original must go (an object with more uses
   // than its key's must not stay beside the copy under its CKA_ID): a failure to destroy it fails
@@ -456,8 +449,7 @@ function materialLength(session: graphene.Session, key: Buffer): number {
  */
 export function probeUnwrap(session: graphene.Session, algorithm: WrappingAlgorithm): boolean {
   return withProbeWrappingPair(session, (publicKey, unwrapping) => {
-    const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
-    const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, randomBytes(MATERIAL_BYTES));
+    const wrapped = wrapForProbe(publicKey, algorithm, randomBytes(MATERIAL_BYTES));
     let key: Buffer;
     try {
       key = session.lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrapped, checkTemplate(graphene.KeyType.AES));
@@ -469,6 +461,11 @@ export function probeUnwrap(session: graphene.Session, algorithm: WrappingAlgori
     destroyQuietly(new graphene.SessionObject(key, session, session.lib));
     return true;
   });
+}
+
+/** `value` wrapped by Node's crypto under a probe's public key as a caller wraps with `algorithm` (RSA-OAEP, MGF1 of the same hash, no label). */
+function wrapForProbe(publicKey: KeyObject, algorithm: WrappingAlgorithm, value: Buffer): Buffer {
+  return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1' }, value);
 }
 
 /** Runs `probe` with a throwaway session RSA-1024 key pair allowed to unwrap: its public key, for Node's crypto, and its private key's handle; destroys the pair after. */
@@ -545,8 +542,7 @@ export function withProbeTemporaryKey<T>(session: graphene.Session, algorithm: W
   const value = randomBytes(32);
   try {
     return withProbeWrappingPair(session, (publicKey, unwrapping) => {
-      const hash = algorithm === 'RSAES_OAEP_SHA_256' ? 'sha256' : 'sha1';
-      const wrapped = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, value);
+      const wrapped = wrapForProbe(publicKey, algorithm, value);
       const { lib } = session;
       const handle = lib.C_UnwrapKey(session.handle, { mechanism: pkcs11.CKM_RSA_PKCS_OAEP, parameter: OAEP[algorithm] }, unwrapping, wrapped, temporaryKeyTemplate());
       try {
@@ -570,8 +566,7 @@ export function withProbeTemporaryKey<T>(session: graphene.Session, algorithm: W
 export function probePrivateKeyImport(session: graphene.Session, temporary: ProbeTemporaryKey, mechanism: number, family: ImportableFamily): boolean {
   const probeFamily: ImportableFamily = family.name === 'RSA' ? { name: 'RSA', bits: 1024 } : family;
   const made: KeyObject = family.name === 'RSA' ? generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey : generateKeyPairSync('ec', { namedCurve: family.curve.node }).privateKey;
-  const wrap = createCipheriv('id-aes256-wrap-pad', temporary.value, RFC5649_IV);
-  const wrappedPrivateKey = Buffer.concat([wrap.update(made.export({ type: 'pkcs8', format: 'der' })), wrap.final()]);
+  const wrappedPrivateKey = wrapWithPadding(temporary.value, made.export({ type: 'pkcs8', format: 'der' }));
   const { lib } = session;
   try {
     const check = lib.C_UnwrapKey(session.handle, { mechanism }, temporary.handle, wrappedPrivateKey, checkPrivateKeyTemplate(probeFamily));
@@ -586,6 +581,3 @@ export function probePrivateKeyImport(session: graphene.Session, temporary: Prob
     throw error;
   }
 }
-
-/** RFC 5649's alternative initial value, which Node's id-aes*-wrap-pad ciphers take as their IV. */
-const RFC5649_IV = Buffer.from('a65959a6', 'hex');

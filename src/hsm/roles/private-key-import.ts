@@ -1,4 +1,4 @@
-import { createECDH, createHash, createPublicKey, ECDH, randomBytes, verify } from 'node:crypto';
+import { createCipheriv, createECDH, createHash, createPublicKey, ECDH, randomBytes, verify } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import * as pkcs11 from 'pkcs11js';
 import type { Curve, KindFamily } from '../key-kinds/key-kind';
@@ -21,6 +21,17 @@ export const PAD_WRAP_MECHANISMS: readonly { readonly type: number; readonly nam
   { type: 0x210b, name: 'CKM_AES_KEY_WRAP_KWP' },
   { type: pkcs11.CKM_AES_KEY_WRAP_PAD, name: 'CKM_AES_KEY_WRAP_PAD' },
 ];
+
+/**
+ * `data` under `key` (16, 24 or 32 bytes) with AES key wrap with padding, RFC 5649, as the caller
+ * of import-key-material wraps a private key (`openssl enc -id-aes256-wrap-pad -iv A65959A6`):
+ * what the command line's import and the start-up probe make.
+ */
+export function wrapWithPadding(key: Buffer, data: Buffer): Buffer {
+  // RFC 5649's alternative initial value, which Node's id-aes*-wrap-pad ciphers take as their IV.
+  const cipher = createCipheriv(`id-aes${key.length * 8}-wrap-pad`, key, Buffer.from('a65959a6', 'hex'));
+  return Buffer.concat([cipher.update(data), cipher.final()]);
+}
 
 /** The temporary key's lengths the API takes (KMS.2610 otherwise): AES-128 or AES-256. */
 export const TEMPORARY_KEY_BYTES: readonly number[] = [16, 32];
